@@ -1,0 +1,293 @@
+/**
+ * PubSub: topics that actors (or queues, or sockets) subscribe to, and
+ * broadcasts that reach every subscriber of a topic.
+ *
+ * Every subscriber has a bounded buffer (`bufferSize`: what was handed to it
+ * and not yet consumed) and an overflow policy for when it is full:
+ *
+ * | policy         | a full subscriber…                                  | right for                 |
+ * |----------------|------------------------------------------------------|---------------------------|
+ * | `sliding`      | loses its oldest message, takes the new one          | telemetry, positions      |
+ * | `dropping`     | does not get the new message                         | best-effort notifications |
+ * | `backpressure` | makes `broadcast` wait until it has room             | what must not be lost     |
+ * | `disconnect`   | is stopped with a `shutdown(slow consumer…)` reason  | slow sockets              |
+ *
+ * A subscription vanishes when its actor exits (the hub watches the actor),
+ * or when the scope of a queue subscription closes. Wrap a payload in
+ * `Encoded` to encode it once for all subscribers. Hubs on several nodes share
+ * broadcasts through a `Backplane`.
+ *
+ * ```ts
+ * const hub = yield* PubSub.make()
+ * yield* PubSub.subscribe(hub, "robots", dashboard, { bufferSize: 64, overflow: "sliding" })
+ * yield* PubSub.broadcast(hub, "robots", { robot: "agv-1", x: 1.5 })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import type { ActorRef } from "./ActorRef.js"
+import type { Backplane } from "./Backplane.js"
+import type { ActorCell } from "./internal/cell.js"
+import { ActorSub, type HubCounters, type Overflow, QueueSub, type Sink, type Sub, SinkSub } from "./internal/subscription.js"
+
+export type { Overflow, Sink }
+
+/** @internal */
+export const TypeId: unique symbol = Symbol.for("fleetvisor/PubSub")
+
+/** A PubSub hub. */
+export interface PubSub {
+  readonly [TypeId]: typeof TypeId
+  /** This node's name on the backplane. */
+  readonly nodeId: string
+  /** @internal */
+  readonly topics: Map<string, Array<Sub>>
+  /** @internal */
+  readonly counters: HubCounters & { published: number }
+  /** @internal */
+  readonly backplane: Backplane | undefined
+}
+
+/** A subscriber's buffer and policy. */
+export interface SubscribeOptions {
+  /** Default: 1024 messages (a sink counts in its own unit, e.g. bytes). */
+  readonly bufferSize?: number | undefined
+  /** Default: `sliding`, since most fan-out here is state where the latest value wins. */
+  readonly overflow?: Overflow | undefined
+}
+
+/** One subscription, to inspect or end. */
+export interface Subscription {
+  readonly topic: string
+  /** Messages handed over and not yet consumed. */
+  pending(): number
+  /** Messages this subscriber lost to its overflow policy. */
+  dropped(): number
+  /** Whether the subscription still exists. */
+  isActive(): boolean
+  /** Ends the subscription. */
+  readonly unsubscribe: Effect.Effect<void>
+}
+
+/** Hub counters. */
+export interface Stats {
+  readonly topics: number
+  readonly subscriptions: number
+  readonly published: number
+  readonly delivered: number
+  readonly dropped: number
+  readonly disconnected: number
+}
+
+const defaultBufferSize = 1024
+const defaultOverflow: Overflow = "sliding"
+
+/**
+ * Creates a hub. With a backplane, broadcasts also go to the hubs of other
+ * nodes, and theirs come here, while the scope is open.
+ */
+export const make = (options?: {
+  readonly nodeId?: string | undefined
+  readonly backplane?: Backplane | undefined
+}): Effect.Effect<PubSub, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const hub: PubSub = {
+      [TypeId]: TypeId,
+      nodeId: options?.nodeId ?? `node-${Math.random().toString(36).slice(2, 10)}`,
+      topics: new Map(),
+      counters: { published: 0, delivered: 0, dropped: 0, disconnected: 0 },
+      backplane: options?.backplane
+    }
+    if (options?.backplane !== undefined) {
+      yield* options.backplane.subscribe((incoming) => {
+        if (incoming.origin !== hub.nodeId) Effect.runFork(deliverLocal(hub, incoming.topic, incoming.message, undefined))
+      })
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const subs of [...hub.topics.values()]) for (const sub of [...subs]) sub.close()
+      })
+    )
+    return hub
+  })
+
+const attach = (hub: PubSub, sub: Sub): void => {
+  let subs = hub.topics.get(sub.topic)
+  if (subs === undefined) {
+    subs = []
+    hub.topics.set(sub.topic, subs)
+  }
+  sub.index = subs.length
+  subs.push(sub)
+}
+
+const detacher = (hub: PubSub) => (sub: Sub): void => {
+  const subs = hub.topics.get(sub.topic)
+  if (subs === undefined || subs[sub.index] !== sub) return
+  const last = subs.pop() as Sub
+  if (last !== sub) {
+    subs[sub.index] = last
+    last.index = sub.index
+  }
+  if (subs.length === 0) hub.topics.delete(sub.topic)
+}
+
+const handle = (sub: Sub): Subscription => ({
+  topic: sub.topic,
+  pending: () => sub.pending(),
+  dropped: () => sub.dropped,
+  isActive: () => !sub.closed,
+  unsubscribe: Effect.sync(() => sub.close())
+})
+
+const bindToOwner = (hub: PubSub, sub: Sub, owner: ActorCell): Subscription => {
+  if (!owner.isAlive()) {
+    sub.closed = true
+    return handle(sub)
+  }
+  attach(hub, sub)
+  sub.cancelExit = owner.onExit(() => sub.close())
+  return handle(sub)
+}
+
+/**
+ * Subscribes an actor: each broadcast arrives in its mailbox (mapped by `map`
+ * if given, to fit its message type). Ends when the actor exits.
+ */
+export const subscribe = <M>(
+  hub: PubSub,
+  topic: string,
+  subscriber: ActorRef<M>,
+  options?: SubscribeOptions & { readonly map?: ((message: any) => M) | undefined }
+): Effect.Effect<Subscription> =>
+  Effect.sync(() => {
+    const owner = subscriber as unknown as ActorCell
+    const sub = new ActorSub(
+      topic,
+      owner,
+      options?.bufferSize ?? defaultBufferSize,
+      options?.overflow ?? defaultOverflow,
+      hub.counters,
+      detacher(hub),
+      options?.map
+    )
+    return bindToOwner(hub, sub, owner)
+  })
+
+/**
+ * Subscribes a sink owned by an actor: each broadcast is handed to
+ * `sink.deliver` synchronously (a socket writer), and the sink's own backlog
+ * (say, the socket's buffered bytes) is what `bufferSize` bounds. Only
+ * `dropping` and `disconnect` make sense for a sink: what it took, it holds.
+ * Ends when the owner exits.
+ */
+export const subscribeSink = (
+  hub: PubSub,
+  topic: string,
+  owner: ActorRef<never>,
+  sink: Sink,
+  options: { readonly bufferSize: number; readonly overflow: "dropping" | "disconnect" }
+): Effect.Effect<Subscription> =>
+  Effect.sync(() => {
+    const cell = owner as unknown as ActorCell
+    return bindToOwner(hub, new SinkSub(topic, cell, options.bufferSize, options.overflow, hub.counters, detacher(hub), sink), cell)
+  })
+
+/** Subscribes a queue for the lifetime of the scope; `disconnect` shuts the queue down. */
+export const subscribeQueue = <A = unknown>(
+  hub: PubSub,
+  topic: string,
+  options?: SubscribeOptions
+): Effect.Effect<Queue.Dequeue<A>, never, Scope.Scope> => {
+  const bufferSize = options?.bufferSize ?? defaultBufferSize
+  const overflow = options?.overflow ?? defaultOverflow
+  const makeQueue = overflow === "sliding"
+    ? Queue.sliding<unknown>(bufferSize)
+    : overflow === "dropping"
+    ? Queue.dropping<unknown>(bufferSize)
+    : Queue.bounded<unknown>(bufferSize)
+  return Effect.acquireRelease(
+    Effect.map(makeQueue, (queue) => {
+      const sub = new QueueSub(topic, bufferSize, overflow, hub.counters, detacher(hub), queue)
+      attach(hub, sub)
+      return sub
+    }),
+    (sub) => Effect.sync(() => sub.close())
+  ).pipe(Effect.map((sub) => sub.queue as Queue.Dequeue<A>))
+}
+
+/** Broadcasts to every subscriber of `topic` on every node; returns how many local subscribers got it. */
+export const broadcast = (hub: PubSub, topic: string, message: unknown): Effect.Effect<number> =>
+  publish(hub, topic, message, undefined)
+
+/** Broadcasts to every subscriber of `topic` except those owned by `from` (Phoenix's `broadcast_from`). */
+export const broadcastFrom = (
+  hub: PubSub,
+  from: ActorRef<never>,
+  topic: string,
+  message: unknown
+): Effect.Effect<number> => publish(hub, topic, message, from)
+
+const publish = (hub: PubSub, topic: string, message: unknown, from: ActorRef<never> | undefined) => {
+  const local = deliverLocal(hub, topic, message, from)
+  if (hub.backplane === undefined) return local
+  return Effect.zipLeft(local, hub.backplane.publish({ origin: hub.nodeId, topic, message }))
+}
+
+const deliverLocal = (
+  hub: PubSub,
+  topic: string,
+  message: unknown,
+  from: ActorRef<never> | undefined
+): Effect.Effect<number> =>
+  Effect.suspend(() => {
+    hub.counters.published++
+    const subs = hub.topics.get(topic)
+    if (subs === undefined) return Effect.succeed(0)
+    let delivered = 0
+    let blocked: Array<Sub> | undefined
+    for (const sub of [...subs]) {
+      if (from !== undefined && sub.owner === (from as unknown)) continue
+      const result = sub.offer(message)
+      if (result === true) delivered++
+      else if (result === "full") (blocked ??= []).push(sub)
+    }
+    if (blocked === undefined) return Effect.succeed(delivered)
+    return Effect.forEach(blocked, (sub) => offerWhenRoom(sub, message), { discard: true }).pipe(
+      Effect.map(() => delivered + blocked.filter((sub) => !sub.closed).length)
+    )
+  })
+
+const offerWhenRoom = (sub: Sub, message: unknown): Effect.Effect<void> =>
+  Effect.flatMap(sub.awaitRoom, () => {
+    const result = sub.offer(message)
+    return result === "full" ? offerWhenRoom(sub, message) : Effect.void
+  })
+
+/** The hub's counters now. */
+export const stats = (hub: PubSub): Effect.Effect<Stats> =>
+  Effect.sync(() => {
+    let subscriptions = 0
+    for (const subs of hub.topics.values()) subscriptions += subs.length
+    return {
+      topics: hub.topics.size,
+      subscriptions,
+      published: hub.counters.published,
+      delivered: hub.counters.delivered,
+      dropped: hub.counters.dropped,
+      disconnected: hub.counters.disconnected
+    }
+  })
+
+/** The actors subscribed to `topic` now (queue subscribers have none), for inspection and invariant checks. */
+export const subscribers = (hub: PubSub, topic?: string): ReadonlyArray<ActorRef<never>> => {
+  const out: Array<ActorRef<never>> = []
+  for (const [name, subs] of hub.topics) {
+    if (topic !== undefined && name !== topic) continue
+    for (const sub of subs) if (sub.owner !== undefined) out.push(sub.owner)
+  }
+  return out
+}
