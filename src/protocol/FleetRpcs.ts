@@ -1,0 +1,233 @@
+/**
+ * RPCs of the robot fleet dashboard: live robot views, the control lease, commands and the
+ * emergency stop.
+ *
+ * Control is leased: one session at a time holds a robot (`FleetAcquire`), keeps it by renewing
+ * before `expiresAt`, and only the holder may command it. The emergency stop needs no lease.
+ *
+ * @since 0.1.0
+ */
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as Schema from "effect/Schema"
+
+/** A robot's id, unique in the fleet (an AGV's is `<manufacturer>/<serialNumber>`). */
+export const RobotId = Schema.String.pipe(Schema.minLength(1))
+
+/** What a robot is doing, as far as the fleet knows. */
+export const RobotStatus = Schema.Literal("online", "offline", "disconnected", "fault", "paused", "estop")
+
+/** @see RobotStatus */
+export type RobotStatus = typeof RobotStatus.Type
+
+/** A position on a map: meters, and heading in radians. */
+export const Pose = Schema.Struct({ x: Schema.Number, y: Schema.Number, theta: Schema.Number })
+
+/** An arm's tool position: x, y, z in millimeters, w, p, r in degrees (FANUC's convention). */
+export const CartesianPosition = Schema.Struct({
+  x: Schema.Number,
+  y: Schema.Number,
+  z: Schema.Number,
+  w: Schema.Number,
+  p: Schema.Number,
+  r: Schema.Number
+})
+
+/** @see CartesianPosition */
+export type CartesianPosition = typeof CartesianPosition.Type
+
+/** An active alarm, e.g. FANUC "SRVO-002" or a VDA 5050 error type. */
+export const Alarm = Schema.Struct({
+  code: Schema.String,
+  level: Schema.Literal("warning", "fatal"),
+  message: Schema.String
+})
+
+/** A percentage, 0 to 100. */
+export const Percent = Schema.Number.pipe(Schema.between(0, 100))
+
+const robotFields = {
+  id: RobotId,
+  status: RobotStatus,
+  /** Charge in percent, for robots that have a battery. */
+  battery: Schema.optional(Percent),
+  alarms: Schema.Array(Alarm),
+  /** The holder of the control lease, if any. */
+  controlledBy: Schema.optional(Schema.String)
+}
+
+/** An AGV as the dashboard shows it. */
+export const AgvView = Schema.Struct({ kind: Schema.Literal("agv"), ...robotFields, pose: Pose })
+
+/** A robot arm as the dashboard shows it; `joints` in degrees, J1 first. */
+export const ArmView = Schema.Struct({
+  kind: Schema.Literal("arm"),
+  ...robotFields,
+  position: CartesianPosition,
+  joints: Schema.Array(Schema.Number)
+})
+
+/** A robot as the dashboard shows it. */
+export const RobotView = Schema.Union(AgvView, ArmView)
+
+/** @see RobotView */
+export type RobotView = typeof RobotView.Type
+
+/** Every subscribed robot, first item of a `FleetSubscribe` stream. */
+export const FleetSnapshot = Schema.TaggedStruct("FleetSnapshot", {
+  tick: Schema.Int,
+  robots: Schema.Array(RobotView)
+})
+
+/** The robots that changed since the previous item, conflated to the broadcast rate. */
+export const FleetUpdate = Schema.TaggedStruct("FleetUpdate", {
+  tick: Schema.Int,
+  robots: Schema.Array(RobotView)
+})
+
+/** An item of a `FleetSubscribe` stream. */
+export const FleetEvent = Schema.Union(FleetSnapshot, FleetUpdate)
+
+/** @see FleetEvent */
+export type FleetEvent = typeof FleetEvent.Type
+
+/** A granted control lease. */
+export const Lease = Schema.Struct({ robot: RobotId, expiresAt: Schema.DateTimeUtcFromNumber })
+
+/** @see Lease */
+export type Lease = typeof Lease.Type
+
+/** Arm: move the tool in a straight line to `position` at `speed` mm/s. */
+export const MoveLinear = Schema.TaggedStruct("MoveLinear", {
+  position: CartesianPosition,
+  speed: Schema.Number.pipe(Schema.positive())
+})
+
+/** Arm: move to joint angles (degrees) at `speed` percent of the maximum. */
+export const MoveJoint = Schema.TaggedStruct("MoveJoint", {
+  joints: Schema.Array(Schema.Number),
+  speed: Percent
+})
+
+/** Arm or AGV: hold motion. */
+export const Pause = Schema.TaggedStruct("Pause", {})
+/** Arm: resume a paused program. */
+export const Continue = Schema.TaggedStruct("Continue", {})
+/** Arm: clear faults so motion can be commanded again. */
+export const Reset = Schema.TaggedStruct("Reset", {})
+/** Arm: stop the program and drop queued motion. */
+export const Abort = Schema.TaggedStruct("Abort", {})
+/** AGV: resume after `Pause`. */
+export const Resume = Schema.TaggedStruct("Resume", {})
+/** AGV: cancel the current order. */
+export const CancelOrder = Schema.TaggedStruct("CancelOrder", {})
+/** AGV: publish a fresh state now. */
+export const StateRequest = Schema.TaggedStruct("StateRequest", {})
+
+/** A stop of an AGV order: a node of its map. */
+export const OrderNode = Schema.Struct({
+  nodeId: Schema.String,
+  x: Schema.Number,
+  y: Schema.Number,
+  theta: Schema.optional(Schema.Number),
+  mapId: Schema.String
+})
+
+/** AGV: drive through `nodes` in order (a VDA 5050 order). */
+export const SendOrder = Schema.TaggedStruct("SendOrder", { nodes: Schema.NonEmptyArray(OrderNode) })
+
+/** The commands an arm accepts. */
+export const ArmCommand = Schema.Union(MoveLinear, MoveJoint, Pause, Continue, Reset, Abort)
+
+/** The commands an AGV accepts. */
+export const AgvCommand = Schema.Union(Pause, Resume, CancelOrder, SendOrder, StateRequest)
+
+/** Any robot command; a command the robot's kind does not accept fails with `CommandNotSupported`. */
+export const RobotCommand = Schema.Union(
+  MoveLinear,
+  MoveJoint,
+  Pause,
+  Continue,
+  Reset,
+  Abort,
+  Resume,
+  CancelOrder,
+  SendOrder,
+  StateRequest
+)
+
+/** @see RobotCommand */
+export type RobotCommand = typeof RobotCommand.Type
+
+/** Another session holds the robot's control lease. */
+export class ControlHeld extends Schema.TaggedError<ControlHeld>()("ControlHeld", {
+  robot: RobotId,
+  holder: Schema.String
+}) {}
+
+/** No robot has this id. */
+export class UnknownRobot extends Schema.TaggedError<UnknownRobot>()("UnknownRobot", { robot: RobotId }) {}
+
+/** This session does not hold the robot's control lease (never had it, or it expired). */
+export class NotController extends Schema.TaggedError<NotController>()("NotController", { robot: RobotId }) {}
+
+/** The robot is not connected, so the command cannot reach it. */
+export class RobotOffline extends Schema.TaggedError<RobotOffline>()("RobotOffline", { robot: RobotId }) {}
+
+/** The command is not one the robot's kind accepts (an arm cannot `SendOrder`). */
+export class CommandNotSupported extends Schema.TaggedError<CommandNotSupported>()("CommandNotSupported", {
+  robot: RobotId,
+  command: Schema.String
+}) {}
+
+/** Subscribes to robot views: one `FleetSnapshot`, then `FleetUpdate`s. */
+export const FleetSubscribe = Rpc.make("FleetSubscribe", {
+  payload: {
+    /** Only these robots; all robots when omitted. Added in v1. */
+    robots: Schema.optional(Schema.Array(RobotId))
+  },
+  success: FleetEvent,
+  stream: true
+})
+
+/** Takes the control lease of a robot for `ttlMs` (the server's default when omitted). */
+export const FleetAcquire = Rpc.make("FleetAcquire", {
+  payload: { robot: RobotId, ttlMs: Schema.optional(Schema.Int.pipe(Schema.positive())) },
+  success: Lease,
+  error: Schema.Union(ControlHeld, UnknownRobot)
+})
+
+/** Extends a held lease. */
+export const FleetRenew = Rpc.make("FleetRenew", {
+  payload: { robot: RobotId, ttlMs: Schema.optional(Schema.Int.pipe(Schema.positive())) },
+  success: Lease,
+  error: Schema.Union(NotController, UnknownRobot)
+})
+
+/** Gives a held lease back. */
+export const FleetRelease = Rpc.make("FleetRelease", {
+  payload: { robot: RobotId },
+  error: Schema.Union(NotController, UnknownRobot)
+})
+
+/** Sends a command to a robot whose lease this session holds. */
+export const FleetCommand = Rpc.make("FleetCommand", {
+  payload: { robot: RobotId, command: RobotCommand },
+  error: Schema.Union(NotController, UnknownRobot, RobotOffline, CommandNotSupported)
+})
+
+/** Stops one robot, or every robot when `robot` is omitted. Needs no lease. */
+export const FleetEmergencyStop = Rpc.make("FleetEmergencyStop", {
+  payload: { robot: Schema.optional(RobotId) },
+  error: UnknownRobot
+})
+
+/** The fleet RPCs. */
+export class FleetRpcs extends RpcGroup.make(
+  FleetSubscribe,
+  FleetAcquire,
+  FleetRenew,
+  FleetRelease,
+  FleetCommand,
+  FleetEmergencyStop
+) {}

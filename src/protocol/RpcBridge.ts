@@ -1,0 +1,331 @@
+/**
+ * The server end of the `/ws` protocol, for a gateway that owns the sockets.
+ *
+ * One @effect/rpc `RpcServer` serves the whole node. Each socket plugs in with `connect` and
+ * becomes one of its clients: the gateway feeds every frame it receives to `onFrame`, and the
+ * bridge writes frames back through the `send` it was given. Handlers see the client as
+ * `{ clientId, headers }`.
+ *
+ * Streams that many clients share take a fast path: a handler returns `directStream(run)`, and
+ * `run` gets a `ChunkWriter` for that one request. The application encodes each stream item once
+ * (`SharedFrame.encodeOnce`) and hands the same frame to every writer, which splices its request
+ * id in and writes straight to the socket. The client still sees an ordinary @effect/rpc stream;
+ * when it cancels, `run` is interrupted.
+ *
+ * Bad input is reported to `onReject` and handled as `Rejection.closeCode` says. Frame size and
+ * flood limits are the gateway's.
+ *
+ * @since 0.1.0
+ */
+import type * as Rpc from "@effect/rpc/Rpc"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
+import { type FromClientEncoded, type FromServerEncoded, ResponseDefectEncoded } from "@effect/rpc/RpcMessage"
+import * as RpcServer from "@effect/rpc/RpcServer"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
+import * as FiberMap from "effect/FiberMap"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
+import * as Layer from "effect/Layer"
+import * as Mailbox from "effect/Mailbox"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as ClientFrame from "./ClientFrame.js"
+import * as CloseCode from "./CloseCode.js"
+import * as Rejection from "./Rejection.js"
+import * as SharedFrame from "./SharedFrame.js"
+import type { WireFormat } from "./Subprotocol.js"
+import * as WireCodec from "./WireCodec.js"
+
+/** What the gateway gives the bridge for one accepted socket. */
+export interface ConnectOptions {
+  /** The wire format of the negotiated subprotocol. */
+  readonly wire: WireFormat
+  /** Writes one frame: a string as a text frame, bytes as a binary frame. Must not throw. */
+  readonly send: (frame: string | Uint8Array) => void
+  /** Closes the socket with a close code and reason. */
+  readonly close: (code: number, reason: string) => void
+  /** Headers every request of this socket carries, e.g. the authenticated user. They override the client's. */
+  readonly headers?: ReadonlyArray<readonly [string, string]> | undefined
+}
+
+/** One socket plugged into the bridge. */
+export interface Connection {
+  /** The RPC handlers' `clientId` for this socket. */
+  readonly clientId: number
+  /** Feeds one received frame: text frames as a string, binary frames as bytes. */
+  readonly onFrame: (frame: string | Uint8Array) => void
+  /** Unplugs the socket and interrupts its running requests. Idempotent; runs when the `connect` scope closes. */
+  readonly disconnect: Effect.Effect<void>
+}
+
+/** Writes the chunks of one streaming request straight to its socket. */
+export interface ChunkWriter {
+  readonly clientId: number
+  readonly requestId: string
+  /** Writes one shared frame as a chunk of this request; `false` once the stream or the socket has ended. */
+  readonly write: (frame: SharedFrame.SharedFrame) => boolean
+}
+
+/** Options of `make`. */
+export interface Options {
+  /** Called for every rejected input, to count it. */
+  readonly onReject?: ((clientId: number, rejection: Rejection.Rejection) => void) | undefined
+  /** Turns off RpcServer's spans (one per request). */
+  readonly disableTracing?: boolean | undefined
+  /** How many requests run at once across the node; unbounded by default. */
+  readonly concurrency?: number | "unbounded" | undefined
+}
+
+/** The bridge of a node. */
+export class RpcBridge extends Context.Tag("fleetvisor/protocol/RpcBridge")<RpcBridge, {
+  /** Plugs a socket in; it is unplugged when the scope closes. */
+  readonly connect: (options: ConnectOptions) => Effect.Effect<Connection, never, Scope.Scope>
+  /** Writes a shared frame as a chunk of a direct stream; `false` if that stream is not open. */
+  readonly writeChunk: (clientId: number, requestId: string, frame: SharedFrame.SharedFrame) => boolean
+}>() {}
+
+interface Client {
+  readonly id: number
+  readonly codec: WireCodec.WireCodec
+  readonly options: ConnectOptions
+  readonly headers: ReadonlyArray<[string, string]>
+  readonly inbox: Mailbox.Mailbox<FromClientEncoded>
+  /** Request ids of this client's open direct streams. */
+  readonly directStreams: Set<string>
+  connected: boolean
+}
+
+interface CurrentRequest {
+  readonly client: Client
+  readonly requestId: string
+}
+
+// Set around each request handed to RpcServer; its handler fiber inherits it.
+const currentRequest = globalValue(
+  "fleetvisor/protocol/RpcBridge/currentRequest",
+  () => FiberRef.unsafeMake(Option.none<CurrentRequest>())
+)
+
+const writeChunk = (client: Client, requestId: string, frame: SharedFrame.SharedFrame): boolean => {
+  if (!client.connected || !client.directStreams.has(requestId)) return false
+  client.options.send(SharedFrame.chunkFrame(frame, client.codec.wire, requestId))
+  return true
+}
+
+const send = (client: Client, message: FromServerEncoded): void => {
+  if (!client.connected) return
+  let frame: string | Uint8Array
+  try {
+    frame = client.codec.encode(message)
+  } catch (cause) {
+    frame = client.codec.encode(ResponseDefectEncoded(cause))
+  }
+  client.options.send(frame)
+}
+
+/**
+ * The stream a streaming handler returns to serve its request through the fast path. `run`
+ * receives the request's `ChunkWriter`, registers it wherever the items come from, and keeps
+ * running while the subscription lasts: the stream ends when `run` ends (failing if it fails),
+ * and `run` is interrupted when the client cancels or disconnects.
+ */
+export const directStream = <E, R>(
+  run: (writer: ChunkWriter) => Effect.Effect<void, E, R>
+): Stream.Stream<never, E, Exclude<R, Scope.Scope>> =>
+  Stream.fromEffect(
+    Effect.scoped(
+      Effect.flatMap(
+        FiberRef.get(currentRequest),
+        Option.match({
+          onNone: () => Effect.dieMessage("RpcBridge.directStream must be returned by a handler served by an RpcBridge"),
+          onSome: ({ client, requestId }) =>
+            Effect.acquireRelease(
+              Effect.sync((): ChunkWriter => {
+                client.directStreams.add(requestId)
+                return { clientId: client.id, requestId, write: (frame) => writeChunk(client, requestId, frame) }
+              }),
+              () => Effect.sync(() => client.directStreams.delete(requestId))
+            ).pipe(Effect.flatMap(run))
+        })
+      )
+    )
+  ).pipe(Stream.drain)
+
+/** Starts the node's RpcServer for `group`, served to the sockets that `connect`. */
+export const make = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  options: Options = {}
+): Effect.Effect<
+  RpcBridge["Type"],
+  never,
+  Scope.Scope | Rpc.ToHandler<Rpcs> | Rpc.Middleware<Rpcs> | Rpc.Context<Rpcs>
+> =>
+  Effect.gen(function*() {
+    const clients = new Map<number, Client>()
+    const disconnects = yield* Mailbox.make<number>()
+    const intakes = yield* FiberMap.make<number>()
+    const serverReady = yield* Deferred.make<(clientId: number, message: FromClientEncoded) => Effect.Effect<void>>()
+    let nextClientId = 0
+    let shuttingDown = false
+
+    const disconnect = (client: Client): void => {
+      if (!client.connected) return
+      client.connected = false
+      clients.delete(client.id)
+      client.directStreams.clear()
+      client.inbox.unsafeDone(Exit.void)
+      Option.map(FiberMap.unsafeGet(intakes, client.id), (fiber) => fiber.unsafeInterruptAsFork(FiberId.none))
+      disconnects.unsafeOffer(client.id)
+    }
+
+    const protocol: RpcServer.Protocol["Type"] = {
+      run: (writeRequest) => Effect.zipRight(Deferred.succeed(serverReady, writeRequest), Effect.never),
+      disconnects,
+      send: (clientId, message) =>
+        Effect.sync(() => {
+          const client = clients.get(clientId)
+          if (client !== undefined) send(client, message)
+        }),
+      // RpcServer ends a client when the server shuts down, or after the client sent Eof.
+      end: (clientId) =>
+        Effect.sync(() => {
+          const client = clients.get(clientId)
+          if (client === undefined) return
+          disconnect(client)
+          if (shuttingDown) client.options.close(CloseCode.GoingAway, "Server shutting down")
+          else client.options.close(CloseCode.Normal, "")
+        }),
+      clientIds: Effect.sync(() => new Set(clients.keys())),
+      initialMessage: Effect.succeedNone,
+      // Acks would cost every client a frame per chunk; flow control is the gateway's.
+      supportsAck: false,
+      supportsTransferables: false,
+      supportsSpanPropagation: true
+    }
+
+    yield* RpcServer.make(group, {
+      disableTracing: options.disableTracing,
+      concurrency: options.concurrency,
+      // A handler's defect fails its own request instead of every request of the client.
+      disableFatalDefects: true
+    }).pipe(
+      Effect.provideService(RpcServer.Protocol, protocol),
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+    yield* Effect.addFinalizer(() => Effect.sync(() => (shuttingDown = true)))
+    const writeRequest = yield* Deferred.await(serverReady)
+
+    const reject = (client: Client, rejection: Rejection.Rejection): void => {
+      options.onReject?.(client.id, rejection)
+      const code = Rejection.closeCode(rejection)
+      if (code === undefined) return
+      disconnect(client)
+      client.options.close(code, CloseCode.reason(Rejection.describe(rejection)))
+    }
+
+    const payloadDecoders = new Map<string, (payload: unknown) => Either.Either<unknown, ParseResult.ParseError>>()
+    const payloadProblem = (rpc: Rpc.AnyWithProps, payload: unknown): string | undefined => {
+      let decode = payloadDecoders.get(rpc._tag)
+      if (decode === undefined) {
+        decode = Schema.decodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown>)
+        payloadDecoders.set(rpc._tag, decode)
+      }
+      const result = decode(payload)
+      return Either.isLeft(result) ? ParseResult.TreeFormatter.formatErrorSync(result.left) : undefined
+    }
+
+    const receive = (client: Client, frame: string | Uint8Array): void => {
+      if (!client.connected) return
+      const decoded = ClientFrame.decode(client.codec, frame)
+      if (Either.isLeft(decoded)) return reject(client, decoded.left)
+      for (const message of decoded.right) {
+        if (message._tag !== "Request") {
+          client.inbox.unsafeOffer(message)
+          continue
+        }
+        const rpc = group.requests.get(message.tag) as Rpc.AnyWithProps | undefined
+        if (rpc === undefined) {
+          // RpcServer would answer with a Defect, which fails every request of the client;
+          // a client newer than this server must only lose the call it made.
+          reject(client, Rejection.UnknownRpc({ tag: message.tag, requestId: message.id }))
+          send(client, {
+            _tag: "Exit",
+            requestId: message.id,
+            exit: { _tag: "Failure", cause: { _tag: "Die", defect: `Unknown RPC: ${message.tag}` } }
+          })
+          continue
+        }
+        // RpcServer answers an invalid payload itself (a Die exit for that request).
+        const problem = payloadProblem(rpc, message.payload)
+        if (problem !== undefined) {
+          reject(client, Rejection.InvalidPayload({ tag: message.tag, requestId: message.id, message: problem }))
+        }
+        client.inbox.unsafeOffer({ ...message, headers: [...message.headers, ...client.headers] })
+      }
+    }
+
+    const intake = (client: Client) =>
+      Effect.gen(function*() {
+        while (true) {
+          const [messages, done] = yield* client.inbox.takeAll
+          for (const message of messages) {
+            if (!client.connected) return
+            yield* message._tag === "Request"
+              ? Effect.locally(
+                writeRequest(client.id, message),
+                currentRequest,
+                Option.some({ client, requestId: message.id })
+              )
+              : writeRequest(client.id, message)
+          }
+          if (done) return
+        }
+      })
+
+    const connect = (connectOptions: ConnectOptions) =>
+      Effect.acquireRelease(
+        Effect.gen(function*() {
+          const client: Client = {
+            id: nextClientId++,
+            codec: WireCodec.of(connectOptions.wire),
+            options: connectOptions,
+            headers: (connectOptions.headers ?? []).map(([name, value]) => [name, value]),
+            inbox: yield* Mailbox.make<FromClientEncoded>(),
+            directStreams: new Set(),
+            connected: true
+          }
+          clients.set(client.id, client)
+          yield* FiberMap.run(intakes, client.id, intake(client))
+          return {
+            clientId: client.id,
+            onFrame: (frame) => receive(client, frame),
+            disconnect: Effect.sync(() => disconnect(client))
+          } satisfies Connection
+        }),
+        (connection) => connection.disconnect
+      )
+
+    return RpcBridge.of({
+      connect,
+      writeChunk: (clientId, requestId, frame) => {
+        const client = clients.get(clientId)
+        return client !== undefined && writeChunk(client, requestId, frame)
+      }
+    })
+  })
+
+/** A layer of the node's bridge for `group`; needs the group's handlers. */
+export const layer = <Rpcs extends Rpc.Any>(
+  group: RpcGroup.RpcGroup<Rpcs>,
+  options?: Options
+): Layer.Layer<RpcBridge, never, Rpc.ToHandler<Rpcs> | Rpc.Middleware<Rpcs> | Rpc.Context<Rpcs>> =>
+  Layer.scoped(RpcBridge, make(group, options))
