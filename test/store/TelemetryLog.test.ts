@@ -1,0 +1,118 @@
+import { SqlClient } from "@effect/sql/SqlClient"
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import * as path from "node:path"
+import { CanvasStore, layer as canvasLayer } from "../../src/store/CanvasStore.js"
+import * as Database from "../../src/store/Database.js"
+import { StoreHealth } from "../../src/store/StoreHealth.js"
+import { layer as telemetryLayer, TelemetryLog } from "../../src/store/TelemetryLog.js"
+import type { TelemetryOptions, TelemetryRow } from "../../src/store/TelemetryLog.js"
+import { tempDirectory } from "./tempDirectory.js"
+
+/** The telemetry log (and the database under it) on `filename`. */
+const telemetry = (filename: string, options?: TelemetryOptions, database?: Partial<Database.DatabaseOptions>) =>
+  telemetryLayer(options).pipe(Layer.provideMerge(Database.layer({ filename, ...database })))
+
+const onTempFile = <A, E, R>(use: (filename: string) => Effect.Effect<A, E, R>) =>
+  Effect.flatMap(tempDirectory, (dir) => use(path.join(dir, "telemetry.db")))
+
+const poses = (robot: string, count: number, at: number): Array<TelemetryRow> =>
+  Array.from({ length: count }, (_, i) => ({ robot, at: at + i, kind: "pose", x: i, y: -i, theta: i / 1000 }))
+
+const countRows = Effect.flatMap(SqlClient, (sql) => sql<{ n: number }>`SELECT count(*) AS n FROM telemetry`).pipe(
+  Effect.map(([row]) => row.n)
+)
+
+describe("TelemetryLog", () => {
+  it.scopedLive("rows are committed, in their columns, once flush completes", () =>
+    onTempFile((filename) =>
+      Effect.gen(function*() {
+        const log = yield* TelemetryLog
+        const sql = yield* SqlClient
+        yield* log.append({ robot: "arm-7", at: 5, kind: "joints", payload: { J1: 10, J2: -20.5 } })
+        yield* log.append({ robot: "agv-1", at: 6, kind: "pose", x: 1.5, y: 2.5, theta: 0.25 })
+        yield* log.appendAll(poses("agv-2", 10_000, 1_000))
+        yield* log.flush
+
+        expect(yield* log.stats).toEqual({ appended: 10_002, committed: 10_002, dropped: 0, queued: 0 })
+        expect(yield* countRows).toBe(10_002)
+        expect(yield* sql`SELECT robot, at, kind, x, y, theta, payload FROM telemetry WHERE at < 10 ORDER BY at`).toEqual([
+          { robot: "arm-7", at: 5, kind: "joints", x: null, y: null, theta: null, payload: "{\"J1\":10,\"J2\":-20.5}" },
+          { robot: "agv-1", at: 6, kind: "pose", x: 1.5, y: 2.5, theta: 0.25, payload: null }
+        ])
+      }).pipe(Effect.provide(telemetry(filename)))
+    ))
+
+  it.scopedLive("closing the log flushes it: rows appended just before are on disk", () =>
+    onTempFile((filename) =>
+      Effect.gen(function*() {
+        yield* Effect.flatMap(TelemetryLog, (log) => log.appendAll(poses("agv-1", 2_500, 0))).pipe(
+          Effect.provide(telemetry(filename))
+        )
+        expect(yield* countRows.pipe(Effect.provide(Database.layer({ filename })))).toBe(2_500)
+      })
+    ))
+
+  it.scopedLive("rows older than the retention are deleted, on demand and on schedule", () =>
+    onTempFile((filename) =>
+      Effect.gen(function*() {
+        const log = yield* TelemetryLog
+        const now = Date.now()
+        const hours = (n: number) => n * 3_600_000
+        yield* log.appendAll(poses("agv-1", 12_000, now - hours(3)))
+        yield* log.appendAll(poses("agv-1", 10, now))
+        yield* log.flush
+
+        expect(yield* log.prune).toBe(12_000)
+        expect(yield* countRows).toBe(10)
+
+        yield* log.appendAll(poses("agv-2", 100, now - hours(2)))
+        yield* log.flush
+        yield* countRows.pipe(Effect.repeat({ until: (n) => n === 10, schedule: Schedule.spaced("20 millis") }))
+      }).pipe(Effect.provide(telemetry(filename, { retention: "1 hour", retentionInterval: "100 millis" })))
+    ))
+
+  it.scopedLive("past maxQueuedRows, rows are dropped and counted, and append never waits", () =>
+    onTempFile((filename) =>
+      Effect.gen(function*() {
+        const log = yield* TelemetryLog
+        // One synchronous burst: the worker cannot acknowledge anything before it ends.
+        yield* log.appendAll(poses("agv-1", 5_000, 0))
+        expect(yield* log.stats).toEqual({ appended: 5_000, committed: 0, dropped: 4_000, queued: 1_000 })
+
+        yield* log.flush
+        expect(yield* log.stats).toEqual({ appended: 5_000, committed: 1_000, dropped: 4_000, queued: 0 })
+        expect(yield* countRows).toBe(1_000)
+      }).pipe(Effect.provide(telemetry(filename, { maxQueuedRows: 1_000, batchRows: 100 })))
+    ))
+
+  it.scopedLive("canvas writes on the event loop and a flooding worker never meet at SQLite's lock", () =>
+    onTempFile((filename) =>
+      Effect.gen(function*() {
+        const log = yield* TelemetryLog
+        const canvas = yield* CanvasStore
+        const flood = yield* log.appendAll(poses("agv-1", 300, 0)).pipe(
+          Effect.repeat(Schedule.spaced("1 millis")),
+          Effect.fork
+        )
+        // With busy_timeout 0 every collision would be an immediate SQLITE_BUSY, here or in the worker.
+        for (let tick = 0; tick < 60; tick++) {
+          yield* canvas.placeBatch([{ x: tick, y: tick, color: 1 + (tick % 15), user: `u${tick}`, at: tick }])
+          yield* Effect.sleep("5 millis")
+        }
+        yield* Fiber.interrupt(flood)
+        yield* log.flush
+
+        const stats = yield* log.stats
+        expect(stats.committed).toBeGreaterThan(0)
+        expect(stats.committed + stats.dropped).toBe(stats.appended)
+        expect((yield* Effect.flatMap(StoreHealth, (health) => health.get))._tag).toBe("Ok")
+        expect((yield* canvas.load).version).toBe(60)
+      }).pipe(
+        Effect.provide(Layer.provideMerge(canvasLayer(), telemetry(filename, {}, { busyTimeout: 0 })))
+      )
+    ))
+})
