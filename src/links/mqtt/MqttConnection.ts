@@ -1,0 +1,148 @@
+/**
+ * One MQTT client connection (mqtt.js) as a scoped resource: connected when acquired,
+ * disconnected when its scope closes. What arrives (connects, disconnects, messages) is queued
+ * as {@link MqttEvent}s for one consumer; mqtt.js reconnects by itself and re-subscribes.
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import { connect as mqttConnect, type IClientOptions, type MqttClient } from "mqtt"
+
+/** The message the broker publishes for a client that vanishes without saying goodbye. */
+export interface LastWill {
+  readonly topic: string
+  readonly payload: string
+  readonly qos: 0 | 1 | 2
+  readonly retain: boolean
+}
+
+/** How to connect. */
+export interface MqttConnectionOptions {
+  /** e.g. `mqtt://127.0.0.1:1883`. */
+  readonly url: string
+  /** Must be unique on the broker: a second client with the same id kicks the first one off. */
+  readonly clientId: string
+  readonly will?: LastWill
+  /** Seconds between pings; 15 is what VDA 5050 recommends. */
+  readonly keepaliveSeconds?: number
+  /** Delay before each reconnect attempt after the connection is lost. */
+  readonly reconnectPeriod?: Duration.DurationInput
+  /** How long the first connect may take before it fails. */
+  readonly connectTimeout?: Duration.DurationInput
+}
+
+/** Something that happened on the connection, in order. */
+export type MqttEvent = Data.TaggedEnum<{
+  /** Connected, the first time or again after a loss: time to announce oneself. */
+  Connected: {}
+  Disconnected: {}
+  Message: { readonly topic: string; readonly payload: Uint8Array; readonly retain: boolean }
+}>
+
+/** Constructors and matchers of {@link MqttEvent}. */
+export const MqttEvent = Data.taggedEnum<MqttEvent>()
+
+/** A connect, publish or subscribe that failed. */
+export class MqttError extends Data.TaggedError("MqttError")<{
+  readonly operation: "connect" | "publish" | "subscribe"
+  readonly cause: unknown
+}> {
+  override get message() {
+    return `MQTT ${this.operation} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+  }
+}
+
+/** A live MQTT connection. */
+export interface MqttConnection {
+  readonly clientId: string
+  /** Connects, disconnects and messages, for a single consumer. */
+  readonly events: Queue.Dequeue<MqttEvent>
+  readonly isConnected: Effect.Effect<boolean>
+  readonly publish: (
+    topic: string,
+    payload: string | Uint8Array,
+    options: { readonly qos: 0 | 1 | 2; readonly retain: boolean }
+  ) => Effect.Effect<void, MqttError>
+  readonly subscribe: (filters: ReadonlyArray<string>, qos: 0 | 1 | 2) => Effect.Effect<void, MqttError>
+  /** Leaves in an orderly way (DISCONNECT): the broker discards the last will. */
+  readonly end: Effect.Effect<void>
+  /** Drops the TCP connection without DISCONNECT, as a crash or a cut cable would: the broker publishes the last will. */
+  readonly drop: Effect.Effect<void>
+  /** Connects again after {@link MqttConnection.end} or {@link MqttConnection.drop}. */
+  readonly reconnect: Effect.Effect<void>
+}
+
+const callback =
+  <E>(resume: (effect: Effect.Effect<void, E>) => void, onError: (cause: unknown) => E) =>
+  (error?: unknown) =>
+    resume(error ? Effect.fail(onError(error)) : Effect.void)
+
+const endClient = (client: MqttClient, force: boolean) =>
+  Effect.async<void>((resume) => {
+    client.end(force, {}, () => resume(Effect.void))
+  })
+
+/** Connects to the broker; the connection ends (gracefully) when the scope closes. */
+export const connect = (options: MqttConnectionOptions): Effect.Effect<MqttConnection, MqttError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const runtime = yield* Effect.runtime<never>()
+    const events = yield* Effect.acquireRelease(Queue.unbounded<MqttEvent>(), Queue.shutdown)
+    const clientOptions: IClientOptions = {
+      clientId: options.clientId,
+      keepalive: options.keepaliveSeconds ?? 15,
+      reconnectPeriod: Duration.toMillis(options.reconnectPeriod ?? "1 second"),
+      connectTimeout: Duration.toMillis(options.connectTimeout ?? "5 seconds"),
+      queueQoSZero: false,
+      ...(options.will === undefined ? {} : { will: { ...options.will } })
+    }
+    const client = yield* Effect.acquireRelease(
+      Effect.async<MqttClient, MqttError>((resume) => {
+        const client = mqttConnect(options.url, clientOptions)
+        const onError = (cause: unknown) => {
+          client.end(true)
+          resume(Effect.fail(new MqttError({ operation: "connect", cause })))
+        }
+        client.once("error", onError)
+        client.once("connect", () => {
+          client.off("error", onError)
+          resume(Effect.succeed(client))
+        })
+        client.on("connect", () => Queue.unsafeOffer(events, MqttEvent.Connected()))
+        client.on("close", () => Queue.unsafeOffer(events, MqttEvent.Disconnected()))
+        client.on("message", (topic, payload, packet) =>
+          Queue.unsafeOffer(events, MqttEvent.Message({ topic, payload, retain: packet.retain }))
+        )
+        client.on("error", (error) =>
+          Runtime.runFork(runtime)(Effect.logWarning(`MQTT client ${options.clientId}: ${error.message}`))
+        )
+        return Effect.sync(() => client.end(true))
+      }),
+      (client) =>
+        endClient(client, false).pipe(
+          Effect.timeout("2 seconds"),
+          Effect.catchAll(() => endClient(client, true))
+        )
+    )
+    return {
+      clientId: options.clientId,
+      events,
+      isConnected: Effect.sync(() => client.connected),
+      publish: (topic, payload, { qos, retain }) =>
+        Effect.async<void, MqttError>((resume) => {
+          const bytes = typeof payload === "string" ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+          client.publish(topic, bytes, { qos, retain }, callback(resume, (cause) => new MqttError({ operation: "publish", cause })))
+        }),
+      subscribe: (filters, qos) =>
+        Effect.async<void, MqttError>((resume) => {
+          client.subscribe([...filters], { qos }, callback(resume, (cause) => new MqttError({ operation: "subscribe", cause })))
+        }),
+      end: endClient(client, false),
+      drop: endClient(client, true),
+      reconnect: Effect.sync(() => {
+        client.reconnect()
+      })
+    } satisfies MqttConnection
+  })

@@ -1,0 +1,122 @@
+/**
+ * The client's side of the controller's instruction buffer.
+ *
+ * It numbers instructions with consecutive SequenceIDs, keeps at most `limit` of them sent
+ * and unanswered (so the controller never has reason to answer RMIT-028), queues the rest
+ * in the order they were submitted, and settles each submitter when the reply to its
+ * instruction arrives, which is when the instruction has finished executing.
+ *
+ * After a sequence gap (RMIT-029) it holds: nothing more is sent, and every queued or new
+ * instruction fails with the gap's {@link RmiSequenceGap} until {@link restart} gives it the
+ * SequenceID the controller expects.
+ *
+ * It is synchronous and does no I/O: the client gives it a `send` function and feeds it replies.
+ */
+import { Deferred, Exit } from "effect"
+import * as ErrorCode from "./RmiErrorCode.js"
+import { RmiAborted, type RmiInstructionError, type RmiLinkError, RmiRejected, RmiSequenceGap } from "./RmiError.js"
+import type * as RmiPacket from "./RmiPacket.js"
+
+interface Submitted {
+  readonly instruction: RmiPacket.InstructionBody
+  readonly done: Deferred.Deferred<RmiPacket.InstructionReply, RmiInstructionError>
+}
+
+/** An instruction reply, successful or refused. */
+export type InstructionOutcome =
+  | RmiPacket.InstructionReply
+  | Extract<RmiPacket.Rejected, { readonly Instruction: string }>
+
+/** See the module documentation. */
+export class InstructionWindow {
+  private nextSequenceId = 1
+  private queued: Array<Submitted> = []
+  private readonly sent = new Map<number, Submitted>()
+  private gap: RmiSequenceGap | undefined
+  private failure: RmiLinkError | undefined
+
+  constructor(
+    private readonly limit: number,
+    private readonly send: (instruction: RmiPacket.Instruction) => void
+  ) {}
+
+  /** How many instructions are sent and unanswered, and how many wait to be sent. */
+  get size(): { readonly sent: number; readonly queued: number } {
+    return { sent: this.sent.size, queued: this.queued.length }
+  }
+
+  /** Queues an instruction; `done` is settled with its reply, or with why it never ran. */
+  submit(instruction: RmiPacket.InstructionBody, done: Submitted["done"]): void {
+    const refusal = this.failure ?? this.gap
+    if (refusal !== undefined) return void Deferred.unsafeDone(done, Exit.fail(refusal))
+    this.queued.push({ instruction, done })
+    this.pump()
+  }
+
+  /** Settles the instruction a reply is for; false if no instruction with that SequenceID is unanswered. */
+  settle(reply: InstructionOutcome): boolean {
+    const submitted = this.sent.get(reply.SequenceID)
+    if (submitted === undefined) return false
+    this.sent.delete(reply.SequenceID)
+    if (reply.ErrorID === 0) {
+      Deferred.unsafeDone(submitted.done, Exit.succeed(reply as RmiPacket.InstructionReply))
+    } else if (reply.ErrorID === ErrorCode.ErrorId.InvalidSequenceId) {
+      this.gap = new RmiSequenceGap({ sequenceId: reply.SequenceID })
+      Deferred.unsafeDone(submitted.done, Exit.fail(this.gap))
+      this.failQueued(this.gap)
+    } else if (reply.ErrorID === ErrorCode.ErrorId.Hold && this.gap !== undefined) {
+      Deferred.unsafeDone(submitted.done, Exit.fail(this.gap))
+    } else {
+      Deferred.unsafeDone(submitted.done, Exit.fail(RmiRejected.of(reply.Instruction, reply.ErrorID)))
+    }
+    this.pump()
+    return true
+  }
+
+  /** Continues with `nextSequenceId` after FRC_Reset (what FRC_GetStatus says) or FRC_Initialize (1); ends a hold. */
+  restart(nextSequenceId: number): void {
+    this.gap = undefined
+    this.nextSequenceId = nextSequenceId
+    this.pump()
+  }
+
+  /** Fails every instruction not yet sent with {@link RmiAborted}: FRC_Abort is about to go out. */
+  abortQueued(): void {
+    this.failQueued((instruction) => new RmiAborted({ instruction }))
+  }
+
+  /** Fails every instruction with {@link RmiAborted}: the controller dropped its queue. */
+  abortAll(): void {
+    this.abortQueued()
+    for (const { done, instruction } of this.sent.values()) {
+      Deferred.unsafeDone(done, Exit.fail(new RmiAborted({ instruction: instruction.Instruction })))
+    }
+    this.sent.clear()
+  }
+
+  /** Fails every instruction, now and later, with the error that killed the link. */
+  close(failure: RmiLinkError): void {
+    this.failure ??= failure
+    this.failQueued(failure)
+    for (const { done } of this.sent.values()) Deferred.unsafeDone(done, Exit.fail(failure))
+    this.sent.clear()
+  }
+
+  private failQueued(error: RmiInstructionError | ((instruction: string) => RmiInstructionError)): void {
+    const queued = this.queued
+    this.queued = []
+    for (const { done, instruction } of queued) {
+      Deferred.unsafeDone(done, Exit.fail(typeof error === "function" ? error(instruction.Instruction) : error))
+    }
+  }
+
+  private pump(): void {
+    while (this.gap === undefined && this.failure === undefined && this.sent.size < this.limit) {
+      const next = this.queued.shift()
+      if (next === undefined) return
+      const sequenceId = this.nextSequenceId++
+      this.sent.set(sequenceId, next)
+      this.send({ ...next.instruction, SequenceID: sequenceId } as RmiPacket.Instruction)
+    }
+  }
+}

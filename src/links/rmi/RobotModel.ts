@@ -1,0 +1,131 @@
+/**
+ * The simulator's model of a six-axis arm: how long a motion takes, where the tool is
+ * along the way, and which joint angles go with a position.
+ *
+ * It is plausible, not exact: the tool moves in a straight line at constant speed for every
+ * motion type (joint motion only differs in how its duration is computed), and the joints
+ * follow from the position through a two-link arm (J2, J3) on a turning base (J1) with a
+ * wrist that mirrors W, P, R (J4–J6). Positions and joints change smoothly, which is what a
+ * dashboard or a test of polling needs to see.
+ */
+import { Either } from "effect"
+import * as ErrorCode from "./RmiErrorCode.js"
+import type * as RmiPacket from "./RmiPacket.js"
+
+/** Where a freshly started simulator holds its tool: in front of the base, pointing down. */
+export const HomePosition: RmiPacket.Position = { X: 500, Y: 0, Z: 300, W: 180, P: 0, R: 0, Ext1: 0, Ext2: 0, Ext3: 0 }
+
+/** Upper arm and forearm length, mm. */
+const Link = 600
+/** Height of the shoulder above the base frame, mm. */
+const ShoulderHeight = 450
+/** Speed of the wrist axes when a linear motion also turns the tool, deg/s. */
+const WristSpeed = 180
+/** Joint speed at 100 percent, deg/s. */
+const MaxJointSpeed = 180
+
+const degrees = (radians: number) => (radians * 180) / Math.PI
+const round = (value: number) => Math.round(value * 1000) / 1000
+const clamp = (value: number, min: number, max: number) => Math.min(max, Math.max(min, value))
+
+/** The joint angles (degrees) that put the tool at `position`. */
+export const jointsOf = (position: RmiPacket.Position): RmiPacket.JointAngle => {
+  const reach = Math.hypot(position.X, position.Y)
+  const height = position.Z - ShoulderHeight
+  const distance = clamp(Math.hypot(reach, height), 1, 2 * Link - 1e-6)
+  const elbow = Math.acos(clamp((distance * distance - 2 * Link * Link) / (2 * Link * Link), -1, 1))
+  const shoulder = Math.atan2(height, reach) + Math.atan2(Link * Math.sin(elbow), Link + Link * Math.cos(elbow))
+  return {
+    J1: round(degrees(Math.atan2(position.Y, position.X))),
+    J2: round(90 - degrees(shoulder)),
+    J3: round(degrees(shoulder - elbow)),
+    J4: round(position.W - 180),
+    J5: round(position.P),
+    J6: round(position.R),
+    J7: round(position.Ext1 ?? 0),
+    J8: round(position.Ext2 ?? 0),
+    J9: round(position.Ext3 ?? 0)
+  }
+}
+
+/** The position a fraction `t` (0–1) of the way from `from` to `to`. */
+export const interpolate = (from: RmiPacket.Position, to: RmiPacket.Position, t: number): RmiPacket.Position => {
+  const at = (a: number | undefined, b: number | undefined) => round((a ?? 0) + ((b ?? 0) - (a ?? 0)) * t)
+  return {
+    X: at(from.X, to.X),
+    Y: at(from.Y, to.Y),
+    Z: at(from.Z, to.Z),
+    W: at(from.W, to.W),
+    P: at(from.P, to.P),
+    R: at(from.R, to.R),
+    Ext1: at(from.Ext1, to.Ext1),
+    Ext2: at(from.Ext2, to.Ext2),
+    Ext3: at(from.Ext3, to.Ext3)
+  }
+}
+
+/** What executing one instruction does: move from `from` to `to` in `durationMs` (at 100 % override). */
+export interface Motion {
+  readonly from: RmiPacket.Position
+  readonly to: RmiPacket.Position
+  readonly durationMs: number
+}
+
+const offset = (from: RmiPacket.Position, by: RmiPacket.Position): RmiPacket.Position => ({
+  X: from.X + by.X,
+  Y: from.Y + by.Y,
+  Z: from.Z + by.Z,
+  W: from.W + by.W,
+  P: from.P + by.P,
+  R: from.R + by.R,
+  Ext1: (from.Ext1 ?? 0) + (by.Ext1 ?? 0),
+  Ext2: (from.Ext2 ?? 0) + (by.Ext2 ?? 0),
+  Ext3: (from.Ext3 ?? 0) + (by.Ext3 ?? 0)
+})
+
+const linearDuration = (from: RmiPacket.Position, to: RmiPacket.Position, mmPerSecond: number): number => {
+  const travel = Math.hypot(to.X - from.X, to.Y - from.Y, to.Z - from.Z) / mmPerSecond
+  const turn = Math.max(Math.abs(to.W - from.W), Math.abs(to.P - from.P), Math.abs(to.R - from.R)) / WristSpeed
+  return 1000 * Math.max(travel, turn)
+}
+
+const jointDuration = (from: RmiPacket.Position, to: RmiPacket.Position, percent: number): number => {
+  const a = jointsOf(from)
+  const b = jointsOf(to)
+  const sweep = Math.max(...(["J1", "J2", "J3", "J4", "J5", "J6"] as const).map((j) => Math.abs(b[j] - a[j])))
+  return (1000 * sweep) / ((MaxJointSpeed * percent) / 100)
+}
+
+/**
+ * Plans an instruction from the current position, or gives the `ErrorID` the controller
+ * refuses it with (a speed type the motion type does not take, a speed that is not positive).
+ */
+export const plan = (
+  instruction: RmiPacket.Instruction,
+  current: RmiPacket.Position
+): Either.Either<Motion, number> => {
+  if (instruction.Instruction === "FRC_WaitTime") {
+    return instruction.Time < 0
+      ? Either.left(ErrorCode.ErrorId.InvalidValue)
+      : Either.right({ from: current, to: current, durationMs: instruction.Time * 1000 })
+  }
+  const { SpeedType: speedType, Speed: speed } = instruction
+  if (!(speed > 0)) return Either.left(ErrorCode.ErrorId.InvalidSpeedValue)
+  const relative = instruction.Instruction === "FRC_LinearRelative" || instruction.Instruction === "FRC_JointRelative"
+  const linear = instruction.Instruction === "FRC_LinearMotion" || instruction.Instruction === "FRC_LinearRelative"
+  const to = relative ? offset(current, instruction.Position) : instruction.Position
+  const motion = (durationMs: number) => Either.right({ from: current, to, durationMs })
+  const wrongSpeedType = Either.left(ErrorCode.ErrorId.InvalidSpeedType)
+  switch (speedType) {
+    case "Time":
+      return motion(speed * 100)
+    case "mSec":
+      return motion(speed)
+    case "mmSec":
+      return linear ? motion(linearDuration(current, to, speed)) : wrongSpeedType
+    case "InchMin":
+      return linear ? motion(linearDuration(current, to, (speed * 25.4) / 60)) : wrongSpeedType
+    case "Percent":
+      return linear ? wrongSpeedType : motion(jointDuration(current, to, speed))
+  }
+}
