@@ -61,6 +61,7 @@ const line = (node: ActorNode): string => {
     const restarts = node.restarts === 0 ? "" : ` restarts=${node.restarts}`
     return `${node.name} (${node.label})${status}${restarts}`
   }
+  if (node.id === null) return `${node.name} ${node.status} restarts=${node.restarts}`
   return `${node.name} ${node.status} mailbox=${node.mailbox} restarts=${node.restarts}`
 }
 

@@ -37,7 +37,7 @@ export class WaitTimeout extends Data.TaggedError("WaitTimeout")<{
   readonly last: string
 }> {
   override get message() {
-    return `timed out waiting for ${this.waitedFor}; last seen:\n${this.last}`
+    return `timed out waiting for ${this.waitedFor}\n--- last seen:\n${this.last}`
   }
 }
 

@@ -1,0 +1,206 @@
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
+import type { ActorContext, Placeholder, SpawnOptions } from "../../actors/Actor.js"
+import { AlreadyRegistered } from "../../actors/ActorError.js"
+import type { ActorRef } from "../../actors/ActorRef.js"
+import * as ExitReason from "../../actors/ExitReason.js"
+import type { ActorCell, ActorEnv } from "../../actors/internal/cell.js"
+import type { ExitSignal } from "../../actors/Signal.js"
+import * as Backoff from "../Backoff.js"
+import type { ChildSpec, Restart } from "../ChildSpec.js"
+import { MaxRestartsExceeded } from "../SupervisorError.js"
+
+/** Restart intensity: at most `maxRestarts` restarts within `periodMillis`. */
+export interface Intensity {
+  readonly maxRestarts: number
+  readonly periodMillis: number
+}
+
+/**
+ * Defaults of Elixir's `Supervisor` and `DynamicSupervisor`: 3 restarts in 5
+ * seconds. A child that crashes more often than that is not recovering, and
+ * restarting it faster only hides the fault from the supervisor's parent.
+ */
+export const defaultIntensity = (options: {
+  readonly maxRestarts?: number | undefined
+  readonly period?: Duration.DurationInput | undefined
+}): Intensity => ({
+  maxRestarts: options.maxRestarts ?? 3,
+  periodMillis: Duration.toMillis(options.period ?? Duration.seconds(5))
+})
+
+/** One child position: its spec, its current incarnation, its restart history. */
+export class Slot {
+  cell: ActorCell | undefined = undefined
+  restarts = 0
+  /** Abnormal exits in a row, for backoff. */
+  failures = 0
+  startedAt = 0
+  status: "running" | "restarting" | "stopped" = "stopped"
+  timer: Fiber.RuntimeFiber<void> | undefined = undefined
+  readonly options: SpawnOptions
+  constructor(readonly spec: ChildSpec, readonly env: ActorEnv) {
+    this.options = {
+      name: spec.id,
+      via: spec.via,
+      mailbox: spec.mailbox,
+      shutdown: spec.shutdown,
+      trapExits: spec.trapExits
+    }
+  }
+
+  get placeholder(): Placeholder {
+    return { _tag: "Placeholder", name: this.spec.id, status: this.status === "restarting" ? "restarting" : "stopped", restarts: this.restarts }
+  }
+}
+
+/** Asks a supervisor to start slots whose backoff delay has passed. */
+export class RestartSlots {
+  readonly _tag = "RestartSlots"
+  constructor(readonly slots: ReadonlyArray<Slot>) {}
+}
+
+/** Whether a child with this restart type is restarted after this exit. */
+export const shouldRestart = (restart: Restart | undefined, reason: ExitReason.ExitReason): boolean => {
+  switch (restart ?? "permanent") {
+    case "permanent":
+      return true
+    case "transient":
+      return ExitReason.isAbnormal(reason)
+    case "temporary":
+      return false
+  }
+}
+
+/**
+ * What every supervisor does: start a slot's child, count restarts against the
+ * intensity, delay restarts by backoff, stop children youngest first.
+ *
+ * @internal
+ */
+export class Supervision {
+  private restartTimes: Array<number> = []
+
+  constructor(
+    readonly self: ActorCell,
+    readonly intensity: Intensity,
+    readonly backoff: Backoff.Backoff | undefined
+  ) {}
+
+  static of(ctx: ActorContext<any>, intensity: Intensity, backoff: Backoff.Backoff | undefined): Supervision {
+    ctx.trapExits(true)
+    return new Supervision(ctx.self as unknown as ActorCell, intensity, backoff)
+  }
+
+  get system() {
+    return this.self.system
+  }
+
+  get label(): string {
+    return this.self.label
+  }
+
+  /** Starts the slot's child now; returns it (check its status) or the refusal of its name. */
+  spawn(slot: Slot): ActorCell | AlreadyRegistered {
+    const cell = this.system.spawnCell(this.self, slot.spec.behaviour, slot.options, slot.env)
+    if (cell instanceof AlreadyRegistered) {
+      slot.status = "stopped"
+      return cell
+    }
+    cell.slot = slot
+    cell.restarts = slot.restarts
+    slot.cell = cell
+    slot.startedAt = this.system.now()
+    slot.status = "running"
+    return cell
+  }
+
+  /** The slot of the live child that sent this exit, or `undefined` for an exit the supervisor caused or does not know. */
+  slotOf(signal: ExitSignal): Slot | undefined {
+    const cell = signal.from as unknown as ActorCell
+    const slot = cell.slot as Slot | undefined
+    if (slot === undefined || slot.cell !== cell) return undefined
+    slot.cell = undefined
+    slot.status = "stopped"
+    return slot
+  }
+
+  /** Whether an exit signal comes from this supervisor's own parent (then it must stop too). */
+  fromParent(signal: ExitSignal): boolean {
+    return (signal.from as unknown) === this.self.parentCell
+  }
+
+  /** Counts one restart; `true` when that exceeds the intensity. */
+  recordRestart(): boolean {
+    const now = this.system.now()
+    const cutoff = now - this.intensity.periodMillis
+    this.restartTimes = this.restartTimes.filter((t) => t > cutoff)
+    this.restartTimes.push(now)
+    return this.restartTimes.length > this.intensity.maxRestarts
+  }
+
+  /** The delay before restarting after this exit, or 0 without backoff. */
+  backoffDelay(slot: Slot, reason: ExitReason.ExitReason): number {
+    if (this.backoff === undefined) return 0
+    if (this.system.now() - slot.startedAt >= Duration.toMillis(this.backoff.resetAfter)) slot.failures = 0
+    if (ExitReason.isAbnormal(reason)) slot.failures++
+    return Backoff.delayMillis(this.backoff, Math.max(1, slot.failures), Math.random())
+  }
+
+  /** Marks slots as restarting and asks this supervisor to start them after `delayMillis`. */
+  restartLater(slots: ReadonlyArray<Slot>, delayMillis: number): void {
+    const timer = this.system.fork(this.self.env, Effect.sleep(Duration.millis(delayMillis)))
+    for (const slot of slots) {
+      slot.status = "restarting"
+      slot.timer = timer
+    }
+    timer.addObserver((exit) => {
+      if (exit._tag === "Success") this.self.unsafeTellUrgent(new RestartSlots(slots))
+    })
+  }
+
+  /** Starts slots that are still waiting to restart, in order; counts their restarts. */
+  restartNow(slots: ReadonlyArray<Slot>): void {
+    for (const slot of slots) {
+      if (slot.status === "running" && slot.cell !== undefined) continue
+      slot.timer = undefined
+      slot.restarts++
+      this.spawn(slot)
+      this.system.emit({ _tag: "Restarted", supervisor: this.self, child: slot.spec.id, restarts: slot.restarts })
+    }
+  }
+
+  /** Stops the live children of these slots one by one, in the order given. */
+  stop(slots: ReadonlyArray<Slot>, reason: ExitReason.ExitReason = ExitReason.shutdown()): Effect.Effect<void> {
+    return Effect.forEach(slots, (slot) =>
+      Effect.suspend(() => {
+        slot.timer?.unsafeInterruptAsFork(FiberId.none)
+        slot.timer = undefined
+        const cell = slot.cell
+        slot.cell = undefined
+        if (slot.status === "running") slot.status = "stopped"
+        return cell === undefined ? Effect.void : this.system.stopAndAwait(cell, reason)
+      }), { discard: true })
+  }
+
+  /** Stops every child (youngest first) and fails: the parent decides what happens next. */
+  escalate(slotsYoungestFirst: ReadonlyArray<Slot>): Effect.Effect<never, MaxRestartsExceeded> {
+    return Effect.zipRight(
+      this.stop(slotsYoungestFirst),
+      Effect.fail(
+        new MaxRestartsExceeded({
+          supervisor: this.label,
+          maxRestarts: this.intensity.maxRestarts,
+          periodMillis: this.intensity.periodMillis
+        })
+      )
+    )
+  }
+
+  /** What the inspector shows for a slot. */
+  static view(slot: Slot): ActorRef<never> | Placeholder {
+    return slot.cell !== undefined ? slot.cell : slot.placeholder
+  }
+}
