@@ -175,7 +175,7 @@ describe("Supervisor", () => {
           if (++starts > 1) throw new Error("cannot start again")
           return 0
         },
-        receive: (s: number, _: never) => s
+        receive: (s: number, _: unknown) => s
       })
       const system = yield* TestKit.system()
       const sup = yield* system.spawn(

@@ -1,0 +1,132 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Queue } from "effect"
+import { Actor, Backplane, Encoded, ExitReason, PubSub, TestKit } from "../../src/actors/index.js"
+
+/** A subscriber that records what it gets; `hold` keeps it busy so its buffer fills. */
+const listener = (seen: Array<unknown>) =>
+  Actor.make<unknown, null>({
+    name: "listener",
+    init: () => null,
+    receive: (state, message) => {
+      seen.push(message)
+      return state
+    }
+  })
+
+describe("PubSub", () => {
+  it.scoped("broadcast reaches every subscriber of the topic; broadcastFrom skips the sender", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const hub = yield* PubSub.make()
+      const [seenA, seenB] = [[] as Array<unknown>, [] as Array<unknown>]
+      const a = yield* system.spawn(listener(seenA), { name: "a" })
+      const b = yield* system.spawn(listener(seenB), { name: "b" })
+      yield* PubSub.subscribe(hub, "room", a)
+      yield* PubSub.subscribe(hub, "room", b)
+      expect(yield* PubSub.broadcast(hub, "room", "hello")).toBe(2)
+      expect(yield* PubSub.broadcastFrom(hub, a, "room", "from a")).toBe(1)
+      expect(yield* PubSub.broadcast(hub, "elsewhere", "nobody")).toBe(0)
+      yield* TestKit.awaitUntil(Effect.sync(() => seenB.length === 2))
+      expect(seenA).toEqual(["hello"])
+      expect(seenB).toEqual(["hello", "from a"])
+    }))
+
+  it.scoped("subscriptions vanish when the subscriber crashes", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const hub = yield* PubSub.make()
+      const a = yield* system.spawn(listener([]), { name: "a" })
+      const subscription = yield* PubSub.subscribe(hub, "fleet", a)
+      yield* system.crash(a)
+      yield* system.awaitExit(a)
+      expect(subscription.isActive()).toBe(false)
+      expect(PubSub.subscribers(hub)).toEqual([])
+      expect((yield* PubSub.stats(hub)).subscriptions).toBe(0)
+    }))
+
+  it.scoped("overflow policies of a suspended subscriber: sliding keeps the newest, dropping the oldest", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const hub = yield* PubSub.make()
+      const [slid, dropped] = [[] as Array<unknown>, [] as Array<unknown>]
+      const s = yield* system.spawn(listener(slid), { name: "sliding" })
+      const d = yield* system.spawn(listener(dropped), { name: "dropping" })
+      yield* system.suspend(s)
+      yield* system.suspend(d)
+      const subS = yield* PubSub.subscribe(hub, "t", s, { bufferSize: 3, overflow: "sliding" })
+      const subD = yield* PubSub.subscribe(hub, "t", d, { bufferSize: 3, overflow: "dropping" })
+      for (let i = 1; i <= 5; i++) yield* PubSub.broadcast(hub, "t", i)
+      expect([subS.pending(), subS.dropped(), subD.pending(), subD.dropped()]).toEqual([3, 2, 3, 2])
+      yield* system.resume(s)
+      yield* system.resume(d)
+      yield* TestKit.awaitUntil(Effect.sync(() => slid.length === 3 && dropped.length === 3))
+      expect(slid).toEqual([3, 4, 5])
+      expect(dropped).toEqual([1, 2, 3])
+      expect((yield* PubSub.stats(hub)).dropped).toBe(4)
+    }))
+
+  it.scoped("disconnect stops a slow subscriber with a clear reason", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const hub = yield* PubSub.make()
+      const slow = yield* system.spawn(listener([]), { name: "slow" })
+      yield* system.suspend(slow)
+      yield* PubSub.subscribe(hub, "t", slow, { bufferSize: 2, overflow: "disconnect" })
+      for (let i = 0; i < 3; i++) yield* PubSub.broadcast(hub, "t", i)
+      const reason = yield* system.awaitExit(slow)
+      expect(reason._tag).toBe("Shutdown")
+      expect(ExitReason.format(reason)).toContain("slow consumer")
+      expect((yield* PubSub.stats(hub)).disconnected).toBe(1)
+    }))
+
+  it.scoped("backpressure makes the publisher wait until the subscriber has room; nothing is lost", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const hub = yield* PubSub.make()
+      const seen: Array<unknown> = []
+      const careful = yield* system.spawn(listener(seen), { name: "careful" })
+      yield* system.suspend(careful)
+      yield* PubSub.subscribe(hub, "audit", careful, { bufferSize: 2, overflow: "backpressure" })
+      const publisher = yield* Effect.fork(Effect.forEach([1, 2, 3, 4], (i) => PubSub.broadcast(hub, "audit", i)))
+      yield* TestKit.tick
+      expect(publisher.unsafePoll()).toBeNull()
+      yield* system.resume(careful)
+      yield* TestKit.awaitUntil(Effect.sync(() => seen.length === 4))
+      expect(seen).toEqual([1, 2, 3, 4])
+    }))
+
+  it.scoped("an Encoded payload is encoded once for every subscriber", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const hub = yield* PubSub.make()
+      let encodes = 0
+      const frames: Array<string> = []
+      const socketLike = Actor.make<Encoded.Encoded<{ x: number }>, null>({
+        name: "socket",
+        init: () => null,
+        receive: (state, message) => {
+          frames.push(message.get("json", (v) => (encodes++, JSON.stringify(v))))
+          return state
+        }
+      })
+      for (let i = 0; i < 50; i++) yield* PubSub.subscribe(hub, "canvas", yield* system.spawn(socketLike))
+      yield* PubSub.broadcast(hub, "canvas", Encoded.make({ x: 1 }))
+      yield* TestKit.awaitUntil(Effect.sync(() => frames.length === 50))
+      expect(encodes).toBe(1)
+      expect(new Set(frames)).toEqual(new Set(['{"x":1}']))
+    }))
+
+  it.scoped("queue subscribers, and a backplane joining two hubs", () =>
+    Effect.gen(function*() {
+      const backplane = Backplane.memory()
+      const east = yield* PubSub.make({ nodeId: "east", backplane })
+      const west = yield* PubSub.make({ nodeId: "west", backplane })
+      const atEast = yield* PubSub.subscribeQueue<string>(east, "alarms")
+      const atWest = yield* PubSub.subscribeQueue<string>(west, "alarms")
+      yield* PubSub.broadcast(east, "alarms", "robot 7 silent")
+      expect(yield* Queue.take(atEast)).toBe("robot 7 silent")
+      expect(yield* Queue.take(atWest)).toBe("robot 7 silent")
+      yield* TestKit.tick
+      expect(yield* Queue.size(atEast)).toBe(0)
+    }))
+})
