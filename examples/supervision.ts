@@ -38,6 +38,7 @@ const program = Effect.gen(function*() {
   const canvas = (yield* TestKit.findActor(system, "canvas")) as ActorRef.ActorRef<CounterMsg>
   for (let i = 0; i < 3; i++) yield* canvas.tell({ _tag: "Tick" })
 
+  yield* TestKit.tick
   console.log("The tree at start:\n")
   console.log(yield* system.render)
 
