@@ -5,12 +5,26 @@
  * official schema (required fields, field names, enums), so our model cannot silently drift.
  */
 import * as SchemaAST from "effect/SchemaAST"
-import { readFileSync, readdirSync } from "node:fs"
+import { existsSync, readFileSync, readdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import type { TopicName } from "../../../../src/links/vda5050/Topic.js"
 
-/** The folder with the schemas and example messages. */
-export const fixturesDir = fileURLToPath(new URL("../../../../../shared/fixtures/vda5050/", import.meta.url))
+/**
+ * The folder with the schemas and example messages: the project's `shared/` beside the checkout
+ * (or wherever `FLEETVISOR_SHARED` points). They are the VDA's files, so they are not copied in.
+ */
+export const fixturesDir = ((): string => {
+  const candidates = [
+    process.env.FLEETVISOR_SHARED,
+    fileURLToPath(new URL("../../../../../shared/", import.meta.url)),
+    "/work/shared/"
+  ].filter((dir): dir is string => dir !== undefined && dir !== "")
+  const found = candidates.map((dir) => `${dir.replace(/\/$/, "")}/fixtures/vda5050/`).find((dir) => existsSync(dir))
+  if (found === undefined) {
+    throw new Error(`VDA 5050 fixtures not found in ${candidates.join(", ")}; set FLEETVISOR_SHARED to the shared/ folder`)
+  }
+  return found
+})()
 
 /** The two schema versions we hold. */
 export const versions = ["2.0.0", "2.1.0"] as const
