@@ -79,17 +79,12 @@ export const make = (options?: Options): Behaviour<DynamicSupervisorMessage, Sta
     shutdown: "infinity",
     init: (ctx) => new State(Supervision.of(ctx, intensity, options?.backoff), maxChildren),
     receive: (state, message) => {
-      state.supervision.restartNow(message.slots.filter((slot) => slot.status === "restarting" && state.slots.has(slot)))
+      state.supervision.restartDue(message, (slot) => state.slots.has(slot))
       return state
     },
-    onSignal: (state, signal, ctx) => {
-      if (signal._tag !== "ExitSignal") return state
+    onSignal: (state, signal) => {
       const supervision = state.supervision
-      if (supervision.fromParent(signal)) {
-        ctx.stop(signal.reason)
-        return state
-      }
-      const slot = supervision.slotOf(signal)
+      const slot = supervision.exitedChild(signal)
       if (slot === undefined) return state
       if (!shouldRestart(slot.spec.restart, signal.reason)) {
         state.slots.delete(slot)

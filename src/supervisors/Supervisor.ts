@@ -85,17 +85,12 @@ export const make = (options: Options): Behaviour<SupervisorMessage, State> => {
       return startInOrder(state, 0)
     },
     receive: (state, message) => {
-      state.supervision.restartNow(message.slots.filter((slot) => slot.status === "restarting" && state.slots.includes(slot)))
+      state.supervision.restartDue(message, (slot) => state.slots.includes(slot))
       return state
     },
-    onSignal: (state, signal, ctx) => {
-      if (signal._tag !== "ExitSignal") return state
+    onSignal: (state, signal) => {
       const supervision = state.supervision
-      if (supervision.fromParent(signal)) {
-        ctx.stop(signal.reason)
-        return state
-      }
-      const slot = supervision.slotOf(signal)
+      const slot = supervision.exitedChild(signal)
       if (slot === undefined) return state
       if (!shouldRestart(slot.spec.restart, signal.reason)) {
         if (slot.spec.restart === "temporary") state.slots = state.slots.filter((s) => s !== slot)

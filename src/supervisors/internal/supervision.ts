@@ -7,7 +7,7 @@ import { AlreadyRegistered } from "../../actors/ActorError.js"
 import type { ActorRef } from "../../actors/ActorRef.js"
 import * as ExitReason from "../../actors/ExitReason.js"
 import type { ActorCell, ActorEnv } from "../../actors/internal/cell.js"
-import type { ExitSignal } from "../../actors/Signal.js"
+import type { ExitSignal, Signal } from "../../actors/Signal.js"
 import * as Backoff from "../Backoff.js"
 import type { ChildSpec, Restart } from "../ChildSpec.js"
 import { MaxRestartsExceeded } from "../SupervisorError.js"
@@ -127,9 +127,22 @@ export class Supervision {
     return slot
   }
 
-  /** Whether an exit signal comes from this supervisor's own parent (then it must stop too). */
-  fromParent(signal: ExitSignal): boolean {
-    return (signal.from as unknown) === this.self.parentCell
+  /**
+   * The slot of the child a signal reports the exit of, or `undefined` when there is no child
+   * to act on. An exit of this supervisor's own parent stops the supervisor too.
+   */
+  exitedChild(signal: Signal): Slot | undefined {
+    if (signal._tag !== "ExitSignal") return undefined
+    if ((signal.from as unknown) === this.self.parentCell) {
+      this.self.stop(signal.reason)
+      return undefined
+    }
+    return this.slotOf(signal)
+  }
+
+  /** Restarts the slots of a `RestartSlots` message that still wait for it and still belong here. */
+  restartDue(message: RestartSlots, belongs: (slot: Slot) => boolean): void {
+    this.restartNow(message.slots.filter((slot) => slot.status === "restarting" && belongs(slot)))
   }
 
   /** Counts one restart; `true` when that exceeds the intensity. */
