@@ -129,8 +129,8 @@ const handlers = FleetvisorRpcs.toLayer(
         }),
       FleetRenew: ({ robot }) => Effect.succeed({ robot, expiresAt: DateTime.add(now, { seconds: 60 }) }),
       FleetRelease: () => Effect.void,
-      FleetCommand: (payload, { headers }) => record("FleetCommand", payload, headers),
-      FleetEmergencyStop: (payload, { headers }) => record("FleetEmergencyStop", payload, headers)
+      FleetCommand: (payload, { headers }) => Effect.asVoid(record("FleetCommand", payload, headers)),
+      FleetEmergencyStop: (payload, { headers }) => Effect.asVoid(record("FleetEmergencyStop", payload, headers))
     }
   })
 )
