@@ -26,6 +26,8 @@ const countRows = Effect.flatMap(SqlClient, (sql) => sql<{ n: number }>`SELECT c
   Effect.map(([row]) => row.n)
 )
 
+const hours = (n: number) => n * 3_600_000
+
 describe("TelemetryLog", () => {
   it.scopedLive("rows are committed, in their columns, once flush completes", () =>
     onTempFile((filename) =>
@@ -56,20 +58,27 @@ describe("TelemetryLog", () => {
       })
     ))
 
-  it.scopedLive("rows older than the retention are deleted, on demand and on schedule", () =>
+  it.scopedLive("rows older than the retention are deleted on demand", () =>
     onTempFile((filename) =>
       Effect.gen(function*() {
         const log = yield* TelemetryLog
         const now = Date.now()
-        const hours = (n: number) => n * 3_600_000
         yield* log.appendAll(poses("agv-1", 12_000, now - hours(3)))
         yield* log.appendAll(poses("agv-1", 10, now))
         yield* log.flush
 
         expect(yield* log.prune).toBe(12_000)
         expect(yield* countRows).toBe(10)
+      }).pipe(Effect.provide(telemetry(filename, { retention: "1 hour", retentionInterval: "1 hour" })))
+    ))
 
+  it.scopedLive("rows older than the retention are deleted on schedule", () =>
+    onTempFile((filename) =>
+      Effect.gen(function*() {
+        const log = yield* TelemetryLog
+        const now = Date.now()
         yield* log.appendAll(poses("agv-2", 100, now - hours(2)))
+        yield* log.appendAll(poses("agv-2", 10, now))
         yield* log.flush
         yield* countRows.pipe(Effect.repeat({ until: (n) => n === 10, schedule: Schedule.spaced("20 millis") }))
       }).pipe(Effect.provide(telemetry(filename, { retention: "1 hour", retentionInterval: "100 millis" })))
