@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Stream, TestClock } from "effect"
-import { Actor, type ActorSystem, ExitReason, TestKit } from "../../src/actors/index.js"
+import { Actor, type ActorRef, type ActorSystem, ExitReason, TestKit } from "../../src/actors/index.js"
 import { get, ping, worker, type WorkerMsg } from "./fixtures.js"
 
 describe("Actor", () => {
@@ -25,6 +25,28 @@ describe("Actor", () => {
       yield* TestClock.adjust("1 millis")
       const error = yield* Effect.flip(Fiber.join(fiber))
       expect(error._tag).toBe("AskTimeout")
+    }))
+
+  it.scoped("a reply to an interrupted asker is no longer pending, and answering it later is harmless", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const replies: Array<ActorRef.Reply<string>> = []
+      const holder = Actor.make<ActorRef.Reply<string>, null>({
+        name: "holder",
+        init: () => null,
+        receive: (state, reply) => {
+          replies.push(reply)
+          return state
+        }
+      })
+      const h = yield* system.spawn(holder, { name: "h" })
+      const asking = yield* Effect.fork(h.ask((reply) => reply, { timeout: "1 minute" }))
+      yield* TestKit.tick
+      expect(replies[0].isPending()).toBe(true)
+      yield* Fiber.interrupt(asking)
+      expect(replies[0].isPending()).toBe(false)
+      replies[0].succeed("too late")
+      expect(yield* system.render).toBe("h running mailbox=0 restarts=0")
     }))
 
   it.scoped("ask to a dead actor fails at once with ActorStopped; its mail goes to dead letters", () =>

@@ -3,6 +3,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import type * as FiberRefs from "effect/FiberRefs"
 import type * as Context from "effect/Context"
 import { pipeArguments } from "effect/Pipeable"
@@ -73,7 +74,13 @@ class Watch implements MonitorRef {
   ) {}
 }
 
-/** The reply handle of one outstanding `ask`, on the deadline list and on its target's pending list. */
+/**
+ * The reply handle of one outstanding `ask`, on the deadline list and on its
+ * target's pending list. An asker interrupted while it waits does not remove
+ * it (an interruption hook would double the cost of every `ask`): it stays
+ * until the reply, its deadline or the target's exit, and its resumption is
+ * then ignored; `isPending` sees the interruption at once.
+ */
 class ReplyImpl<A, E> implements Reply<A, E>, Timed {
   deadline = 0
   tprev: Timed | undefined = undefined
@@ -84,7 +91,9 @@ class ReplyImpl<A, E> implements Reply<A, E>, Timed {
   constructor(
     readonly cell: ActorCell,
     public resume: ((effect: Effect.Effect<A, any>) => void) | undefined,
-    readonly timeoutMillis: number
+    readonly timeoutMillis: number,
+    /** The asking fiber, when an interruption can end its wait. */
+    readonly asker: Fiber.RuntimeFiber<unknown, unknown> | undefined
   ) {}
   succeed(value: A): void {
     this.complete(Exit.succeed(value))
@@ -99,7 +108,8 @@ class ReplyImpl<A, E> implements Reply<A, E>, Timed {
     resume(exit)
   }
   isPending(): boolean {
-    return this.resume !== undefined
+    return this.resume !== undefined &&
+      (this.asker === undefined || Cause.isEmpty(this.asker.getFiberRef(FiberRef.interruptedCause)))
   }
   expire(): void {
     const resume = this.resume
@@ -272,30 +282,37 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
     f: (reply: Reply<A, E>) => M,
     options?: AskOptions
   ): Effect.Effect<A, E | AskTimeout | ActorStopped | MailboxFull> {
-    return Effect.async<A, E | AskTimeout | ActorStopped | MailboxFull>((resume) => {
-      if (this.status >= STOPPING) {
-        resume(Exit.fail(this.stoppedError()))
-        return
-      }
-      const timeoutMillis = options?.timeout === undefined
-        ? defaultAskMillis
-        : Duration.toMillis(options.timeout)
-      const reply = new ReplyImpl<A, E>(this, resume, timeoutMillis)
-      const offered = this.offer(f(reply), options?.urgent === true)
-      if (offered !== OFFER_OK) {
-        reply.resume = undefined
-        resume(Exit.fail(
-          offered === OFFER_FULL ? new MailboxFull({ actor: this.label, capacity: this.capacity }) : this.stoppedError()
-        ))
-        return
-      }
-      if (reply.resume === undefined) return
-      reply.anext = this.asks
-      if (this.asks !== undefined) this.asks.aprev = reply
-      this.asks = reply
-      this.system.deadlines.add(reply)
-      return Effect.sync(() => reply.cancel())
-    })
+    return Effect.withFiberRuntime<A, E | AskTimeout | ActorStopped | MailboxFull>((fiber, status) =>
+      Effect.async((resume) => {
+        if (this.status >= STOPPING) {
+          resume(Exit.fail(this.stoppedError()))
+          return
+        }
+        const timeoutMillis = options?.timeout === undefined
+          ? defaultAskMillis
+          : Duration.toMillis(options.timeout)
+        const reply = new ReplyImpl<A, E>(
+          this,
+          resume,
+          timeoutMillis,
+          RuntimeFlags.interruptible(status.runtimeFlags) ? fiber : undefined
+        )
+        const offered = this.offer(f(reply), options?.urgent === true)
+        if (offered !== OFFER_OK) {
+          reply.resume = undefined
+          resume(Exit.fail(
+            offered === OFFER_FULL ? new MailboxFull({ actor: this.label, capacity: this.capacity }) : this.stoppedError()
+          ))
+          return
+        }
+        if (reply.resume === undefined) return
+        reply.anext = this.asks
+        if (this.asks !== undefined) this.asks.aprev = reply
+        this.asks = reply
+        this.system.deadlines.add(reply)
+        // Without a deadline nothing would ever remove the reply of an interrupted asker.
+        if (timeoutMillis === Infinity) return Effect.sync(() => reply.cancel())
+      }))
   }
 
   isAlive(): boolean {

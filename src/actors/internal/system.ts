@@ -94,14 +94,18 @@ export class SystemImpl implements ActorSystem {
 
   /**
    * The environment of the spawning fiber. Spawns from the same fiber share one
-   * `ActorEnv`; `_fiberRefs` is read directly because `getFiberRefs()` copies.
+   * `ActorEnv`; `_fiberRefs` is read directly because `getFiberRefs()` copies
+   * (so the copy it leaves on the fiber is what the next spawn compares with).
    */
   envOf(fiber: Fiber.RuntimeFiber<any, any>, runtimeFlags: RuntimeFlags.RuntimeFlags): ActorEnv {
-    const refs = (fiber as any)._fiberRefs
     const last = this.lastEnv
-    if (last.context === fiber.currentContext && (last as any).sourceRefs === refs) return last
+    if (
+      last.context === fiber.currentContext && (last as any).sourceRefs === (fiber as any)._fiberRefs &&
+      (last as any).sourceFlags === runtimeFlags
+    ) return last
     const env = new ActorEnv(fiber.currentContext as Context.Context<any>, fiber.getFiberRefs(), runtimeFlags)
-    ;(env as any).sourceRefs = refs
+    ;(env as any).sourceRefs = (fiber as any)._fiberRefs
+    ;(env as any).sourceFlags = runtimeFlags
     this.lastEnv = env
     return env
   }
