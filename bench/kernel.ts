@@ -49,7 +49,11 @@ const targets = {
 } satisfies Record<string, Target>
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const anchorDir = path.resolve(here, "../../shared/anchors/beam")
+/** The project's `shared/` beside the checkout, or wherever `FLEETVISOR_SHARED` points. */
+const anchorDir = [process.env.FLEETVISOR_SHARED, path.resolve(here, "../../shared"), "/work/shared"]
+  .filter((dir): dir is string => dir !== undefined && dir !== "")
+  .map((dir) => path.join(dir, "anchors/beam"))
+  .find((dir) => fs.existsSync(path.join(dir, "bench.erl"))) ?? path.resolve(here, "../../shared/anchors/beam")
 
 const gc: () => void = (globalThis as any).gc ?? (() => {
   throw new Error("run with --expose-gc (npm run bench:kernel)")
