@@ -57,13 +57,28 @@ const msgpackTail = (values: ReadonlyArray<unknown>): Uint8Array => {
   return message.slice(msgpackHead.length + 1)
 }
 
+// Clients number their requests from 1, so the subscribers of one stream share a few request
+// ids: the frame of each (wire, id) is built once, for at most this many ids per shared frame.
+const maxFramesPerShared = 64
+
 class EncodedOnce implements SharedFrame {
   private json: string | undefined
   private msgpack: Uint8Array | undefined
+  private frames: Map<string, string | Uint8Array> | undefined
   constructor(readonly values: NonEmptyReadonlyArray<unknown>) {}
   tail(wire: WireFormat): string | Uint8Array {
     if (wire === "json") return this.json ??= `,"values":${WireCodec.json.encode(this.values)}}`
     return this.msgpack ??= msgpackTail(this.values)
+  }
+  frame(wire: WireFormat, requestId: string): string | Uint8Array {
+    const key = wire === "json" ? requestId : `#${requestId}`
+    const frames = this.frames ??= new Map()
+    let frame = frames.get(key)
+    if (frame === undefined) {
+      frame = buildFrame(this, wire, requestId)
+      if (frames.size < maxFramesPerShared) frames.set(key, frame)
+    }
+    return frame
   }
 }
 
@@ -79,8 +94,12 @@ export const encodeOnce = <R extends Rpc.Any>(
 /**
  * The frame of a shared chunk for one subscriber: the `Chunk` message of the request
  * `requestId` (its decimal digits, as the client sent them), in the subscriber's wire format.
+ * Subscribers with the same request id get the same bytes, built once.
  */
-export const chunkFrame = (frame: SharedFrame, wire: WireFormat, requestId: string): string | Uint8Array => {
+export const chunkFrame = (frame: SharedFrame, wire: WireFormat, requestId: string): string | Uint8Array =>
+  frame instanceof EncodedOnce ? frame.frame(wire, requestId) : buildFrame(frame, wire, requestId)
+
+const buildFrame = (frame: SharedFrame, wire: WireFormat, requestId: string): string | Uint8Array => {
   const tail = frame.tail(wire)
   if (typeof tail === "string") return `${jsonHead}"${requestId}"${tail}`
   const idHeader = requestId.length < 32 ? [0xa0 | requestId.length] : [0xd9, requestId.length]

@@ -1,0 +1,42 @@
+/**
+ * What every page needs to talk to the server: the `/ws` address, the typed client over the
+ * browser's WebSocket, and a wording of the connection state for people.
+ *
+ * @since 0.1.0
+ */
+import * as Socket from "@effect/platform/Socket"
+import * as Layer from "effect/Layer"
+import type * as ConnectionState from "../../src/client/ConnectionState.js"
+import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
+
+/** The server's `/ws` on the page's host, or the `?ws=` query parameter when given. */
+export const serverUrl = (): string =>
+  new URLSearchParams(location.search).get("ws") ??
+    `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`
+
+/** The typed client over the browser's WebSocket, MessagePack unless `?wire=json`. */
+export const clientLayer = (url = serverUrl()): Layer.Layer<FleetvisorClient.FleetvisorClient> =>
+  FleetvisorClient.layer({
+    url,
+    wire: new URLSearchParams(location.search).get("wire") === "json" ? "json" : "msgpack"
+  }).pipe(Layer.provide(Socket.layerWebSocketConstructorGlobal))
+
+/** How a page shows the connection: a short text and a tone for its colour. */
+export interface ConnectionView {
+  readonly text: string
+  readonly tone: "ok" | "wait" | "down" | "fatal"
+}
+
+/** The connection state in words. */
+export const describe = (state: ConnectionState.ConnectionState): ConnectionView => {
+  switch (state._tag) {
+    case "Connecting":
+      return { text: state.attempt > 1 ? `Reconnecting (attempt ${state.attempt})…` : "Connecting…", tone: "wait" }
+    case "Open":
+      return { text: "Live", tone: "ok" }
+    case "Closed":
+      return { text: `Disconnected (${state.reason || state.code}); retrying…`, tone: "down" }
+    case "Refused":
+      return { text: "This page is out of date: reload it.", tone: "fatal" }
+  }
+}
