@@ -25,3 +25,21 @@ export const make: Effect.Effect<HeaderIds> = Effect.map(
       })
   })
 )
+
+/** Counters an actor owns, handing out ids synchronously. */
+export interface Counters {
+  /** The id for the next message on `topic`. */
+  readonly next: (topic: TopicName) => number
+}
+
+/** Fresh synchronous counters: the first message on every topic gets headerId 0. */
+export const unsafeMake = (): Counters => {
+  const ids: Partial<Record<TopicName, number>> = {}
+  return {
+    next: (topic) => {
+      const id = ids[topic] ?? 0
+      ids[topic] = id === UINT32_MAX ? 0 : id + 1
+      return id
+    }
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The fleet's configuration, read with effect `Config` (environment variables by default):
+ *
+ * | variable               | default   | meaning                                                        |
+ * |------------------------|-----------|----------------------------------------------------------------|
+ * | `FLEET_RMI_ROBOTS`     | none      | FANUC arms: `arm-1=10.0.0.5:16001,arm-2=10.0.0.6` (port 16001 if left out) |
+ * | `FLEET_RMI_POLL_HZ`    | 10        | polls per second of each arm's status, position and joints (10–125) |
+ * | `FLEET_MQTT_URL`       | none      | the VDA 5050 broker; none: no AGVs (or the demo's embedded broker) |
+ * | `FLEET_MQTT_PREFIX`    | `uagv/v2` | `interfaceName/majorVersion` of the AGV topics                 |
+ * | `FLEET_DEMO`           | on when neither arms nor a broker are configured | simulated arms and AGVs |
+ * | `FLEET_DEMO_ARMS`      | 3         | simulated arms in the demo                                     |
+ * | `FLEET_DEMO_AGVS`      | 12        | simulated AGVs in the demo                                     |
+ * | `FLEET_LEASE_TTL_MS`   | 30000     | a control lease's default time to live                         |
+ * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE or CONNECTIONBROKEN AGV stays in the fleet |
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+
+/** One FANUC arm to link to. */
+export interface RmiRobot {
+  /** Its id in the fleet; no `/` (that is how AGV ids look). */
+  readonly id: string
+  readonly host: string
+  readonly port: number
+}
+
+/** The fleet's configuration. */
+export interface FleetSettings {
+  readonly rmiRobots: ReadonlyArray<RmiRobot>
+  readonly pollHz: number
+  readonly mqttUrl: string | undefined
+  readonly mqttPrefix: string
+  readonly demo: boolean
+  readonly demoArms: number
+  readonly demoAgvs: number
+  readonly leaseTtlMs: number
+  readonly agvGraceMs: number
+}
+
+/** The fleet's configuration as a service. */
+export class FleetConfig extends Context.Tag("fleetvisor/apps/fleet/FleetConfig")<FleetConfig, FleetSettings>() {}
+
+/** Parses `arm-1=10.0.0.5:16001,arm-2=10.0.0.6`. */
+export const parseRobots = (text: string): Either.Either<ReadonlyArray<RmiRobot>, string> => {
+  const robots: Array<RmiRobot> = []
+  for (const item of text.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+    const match = /^([^=/\s]+)=([^:\s]+)(?::(\d+))?$/.exec(item)
+    if (match === null) return Either.left(`"${item}" is not id=host[:port] (an id without "/")`)
+    const port = match[3] === undefined ? 16001 : Number(match[3])
+    if (port < 1 || port > 65535) return Either.left(`"${item}": port ${port} is out of range`)
+    robots.push({ id: match[1], host: match[2], port })
+  }
+  if (new Set(robots.map((r) => r.id)).size !== robots.length) return Either.left("robot ids must be unique")
+  return Either.right(robots)
+}
+
+const robots = Config.string("FLEET_RMI_ROBOTS").pipe(
+  Config.withDefault(""),
+  Config.mapOrFail((text) =>
+    Either.mapLeft(parseRobots(text), (reason) => ConfigError.InvalidData(["FLEET_RMI_ROBOTS"], reason))
+  )
+)
+
+const bounded = (name: string, fallback: number, min: number, max: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.mapOrFail((n) =>
+      n >= min && n <= max
+        ? Either.right(n)
+        : Either.left(ConfigError.InvalidData([name], `${n} must be between ${min} and ${max}`))
+    )
+  )
+
+/** Reads the configuration; see the module documentation. */
+export const config: Config.Config<FleetSettings> = Config.all({
+  rmiRobots: robots,
+  pollHz: bounded("FLEET_RMI_POLL_HZ", 10, 10, 125),
+  mqttUrl: Config.option(Config.string("FLEET_MQTT_URL")),
+  mqttPrefix: Config.string("FLEET_MQTT_PREFIX").pipe(Config.withDefault("uagv/v2")),
+  demo: Config.option(Config.boolean("FLEET_DEMO")),
+  demoArms: bounded("FLEET_DEMO_ARMS", 3, 0, 100),
+  demoAgvs: bounded("FLEET_DEMO_AGVS", 12, 0, 10_000),
+  leaseTtlMs: bounded("FLEET_LEASE_TTL_MS", 30_000, 1_000, 3_600_000),
+  agvGraceMs: bounded("FLEET_AGV_GRACE_MS", 60_000, 0, 86_400_000)
+}).pipe(
+  Config.map(({ demo, mqttUrl, ...rest }) => {
+    const url = Option.getOrUndefined(Option.filter(mqttUrl, (u) => u !== ""))
+    return {
+      ...rest,
+      mqttUrl: url,
+      demo: Option.getOrElse(demo, () => rest.rmiRobots.length === 0 && url === undefined)
+    }
+  })
+)
+
+/** The configuration read from the environment. */
+export const layer: Layer.Layer<FleetConfig, ConfigError.ConfigError> = Layer.effect(FleetConfig, config)
+
+/** A fixed configuration (tests, embedding); unspecified fields take their defaults. */
+export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
+  rmiRobots: [],
+  pollHz: 10,
+  mqttUrl: undefined,
+  mqttPrefix: "uagv/v2",
+  demo: false,
+  demoArms: 3,
+  demoAgvs: 12,
+  leaseTtlMs: 30_000,
+  agvGraceMs: 60_000,
+  ...settings
+})

@@ -1,0 +1,152 @@
+/**
+ * The `fleet` subtree of the actor tree:
+ *
+ * ```text
+ * fleet (rest_for_one)
+ * ├─ links (dynamic)            robot:<id> per arm, agv:<manufacturer>/<serial> per AGV
+ * ├─ mqtt                       the VDA 5050 broker connection (when a broker is configured)
+ * ├─ arms                       starts the configured arms' links under links
+ * ├─ state                      fleet state, control leases, conflated view updates (30 Hz)
+ * ├─ control                    the fixed 100 Hz control loop (the speed guard)
+ * └─ telemetry                  records telemetry in the TelemetryLog (when one is provided)
+ * ```
+ *
+ * `links` comes first so that a broker connection that restarts leaves the robot links
+ * alone (they find `mqtt` by name when they send), while a `links` that restarts (its
+ * restart intensity exceeded) takes the rest with it: `mqtt` resubscribes and rediscovers
+ * the AGVs from their retained `connection` and next messages, `arms` starts the arms again,
+ * `state` starts from fresh state. Every child is registered in the fleet's registry under
+ * its name, and every robot link under `robot:<id>` or `agv:<manufacturer>/<serial>`.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Actor from "../../actors/Actor.js"
+import type { ActorRef } from "../../actors/ActorRef.js"
+import * as PubSub from "../../actors/PubSub.js"
+import * as Registry from "../../actors/Registry.js"
+import * as RmiLink from "../../links/rmi/RmiLink.js"
+import * as AgvLink from "../../links/vda5050/AgvLink.js"
+import * as MqttLink from "../../links/vda5050/MqttLink.js"
+import * as Backoff from "../../supervisors/Backoff.js"
+import * as ChildSpec from "../../supervisors/ChildSpec.js"
+import * as DynamicSupervisor from "../../supervisors/DynamicSupervisor.js"
+import * as Supervisor from "../../supervisors/Supervisor.js"
+import * as ControlLoop from "./ControlLoop.js"
+import * as FleetState from "./FleetState.js"
+import * as SpeedGuard from "./SpeedGuard.js"
+import * as TelemetryRecorder from "./TelemetryRecorder.js"
+import type { TelemetryLog } from "../../store/TelemetryLog.js"
+import type { FleetSettings } from "./FleetConfig.js"
+
+/** What the subtree is built from. */
+export interface FleetTreeOptions {
+  readonly settings: FleetSettings
+  readonly hub: PubSub.PubSub
+  /** Unique keys: `links`, `mqtt`, `state`, `control`, `robot:<id>`, `agv:<manufacturer>/<serial>`. */
+  readonly registry: Registry.Registry<string, any>
+  /** Backoff of robot link restarts; default 200 ms doubling to 10 s. */
+  readonly linkBackoff?: Backoff.Backoff | undefined
+  /** Where telemetry is recorded (a `telemetry` child); not recorded without it. */
+  readonly telemetryLog?: TelemetryLog["Type"] | undefined
+}
+
+/** The PubSub topic of the control loop's metrics, once a second. */
+export const LoopTopic = "fleet/loop"
+
+/** The registry key of a robot's link, from its fleet id (AGV ids contain a `/`). */
+export const linkKey = (robot: string): string => (robot.includes("/") ? `agv:${robot}` : `robot:${robot}`)
+
+/** The links supervisor, found by name. */
+export const links = (registry: Registry.Registry<string, any>): Effect.Effect<DynamicSupervisor.DynamicSupervisorRef> =>
+  Effect.flatMap(Registry.whereis(registry, "links"), Option.match({
+    onNone: () => Effect.dieMessage("fleet/links is not running"),
+    onSome: (ref) => Effect.succeed(ref as DynamicSupervisor.DynamicSupervisorRef)
+  }))
+
+/** Starts the configured arms' links under `links`; restarted with it, so they come back too. */
+const arms = (options: FleetTreeOptions) =>
+  Actor.make<unknown, null>({
+    name: "arms",
+    init: () =>
+      Effect.gen(function*() {
+        const supervisor = yield* links(options.registry)
+        for (const robot of options.settings.rmiRobots) {
+          const key = linkKey(robot.id)
+          yield* DynamicSupervisor.startChild(
+            supervisor,
+            ChildSpec.make(
+              key,
+              RmiLink.make({
+                id: robot.id,
+                host: robot.host,
+                port: robot.port,
+                pollHz: options.settings.pollHz,
+                hub: options.hub
+              }),
+              { restart: "permanent", via: Registry.via(options.registry, key), mailbox: { capacity: 1_000 } }
+            )
+          ).pipe(Effect.catchAll((error) => Effect.logWarning(`could not start the link of ${robot.id}`, error)))
+        }
+        return null
+      }),
+    receive: (state) => state
+  })
+
+const startAgv = (options: FleetTreeOptions) => (identity: AgvLink.AgvLinkOptions["identity"], outbox: AgvLink.Outbox) =>
+  Effect.flatMap(links(options.registry), (supervisor) =>
+    DynamicSupervisor.startChild(
+      supervisor,
+      ChildSpec.make(
+        MqttLink.agvKey(identity),
+        AgvLink.make({ identity, outbox, hub: options.hub, grace: options.settings.agvGraceMs }),
+        { restart: "transient", via: Registry.via(options.registry, MqttLink.agvKey(identity)), mailbox: { capacity: 1_000 } }
+      )
+    )) as Effect.Effect<ActorRef<AgvLink.AgvLinkMessage>, unknown>
+
+/** The `fleet` supervisor; spawn it, or nest it as a child of the service's root. */
+export const make = (options: FleetTreeOptions) => {
+  const { registry, settings } = options
+  const linkBackoff = options.linkBackoff ?? Backoff.exponential({ min: "200 millis", max: "10 seconds" })
+  return Supervisor.make({
+    strategy: "rest_for_one",
+    maxRestarts: 5,
+    period: "30 seconds",
+    backoff: Backoff.exponential({ min: "200 millis", max: "5 seconds" }),
+    children: [
+      // A link that fails is a robot or a network acting up, not a bug of the supervisor:
+      // backoff bounds how often each one retries, so the intensity is set for a whole fleet.
+      ChildSpec.make(
+        "links",
+        DynamicSupervisor.make({ maxRestarts: 10_000, period: "60 seconds", backoff: linkBackoff }),
+        { via: Registry.via(registry, "links") }
+      ),
+      ...(settings.mqttUrl === undefined ? [] : [
+        ChildSpec.make(
+          "mqtt",
+          MqttLink.make({ url: settings.mqttUrl, prefix: settings.mqttPrefix, registry, startAgv: startAgv(options) }),
+          { via: Registry.via(registry, "mqtt"), mailbox: { capacity: 100_000 } }
+        )
+      ]),
+      ChildSpec.make("arms", arms(options)),
+      ChildSpec.make(
+        "state",
+        FleetState.make({ hub: options.hub, arms: settings.rmiRobots.map((r) => r.id) }),
+        { via: Registry.via(registry, "state") }
+      ),
+      ChildSpec.make(
+        "control",
+        ControlLoop.make({
+          hz: 100,
+          phases: (self) => SpeedGuard.phases(options.hub, self),
+          report: (metrics) => void Effect.runFork(PubSub.broadcast(options.hub, LoopTopic, metrics))
+        }),
+        { via: Registry.via(registry, "control") }
+      ),
+      ...(options.telemetryLog === undefined ? [] : [
+        ChildSpec.make("telemetry", TelemetryRecorder.make(options.hub, options.telemetryLog))
+      ])
+    ]
+  })
+}

@@ -1,0 +1,47 @@
+/**
+ * A deadline on silence: a link calls `heard()` whenever its robot says something, and the
+ * watchdog calls `onSilent` once when nothing was heard for `deadline`. The link then raises
+ * an alarm and fails, so its supervisor restarts it (and the robot shows as disconnected
+ * meanwhile). It checks four times per deadline, so silence is noticed within 1.25 deadlines.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+
+/** A running watchdog. */
+export interface Watchdog {
+  /** The robot said something: the deadline starts again. */
+  heard(): void
+  /** Milliseconds since the robot was last heard. */
+  silentForMillis(): number
+}
+
+/** Starts a watchdog for as long as the scope lasts; `onSilent` runs at most once. */
+export const start = (
+  deadline: Duration.DurationInput,
+  onSilent: (silentForMillis: number) => void
+): Effect.Effect<Watchdog, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const clock = yield* Effect.clock
+    const deadlineMillis = Duration.toMillis(deadline)
+    let lastHeard = clock.unsafeCurrentTimeMillis()
+    let fired = false
+    const watchdog: Watchdog = {
+      heard: () => void (lastHeard = clock.unsafeCurrentTimeMillis()),
+      silentForMillis: () => clock.unsafeCurrentTimeMillis() - lastHeard
+    }
+    const check = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.sync(() => {
+        if (!fired && now - lastHeard > deadlineMillis) {
+          fired = true
+          onSilent(now - lastHeard)
+        }
+      }))
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.zipRight(Effect.sleep(Duration.millis(Math.max(1, deadlineMillis / 4))), check))
+    )
+    return watchdog
+  })

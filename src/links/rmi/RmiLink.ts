@@ -1,0 +1,348 @@
+/**
+ * The robot link of one FANUC arm: an actor that owns an {@link RmiClient} session in its scope.
+ *
+ * - It connects as soon as it starts (FRC_Connect on the connect port, the session port,
+ *   FRC_Initialize), then polls status, cartesian position and joint angles at `pollHz`
+ *   (10–125) and publishes each reading as an `ArmTelemetry` {@link LinkEvent}.
+ * - Motion goes through the client's instruction window: consecutive SequenceIDs, at most 8
+ *   instructions outstanding on the controller, the rest queued in the link.
+ * - A lost connection, a protocol error or a robot silent past `silenceDeadline` (the
+ *   {@link Watchdog}) fails the actor: its supervisor restarts it, with backoff, and the robot
+ *   is published as disconnected (`LinkDown`) meanwhile. FRC_SystemFault raises an `Alarm`
+ *   carrying the controller's error (FRC_ReadError); FRC_Terminate ends the session, which
+ *   is a lost connection like any other.
+ * - {@link EmergencyStop}, sent on the urgent lane (`tellUrgent`), overtakes everything in the
+ *   mailbox, drops the instructions queued in the link and sends FRC_Abort. Until a `Reset`
+ *   operation the link refuses motion, so nothing queued before the stop runs after it.
+ *
+ * ```ts
+ * const arm = yield* system.spawn(RmiLink.make({ id: "arm-1", host: "10.0.0.5", hub }))
+ * yield* arm.ask(RmiLink.instruct(move))          // resolves when the motion has finished
+ * yield* arm.tellUrgent(RmiLink.emergencyStop())   // FRC_Abort, ahead of all queued mail
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { Data, Duration, Effect, Exit, type Fiber, FiberSet, Queue, Schedule, Scope } from "effect"
+import * as Actor from "../../actors/Actor.js"
+import type { ActorRef, Reply } from "../../actors/ActorRef.js"
+import * as ExitReason from "../../actors/ExitReason.js"
+import type * as PubSub from "../../actors/PubSub.js"
+import * as LinkEvent from "../LinkEvent.js"
+import * as Watchdog from "../Watchdog.js"
+import * as RmiClient from "./RmiClient.js"
+import { type RmiCommandError, type RmiInstructionError, RmiAborted } from "./RmiError.js"
+import type * as RmiPacket from "./RmiPacket.js"
+
+/** Options of one arm's link. */
+export interface RmiLinkOptions {
+  /** The robot's id in the fleet, e.g. `arm-1` (no `/`: that is how AGV ids look). */
+  readonly id: string
+  readonly host: string
+  /** The controller's connect port; default 16001. */
+  readonly port?: number | undefined
+  /** Polls per second of status, position and joints, 10–125; default 10, what real deployments use. */
+  readonly pollHz?: number | undefined
+  /** Where link events are published. */
+  readonly hub: PubSub.PubSub
+  /** Each handshake step; default 5 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** Each command's reply; default 5 seconds. */
+  readonly replyTimeout?: Duration.DurationInput | undefined
+  /**
+   * How long the arm may go without answering a poll before the link gives up on the
+   * connection; default 20 poll periods, at least 1 second.
+   */
+  readonly silenceDeadline?: Duration.DurationInput | undefined
+}
+
+/** The link has no session with the controller now (connecting, or between restarts). */
+export class RmiNotConnected extends Data.TaggedError("RmiNotConnected")<{ readonly robot: string }> {}
+
+/** The arm answered nothing for longer than the link's silence deadline. */
+export class RmiLinkSilent extends Data.TaggedError("RmiLinkSilent")<{
+  readonly robot: string
+  readonly silentForMillis: number
+}> {
+  override get message() {
+    return `${this.robot} was silent for ${this.silentForMillis} ms`
+  }
+}
+
+/** What an operation or an emergency stop can fail with. */
+export type OperationError = RmiCommandError | RmiNotConnected
+
+/** What a motion can fail with. */
+export type MotionError = RmiInstructionError | RmiNotConnected
+
+/**
+ * Program control: FRC_Pause, FRC_Continue, FRC_Abort, or `Reset`: FRC_Reset (which ends a
+ * sequence-gap HOLD; SequenceIDs continue from the controller's `NextSequenceID`), then
+ * FRC_Initialize if the program was aborted (after an emergency stop).
+ */
+export type Operation = "Pause" | "Continue" | "Abort" | "Reset"
+
+/** Runs a motion; the reply comes when it has finished executing. */
+export interface Instruct {
+  readonly _tag: "Instruct"
+  readonly instruction: RmiPacket.InstructionBody
+  readonly reply?: Reply<RmiPacket.InstructionReply, MotionError> | undefined
+}
+
+/** Runs a program-control command. */
+export interface Operate {
+  readonly _tag: "Operate"
+  readonly operation: Operation
+  readonly reply?: Reply<void, OperationError> | undefined
+}
+
+/** Stops the arm now (FRC_Abort); send it with `tellUrgent`. */
+export interface EmergencyStop {
+  readonly _tag: "EmergencyStop"
+  readonly reply?: Reply<void, OperationError> | undefined
+}
+
+/** What the link knows now. */
+export interface RmiLinkInfo {
+  readonly robot: string
+  readonly connected: boolean
+  /** Motion is refused until a `Reset`, after an emergency stop. */
+  readonly stopped: boolean
+  /** Instructions sent and unanswered, and queued in the link. */
+  readonly pending: { readonly sent: number; readonly queued: number }
+  readonly last: LinkEvent.ArmTelemetry | undefined
+}
+
+/** Asks for {@link RmiLinkInfo}. */
+export interface GetInfo {
+  readonly _tag: "GetInfo"
+  readonly reply: Reply<RmiLinkInfo>
+}
+
+class Connected {
+  readonly _tag = "Connected"
+  constructor(readonly client: RmiClient.RmiClient) {}
+}
+class Polled {
+  readonly _tag = "Polled"
+  constructor(readonly telemetry: LinkEvent.ArmTelemetry) {}
+}
+class ControllerEvent {
+  readonly _tag = "ControllerEvent"
+  constructor(readonly event: RmiClient.RmiEvent, readonly errorText: string | undefined) {}
+}
+class Lost {
+  readonly _tag = "Lost"
+  constructor(readonly error: RmiCommandError | RmiLinkSilent) {}
+}
+
+/** What an arm link accepts. `Connected`, `Polled`, `ControllerEvent` and `Lost` are its own. */
+export type RmiLinkMessage = Instruct | Operate | EmergencyStop | GetInfo | Connected | Polled | ControllerEvent | Lost
+
+/** An `Instruct` message for `ask`. */
+export const instruct = (instruction: RmiPacket.InstructionBody) =>
+(reply: Reply<RmiPacket.InstructionReply, MotionError>): RmiLinkMessage => ({ _tag: "Instruct", instruction, reply })
+
+/** An `Operate` message for `ask`. */
+export const operate = (operation: Operation) => (reply: Reply<void, OperationError>): RmiLinkMessage => ({
+  _tag: "Operate",
+  operation,
+  reply
+})
+
+/** An emergency stop to `tellUrgent`, or (with a reply) to `ask` with `{ urgent: true }`. */
+export const emergencyStop = (reply?: Reply<void, OperationError>): RmiLinkMessage => ({ _tag: "EmergencyStop", reply })
+
+/** A `GetInfo` message for `ask`. */
+export const getInfo = (reply: Reply<RmiLinkInfo>): RmiLinkMessage => ({ _tag: "GetInfo", reply })
+
+interface State {
+  readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
+  client: RmiClient.RmiClient | undefined
+  stopped: boolean
+  last: LinkEvent.ArmTelemetry | undefined
+}
+
+const programStatus = (status: number): LinkEvent.ArmTelemetry["programStatus"] =>
+  status === 0 ? "running" : status === 1 ? "paused" : "aborted"
+
+/** Opens the session, then polls and forwards controller events until the link dies. */
+const session = (options: RmiLinkOptions, self: ActorRef<RmiLinkMessage>, scope: Scope.Scope) =>
+  Effect.gen(function*() {
+    const pollHz = Math.min(125, Math.max(10, options.pollHz ?? 10))
+    const period = Duration.millis(1000 / pollHz)
+    const deadline = options.silenceDeadline ?? Duration.millis(Math.max(1000, 20 * Duration.toMillis(period)))
+    const client = yield* Scope.extend(
+      RmiClient.connect({
+        host: options.host,
+        port: options.port,
+        connectTimeout: options.connectTimeout,
+        replyTimeout: options.replyTimeout
+      }),
+      scope
+    )
+    const events = yield* Scope.extend(client.subscribe, scope)
+    const watchdog = yield* Scope.extend(
+      Watchdog.start(deadline, (silentForMillis) =>
+        self.unsafeTellUrgent(new Lost(new RmiLinkSilent({ robot: options.id, silentForMillis })))),
+      scope
+    )
+    self.unsafeTellUrgent(new Connected(client))
+
+    const poll = Effect.gen(function*() {
+      const status = yield* client.readStatus
+      const cartesian = yield* client.readCartesianPosition
+      const joints = yield* client.readJointAngles
+      watchdog.heard()
+      self.unsafeTell(
+        new Polled({
+          _tag: "ArmTelemetry",
+          robot: options.id,
+          at: Date.now(),
+          programStatus: programStatus(status.ProgramStatus),
+          servoReady: status.ServoReady === 1,
+          override: status.Override,
+          moving: status.RMIMotionStatus !== 0,
+          position: cartesian.Position,
+          joints: joints.JointAngle,
+          timeTag: cartesian.TimeTag
+        })
+      )
+    }).pipe(Effect.catchAll(() => Effect.void)) // a refusal or a timeout: the watchdog judges silence
+    yield* Effect.forkIn(Effect.repeat(poll, Schedule.fixed(period)), scope)
+
+    const forward = Effect.gen(function*() {
+      const event = yield* Queue.take(events)
+      const errorText = event.Communication === "FRC_SystemFault"
+        ? yield* client.command({ Command: "FRC_ReadError", Count: 1 }).pipe(
+          Effect.map((reply) => reply.ErrorData),
+          Effect.orElseSucceed(() => undefined)
+        )
+        : undefined
+      self.unsafeTellUrgent(new ControllerEvent(event, errorText))
+    })
+    yield* Effect.forkIn(Effect.forever(forward), scope)
+
+    return yield* client.failure
+  }).pipe(Effect.catchAll((error) =>
+    Effect.sync(() => {
+      // Closing the scope of a stopping link closes the client too: that is no news.
+      if (self.isAlive()) self.unsafeTellUrgent(new Lost(error))
+    })
+  ))
+
+const notConnected = (options: RmiLinkOptions) => Exit.fail(new RmiNotConnected({ robot: options.id }))
+
+/** The behaviour of one arm's link; see the module documentation. */
+export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, State> =>
+  Actor.make<RmiLinkMessage, State>({
+    name: "rmi_link",
+    init: (ctx) =>
+      Effect.map(FiberSet.makeRuntime<never, unknown, unknown>(), (run) => {
+        run(session(options, ctx.self, ctx.scope))
+        return { run, client: undefined, stopped: false, last: undefined }
+      }),
+    receive: (state, message) => {
+      const client = state.client
+      switch (message._tag) {
+        case "Polled":
+          state.last = message.telemetry
+          LinkEvent.unsafePublish(options.hub, message.telemetry)
+          return state
+        case "Instruct": {
+          if (client === undefined) {
+            message.reply?.complete(notConnected(options))
+          } else if (state.stopped) {
+            message.reply?.fail(new RmiAborted({ instruction: message.instruction.Instruction }))
+          } else {
+            state.run(Effect.tap(Effect.exit(client.instruction(message.instruction)), (exit) =>
+              message.reply?.complete(exit)))
+          }
+          return state
+        }
+        case "Operate": {
+          if (client === undefined) {
+            message.reply?.complete(notConnected(options))
+            return state
+          }
+          const command = operations[message.operation](client)
+          if (message.operation === "Reset") {
+            state.run(Effect.tap(Effect.exit(command), (exit) => {
+              if (Exit.isSuccess(exit)) state.stopped = false
+              message.reply?.complete(exit)
+            }))
+          } else {
+            state.run(Effect.tap(Effect.exit(command), (exit) => message.reply?.complete(exit)))
+          }
+          return state
+        }
+        case "EmergencyStop": {
+          state.stopped = true
+          LinkEvent.unsafePublish(options.hub, { _tag: "EmergencyStopped", robot: options.id, kind: "arm", at: Date.now() })
+          if (client === undefined) message.reply?.complete(notConnected(options))
+          else state.run(Effect.tap(Effect.exit(client.abort), (exit) => message.reply?.complete(exit)))
+          return state
+        }
+        case "GetInfo":
+          message.reply.succeed({
+            robot: options.id,
+            connected: client !== undefined,
+            stopped: state.stopped,
+            pending: client === undefined ? { sent: 0, queued: 0 } : Effect.runSync(client.pending),
+            last: state.last
+          })
+          return state
+        case "Connected":
+          state.client = message.client
+          LinkEvent.unsafePublish(options.hub, { _tag: "LinkUp", robot: options.id, kind: "arm", at: Date.now() })
+          return state
+        case "ControllerEvent": {
+          const event = message.event
+          const alarm = event.Communication === "FRC_SystemFault"
+            ? {
+              code: message.errorText?.split(" ")[0] || "FRC_SystemFault",
+              level: "fatal" as const,
+              message: `program paused on instruction ${event.SequenceID}${message.errorText ? `: ${message.errorText}` : ""}`
+            }
+            : { code: "FRC_Terminate", level: "warning" as const, message: "the controller ended the session" }
+          LinkEvent.unsafePublish(options.hub, { _tag: "Alarm", robot: options.id, kind: "arm", at: Date.now(), ...alarm })
+          return state
+        }
+        case "Lost": {
+          const error = message.error
+          if (error._tag === "RmiLinkSilent") {
+            LinkEvent.unsafePublish(options.hub, {
+              _tag: "Alarm",
+              robot: options.id,
+              kind: "arm",
+              code: "LINK-SILENT",
+              level: "warning",
+              message: error.message,
+              at: Date.now()
+            })
+          }
+          return Effect.fail(error)
+        }
+      }
+    },
+    terminate: (_state, reason) =>
+      LinkEvent.publish(options.hub, {
+        _tag: "LinkDown",
+        robot: options.id,
+        kind: "arm",
+        status: reason._tag === "Failure" || reason._tag === "Killed" ? "disconnected" : "offline",
+        reason: ExitReason.format(reason),
+        at: Date.now()
+      })
+  })
+
+const operations: Record<Operation, (client: RmiClient.RmiClient) => Effect.Effect<void, RmiCommandError>> = {
+  Pause: (client) => Effect.asVoid(client.command({ Command: "FRC_Pause" })),
+  Continue: (client) => Effect.asVoid(client.command({ Command: "FRC_Continue" })),
+  Abort: (client) => client.abort,
+  Reset: (client) =>
+    Effect.zipRight(
+      client.reset,
+      Effect.flatMap(client.readStatus, (status) => (status.ProgramStatus === 2 ? client.initialize : Effect.void))
+    )
+}

@@ -1,0 +1,403 @@
+/**
+ * The robot link of one AGV: an actor, registered `agv:<manufacturer>/<serialNumber>`, that
+ * the fleet's MQTT link ({@link MqttLink}) starts on the AGV's first message and feeds with
+ * every valid message of it afterwards.
+ *
+ * - It keeps what the AGV last said (state, visualization, factsheet, connection) and
+ *   publishes it as {@link LinkEvent}s: `LinkUp` on ONLINE (or any sign of life), `LinkDown`
+ *   on OFFLINE and on the broker's last will CONNECTIONBROKEN, `AgvTelemetry` per state and
+ *   visualization, an `Alarm` per new error in the state.
+ * - An AGV that stays OFFLINE or CONNECTIONBROKEN past `grace` is let go: the actor stops
+ *   normally (it is started again if the AGV comes back). An AGV silent past
+ *   `silenceDeadline` while ONLINE trips the {@link Watchdog}: alarm, and the actor fails, so
+ *   its supervisor restarts it, and the new one asks for a fresh state (`stateRequest`).
+ * - It sends `instantActions` and `order`s with its own headerId per topic, through the MQTT
+ *   link's outbox (QoS and retain per the specification's table). {@link EmergencyStop}, sent
+ *   with `tellUrgent`, overtakes the mailbox and sends `startPause` and `cancelOrder` in one
+ *   message, itself on the MQTT link's urgent lane.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as Scope from "effect/Scope"
+import * as Actor from "../../actors/Actor.js"
+import type { ActorRef, Reply } from "../../actors/ActorRef.js"
+import * as ExitReason from "../../actors/ExitReason.js"
+import type * as PubSub from "../../actors/PubSub.js"
+import * as LinkEvent from "../LinkEvent.js"
+import * as Watchdog from "../Watchdog.js"
+import type { Action } from "./Action.js"
+import type { ConnectionState } from "./Connection.js"
+import type { Factsheet } from "./Factsheet.js"
+import * as Header from "./Header.js"
+import * as HeaderIds from "./HeaderIds.js"
+import * as MessageCodec from "./MessageCodec.js"
+import type { OrderBody } from "./Order.js"
+import type { State as AgvState } from "./State.js"
+import type { TopicName } from "./Topic.js"
+import type { Visualization } from "./Visualization.js"
+
+/** Where an AGV link sends its messages: the fleet's MQTT connection. */
+export interface Outbox {
+  /** Hands a message for `topic` of this AGV to the broker connection; `urgent` overtakes its queue. */
+  readonly send: (topic: "order" | "instantActions", payload: string, urgent: boolean) => void
+}
+
+/** Options of one AGV's link. */
+export interface AgvLinkOptions {
+  readonly identity: Header.AgvIdentity
+  readonly hub: PubSub.PubSub
+  readonly outbox: Outbox
+  /** How long an AGV may stay OFFLINE or CONNECTIONBROKEN before its link stops; default 60 seconds. */
+  readonly grace?: Duration.DurationInput | undefined
+  /**
+   * How long an ONLINE AGV may say nothing before its link is restarted; default 65 seconds:
+   * two of the specification's 30-second state intervals, and a margin.
+   */
+  readonly silenceDeadline?: Duration.DurationInput | undefined
+}
+
+/** The AGV is OFFLINE or its connection broke, so nothing can be sent to it. */
+export class AgvNotConnected extends Data.TaggedError("AgvNotConnected")<{ readonly robot: string }> {}
+
+/** The AGV said nothing for longer than its link's silence deadline. */
+export class AgvLinkSilent extends Data.TaggedError("AgvLinkSilent")<{
+  readonly robot: string
+  readonly silentForMillis: number
+}> {
+  override get message() {
+    return `${this.robot} was silent for ${this.silentForMillis} ms`
+  }
+}
+
+/** Why a message to the AGV was not sent. */
+export type SendError = AgvNotConnected | MessageCodec.MessageEncodeError
+
+/** The instant actions the link sends on behalf of the fleet. */
+export type InstantActionType = "startPause" | "stopPause" | "cancelOrder" | "stateRequest" | "factsheetRequest"
+
+/** A valid message the AGV published (from the MQTT link). */
+export class Received {
+  readonly _tag = "Received"
+  constructor(readonly topic: TopicName, readonly message: MessageCodec.MessageOf<TopicName>) {}
+}
+
+/** Sends one instant action; the reply carries its `actionId` once handed to the broker connection. */
+export interface SendInstantAction {
+  readonly _tag: "SendInstantAction"
+  readonly actionType: InstantActionType
+  readonly reply?: Reply<string, SendError> | undefined
+}
+
+/** Sends an order; `orderUpdateId` is the link's to set when the order id is the current one. */
+export interface SendOrder {
+  readonly _tag: "SendOrder"
+  readonly order: Omit<OrderBody, "orderUpdateId">
+  readonly reply?: Reply<void, SendError> | undefined
+}
+
+/** Pauses the AGV and cancels its order now; send it with `tellUrgent`. */
+export interface EmergencyStop {
+  readonly _tag: "EmergencyStop"
+  readonly reply?: Reply<void, SendError> | undefined
+}
+
+/** What the link knows of its AGV now. */
+export interface AgvLinkInfo {
+  readonly robot: string
+  readonly connection: ConnectionState | "UNKNOWN"
+  readonly state: AgvState | undefined
+  readonly visualization: Visualization | undefined
+  readonly factsheet: Factsheet | undefined
+  readonly received: number
+}
+
+/** Asks for {@link AgvLinkInfo}. */
+export interface GetInfo {
+  readonly _tag: "GetInfo"
+  readonly reply: Reply<AgvLinkInfo>
+}
+
+class GraceOver {
+  readonly _tag = "GraceOver"
+}
+class Silent {
+  readonly _tag = "Silent"
+  constructor(readonly error: AgvLinkSilent) {}
+}
+
+/** What an AGV link accepts. `GraceOver` and `Silent` are its own. */
+export type AgvLinkMessage = Received | SendInstantAction | SendOrder | EmergencyStop | GetInfo | GraceOver | Silent
+
+/** A `SendInstantAction` message for `ask`. */
+export const instantAction = (actionType: InstantActionType) => (reply: Reply<string, SendError>): AgvLinkMessage => ({
+  _tag: "SendInstantAction",
+  actionType,
+  reply
+})
+
+/** A `SendOrder` message for `ask`. */
+export const order = (body: Omit<OrderBody, "orderUpdateId">) => (reply: Reply<void, SendError>): AgvLinkMessage => ({
+  _tag: "SendOrder",
+  order: body,
+  reply
+})
+
+/** An emergency stop to `tellUrgent`, or (with a reply) to `ask` with `{ urgent: true }`. */
+export const emergencyStop = (reply?: Reply<void, SendError>): AgvLinkMessage => ({ _tag: "EmergencyStop", reply })
+
+/** A `GetInfo` message for `ask`. */
+export const getInfo = (reply: Reply<AgvLinkInfo>): AgvLinkMessage => ({ _tag: "GetInfo", reply })
+
+/** The fleet id of an AGV: `<manufacturer>/<serialNumber>`. */
+export const robotId = (identity: Header.AgvIdentity): string => `${identity.manufacturer}/${identity.serialNumber}`
+
+/** Blocking types the specification gives the predefined instant actions. */
+const blocking: Record<InstantActionType, Action["blockingType"]> = {
+  startPause: "HARD",
+  stopPause: "HARD",
+  cancelOrder: "NONE",
+  stateRequest: "NONE",
+  factsheetRequest: "NONE"
+}
+
+interface State {
+  readonly self: ActorRef<AgvLinkMessage>
+  readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
+  readonly ids: HeaderIds.Counters
+  readonly watchdog: Watchdog.Watchdog
+  connection: ConnectionState | "UNKNOWN"
+  up: boolean
+  grace: Fiber.RuntimeFiber<void> | undefined
+  state: AgvState | undefined
+  visualization: Visualization | undefined
+  factsheet: Factsheet | undefined
+  errors: ReadonlySet<string>
+  received: number
+  currentOrder: { readonly orderId: string; orderUpdateId: number } | undefined
+}
+
+let actionCounter = 0
+
+/** The behaviour of one AGV's link; see the module documentation. */
+export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, State> => {
+  const robot = robotId(options.identity)
+  const grace = options.grace ?? Duration.seconds(60)
+  const publish = (event: LinkEvent.LinkEvent) => LinkEvent.unsafePublish(options.hub, event)
+
+  const stamp = <T extends "order" | "instantActions">(
+    state: State,
+    topic: T,
+    body: Omit<MessageCodec.MessageOf<T>, keyof Header.Header>
+  ) =>
+    MessageCodec.encode(topic, {
+      ...Header.make(options.identity, state.ids.next(topic), Date.now()),
+      ...body
+    } as MessageCodec.MessageOf<T>)
+
+  const sendActions = (
+    state: State,
+    types: ReadonlyArray<InstantActionType>,
+    urgent: boolean
+  ): Either.Either<ReadonlyArray<string>, MessageCodec.MessageEncodeError> => {
+    const actions = types.map((actionType): Action => ({
+      actionType,
+      actionId: `${actionType}-${Date.now().toString(36)}-${++actionCounter}`,
+      blockingType: blocking[actionType]
+    }))
+    return Either.map(stamp(state, "instantActions", { actions }), (payload) => {
+      options.outbox.send("instantActions", payload, urgent)
+      return actions.map((a) => a.actionId)
+    })
+  }
+
+  const online = (state: State) => state.connection !== "OFFLINE" && state.connection !== "CONNECTIONBROKEN"
+
+  const markUp = (state: State) => {
+    if (state.grace !== undefined) {
+      state.grace.unsafeInterruptAsFork(state.grace.id())
+      state.grace = undefined
+    }
+    if (!state.up) {
+      state.up = true
+      publish({ _tag: "LinkUp", robot, kind: "agv", at: Date.now() })
+    }
+  }
+
+  const markDown = (state: State, connection: "OFFLINE" | "CONNECTIONBROKEN") => {
+    state.up = false
+    publish({
+      _tag: "LinkDown",
+      robot,
+      kind: "agv",
+      status: connection === "OFFLINE" ? "offline" : "disconnected",
+      reason: connection,
+      at: Date.now()
+    })
+    if (state.grace === undefined) {
+      state.grace = state.run(Effect.delay(Effect.void, grace))
+      state.grace.addObserver((exit) => {
+        if (exit._tag === "Success") state.self.unsafeTell(new GraceOver())
+      })
+    }
+  }
+
+  const onState = (state: State, message: AgvState) => {
+    state.state = message
+    const errors = new Set(message.errors.map((e) => e.errorType))
+    for (const error of message.errors) {
+      if (state.errors.has(error.errorType)) continue
+      publish({
+        _tag: "Alarm",
+        robot,
+        kind: "agv",
+        code: error.errorType,
+        level: error.errorLevel === "FATAL" ? "fatal" : "warning",
+        message: error.errorDescription ?? error.errorType,
+        at: Date.now()
+      })
+    }
+    state.errors = errors
+    publish({ _tag: "AgvTelemetry", robot, at: Date.now(), state: message })
+  }
+
+  return Actor.make<AgvLinkMessage, State>({
+    name: "agv_link",
+    init: (ctx) =>
+      Effect.gen(function*() {
+        const run = yield* FiberSet.makeRuntime<never, unknown, unknown>()
+        const watchdog = yield* Scope.extend(
+          Watchdog.start(options.silenceDeadline ?? Duration.seconds(65), (silentForMillis) =>
+            ctx.self.unsafeTellUrgent(new Silent(new AgvLinkSilent({ robot, silentForMillis })))),
+          ctx.scope
+        )
+        const state: State = {
+          self: ctx.self,
+          run,
+          ids: HeaderIds.unsafeMake(),
+          watchdog,
+          connection: "UNKNOWN",
+          up: false,
+          grace: undefined,
+          state: undefined,
+          visualization: undefined,
+          factsheet: undefined,
+          errors: new Set(),
+          received: 0,
+          currentOrder: undefined
+        }
+        sendActions(state, ["stateRequest"], false)
+        return state
+      }),
+    receive: (state, message, ctx) => {
+      switch (message._tag) {
+        case "Received": {
+          state.received++
+          state.watchdog.heard()
+          switch (message.topic) {
+            case "connection": {
+              const connection = (message.message as MessageCodec.MessageOf<"connection">).connectionState
+              state.connection = connection
+              if (connection === "ONLINE") markUp(state)
+              else markDown(state, connection)
+              return state
+            }
+            case "state":
+              if (!online(state)) state.connection = "ONLINE"
+              markUp(state)
+              onState(state, message.message as AgvState)
+              return state
+            case "visualization":
+              if (online(state)) markUp(state)
+              state.visualization = message.message as Visualization
+              publish({ _tag: "AgvTelemetry", robot, at: Date.now(), visualization: state.visualization })
+              return state
+            case "factsheet":
+              state.factsheet = message.message as Factsheet
+              return state
+            default:
+              return state
+          }
+        }
+        case "SendInstantAction": {
+          if (!online(state)) {
+            message.reply?.fail(new AgvNotConnected({ robot }))
+            return state
+          }
+          const sent = sendActions(state, [message.actionType], false)
+          if (Either.isLeft(sent)) message.reply?.fail(sent.left)
+          else message.reply?.succeed(sent.right[0])
+          return state
+        }
+        case "SendOrder": {
+          if (!online(state)) {
+            message.reply?.fail(new AgvNotConnected({ robot }))
+            return state
+          }
+          const same = state.currentOrder?.orderId === message.order.orderId
+          const orderUpdateId = same ? state.currentOrder!.orderUpdateId + 1 : 0
+          const payload = stamp(state, "order", { ...message.order, orderUpdateId })
+          if (Either.isLeft(payload)) {
+            message.reply?.fail(payload.left)
+            return state
+          }
+          state.currentOrder = { orderId: message.order.orderId, orderUpdateId }
+          options.outbox.send("order", payload.right, false)
+          message.reply?.succeed()
+          return state
+        }
+        case "EmergencyStop": {
+          publish({ _tag: "EmergencyStopped", robot, kind: "agv", at: Date.now() })
+          const sent = sendActions(state, ["startPause", "cancelOrder"], true)
+          if (Either.isLeft(sent)) message.reply?.fail(sent.left)
+          else if (!online(state)) message.reply?.fail(new AgvNotConnected({ robot }))
+          else message.reply?.succeed()
+          return state
+        }
+        case "GetInfo":
+          message.reply.succeed({
+            robot,
+            connection: state.connection,
+            state: state.state,
+            visualization: state.visualization,
+            factsheet: state.factsheet,
+            received: state.received
+          })
+          return state
+        case "GraceOver":
+          ctx.stop(ExitReason.normal)
+          return state
+        case "Silent":
+          if (!online(state)) return state
+          publish({
+            _tag: "Alarm",
+            robot,
+            kind: "agv",
+            code: "LINK-SILENT",
+            level: "warning",
+            message: message.error.message,
+            at: Date.now()
+          })
+          return Effect.fail(message.error)
+      }
+    },
+    terminate: (state, reason) =>
+      state.up || reason._tag !== "Normal"
+        ? LinkEvent.publish(options.hub, {
+          _tag: "LinkDown",
+          robot,
+          kind: "agv",
+          status: reason._tag === "Failure" || reason._tag === "Killed" || state.connection === "CONNECTIONBROKEN"
+            ? "disconnected"
+            : "offline",
+          reason: ExitReason.format(reason),
+          at: Date.now()
+        })
+        : Effect.void
+  })
+}

@@ -1,0 +1,92 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
+import { Actor, ActorSystem } from "../../../src/actors/index.js"
+import type { ActorRef } from "../../../src/actors/ActorRef.js"
+import * as Exit from "effect/Exit"
+import * as FleetApp from "../../../src/apps/fleet/index.js"
+import * as FleetConfig from "../../../src/apps/fleet/FleetConfig.js"
+import * as RmiSimulator from "../../../src/links/rmi/RmiSimulator.js"
+import { FleetRpcs, type FleetEvent } from "../../../src/protocol/FleetRpcs.js"
+import * as RpcBridge from "../../../src/protocol/RpcBridge.js"
+import { eventually } from "../../links/rmi/eventually.js"
+import * as TestClients from "../../protocol/support/TestClients.js"
+import * as TestGateway from "../../protocol/support/TestGateway.js"
+
+/** Session actors by session id, as a gateway would register them. */
+const sessions = new Map<string, ActorRef<never>>()
+const directory = Layer.succeed(FleetApp.SessionDirectory, { lookup: (session) => sessions.get(session) })
+
+/** A simulated arm, the fleet over it, its RPC handlers behind the stand-in gateway. */
+const server = Layer.unwrapScoped(
+  Effect.map(RmiSimulator.make({ port: 0, timeScale: 5 }), (sim) => {
+    const settings = FleetConfig.make({ rmiRobots: [{ id: "arm-1", host: "127.0.0.1", port: sim.port }], pollHz: 25 })
+    const fleet = FleetApp.layerWith(settings).pipe(Layer.provideMerge(ActorSystem.layer({ logFailures: false })))
+    return TestGateway.layer().pipe(
+      Layer.provideMerge(RpcBridge.layer(FleetRpcs, { disableTracing: true })),
+      Layer.provideMerge(FleetApp.handlersLayer),
+      Layer.provideMerge(Layer.merge(fleet, directory))
+    )
+  })
+)
+
+describe("FleetHandlers over the RPC bridge", () => {
+  it.scopedLive("two clients contend for control: typed errors for the one without the lease; anyone stops", () =>
+    Effect.gen(function*() {
+      const fleet = yield* FleetApp.Fleet
+      yield* eventually(fleet.state, (s) => s.robots.some((r) => r.id === "arm-1" && r.status === "online"))
+      const alice = yield* TestClients.connect("json")
+      const bob = yield* TestClients.connect("msgpack")
+
+      const events = yield* Queue.unbounded<FleetEvent>()
+      yield* bob.rpc.FleetSubscribe({ robots: ["arm-1"] }).pipe(
+        Stream.runForEach((event) => Queue.offer(events, event)),
+        Effect.forkScoped
+      )
+      const first = yield* Queue.take(events)
+      expect(first._tag).toBe("FleetSnapshot")
+      expect(first.robots.map((r) => r.id)).toEqual(["arm-1"])
+
+      const lease = yield* alice.rpc.FleetAcquire({ robot: "arm-1", ttlMs: 10_000 })
+      expect(lease.robot).toBe("arm-1")
+      expect(yield* Effect.flip(bob.rpc.FleetAcquire({ robot: "arm-1" }))).toMatchObject({ _tag: "ControlHeld" })
+      expect(yield* Effect.flip(bob.rpc.FleetCommand({ robot: "arm-1", command: { _tag: "Pause" } }))).toMatchObject({
+        _tag: "NotController"
+      })
+      expect(yield* Effect.flip(alice.rpc.FleetAcquire({ robot: "nope" }))).toMatchObject({ _tag: "UnknownRobot" })
+      yield* alice.rpc.FleetCommand({ robot: "arm-1", command: { _tag: "Pause" } })
+      yield* alice.rpc.FleetRenew({ robot: "arm-1" })
+
+      const held = yield* Queue.take(events).pipe(
+        Effect.repeat({ until: (e) => e.robots.some((r) => r.controlledBy !== undefined && r.status === "paused") })
+      )
+      expect(held._tag).toBe("FleetUpdate")
+
+      yield* bob.rpc.FleetEmergencyStop({})
+      yield* Queue.take(events).pipe(Effect.repeat({ until: (e) => e.robots.some((r) => r.status === "estop") }))
+
+      yield* alice.rpc.FleetRelease({ robot: "arm-1" })
+      yield* bob.rpc.FleetAcquire({ robot: "arm-1" })
+    }).pipe(Effect.provide(server)))
+
+  it.scopedLive("a lease is released when the holder's session actor dies", () =>
+    Effect.gen(function*() {
+      const system = yield* ActorSystem.ActorSystem
+      const fleet = yield* FleetApp.Fleet
+      yield* eventually(fleet.state, (s) => s.robots.some((r) => r.id === "arm-1" && r.status === "online"))
+      const alice = yield* TestClients.connect("json")
+      const bob = yield* TestClients.connect("json")
+      // The stand-in gateway sets no session header: sessions are named after bridge client ids.
+      const aliceSession = yield* system.spawn(
+        Actor.make<unknown, null>({ name: "session", init: () => null, receive: (s) => s }),
+        { name: "session:alice" }
+      )
+      sessions.set("client-0", aliceSession as ActorRef<never>)
+      yield* alice.rpc.FleetAcquire({ robot: "arm-1", ttlMs: 60_000 })
+      expect(yield* Effect.flip(bob.rpc.FleetAcquire({ robot: "arm-1" }))).toMatchObject({ _tag: "ControlHeld" })
+      yield* system.crash(aliceSession, "socket reset")
+      yield* eventually(Effect.exit(bob.rpc.FleetAcquire({ robot: "arm-1" })), Exit.isSuccess)
+    }).pipe(Effect.provide(server)))
+})

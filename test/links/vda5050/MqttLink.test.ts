@@ -1,0 +1,180 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type { ActorRef } from "../../../src/actors/ActorRef.js"
+import { PubSub, Registry, TestKit } from "../../../src/actors/index.js"
+import * as LinkEvent from "../../../src/links/LinkEvent.js"
+import * as AgvLink from "../../../src/links/vda5050/AgvLink.js"
+import * as AgvSimulator from "../../../src/links/vda5050/AgvSimulator.js"
+import * as MqttLink from "../../../src/links/vda5050/MqttLink.js"
+import * as Order from "../../../src/links/vda5050/Order.js"
+import * as SimMap from "../../../src/links/vda5050/SimMap.js"
+import { ChildSpec, DynamicSupervisor } from "../../../src/supervisors/index.js"
+import { eventually } from "../rmi/eventually.js"
+import * as FleetProbe from "./support/FleetProbe.js"
+
+/**
+ * The VDA 5050 half of the fleet on the real Mosquitto, under a prefix of its own: a links
+ * supervisor, the broker connection that discovers AGVs into it, and a probe (a second master
+ * control) that sees every message on the prefix, ours included.
+ */
+const setup = (agvOptions: Partial<AgvLink.AgvLinkOptions> = {}) =>
+  Effect.gen(function*() {
+    const prefix = FleetProbe.uniquePrefix()
+    const hub = yield* PubSub.make()
+    const events = yield* PubSub.subscribeQueue<LinkEvent.LinkEvent>(hub, LinkEvent.FleetTopic, { bufferSize: 100_000 })
+    const registry = yield* Registry.make<string, any>({ keys: "unique" })
+    const system = yield* TestKit.system()
+    const probe = yield* FleetProbe.make(FleetProbe.MOSQUITTO_URL, prefix)
+    const links = yield* system.spawn(DynamicSupervisor.make({ maxRestarts: 100 }), { name: "links" })
+    const mqtt = yield* system.spawn(
+      MqttLink.make({
+        url: FleetProbe.MOSQUITTO_URL,
+        prefix,
+        registry,
+        startAgv: (identity, outbox) =>
+          DynamicSupervisor.startChild(
+            links,
+            ChildSpec.make(MqttLink.agvKey(identity), AgvLink.make({ identity, hub, outbox, ...agvOptions }), {
+              restart: "transient",
+              via: Registry.via(registry, MqttLink.agvKey(identity))
+            })
+          )
+      }),
+      { name: "mqtt" }
+    )
+    yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected)
+    const agvRef = (serial: string) =>
+      Effect.map(
+        eventually(Registry.lookup(registry, `agv:fleetvisor/${serial}`), (entries) => entries.length === 1),
+        (entries) => entries[0].ref as ActorRef<AgvLink.AgvLinkMessage>
+      )
+    return { prefix, hub, events, registry, system, probe, links, mqtt, agvRef }
+  })
+
+const next = <T extends LinkEvent.LinkEvent["_tag"]>(
+  events: Queue.Dequeue<LinkEvent.LinkEvent>,
+  tag: T,
+  predicate: (event: Extract<LinkEvent.LinkEvent, { _tag: T }>) => boolean = () => true
+) =>
+  Queue.take(events).pipe(
+    Effect.repeat({ until: (e): e is Extract<LinkEvent.LinkEvent, { _tag: T }> => e._tag === tag && predicate(e as never) }),
+    Effect.map((e) => e as Extract<LinkEvent.LinkEvent, { _tag: T }>),
+    Effect.timeoutFail({ duration: "8 seconds", onTimeout: () => new Error(`no ${tag} event`) }),
+    Effect.orDie
+  )
+
+describe("MqttLink and AgvLink on Mosquitto", () => {
+  it.scopedLive("discovers each AGV on its first message and starts its link under links", () =>
+    Effect.gen(function*() {
+      const { agvRef, events, prefix, system } = yield* setup()
+      yield* AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 2, visualizationHz: 10 })
+      yield* next(events, "LinkUp", (e) => e.robot === "fleetvisor/sim-0001")
+      yield* next(events, "AgvTelemetry", (e) => e.robot === "fleetvisor/sim-0002" && e.state !== undefined)
+      const info = yield* Effect.flatMap(agvRef("sim-0001"), (ref) => ref.ask(AgvLink.getInfo))
+      expect(info).toMatchObject({ robot: "fleetvisor/sim-0001", connection: "ONLINE" })
+      expect(info.state?.agvPosition?.mapId).toBeDefined()
+      const tree = yield* system.render
+      expect(tree).toContain("links (dynamic, 2/∞)")
+      expect(tree).toContain("agv:fleetvisor/sim-0001 running")
+      expect(tree).toContain("agv:fleetvisor/sim-0002 running")
+    }))
+
+  it.scopedLive("handles the last will: disconnected at once, the link let go after the grace period", () =>
+    Effect.gen(function*() {
+      const { agvRef, events, prefix, system } = yield* setup({ grace: "1200 millis" })
+      const sim = yield* AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 2, visualizationHz: 5 })
+      const [first, second] = sim.agvs
+      yield* agvRef("sim-0001")
+      yield* agvRef("sim-0002")
+
+      yield* first.kill
+      const down = yield* next(events, "LinkDown", (e) => e.robot === "fleetvisor/sim-0001")
+      expect(down).toMatchObject({ status: "disconnected", reason: "CONNECTIONBROKEN" })
+      yield* TestKit.awaitTree(system, `
+        links (dynamic, 1/∞)
+        └─ agv:fleetvisor/sim-0002 running mailbox=0 restarts=0
+        mqtt running mailbox=0 restarts=0`)
+
+      yield* second.goOffline
+      expect(yield* next(events, "LinkDown", (e) => e.robot === "fleetvisor/sim-0002")).toMatchObject({
+        status: "offline",
+        reason: "OFFLINE"
+      })
+      yield* second.reconnect
+      yield* next(events, "LinkUp", (e) => e.robot === "fleetvisor/sim-0002")
+      // Past the grace period it was given while OFFLINE, the link is still there.
+      yield* Effect.sleep("1500 millis")
+      expect(yield* system.render).toContain("agv:fleetvisor/sim-0002 running")
+    }))
+
+  it.scopedLive("counts and logs invalid messages, and the link keeps working", () =>
+    Effect.gen(function*() {
+      const { agvRef, events, mqtt, prefix } = yield* setup()
+      const sim = yield* AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 1, visualizationHz: 0 })
+      const agv = sim.agvs[0]
+      const link = yield* agvRef("sim-0001")
+      yield* agv.publishRaw("state", "{ not json")
+      yield* agv.publishRaw("state", JSON.stringify({ headerId: 1, orderId: 7 }))
+      yield* agv.publishRaw("visualization", JSON.stringify({ agvPosition: { x: "far" } }))
+      const stats = yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.invalid >= 3)
+      expect(stats.invalidByTopic).toEqual({ state: 2, visualization: 1 })
+      expect(stats.lastInvalid?.reason).toMatch(/^Visualization: agvPosition\.x: Expected number, actual "far"/)
+      expect(link.isAlive()).toBe(true)
+      const before = (yield* link.ask(AgvLink.getInfo)).received
+      yield* Queue.takeAll(events)
+      yield* link.ask(AgvLink.instantAction("stateRequest"))
+      yield* next(events, "AgvTelemetry", (e) => e.state !== undefined)
+      expect((yield* link.ask(AgvLink.getInfo)).received).toBeGreaterThan(before)
+    }))
+
+  it.scopedLive("sends instant actions and orders with a headerId per topic; emergency stop pauses and cancels", () =>
+    Effect.gen(function*() {
+      const { agvRef, probe, prefix } = yield* setup()
+      const sim = yield* AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 1, visualizationHz: 0 })
+      const agv = sim.agvs[0]
+      const link = yield* agvRef("sim-0001")
+
+      yield* link.ask(AgvLink.instantAction("startPause"))
+      yield* probe.waitFor(agv.serialNumber, "state", (s) => s.paused === true)
+      yield* link.ask(AgvLink.instantAction("stopPause"))
+      yield* probe.waitFor(agv.serialNumber, "state", (s) => s.paused === false)
+
+      const [a, b] = sim.map.nodes
+      const body = Order.fromPath({
+        orderId: "order-1",
+        path: [a, b].map((node) => ({ nodeId: node.nodeId, nodePosition: SimMap.nodePosition(sim.map, node) }))
+      })
+      yield* link.ask(AgvLink.order({ orderId: body.orderId, nodes: body.nodes, edges: body.edges }))
+      yield* probe.waitFor(agv.serialNumber, "state", (s) => s.orderId === "order-1")
+
+      yield* link.ask(AgvLink.emergencyStop, { urgent: true })
+      const stopped = yield* probe.waitFor(agv.serialNumber, "instantActions", (m) => m.actions.length === 2)
+      expect(stopped.message.actions.map((x) => x.actionType)).toEqual(["startPause", "cancelOrder"])
+      yield* probe.waitFor(agv.serialNumber, "state", (s) => s.paused === true && s.orderId === "order-1" && s.nodeStates.length === 0)
+
+      const ours = probe.log.filter((r) => r.topic.topic === "instantActions").map((r) => (JSON.parse(r.raw) as { headerId: number }).headerId)
+      expect(ours).toEqual(ours.map((_, i) => i))
+      const orders = probe.log.filter((r) => r.topic.topic === "order").map((r) => JSON.parse(r.raw) as { headerId: number; orderUpdateId: number })
+      expect(orders).toMatchObject([{ headerId: 0, orderUpdateId: 0 }])
+    }))
+
+  it.scopedLive("an AGV silent past its deadline raises an alarm and its link is restarted, asking for a fresh state", () =>
+    Effect.gen(function*() {
+      const { events, links, prefix } = yield* setup({ silenceDeadline: "400 millis" })
+      yield* AgvSimulator.make({
+        brokerUrl: FleetProbe.MOSQUITTO_URL,
+        prefix,
+        count: 1,
+        visualizationHz: 0,
+        patrol: false,
+        stateIntervalMs: 60_000
+      })
+      const alarm = yield* next(events, "Alarm", (e) => e.code === "LINK-SILENT")
+      expect(alarm).toMatchObject({ robot: "fleetvisor/sim-0001", level: "warning" })
+      expect(yield* next(events, "LinkDown")).toMatchObject({ status: "disconnected" })
+      yield* next(events, "AgvTelemetry", (e) => e.state !== undefined)
+      const [child] = yield* DynamicSupervisor.whichChildren(links)
+      expect(child.restarts).toBeGreaterThanOrEqual(1)
+    }))
+})
