@@ -1,0 +1,102 @@
+/**
+ * The admin API: the live actor tree as JSON (`/admin/actors`) and as a stream of snapshots
+ * (`/admin/actors/stream`, Server-Sent Events, a `tree` event whenever it changed), and the page
+ * that draws it (`/admin/`).
+ *
+ * Access: with a token configured, requests must carry `Authorization: Bearer <token>`; without
+ * one, only loopback clients are served, so a fresh install does not show its insides to the
+ * network.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { timingSafeEqual } from "node:crypto"
+import type { IncomingMessage, ServerResponse } from "node:http"
+import type { ActorSystem } from "../actors/ActorSystem.js"
+import type { ActorNode } from "../actors/Inspection.js"
+import * as Route from "./Route.js"
+import * as ServerSentEvents from "./ServerSentEvents.js"
+import * as StaticFiles from "./StaticFiles.js"
+
+/** The body of `/admin/actors`. */
+export interface ActorTree {
+  /** The node's name. */
+  readonly node: string
+  /** When the snapshot was taken, epoch ms. */
+  readonly at: number
+  /** The top-level actors with their subtrees. */
+  readonly actors: ReadonlyArray<ActorNode>
+}
+
+/** Options of the admin routes. */
+export interface AdminOptions {
+  readonly system: ActorSystem
+  readonly node: string
+  readonly token: Option.Option<Redacted.Redacted<string>>
+  /** The page's files. */
+  readonly pageDirectory: string
+  /** How often the stream looks for changes. Default: 500 ms. */
+  readonly streamIntervalMs?: number | undefined
+}
+
+const loopback = (address: string | undefined): boolean =>
+  address !== undefined && (address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127."))
+
+const sameSecret = (given: string, expected: string): boolean => {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/** Whether a request may read the admin API; answers 401/403 itself when not. */
+export const authorize = (
+  token: Option.Option<Redacted.Redacted<string>>,
+  request: IncomingMessage,
+  response: ServerResponse
+): boolean => {
+  if (Option.isNone(token)) {
+    if (loopback(request.socket.remoteAddress)) return true
+    Route.json(response, 403, { error: "The admin API answers loopback clients only until ADMIN_TOKEN is set" })
+    return false
+  }
+  const header = request.headers.authorization ?? ""
+  const given = header.startsWith("Bearer ") ? header.slice("Bearer ".length).trim() : ""
+  if (sameSecret(given, Redacted.value(token.value))) return true
+  response.setHeader("www-authenticate", "Bearer realm=\"fleetvisor admin\"")
+  Route.json(response, 401, { error: "Missing or wrong bearer token" })
+  return false
+}
+
+/** The admin routes. */
+export const routes = (options: AdminOptions): ReadonlyArray<Route.Route> => {
+  const tree = (): ActorTree => ({
+    node: options.node,
+    at: Date.now(),
+    actors: Effect.runSync(options.system.snapshot)
+  })
+  const interval = options.streamIntervalMs ?? 500
+  return [
+    Route.make("GET", "/admin/actors", (request, response) => {
+      if (authorize(options.token, request, response)) Route.json(response, 200, tree())
+    }),
+    Route.make("GET", "/admin/actors/stream", (request, response) => {
+      if (!authorize(options.token, request, response)) return
+      const stream = ServerSentEvents.open(response)
+      let last = ""
+      const push = () => {
+        const snapshot = tree()
+        // Compare without the clock fields, so an idle tree sends nothing.
+        const key = JSON.stringify(snapshot.actors, (k, v) => (k === "uptimeMs" ? undefined : v))
+        if (key === last) return
+        last = key
+        stream.send("tree", JSON.stringify(snapshot))
+      }
+      push()
+      const timer = setInterval(push, interval)
+      stream.onClose(() => clearInterval(timer))
+    }),
+    StaticFiles.route("/admin", options.pageDirectory)
+  ]
+}

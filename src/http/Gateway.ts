@@ -1,0 +1,120 @@
+/**
+ * The gateway of a node: a `rest_for_one` supervisor of the `listener` (the HTTP server) and
+ * `sessions` (a dynamic supervisor whose `maxChildren` is the connection limit), each one
+ * registered by name so that the listener finds the live `sessions` after a restart.
+ *
+ * ```text
+ * gateway (rest_for_one)
+ * ├─ listener running mailbox=0 restarts=0
+ * └─ sessions (dynamic, 2/20000)
+ *    ├─ session:1 running mailbox=0 restarts=0
+ *    └─ session:2 running mailbox=0 restarts=0
+ * ```
+ *
+ * `drain` is the first step of a graceful shutdown: every session closes with 1001 at once (not
+ * one after the other, as stopping the supervisor would), and it waits until they are gone.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { IncomingMessage } from "node:http"
+import type { AddressInfo } from "node:net"
+import * as Registry from "../actors/Registry.js"
+import type * as RpcBridge from "../protocol/RpcBridge.js"
+import * as ChildSpec from "../supervisors/ChildSpec.js"
+import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
+import * as Supervisor from "../supervisors/Supervisor.js"
+import type { GatewayMetrics } from "./GatewayMetrics.js"
+import * as Listener from "./Listener.js"
+import type * as Route from "./Route.js"
+import type * as Session from "./Session.js"
+
+/** What the gateway needs. */
+export interface GatewayOptions {
+  readonly host: string
+  readonly port: number
+  readonly maxConnections: number
+  readonly maxFrameBytes: number
+  readonly allowedOrigins: ReadonlyArray<string>
+  readonly limits: Session.SessionLimits
+  readonly routes: ReadonlyArray<Route.Route>
+  readonly bridge: RpcBridge.RpcBridge["Type"]
+  readonly metrics: GatewayMetrics
+  readonly draining: () => boolean
+  readonly requestHeaders?: ((request: IncomingMessage) => ReadonlyArray<readonly [string, string]>) | undefined
+  readonly onListening?: ((address: AddressInfo) => void) | undefined
+}
+
+/** The registries of a gateway: its own actors by name, the sessions by `session:<id>` and by bridge client id. */
+export interface GatewayRegistries {
+  readonly names: Registry.Registry<string, never>
+  readonly sessions: Registry.Registry<string, Session.SessionMessage>
+  readonly clients: Map<number, Session.SessionClient>
+  /** The next session id; ids are never reused within a node's life, even across listener restarts. */
+  readonly nextSessionId: () => string
+}
+
+/** Fresh registries. */
+export const registries = (): GatewayRegistries => {
+  let last = 0
+  return {
+    names: Registry.unsafeMake({ keys: "unique" }),
+    sessions: Registry.unsafeMake({ keys: "unique" }),
+    clients: new Map(),
+    nextSessionId: () => String(++last)
+  }
+}
+
+/** The live `sessions` supervisor, if it runs. */
+export const sessionsOf = (registries: GatewayRegistries): Option.Option<DynamicSupervisor.DynamicSupervisorRef> =>
+  Option.fromNullable(
+    Registry.unsafeLookup(registries.names, "sessions")[0]?.ref as DynamicSupervisor.DynamicSupervisorRef | undefined
+  )
+
+/** The gateway as a child of the root supervisor. */
+export const childSpec = (options: GatewayOptions, registries: GatewayRegistries): ChildSpec.ChildSpec =>
+  ChildSpec.make(
+    "gateway",
+    Supervisor.make({
+      strategy: "rest_for_one",
+      children: [
+        ChildSpec.make(
+          "listener",
+          Listener.make({
+            ...options,
+            sessions: () => sessionsOf(registries),
+            sessionRegistry: registries.sessions,
+            clients: registries.clients,
+            nextSessionId: registries.nextSessionId
+          }),
+          { via: Registry.via(registries.names, "listener") }
+        ),
+        ChildSpec.make(
+          "sessions",
+          DynamicSupervisor.make({ maxChildren: options.maxConnections }),
+          { via: Registry.via(registries.names, "sessions"), shutdown: "infinity" }
+        )
+      ]
+    })
+  )
+
+/**
+ * Tells every session to close with 1001 and waits (up to `timeout`) until none is left.
+ * Returns how many were still there when the wait ended.
+ */
+export const drain = (registries: GatewayRegistries, timeout: Duration.DurationInput): Effect.Effect<number> =>
+  Effect.gen(function*() {
+    const count = Effect.map(
+      Effect.sync(() => sessionsOf(registries)),
+      Option.match({
+        onNone: () => 0,
+        onSome: (ref) => DynamicSupervisor.unsafeCount(ref)
+      })
+    )
+    for (const { ref } of Registry.all(registries.sessions)) ref.unsafeTellUrgent({ _tag: "GoAway" })
+    const deadline = Date.now() + Duration.toMillis(Duration.decode(timeout))
+    while ((yield* count) > 0 && Date.now() < deadline) yield* Effect.sleep("10 millis")
+    return yield* count
+  })

@@ -1,0 +1,247 @@
+/**
+ * The listener: an actor that owns the node's HTTP server. It answers the routes it is given
+ * and turns each upgrade of `/ws` into a session actor under `gateway/sessions`.
+ *
+ * Before a session exists the listener refuses, with a plain HTTP answer on the raw socket:
+ * another path (404), a foreign `Origin` (403), a server that is draining or full (503, the
+ * latter because `DynamicSupervisor.startChild` failed with `MaxChildren`). An unsupported
+ * protocol version gets the handshake and then a close with `VersionRefused`'s reason, so that
+ * the page can read it. Everything else becomes `session:<id>`, which completes the handshake
+ * itself.
+ *
+ * The server lives in the actor's scope: when the listener stops it stops accepting, ends
+ * keep-alive and event-stream connections, and closes.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import type { Duplex } from "node:stream"
+import { type WebSocket, WebSocketServer } from "ws"
+import type * as Actor from "../actors/Actor.js"
+import type { Reply } from "../actors/ActorRef.js"
+import * as Registry from "../actors/Registry.js"
+import * as Subprotocol from "../protocol/Subprotocol.js"
+import type * as RpcBridge from "../protocol/RpcBridge.js"
+import * as ChildSpec from "../supervisors/ChildSpec.js"
+import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
+import type { GatewayMetrics } from "./GatewayMetrics.js"
+import * as Route from "./Route.js"
+import * as Session from "./Session.js"
+
+/** What the listener needs. */
+export interface ListenerOptions {
+  readonly host: string
+  readonly port: number
+  readonly maxFrameBytes: number
+  /** Origins besides the server's own whose pages may open `/ws`; `*` allows any. */
+  readonly allowedOrigins: ReadonlyArray<string>
+  readonly limits: Session.SessionLimits
+  readonly routes: ReadonlyArray<Route.Route>
+  readonly bridge: RpcBridge.RpcBridge["Type"]
+  readonly metrics: GatewayMetrics
+  /** Finds the `sessions` supervisor (by its name in the gateway's registry). */
+  readonly sessions: () => Option.Option<DynamicSupervisor.DynamicSupervisorRef>
+  /** Where sessions register as `session:<id>`. */
+  readonly sessionRegistry: Registry.Registry<string, Session.SessionMessage>
+  /** Where sessions register by bridge client id. */
+  readonly clients: Map<number, Session.SessionClient>
+  /** A fresh session id. */
+  readonly nextSessionId: () => string
+  /** Headers the RPC handlers of a session see, from its upgrade request (who the user is). */
+  readonly requestHeaders?: ((request: http.IncomingMessage) => ReadonlyArray<readonly [string, string]>) | undefined
+  /** Whether the service is shutting down: upgrades are then refused. */
+  readonly draining: () => boolean
+  /** Called with the bound address each time the listener starts. */
+  readonly onListening?: ((address: AddressInfo) => void) | undefined
+}
+
+/** What the listener answers: where it listens. */
+export type ListenerMessage = { readonly _tag: "Address"; readonly reply: Reply<AddressInfo> }
+
+/** The listener's state. */
+export interface ListenerState {
+  readonly server: http.Server
+  readonly address: AddressInfo
+}
+
+const offered = (request: http.IncomingMessage): Array<string> =>
+  (request.headers["sec-websocket-protocol"] ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
+
+/** Whether a browser page of `origin` may open `/ws` on this server. Non-browser clients send no Origin. */
+export const originAllowed = (request: http.IncomingMessage, allowed: ReadonlyArray<string>): boolean => {
+  const origin = request.headers.origin
+  if (origin === undefined || allowed.includes("*") || allowed.includes(origin)) return true
+  try {
+    return new URL(origin).host === request.headers.host
+  } catch {
+    return false
+  }
+}
+
+/** The HTTP server could not bind its address. */
+export class ListenFailed extends Error {
+  override readonly name = "ListenFailed"
+}
+
+const listen = (server: http.Server, host: string, port: number) =>
+  Effect.async<AddressInfo, ListenFailed>((resume) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      const why = error.code === "EADDRINUSE"
+        ? "the address is in use by another process (set PORT, or stop the other one)"
+        : error.code === "EACCES"
+        ? "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)"
+        : error.code === "EADDRNOTAVAIL"
+        ? "no interface of this machine has that address (check HOST)"
+        : error.message
+      resume(Effect.fail(new ListenFailed(`cannot listen on ${host}:${port}: ${why}`, { cause: error })))
+    }
+    server.once("error", onError)
+    server.listen(port, host, () => {
+      server.off("error", onError)
+      resume(Effect.succeed(server.address() as AddressInfo))
+    })
+  })
+
+/**
+ * Stops listening and ends HTTP connections (keep-alive, event streams). Upgraded sockets belong
+ * to their sessions, so this does not wait for them: `server.close`'s callback would, and a
+ * listener restarted before its sessions (rest_for_one) would wait for sessions that wait for it.
+ */
+const close = (server: http.Server) =>
+  Effect.async<void>((resume) => {
+    server.close()
+    server.closeAllConnections()
+    setImmediate(() => resume(Effect.void))
+  })
+
+/** The listener behaviour. */
+export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage, ListenerState> => ({
+  name: "listener",
+  init: (): Effect.Effect<ListenerState, Error, Scope.Scope> =>
+    Effect.gen(function*() {
+      const runtime = yield* Effect.runtime<never>()
+      const { metrics } = options
+      // The subprotocol to select for each request being upgraded (the refused version's too).
+      const selected = new WeakMap<http.IncomingMessage, string | false>()
+      const wss = new WebSocketServer({
+        noServer: true,
+        clientTracking: false,
+        perMessageDeflate: false,
+        maxPayload: options.maxFrameBytes,
+        handleProtocols: (_, request) => selected.get(request) ?? false
+      })
+
+      const upgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        const url = new URL(request.url ?? "/", "http://localhost")
+        if (url.pathname !== "/ws") {
+          metrics.refused("path")
+          return Route.refuseUpgrade(socket, 404, "WebSocket endpoint is /ws\n")
+        }
+        if (options.draining()) {
+          metrics.refused("draining")
+          return Route.refuseUpgrade(socket, 503, "Server shutting down\n", { "Retry-After": "5" })
+        }
+        if (!originAllowed(request, options.allowedOrigins)) {
+          metrics.refused("origin")
+          return Route.refuseUpgrade(socket, 403, "Origin not allowed\n")
+        }
+        const sessions = options.sessions()
+        if (Option.isNone(sessions)) {
+          metrics.refused("restarting")
+          return Route.refuseUpgrade(socket, 503, "Sessions are restarting\n", { "Retry-After": "1" })
+        }
+        const negotiated = Subprotocol.negotiate(offered(request))
+        if (Either.isLeft(negotiated)) {
+          metrics.refused("version")
+          const refused = negotiated.left
+          selected.set(request, refused.handshakeProtocol ?? false)
+          return wss.handleUpgrade(request, socket, head, (ws) => ws.close(refused.code, refused.reason))
+        }
+        selected.set(request, negotiated.right.name)
+        const id = options.nextSessionId()
+        const key = `session:${id}`
+        // The handshake's inputs are dropped once used: a session must not keep its upgrade request.
+        let handshake: { request: http.IncomingMessage; socket: Duplex; head: Buffer } | undefined = { request, socket, head }
+        const session = Session.make({
+          id,
+          who: { address: request.socket.remoteAddress ?? "", userAgent: request.headers["user-agent"] },
+          subprotocol: negotiated.right,
+          bridge: options.bridge,
+          metrics,
+          limits: options.limits,
+          clients: options.clients,
+          headers: options.requestHeaders?.(request) ?? [],
+          upgrade: () =>
+            Effect.async<WebSocket, Error>((resume) => {
+              const taken = handshake
+              handshake = undefined
+              if (taken === undefined) return resume(Effect.fail(new Error("the handshake was already used")))
+              const gone = () => resume(Effect.fail(new Error("socket closed during the handshake")))
+              taken.socket.once("close", gone)
+              wss.handleUpgrade(taken.request, taken.socket, taken.head, (ws) => {
+                taken.socket.off("close", gone)
+                resume(Effect.succeed(ws))
+              })
+            })
+        })
+        const spec = ChildSpec.make(key, session, {
+          restart: "temporary",
+          via: Registry.via(options.sessionRegistry, key),
+          mailbox: { capacity: Math.max(256, options.limits.rateLimit.burst * 4) }
+        })
+        Runtime.runFork(runtime)(
+          DynamicSupervisor.startChild(sessions.value, spec).pipe(
+            Effect.catchTag("MaxChildren", () =>
+              Effect.sync(() => {
+                metrics.refused("capacity")
+                Route.refuseUpgrade(socket, 503, "Too many connections\n", { "Retry-After": "5" })
+              })),
+            Effect.catchAll((error) =>
+              Effect.zipRight(
+                Effect.logDebug("session did not start", error),
+                Effect.sync(() => socket.destroy())
+              )
+            )
+          )
+        )
+      }
+
+      const respond = (request: http.IncomingMessage, response: http.ServerResponse) => {
+        const url = new URL(request.url ?? "/", "http://localhost")
+        const route = Route.find(options.routes, request.method ?? "GET", url.pathname)
+        if (route === undefined) return Route.text(response, 404, "Not found\n")
+        const fail = (error: unknown) => {
+          Runtime.runFork(runtime)(Effect.logError("request failed", url.pathname, error))
+          if (!response.headersSent) Route.text(response, 500, "Internal error\n")
+          else response.destroy()
+        }
+        try {
+          const result = route.handler(request, response, url)
+          if (result instanceof Promise) result.catch(fail)
+        } catch (error) {
+          fail(error)
+        }
+      }
+
+      const server = http.createServer({ keepAliveTimeout: 5_000 }, respond)
+      server.on("upgrade", upgrade)
+      server.on("clientError", (_, socket) => {
+        if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+        socket.destroy()
+      })
+      const address = yield* Effect.acquireRelease(listen(server, options.host, options.port), () => close(server))
+      yield* Effect.annotateLogs(Effect.logInfo("listening"), { host: address.address, port: address.port })
+      options.onListening?.(address)
+      return { server, address }
+    }),
+  receive: (state, message) => {
+    message.reply.succeed(state.address)
+    return state
+  }
+})

@@ -1,0 +1,75 @@
+/**
+ * HTTP routes of the listener: a method, a path (exact, or a prefix ending in `/*`) and a
+ * handler on Node's request and response. The gateway serves plain `node:http` because it must
+ * take the raw socket of an upgrade (`ws` `noServer`) and answer 503 on it before any
+ * WebSocket exists.
+ *
+ * @since 0.1.0
+ */
+import type { IncomingMessage, ServerResponse } from "node:http"
+import type { Duplex } from "node:stream"
+
+/** Handles one request; a thrown error or rejected promise answers 500. */
+export type Handler = (request: IncomingMessage, response: ServerResponse, url: URL) => void | Promise<void>
+
+/** One route. */
+export interface Route {
+  readonly method: "GET" | "POST" | "HEAD"
+  /** `/healthz` matches itself; `/admin/*` matches `/admin/` and everything under it. */
+  readonly path: string
+  readonly handler: Handler
+}
+
+/** Builds a route. */
+export const make = (method: Route["method"], path: string, handler: Handler): Route => ({ method, path, handler })
+
+/** The route of a request, if any; a GET route also serves HEAD. */
+export const find = (routes: ReadonlyArray<Route>, method: string, pathname: string): Route | undefined =>
+  routes.find((route) =>
+    (route.method === method || (method === "HEAD" && route.method === "GET")) &&
+    (route.path.endsWith("/*")
+      ? pathname.startsWith(route.path.slice(0, -1)) || pathname === route.path.slice(0, -2)
+      : pathname === route.path)
+  )
+
+/** Answers with a JSON body. */
+export const json = (response: ServerResponse, status: number, body: unknown): void => {
+  const text = JSON.stringify(body)
+  response.writeHead(status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(text),
+    "cache-control": "no-store"
+  })
+  response.end(text)
+}
+
+/** Answers with a plain-text body. */
+export const text = (response: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void => {
+  response.writeHead(status, {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    ...headers
+  })
+  response.end(body)
+}
+
+const reasons: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  503: "Service Unavailable"
+}
+
+/** Refuses an upgrade on the raw socket with an HTTP status, then closes it. */
+export const refuseUpgrade = (socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): void => {
+  if (socket.destroyed) return
+  const head = [
+    `HTTP/1.1 ${status} ${reasons[status] ?? "Error"}`,
+    "Connection: close",
+    "Content-Type: text/plain; charset=utf-8",
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)
+  ]
+  socket.end(`${head.join("\r\n")}\r\n\r\n${body}`)
+  socket.once("finish", () => socket.destroy())
+}

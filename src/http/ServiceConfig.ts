@@ -1,0 +1,243 @@
+/**
+ * The service's configuration: environment variables, overridden by command-line flags
+ * (`--max-connections 500` sets `MAX_CONNECTIONS`), read with Effect's `Config` and validated
+ * at start. A bad value stops the service with one line per problem, naming the variable.
+ *
+ * `settings` is the one list of every variable: `--help` prints it and docs/service.md shows it.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as path from "node:path"
+
+/** The validated configuration of one service process. */
+export interface ServiceConfig {
+  readonly port: number
+  readonly host: string
+  readonly dataDir: string
+  readonly maxConnections: number
+  readonly maxFrameBytes: number
+  readonly rateLimit: { readonly perSecond: number; readonly burst: number }
+  readonly heartbeat: { readonly interval: Duration.Duration; readonly timeout: Duration.Duration }
+  readonly adminToken: Option.Option<Redacted.Redacted<string>>
+  /** Origins allowed to open `/ws` besides the page's own; `["*"]` allows any. */
+  readonly allowedOrigins: ReadonlyArray<string>
+  readonly shutdownTimeout: Duration.Duration
+  readonly logLevel: LogLevel.LogLevel
+}
+
+/** One configuration variable, for `--help` and the docs. */
+export interface Setting {
+  readonly env: string
+  readonly flag: string
+  readonly default: string
+  readonly description: string
+}
+
+/** Describes a variable; its flag is the variable's name in kebab case (`MAX_CONNECTIONS` → `--max-connections`). */
+export const setting = (env: string, defaultValue: string, description: string): Setting => ({
+  env,
+  flag: `--${env.toLowerCase().replaceAll("_", "-")}`,
+  default: defaultValue,
+  description
+})
+
+/** Every variable the service reads, in the order of `--help`. */
+export const settings: ReadonlyArray<Setting> = [
+  setting("PORT", "8080", "TCP port of HTTP and WebSocket; 0 picks a free one (the log says which)."),
+  setting(
+    "HOST",
+    "127.0.0.1",
+    "Address to listen on. Only this machine can connect until you set `0.0.0.0` (or `::`)."
+  ),
+  setting("DATA_DIR", "./data", "Directory of the SQLite file `fleetvisor.db`; created if missing."),
+  setting(
+    "MAX_CONNECTIONS",
+    "20000",
+    "Most WebSocket sessions at once (`maxChildren` of `gateway/sessions`); the next upgrade gets HTTP 503."
+  ),
+  setting(
+    "MAX_FRAME_BYTES",
+    "65536",
+    "Largest frame a client may send; a bigger one closes the session with 1009. Requests are far smaller."
+  ),
+  setting(
+    "RATE_LIMIT_PER_SECOND",
+    "50",
+    "Frames per second a session may send on average (token bucket refill). Beyond it frames are delayed."
+  ),
+  setting(
+    "RATE_LIMIT_BURST",
+    "100",
+    "Frames a session may send at once (bucket size). A session that stays a full burst behind is closed with 1008."
+  ),
+  setting("HEARTBEAT_INTERVAL", "15 seconds", "How often the server pings each session."),
+  setting("HEARTBEAT_TIMEOUT", "10 seconds", "A session whose pong does not arrive within this is stopped."),
+  setting(
+    "ADMIN_TOKEN",
+    "(none)",
+    "Bearer token of `/admin/*`. Without it the admin endpoints answer loopback clients only."
+  ),
+  setting(
+    "ALLOWED_ORIGINS",
+    "(same origin)",
+    "Comma-separated origins (`https://ops.example.com`) whose pages may open `/ws` besides the server's own; `*` allows any."
+  ),
+  setting(
+    "SHUTDOWN_TIMEOUT",
+    "10 seconds",
+    "On SIGTERM/SIGINT, how long sessions, actors and the database get to stop before the process exits anyway."
+  ),
+  setting("LOG_LEVEL", "info", "Least level of the JSON log lines: trace, debug, info, warn, error, fatal, or off.")
+]
+
+const positiveInt = (name: string, defaultValue: number, max = Number.MAX_SAFE_INTEGER) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `must be an integer from 1 to ${max}`, validation: (n) => n >= 1 && n <= max }),
+    Config.withDefault(defaultValue)
+  )
+
+const positiveDuration = (name: string, defaultValue: Duration.DurationInput) =>
+  Config.duration(name).pipe(
+    Config.validate({
+      message: "must be a positive duration, e.g. \"15 seconds\" or \"500 millis\"",
+      validation: (d) => Duration.toMillis(d) > 0
+    }),
+    Config.withDefault(Duration.decode(defaultValue))
+  )
+
+const origin = /^(\*|https?:\/\/[^/\s]+)$/
+
+const originList = (list: string): Array<string> =>
+  list.split(",").map((entry) => entry.trim().replace(/\/$/, "")).filter((entry) => entry !== "")
+
+/** The configuration, as Effect `Config`. */
+export const config: Config.Config<ServiceConfig> = Config.all({
+  port: Config.integer("PORT").pipe(
+    Config.validate({ message: "must be an integer from 0 to 65535", validation: (n) => n >= 0 && n <= 65_535 }),
+    Config.withDefault(8080)
+  ),
+  host: Config.nonEmptyString("HOST").pipe(Config.withDefault("127.0.0.1")),
+  dataDir: Config.nonEmptyString("DATA_DIR").pipe(Config.withDefault("./data")),
+  maxConnections: positiveInt("MAX_CONNECTIONS", 20_000),
+  maxFrameBytes: positiveInt("MAX_FRAME_BYTES", 65_536, 100 * 1024 * 1024),
+  rateLimit: Config.all({
+    perSecond: Config.number("RATE_LIMIT_PER_SECOND").pipe(
+      Config.validate({ message: "must be a number above 0", validation: (n) => n > 0 }),
+      Config.withDefault(50)
+    ),
+    burst: positiveInt("RATE_LIMIT_BURST", 100)
+  }),
+  heartbeat: Config.all({
+    interval: positiveDuration("HEARTBEAT_INTERVAL", "15 seconds"),
+    timeout: positiveDuration("HEARTBEAT_TIMEOUT", "10 seconds")
+  }),
+  // Validated as raw strings: a validation after a `map` would lose the variable's name.
+  adminToken: Config.option(
+    Config.string("ADMIN_TOKEN").pipe(
+      Config.validate({ message: "must be at least 16 characters", validation: (token) => token.length >= 16 }),
+      Config.map(Redacted.make)
+    )
+  ),
+  allowedOrigins: Config.string("ALLOWED_ORIGINS").pipe(
+    Config.validate({
+      message: "must be a comma-separated list of origins like https://ops.example.com, or *",
+      validation: (list) => originList(list).every((entry) => origin.test(entry))
+    }),
+    Config.map(originList),
+    Config.withDefault([])
+  ),
+  shutdownTimeout: positiveDuration("SHUTDOWN_TIMEOUT", "10 seconds"),
+  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
+})
+
+/** The SQLite file of a configuration. */
+export const databaseFile = (config: ServiceConfig): string => path.join(config.dataDir, "fleetvisor.db")
+
+/** Command-line arguments that are not settings. */
+export class UsageError extends Error {
+  override readonly name = "UsageError"
+}
+
+/**
+ * Reads `--flag value` and `--flag=value` pairs into variable names. `--help` yields `"help"`.
+ * Throws `UsageError` for an unknown flag or a flag without a value.
+ */
+export const parseFlags = (
+  argv: ReadonlyArray<string>,
+  known: ReadonlyArray<Setting> = settings
+): Map<string, string> | "help" => {
+  const values = new Map<string, string>()
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === "--help" || arg === "-h") return "help"
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg]
+    const found = known.find((s) => s.flag === flag)
+    if (found === undefined) throw new UsageError(`Unknown argument ${arg}. Run with --help for the settings.`)
+    const value = inline ?? argv[++i]
+    if (value === undefined) throw new UsageError(`${flag} needs a value.`)
+    values.set(found.env, value)
+  }
+  return values
+}
+
+/** `--help`: every setting, its flag, variable and default. */
+export const usage = (known: ReadonlyArray<Setting> = settings): string =>
+  [
+    "Usage: fleetvisor [--flag value]…   (each flag also reads from its environment variable)",
+    "",
+    ...known.map((s) => `  ${s.flag.padEnd(26)}${s.env.padEnd(24)}default ${s.default}\n      ${s.description}`)
+  ].join("\n")
+
+/** Where flags win over the environment. */
+export const provider = (
+  flags: ReadonlyMap<string, string>,
+  env: Record<string, string | undefined> = process.env
+): ConfigProvider.ConfigProvider => {
+  const fromEnv = new Map<string, string>()
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) fromEnv.set(key, value)
+  return ConfigProvider.fromMap(new Map([...fromEnv, ...flags]))
+}
+
+/** One line per problem: `PORT: must be an integer from 0 to 65535 (got "http")`. */
+export const describeError = (error: ConfigError.ConfigError): ReadonlyArray<string> => {
+  const lines: Array<string> = []
+  const walk = (e: ConfigError.ConfigError): void => {
+    switch (e._op) {
+      case "And":
+      case "Or":
+        walk(e.left)
+        walk(e.right)
+        return
+      case "InvalidData":
+      case "MissingData":
+      case "SourceUnavailable":
+      case "Unsupported":
+        lines.push(`${e.path.join("_") || "(config)"}: ${e.message}`)
+    }
+  }
+  walk(error)
+  return [...new Set(lines)]
+}
+
+/** Reads and validates any configuration from `flags` and `env`. */
+export const loadConfig = <A>(
+  of: Config.Config<A>,
+  flags: ReadonlyMap<string, string>,
+  env?: Record<string, string | undefined>
+): Either.Either<A, ReadonlyArray<string>> =>
+  Effect.runSync(Effect.either(Effect.withConfigProvider(of, provider(flags, env)))).pipe(Either.mapLeft(describeError))
+
+/** Reads and validates the service's configuration from `flags` and `env`. */
+export const load = (
+  flags: ReadonlyMap<string, string>,
+  env?: Record<string, string | undefined>
+): Either.Either<ServiceConfig, ReadonlyArray<string>> => loadConfig(config, flags, env)

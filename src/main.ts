@@ -1,0 +1,419 @@
+/**
+ * The fleetvisor service: configuration, the store, the RPC bridge, the actor tree, systemd
+ * notifications and the graceful shutdown.
+ *
+ * ```text
+ * root (one_for_one)
+ * ├─ store running mailbox=0 restarts=0
+ * ├─ canvas running mailbox=0 restarts=0
+ * └─ gateway (rest_for_one)
+ *    ├─ listener running mailbox=0 restarts=0
+ *    └─ sessions (dynamic, 0/20000)
+ * ```
+ *
+ * The fleet is not wired in yet: `FleetRpcs` answer from an empty fleet (`http/FleetHandlers`).
+ *
+ * Shutdown (SIGTERM or SIGINT): `/readyz` turns 503 and upgrades are refused, systemd hears
+ * STOPPING=1, every session closes with 1001, the tree stops youngest first (the store flushes
+ * the telemetry log), the database closes, and the process exits 0. If that takes longer than
+ * `SHUTDOWN_TIMEOUT` the process exits 1; a second signal exits at once.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
+import type { AddressInfo } from "node:net"
+import * as os from "node:os"
+import { fileURLToPath } from "node:url"
+import { bundle } from "../web/build.js"
+import type * as Actor from "./actors/Actor.js"
+import * as ActorError from "./actors/ActorError.js"
+import type { ActorRef as ActorRefOf, Reply } from "./actors/ActorRef.js"
+import * as ActorSystem from "./actors/ActorSystem.js"
+import * as ExitReason from "./actors/ExitReason.js"
+import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream, ClientSockets } from "./apps/canvas/index.js"
+import * as AdminRoutes from "./http/AdminRoutes.js"
+import * as CanvasUnavailable from "./http/CanvasUnavailable.js"
+import * as FleetHandlers from "./http/FleetHandlers.js"
+import * as Gateway from "./http/Gateway.js"
+import * as GatewayMetrics from "./http/GatewayMetrics.js"
+import * as HealthRoutes from "./http/HealthRoutes.js"
+import * as Route from "./http/Route.js"
+import * as SdNotify from "./http/SdNotify.js"
+import * as ServiceConfig from "./http/ServiceConfig.js"
+import * as SystemHandlers from "./http/SystemHandlers.js"
+import { FleetvisorRpcs } from "./protocol/FleetvisorRpcs.js"
+import * as Rejection from "./protocol/Rejection.js"
+import * as RpcBridge from "./protocol/RpcBridge.js"
+import * as Store from "./store/Store.js"
+import * as StoreHealth from "./store/StoreHealth.js"
+import * as TelemetryLog from "./store/TelemetryLog.js"
+import * as ChildSpec from "./supervisors/ChildSpec.js"
+import * as Supervisor from "./supervisors/Supervisor.js"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+
+const serverVersion = (): string => {
+  try {
+    return JSON.parse(fs.readFileSync(`${root}/package.json`, "utf8")).version ?? "0.0.0"
+  } catch {
+    return "0.0.0"
+  }
+}
+
+/** The `store` actor: the store's place in the tree. Stopping it flushes the telemetry log. */
+const storeActor = (telemetry: TelemetryLog.TelemetryLog["Type"], timeout: Duration.Duration): Actor.Behaviour<
+  { readonly _tag: "Flush"; readonly reply: Reply<void> },
+  null
+> => ({
+  name: "store",
+  init: () => null,
+  receive: (state, message) =>
+    Effect.as(
+      Effect.tap(Effect.either(telemetry.flush), () => Effect.sync(() => message.reply.succeed())),
+      state
+    ),
+  terminate: () => Effect.ignore(Effect.timeout(telemetry.flush, timeout))
+})
+
+/** The canvas's settings (read by `CanvasConfig`), for `--help` and the flags. */
+export const canvasSettings: ReadonlyArray<ServiceConfig.Setting> = [
+  ServiceConfig.setting("CANVAS", "on", "`off` runs the node without the canvas (its RPCs answer Unavailable, pages hide it)."),
+  ServiceConfig.setting("CANVAS_WIDTH", "1000", "Board width in pixels (1–65536). Fixed once the database holds a board."),
+  ServiceConfig.setting("CANVAS_HEIGHT", "1000", "Board height in pixels (1–65536)."),
+  ServiceConfig.setting("CANVAS_PALETTE", "16 r/place colours", "Comma-separated `#rrggbb` colours, 2 to 256."),
+  ServiceConfig.setting("CANVAS_COOLDOWN", "5 seconds", "Least time between two pixels of one user (a client address); 0 turns it off."),
+  ServiceConfig.setting("CANVAS_TICK", "33 millis", "Broadcast period: the pixels of one tick are committed and sent as one frame."),
+  ServiceConfig.setting(
+    "CANVAS_CLIENT_BACKLOG",
+    "1048576",
+    "Bytes a socket may hold unsent beyond one snapshot before the slow-client policy applies."
+  ),
+  ServiceConfig.setting("CANVAS_SLOW_CLIENT", "disconnect", "`disconnect` (reconnect to a fresh snapshot) or `dropping` (skip frames)."),
+  ServiceConfig.setting("CANVAS_SSE_BUFFER", "256", "Update events an SSE client may hold unsent before its stream ends.")
+]
+
+/** Every setting of the service process. */
+export const allSettings: ReadonlyArray<ServiceConfig.Setting> = [...ServiceConfig.settings, ...canvasSettings]
+
+/** The node's configuration: the service's, and the canvas's when it runs. */
+export const config = Config.all({
+  service: ServiceConfig.config,
+  canvas: Config.zipWith(
+    Config.boolean("CANVAS").pipe(Config.withDefault(true)),
+    CanvasConfig.config,
+    (enabled, settings) => (enabled ? Option.some(settings) : Option.none())
+  )
+})
+
+/** The routes of the canvas: its page at `/canvas/` (also the home page) and its event stream. */
+const canvasRoutes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route> => [
+  Route.make("GET", "/", (_, response) => {
+    response.writeHead(302, { location: "/canvas/" })
+    response.end()
+  }),
+  Route.make("GET", "/canvas/stream", (_, response) => {
+    response.writeHead(200, { ...CanvasStream.headers })
+    response.flushHeaders()
+    const fiber = Effect.runFork(
+      CanvasStream.serverSentEvents.pipe(
+        Stream.runForEach((chunk) => Effect.sync(() => response.write(chunk))),
+        Effect.provideService(Canvas.Canvas, canvas),
+        Effect.ensuring(Effect.sync(() => response.end()))
+      )
+    )
+    response.once("close", () => fiber.unsafeInterruptAsFork(fiber.id()))
+  }),
+  Route.make("GET", "/canvas/main.js", async (_, response) => {
+    const script = await bundle(`${root}/web/canvas/main.ts`)
+    response.writeHead(200, {
+      "content-type": "text/javascript; charset=utf-8",
+      "content-length": Buffer.byteLength(script),
+      "cache-control": "no-cache"
+    })
+    response.end(script)
+  }),
+  Route.make("GET", "/canvas/*", async (request, response, url) => {
+    if (url.pathname === "/canvas") {
+      response.writeHead(301, { location: "/canvas/" })
+      return void response.end()
+    }
+    if (url.pathname !== "/canvas/") return Route.text(response, 404, "Not found\n")
+    const page = await fs.promises.readFile(`${root}/web/canvas/index.html`)
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length })
+    response.end(request.method === "HEAD" ? undefined : page)
+  })
+]
+
+/** The innermost reason of a failed start: through `InitFailed`s down to the error that began it. */
+const rootCause = (cause: Cause.Cause<unknown>): string => {
+  let current: Cause.Cause<unknown> = cause
+  for (;;) {
+    const error = Option.getOrUndefined(Cause.failureOption(current)) ?? Option.getOrUndefined(Cause.dieOption(current))
+    if (error instanceof ActorError.InitFailed && error.reason._tag === "Failure") {
+      current = error.reason.cause
+      continue
+    }
+    if (error instanceof Error) return error.message
+    return error === undefined ? Cause.pretty(current) : String(error)
+  }
+}
+
+const rejectReason = Rejection.$match({
+  WrongFrameType: () => "wrong_frame_type" as const,
+  Undecodable: () => "undecodable" as const,
+  MalformedMessage: () => "malformed_message" as const,
+  UnknownRpc: () => "unknown_rpc" as const,
+  InvalidPayload: () => "invalid_payload" as const
+})
+
+/** A started service. */
+export interface Service {
+  readonly config: ServiceConfig.ServiceConfig
+  readonly address: AddressInfo
+  /** `http://host:port` */
+  readonly url: string
+  readonly system: ActorSystem.ActorSystem
+  readonly root: ActorRefOf<never>
+  readonly registries: Gateway.GatewayRegistries
+  readonly metrics: GatewayMetrics.GatewayMetrics
+  /** The canvas, when the node runs it. */
+  readonly canvas: Option.Option<Canvas.Canvas["Type"]>
+  /** Waits until the actor tree stops by itself (it gave up restarting). */
+  readonly crashed: Effect.Effect<void>
+  /** The graceful shutdown, up to the database's close (which the scope does). */
+  readonly shutdown: Effect.Effect<void>
+}
+
+/**
+ * Starts the service; it runs until `shutdown`, and closing the scope closes the database.
+ * `canvasSettings` of `None` runs it without the canvas.
+ */
+export const start = (
+  config: ServiceConfig.ServiceConfig,
+  canvasSettings: Option.Option<CanvasConfig.CanvasSettings> = Option.some(CanvasConfig.defaults)
+) =>
+  Effect.gen(function*() {
+    const notifier = SdNotify.make()
+    const node = os.hostname()
+    const store = yield* Layer.build(Store.layer({
+      database: { filename: ServiceConfig.databaseFile(config) },
+      canvas: Option.getOrUndefined(Option.map(canvasSettings, CanvasConfig.storeOptions))
+    }))
+    const system = yield* ActorSystem.make({ name: "fleetvisor" })
+    const registries = Gateway.registries()
+    const metrics = yield* GatewayMetrics.make(system, () => Gateway.sessionsOf(registries))
+
+    const canvas = yield* Option.match(canvasSettings, {
+      onNone: () => Effect.succeedNone,
+      onSome: (settings) =>
+        Layer.build(Canvas.layerUnstarted).pipe(
+          Effect.map((context) => Option.some(Context.get(context, Canvas.Canvas))),
+          Effect.provide(store),
+          Effect.provideService(CanvasConfig.CanvasConfig, settings),
+          Effect.provideService(ActorSystem.ActorSystem, system)
+        )
+    })
+    const features: Array<string> = Option.isSome(canvas) ? ["canvas"] : []
+    const clientSockets = ClientSockets.ClientSockets.of({
+      find: (clientId) => {
+        const client = registries.clients.get(clientId)
+        return client && { owner: client.owner, backlog: () => client.socket.bufferedAmount }
+      }
+    })
+    const handlers = Layer.mergeAll(
+      SystemHandlers.layer({ serverVersion: serverVersion(), node, features }),
+      FleetHandlers.emptyFleet,
+      Option.match(canvas, {
+        onNone: () => CanvasUnavailable.layer,
+        onSome: (service) =>
+          CanvasHandlers.layer.pipe(
+            Layer.provide(Layer.succeed(Canvas.Canvas, service)),
+            Layer.provide(Layer.succeed(ClientSockets.ClientSockets, clientSockets))
+          )
+      })
+    )
+    const bridge = yield* RpcBridge.make(FleetvisorRpcs, {
+      disableTracing: true,
+      onReject: (_, rejection) => metrics.rejected(rejectReason(rejection))
+    }).pipe(Effect.provide(handlers))
+
+    let draining = false
+    const listening = yield* Deferred.make<AddressInfo>()
+    const storeHealth = StoreHealth.StoreHealth.pipe(Effect.provide(store))
+    const routes: Array<Route.Route> = [
+      ...HealthRoutes.routes({
+        metrics,
+        readiness: {
+          draining: Effect.sync(() => (draining ? "shutting down" : undefined)),
+          sessions: Effect.sync(() => Option.isSome(Gateway.sessionsOf(registries)) ? undefined : "sessions supervisor not running"),
+          store: Effect.map(Effect.flatMap(storeHealth, (health) => health.get), (status) =>
+            status._tag === "Ok" ? undefined : `degraded: ${status.error.message}`),
+          ...Option.match(canvas, {
+            onNone: () => ({}),
+            onSome: (service) => ({
+              canvas: Effect.match(service.actor, { onFailure: (error) => error.reason, onSuccess: () => undefined })
+            })
+          })
+        }
+      }),
+      ...AdminRoutes.routes({
+        system,
+        node,
+        token: config.adminToken,
+        pageDirectory: `${root}/web/admin`
+      }),
+      ...Option.match(canvas, {
+        onNone: () => [
+          Route.make("GET", "/", (_, response) => {
+            response.writeHead(302, { location: "/admin/" })
+            response.end()
+          })
+        ],
+        onSome: canvasRoutes
+      })
+    ]
+
+    const telemetry = yield* TelemetryLog.TelemetryLog.pipe(Effect.provide(store))
+    const tree = Supervisor.make({
+      strategy: "one_for_one",
+      children: [
+        ChildSpec.make("store", storeActor(telemetry, config.shutdownTimeout)),
+        ...Option.toArray(Option.map(canvas, (service) => service.child)),
+        Gateway.childSpec({
+          host: config.host,
+          port: config.port,
+          maxConnections: config.maxConnections,
+          maxFrameBytes: config.maxFrameBytes,
+          allowedOrigins: config.allowedOrigins,
+          limits: {
+            rateLimit: config.rateLimit,
+            heartbeatIntervalMs: Duration.toMillis(config.heartbeat.interval),
+            heartbeatTimeoutMs: Duration.toMillis(config.heartbeat.timeout),
+            maxBufferedBytes: 4 * 1024 * 1024
+          },
+          routes,
+          bridge,
+          metrics,
+          draining: () => draining,
+          // The user is the client's address: canvas cooldowns count per address.
+          requestHeaders: (request) => {
+            const user = request.socket.remoteAddress ?? ""
+            return [[CanvasHandlers.userHeader, user], ["x-user", user]]
+          },
+          onListening: (address) => Deferred.unsafeDone(listening, Exit.succeed(address))
+        }, registries)
+      ]
+    })
+    const rootRef = yield* system.spawn(tree, { name: "root" })
+    const address = yield* Deferred.await(listening)
+    yield* Effect.annotateLogs(Effect.logInfo("ready"), {
+      url: `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/`,
+      port: address.port,
+      database: ServiceConfig.databaseFile(config)
+    })
+    yield* notifier.notify("READY=1", `STATUS=Listening on ${address.address}:${address.port}`, `MAINPID=${process.pid}`)
+    yield* SdNotify.watchdog(notifier, () => rootRef.isAlive())
+
+    const shutdown = Effect.gen(function*() {
+      draining = true
+      yield* Effect.logInfo("shutting down")
+      yield* notifier.notify("STOPPING=1", "STATUS=Shutting down")
+      const left = yield* Gateway.drain(registries, Duration.toMillis(config.shutdownTimeout) / 2)
+      if (left > 0) yield* Effect.logWarning(`${left} sessions did not close in time; stopping them`)
+      yield* system.stop(rootRef)
+      yield* Effect.logInfo("stopped; closing the database")
+    })
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address
+    return {
+      config,
+      address,
+      url: `http://${host}:${address.port}`,
+      system,
+      root: rootRef,
+      registries,
+      metrics,
+      canvas,
+      crashed: Effect.flatMap(system.awaitExit(rootRef), (reason) =>
+        Effect.logError(`the actor tree stopped (${ExitReason.format(reason)}); shutting down`)),
+      shutdown
+    } satisfies Service
+  })
+
+/** Runs the service until `stop` completes (or the tree gives up), then shuts it down gracefully. */
+export const run = (
+  config: ServiceConfig.ServiceConfig,
+  canvas: Option.Option<CanvasConfig.CanvasSettings>,
+  stop: Effect.Effect<void>
+) =>
+  Effect.scoped(Effect.gen(function*() {
+    const service = yield* start(config, canvas)
+    yield* Effect.raceFirst(stop, service.crashed)
+    yield* service.shutdown
+  }))
+
+/** Starts the service from `argv` and the environment; resolves with the exit code. */
+export const main = async (argv: ReadonlyArray<string> = process.argv.slice(2)): Promise<number> => {
+  let flags: Map<string, string> | "help"
+  try {
+    flags = ServiceConfig.parseFlags(argv, allSettings)
+  } catch (error) {
+    process.stderr.write(`fleetvisor: ${(error as Error).message}\n`)
+    return 64
+  }
+  if (flags === "help") {
+    process.stdout.write(`${ServiceConfig.usage(allSettings)}\n`)
+    return 0
+  }
+  const loaded = ServiceConfig.loadConfig(config, flags, process.env)
+  if (Either.isLeft(loaded)) {
+    process.stderr.write(`fleetvisor: invalid configuration\n${loaded.left.map((line) => `  ${line}`).join("\n")}\n`)
+    return 78
+  }
+  const { canvas, service } = loaded.right
+
+  const stopped = Deferred.unsafeMake<void>(undefined as never)
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++
+    if (signals > 1) {
+      process.stderr.write(`fleetvisor: second ${signal}, exiting now\n`)
+      process.exit(signal === "SIGINT" ? 130 : 143)
+    }
+    const hard = setTimeout(() => {
+      process.stderr.write(`fleetvisor: shutdown took longer than ${Duration.format(service.shutdownTimeout)}, exiting\n`)
+      process.exit(1)
+    }, Duration.toMillis(service.shutdownTimeout))
+    hard.unref()
+    Deferred.unsafeDone(stopped, Exit.void)
+  }
+  process.on("SIGTERM", onSignal)
+  process.on("SIGINT", onSignal)
+
+  const exit = await Effect.runPromiseExit(
+    run(service, canvas, Deferred.await(stopped)).pipe(
+      Effect.provide(Logger.json),
+      Effect.provide(Logger.minimumLogLevel(service.logLevel))
+    )
+  )
+  if (Exit.isSuccess(exit)) return 0
+  process.stderr.write(`fleetvisor: ${rootCause(exit.cause)}\n`)
+  return Option.exists(Cause.failureOption(exit.cause), (error) => (error as { _tag?: string })._tag === "CanvasShapeMismatch")
+    ? 78
+    : 1
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === fs.realpathSync(process.argv[1])) {
+  main().then((code) => process.exit(code))
+}
