@@ -11,6 +11,8 @@
  */
 import type { Behaviour, ShutdownPolicy, Via } from "../actors/Actor.js"
 import type { MailboxOptions } from "../actors/Mailbox.js"
+import type * as Option from "effect/Option"
+import type { ActorRef } from "../actors/ActorRef.js"
 
 /** When a child is restarted. */
 export type Restart = "permanent" | "transient" | "temporary"
@@ -36,3 +38,11 @@ export const make = <M>(
   behaviour: Behaviour<M, any, any>,
   options?: Omit<ChildSpec<M>, "id" | "behaviour">
 ): ChildSpec<M> => ({ id, behaviour, ...options })
+
+/** What `whichChildren` reports of one child. */
+export interface ChildInfo {
+  readonly id: string
+  readonly ref: Option.Option<ActorRef<unknown>>
+  readonly status: "running" | "restarting" | "stopped"
+  readonly restarts: number
+}

@@ -14,15 +14,14 @@
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import type { Behaviour } from "../actors/Actor.js"
 import { ActorStopped, AlreadyRegistered, type InitFailed } from "../actors/ActorError.js"
 import type { ActorRef } from "../actors/ActorRef.js"
 import { type ActorCell, RUNNING, STOPPED } from "../actors/internal/cell.js"
 import * as ExitReason from "../actors/ExitReason.js"
 import type { Backoff } from "./Backoff.js"
-import type { ChildSpec } from "./ChildSpec.js"
-import { defaultIntensity, RestartSlots, shouldRestart, Slot, Supervision } from "./internal/supervision.js"
+import type { ChildInfo, ChildSpec } from "./ChildSpec.js"
+import { childInfo, defaultIntensity, RestartSlots, shouldRestart, Slot, Supervision } from "./internal/supervision.js"
 import { ChildNotFound, MaxChildren } from "./SupervisorError.js"
 
 /** Options of a dynamic supervisor. */
@@ -63,12 +62,7 @@ export interface Counts {
 }
 
 /** What `whichChildren` reports of one child. */
-export interface ChildInfo {
-  readonly id: string
-  readonly ref: Option.Option<ActorRef<unknown>>
-  readonly status: "running" | "restarting" | "stopped"
-  readonly restarts: number
-}
+export type { ChildInfo }
 
 /** A dynamic supervisor behaviour. */
 export const make = (options?: Options): Behaviour<DynamicSupervisorMessage, State> => {
@@ -169,12 +163,7 @@ export const whichChildren = (supervisor: DynamicSupervisorRef): Effect.Effect<R
   Effect.suspend(() => {
     const state = stateOf(supervisor)
     if (state === undefined) return Effect.fail(stopped(supervisor))
-    return Effect.succeed(Array.from(state.slots, (slot) => ({
-      id: slot.spec.id,
-      ref: Option.fromNullable(slot.cell as ActorRef<unknown> | undefined),
-      status: slot.status,
-      restarts: slot.restarts
-    })))
+    return Effect.succeed(Array.from(state.slots, childInfo))
   })
 
 /** How many children, and of which kind. */

@@ -24,14 +24,13 @@
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import type { Behaviour } from "../actors/Actor.js"
 import { ActorStopped, AlreadyRegistered, type InitFailed } from "../actors/ActorError.js"
 import type { ActorRef } from "../actors/ActorRef.js"
 import { type ActorCell, RUNNING, STARTING } from "../actors/internal/cell.js"
 import type { Backoff } from "./Backoff.js"
-import type { ChildSpec } from "./ChildSpec.js"
-import { defaultIntensity, RestartSlots, shouldRestart, Slot, Supervision } from "./internal/supervision.js"
+import type { ChildInfo, ChildSpec } from "./ChildSpec.js"
+import { childInfo, defaultIntensity, RestartSlots, shouldRestart, Slot, Supervision } from "./internal/supervision.js"
 
 /** Which siblings are restarted with a child. */
 export type Strategy = "one_for_one" | "one_for_all" | "rest_for_one"
@@ -64,12 +63,7 @@ class State {
 }
 
 /** What `whichChildren` reports of one child. */
-export interface ChildInfo {
-  readonly id: string
-  readonly ref: Option.Option<ActorRef<unknown>>
-  readonly status: "running" | "restarting" | "stopped"
-  readonly restarts: number
-}
+export type { ChildInfo }
 
 /** A supervisor behaviour; spawn it, or use it as a child spec's behaviour to nest supervisors. */
 export const make = (options: Options): Behaviour<SupervisorMessage, State> => {
@@ -160,10 +154,5 @@ export const whichChildren = (ref: SupervisorRef): Effect.Effect<ReadonlyArray<C
     if (state === undefined || !ref.isAlive()) {
       return Effect.fail(new ActorStopped({ actor: String(ref), reason: ref.exitReason() }))
     }
-    return Effect.succeed(state.slots.map((slot) => ({
-      id: slot.spec.id,
-      ref: Option.fromNullable(slot.cell as ActorRef<unknown> | undefined),
-      status: slot.status,
-      restarts: slot.restarts
-    })))
+    return Effect.succeed(state.slots.map(childInfo))
   })

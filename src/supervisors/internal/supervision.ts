@@ -2,6 +2,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as Option from "effect/Option"
 import type { ActorContext, Placeholder, SpawnOptions } from "../../actors/Actor.js"
 import { AlreadyRegistered } from "../../actors/ActorError.js"
 import type { ActorRef } from "../../actors/ActorRef.js"
@@ -9,7 +10,7 @@ import * as ExitReason from "../../actors/ExitReason.js"
 import type { ActorCell, ActorEnv } from "../../actors/internal/cell.js"
 import type { ExitSignal, Signal } from "../../actors/Signal.js"
 import * as Backoff from "../Backoff.js"
-import type { ChildSpec, Restart } from "../ChildSpec.js"
+import type { ChildInfo, ChildSpec, Restart } from "../ChildSpec.js"
 import { MaxRestartsExceeded } from "../SupervisorError.js"
 
 /** Restart intensity: at most `maxRestarts` restarts within `periodMillis`. */
@@ -217,3 +218,11 @@ export class Supervision {
     return slot.cell !== undefined ? slot.cell : slot.placeholder
   }
 }
+
+/** What `whichChildren` reports of a slot. */
+export const childInfo = (slot: Slot): ChildInfo => ({
+  id: slot.spec.id,
+  ref: Option.fromNullable(slot.cell as ActorRef<unknown> | undefined),
+  status: slot.status,
+  restarts: slot.restarts
+})
