@@ -1,39 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { spawn } from "node:child_process"
 import * as path from "node:path"
-import * as readline from "node:readline"
 import { CanvasStore, layer as canvasLayer } from "../../src/store/CanvasStore.js"
 import * as Database from "../../src/store/Database.js"
 import { batchPixels } from "./fixtures/paintUntilKilled.js"
+import { killAfterAcks } from "../support/killAfterAcks.js"
 import { tempDirectory } from "./tempDirectory.js"
 
 const painter = path.join(import.meta.dirname, "fixtures", "paintUntilKilled.ts")
 
-/**
- * Runs the painter on `filename`, kills it with SIGKILL once it has
- * acknowledged `acks` batches, and returns every acknowledgement it printed.
- */
+/** Runs the painter on `filename` and kills it with SIGKILL once it has acknowledged `acks` batches. */
 const paintThenKill = (filename: string, acks: number) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => spawn(process.execPath, ["--import", "tsx", painter, filename], { stdio: ["ignore", "pipe", "inherit"] })),
-    (child) =>
-      Effect.async<Array<{ batch: number; version: number }>, Error>((resume) => {
-        const acknowledged: Array<{ batch: number; version: number }> = []
-        readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-          acknowledged.push(JSON.parse(line))
-          if (acknowledged.length === acks) child.kill("SIGKILL")
-        })
-        child.on("exit", (code, signal) =>
-          resume(
-            signal === "SIGKILL"
-              ? Effect.succeed(acknowledged)
-              : Effect.fail(new Error(`the painter exited by itself (code ${code})`))
-          ))
-      }),
-    (child) => Effect.sync(() => child.kill("SIGKILL"))
-  )
+  killAfterAcks<{ batch: number; version: number }>(painter, [filename], acks)
 
 describe("CanvasStore durability", () => {
   it.scopedLive("every pixel acknowledged before kill -9 is there when the file is reopened", () =>

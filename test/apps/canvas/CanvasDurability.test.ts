@@ -1,11 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { spawn } from "node:child_process"
 import * as path from "node:path"
-import * as readline from "node:readline"
 import { Canvas } from "../../../src/apps/canvas/Canvas.js"
 import type { Snapshot } from "../../../src/protocol/CanvasRpcs.js"
 import { shape } from "./fixtures/placeUntilKilled.js"
+import { killAfterAcks } from "../../support/killAfterAcks.js"
 import { canvasLayer, tempDirectory } from "./support.js"
 
 const placer = path.join(import.meta.dirname, "fixtures", "placeUntilKilled.ts")
@@ -18,25 +17,7 @@ interface Ack {
 }
 
 /** Runs the placer on `filename` and kills it with SIGKILL once it has printed `acks` acknowledgements. */
-const placeThenKill = (filename: string, acks: number) =>
-  Effect.acquireUseRelease(
-    Effect.sync(() => spawn(process.execPath, ["--import", "tsx", placer, filename], { stdio: ["ignore", "pipe", "inherit"] })),
-    (child) =>
-      Effect.async<Array<Ack>, Error>((resume) => {
-        const acknowledged: Array<Ack> = []
-        readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-          acknowledged.push(JSON.parse(line))
-          if (acknowledged.length === acks) child.kill("SIGKILL")
-        })
-        child.on("exit", (code, signal) =>
-          resume(
-            signal === "SIGKILL"
-              ? Effect.succeed(acknowledged)
-              : Effect.fail(new Error(`the placer exited by itself (code ${code})`))
-          ))
-      }),
-    (child) => Effect.sync(() => child.kill("SIGKILL"))
-  )
+const placeThenKill = (filename: string, acks: number) => killAfterAcks<Ack>(placer, [filename], acks)
 
 describe("Canvas durability", () => {
   it.scopedLive("every pixel the canvas acknowledged before kill -9 is on the board of the next start", () =>
