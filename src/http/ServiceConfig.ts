@@ -17,6 +17,7 @@ import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as path from "node:path"
+import { parseArgs } from "node:util"
 
 /** The validated configuration of one service process. */
 export interface ServiceConfig {
@@ -168,23 +169,35 @@ export class UsageError extends Error {
 }
 
 /**
- * Reads `--flag value` and `--flag=value` pairs into variable names. `--help` yields `"help"`.
+ * Reads `--flag value` and `--flag=value` pairs into variable names (with `node:util`'s
+ * `parseArgs`). `--help` yields `"help"`.
  * Throws `UsageError` for an unknown flag or a flag without a value.
  */
 export const parseFlags = (
   argv: ReadonlyArray<string>,
   known: ReadonlyArray<Setting> = settings
 ): Map<string, string> | "help" => {
+  const options: Record<string, { type: "string" } | { type: "boolean"; short: string }> = {
+    help: { type: "boolean", short: "h" }
+  }
+  for (const setting of known) options[setting.flag.slice(2)] = { type: "string" }
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof options; args: Array<string>; strict: true }>>
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false })
+  } catch (error) {
+    const code = (error as { code?: string }).code
+    const flag = /'(-[^' ]+)/.exec(String((error as Error).message))?.[1] ?? ""
+    throw new UsageError(
+      code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE"
+        ? `${flag} needs a value.`
+        : `Unknown argument ${flag || argv.join(" ")}. Run with --help for the settings.`
+    )
+  }
+  if (parsed.values.help === true) return "help"
   const values = new Map<string, string>()
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    if (arg === "--help" || arg === "-h") return "help"
-    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg]
-    const found = known.find((s) => s.flag === flag)
-    if (found === undefined) throw new UsageError(`Unknown argument ${arg}. Run with --help for the settings.`)
-    const value = inline ?? argv[++i]
-    if (value === undefined) throw new UsageError(`${flag} needs a value.`)
-    values.set(found.env, value)
+  for (const setting of known) {
+    const value = parsed.values[setting.flag.slice(2)]
+    if (typeof value === "string") values.set(setting.env, value)
   }
   return values
 }
