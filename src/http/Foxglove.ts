@@ -1,0 +1,213 @@
+/**
+ * The Foxglove WebSocket endpoint: point Foxglove or Lichtblick at `ws://<host>:<port>/foxglove`
+ * ("Open connection" → "Foxglove WebSocket") and every robot of the fleet shows up as two JSON
+ * channels, `/robots/<id>/state` (its dashboard view, 30 Hz while it changes) and
+ * `/robots/<id>/events` (every event of its link: telemetry, alarms, link up/down).
+ * It speaks `foxglove.websocket.v1` and the same protocol under its newer name
+ * `foxglove.sdk.v1`; it is read-only (no capabilities). See `docs/foxglove.md`.
+ *
+ * Wiring, in the listener's `upgrade` handler before the `/ws` check:
+ *
+ * ```ts
+ * if (url.pathname === "/foxglove") return foxglove.handleUpgrade(request, socket, head)
+ * ```
+ *
+ * with `const foxglove = yield* Foxglove.make({ ...fleet, eventsTopic: LinkEvent.robotTopic })`
+ * (`fleet` the `Fleet` service) in a scope that outlives the listener (the node's), and
+ * `yield* foxglove.close` early in the graceful shutdown (it closes every Foxglove client with 1001).
+ *
+ * Each client is an actor `foxglove:<n>` under the endpoint's `foxglove` dynamic supervisor
+ * (see `foxglove/Connection.ts`): its socket, its PubSub sinks and its heartbeat are resources
+ * of the actor, so any way it ends cleans them all up, and `maxConnections` is the supervisor's
+ * `maxChildren` (one more is refused with 503).
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import type { IncomingMessage } from "node:http"
+import type { Duplex } from "node:stream"
+import { type WebSocket, WebSocketServer } from "ws"
+import { ActorSystem } from "../actors/ActorSystem.js"
+import * as PubSub from "../actors/PubSub.js"
+import type { RobotView } from "../protocol/FleetRpcs.js"
+import * as ChildSpec from "../supervisors/ChildSpec.js"
+import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
+import * as Catalog from "./foxglove/Catalog.js"
+import * as Connection from "./foxglove/Connection.js"
+import * as Wire from "./foxglove/Wire.js"
+import * as Route from "./Route.js"
+
+export { Subprotocols } from "./foxglove/Wire.js"
+
+/**
+ * What the endpoint reads: the fleet's hub, its topics, and its state now. The `Fleet` service
+ * has all but `eventsTopic` (`LinkEvent.robotTopic`); `src/http` does not import the layers
+ * above it, so the node passes them in.
+ */
+export interface FoxgloveSource {
+  readonly hub: PubSub.PubSub
+  /** The topic of the fleet's conflated `Encoded<FleetUpdate>` broadcasts. */
+  readonly viewsTopic: string
+  /** The topic of one robot's link events (objects with an `at` in ms since the epoch). */
+  readonly eventsTopic: (robot: string) => string
+  /** Every robot now, to advertise those known before the endpoint started. */
+  readonly state?: Effect.Effect<{ readonly robots: ReadonlyArray<RobotView> }> | undefined
+}
+
+/** Options of the endpoint; every one has a default. */
+export interface FoxgloveOptions {
+  /** `serverInfo.name`, shown by Foxglove. Default: `fleetvisor`. */
+  readonly name?: string | undefined
+  /** Foxglove clients at once; one more is refused with 503. Default: 64: a viewer per operator, not a fan-out. */
+  readonly maxConnections?: number | undefined
+  /**
+   * Bytes a client may have unsent before the overflow policy applies. Default: 1 MiB, a few
+   * seconds of every robot's state; a viewer that far behind is better served fresh data.
+   */
+  readonly maxBufferedBytes?: number | undefined
+  /** `dropping` (default: skip messages until the client catches up) or `disconnect` (close it with 1008). */
+  readonly overflow?: "dropping" | "disconnect" | undefined
+  /** Ping period; a client that has not answered the previous ping is dropped. Default: 15 s. */
+  readonly heartbeatIntervalMs?: number | undefined
+  /** Largest client frame. Default: 64 KiB: clients only send small JSON requests. */
+  readonly maxFrameBytes?: number | undefined
+}
+
+/** A running endpoint. */
+export interface FoxgloveEndpoint {
+  /** Takes an HTTP upgrade (of `/foxglove`) over: refuses it, or starts a connection actor that completes it. */
+  readonly handleUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void
+  /** Closes every client with 1001 (waiting up to 3 s) and refuses new ones. */
+  readonly close: Effect.Effect<void>
+  /** The `foxglove` dynamic supervisor of the connections. */
+  readonly supervisor: DynamicSupervisor.DynamicSupervisorRef
+  /** The channels advertised so far. */
+  readonly catalog: Catalog.Catalog
+}
+
+const offered = (request: IncomingMessage): Array<string> =>
+  (request.headers["sec-websocket-protocol"] ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
+
+/**
+ * Starts the endpoint: its `foxglove` supervisor (a top-level actor of the system, stopped with
+ * the scope) and its catalog of robots, fed by the fleet's views and seeded with the robots of
+ * `source.state`.
+ */
+export const make = (
+  source: FoxgloveSource,
+  options: FoxgloveOptions = {}
+): Effect.Effect<FoxgloveEndpoint, never, ActorSystem | Scope.Scope> =>
+  Effect.gen(function*() {
+    const system = yield* ActorSystem
+    const { hub, viewsTopic } = source
+    const runtime = yield* Effect.runtime<never>()
+    const catalog = Catalog.make()
+
+    const updates = yield* PubSub.subscribeQueue(hub, viewsTopic, { bufferSize: 64, overflow: "sliding" })
+    yield* Effect.forkScoped(
+      Effect.forever(Effect.map(Queue.take(updates), (message) => {
+        if (Catalog.isFleetUpdate(message)) catalog.observe(message)
+      }))
+    )
+    if (source.state !== undefined) {
+      yield* Effect.forkScoped(
+        source.state.pipe(
+          Effect.map((view) => catalog.seed(view.robots, Date.now())),
+          Effect.catchAllCause((cause) => Effect.logDebug("foxglove: the fleet's state is not available yet", cause))
+        )
+      )
+    }
+
+    const supervisor = yield* Effect.acquireRelease(
+      system.spawn(DynamicSupervisor.make({ maxChildren: options.maxConnections ?? 64 }), { name: "foxglove" }),
+      (ref) => system.stop(ref)
+    ).pipe(Effect.orDie)
+
+    const settings: Connection.ConnectionSettings = {
+      name: options.name ?? "fleetvisor",
+      sessionId: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
+      maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
+      overflow: options.overflow ?? "dropping",
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 15_000
+    }
+    const selected = new WeakMap<IncomingMessage, string>()
+    const wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: options.maxFrameBytes ?? 64 * 1024,
+      handleProtocols: (_, request) => selected.get(request) ?? false
+    })
+    let closing = false
+    let next = 0
+
+    const handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      if (closing) return Route.refuseUpgrade(socket, 503, "Server shutting down\n", { "Retry-After": "5" })
+      const subprotocol = Wire.negotiate(offered(request))
+      if (subprotocol === undefined) {
+        return Route.refuseUpgrade(
+          socket,
+          400,
+          `Foxglove WebSocket needs the subprotocol ${Wire.Subprotocols.join(" or ")}\n`
+        )
+      }
+      selected.set(request, subprotocol)
+      const id = `foxglove:${++next}`
+      let handshake: { request: IncomingMessage; socket: Duplex; head: Buffer } | undefined = { request, socket, head }
+      const behaviour = Connection.make({
+        id,
+        subprotocol,
+        address: request.socket.remoteAddress ?? "",
+        hub,
+        viewsTopic,
+        eventsTopic: source.eventsTopic,
+        catalog,
+        settings,
+        upgrade: () =>
+          Effect.async<WebSocket, Error>((resume) => {
+            const taken = handshake
+            handshake = undefined
+            if (taken === undefined) return resume(Effect.fail(new Error("the handshake was already used")))
+            const gone = () => resume(Effect.fail(new Error("socket closed during the handshake")))
+            taken.socket.once("close", gone)
+            wss.handleUpgrade(taken.request, taken.socket, taken.head, (ws) => {
+              taken.socket.off("close", gone)
+              resume(Effect.succeed(ws))
+            })
+          })
+      })
+      Runtime.runFork(runtime)(
+        DynamicSupervisor.startChild(
+          supervisor,
+          ChildSpec.make(id, behaviour, { restart: "temporary", mailbox: { capacity: 256 } })
+        ).pipe(
+          Effect.catchTag("MaxChildren", () =>
+            Effect.sync(() =>
+              Route.refuseUpgrade(socket, 503, "Too many Foxglove connections\n", { "Retry-After": "5" })
+            )),
+          Effect.catchAll((error) =>
+            Effect.zipRight(
+              Effect.logDebug("foxglove connection did not start", error),
+              Effect.sync(() => socket.destroy())
+            )
+          )
+        )
+      )
+    }
+
+    const close = Effect.gen(function*() {
+      closing = true
+      const children = yield* DynamicSupervisor.whichChildren(supervisor).pipe(Effect.orElseSucceed(() => []))
+      for (const child of children) {
+        if (Option.isSome(child.ref)) (child.ref.value as Connection.ConnectionRef).unsafeTellUrgent({ _tag: "GoAway" })
+      }
+      const deadline = Date.now() + 3000
+      while (DynamicSupervisor.unsafeCount(supervisor) > 0 && Date.now() < deadline) yield* Effect.sleep("10 millis")
+    })
+
+    return { handleUpgrade, close, supervisor, catalog }
+  })
