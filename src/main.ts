@@ -5,13 +5,22 @@
  * ```text
  * root (one_for_one)
  * ├─ store running mailbox=0 restarts=0
+ * ├─ fleet (rest_for_one)
+ * │  ├─ links (dynamic, 15/∞)     robot:<arm> and agv:<manufacturer>/<serial>
+ * │  ├─ mqtt running mailbox=0 restarts=0
+ * │  ├─ arms running mailbox=0 restarts=0
+ * │  ├─ state running mailbox=0 restarts=0
+ * │  ├─ control running mailbox=0 restarts=0
+ * │  └─ telemetry running mailbox=0 restarts=0
  * ├─ canvas running mailbox=0 restarts=0
  * └─ gateway (rest_for_one)
  *    ├─ listener running mailbox=0 restarts=0
  *    └─ sessions (dynamic, 0/20000)
  * ```
  *
- * The fleet is not wired in yet: `FleetRpcs` answer from an empty fleet (`http/FleetHandlers`).
+ * With nothing configured (no `FLEET_RMI_ROBOTS`, no `FLEET_MQTT_URL`), the fleet is a demo:
+ * simulated arms and AGVs on an embedded MQTT broker, so the dashboard at `/fleet/` is alive at
+ * once. `FLEET=off` runs the node without a fleet (its RPCs answer from an empty one).
  *
  * Shutdown (SIGTERM or SIGINT): `/readyz` turns 503 and upgrades are refused, systemd hears
  * STOPPING=1, every session closes with 1001, the tree stops youngest first (the store flushes
@@ -42,10 +51,14 @@ import * as ActorError from "./actors/ActorError.js"
 import type { ActorRef as ActorRefOf, Reply } from "./actors/ActorRef.js"
 import * as ActorSystem from "./actors/ActorSystem.js"
 import * as ExitReason from "./actors/ExitReason.js"
+import * as Registry from "./actors/Registry.js"
 import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream, ClientSockets } from "./apps/canvas/index.js"
+import * as FleetApp from "./apps/fleet/index.js"
+import * as FleetConfig from "./apps/fleet/FleetConfig.js"
 import * as AdminRoutes from "./http/AdminRoutes.js"
 import * as CanvasUnavailable from "./http/CanvasUnavailable.js"
 import * as FleetHandlers from "./http/FleetHandlers.js"
+import * as FleetStream from "./http/FleetStream.js"
 import * as Gateway from "./http/Gateway.js"
 import * as GatewayMetrics from "./http/GatewayMetrics.js"
 import * as HealthRoutes from "./http/HealthRoutes.js"
@@ -104,15 +117,50 @@ export const canvasSettings: ReadonlyArray<ServiceConfig.Setting> = [
   ServiceConfig.setting("CANVAS_SSE_BUFFER", "256", "Update events an SSE client may hold unsent before its stream ends.")
 ]
 
-/** Every setting of the service process. */
-export const allSettings: ReadonlyArray<ServiceConfig.Setting> = [...ServiceConfig.settings, ...canvasSettings]
+/** The fleet's settings (read by `FleetConfig`), for `--help` and the flags. */
+export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
+  ServiceConfig.setting("FLEET", "on", "`off` runs the node without the fleet (its RPCs answer from an empty fleet, `/fleet/` and `/stream` are 404)."),
+  ServiceConfig.setting(
+    "FLEET_RMI_ROBOTS",
+    "(none)",
+    "FANUC arms over RMI: `arm-1=10.0.0.5:16001,arm-2=10.0.0.6` (port 16001 when left out)."
+  ),
+  ServiceConfig.setting("FLEET_RMI_POLL_HZ", "10", "Polls per second of each arm's status, position and joints (10–125)."),
+  ServiceConfig.setting(
+    "FLEET_MQTT_URL",
+    "(none)",
+    "The VDA 5050 broker, e.g. `mqtt://127.0.0.1:1883`. None: no AGVs, or the demo's embedded broker on 127.0.0.1:18830."
+  ),
+  ServiceConfig.setting("FLEET_MQTT_PREFIX", "uagv/v2", "`interfaceName/majorVersion` of the AGV topics."),
+  ServiceConfig.setting(
+    "FLEET_DEMO",
+    "on when neither arms nor a broker are set",
+    "Simulated arms (RMI over TCP) and AGVs (over the broker, or an embedded one), so the dashboard moves at once."
+  ),
+  ServiceConfig.setting("FLEET_DEMO_ARMS", "3", "Simulated arms of the demo (0–100)."),
+  ServiceConfig.setting("FLEET_DEMO_AGVS", "12", "Simulated AGVs of the demo (0–10000)."),
+  ServiceConfig.setting("FLEET_LEASE_TTL_MS", "30000", "A control lease's default time to live; the dashboard renews it while held."),
+  ServiceConfig.setting("FLEET_AGV_GRACE_MS", "60000", "How long an OFFLINE or CONNECTIONBROKEN AGV stays listed before its link stops.")
+]
 
-/** The node's configuration: the service's, and the canvas's when it runs. */
+/** Every setting of the service process. */
+export const allSettings: ReadonlyArray<ServiceConfig.Setting> = [
+  ...ServiceConfig.settings,
+  ...canvasSettings,
+  ...fleetSettings
+]
+
+/** The node's configuration: the service's, and the canvas's and the fleet's when they run. */
 export const config = Config.all({
   service: ServiceConfig.config,
   canvas: Config.zipWith(
     Config.boolean("CANVAS").pipe(Config.withDefault(true)),
     CanvasConfig.config,
+    (enabled, settings) => (enabled ? Option.some(settings) : Option.none())
+  ),
+  fleet: Config.zipWith(
+    Config.boolean("FLEET").pipe(Config.withDefault(true)),
+    FleetConfig.config,
     (enabled, settings) => (enabled ? Option.some(settings) : Option.none())
   )
 })
@@ -156,6 +204,50 @@ const canvasRoutes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route>
   })
 ]
 
+/** The routes of the fleet: its dashboard at `/fleet/` and its event streams (`/stream`, `/stream/{manufacturer}/{serial}`). */
+const fleetRoutes = (fleet: FleetApp.FleetService): ReadonlyArray<Route.Route> => [
+  ...FleetStream.routes(fleet),
+  Route.make("GET", "/fleet/main.js", async (_, response) => {
+    const script = await bundle(`${root}/web/fleet/main.ts`)
+    response.writeHead(200, {
+      "content-type": "text/javascript; charset=utf-8",
+      "content-length": Buffer.byteLength(script),
+      "cache-control": "no-cache"
+    })
+    response.end(script)
+  }),
+  Route.make("GET", "/fleet/*", async (request, response, url) => {
+    if (url.pathname === "/fleet") {
+      response.writeHead(301, { location: "/fleet/" })
+      return void response.end()
+    }
+    if (url.pathname !== "/fleet/") return Route.text(response, 404, "Not found\n")
+    const page = await fs.promises.readFile(`${root}/web/fleet/index.html`)
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length })
+    response.end(request.method === "HEAD" ? undefined : page)
+  })
+]
+
+/**
+ * The fleet's service over its settings, recording into the store's `AuditLog` and `TelemetryLog`
+ * when the context has them. The demo's simulators start here and stop with the scope; the
+ * `fleet` subtree is the caller's to start.
+ */
+const startFleet = (settings: FleetApp.FleetSettings) =>
+  Effect.gen(function*() {
+    const resolved = settings.demo ? yield* FleetApp.Demo.start(settings) : settings
+    const context = yield* Layer.build(
+      FleetApp.layerUnstarted.pipe(
+        Layer.provide(Layer.mergeAll(Layer.succeed(FleetApp.FleetConfig, resolved), FleetApp.FleetHub.layer))
+      )
+    )
+    const service = Context.get(context, FleetApp.Fleet)
+    if (resolved.demo) {
+      yield* FleetApp.Demo.animate(service, resolved.rmiRobots.map((robot) => robot.id).filter((id) => id.startsWith("demo-arm-")))
+    }
+    return service
+  })
+
 /** The innermost reason of a failed start: through `InitFailed`s down to the error that began it. */
 const rootCause = (cause: Cause.Cause<unknown>): string => {
   let current: Cause.Cause<unknown> = cause
@@ -190,6 +282,8 @@ export interface Service {
   readonly metrics: GatewayMetrics.GatewayMetrics
   /** The canvas, when the node runs it. */
   readonly canvas: Option.Option<Canvas.Canvas["Type"]>
+  /** The fleet, when the node runs it. */
+  readonly fleet: Option.Option<FleetApp.FleetService>
   /** Waits until the actor tree stops by itself (it gave up restarting). */
   readonly crashed: Effect.Effect<void>
   /** The graceful shutdown, up to the database's close (which the scope does). */
@@ -197,12 +291,15 @@ export interface Service {
 }
 
 /**
- * Starts the service; it runs until `shutdown`, and closing the scope closes the database.
- * `canvasSettings` of `None` runs it without the canvas.
+ * Starts the service; it runs until `shutdown`, and closing the scope closes the database (and
+ * stops the demo's simulators). `canvasSettings` of `None` runs it without the canvas;
+ * `fleetSettings` of `None` (the default here; `main` reads them from the environment) without
+ * the fleet.
  */
 export const start = (
   config: ServiceConfig.ServiceConfig,
-  canvasSettings: Option.Option<CanvasConfig.CanvasSettings> = Option.some(CanvasConfig.defaults)
+  canvasSettings: Option.Option<CanvasConfig.CanvasSettings> = Option.some(CanvasConfig.defaults),
+  fleetSettings: Option.Option<FleetApp.FleetSettings> = Option.none()
 ) =>
   Effect.gen(function*() {
     const notifier = SdNotify.make()
@@ -225,7 +322,14 @@ export const start = (
           Effect.provideService(ActorSystem.ActorSystem, system)
         )
     })
-    const features: Array<string> = Option.isSome(canvas) ? ["canvas"] : []
+    const fleet = yield* Option.match(fleetSettings, {
+      onNone: () => Effect.succeedNone,
+      onSome: (settings) => Effect.asSome(startFleet(settings).pipe(Effect.provide(store)))
+    })
+    const features: Array<string> = [
+      ...(Option.isSome(canvas) ? ["canvas"] : []),
+      ...(Option.isSome(fleet) ? ["fleet"] : [])
+    ]
     const clientSockets = ClientSockets.ClientSockets.of({
       find: (clientId) => {
         const client = registries.clients.get(clientId)
@@ -234,7 +338,14 @@ export const start = (
     })
     const handlers = Layer.mergeAll(
       SystemHandlers.layer({ serverVersion: serverVersion(), node, features }),
-      FleetHandlers.emptyFleet,
+      Option.match(fleet, {
+        onNone: () => FleetHandlers.emptyFleet,
+        onSome: (service) =>
+          FleetApp.handlersLayer.pipe(
+            Layer.provide(Layer.succeed(FleetApp.Fleet, service)),
+            Layer.provide(FleetApp.SessionDirectory.fromRegistry(registries.sessions))
+          )
+      }),
       Option.match(canvas, {
         onNone: () => CanvasUnavailable.layer,
         onSome: (service) =>
@@ -265,6 +376,14 @@ export const start = (
             onSome: (service) => ({
               canvas: Effect.match(service.actor, { onFailure: (error) => error.reason, onSuccess: () => undefined })
             })
+          }),
+          ...Option.match(fleet, {
+            onNone: () => ({}),
+            onSome: (service) => ({
+              fleet: Effect.sync(() =>
+                Registry.unsafeLookup(service.registry, "state").length > 0 ? undefined : "fleet/state not running"
+              )
+            })
           })
         }
       }),
@@ -282,7 +401,8 @@ export const start = (
           })
         ],
         onSome: canvasRoutes
-      })
+      }),
+      ...Option.match(fleet, { onNone: () => [], onSome: fleetRoutes })
     ]
 
     const telemetry = yield* TelemetryLog.TelemetryLog.pipe(Effect.provide(store))
@@ -290,6 +410,7 @@ export const start = (
       strategy: "one_for_one",
       children: [
         ChildSpec.make("store", storeActor(telemetry, config.shutdownTimeout)),
+        ...Option.toArray(Option.map(fleet, (service) => service.child)),
         ...Option.toArray(Option.map(canvas, (service) => service.child)),
         Gateway.childSpec({
           host: config.host,
@@ -345,6 +466,7 @@ export const start = (
       registries,
       metrics,
       canvas,
+      fleet,
       crashed: Effect.flatMap(system.awaitExit(rootRef), (reason) =>
         Effect.logError(`the actor tree stopped (${ExitReason.format(reason)}); shutting down`)),
       shutdown
@@ -355,10 +477,11 @@ export const start = (
 export const run = (
   config: ServiceConfig.ServiceConfig,
   canvas: Option.Option<CanvasConfig.CanvasSettings>,
-  stop: Effect.Effect<void>
+  stop: Effect.Effect<void>,
+  fleet: Option.Option<FleetApp.FleetSettings> = Option.none()
 ) =>
   Effect.scoped(Effect.gen(function*() {
-    const service = yield* start(config, canvas)
+    const service = yield* start(config, canvas, fleet)
     yield* Effect.raceFirst(stop, service.crashed)
     yield* service.shutdown
   }))
@@ -381,7 +504,7 @@ export const main = async (argv: ReadonlyArray<string> = process.argv.slice(2)):
     process.stderr.write(`fleetvisor: invalid configuration\n${loaded.left.map((line) => `  ${line}`).join("\n")}\n`)
     return 78
   }
-  const { canvas, service } = loaded.right
+  const { canvas, fleet, service } = loaded.right
 
   const stopped = Deferred.unsafeMake<void>(undefined as never)
   let signals = 0
@@ -402,7 +525,7 @@ export const main = async (argv: ReadonlyArray<string> = process.argv.slice(2)):
   process.on("SIGINT", onSignal)
 
   const exit = await Effect.runPromiseExit(
-    run(service, canvas, Deferred.await(stopped)).pipe(
+    run(service, canvas, Deferred.await(stopped), fleet).pipe(
       Effect.provide(Logger.json),
       Effect.provide(Logger.minimumLogLevel(service.logLevel))
     )
