@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Queue } from "effect"
+import { Chunk, Effect, Queue } from "effect"
 import { Actor, Backplane, Encoded, ExitReason, PubSub, TestKit } from "../../src/actors/index.js"
 
 /** A subscriber that records what it gets; `hold` keeps it busy so its buffer fills. */
@@ -114,6 +114,17 @@ describe("PubSub", () => {
       yield* TestKit.awaitUntil(Effect.sync(() => frames.length === 50))
       expect(encodes).toBe(1)
       expect(new Set(frames)).toEqual(new Set(['{"x":1}']))
+    }))
+
+  it.scoped("a sliding queue subscriber keeps the newest messages, a dropping one the oldest", () =>
+    Effect.gen(function*() {
+      const hub = yield* PubSub.make()
+      const sliding = yield* PubSub.subscribeQueue<number>(hub, "t", { bufferSize: 3, overflow: "sliding" })
+      const dropping = yield* PubSub.subscribeQueue<number>(hub, "t", { bufferSize: 3, overflow: "dropping" })
+      for (let i = 1; i <= 6; i++) yield* PubSub.broadcast(hub, "t", i)
+      expect(yield* Queue.takeAll(sliding)).toEqual(Chunk.make(4, 5, 6))
+      expect(yield* Queue.takeAll(dropping)).toEqual(Chunk.make(1, 2, 3))
+      expect((yield* PubSub.stats(hub)).dropped).toBe(6)
     }))
 
   it.scoped("queue subscribers, and a backplane joining two hubs", () =>

@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import type { ActorRef } from "../ActorRef.js"
 import * as ExitReason from "../ExitReason.js"
@@ -191,7 +192,7 @@ export class ActorSub extends Sub {
   }
 }
 
-/** Delivers to an Effect `Queue` owned by a scope; for `sliding` the queue must be a sliding queue. */
+/** Delivers to an Effect `Queue` owned by a scope. */
 export class QueueSub extends Sub {
   constructor(
     topic: string,
@@ -210,9 +211,8 @@ export class QueueSub extends Sub {
   protected push(message: unknown): void {
     this.queue.unsafeOffer(message)
   }
-  /** A sliding queue evicts its oldest element itself on the next offer. */
   protected evictOldest(): boolean {
-    return true
+    return Option.isSome(Effect.runSync(Queue.poll(this.queue)))
   }
   protected override onClose(): void {
     Effect.runFork(Queue.shutdown(this.queue))
