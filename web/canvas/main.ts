@@ -13,11 +13,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { FleetvisorClient } from "../../src/client/FleetvisorClient.js"
 import { type CanvasEvent, unpackPixels } from "../../src/protocol/CanvasRpcs.js"
-import { clientLayer, describe } from "../shared/client.js"
+import { clientLayer, keepSubscribed, showConnection } from "../shared/client.js"
 
 /** The page fell behind: an `Updates` did not follow the board it has. */
 class SequenceGap extends Data.TaggedError("SequenceGap")<{ readonly have: number; readonly got: number }> {}
@@ -223,10 +222,7 @@ const board = Effect.gen(function*() {
   yield* client.resubscribe(client.rpc.CanvasJoin()).pipe(
     Stream.runForEach(apply),
     Effect.tapError((error) => Effect.sync(() => console.info("canvas: joining again after", error))),
-    Effect.retry({
-      schedule: Schedule.exponential("250 millis").pipe(Schedule.union(Schedule.spaced("5 seconds"))),
-      while: (error) => error._tag !== "VersionRefused"
-    })
+    keepSubscribed
   )
 })
 
@@ -234,10 +230,7 @@ const connection = Effect.gen(function*() {
   const client = yield* FleetvisorClient
   yield* client.state.pipe(Stream.runForEach((state) =>
     Effect.gen(function*() {
-      const { text, tone } = describe(state)
-      status.textContent = text
-      status.dataset.tone = tone
-      document.body.dataset.connection = state._tag
+      showConnection(status, state)
       // The server clock, so the cooldown counts down right on a skewed machine (optional RPC).
       if (state._tag === "Open") {
         const started = Date.now()

@@ -14,11 +14,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { FleetvisorClient } from "../../src/client/FleetvisorClient.js"
 import type { FleetEvent, RobotCommand, RobotView } from "../../src/protocol/FleetRpcs.js"
-import { clientLayer, describe } from "../shared/client.js"
+import { clientLayer, keepSubscribed, showConnection } from "../shared/client.js"
 
 const element = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 const status = element<HTMLSpanElement>("status")
@@ -361,10 +360,7 @@ const fleet = Effect.gen(function*() {
   const client = yield* FleetvisorClient
   yield* client.resubscribe(client.rpc.FleetSubscribe({})).pipe(
     Stream.runForEach((event) => Effect.sync(() => apply(event))),
-    Effect.retry({
-      schedule: Schedule.exponential("250 millis").pipe(Schedule.union(Schedule.spaced("5 seconds"))),
-      while: (error) => error._tag !== "VersionRefused"
-    })
+    keepSubscribed
   )
 })
 
@@ -372,10 +368,7 @@ const connection = Effect.gen(function*() {
   const client = yield* FleetvisorClient
   yield* client.state.pipe(Stream.runForEach((state) =>
     Effect.sync(() => {
-      const { text, tone } = describe(state)
-      status.textContent = text
-      status.dataset.tone = tone
-      document.body.dataset.connection = state._tag
+      showConnection(status, state)
       // A new connection is a new session: a lease of the old one died with it.
       if (state._tag !== "Open" && lease !== undefined) {
         runtime.runFork(Fiber.interrupt(lease.renewing))

@@ -5,7 +5,9 @@
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import type * as ConnectionState from "../../src/client/ConnectionState.js"
 import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
 
@@ -40,3 +42,23 @@ export const describe = (state: ConnectionState.ConnectionState): ConnectionView
       return { text: "This page is out of date: reload it.", tone: "fatal" }
   }
 }
+
+/** Shows the connection state in `element` (text and `data-tone`) and on `<body data-connection>`. */
+export const showConnection = (element: HTMLElement, state: ConnectionState.ConnectionState): void => {
+  const { text, tone } = describe(state)
+  element.textContent = text
+  element.dataset.tone = tone
+  document.body.dataset.connection = state._tag
+}
+
+/**
+ * Keeps a page subscribed: retries a subscription that ended in error (a drop, a gap the page
+ * detected, a refusal of the server) with backoff, until the server refuses the page's version.
+ */
+export const keepSubscribed = <E extends { readonly _tag: string }, R>(
+  subscription: Effect.Effect<void, E, R>
+): Effect.Effect<void, E, R> =>
+  Effect.retry(subscription, {
+    schedule: Schedule.exponential("250 millis").pipe(Schedule.union(Schedule.spaced("5 seconds"))),
+    while: (error) => error._tag !== "VersionRefused"
+  })
