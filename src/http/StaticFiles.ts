@@ -25,7 +25,12 @@ export const route = (prefix: string, directory: string): Route.Route =>
       response.writeHead(301, { location: `${prefix}/` })
       return void response.end()
     }
-    const relative = decodeURIComponent(url.pathname.slice(prefix.length)).replace(/^\/+/, "") || "index.html"
+    let relative: string
+    try {
+      relative = decodeURIComponent(url.pathname.slice(prefix.length)).replace(/^\/+/, "") || "index.html"
+    } catch {
+      return Route.text(response, 404, "Not found\n")
+    }
     const file = path.resolve(directory, relative)
     if (!file.startsWith(path.resolve(directory) + path.sep)) return Route.text(response, 404, "Not found\n")
     let body: Buffer
