@@ -69,8 +69,11 @@ const renderPath = (path: ReadonlyArray<PropertyKey>): string =>
     ""
   )
 
+const schemaName = (schema: Schema.Schema.Any): string =>
+  Option.getOrElse(SchemaAST.getIdentifierAnnotation(schema.ast), () => "message")
+
 const describe = (schema: Schema.Schema.Any, error: ParseResult.ParseError) => ({
-  schema: Option.getOrElse(SchemaAST.getIdentifierAnnotation(schema.ast), () => "message"),
+  schema: schemaName(schema),
   reason: ParseResult.TreeFormatter.formatErrorSync(error),
   issues: ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
     path: renderPath(issue.path),
@@ -83,11 +86,18 @@ export const decoder = <A, I>(
   schema: Schema.Schema<A, I>
 ): ((payload: string | Uint8Array) => Either.Either<A, MessageDecodeError>) => {
   const decodeJson = Schema.decodeUnknownEither(Schema.parseJson(schema), { errors: "all" })
-  return (payload) =>
-    Either.mapLeft(
-      decodeJson(typeof payload === "string" ? payload : textDecoder.decode(payload)),
-      (error) => new MessageDecodeError(describe(schema, error))
-    )
+  return (payload) => {
+    try {
+      return Either.mapLeft(
+        decodeJson(typeof payload === "string" ? payload : textDecoder.decode(payload)),
+        (error) => new MessageDecodeError(describe(schema, error))
+      )
+    } catch (error) {
+      // JSON nested thousands of levels deep overflows the stack of the schema's decoder or of its error formatter.
+      const reason = error instanceof RangeError ? `payload nested too deeply (${error.message})` : String(error)
+      return Either.left(new MessageDecodeError({ schema: schemaName(schema), reason, issues: [{ path: "", message: reason }] }))
+    }
+  }
 }
 
 /** An encoder of messages of `schema` into JSON text, refusing fields the schema does not know. */
