@@ -183,5 +183,7 @@ export const all = <K, M, V>(self: Registry<K, M, V>): ReadonlyArray<Entry<M, V>
  */
 export const via = <K, M, V>(self: Registry<K, M, V>, key: K, value?: V): Via => ({
   name: String(key),
-  register: (ref) => unsafeRegister(self, key, ref as ActorRef<M>, value)
+  register(ref) {
+    return unsafeRegister(self, key, ref as ActorRef<M>, value)
+  }
 })

@@ -137,6 +137,7 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         handleProtocols: (_, request) => selected.get(request) ?? false
       })
 
+      const sessionMailbox = { capacity: Math.max(256, options.limits.rateLimit.burst * 4) }
       const upgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
         const url = new URL(request.url ?? "/", "http://localhost")
         if (url.pathname !== "/ws") {
@@ -177,8 +178,8 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           limits: options.limits,
           clients: options.clients,
           headers: options.requestHeaders?.(request) ?? [],
-          upgrade: () =>
-            Effect.async<WebSocket, Error>((resume) => {
+          upgrade() {
+            return Effect.async<WebSocket, Error>((resume) => {
               const taken = handshake
               handshake = undefined
               if (taken === undefined) return resume(Effect.fail(new Error("the handshake was already used")))
@@ -189,11 +190,12 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
                 resume(Effect.succeed(ws))
               })
             })
+          }
         })
         const spec = ChildSpec.make(key, session, {
           restart: "temporary",
           via: Registry.via(options.sessionRegistry, key),
-          mailbox: { capacity: Math.max(256, options.limits.rateLimit.burst * 4) }
+          mailbox: sessionMailbox
         })
         Runtime.runFork(runtime)(
           DynamicSupervisor.startChild(sessions.value, spec).pipe(

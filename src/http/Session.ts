@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import type { WebSocket } from "ws"
 import type * as Actor from "../actors/Actor.js"
 import * as ExitReason from "../actors/ExitReason.js"
@@ -142,41 +142,58 @@ const release = (state: SessionState): void => {
   if (state.socket.isPaused) state.socket.resume()
 }
 
-/** The behaviour of one session. */
-export const make = (options: SessionOptions): Actor.Behaviour<SessionMessage, SessionState> => {
-  const flooded = (state: SessionState, ctx: Actor.ActorContext<SessionMessage>): SessionState => {
-    if (state.ended === "flood") return state
-    options.metrics.rejected("flood")
-    state.ended = "flood"
-    const { burst, perSecond } = options.limits.rateLimit
-    state.close = {
-      code: CloseCode.PolicyViolation,
-      reason: CloseCode.reason(`Too many frames: the limit is ${perSecond}/s with bursts of ${burst}`)
-    }
-    ctx.stop(ExitReason.normal)
-    return state
+const flooded = (
+  options: SessionOptions,
+  state: SessionState,
+  ctx: Actor.ActorContext<SessionMessage>
+): SessionState => {
+  if (state.ended === "flood") return state
+  options.metrics.rejected("flood")
+  state.ended = "flood"
+  const { burst, perSecond } = options.limits.rateLimit
+  state.close = {
+    code: CloseCode.PolicyViolation,
+    reason: CloseCode.reason(`Too many frames: the limit is ${perSecond}/s with bursts of ${burst}`)
   }
+  ctx.stop(ExitReason.normal)
+  return state
+}
+
+/**
+ * The behaviour of one session.
+ *
+ * Its functions are methods, and its finalizers go straight to the scope: tens of thousands of
+ * idle sessions are mostly these objects. (Under tsx, esbuild's `keepNames` gives every arrow
+ * function with an inferred name its own property table; methods keep their names for free.
+ * `Effect.addFinalizer` and `acquireRelease` keep a copy of the fiber's refs per finalizer,
+ * which these plain finalizers do not need.)
+ */
+export const make = (options: SessionOptions): Actor.Behaviour<SessionMessage, SessionState> => {
   return {
     name: "session",
     // Closing waits at most a second for the peer's close frame.
     shutdown: "3 seconds",
-    init: (ctx): Effect.Effect<SessionState, Error, Scope.Scope> =>
-      Effect.gen(function*() {
+    init(ctx): Effect.Effect<SessionState, Error, Scope.Scope> {
+      return Effect.gen(function*() {
         const { limits, metrics } = options
+        const scope = yield* Effect.scope
         let state: SessionState | undefined
-        const socket = yield* Effect.acquireRelease(Effect.suspend(options.upgrade), (socket) =>
-          Effect.suspend(() => {
-            const close = state?.close ?? { code: CloseCode.GoingAway, reason: "Server shutting down" }
-            return closeAndWait(socket, close.code, close.reason, 1000)
-          }))
+        const socket = yield* Effect.uninterruptible(Effect.tap(Effect.suspend(options.upgrade), (socket) =>
+          Scope.addFinalizer(
+            scope,
+            Effect.suspend(() => {
+              const close = state?.close ?? { code: CloseCode.GoingAway, reason: "Server shutting down" }
+              return closeAndWait(socket, close.code, close.reason, 1000)
+            })
+          )))
         const connection = yield* options.bridge.connect({
           wire: options.subprotocol.wire,
-          headers: [
+          // `concat` allocates the exact length; a spread leaves room to grow in every session.
+          headers: ([
             ["x-session-id", options.id],
-            ["x-remote-address", options.who.address],
-            ...options.headers
-          ],
-          send: (frame) => {
+            ["x-remote-address", options.who.address]
+          ] as Array<readonly [string, string]>).concat(options.headers),
+          send(frame) {
             if (socket.readyState !== socket.OPEN) return metrics.dropped("closed")
             if (socket.bufferedAmount > limits.maxBufferedBytes) {
               metrics.dropped("slow_consumer")
@@ -187,10 +204,11 @@ export const make = (options: SessionOptions): Actor.Behaviour<SessionMessage, S
             metrics.traffic.bytesOut += typeof frame === "string" ? Buffer.byteLength(frame) : frame.length
             socket.send(frame)
           },
-          close: (code, reason) => socket.close(code, reason)
+          close(code, reason) {
+            socket.close(code, reason)
+          }
         })
         options.clients.set(connection.clientId, { owner: ctx.self, socket })
-        yield* Effect.addFinalizer(() => Effect.sync(() => options.clients.delete(connection.clientId)))
         state = {
           id: options.id,
           who: options.who,
@@ -233,17 +251,20 @@ export const make = (options: SessionOptions): Actor.Behaviour<SessionMessage, S
           socket.ping()
           pongTimer = setTimeout(() => self.unsafeTellUrgent({ _tag: "HeartbeatTimeout" }), limits.heartbeatTimeoutMs)
         }, limits.heartbeatIntervalMs)
-        yield* Effect.addFinalizer(() =>
+        yield* Scope.addFinalizer(
+          scope,
           Effect.sync(() => {
+            options.clients.delete(connection.clientId)
             clearInterval(pinger)
             clearTimeout(pongTimer)
             clearTimeout(state?.releaseTimer)
           })
         )
         return state
-      }),
+      })
+    },
 
-    receive: (state, message, ctx) => {
+    receive(state, message, ctx) {
       switch (message._tag) {
         case "Frame": {
           const verdict = state.bucket.take(Date.now())
@@ -251,7 +272,7 @@ export const make = (options: SessionOptions): Actor.Behaviour<SessionMessage, S
             state.connection.onFrame(message.data)
             return state
           }
-          if (verdict._tag === "Flood") return flooded(state, ctx)
+          if (verdict._tag === "Flood") return flooded(options, state, ctx)
           state.held.push(message.data)
           if (verdict._tag === "Throttle") options.metrics.rejected("throttled")
           if (!state.socket.isPaused) {
@@ -262,7 +283,7 @@ export const make = (options: SessionOptions): Actor.Behaviour<SessionMessage, S
           return state
         }
         case "Flooded":
-          return flooded(state, ctx)
+          return flooded(options, state, ctx)
         case "Release": {
           const wait = state.bucket.delayMs(Date.now())
           if (wait > 0) {
@@ -289,7 +310,7 @@ export const make = (options: SessionOptions): Actor.Behaviour<SessionMessage, S
       }
     },
 
-    terminate: (state, reason) => {
+    terminate(state, reason) {
       state.close ??= closeFor(reason)
       const ended = state.ended ?? endedFor(reason)
       options.metrics.sessionEnded(ended)

@@ -22,42 +22,52 @@ export type Verdict =
 /** A token bucket; `take` and `delayMs` read the clock they are given, so it is testable without timers. */
 export interface TokenBucket {
   /** Takes a token for one frame at `now` (ms). */
-  readonly take: (now: number) => Verdict
+  take(now: number): Verdict
   /** How long from `now` until the debt is paid (0 when there is none). */
-  readonly delayMs: (now: number) => number
+  delayMs(now: number): number
   /** Tokens now (negative while in debt). */
-  readonly tokens: (now: number) => number
+  tokens(now: number): number
 }
 
 const accept: Verdict = { _tag: "Accept" }
 const flood: Verdict = { _tag: "Flood" }
 
-/** A full bucket of `burst` tokens refilled at `perSecond`. */
-export const make = (options: { readonly perSecond: number; readonly burst: number }, now: number): TokenBucket => {
-  let tokens = options.burst
-  let updated = now
-  const perMs = options.perSecond / 1000
-  const refill = (at: number) => {
-    if (at > updated) {
-      tokens = Math.min(options.burst, tokens + (at - updated) * perMs)
-      updated = at
+class Bucket implements TokenBucket {
+  private current: number
+  private readonly perMs: number
+  constructor(readonly options: { readonly perSecond: number; readonly burst: number }, private updated: number) {
+    this.current = options.burst
+    this.perMs = options.perSecond / 1000
+  }
+
+  private refill(at: number): void {
+    if (at > this.updated) {
+      this.current = Math.min(this.options.burst, this.current + (at - this.updated) * this.perMs)
+      this.updated = at
     }
   }
-  const delayMs = (at: number) => {
-    refill(at)
-    return tokens >= 0 ? 0 : Math.ceil(-tokens / perMs)
+
+  take(at: number): Verdict {
+    this.refill(at)
+    if (this.current - 1 < -this.options.burst) return flood
+    this.current -= 1
+    return this.current >= 0 ? accept : { _tag: "Throttle", delayMs: this.delayMs(at) }
   }
-  return {
-    take: (at) => {
-      refill(at)
-      if (tokens - 1 < -options.burst) return flood
-      tokens -= 1
-      return tokens >= 0 ? accept : { _tag: "Throttle", delayMs: delayMs(at) }
-    },
-    delayMs,
-    tokens: (at) => {
-      refill(at)
-      return tokens
-    }
+
+  delayMs(at: number): number {
+    this.refill(at)
+    return this.current >= 0 ? 0 : Math.ceil(-this.current / this.perMs)
+  }
+
+  tokens(at: number): number {
+    this.refill(at)
+    return this.current
   }
 }
+
+/**
+ * A full bucket of `burst` tokens refilled at `perSecond`. Its functions are methods (call them
+ * on the bucket): every session holds one.
+ */
+export const make = (options: { readonly perSecond: number; readonly burst: number }, now: number): TokenBucket =>
+  new Bucket(options, now)

@@ -29,13 +29,16 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as FiberMap from "effect/FiberMap"
 import * as FiberRef from "effect/FiberRef"
+import * as FiberRefs from "effect/FiberRefs"
 import { globalValue } from "effect/GlobalValue"
+import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ClientFrame from "./ClientFrame.js"
 import * as CloseCode from "./CloseCode.js"
@@ -96,10 +99,14 @@ interface Client {
   readonly id: number
   readonly codec: WireCodec.WireCodec
   readonly options: ConnectOptions
-  readonly headers: ReadonlyArray<[string, string]>
-  readonly inbox: Mailbox.Mailbox<FromClientEncoded>
+  readonly headers: ReadonlyArray<readonly [string, string]>
+  /** The context and fiber refs of the fiber that connected the socket: its intake fiber and its handlers run with them. */
+  readonly context: Context.Context<never>
+  readonly fiberRefs: FiberRefs.FiberRefs
+  /** Messages for RpcServer, and the fiber that hands them over: both made at the first message, so an idle socket costs neither. */
+  inbox: Mailbox.Mailbox<FromClientEncoded> | undefined
   /** Request ids of this client's open direct streams. */
-  readonly directStreams: Set<string>
+  directStreams: Set<string> | undefined
   connected: boolean
 }
 
@@ -115,7 +122,7 @@ const currentRequest = globalValue(
 )
 
 const writeChunk = (client: Client, requestId: string, frame: SharedFrame.SharedFrame): boolean => {
-  if (!client.connected || !client.directStreams.has(requestId)) return false
+  if (!client.connected || client.directStreams?.has(requestId) !== true) return false
   client.options.send(SharedFrame.chunkFrame(frame, client.codec.wire, requestId))
   return true
 }
@@ -129,6 +136,17 @@ const send = (client: Client, message: FromServerEncoded): void => {
     frame = client.codec.encode(ResponseDefectEncoded(cause))
   }
   client.options.send(frame)
+}
+
+/** Whether two fiber-ref sets hold the same value of every ref but the context (whichever fiber set it). */
+const sameValues = (a: FiberRefs.FiberRefs, b: FiberRefs.FiberRefs): boolean => {
+  const refs = FiberRefs.fiberRefs(a)
+  if (HashSet.size(refs) !== HashSet.size(FiberRefs.fiberRefs(b))) return false
+  for (const ref of refs) {
+    // The context is the runtime's own, not the refs'.
+    if (ref !== FiberRef.currentContext && FiberRefs.getOrDefault(a, ref) !== FiberRefs.getOrDefault(b, ref)) return false
+  }
+  return true
 }
 
 /**
@@ -149,10 +167,10 @@ export const directStream = <E, R>(
           onSome: ({ client, requestId }) =>
             Effect.acquireRelease(
               Effect.sync((): ChunkWriter => {
-                client.directStreams.add(requestId)
+                ;(client.directStreams ??= new Set()).add(requestId)
                 return { clientId: client.id, requestId, write: (frame) => writeChunk(client, requestId, frame) }
               }),
-              () => Effect.sync(() => client.directStreams.delete(requestId))
+              () => Effect.sync(() => client.directStreams?.delete(requestId))
             ).pipe(Effect.flatMap(run))
         })
       )
@@ -180,8 +198,8 @@ export const make = <Rpcs extends Rpc.Any>(
       if (!client.connected) return
       client.connected = false
       clients.delete(client.id)
-      client.directStreams.clear()
-      client.inbox.unsafeDone(Exit.void)
+      client.directStreams = undefined
+      client.inbox?.unsafeDone(Exit.void)
       Option.map(FiberMap.unsafeGet(intakes, client.id), (fiber) => fiber.unsafeInterruptAsFork(FiberId.none))
       disconnects.unsafeOffer(client.id)
     }
@@ -249,7 +267,7 @@ export const make = <Rpcs extends Rpc.Any>(
       if (Either.isLeft(decoded)) return reject(client, decoded.left)
       for (const message of decoded.right) {
         if (message._tag !== "Request") {
-          client.inbox.unsafeOffer(message)
+          inboxOf(client).unsafeOffer(message)
           continue
         }
         const rpc = group.requests.get(message.tag) as Rpc.AnyWithProps | undefined
@@ -269,14 +287,17 @@ export const make = <Rpcs extends Rpc.Any>(
         if (problem !== undefined) {
           reject(client, Rejection.InvalidPayload({ tag: message.tag, requestId: message.id, message: problem }))
         }
-        client.inbox.unsafeOffer({ ...message, headers: [...message.headers, ...client.headers] })
+        inboxOf(client).unsafeOffer({
+          ...message,
+          headers: [...message.headers, ...(client.headers as ReadonlyArray<[string, string]>)]
+        })
       }
     }
 
-    const intake = (client: Client) =>
+    const intake = (client: Client, inbox: Mailbox.Mailbox<FromClientEncoded>) =>
       Effect.gen(function*() {
         while (true) {
-          const [messages, done] = yield* client.inbox.takeAll
+          const [messages, done] = yield* inbox.takeAll
           for (const message of messages) {
             if (!client.connected) return
             yield* message._tag === "Request"
@@ -291,28 +312,55 @@ export const make = <Rpcs extends Rpc.Any>(
         }
       })
 
-    const connect = (connectOptions: ConnectOptions) =>
-      Effect.acquireRelease(
-        Effect.gen(function*() {
+    // Sockets connected from alike fibers (every session's `init`) share one copy of their fiber refs.
+    let lastFiberRefs: FiberRefs.FiberRefs | undefined
+    const sharedFiberRefs = (fiberRefs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
+      if (lastFiberRefs === undefined || !sameValues(lastFiberRefs, fiberRefs)) lastFiberRefs = fiberRefs
+      return lastFiberRefs
+    }
+
+    /** The client's inbox, made with its intake fiber (as `FiberMap.run` would fork it) at the first message. */
+    const inboxOf = (client: Client): Mailbox.Mailbox<FromClientEncoded> => {
+      if (client.inbox !== undefined) return client.inbox
+      const runtime = Runtime.make({
+        context: client.context,
+        fiberRefs: client.fiberRefs,
+        runtimeFlags: Runtime.defaultRuntime.runtimeFlags
+      })
+      const inbox = Runtime.runSync(runtime)(Mailbox.make<FromClientEncoded>())
+      client.inbox = inbox
+      FiberMap.unsafeSet(intakes, client.id, Runtime.runFork(runtime)(intake(client, inbox)))
+      return inbox
+    }
+
+    // The release is added to the scope directly: `acquireRelease` would keep a copy of the
+    // fiber's refs per socket, which `disconnect` does not need.
+    const connect = (connectOptions: ConnectOptions): Effect.Effect<Connection, never, Scope.Scope> =>
+      Effect.uninterruptible(Effect.flatMap(
+        Effect.scope,
+        (scope) => Effect.withFiberRuntime<Connection>((fiber) => {
           const client: Client = {
             id: nextClientId++,
             codec: WireCodec.of(connectOptions.wire),
             options: connectOptions,
-            headers: (connectOptions.headers ?? []).map(([name, value]) => [name, value]),
-            inbox: yield* Mailbox.make<FromClientEncoded>(),
-            directStreams: new Set(),
+            headers: connectOptions.headers ?? [],
+            context: fiber.currentContext as Context.Context<never>,
+            fiberRefs: sharedFiberRefs(fiber.getFiberRefs()),
+            inbox: undefined,
+            directStreams: undefined,
             connected: true
           }
           clients.set(client.id, client)
-          yield* FiberMap.run(intakes, client.id, intake(client))
-          return {
+          const connection: Connection = {
             clientId: client.id,
-            onFrame: (frame) => receive(client, frame),
+            onFrame(frame) {
+              receive(client, frame)
+            },
             disconnect: Effect.sync(() => disconnect(client))
-          } satisfies Connection
-        }),
-        (connection) => connection.disconnect
-      )
+          }
+          return Effect.as(Scope.addFinalizer(scope, connection.disconnect), connection)
+        })
+      ))
 
     return RpcBridge.of({
       connect,

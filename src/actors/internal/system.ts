@@ -5,6 +5,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import type * as FiberRefs from "effect/FiberRefs"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
@@ -93,16 +94,21 @@ export class SystemImpl implements ActorSystem {
   }
 
   /**
-   * The environment of the spawning fiber. Spawns from the same fiber share one
-   * `ActorEnv`; `_fiberRefs` is read directly because `getFiberRefs()` copies
-   * (so the copy it leaves on the fiber is what the next spawn compares with).
+   * The environment of the spawning fiber. Spawns from fibers with the same context, flags and
+   * fiber-ref values (the same fiber, or fibers forked from one runtime, as a listener forks one
+   * per connection) share one `ActorEnv`. `_fiberRefs` is read directly because
+   * `getFiberRefs()` copies (so the copy it leaves on the fiber is what the next spawn compares with).
    */
   envOf(fiber: Fiber.RuntimeFiber<any, any>, runtimeFlags: RuntimeFlags.RuntimeFlags): ActorEnv {
     const last = this.lastEnv
-    if (
-      last.context === fiber.currentContext && (last as any).sourceRefs === (fiber as any)._fiberRefs &&
-      (last as any).sourceFlags === runtimeFlags
-    ) return last
+    if (last.context === fiber.currentContext && (last as any).sourceFlags === runtimeFlags) {
+      const refs = (fiber as any)._fiberRefs
+      if ((last as any).sourceRefs === refs) return last
+      if (sameValues(last.fiberRefs, refs)) {
+        ;(last as any).sourceRefs = refs
+        return last
+      }
+    }
     const env = new ActorEnv(fiber.currentContext as Context.Context<any>, fiber.getFiberRefs(), runtimeFlags)
     ;(env as any).sourceRefs = (fiber as any)._fiberRefs
     ;(env as any).sourceFlags = runtimeFlags
@@ -369,6 +375,21 @@ export class SystemImpl implements ActorSystem {
       () => Effect.sync(() => this.listeners.delete(listener))
     )
   }
+}
+
+/**
+ * Whether two fiber-ref sets hold the same value of every ref. They may differ in which fiber
+ * set a value, which matters only when a fiber joins another, and actor fibers never join.
+ */
+const sameValues = (a: FiberRefs.FiberRefs, b: FiberRefs.FiberRefs): boolean => {
+  const left = (a as unknown as { readonly locals: ReadonlyMap<unknown, ReadonlyArray<readonly [unknown, unknown]>> }).locals
+  const right = (b as unknown as { readonly locals: ReadonlyMap<unknown, ReadonlyArray<readonly [unknown, unknown]>> }).locals
+  if (left.size !== right.size) return false
+  for (const [ref, stack] of left) {
+    const other = right.get(ref)
+    if (other === undefined || other[0][1] !== stack[0][1]) return false
+  }
+  return true
 }
 
 const statusOf = (cell: ActorCell): ActorStatus => {
