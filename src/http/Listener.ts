@@ -73,6 +73,17 @@ export interface ListenerState {
 const offered = (request: http.IncomingMessage): Array<string> =>
   (request.headers["sec-websocket-protocol"] ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
 
+/** The request's target as a URL; `undefined` for a target that is not one (`//x`, `http://[/`). */
+const requestUrl = (request: http.IncomingMessage): URL | undefined => {
+  // An origin-form target is one "/" then a path; "//host/…" would be read as an authority.
+  if (request.url?.startsWith("//")) return undefined
+  try {
+    return new URL(request.url ?? "/", "http://localhost")
+  } catch {
+    return undefined
+  }
+}
+
 /** Whether a browser page of `origin` may open `/ws` on this server. Non-browser clients send no Origin. */
 export const originAllowed = (request: http.IncomingMessage, allowed: ReadonlyArray<string>): boolean => {
   const origin = request.headers.origin
@@ -139,7 +150,11 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
 
       const sessionMailbox = { capacity: Math.max(256, options.limits.rateLimit.burst * 4) }
       const upgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-        const url = new URL(request.url ?? "/", "http://localhost")
+        const url = requestUrl(request)
+        if (url === undefined) {
+          metrics.refused("bad_request")
+          return Route.refuseUpgrade(socket, 400, "Bad request target\n")
+        }
         if (url.pathname !== "/ws") {
           metrics.refused("path")
           return Route.refuseUpgrade(socket, 404, "WebSocket endpoint is /ws\n")
@@ -215,7 +230,8 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
       }
 
       const respond = (request: http.IncomingMessage, response: http.ServerResponse) => {
-        const url = new URL(request.url ?? "/", "http://localhost")
+        const url = requestUrl(request)
+        if (url === undefined) return Route.text(response, 400, "Bad request target\n")
         const route = Route.find(options.routes, request.method ?? "GET", url.pathname)
         if (route === undefined) return Route.text(response, 404, "Not found\n")
         const fail = (error: unknown) => {
