@@ -257,8 +257,13 @@ export const make = <Rpcs extends Rpc.Any>(
         decode = Schema.decodeUnknownEither(rpc.payloadSchema as Schema.Schema<unknown, unknown>)
         payloadDecoders.set(rpc._tag, decode)
       }
-      const result = decode(payload)
-      return Either.isLeft(result) ? ParseResult.TreeFormatter.formatErrorSync(result.left) : undefined
+      try {
+        const result = decode(payload)
+        return Either.isLeft(result) ? ParseResult.TreeFormatter.formatErrorSync(result.left) : undefined
+      } catch (error) {
+        // A payload nested thousands of levels deep overflows the decoder's stack.
+        return error instanceof RangeError ? `payload nested too deeply (${error.message})` : String(error)
+      }
     }
 
     const receive = (client: Client, frame: string | Uint8Array): void => {
@@ -282,10 +287,17 @@ export const make = <Rpcs extends Rpc.Any>(
           })
           continue
         }
-        // RpcServer answers an invalid payload itself (a Die exit for that request).
+        // Answered here, as RpcServer would (a Die exit for that request), so that a payload it
+        // cannot even decode (nested too deeply) never reaches it.
         const problem = payloadProblem(rpc, message.payload)
         if (problem !== undefined) {
           reject(client, Rejection.InvalidPayload({ tag: message.tag, requestId: message.id, message: problem }))
+          send(client, {
+            _tag: "Exit",
+            requestId: message.id,
+            exit: { _tag: "Failure", cause: { _tag: "Die", defect: `Invalid payload for ${message.tag}: ${problem}` } }
+          })
+          continue
         }
         inboxOf(client).unsafeOffer({
           ...message,
