@@ -55,11 +55,14 @@ import * as Registry from "./actors/Registry.js"
 import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream, ClientSockets } from "./apps/canvas/index.js"
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
+import * as LinkEvent from "./links/LinkEvent.js"
 import * as AdminRoutes from "./http/AdminRoutes.js"
 import * as CanvasUnavailable from "./http/CanvasUnavailable.js"
 import * as FleetHandlers from "./http/FleetHandlers.js"
 import * as FleetStream from "./http/FleetStream.js"
+import * as Foxglove from "./http/Foxglove.js"
 import * as Gateway from "./http/Gateway.js"
+import type * as Listener from "./http/Listener.js"
 import * as GatewayMetrics from "./http/GatewayMetrics.js"
 import * as HealthRoutes from "./http/HealthRoutes.js"
 import * as Route from "./http/Route.js"
@@ -405,6 +408,15 @@ export const start = (
       ...Option.match(fleet, { onNone: () => [], onSome: fleetRoutes })
     ]
 
+    // Foxglove Studio and Lichtblick see the fleet at /foxglove (read-only).
+    const foxglove = yield* Option.match(fleet, {
+      onNone: () => Effect.succeed(Option.none<Foxglove.FoxgloveEndpoint>()),
+      onSome: (service) =>
+        Foxglove.make({ ...service, eventsTopic: LinkEvent.robotTopic }).pipe(
+          Effect.provideService(ActorSystem.ActorSystem, system),
+          Effect.map(Option.some)
+        )
+    })
     const telemetry = yield* TelemetryLog.TelemetryLog.pipe(Effect.provide(store))
     const tree = Supervisor.make({
       strategy: "one_for_one",
@@ -425,6 +437,10 @@ export const start = (
             maxBufferedBytes: 4 * 1024 * 1024
           },
           routes,
+          upgrades: new Map(Option.toArray(Option.map(foxglove, (endpoint): [string, Listener.UpgradeHandler] => [
+            "/foxglove",
+            (request, socket, head) => endpoint.handleUpgrade(request, socket, head)
+          ]))),
           bridge,
           metrics,
           draining: () => draining,
@@ -451,6 +467,7 @@ export const start = (
       draining = true
       yield* Effect.logInfo("shutting down")
       yield* notifier.notify("STOPPING=1", "STATUS=Shutting down")
+      yield* Option.match(foxglove, { onNone: () => Effect.void, onSome: (endpoint) => endpoint.close })
       const left = yield* Gateway.drain(registries, Duration.toMillis(config.shutdownTimeout) / 2)
       if (left > 0) yield* Effect.logWarning(`${left} sessions did not close in time; stopping them`)
       yield* system.stop(rootRef)

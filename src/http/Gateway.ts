@@ -40,6 +40,8 @@ export interface GatewayOptions {
   readonly allowedOrigins: ReadonlyArray<string>
   readonly limits: Session.SessionLimits
   readonly routes: ReadonlyArray<Route.Route>
+  /** Other WebSocket endpoints by path, e.g. `/foxglove`. */
+  readonly upgrades?: ReadonlyMap<string, Listener.UpgradeHandler> | undefined
   readonly bridge: RpcBridge.RpcBridge["Type"]
   readonly metrics: GatewayMetrics
   readonly draining: () => boolean

@@ -43,6 +43,8 @@ export interface ListenerOptions {
   readonly allowedOrigins: ReadonlyArray<string>
   readonly limits: Session.SessionLimits
   readonly routes: ReadonlyArray<Route.Route>
+  /** Other WebSocket endpoints by path (e.g. `/foxglove`), each handling its own upgrades. */
+  readonly upgrades?: ReadonlyMap<string, UpgradeHandler> | undefined
   readonly bridge: RpcBridge.RpcBridge["Type"]
   readonly metrics: GatewayMetrics
   /** Finds the `sessions` supervisor (by its name in the gateway's registry). */
@@ -83,6 +85,9 @@ const requestUrl = (request: http.IncomingMessage): URL | undefined => {
     return undefined
   }
 }
+
+/** Takes over an HTTP upgrade request and its socket. */
+export type UpgradeHandler = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void
 
 /** Whether a browser page of `origin` may open `/ws` on this server. Non-browser clients send no Origin. */
 export const originAllowed = (request: http.IncomingMessage, allowed: ReadonlyArray<string>): boolean => {
@@ -155,6 +160,8 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           metrics.refused("bad_request")
           return Route.refuseUpgrade(socket, 400, "Bad request target\n")
         }
+        const endpoint = options.upgrades?.get(url.pathname)
+        if (endpoint !== undefined) return endpoint(request, socket, head)
         if (url.pathname !== "/ws") {
           metrics.refused("path")
           return Route.refuseUpgrade(socket, 404, "WebSocket endpoint is /ws\n")
