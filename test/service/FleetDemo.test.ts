@@ -20,7 +20,7 @@ interface TreeNode {
   readonly children: ReadonlyArray<TreeNode>
 }
 
-const tree = async (url: string): Promise<TreeNode> => ((await (await fetch(`${url}/admin/actors`)).json()) as { actors: Array<TreeNode> }).actors[0]
+const tree = async (url: string): Promise<TreeNode> => ((await (await fetch(`${url}/admin/actors`)).json()) as { actors: Array<TreeNode> }).actors.find((node) => node.name === "root")!
 
 const eventually = async <A>(read: () => Promise<A>, ok: (a: A) => boolean, what: string, timeoutMs = 10_000): Promise<A> => {
   const deadline = Date.now() + timeoutMs
