@@ -168,6 +168,32 @@ export const config = Config.all({
   )
 })
 
+/**
+ * A page of `web/<name>/`: its `index.html` at `/<name>/`, and its script `main.ts` bundled with
+ * esbuild on first request at `/<name>/main.js`.
+ */
+const pageRoutes = (name: string): ReadonlyArray<Route.Route> => [
+  Route.make("GET", `/${name}/main.js`, async (_, response) => {
+    const script = await bundle(`${root}/web/${name}/main.ts`)
+    response.writeHead(200, {
+      "content-type": "text/javascript; charset=utf-8",
+      "content-length": Buffer.byteLength(script),
+      "cache-control": "no-cache"
+    })
+    response.end(script)
+  }),
+  Route.make("GET", `/${name}/*`, async (request, response, url) => {
+    if (url.pathname === `/${name}`) {
+      response.writeHead(301, { location: `/${name}/` })
+      return void response.end()
+    }
+    if (url.pathname !== `/${name}/`) return Route.text(response, 404, "Not found\n")
+    const page = await fs.promises.readFile(`${root}/web/${name}/index.html`)
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length })
+    response.end(request.method === "HEAD" ? undefined : page)
+  })
+]
+
 /** The routes of the canvas: its page at `/canvas/` (also the home page) and its event stream. */
 const canvasRoutes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route> => [
   Route.make("GET", "/", (_, response) => {
@@ -186,49 +212,13 @@ const canvasRoutes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route>
     )
     response.once("close", () => fiber.unsafeInterruptAsFork(fiber.id()))
   }),
-  Route.make("GET", "/canvas/main.js", async (_, response) => {
-    const script = await bundle(`${root}/web/canvas/main.ts`)
-    response.writeHead(200, {
-      "content-type": "text/javascript; charset=utf-8",
-      "content-length": Buffer.byteLength(script),
-      "cache-control": "no-cache"
-    })
-    response.end(script)
-  }),
-  Route.make("GET", "/canvas/*", async (request, response, url) => {
-    if (url.pathname === "/canvas") {
-      response.writeHead(301, { location: "/canvas/" })
-      return void response.end()
-    }
-    if (url.pathname !== "/canvas/") return Route.text(response, 404, "Not found\n")
-    const page = await fs.promises.readFile(`${root}/web/canvas/index.html`)
-    response.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length })
-    response.end(request.method === "HEAD" ? undefined : page)
-  })
+  ...pageRoutes("canvas")
 ]
 
 /** The routes of the fleet: its dashboard at `/fleet/` and its event streams (`/stream`, `/stream/{manufacturer}/{serial}`). */
 const fleetRoutes = (fleet: FleetApp.FleetService): ReadonlyArray<Route.Route> => [
   ...FleetStream.routes(fleet),
-  Route.make("GET", "/fleet/main.js", async (_, response) => {
-    const script = await bundle(`${root}/web/fleet/main.ts`)
-    response.writeHead(200, {
-      "content-type": "text/javascript; charset=utf-8",
-      "content-length": Buffer.byteLength(script),
-      "cache-control": "no-cache"
-    })
-    response.end(script)
-  }),
-  Route.make("GET", "/fleet/*", async (request, response, url) => {
-    if (url.pathname === "/fleet") {
-      response.writeHead(301, { location: "/fleet/" })
-      return void response.end()
-    }
-    if (url.pathname !== "/fleet/") return Route.text(response, 404, "Not found\n")
-    const page = await fs.promises.readFile(`${root}/web/fleet/index.html`)
-    response.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length })
-    response.end(request.method === "HEAD" ? undefined : page)
-  })
+  ...pageRoutes("fleet")
 ]
 
 /**
