@@ -418,6 +418,7 @@ export const start = (
           host: config.host,
           port: config.port,
           maxConnections: config.maxConnections,
+          maxConnectionsPerAddress: config.maxConnectionsPerAddress,
           maxFrameBytes: config.maxFrameBytes,
           allowedOrigins: config.allowedOrigins,
           limits: {

@@ -36,6 +36,8 @@ export interface GatewayOptions {
   readonly host: string
   readonly port: number
   readonly maxConnections: number
+  /** Most sessions from one client address; 0 for no limit. */
+  readonly maxConnectionsPerAddress?: number | undefined
   readonly maxFrameBytes: number
   readonly allowedOrigins: ReadonlyArray<string>
   readonly limits: Session.SessionLimits
@@ -53,6 +55,8 @@ export interface GatewayOptions {
 export interface GatewayRegistries {
   readonly names: Registry.Registry<string, never>
   readonly sessions: Registry.Registry<string, Session.SessionMessage>
+  /** The sessions by client address (duplicate keys): an entry leaves with its session's exit. */
+  readonly byAddress: Registry.Registry<string, Session.SessionMessage>
   readonly clients: Map<number, Session.SessionClient>
   /** The next session id; ids are never reused within a node's life, even across listener restarts. */
   readonly nextSessionId: () => string
@@ -64,6 +68,7 @@ export const registries = (): GatewayRegistries => {
   return {
     names: Registry.unsafeMake({ keys: "unique" }),
     sessions: Registry.unsafeMake({ keys: "unique" }),
+    byAddress: Registry.unsafeMake({ keys: "duplicate" }),
     clients: new Map(),
     nextSessionId: () => String(++last)
   }
@@ -88,6 +93,7 @@ export const childSpec = (options: GatewayOptions, registries: GatewayRegistries
             ...options,
             sessions: () => sessionsOf(registries),
             sessionRegistry: registries.sessions,
+            addressRegistry: registries.byAddress,
             clients: registries.clients,
             nextSessionId: registries.nextSessionId
           }),

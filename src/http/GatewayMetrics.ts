@@ -29,7 +29,7 @@ export type RejectReason =
   | "throttled"
 
 /** Why an upgrade to `/ws` was refused (label `reason` of `fleetvisor_ws_upgrades_refused_total`). */
-export type RefuseReason = "capacity" | "draining" | "restarting" | "origin" | "version" | "path" | "bad_request"
+export type RefuseReason = "capacity" | "draining" | "restarting" | "origin" | "version" | "path" | "bad_request" | "address"
 
 /** Why a server frame was not delivered (label `reason` of `fleetvisor_ws_frames_dropped_total`). */
 export type DropReason = "closed" | "slow_consumer"

@@ -24,7 +24,7 @@ import type { AddressInfo } from "node:net"
 import type { Duplex } from "node:stream"
 import { type WebSocket, WebSocketServer } from "ws"
 import type * as Actor from "../actors/Actor.js"
-import type { Reply } from "../actors/ActorRef.js"
+import type { ActorRef, Reply } from "../actors/ActorRef.js"
 import * as Registry from "../actors/Registry.js"
 import * as Subprotocol from "../protocol/Subprotocol.js"
 import type * as RpcBridge from "../protocol/RpcBridge.js"
@@ -39,6 +39,8 @@ export interface ListenerOptions {
   readonly host: string
   readonly port: number
   readonly maxFrameBytes: number
+  /** Most sessions from one client address; 0 or absent for no limit. */
+  readonly maxConnectionsPerAddress?: number | undefined
   /** Origins besides the server's own whose pages may open `/ws`; `*` allows any. */
   readonly allowedOrigins: ReadonlyArray<string>
   readonly limits: Session.SessionLimits
@@ -51,6 +53,8 @@ export interface ListenerOptions {
   readonly sessions: () => Option.Option<DynamicSupervisor.DynamicSupervisorRef>
   /** Where sessions register as `session:<id>`. */
   readonly sessionRegistry: Registry.Registry<string, Session.SessionMessage>
+  /** The sessions by client address, for `maxConnectionsPerAddress`. */
+  readonly addressRegistry: Registry.Registry<string, Session.SessionMessage>
   /** Where sessions register by bridge client id. */
   readonly clients: Map<number, Session.SessionClient>
   /** A fresh session id. */
@@ -179,6 +183,12 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           metrics.refused("restarting")
           return Route.refuseUpgrade(socket, 503, "Sessions are restarting\n", { "Retry-After": "1" })
         }
+        const address = request.socket.remoteAddress ?? ""
+        const perAddress = options.maxConnectionsPerAddress ?? 0
+        if (perAddress > 0 && Registry.unsafeLookup(options.addressRegistry, address).length >= perAddress) {
+          metrics.refused("address")
+          return Route.refuseUpgrade(socket, 429, "Too many connections from this address\n", { "Retry-After": "5" })
+        }
         const negotiated = Subprotocol.negotiate(offered(request))
         if (Either.isLeft(negotiated)) {
           metrics.refused("version")
@@ -193,7 +203,7 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         let handshake: { request: http.IncomingMessage; socket: Duplex; head: Buffer } | undefined = { request, socket, head }
         const session = Session.make({
           id,
-          who: { address: request.socket.remoteAddress ?? "", userAgent: request.headers["user-agent"] },
+          who: { address, userAgent: request.headers["user-agent"] },
           subprotocol: negotiated.right,
           bridge: options.bridge,
           metrics,
@@ -216,7 +226,12 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         })
         const spec = ChildSpec.make(key, session, {
           restart: "temporary",
-          via: Registry.via(options.sessionRegistry, key),
+          via: {
+            name: key,
+            register: (ref) =>
+              Registry.unsafeRegister(options.sessionRegistry, key, ref as ActorRef<Session.SessionMessage>) ??
+                Registry.unsafeRegister(options.addressRegistry, address, ref as ActorRef<Session.SessionMessage>)
+          },
           mailbox: sessionMailbox
         })
         Runtime.runFork(runtime)(

@@ -25,6 +25,8 @@ export interface ServiceConfig {
   readonly host: string
   readonly dataDir: string
   readonly maxConnections: number
+  /** Most sessions from one client address; 0 for no limit. */
+  readonly maxConnectionsPerAddress: number
   readonly maxFrameBytes: number
   readonly rateLimit: { readonly perSecond: number; readonly burst: number }
   readonly heartbeat: { readonly interval: Duration.Duration; readonly timeout: Duration.Duration }
@@ -64,6 +66,11 @@ export const settings: ReadonlyArray<Setting> = [
     "MAX_CONNECTIONS",
     "20000",
     "Most WebSocket sessions at once (`maxChildren` of `gateway/sessions`); the next upgrade gets HTTP 503."
+  ),
+  setting(
+    "MAX_CONNECTIONS_PER_ADDRESS",
+    "0",
+    "Most WebSocket sessions from one client address (0: no limit); the next upgrade from it gets HTTP 429. Set it when clients do not share a proxy."
   ),
   setting(
     "MAX_FRAME_BYTES",
@@ -129,6 +136,10 @@ export const config: Config.Config<ServiceConfig> = Config.all({
   host: Config.nonEmptyString("HOST").pipe(Config.withDefault("127.0.0.1")),
   dataDir: Config.nonEmptyString("DATA_DIR").pipe(Config.withDefault("./data")),
   maxConnections: positiveInt("MAX_CONNECTIONS", 20_000),
+  maxConnectionsPerAddress: Config.integer("MAX_CONNECTIONS_PER_ADDRESS").pipe(
+    Config.validate({ message: "must be an integer of 0 or more", validation: (n) => n >= 0 }),
+    Config.withDefault(0)
+  ),
   maxFrameBytes: positiveInt("MAX_FRAME_BYTES", 65_536, 100 * 1024 * 1024),
   rateLimit: Config.all({
     perSecond: Config.number("RATE_LIMIT_PER_SECOND").pipe(

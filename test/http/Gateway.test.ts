@@ -157,6 +157,20 @@ describe("gateway sessions", () => {
            └─ session:2 running mailbox=0 restarts=0`)
     }))
 
+  it.scopedLive("over MAX_CONNECTIONS_PER_ADDRESS one address is refused with 429; a session leaving makes room", () =>
+    Effect.gen(function*() {
+      const service = yield* TestService.start({ MAX_CONNECTIONS_PER_ADDRESS: "2" })
+      const first = yield* raw(service)
+      yield* raw(service)
+      expect(yield* upgradeStatus(service)).toBe(429)
+      expect(yield* metric(service, "fleetvisor_ws_upgrades_refused_total{reason=\"address\"}")).toBe("1")
+      expect(Registry.unsafeLookup(service.registries.byAddress, "127.0.0.1").length).toBe(2)
+      first.socket.terminate()
+      yield* TestKit.awaitUntil(Effect.sync(() => Registry.unsafeLookup(service.registries.byAddress, "127.0.0.1").length === 1))
+      yield* raw(service)
+      expect(Registry.all(service.registries.byAddress).length).toBe(2)
+    }))
+
   it.scopedLive("an unsupported protocol version is closed with a reason that says to reload", () =>
     Effect.gen(function*() {
       const service = yield* TestService.start()
