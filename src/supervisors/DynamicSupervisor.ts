@@ -74,7 +74,7 @@ export const make = (options?: Options): Behaviour<DynamicSupervisorMessage, Sta
     init: (ctx) => new State(Supervision.of(ctx, intensity, options?.backoff), maxChildren),
     receive: (state, message) => {
       state.supervision.restartDue(message, (slot) => state.slots.has(slot))
-      return state
+      return forgetRefused(state)
     },
     onSignal: (state, signal) => {
       const supervision = state.supervision
@@ -88,7 +88,7 @@ export const make = (options?: Options): Behaviour<DynamicSupervisorMessage, Sta
       const delay = supervision.backoffDelay(slot, signal.reason)
       if (delay > 0) supervision.restartLater([slot], delay)
       else supervision.restartNow([slot])
-      return state
+      return forgetRefused(state)
     },
     terminate: (state) => state.supervision.stop([...state.slots].reverse()),
     describe: (state) => ({
@@ -97,6 +97,15 @@ export const make = (options?: Options): Behaviour<DynamicSupervisorMessage, Sta
       children: Array.from(state.slots, Supervision.view)
     })
   }
+}
+
+/**
+ * Forgets children whose restart was refused because another actor took their name meanwhile:
+ * they cannot come back, and a dynamic supervisor keeps no placeholder for them.
+ */
+const forgetRefused = (state: State): State => {
+  for (const slot of state.slots) if (slot.status === "stopped" && slot.cell === undefined) state.slots.delete(slot)
+  return state
 }
 
 const stateOf = (ref: DynamicSupervisorRef): State | undefined => {

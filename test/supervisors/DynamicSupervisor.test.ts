@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect, Option, TestClock } from "effect"
 import { Registry, TestKit } from "../../src/actors/index.js"
-import { ChildSpec, DynamicSupervisor } from "../../src/supervisors/index.js"
+import { Backoff, ChildSpec, DynamicSupervisor } from "../../src/supervisors/index.js"
 import { worker, type WorkerMsg } from "../actors/fixtures.js"
 
 describe("DynamicSupervisor", () => {
@@ -56,5 +56,27 @@ describe("DynamicSupervisor", () => {
       expect(error._tag).toBe("InitFailed")
       expect(yield* DynamicSupervisor.countChildren(sup)).toMatchObject({ specs: 0, active: 0 })
       yield* DynamicSupervisor.startChild(sup, ChildSpec.make("robot", worker()))
+    }))
+
+  it.scoped("a child whose name was taken while it waited to restart is forgotten, not kept as a stopped placeholder", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const names = yield* Registry.make<string, WorkerMsg>({ keys: "unique" })
+      const links = yield* system.spawn(
+        DynamicSupervisor.make({ backoff: Backoff.exponential({ min: "1 second", max: "1 second", jitter: 0 }) }),
+        { name: "links" }
+      )
+      const first = yield* DynamicSupervisor.startChild(links, ChildSpec.make("agv:7", worker(), { via: Registry.via(names, "agv:7") }))
+      yield* system.crash(first)
+      yield* TestKit.awaitTree(system, `
+        links (dynamic, 1/∞)
+        └─ agv:7 restarting restarts=0`)
+      // Discovery starts the AGV again before the backoff ends.
+      yield* DynamicSupervisor.startChild(links, ChildSpec.make("agv:7", worker(), { via: Registry.via(names, "agv:7") }))
+      yield* TestClock.adjust("1 second")
+      yield* TestKit.awaitTree(system, `
+        links (dynamic, 1/∞)
+        └─ agv:7 running mailbox=0 restarts=0`)
+      expect(yield* DynamicSupervisor.countChildren(links)).toMatchObject({ specs: 1, active: 1 })
     }))
 })
