@@ -143,7 +143,12 @@ export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
   ServiceConfig.setting("FLEET_DEMO_ARMS", "3", "Simulated arms of the demo (0–100)."),
   ServiceConfig.setting("FLEET_DEMO_AGVS", "12", "Simulated AGVs of the demo (0–10000)."),
   ServiceConfig.setting("FLEET_LEASE_TTL_MS", "30000", "A control lease's default time to live; the dashboard renews it while held."),
-  ServiceConfig.setting("FLEET_AGV_GRACE_MS", "60000", "How long an OFFLINE or CONNECTIONBROKEN AGV stays listed before its link stops.")
+  ServiceConfig.setting("FLEET_AGV_GRACE_MS", "60000", "How long an OFFLINE or CONNECTIONBROKEN AGV stays listed before its link stops."),
+  ServiceConfig.setting(
+    "FLEET_LINK_MAX_RESTARTS",
+    "10000",
+    "Restarts of robot links within a minute before `fleet/links` gives up and `fleet` restarts it (the links' restart intensity)."
+  )
 ]
 
 /** Every setting of the service process. */

@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as net from "node:net"
 import * as Inspection from "../../src/actors/Inspection.js"
+import * as Registry from "../../src/actors/Registry.js"
 import * as TestKit from "../../src/actors/TestKit.js"
 import * as FleetNode from "../service/support/FleetNode.js"
 
@@ -54,5 +55,27 @@ describe("a link crashing in a loop", () => {
       const p99 = percentile(during, 0.99)
       console.log(JSON.stringify({ test: "CrashLoop", restarts: after, pingP50: percentile(during, 0.5), pingP99: p99 }))
       expect(p99).toBeLessThan(250)
+    }), { timeout: 30_000 })
+
+  it.scopedLive("past FLEET_LINK_MAX_RESTARTS it escalates: fleet restarts its links; the gateway and its sessions are untouched", () =>
+    Effect.gen(function*() {
+      const port = yield* closedPort
+      const node = yield* FleetNode.start({
+        arms: 1,
+        agvs: 1,
+        env: { FLEET_RMI_ROBOTS: `broken-arm=127.0.0.1:${port}`, FLEET_LINK_MAX_RESTARTS: "2" }
+      })
+      const client = yield* FleetNode.connect(node.service)
+      const sessionsBefore = Registry.all(node.service.registries.sessions).map((e) => e.ref.id)
+      const linksRestarts = Effect.map(node.service.system.snapshot, (nodes) => Inspection.find(nodes, "links")?.restarts ?? 0)
+      yield* TestKit.awaitUntil(Effect.map(linksRestarts, (n) => n >= 1), {
+        timeoutMillis: 15_000,
+        waitedFor: "fleet to restart its links after they exceeded their intensity"
+      })
+      yield* client.rpc.Ping()
+      const nodes = yield* node.service.system.snapshot
+      expect(Inspection.find(nodes, "gateway")!.restarts).toBe(0)
+      expect(Inspection.find(nodes, "listener")!.restarts).toBe(0)
+      expect(Registry.all(node.service.registries.sessions).map((e) => e.ref.id)).toEqual(sessionsBefore)
     }), { timeout: 30_000 })
 })

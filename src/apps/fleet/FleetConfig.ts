@@ -12,6 +12,7 @@
  * | `FLEET_DEMO_AGVS`      | 12        | simulated AGVs in the demo                                     |
  * | `FLEET_LEASE_TTL_MS`   | 30000     | a control lease's default time to live                         |
  * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE or CONNECTIONBROKEN AGV stays in the fleet |
+ * | `FLEET_LINK_MAX_RESTARTS` | 10000  | restarts of robot links a minute before `fleet/links` gives up and `fleet` restarts it |
  *
  * @since 0.1.0
  */
@@ -41,6 +42,8 @@ export interface FleetSettings {
   readonly demoAgvs: number
   readonly leaseTtlMs: number
   readonly agvGraceMs: number
+  /** Restarts of robot links within a minute before `fleet/links` itself fails (its intensity). */
+  readonly linkMaxRestarts: number
 }
 
 /** The fleet's configuration as a service. */
@@ -87,7 +90,8 @@ export const config: Config.Config<FleetSettings> = Config.all({
   demoArms: bounded("FLEET_DEMO_ARMS", 3, 0, 100),
   demoAgvs: bounded("FLEET_DEMO_AGVS", 12, 0, 10_000),
   leaseTtlMs: bounded("FLEET_LEASE_TTL_MS", 30_000, 1_000, 3_600_000),
-  agvGraceMs: bounded("FLEET_AGV_GRACE_MS", 60_000, 0, 86_400_000)
+  agvGraceMs: bounded("FLEET_AGV_GRACE_MS", 60_000, 0, 86_400_000),
+  linkMaxRestarts: bounded("FLEET_LINK_MAX_RESTARTS", 10_000, 1, 1_000_000)
 }).pipe(
   Config.map(({ demo, mqttUrl, ...rest }) => {
     const url = Option.getOrUndefined(Option.filter(mqttUrl, (u) => u !== ""))
@@ -113,5 +117,6 @@ export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
   demoAgvs: 12,
   leaseTtlMs: 30_000,
   agvGraceMs: 60_000,
+  linkMaxRestarts: 10_000,
   ...settings
 })

@@ -119,7 +119,7 @@ export const make = (options: FleetTreeOptions) => {
       // backoff bounds how often each one retries, so the intensity is set for a whole fleet.
       ChildSpec.make(
         "links",
-        DynamicSupervisor.make({ maxRestarts: 10_000, period: "60 seconds", backoff: linkBackoff }),
+        DynamicSupervisor.make({ maxRestarts: settings.linkMaxRestarts, period: "60 seconds", backoff: linkBackoff }),
         { via: Registry.via(registry, "links") }
       ),
       ...(settings.mqttUrl === undefined ? [] : [
