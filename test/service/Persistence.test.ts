@@ -1,6 +1,7 @@
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import Sqlite from "better-sqlite3"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -27,7 +28,7 @@ const withClient = <A>(service: ServiceProcess, f: (client: FleetvisorClient.Fle
     }).pipe(Effect.scoped, Effect.provide(NodeSocket.layerWebSocketConstructor))
   )
 
-describe("the canvas across a restart of the service process", () => {
+describe("across kill -9 and a restart of the service process", () => {
   it("an acknowledged pixel survives kill -9 and is in the snapshot after the restart", async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-restart-"))
     dirs.push(dataDir)
@@ -44,5 +45,33 @@ describe("the canvas across a restart of the service process", () => {
     const board = (snapshot as { value: { _tag: string; width: number; pixels: Uint8Array } }).value
     expect(board._tag).toBe("Snapshot")
     expect(board.pixels[9 * board.width + 7]).toBe(3)
+  })
+
+  it("an audited control command survives kill -9: its row is in the database the restarted service opens", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-restart-"))
+    dirs.push(dataDir)
+    const first = await startProcess(env, { dataDir })
+    running.push(first)
+    const arm = await withClient(first, (client) =>
+      Effect.gen(function*() {
+        const view = yield* client.rpc.FleetSubscribe({}).pipe(Stream.runHead)
+        const robots = view._tag === "Some" ? view.value.robots : []
+        const arm = robots.find((robot) => robot.kind === "arm")!.id
+        yield* client.rpc.FleetAcquire({ robot: arm })
+        yield* client.rpc.FleetCommand({ robot: arm, command: { _tag: "Pause" } })
+        return arm
+      }))
+    first.child.kill("SIGKILL")
+    expect(await first.exited).toBe("SIGKILL")
+
+    const second = await startProcess(env, { dataDir })
+    running.push(second)
+    const db = new Sqlite(path.join(dataDir, "fleetvisor.db"), { readonly: true })
+    try {
+      const rows = db.prepare("SELECT robot, command, result FROM audit_log WHERE robot = ?").all(arm)
+      expect(rows).toEqual([{ robot: arm, command: "Pause", result: "ok" }])
+    } finally {
+      db.close()
+    }
   })
 })
