@@ -6,6 +6,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Inspection from "../../src/actors/Inspection.js"
 import * as PubSub from "../../src/actors/PubSub.js"
@@ -19,14 +21,15 @@ const chaosMillis = 3_000
 describe("service chaos", () => {
   it.scopedLive("random crashes of sessions and robot links: the tree heals, nothing of the dead remains, every client receives again", () =>
     Effect.gen(function*() {
-      const node = yield* FleetNode.start({ arms: 2, agvs: 3 })
+      const nodeScope = yield* Scope.make()
+      const node = yield* Scope.extend(FleetNode.start({ arms: 2, agvs: 3 }), nodeScope)
       const { system } = node.service
       const received = Array.from({ length: clients }, () => 0)
       for (let i = 0; i < clients; i++) {
-        const client = yield* FleetNode.connect(node.service)
+        const client = yield* Scope.extend(FleetNode.connect(node.service), nodeScope)
         yield* client.resubscribe(client.rpc.FleetSubscribe({})).pipe(
           Stream.runForEach(() => Effect.sync(() => received[i]++)),
-          Effect.forkScoped
+          Effect.forkIn(nodeScope)
         )
       }
       yield* TestKit.awaitUntil(Effect.sync(() => received.every((n) => n > 0)), { waitedFor: "every client's first view" })
@@ -74,5 +77,10 @@ describe("service chaos", () => {
         timeoutMillis: 10_000,
         waitedFor: "every client to receive again"
       })
+
+      // The node shuts down gracefully: no actor and no fiber of its system is left.
+      yield* Scope.close(nodeScope, Exit.void)
+      const stats = yield* system.stats
+      expect([stats.actors, stats.fibers]).toEqual([0, 0])
     }), { timeout: 40_000 })
 })
