@@ -29,7 +29,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import { type ChildProcess, fork } from "node:child_process"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import { WebSocket, WebSocketServer } from "ws"
@@ -44,6 +43,7 @@ import * as Subprotocol from "../src/protocol/Subprotocol.js"
 import * as WireCodec from "../src/protocol/WireCodec.js"
 import * as DynamicSupervisor from "../src/supervisors/DynamicSupervisor.js"
 import * as TestService from "../test/http/support/TestService.js"
+import { type Child, heapAfterGc, spawnChild } from "./lib/childProcess.js"
 
 const idleSessions = Number(process.env.SESSIONS_IDLE ?? 10_000)
 const churnTotal = Number(process.env.SESSIONS_CHURN ?? 10_000)
@@ -90,52 +90,8 @@ type FromClients =
   | { readonly _tag: "Done" }
   | { readonly _tag: "Collected"; readonly received: Float64Array }
 
-/** A child process answering one request at a time. */
-interface Child<In, Out> {
-  readonly request: (message: In) => Promise<Out>
-  readonly kill: () => void
-}
-
-/** Forks this script with `args`; `first` is the child's first message when `greets`. */
-const spawnChild = <In, Out>(args: ReadonlyArray<string>, greets: boolean): Child<In, Out> & {
-  readonly first: Promise<Out>
-} => {
-  const child: ChildProcess = fork(import.meta.filename, [...args], {
-    execArgv: ["--expose-gc", "--max-old-space-size=2048", "--import", "tsx"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-    serialization: "advanced"
-  })
-  let pending: Array<(message: Out) => void> = []
-  const first = new Promise<Out>((resolve) => greets && pending.push(resolve))
-  child.on("message", (message: Out) => {
-    const [next, ...rest] = pending
-    pending = rest
-    next?.(message)
-  })
-  return {
-    first,
-    request: (message) =>
-      new Promise<Out>((resolve) => {
-        pending.push(resolve)
-        child.send(message as object)
-      }),
-    // The server child closes its scope (and removes its temp directory) when the channel closes.
-    kill: () => child.connected && child.disconnect()
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The server child.
-
-const heapAfterGc = async (): Promise<number> => {
-  const gc = (globalThis as { gc?: () => void }).gc!
-  for (let i = 0; i < 4; i++) {
-    gc()
-    await sleep(50)
-  }
-  gc()
-  return process.memoryUsage().heapUsed
-}
 
 interface Server {
   readonly url: string
@@ -326,9 +282,9 @@ interface Side {
 }
 
 const startSide = async (kind: Kind): Promise<Side> => {
-  const server = spawnChild<ToServer, FromServer>(["--server", kind], true)
+  const server = spawnChild<ToServer, FromServer>(import.meta.filename, ["--server", kind], true)
   const ready = (await server.first) as Extract<FromServer, { _tag: "Ready" }>
-  const clients = spawnChild<ToClients, FromClients>(["--clients", ready.url], false)
+  const clients = spawnChild<ToClients, FromClients>(import.meta.filename, ["--clients", ready.url], false)
   return { kind, server, clients }
 }
 

@@ -33,7 +33,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import { type ChildProcess, fork } from "node:child_process"
 import * as os from "node:os"
 import { WebSocket } from "ws"
 import * as PubSub from "../src/actors/PubSub.js"
@@ -42,6 +41,7 @@ import { CanvasFrame } from "../src/apps/canvas/CanvasFrame.js"
 import * as Subprotocol from "../src/protocol/Subprotocol.js"
 import * as WireCodec from "../src/protocol/WireCodec.js"
 import * as TestService from "../test/http/support/TestService.js"
+import { heapAfterGc, spawnChild } from "./lib/childProcess.js"
 
 const healthyCount = Number(process.env.SLOW_HEALTHY ?? 1_000)
 const slowCount = Number(process.env.SLOW_SLOW ?? 100)
@@ -89,50 +89,8 @@ type FromClients =
   | { readonly _tag: "Done" }
   | { readonly _tag: "Collected"; readonly received: Float64Array; readonly closes: Record<string, number> }
 
-/** A child process answering one request at a time. */
-interface Child<In, Out> {
-  readonly first: Promise<Out>
-  readonly request: (message: In) => Promise<Out>
-  readonly kill: () => void
-}
-
-/** Forks this script with `args`; `first` is the child's first message when `greets`. */
-const spawnChild = <In, Out>(args: ReadonlyArray<string>, greets: boolean): Child<In, Out> => {
-  const child: ChildProcess = fork(import.meta.filename, [...args], {
-    execArgv: ["--expose-gc", "--max-old-space-size=2048", "--import", "tsx"],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-    serialization: "advanced"
-  })
-  let pending: Array<(message: Out) => void> = []
-  const first = new Promise<Out>((resolve) => greets && pending.push(resolve))
-  child.on("message", (message: Out) => {
-    const [next, ...rest] = pending
-    pending = rest
-    next?.(message)
-  })
-  return {
-    first,
-    request: (message) =>
-      new Promise<Out>((resolve) => {
-        pending.push(resolve)
-        child.send(message as object)
-      }),
-    kill: () => child.connected && child.disconnect()
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The server child.
-
-const heapAfterGc = async (): Promise<number> => {
-  const gc = (globalThis as { gc?: () => void }).gc!
-  for (let i = 0; i < 4; i++) {
-    gc()
-    await sleep(50)
-  }
-  gc()
-  return process.memoryUsage().heapUsed
-}
 
 const runServer = async () => {
   process.once("disconnect", () => setTimeout(() => process.exit(0), 2000).unref())
@@ -373,11 +331,11 @@ const main = async () => {
     process.exit(1)
   }, deadlineMs)
   const loadBefore = os.loadavg()
-  const server = spawnChild<ToServer, FromServer>(["--server"], true)
+  const server = spawnChild<ToServer, FromServer>(import.meta.filename, ["--server"], true)
   const { url } = (await server.first) as Extract<FromServer, { _tag: "Ready" }>
   const httpUrl = url.replace(/^ws/, "http").replace(/\/ws$/, "")
-  const healthy = spawnChild<ToClients, FromClients>(["--clients", url], false)
-  const slow = spawnChild<ToClients, FromClients>(["--clients", url], false)
+  const healthy = spawnChild<ToClients, FromClients>(import.meta.filename, ["--clients", url], false)
+  const slow = spawnChild<ToClients, FromClients>(import.meta.filename, ["--clients", url], false)
   const metricNames = ["fleetvisor_sessions_ended_total", "fleetvisor_ws_frames_dropped_total"]
   const heap = async () => ((await server.request({ _tag: "Heap" })) as Extract<FromServer, { _tag: "Heap" }>).heapUsed
   const hub = async () => ((await server.request({ _tag: "Hub" })) as Extract<FromServer, { _tag: "Hub" }>).stats
