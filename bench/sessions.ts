@@ -44,6 +44,7 @@ import * as WireCodec from "../src/protocol/WireCodec.js"
 import * as DynamicSupervisor from "../src/supervisors/DynamicSupervisor.js"
 import * as TestService from "../test/http/support/TestService.js"
 import { type Child, heapAfterGc, spawnChild } from "./lib/childProcess.js"
+import { seqOf } from "./lib/updatesSeq.js"
 
 const idleSessions = Number(process.env.SESSIONS_IDLE ?? 10_000)
 const churnTotal = Number(process.env.SESSIONS_CHURN ?? 10_000)
@@ -171,30 +172,6 @@ const runServer = async (kind: Kind) => {
 
 // ---------------------------------------------------------------------------------------------
 // The clients child.
-
-// msgpackr writes records: the keys once, then `_tag` ("Updates" as a fixstr), then `seq`.
-const updatesTag = Buffer.from([0xa7, ...Buffer.from("Updates")])
-
-/**
- * The `seq` of an `Updates` chunk, read in place: a thousand sockets in one process must not
- * spend the time being measured decoding whole frames.
- */
-const seqOf = (data: Buffer): number | undefined => {
-  const at = data.indexOf(updatesTag)
-  if (at === -1) return undefined
-  const i = at + updatesTag.length
-  const byte = data[i]
-  if (byte < 0x80) return byte
-  switch (byte) {
-    case 0xcc:
-      return data.readUInt8(i + 1)
-    case 0xcd:
-      return data.readUInt16BE(i + 1)
-    case 0xce:
-      return data.readUInt32BE(i + 1)
-  }
-  return undefined
-}
 
 const runClients = (url: string) => {
   process.once("disconnect", () => process.exit(0))

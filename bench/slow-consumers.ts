@@ -42,6 +42,7 @@ import * as Subprotocol from "../src/protocol/Subprotocol.js"
 import * as WireCodec from "../src/protocol/WireCodec.js"
 import * as TestService from "../test/http/support/TestService.js"
 import { heapAfterGc, spawnChild } from "./lib/childProcess.js"
+import { seqOf } from "./lib/updatesSeq.js"
 
 const healthyCount = Number(process.env.SLOW_HEALTHY ?? 1_000)
 const slowCount = Number(process.env.SLOW_SLOW ?? 100)
@@ -154,27 +155,6 @@ const runServer = async () => {
 
 // ---------------------------------------------------------------------------------------------
 // The client children.
-
-// msgpackr writes records: the keys once, then `_tag` ("Updates" as a fixstr), then `seq`.
-const updatesTag = Buffer.from([0xa7, ...Buffer.from("Updates")])
-
-/** The `seq` of an `Updates` chunk, read in place (no decoding of whole frames). */
-const seqOf = (data: Buffer): number | undefined => {
-  const at = data.indexOf(updatesTag)
-  if (at === -1) return undefined
-  const i = at + updatesTag.length
-  const byte = data[i]
-  if (byte < 0x80) return byte
-  switch (byte) {
-    case 0xcc:
-      return data.readUInt8(i + 1)
-    case 0xcd:
-      return data.readUInt16BE(i + 1)
-    case 0xce:
-      return data.readUInt32BE(i + 1)
-  }
-  return undefined
-}
 
 const joinFrame = WireCodec.msgpack.encode({ _tag: "Request", id: "1", tag: "CanvasJoin", payload: {}, headers: [] })
 

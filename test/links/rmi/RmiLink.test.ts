@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Queue, Stream } from "effect"
+import { Effect, Either, Stream } from "effect"
 import { ExitReason, PubSub, TestKit } from "../../../src/actors/index.js"
 import * as LinkEvent from "../../../src/links/LinkEvent.js"
 import { ErrorId } from "../../../src/links/rmi/RmiErrorCode.js"
@@ -8,6 +8,7 @@ import * as RmiPacket from "../../../src/links/rmi/RmiPacket.js"
 import * as RmiSimulator from "../../../src/links/rmi/RmiSimulator.js"
 import { Backoff, ChildSpec, DynamicSupervisor } from "../../../src/supervisors/index.js"
 import { eventually } from "./eventually.js"
+import { next } from "../support/nextEvent.js"
 
 /** A straight move of `X` mm along X at `Speed` mm/s. */
 const nudge = (X: number, Speed = 2000): RmiPacket.InstructionBody => ({
@@ -32,19 +33,6 @@ const setup = (simulatorOptions?: RmiSimulator.RmiSimulatorOptions) =>
     const options: RmiLink.RmiLinkOptions = { id: "arm-1", host: "127.0.0.1", port: sim.port, hub, pollHz: 50 }
     return { sim, hub, events, system, options }
   })
-
-/** Takes events until one matches. */
-const next = <T extends LinkEvent.LinkEvent["_tag"]>(
-  events: Queue.Dequeue<LinkEvent.LinkEvent>,
-  tag: T,
-  predicate: (event: Extract<LinkEvent.LinkEvent, { _tag: T }>) => boolean = () => true
-) =>
-  Queue.take(events).pipe(
-    Effect.repeat({ until: (e): e is Extract<LinkEvent.LinkEvent, { _tag: T }> => e._tag === tag && predicate(e as never) }),
-    Effect.map((e) => e as Extract<LinkEvent.LinkEvent, { _tag: T }>),
-    Effect.timeoutFail({ duration: "8 seconds", onTimeout: () => new Error(`no ${tag} event`) }),
-    Effect.orDie
-  )
 
 describe("RmiLink", () => {
   it.scopedLive("does the handshake, initializes, and polls status, position and joints", () =>

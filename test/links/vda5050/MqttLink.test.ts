@@ -12,6 +12,7 @@ import * as SimMap from "../../../src/links/vda5050/SimMap.js"
 import { ChildSpec, DynamicSupervisor } from "../../../src/supervisors/index.js"
 import { eventually } from "../rmi/eventually.js"
 import * as FleetProbe from "./support/FleetProbe.js"
+import { next } from "../support/nextEvent.js"
 
 /**
  * The VDA 5050 half of the fleet on the real Mosquitto, under a prefix of its own: a links
@@ -51,18 +52,6 @@ const setup = (agvOptions: Partial<AgvLink.AgvLinkOptions> = {}) =>
       )
     return { prefix, hub, events, registry, system, probe, links, mqtt, agvRef }
   })
-
-const next = <T extends LinkEvent.LinkEvent["_tag"]>(
-  events: Queue.Dequeue<LinkEvent.LinkEvent>,
-  tag: T,
-  predicate: (event: Extract<LinkEvent.LinkEvent, { _tag: T }>) => boolean = () => true
-) =>
-  Queue.take(events).pipe(
-    Effect.repeat({ until: (e): e is Extract<LinkEvent.LinkEvent, { _tag: T }> => e._tag === tag && predicate(e as never) }),
-    Effect.map((e) => e as Extract<LinkEvent.LinkEvent, { _tag: T }>),
-    Effect.timeoutFail({ duration: "8 seconds", onTimeout: () => new Error(`no ${tag} event`) }),
-    Effect.orDie
-  )
 
 describe("MqttLink and AgvLink on Mosquitto", () => {
   it.scopedLive("discovers each AGV on its first message and starts its link under links", () =>
