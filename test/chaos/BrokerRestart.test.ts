@@ -16,7 +16,7 @@ import type { ActorRef } from "../../src/actors/ActorRef.js"
 import * as AgvLink from "../../src/links/vda5050/AgvLink.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as MqttLink from "../../src/links/vda5050/MqttLink.js"
-import { ChildSpec, DynamicSupervisor } from "../../src/supervisors/index.js"
+import * as AgvLinks from "../links/vda5050/support/AgvLinks.js"
 
 const agvs = 6
 
@@ -69,23 +69,7 @@ describe("broker restart", () => {
       const events = yield* PubSub.subscribeQueue<LinkEvent.LinkEvent>(hub, LinkEvent.FleetTopic, { bufferSize: 100_000 })
       const registry = yield* Registry.make<string, any>({ keys: "unique" })
       const system = yield* TestKit.system()
-      const links = yield* system.spawn(DynamicSupervisor.make({ maxRestarts: 100 }), { name: "links" })
-      const mqtt = yield* system.spawn(
-        MqttLink.make({
-          url,
-          prefix,
-          registry,
-          startAgv: (identity, outbox) =>
-            DynamicSupervisor.startChild(
-              links,
-              ChildSpec.make(MqttLink.agvKey(identity), AgvLink.make({ identity, hub, outbox }), {
-                restart: "transient",
-                via: Registry.via(registry, MqttLink.agvKey(identity))
-              })
-            )
-        }),
-        { name: "mqtt" }
-      )
+      const { mqtt } = yield* AgvLinks.start({ system, hub, registry, url: url, prefix })
       yield* TestKit.awaitUntil(Effect.map(Effect.orDie(mqtt.ask(MqttLink.getStats)), (s) => s.connected))
       yield* AgvSimulator.make({ brokerUrl: url, prefix, count: agvs, visualizationHz: 20 })
       const serials = Array.from({ length: agvs }, (_, i) => `sim-${String(i + 1).padStart(4, "0")}`)

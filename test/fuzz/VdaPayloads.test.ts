@@ -20,8 +20,8 @@ import * as AgvLink from "../../src/links/vda5050/AgvLink.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as MqttLink from "../../src/links/vda5050/MqttLink.js"
 import * as Topic from "../../src/links/vda5050/Topic.js"
-import { ChildSpec, DynamicSupervisor } from "../../src/supervisors/index.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
+import * as AgvLinks from "../links/vda5050/support/AgvLinks.js"
 
 const budgetMs = 7_000
 const batch = 40
@@ -33,23 +33,7 @@ const setup = Effect.gen(function*() {
   const events = yield* PubSub.subscribeQueue<LinkEvent.LinkEvent>(hub, LinkEvent.FleetTopic, { bufferSize: 100_000 })
   const registry = yield* Registry.make<string, any>({ keys: "unique" })
   const system = yield* TestKit.system()
-  const links = yield* system.spawn(DynamicSupervisor.make({ maxRestarts: 100 }), { name: "links" })
-  const mqtt = yield* system.spawn(
-    MqttLink.make({
-      url: FleetProbe.MOSQUITTO_URL,
-      prefix,
-      registry,
-      startAgv: (identity, outbox) =>
-        DynamicSupervisor.startChild(
-          links,
-          ChildSpec.make(MqttLink.agvKey(identity), AgvLink.make({ identity, hub, outbox }), {
-            restart: "transient",
-            via: Registry.via(registry, MqttLink.agvKey(identity))
-          })
-        )
-    }),
-    { name: "mqtt" }
-  )
+  const { mqtt } = yield* AgvLinks.start({ system, hub, registry, url: FleetProbe.MOSQUITTO_URL, prefix })
   return { prefix, events, registry, system, mqtt }
 })
 

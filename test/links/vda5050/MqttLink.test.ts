@@ -9,10 +9,11 @@ import * as AgvSimulator from "../../../src/links/vda5050/AgvSimulator.js"
 import * as MqttLink from "../../../src/links/vda5050/MqttLink.js"
 import * as Order from "../../../src/links/vda5050/Order.js"
 import * as SimMap from "../../../src/links/vda5050/SimMap.js"
-import { ChildSpec, DynamicSupervisor } from "../../../src/supervisors/index.js"
+import { DynamicSupervisor } from "../../../src/supervisors/index.js"
 import { eventually } from "../rmi/eventually.js"
 import * as FleetProbe from "./support/FleetProbe.js"
 import { next } from "../support/nextEvent.js"
+import * as AgvLinks from "./support/AgvLinks.js"
 
 /**
  * The VDA 5050 half of the fleet on the real Mosquitto, under a prefix of its own: a links
@@ -27,23 +28,7 @@ const setup = (agvOptions: Partial<AgvLink.AgvLinkOptions> = {}) =>
     const registry = yield* Registry.make<string, any>({ keys: "unique" })
     const system = yield* TestKit.system()
     const probe = yield* FleetProbe.make(FleetProbe.MOSQUITTO_URL, prefix)
-    const links = yield* system.spawn(DynamicSupervisor.make({ maxRestarts: 100 }), { name: "links" })
-    const mqtt = yield* system.spawn(
-      MqttLink.make({
-        url: FleetProbe.MOSQUITTO_URL,
-        prefix,
-        registry,
-        startAgv: (identity, outbox) =>
-          DynamicSupervisor.startChild(
-            links,
-            ChildSpec.make(MqttLink.agvKey(identity), AgvLink.make({ identity, hub, outbox, ...agvOptions }), {
-              restart: "transient",
-              via: Registry.via(registry, MqttLink.agvKey(identity))
-            })
-          )
-      }),
-      { name: "mqtt" }
-    )
+    const { links, mqtt } = yield* AgvLinks.start({ system, hub, registry, url: FleetProbe.MOSQUITTO_URL, prefix, agvOptions })
     yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected)
     const agvRef = (serial: string) =>
       Effect.map(

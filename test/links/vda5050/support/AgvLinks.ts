@@ -1,0 +1,42 @@
+import * as Effect from "effect/Effect"
+import type { ActorSystem } from "../../../../src/actors/ActorSystem.js"
+import type * as PubSub from "../../../../src/actors/PubSub.js"
+import * as Registry from "../../../../src/actors/Registry.js"
+import * as AgvLink from "../../../../src/links/vda5050/AgvLink.js"
+import * as MqttLink from "../../../../src/links/vda5050/MqttLink.js"
+import { ChildSpec, DynamicSupervisor } from "../../../../src/supervisors/index.js"
+
+/**
+ * The VDA 5050 half of the fleet, as the fleet wires it: a `links` dynamic supervisor and the
+ * `mqtt` broker connection, which starts an `agv:<manufacturer>/<serial>` link under `links` for
+ * each AGV it discovers.
+ */
+export const start = (options: {
+  readonly system: ActorSystem
+  readonly hub: PubSub.PubSub
+  readonly registry: Registry.Registry<string, any>
+  readonly url: string
+  readonly prefix: string
+  readonly agvOptions?: Partial<AgvLink.AgvLinkOptions> | undefined
+}) =>
+  Effect.gen(function*() {
+    const { hub, registry, system } = options
+    const links = yield* system.spawn(DynamicSupervisor.make({ maxRestarts: 100 }), { name: "links" })
+    const mqtt = yield* system.spawn(
+      MqttLink.make({
+        url: options.url,
+        prefix: options.prefix,
+        registry,
+        startAgv: (identity, outbox) =>
+          DynamicSupervisor.startChild(
+            links,
+            ChildSpec.make(MqttLink.agvKey(identity), AgvLink.make({ identity, hub, outbox, ...options.agvOptions }), {
+              restart: "transient",
+              via: Registry.via(registry, MqttLink.agvKey(identity))
+            })
+          )
+      }),
+      { name: "mqtt" }
+    )
+    return { links, mqtt }
+  })
