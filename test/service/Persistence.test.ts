@@ -54,9 +54,13 @@ describe("across kill -9 and a restart of the service process", () => {
     running.push(first)
     const arm = await withClient(first, (client) =>
       Effect.gen(function*() {
-        const view = yield* client.rpc.FleetSubscribe({}).pipe(Stream.runHead)
-        const robots = view._tag === "Some" ? view.value.robots : []
-        const arm = robots.find((robot) => robot.kind === "arm")!.id
+        // An arm takes commands once its link is up: wait for the first one the fleet shows online.
+        const online = yield* client.rpc.FleetSubscribe({}).pipe(
+          Stream.map((event) => event.robots.find((robot) => robot.kind === "arm" && robot.status === "online")),
+          Stream.filter((robot) => robot !== undefined),
+          Stream.runHead
+        )
+        const arm = online._tag === "Some" ? online.value!.id : ""
         yield* client.rpc.FleetAcquire({ robot: arm })
         yield* client.rpc.FleetCommand({ robot: arm, command: { _tag: "Pause" } })
         return arm
