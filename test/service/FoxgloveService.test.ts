@@ -29,7 +29,12 @@ describe("Foxglove on the service", () => {
       )
       yield* TestKit.awaitUntil(Effect.sync(() => received.length > 0), { waitedFor: "a state message of the arm" })
       expect(received[0].id).toBe(node.arms[0])
-      for (const robot of [...node.arms, ...node.agvs]) expect(topics).toContain(`/robots/${robot}/state`)
+      // Robots the fleet learns of later (an AGV's first message) are advertised as they appear.
+      const expected = [...node.arms, ...node.agvs].map((robot) => `/robots/${robot}/state`)
+      yield* TestKit.awaitUntil(Effect.sync(() => expected.every((topic) => topics.includes(topic))), {
+        waitedFor: `channels ${expected.join(", ")}`,
+        describe: Effect.sync(() => topics.join(", "))
+      })
       expect(yield* node.service.system.render).toContain("foxglove (dynamic, 1/64)")
     }))
 })
