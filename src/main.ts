@@ -58,6 +58,7 @@ import * as FleetConfig from "./apps/fleet/FleetConfig.js"
 import * as LinkEvent from "./links/LinkEvent.js"
 import * as AdminRoutes from "./http/AdminRoutes.js"
 import * as CanvasUnavailable from "./http/CanvasUnavailable.js"
+import * as ClientAddress from "./http/ClientAddress.js"
 import * as FleetHandlers from "./http/FleetHandlers.js"
 import * as FleetStream from "./http/FleetStream.js"
 import * as Foxglove from "./http/Foxglove.js"
@@ -424,6 +425,7 @@ export const start = (
           port: config.port,
           maxConnections: config.maxConnections,
           maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+          trustedProxies: config.trustedProxies,
           maxFrameBytes: config.maxFrameBytes,
           allowedOrigins: config.allowedOrigins,
           limits: {
@@ -440,9 +442,9 @@ export const start = (
           bridge,
           metrics,
           draining: () => draining,
-          // The user is the client's address: canvas cooldowns count per address.
+          // The user is the client's address (behind a trusted proxy, the forwarded one): cooldowns count per address.
           requestHeaders: (request) => {
-            const user = request.socket.remoteAddress ?? ""
+            const user = ClientAddress.ofRequest(request, config.trustedProxies)
             return [[CanvasHandlers.userHeader, user], ["x-user", user]]
           },
           onListening: (address) => Deferred.unsafeDone(listening, Exit.succeed(address))

@@ -26,6 +26,7 @@ import type * as RpcBridge from "../protocol/RpcBridge.js"
 import * as ChildSpec from "../supervisors/ChildSpec.js"
 import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
 import * as Supervisor from "../supervisors/Supervisor.js"
+import type * as ClientAddress from "./ClientAddress.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as Listener from "./Listener.js"
 import type * as Route from "./Route.js"
@@ -38,6 +39,8 @@ export interface GatewayOptions {
   readonly maxConnections: number
   /** Most sessions from one client address; 0 for no limit. */
   readonly maxConnectionsPerAddress?: number | undefined
+  /** Reverse proxies whose forwarding headers name the client; absent: none. */
+  readonly trustedProxies?: ClientAddress.TrustedProxies | undefined
   readonly maxFrameBytes: number
   readonly allowedOrigins: ReadonlyArray<string>
   readonly limits: Session.SessionLimits

@@ -9,6 +9,9 @@
  * the page can read it. Everything else becomes `session:<id>`, which completes the handshake
  * itself.
  *
+ * A session's client address (its per-address budget, its logs) is the socket's, or the one a
+ * trusted reverse proxy forwarded (`ClientAddress`).
+ *
  * The server lives in the actor's scope: when the listener stops it stops accepting, ends
  * keep-alive and event-stream connections, and closes.
  *
@@ -30,6 +33,7 @@ import * as Subprotocol from "../protocol/Subprotocol.js"
 import type * as RpcBridge from "../protocol/RpcBridge.js"
 import * as ChildSpec from "../supervisors/ChildSpec.js"
 import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
+import * as ClientAddress from "./ClientAddress.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as Route from "./Route.js"
 import * as Session from "./Session.js"
@@ -41,6 +45,8 @@ export interface ListenerOptions {
   readonly maxFrameBytes: number
   /** Most sessions from one client address; 0 or absent for no limit. */
   readonly maxConnectionsPerAddress?: number | undefined
+  /** Reverse proxies whose `X-Forwarded-For`/`Forwarded` name the client; absent: none. */
+  readonly trustedProxies?: ClientAddress.TrustedProxies | undefined
   /** Origins besides the server's own whose pages may open `/ws`; `*` allows any. */
   readonly allowedOrigins: ReadonlyArray<string>
   readonly limits: Session.SessionLimits
@@ -183,7 +189,7 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           metrics.refused("restarting")
           return Route.refuseUpgrade(socket, 503, "Sessions are restarting\n", { "Retry-After": "1" })
         }
-        const address = request.socket.remoteAddress ?? ""
+        const address = ClientAddress.ofRequest(request, options.trustedProxies ?? ClientAddress.none)
         const perAddress = options.maxConnectionsPerAddress ?? 0
         if (perAddress > 0 && Registry.unsafeLookup(options.addressRegistry, address).length >= perAddress) {
           metrics.refused("address")

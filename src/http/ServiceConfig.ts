@@ -18,6 +18,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
+import * as ClientAddress from "./ClientAddress.js"
 
 /** The validated configuration of one service process. */
 export interface ServiceConfig {
@@ -27,6 +28,8 @@ export interface ServiceConfig {
   readonly maxConnections: number
   /** Most sessions from one client address; 0 for no limit. */
   readonly maxConnectionsPerAddress: number
+  /** Reverse proxies whose forwarding headers name the client; none by default. */
+  readonly trustedProxies: ClientAddress.TrustedProxies
   readonly maxFrameBytes: number
   readonly rateLimit: { readonly perSecond: number; readonly burst: number }
   readonly heartbeat: { readonly interval: Duration.Duration; readonly timeout: Duration.Duration }
@@ -70,7 +73,12 @@ export const settings: ReadonlyArray<Setting> = [
   setting(
     "MAX_CONNECTIONS_PER_ADDRESS",
     "0",
-    "Most WebSocket sessions from one client address (0: no limit); the next upgrade from it gets HTTP 429. Set it when clients do not share a proxy."
+    "Most WebSocket sessions from one client address (0: no limit); the next upgrade from it gets HTTP 429. Behind a reverse proxy, set TRUSTED_PROXIES too."
+  ),
+  setting(
+    "TRUSTED_PROXIES",
+    "(none)",
+    "Comma-separated addresses and CIDRs of reverse proxies (`10.0.0.0/8`, `fd00::/8`, `loopback`) whose `X-Forwarded-For` (or `Forwarded`) names the client. Other peers' headers are ignored; the admin loopback check never reads them."
   ),
   setting(
     "MAX_FRAME_BYTES",
@@ -139,6 +147,16 @@ export const config: Config.Config<ServiceConfig> = Config.all({
   maxConnectionsPerAddress: Config.integer("MAX_CONNECTIONS_PER_ADDRESS").pipe(
     Config.validate({ message: "must be an integer of 0 or more", validation: (n) => n >= 0 }),
     Config.withDefault(0)
+  ),
+  trustedProxies: Config.string("TRUSTED_PROXIES").pipe(
+    Config.mapOrFail((list) =>
+      Either.mapLeft(ClientAddress.parse(list), (entry) =>
+        ConfigError.InvalidData(
+          [],
+          `must be a comma-separated list of addresses, CIDRs like 10.0.0.0/8 or fd00::/8, or loopback (got "${entry}")`
+        ))
+    ),
+    Config.withDefault(ClientAddress.none)
   ),
   maxFrameBytes: positiveInt("MAX_FRAME_BYTES", 65_536, 100 * 1024 * 1024),
   rateLimit: Config.all({
