@@ -53,7 +53,12 @@ const robotFields = {
   battery: Schema.optional(Percent),
   alarms: Schema.Array(Alarm),
   /** The holder of the control lease, if any. */
-  controlledBy: Schema.optional(Schema.String)
+  controlledBy: Schema.optional(Schema.String),
+  /**
+   * When the robot said what is shown, ms since the epoch: an AGV's header timestamp, the
+   * arrival of an arm's reading. Lets a dashboard show staleness; added after v1 froze.
+   */
+  updatedAt: Schema.optional(Schema.Number)
 }
 
 /** An AGV as the dashboard shows it. */
@@ -97,13 +102,21 @@ export const Lease = Schema.Struct({ robot: RobotId, expiresAt: Schema.DateTimeU
 /** @see Lease */
 export type Lease = typeof Lease.Type
 
-/** Arm: move the tool in a straight line to `position` at `speed` mm/s. */
+/**
+ * Arm: move the tool in a straight line to `position` at `speed` mm/s (FRC_LinearMotion).
+ * `FleetCommand` succeeds once the arm's link has queued the motion, not when the arm arrives;
+ * watch the robot's view for that.
+ */
 export const MoveLinear = Schema.TaggedStruct("MoveLinear", {
   position: CartesianPosition,
   speed: Schema.Number.pipe(Schema.positive())
 })
 
-/** Arm: move to joint angles (degrees) at `speed` percent of the maximum. */
+/**
+ * Arm: move to joint angles in degrees, J1 first (6 to 9 of them: J7–J9 are extended axes), at
+ * `speed` percent of the maximum joint speed (above 0), every joint arriving at once
+ * (FRC_JointMotionJRep). Like `MoveLinear`, `FleetCommand` succeeds once the motion is queued.
+ */
 export const MoveJoint = Schema.TaggedStruct("MoveJoint", {
   joints: Schema.Array(Schema.Number),
   speed: Percent
@@ -180,6 +193,19 @@ export class CommandNotSupported extends Schema.TaggedError<CommandNotSupported>
   command: Schema.String
 }) {}
 
+/**
+ * The robot, or the fleet on its behalf, refused the command: a FANUC controller's RMI error
+ * (`code` like `"RMIT-010"`), a VDA 5050 message that does not validate (`"validationError"`),
+ * or a command the fleet cannot turn into one (no `code`). Added after v1 froze: an older client
+ * sees it as the defect it saw before.
+ */
+export class CommandRefused extends Schema.TaggedError<CommandRefused>()("CommandRefused", {
+  robot: RobotId,
+  command: Schema.String,
+  code: Schema.optional(Schema.String),
+  reason: Schema.String
+}) {}
+
 /** Subscribes to robot views: one `FleetSnapshot`, then `FleetUpdate`s. */
 export const FleetSubscribe = Rpc.make("FleetSubscribe", {
   payload: {
@@ -210,10 +236,14 @@ export const FleetRelease = Rpc.make("FleetRelease", {
   error: Schema.Union(NotController, UnknownRobot)
 })
 
-/** Sends a command to a robot whose lease this session holds. */
+/**
+ * Sends a command to a robot whose lease this session holds. Succeeds once the robot took it:
+ * an arm's motion once queued, its program control (`Pause`, `Reset`, …) once the controller
+ * answered, an AGV's message once handed to the broker.
+ */
 export const FleetCommand = Rpc.make("FleetCommand", {
   payload: { robot: RobotId, command: RobotCommand },
-  error: Schema.Union(NotController, UnknownRobot, RobotOffline, CommandNotSupported)
+  error: Schema.Union(NotController, UnknownRobot, RobotOffline, CommandNotSupported, CommandRefused)
 })
 
 /** Stops one robot, or every robot when `robot` is omitted. Needs no lease. */

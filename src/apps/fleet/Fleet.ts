@@ -26,9 +26,11 @@ import * as Registry from "../../actors/Registry.js"
 import * as RmiLink from "../../links/rmi/RmiLink.js"
 import * as RmiPacket from "../../links/rmi/RmiPacket.js"
 import * as AgvLink from "../../links/vda5050/AgvLink.js"
+import * as MqttLink from "../../links/vda5050/MqttLink.js"
 import * as Order from "../../links/vda5050/Order.js"
 import {
   CommandNotSupported,
+  CommandRefused,
   type ControlHeld,
   type Lease,
   type NotController,
@@ -38,9 +40,11 @@ import {
 } from "../../protocol/FleetRpcs.js"
 import type { Backoff } from "../../supervisors/Backoff.js"
 import * as ChildSpec from "../../supervisors/ChildSpec.js"
+import * as DynamicSupervisor from "../../supervisors/DynamicSupervisor.js"
 import { AuditLog } from "../../store/AuditLog.js"
-import { TelemetryLog } from "../../store/TelemetryLog.js"
+import { TelemetryLog, type TelemetryStats } from "../../store/TelemetryLog.js"
 import { FleetConfig, type FleetSettings } from "./FleetConfig.js"
+import * as ControlLoop from "./ControlLoop.js"
 import * as FleetState from "./FleetState.js"
 import * as FleetTree from "./FleetTree.js"
 
@@ -53,7 +57,7 @@ export class FleetHub extends Context.Tag("fleetvisor/apps/fleet/FleetHub")<Flee
 }
 
 /** What a command can fail with. */
-export type CommandError = NotController | UnknownRobot | RobotOffline | CommandNotSupported
+export type CommandError = NotController | UnknownRobot | RobotOffline | CommandNotSupported | CommandRefused
 
 /** The fleet service. */
 export interface FleetService {
@@ -74,6 +78,17 @@ export interface FleetService {
   readonly command: (robot: string, holder: FleetState.Holder, command: RobotCommand) => Effect.Effect<void, CommandError>
   /** Stops one robot, or all when `robot` is omitted; allowed to everyone. */
   readonly emergencyStop: (robot: string | undefined, who: string) => Effect.Effect<void, UnknownRobot>
+  /** What the fleet's parts measure of themselves, for `/metrics` and benchmarks. */
+  readonly stats: Effect.Effect<FleetStats>
+}
+
+/** What the fleet's parts measure of themselves; a part that is not running (or not configured) is absent. */
+export interface FleetStats {
+  /** Robot links running under `fleet/links`. */
+  readonly links: number
+  readonly loop?: ControlLoop.LoopMetrics | undefined
+  readonly mqtt?: MqttLink.MqttLinkStats | undefined
+  readonly telemetry?: TelemetryStats | undefined
 }
 
 /** The fleet service as a Context tag. */
@@ -162,30 +177,59 @@ export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetServi
 
   const linkOf = (robot: string) => Registry.unsafeLookup(registry, FleetTree.linkKey(robot))[0]?.ref
 
-  const onArm = (robot: string, link: ActorRef<RmiLink.RmiLinkMessage>, command: RobotCommand) => {
+  const onArm = (
+    robot: string,
+    link: ActorRef<RmiLink.RmiLinkMessage>,
+    command: RobotCommand
+  ): Effect.Effect<void, RobotOffline | CommandNotSupported | CommandRefused> => {
+    const refused = (reason: string, code?: string) =>
+      Effect.fail(new CommandRefused({ robot, command: command._tag, reason, ...(code === undefined ? {} : { code }) }))
     const operate = (operation: RmiLink.Operation) =>
       link.ask(RmiLink.operate(operation), { timeout: "10 seconds" }).pipe(
-        Effect.catchTags({
-          RmiNotConnected: () => Effect.fail(new RobotOffline({ robot })),
-          ActorStopped: () => Effect.fail(new RobotOffline({ robot }))
-        }),
-        Effect.catchAll((error) => Effect.dieMessage(`${robot}: ${operation} failed: ${JSON.stringify(error)}`))
+        Effect.catchAll((error): Effect.Effect<never, RobotOffline | CommandRefused> => {
+          switch (error._tag) {
+            case "RmiNotConnected":
+            case "RmiConnectionLost":
+            case "RmiProtocolError":
+            case "ActorStopped":
+              return Effect.fail(new RobotOffline({ robot }))
+            case "RmiRejected":
+              return refused(error.message, error.code)
+            default:
+              return Effect.dieMessage(`${robot}: ${operation} failed: ${JSON.stringify(error)}`)
+          }
+        })
       )
+    /** Queues a motion in the link: done when the link has it, not when the arm arrives. */
+    const instruct = (instruction: RmiPacket.InstructionBody) =>
+      link.tell({ _tag: "Instruct", instruction }).pipe(Effect.catchAll(() => Effect.fail(new RobotOffline({ robot }))))
     switch (command._tag) {
       case "MoveLinear": {
         const { p, r, w, x, y, z } = command.position
-        return link.tell({
-          _tag: "Instruct",
-          instruction: {
-            Instruction: "FRC_LinearMotion",
-            Configuration: RmiPacket.DefaultConfiguration,
-            Position: { X: x, Y: y, Z: z, W: w, P: p, R: r },
-            SpeedType: "mmSec",
-            Speed: command.speed,
-            TermType: "FINE",
-            TermValue: 1
-          }
-        }).pipe(Effect.catchAll(() => Effect.fail(new RobotOffline({ robot }))))
+        return instruct({
+          Instruction: "FRC_LinearMotion",
+          Configuration: RmiPacket.DefaultConfiguration,
+          Position: { X: x, Y: y, Z: z, W: w, P: p, R: r },
+          SpeedType: "mmSec",
+          Speed: command.speed,
+          TermType: "FINE",
+          TermValue: 1
+        })
+      }
+      case "MoveJoint": {
+        const { joints, speed } = command
+        if (joints.length < 6 || joints.length > 9) {
+          return refused(`MoveJoint takes 6 to 9 joint angles (J1–J9), not ${joints.length}`)
+        }
+        if (!(speed > 0)) return refused("MoveJoint needs a speed above 0 percent")
+        return instruct({
+          Instruction: "FRC_JointMotionJRep",
+          JointAngle: Object.fromEntries(joints.map((angle, i) => [`J${i + 1}`, angle])) as RmiPacket.JointAngle,
+          SpeedType: "Percent",
+          Speed: speed,
+          TermType: "FINE",
+          TermValue: 1
+        })
       }
       case "Pause":
       case "Continue":
@@ -197,14 +241,25 @@ export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetServi
     }
   }
 
-  const onAgv = (robot: string, link: ActorRef<AgvLink.AgvLinkMessage>, command: RobotCommand) => {
+  const onAgv = (
+    robot: string,
+    link: ActorRef<AgvLink.AgvLinkMessage>,
+    command: RobotCommand
+  ): Effect.Effect<void, RobotOffline | CommandNotSupported | CommandRefused> => {
     const send = <A>(f: (reply: Reply<A, AgvLink.SendError>) => AgvLink.AgvLinkMessage) =>
       link.ask(f).pipe(
-        Effect.catchTags({
-          AgvNotConnected: () => Effect.fail(new RobotOffline({ robot })),
-          ActorStopped: () => Effect.fail(new RobotOffline({ robot }))
+        Effect.catchAll((error): Effect.Effect<never, RobotOffline | CommandRefused> => {
+          switch (error._tag) {
+            case "AgvNotConnected":
+            case "ActorStopped":
+              return Effect.fail(new RobotOffline({ robot }))
+            case "MessageEncodeError":
+              // VDA 5050's errorType for a message that does not validate against its schema.
+              return Effect.fail(new CommandRefused({ robot, command: command._tag, code: "validationError", reason: error.reason }))
+            default:
+              return Effect.dieMessage(`${robot}: ${command._tag} failed: ${JSON.stringify(error)}`)
+          }
         }),
-        Effect.catchAll((error) => Effect.dieMessage(`${robot}: ${command._tag} failed: ${JSON.stringify(error)}`)),
         Effect.asVoid
       )
     switch (command._tag) {
@@ -237,6 +292,26 @@ export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetServi
   }
 
   const ttl = (ttlMs: number | undefined) => ttlMs ?? settings.leaseTtlMs
+
+  /** Asks the actor registered as `key`, if it runs and answers within a second. */
+  const askPart = <A>(key: string, message: (reply: Reply<A>) => unknown): Effect.Effect<A | undefined> => {
+    const ref = Registry.unsafeLookup(registry, key)[0]?.ref as ActorRef<unknown> | undefined
+    if (ref === undefined) return Effect.succeed(undefined)
+    return ref.ask(message, { timeout: "1 second" }).pipe(Effect.orElseSucceed(() => undefined))
+  }
+
+  const stats: Effect.Effect<FleetStats> = Effect.gen(function*() {
+    const links = Option.getOrUndefined(yield* Registry.whereis(registry, "links"))
+    return {
+      links: links === undefined ? 0 : yield* DynamicSupervisor.countChildren(links as DynamicSupervisor.DynamicSupervisorRef).pipe(
+        Effect.map((count) => count.active),
+        Effect.orElseSucceed(() => 0)
+      ),
+      loop: yield* askPart("control", ControlLoop.getMetrics),
+      mqtt: yield* askPart("mqtt", MqttLink.getStats),
+      telemetry: options.telemetryLog === undefined ? undefined : yield* options.telemetryLog.stats
+    }
+  })
 
   return {
     hub,
@@ -278,7 +353,8 @@ export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetServi
           ask<FleetState.Authorized["kind"] | undefined, never>((reply) => ({ _tag: "Lookup", robot, reply }), true),
           (kind) => (kind === undefined ? Effect.fail(new UnknownRobot({ robot })) : Effect.void)
         )
-      }).pipe(audit(who, robot ?? "*", "EmergencyStop", {}))
+      }).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
+    stats
   } satisfies FleetService
 }
 

@@ -6,6 +6,10 @@
  * in the order they were submitted, and settles each submitter when the reply to its
  * instruction arrives, which is when the instruction has finished executing.
  *
+ * The controller does not take the SequenceID of an instruction it refuses (RMIT-021, say), so
+ * the next instruction reuses it when none was sent after the refused one; if some were, they
+ * arrive as a gap.
+ *
  * After a sequence gap (RMIT-029) it holds: nothing more is sent, and every queued or new
  * instruction fails with the gap's {@link RmiSequenceGap} until {@link restart} gives it the
  * SequenceID the controller expects.
@@ -67,6 +71,8 @@ export class InstructionWindow {
     } else if (reply.ErrorID === ErrorCode.ErrorId.Hold && this.gap !== undefined) {
       Deferred.unsafeDone(submitted.done, Exit.fail(this.gap))
     } else {
+      // A refused instruction does not take its SequenceID; the next one reuses it if it is not sent yet.
+      if (reply.SequenceID === this.nextSequenceId - 1) this.nextSequenceId = reply.SequenceID
       Deferred.unsafeDone(submitted.done, Exit.fail(RmiRejected.of(reply.Instruction, reply.ErrorID)))
     }
     this.pump()

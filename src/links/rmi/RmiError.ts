@@ -33,6 +33,11 @@ export class RmiRejected extends Data.TaggedError("RmiRejected")<{
   static of(packet: string, errorId: number): RmiRejected {
     return new RmiRejected({ packet, errorId, code: ErrorCode.code(errorId) })
   }
+
+  /** e.g. `"FRC_Continue refused: RMIT-010 TP Program is Not Paused (2556938)"`. */
+  override get message() {
+    return `${this.packet} refused: ${ErrorCode.describe(this.errorId)}`
+  }
 }
 
 /**

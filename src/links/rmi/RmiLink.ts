@@ -11,6 +11,8 @@
  *   is published as disconnected (`LinkDown`) meanwhile. FRC_SystemFault raises an `Alarm`
  *   carrying the controller's error (FRC_ReadError); FRC_Terminate ends the session, which
  *   is a lost connection like any other.
+ * - An instruction sent with `tell` (nobody waits for its reply) that the controller refuses
+ *   raises a warning `Alarm` with the RMI code (e.g. RMIT-021), cleared by the next `Reset`.
  * - {@link EmergencyStop}, sent on the urgent lane (`tellUrgent`), overtakes everything in the
  *   mailbox, drops the instructions queued in the link and sends FRC_Abort. Until a `Reset`
  *   operation the link refuses motion, so nothing queued before the stop runs after it.
@@ -255,8 +257,22 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
           } else if (state.stopped) {
             message.reply?.fail(new RmiAborted({ instruction: message.instruction.Instruction }))
           } else {
-            state.run(Effect.tap(Effect.exit(client.instruction(message.instruction)), (exit) =>
-              message.reply?.complete(exit)))
+            state.run(Effect.tap(Effect.exit(client.instruction(message.instruction)), (exit) => {
+              if (message.reply !== undefined) return message.reply.complete(exit)
+              // Nobody waits for a told motion: a refusal is raised where the dashboard sees it.
+              if (Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag === "RmiRejected") {
+                const error = exit.cause.error
+                LinkEvent.unsafePublish(options.hub, {
+                  _tag: "Alarm",
+                  robot: options.id,
+                  kind: "arm",
+                  code: error.code,
+                  level: "warning",
+                  message: error.message,
+                  at: Date.now()
+                })
+              }
+            }))
           }
           return state
         }

@@ -285,6 +285,19 @@ export const LinearRelative = motion("FRC_LinearRelative")
 export const JointMotion = motion("FRC_JointMotion")
 /** Moves by `Position` (an offset) with joint interpolation. */
 export const JointRelative = motion("FRC_JointRelative")
+/**
+ * Moves to `JointAngle` (degrees) with joint interpolation: FRC_JointMotion with the target
+ * given as joint angles instead of a cartesian position (the manual's "joint representation").
+ */
+export const JointMotionJRep = Schema.Struct({
+  Instruction: Schema.Literal("FRC_JointMotionJRep"),
+  SequenceID: Schema.Int,
+  JointAngle,
+  SpeedType,
+  Speed: Schema.Number,
+  TermType,
+  TermValue: Schema.Int
+})
 /** Waits `Time` seconds. */
 export const WaitTime = Schema.Struct({
   Instruction: Schema.Literal("FRC_WaitTime"),
@@ -293,7 +306,7 @@ export const WaitTime = Schema.Struct({
 })
 
 /** Every instruction this link speaks. */
-export const Instruction = Schema.Union(LinearMotion, LinearRelative, JointMotion, JointRelative, WaitTime)
+export const Instruction = Schema.Union(LinearMotion, LinearRelative, JointMotion, JointRelative, JointMotionJRep, WaitTime)
 /** Every instruction this link speaks. */
 export type Instruction = typeof Instruction.Type
 /** The name of an instruction, e.g. `"FRC_LinearMotion"`. */
@@ -306,6 +319,7 @@ export const InstructionReply = Schema.Struct({
     "FRC_LinearRelative",
     "FRC_JointMotion",
     "FRC_JointRelative",
+    "FRC_JointMotionJRep",
     "FRC_WaitTime"
   ),
   ErrorID: Ok,

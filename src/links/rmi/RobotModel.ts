@@ -6,7 +6,9 @@
  * motion type (joint motion only differs in how its duration is computed), and the joints
  * follow from the position through a two-link arm (J2, J3) on a turning base (J1) with a
  * wrist that mirrors W, P, R (J4–J6). Positions and joints change smoothly, which is what a
- * dashboard or a test of polling needs to see.
+ * dashboard or a test of polling needs to see. A target given as joint angles
+ * (FRC_JointMotionJRep) becomes the position those joints put the tool at ({@link positionOf}),
+ * so reading the joints back after the motion gives the target.
  */
 import { Either } from "effect"
 import * as ErrorCode from "./RmiErrorCode.js"
@@ -46,6 +48,47 @@ export const jointsOf = (position: RmiPacket.Position): RmiPacket.JointAngle => 
     J8: round(position.Ext2 ?? 0),
     J9: round(position.Ext3 ?? 0)
   }
+}
+
+const radians = (deg: number) => (deg * Math.PI) / 180
+
+/** How far from the base axis, and how high above the shoulder, J2 and J3 put the wrist. */
+const armOf = (joints: RmiPacket.JointAngle) => {
+  const shoulder = radians(90 - joints.J2)
+  const forearm = radians(joints.J3)
+  return {
+    reach: Link * Math.cos(shoulder) + Link * Math.cos(forearm),
+    height: Link * Math.sin(shoulder) + Link * Math.sin(forearm)
+  }
+}
+
+/**
+ * The position the joint angles put the tool at: the inverse of {@link jointsOf} for the
+ * joints it can give, which are those of {@link reachable}.
+ */
+export const positionOf = (joints: RmiPacket.JointAngle): RmiPacket.Position => {
+  const { height, reach } = armOf(joints)
+  return {
+    X: round(reach * Math.cos(radians(joints.J1))),
+    Y: round(reach * Math.sin(radians(joints.J1))),
+    Z: round(height + ShoulderHeight),
+    W: round(joints.J4 + 180),
+    P: round(joints.J5),
+    R: round(joints.J6),
+    Ext1: round(joints.J7 ?? 0),
+    Ext2: round(joints.J8 ?? 0),
+    Ext3: round(joints.J9 ?? 0)
+  }
+}
+
+/**
+ * Whether the model's arm can take these joint angles: finite, the elbow bent forward
+ * (J2 + J3 strictly between -90° and 90°) and the wrist in front of the base axis.
+ */
+export const reachable = (joints: RmiPacket.JointAngle): boolean => {
+  const elbow = 90 - joints.J2 - joints.J3
+  return Object.values(joints).every((angle) => angle === undefined || Number.isFinite(angle)) &&
+    elbow > 0 && elbow < 180 && armOf(joints).reach > 1
 }
 
 /** The position a fraction `t` (0–1) of the way from `from` to `to`. */
@@ -111,10 +154,25 @@ export const plan = (
   }
   const { SpeedType: speedType, Speed: speed } = instruction
   if (!(speed > 0)) return Either.left(ErrorCode.ErrorId.InvalidSpeedValue)
+  if (instruction.Instruction === "FRC_JointMotionJRep") {
+    if (!reachable(instruction.JointAngle)) return Either.left(ErrorCode.ErrorId.InvalidValue)
+    return timed(speedType, speed, current, positionOf(instruction.JointAngle), false)
+  }
   const relative = instruction.Instruction === "FRC_LinearRelative" || instruction.Instruction === "FRC_JointRelative"
   const linear = instruction.Instruction === "FRC_LinearMotion" || instruction.Instruction === "FRC_LinearRelative"
   const to = relative ? offset(current, instruction.Position) : instruction.Position
-  const motion = (durationMs: number) => Either.right({ from: current, to, durationMs })
+  return timed(speedType, speed, current, to, linear)
+}
+
+/** The motion from `from` to `to` at `speed` read as `speedType`, or RMIT-030 if the motion type does not take it. */
+const timed = (
+  speedType: RmiPacket.SpeedType,
+  speed: number,
+  from: RmiPacket.Position,
+  to: RmiPacket.Position,
+  linear: boolean
+): Either.Either<Motion, number> => {
+  const motion = (durationMs: number) => Either.right({ from, to, durationMs })
   const wrongSpeedType = Either.left(ErrorCode.ErrorId.InvalidSpeedType)
   switch (speedType) {
     case "Time":
@@ -122,10 +180,10 @@ export const plan = (
     case "mSec":
       return motion(speed)
     case "mmSec":
-      return linear ? motion(linearDuration(current, to, speed)) : wrongSpeedType
+      return linear ? motion(linearDuration(from, to, speed)) : wrongSpeedType
     case "InchMin":
-      return linear ? motion(linearDuration(current, to, (speed * 25.4) / 60)) : wrongSpeedType
+      return linear ? motion(linearDuration(from, to, (speed * 25.4) / 60)) : wrongSpeedType
     case "Percent":
-      return linear ? wrongSpeedType : motion(jointDuration(current, to, speed))
+      return linear ? wrongSpeedType : motion(jointDuration(from, to, speed))
   }
 }
