@@ -55,6 +55,7 @@ import * as Registry from "./actors/Registry.js"
 import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream, ClientSockets } from "./apps/canvas/index.js"
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
+import * as FleetMetrics from "./apps/fleet/FleetMetrics.js"
 import * as LinkEvent from "./links/LinkEvent.js"
 import * as AdminRoutes from "./http/AdminRoutes.js"
 import * as CanvasUnavailable from "./http/CanvasUnavailable.js"
@@ -325,6 +326,7 @@ export const start = (
       onNone: () => Effect.succeedNone,
       onSome: (settings) => Effect.asSome(startFleet(settings).pipe(Effect.provide(store)))
     })
+    if (Option.isSome(fleet)) FleetMetrics.register(metrics.registry, fleet.value)
     const features: Array<string> = [
       ...(Option.isSome(canvas) ? ["canvas"] : []),
       ...(Option.isSome(fleet) ? ["fleet"] : [])

@@ -144,6 +144,10 @@ interface RobotRecord {
   alarms: Map<string, { code: string; level: "warning" | "fatal"; message: string }>
   arm: LinkEvent.ArmTelemetry | undefined
   agv: { state?: LinkEvent.AgvTelemetry["state"]; visualization?: LinkEvent.AgvTelemetry["visualization"] }
+  /** When the latest telemetry arrived, ms since the epoch. */
+  heardAt: number | undefined
+  /** The latest AGV message's header timestamp (ISO 8601), parsed only when a view is made. */
+  stamp: string | undefined
 }
 
 interface State {
@@ -158,6 +162,11 @@ const jointList = (joints: LinkEvent.ArmTelemetry["joints"]): Array<number> =>
     (j): j is number => j !== undefined
   )
 
+const updatedAt = (stamp: string | undefined, heardAt: number): number => {
+  const said = stamp === undefined ? NaN : Date.parse(stamp)
+  return Number.isNaN(said) ? heardAt : said
+}
+
 const clampPercent = (n: number) => Math.max(0, Math.min(100, n))
 
 /** The dashboard's view of one robot. */
@@ -165,7 +174,12 @@ const viewOf = (record: RobotRecord, lease: LeaseRecord | undefined, now: number
   const alarms = [...record.alarms.values()]
   const fatal = alarms.some((a) => a.level === "fatal")
   const controlledBy = lease !== undefined && lease.expiresAt > now ? lease.holder.user : undefined
-  const common = { id: record.id, alarms, ...(controlledBy === undefined ? {} : { controlledBy }) }
+  const common = {
+    id: record.id,
+    alarms,
+    ...(controlledBy === undefined ? {} : { controlledBy }),
+    ...(record.heardAt === undefined ? {} : { updatedAt: updatedAt(record.stamp, record.heardAt) })
+  }
   if (record.kind === "arm") {
     const t = record.arm
     const status = record.estop
@@ -221,7 +235,9 @@ const newRecord = (id: string, kind: LinkEvent.RobotKind): RobotRecord => ({
   estop: false,
   alarms: new Map(),
   arm: undefined,
-  agv: {}
+  agv: {},
+  heardAt: undefined,
+  stamp: undefined
 })
 
 const leaseOf = (robot: string, lease: LeaseRecord): Lease => ({
@@ -276,10 +292,13 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
         const r = record(state, event.robot, "arm")
         r.arm = event
         r.connected = true
+        r.heardAt = event.at
         return state
       }
       case "AgvTelemetry": {
         const r = record(state, event.robot, "agv")
+        r.heardAt = event.at
+        r.stamp = event.visualization?.timestamp ?? event.state?.timestamp
         if (event.visualization !== undefined) r.agv.visualization = event.visualization
         if (event.state !== undefined) {
           r.agv.state = event.state

@@ -37,7 +37,7 @@ import * as FleetConfigModule from "./FleetConfig.js"
 import { FleetConfig, type FleetSettings } from "./FleetConfig.js"
 import * as FleetHandlers from "./FleetHandlers.js"
 
-export { Fleet, FleetHub, type FleetService, type Holder, type FleetView, layerUnstarted, makeUnstarted } from "./Fleet.js"
+export { Fleet, FleetHub, type FleetService, type FleetStats, type Holder, type FleetView, layerUnstarted, makeUnstarted } from "./Fleet.js"
 export { FleetConfig, type FleetSettings, type RmiRobot } from "./FleetConfig.js"
 export { SessionDirectory, SessionHeader, UserHeader } from "./FleetHandlers.js"
 export * as FleetState from "./FleetState.js"

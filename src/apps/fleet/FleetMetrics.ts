@@ -1,0 +1,82 @@
+/**
+ * The fleet's Prometheus metrics: the control loop's ticks, overruns and jitter, the MQTT
+ * link's traffic and refusals, the telemetry log's rows, and the number of robot links. They
+ * are read from the parts themselves ({@link FleetService.stats}) when `/metrics` is scraped,
+ * once per scrape however many metrics ask.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Prometheus from "prom-client"
+import type { FleetService, FleetStats } from "./Fleet.js"
+
+/** Registers the fleet's metrics in `registry`, read from `fleet` at scrape time. */
+export const register = (registry: Prometheus.Registry, fleet: Pick<FleetService, "stats">): void => {
+  let pending: { readonly at: number; readonly stats: Promise<FleetStats> } | undefined
+  // prom-client collects every metric of a scrape at once: they share one read of the fleet.
+  const read = () => {
+    const now = Date.now()
+    if (pending === undefined || now - pending.at > 250) pending = { at: now, stats: Effect.runPromise(fleet.stats) }
+    return pending.stats
+  }
+  const gauge = (name: string, help: string, value: (stats: FleetStats) => number | undefined) =>
+    new Prometheus.Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const v = value(await read())
+        if (v !== undefined) this.set(v)
+      }
+    })
+  const counter = (name: string, help: string, value: (stats: FleetStats) => number | undefined) =>
+    new Prometheus.Counter({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const v = value(await read())
+        if (v === undefined) return
+        this.reset()
+        this.inc(v)
+      }
+    })
+  const seconds = (ms: number | undefined) => (ms === undefined ? undefined : ms / 1000)
+
+  gauge("fleetvisor_fleet_links", "Robot links running under fleet/links.", (s) => s.links)
+
+  counter("fleetvisor_control_loop_ticks_total", "Ticks of the 100 Hz control loop.", (s) => s.loop?.ticks)
+  counter("fleetvisor_control_loop_overruns_total", "Ticks whose phases ended after the next tick was due.", (s) =>
+    s.loop?.overruns)
+  counter("fleetvisor_control_loop_missed_total", "Grid points skipped because the loop was a period behind.", (s) =>
+    s.loop?.missed)
+  gauge("fleetvisor_control_loop_jitter_p50_seconds", "Median lateness of tick starts (last 10 s).", (s) =>
+    seconds(s.loop?.jitterP50Ms))
+  gauge("fleetvisor_control_loop_jitter_p99_seconds", "99th percentile lateness of tick starts (last 10 s).", (s) =>
+    seconds(s.loop?.jitterP99Ms))
+  gauge("fleetvisor_control_loop_jitter_max_seconds", "Latest tick start (last 10 s).", (s) =>
+    seconds(s.loop?.jitterMaxMs))
+  gauge("fleetvisor_control_loop_phase_p99_seconds", "99th percentile time of a tick's phases (last 10 s).", (s) =>
+    seconds(s.loop?.durationP99Ms))
+
+  gauge("fleetvisor_mqtt_connected", "1 while the fleet's broker connection is up.", (s) =>
+    s.mqtt === undefined ? undefined : s.mqtt.connected ? 1 : 0)
+  counter("fleetvisor_mqtt_messages_received_total", "VDA 5050 messages received under the prefix.", (s) =>
+    s.mqtt?.received)
+  counter("fleetvisor_mqtt_messages_invalid_total", "VDA 5050 messages refused (topic or schema).", (s) =>
+    s.mqtt?.invalid)
+  counter("fleetvisor_mqtt_messages_published_total", "Messages published to AGVs.", (s) => s.mqtt?.published)
+  counter("fleetvisor_mqtt_publish_failures_total", "Messages to AGVs that could not be published.", (s) =>
+    s.mqtt?.publishFailed)
+  counter("fleetvisor_mqtt_agvs_discovered_total", "AGV links started on a first message.", (s) =>
+    s.mqtt?.discovered)
+
+  counter("fleetvisor_telemetry_rows_appended_total", "Telemetry rows handed to the log.", (s) =>
+    s.telemetry?.appended)
+  counter("fleetvisor_telemetry_rows_committed_total", "Telemetry rows committed to SQLite.", (s) =>
+    s.telemetry?.committed)
+  counter("fleetvisor_telemetry_rows_dropped_total", "Telemetry rows dropped (queue full or worker lost).", (s) =>
+    s.telemetry?.dropped)
+  gauge("fleetvisor_telemetry_rows_queued", "Telemetry rows appended, not yet committed.", (s) =>
+    s.telemetry?.queued)
+}
