@@ -231,6 +231,28 @@ export const broadcastFrom = (
   message: unknown
 ): Effect.Effect<number> => publish(hub, topic, message, from)
 
+/**
+ * {@link broadcast} from outside Effect (a socket's callback, an actor's hot path), delivered
+ * before it returns. Only the rare parts that must wait (a backpressure subscriber that is full,
+ * the backplane) run in a fiber of their own. Returns how many local subscribers got it at once.
+ */
+export const unsafeBroadcast = (hub: PubSub, topic: string, message: unknown): number => {
+  hub.counters.published++
+  const subs = hub.topics.get(topic)
+  let delivered = 0
+  if (subs !== undefined) {
+    let blocked: Array<Sub> | undefined
+    for (const sub of subs.length === 1 ? subs : [...subs]) {
+      const result = sub.offer(message)
+      if (result === true) delivered++
+      else if (result === "full") (blocked ??= []).push(sub)
+    }
+    if (blocked !== undefined) Effect.runFork(Effect.forEach(blocked, (sub) => offerWhenRoom(sub, message), { discard: true }))
+  }
+  if (hub.backplane !== undefined) Effect.runFork(hub.backplane.publish({ origin: hub.nodeId, topic, message }))
+  return delivered
+}
+
 const publish = (hub: PubSub, topic: string, message: unknown, from: ActorRef<never> | undefined) => {
   const local = deliverLocal(hub, topic, message, from)
   if (hub.backplane === undefined) return local

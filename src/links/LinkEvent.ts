@@ -100,5 +100,6 @@ export const publish = (hub: PubSub.PubSub, event: LinkEvent): Effect.Effect<voi
 
 /** Publishes now, from synchronous code (a `receive` handler). */
 export const unsafePublish = (hub: PubSub.PubSub, event: LinkEvent): void => {
-  Effect.runFork(publish(hub, event))
+  PubSub.unsafeBroadcast(hub, FleetTopic, event)
+  PubSub.unsafeBroadcast(hub, robotTopic(event.robot), event)
 }
