@@ -32,6 +32,11 @@ export interface MqttConnectionOptions {
   readonly reconnectPeriod?: Duration.DurationInput
   /** How long the first connect may take before it fails. */
   readonly connectTimeout?: Duration.DurationInput
+  /**
+   * Takes every message as mqtt.js hands it over, instead of `events`: for a consumer that only
+   * forwards messages to a mailbox, so that thousands a second cost no fiber step each.
+   */
+  readonly onMessage?: ((topic: string, payload: Uint8Array) => void) | undefined
 }
 
 /** Something that happened on the connection, in order. */
@@ -58,7 +63,7 @@ export class MqttError extends Data.TaggedError("MqttError")<{
 /** A live MQTT connection. */
 export interface MqttConnection {
   readonly clientId: string
-  /** Connects, disconnects and messages, for a single consumer. */
+  /** Connects, disconnects and messages (unless `onMessage` takes them), for a single consumer. */
   readonly events: Queue.Dequeue<MqttEvent>
   readonly isConnected: Effect.Effect<boolean>
   readonly publish: (
@@ -110,11 +115,19 @@ export const connect = (options: MqttConnectionOptions): Effect.Effect<MqttConne
           client.off("error", onError)
           resume(Effect.succeed(client))
         })
-        client.on("connect", () => Queue.unsafeOffer(events, MqttEvent.Connected()))
+        client.on("connect", () => {
+          // mqtt.js leaves Nagle on, and writes a packet in pieces: a stop would wait for a delayed ACK (40 ms).
+          ;(client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true)
+          Queue.unsafeOffer(events, MqttEvent.Connected())
+        })
         client.on("close", () => Queue.unsafeOffer(events, MqttEvent.Disconnected()))
-        client.on("message", (topic, payload, packet) =>
-          Queue.unsafeOffer(events, MqttEvent.Message({ topic, payload, retain: packet.retain }))
-        )
+        const onMessage = options.onMessage
+        if (onMessage !== undefined) client.on("message", (topic, payload) => onMessage(topic, payload))
+        else {
+          client.on("message", (topic, payload, packet) =>
+            Queue.unsafeOffer(events, MqttEvent.Message({ topic, payload, retain: packet.retain }))
+          )
+        }
         client.on("error", (error) =>
           Runtime.runFork(runtime)(Effect.logWarning(`MQTT client ${options.clientId}: ${error.message}`))
         )

@@ -86,12 +86,21 @@ export const decoder = <A, I>(
   schema: Schema.Schema<A, I>
 ): ((payload: string | Uint8Array) => Either.Either<A, MessageDecodeError>) => {
   const decodeJson = Schema.decodeUnknownEither(Schema.parseJson(schema), { errors: "all" })
+  const decodeValue = Schema.decodeUnknownEither(schema)
+  const decodeAll = (text: string) =>
+    Either.mapLeft(decodeJson(text), (error) => new MessageDecodeError(describe(schema, error)))
   return (payload) => {
     try {
-      return Either.mapLeft(
-        decodeJson(typeof payload === "string" ? payload : textDecoder.decode(payload)),
-        (error) => new MessageDecodeError(describe(schema, error))
-      )
+      const text = typeof payload === "string" ? payload : textDecoder.decode(payload)
+      let value: unknown
+      try {
+        value = JSON.parse(text)
+      } catch {
+        return decodeAll(text)
+      }
+      // The common case, a valid message, takes the short way; a bad one is decoded again to say all that is wrong.
+      const decoded = decodeValue(value)
+      return Either.isRight(decoded) ? Either.right(decoded.right) : decodeAll(text)
     } catch (error) {
       // JSON nested thousands of levels deep overflows the stack of the schema's decoder or of its error formatter.
       const reason = error instanceof RangeError ? `payload nested too deeply (${error.message})` : String(error)

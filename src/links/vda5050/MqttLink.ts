@@ -55,6 +55,8 @@ export interface MqttLinkOptions {
   ) => Effect.Effect<ActorRef<AgvLink.AgvLinkMessage>, unknown>
 }
 
+const maxCachedTopics = 100_000
+
 /** The registry key of an AGV's link. */
 export const agvKey = (identity: AgvIdentity): string => `agv:${AgvLink.robotId(identity)}`
 
@@ -135,7 +137,8 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
       const connection = yield* Scope.extend(
         MqttConnection.connect({
           url: options.url,
-          clientId: options.clientId ?? `fleetvisor-${randomBytes(4).toString("hex")}`
+          clientId: options.clientId ?? `fleetvisor-${randomBytes(4).toString("hex")}`,
+          onMessage: (topic, payload) => self.unsafeTell(new Incoming(topic, payload))
         }),
         scope
       )
@@ -145,15 +148,28 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
       yield* Effect.forkIn(
         Effect.forever(
           Effect.flatMap(Queue.take(connection.events), (event) =>
-            event._tag === "Message"
-              ? Effect.sync(() => self.unsafeTell(new Incoming(event.topic, event.payload)))
-              : event._tag === "Connected"
+            event._tag === "Connected"
               ? Effect.ignore(connection.subscribe([filter], 0))
-              : Effect.logWarning(`MQTT connection to ${options.url} lost; mqtt.js reconnects`))
+              : event._tag === "Disconnected"
+              ? Effect.logWarning(`MQTT connection to ${options.url} lost; mqtt.js reconnects`)
+              : Effect.void)
         ),
         scope
       )
     }).pipe(Effect.catchAll((error) => Effect.sync(() => self.unsafeTellUrgent(new Failed(error)))))
+
+  // A fleet has a few topics per AGV, and each arrives many times a second: each is parsed once.
+  const topics = new Map<string, { readonly identity: AgvIdentity; readonly key: string; readonly topic: Topic.TopicName }>()
+  const parseTopic = (name: string) => {
+    const known = topics.get(name)
+    if (known !== undefined) return Either.right(known)
+    return Either.map(Topic.parse(name, prefix), ({ topic, ...identity }) => {
+      if (topics.size >= maxCachedTopics) topics.clear()
+      const parsed = { identity, key: agvKey(identity), topic }
+      topics.set(name, parsed)
+      return parsed
+    })
+  }
 
   const refuse = (state: State, topic: string, topicName: string, reason: string) => {
     state.invalid++
@@ -193,16 +209,15 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         case "Incoming": {
           if (message.payload.byteLength === 0) return state // a retained message being cleared
           state.received++
-          const parsed = Topic.parse(message.topic, prefix)
+          const parsed = parseTopic(message.topic)
           if (Either.isLeft(parsed)) return refuse(state, message.topic, "topic", parsed.left.reason)
-          const { topic, ...identity } = parsed.right
+          const { identity, key, topic } = parsed.right
           const decoded = MessageCodec.decode(topic, message.payload)
           if (Either.isLeft(decoded)) {
             const reason = decoded.left.issues.map((issue) => `${issue.path || "(root)"}: ${issue.message}`).join("; ")
             return refuse(state, message.topic, topic, `${decoded.left.schema}: ${reason}`)
           }
           const received = new AgvLink.Received(topic, decoded.right)
-          const key = agvKey(identity)
           const link = Registry.unsafeLookup(options.registry, key)[0]
           if (link !== undefined) {
             link.ref.unsafeTell(received)
