@@ -293,11 +293,11 @@ export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetServi
 
   const ttl = (ttlMs: number | undefined) => ttlMs ?? settings.leaseTtlMs
 
-  /** Asks the actor registered as `key`, if it runs and answers within a second. */
+  /** Asks the actor registered as `key`, on its urgent lane (its mailbox may be long), if it runs and answers within a second. */
   const askPart = <A>(key: string, message: (reply: Reply<A>) => unknown): Effect.Effect<A | undefined> => {
     const ref = Registry.unsafeLookup(registry, key)[0]?.ref as ActorRef<unknown> | undefined
     if (ref === undefined) return Effect.succeed(undefined)
-    return ref.ask(message, { timeout: "1 second" }).pipe(Effect.orElseSucceed(() => undefined))
+    return ref.ask(message, { timeout: "1 second", urgent: true }).pipe(Effect.orElseSucceed(() => undefined))
   }
 
   const stats: Effect.Effect<FleetStats> = Effect.gen(function*() {
