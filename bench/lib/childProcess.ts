@@ -13,10 +13,19 @@ export interface Child<In, Out> {
   readonly kill: () => void
 }
 
-/** Forks `script` (with `--expose-gc`, under tsx) with `args`; `first` is its first message when it `greets`. */
+/**
+ * Forks `script` (with `--expose-gc`, under tsx) with `args`; `first` is its first message when it
+ * `greets`. `BENCH_CHILD_ARGS` adds Node options, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+ */
 export const spawnChild = <In, Out>(script: string, args: ReadonlyArray<string>, greets: boolean): Child<In, Out> => {
   const child: ChildProcess = fork(script, [...args], {
-    execArgv: ["--expose-gc", "--max-old-space-size=2048", "--import", "tsx"],
+    execArgv: [
+      "--expose-gc",
+      "--max-old-space-size=2048",
+      "--import",
+      "tsx",
+      ...(process.env.BENCH_CHILD_ARGS?.split(" ").filter((arg) => arg !== "") ?? [])
+    ],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     serialization: "advanced"
   })
