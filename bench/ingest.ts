@@ -306,7 +306,11 @@ const main = async () => {
       },
       service: {
         eventLoopUtilization: round(serviceLoop.active / (serviceLoop.active + serviceLoop.idle), 3),
-        rssMb: during.process.rssMb
+        rssMb: during.process.rssMb,
+        gcPauses: during.process.gc.pauses - before.process.gc.pauses,
+        gcMs: Math.round(during.process.gc.totalMs - before.process.gc.totalMs),
+        gcPausesOver5Ms: during.process.gc.over5Ms - before.process.gc.over5Ms,
+        gcLongestMs: round(during.process.gc.maxMs)
       },
       cpuMs,
       cpuShareOfMachine: round(totalCpuMs / (seconds * 1000 * os.cpus().length), 3)

@@ -4,7 +4,8 @@
  * a temp directory (telemetry logged), HTTP on an ephemeral port of 127.0.0.1.
  *
  * It greets with `{ url }`; `{ op: "stats" }` answers with the fleet's own measurements
- * (`FleetService.stats`), this process' CPU time and event-loop busy and idle time so far; `{ op: "stop" }` shuts the service down gracefully and answers.
+ * (`FleetService.stats`), this process' CPU time, event-loop busy and idle time and
+ * garbage-collection pauses so far; `{ op: "stop" }` shuts the service down gracefully and answers.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -16,7 +17,7 @@ import * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { performance } from "node:perf_hooks"
+import { performance, PerformanceObserver } from "node:perf_hooks"
 import * as ServiceConfig from "../../src/http/ServiceConfig.js"
 import * as Main from "../../src/main.js"
 
@@ -43,6 +44,17 @@ const service = await Effect.runPromise(
 )
 const fleet = Option.getOrThrow(service.fleet)
 
+/** Garbage-collection pauses: how many, how long in all, and how many over 5 ms. */
+const gc = { pauses: 0, totalMs: 0, over5Ms: 0, maxMs: 0 }
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gc.pauses++
+    gc.totalMs += entry.duration
+    if (entry.duration > 5) gc.over5Ms++
+    gc.maxMs = Math.max(gc.maxMs, entry.duration)
+  }
+}).observe({ entryTypes: ["gc"] })
+
 process.on("message", async (message: { op: "stats" } | { op: "stop" }) => {
   if (message.op === "stats") {
     const stats = await Effect.runPromise(fleet.stats)
@@ -53,7 +65,8 @@ process.on("message", async (message: { op: "stats" } | { op: "stop" }) => {
       process: {
         cpuMs: (used.user + used.system) / 1000,
         eventLoop: { active, idle },
-        rssMb: Math.round(process.memoryUsage().rss / 1e6)
+        rssMb: Math.round(process.memoryUsage().rss / 1e6),
+        gc: { ...gc }
       }
     })
   } else {
