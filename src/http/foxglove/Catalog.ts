@@ -7,8 +7,9 @@
  * | `/robots/<id>/events`  | every link event of the robot (`LinkEvent`)  | `robot:<id>`, as the link publishes them      |
  *
  * A robot enters the catalog the first time the fleet's view names it (the fleet never forgets a
- * robot, so channels are never withdrawn). Each `FleetUpdate` and each link event is encoded to
- * JSON once, whatever the number of Foxglove clients. The catalog also keeps the latest state of
+ * robot, so channels are never withdrawn). Each robot's view of a `FleetUpdate` and each link
+ * event is encoded to JSON at most once, whatever the number of Foxglove clients, and only when
+ * one of them is sent it. The catalog also keeps the latest state of
  * each robot, so that a new subscriber sees the robot at once even if it stands still.
  *
  * @since 0.1.0
@@ -83,11 +84,20 @@ const encoder = new TextEncoder()
 
 const encodeKey = "foxglove.json"
 
-/** Per update: each robot's view as JSON bytes, stamped with the time of the first encoding. */
+/** A robot's view, encoded to JSON when a connection first sends it: with no Foxglove client, never. */
+class ViewPayload implements Payload {
+  #bytes: Uint8Array | undefined
+  constructor(readonly timestampNs: bigint, private readonly view: RobotView) {}
+  get bytes(): Uint8Array {
+    return this.#bytes ??= encoder.encode(JSON.stringify(this.view))
+  }
+}
+
+/** Per update: each robot's view as a payload (encoded once, if at all), stamped when the update was first seen. */
 const payloadsOf = (update: Encoded<typeof FleetUpdate.Type>): ObservedUpdate["payloads"] =>
   update.get(encodeKey, (u) => {
     const timestampNs = Wire.nanos(Date.now())
-    return u.robots.map((view) => [view.id, { timestampNs, bytes: encoder.encode(JSON.stringify(view)) }] as const)
+    return u.robots.map((view) => [view.id, new ViewPayload(timestampNs, view)] as const)
   })
 
 const encodedEvents = new WeakMap<object, Payload>()
@@ -156,7 +166,7 @@ export const make = (): Catalog => {
       const added: Array<RobotChannels> = []
       for (const view of views) {
         if (robots.has(view.id)) continue
-        take(view.id, { timestampNs: Wire.nanos(at), bytes: encoder.encode(JSON.stringify(view)) }, added)
+        take(view.id, new ViewPayload(Wire.nanos(at), view), added)
       }
       return added
     }
