@@ -59,7 +59,13 @@ export const startProcess = async (
     })
   )
   let done = false
-  void exited.then(() => (done = true))
+  // A test process that ends without disposing (a timeout, a killed worker) must not leave a service running.
+  const orphanGuard = () => child.kill("SIGKILL")
+  process.once("exit", orphanGuard)
+  void exited.then(() => {
+    done = true
+    process.off("exit", orphanGuard)
+  })
   const logged = (pattern: RegExp, timeoutMs = 20_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const deadline = Date.now() + timeoutMs
