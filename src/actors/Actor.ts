@@ -59,7 +59,10 @@ export interface Placeholder {
   readonly restarts: number
 }
 
-/** A behaviour: the code of an actor. `M` is what it accepts, `S` its state, `R` what its handlers need. */
+/**
+ * A behaviour: the code of an actor. `M` is what it accepts, `S` its state, `R` what its handlers need.
+ * Its functions are called as its methods, so a class instance can be one.
+ */
 export interface Behaviour<M, S = any, R = never> {
   /** Shown by the inspector and in logs. */
   readonly name: string

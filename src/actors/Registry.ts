@@ -26,7 +26,7 @@ import * as Option from "effect/Option"
 import type { Via } from "./Actor.js"
 import { AlreadyRegistered } from "./ActorError.js"
 import type { ActorRef } from "./ActorRef.js"
-import type { ActorCell } from "./internal/cell.js"
+import { type ActorCell, Watch } from "./internal/cell.js"
 
 /** @internal */
 export const TypeId: unique symbol = Symbol.for("fleetvisor/Registry")
@@ -44,16 +44,28 @@ export interface Entry<M, V> {
 export interface Registry<K, M = unknown, V = unknown> {
   readonly [TypeId]: typeof TypeId
   readonly keys: Keys
-  /** @internal */
-  readonly entries: Map<K, Array<EntryImpl<K, M, V>>>
-  /** @internal */
-  readonly byActor: Map<number, Array<EntryImpl<K, M, V>>>
+  /** @internal The entry of each unique key; the entries of each duplicate key, oldest first. */
+  readonly entries: Map<K, EntryImpl<K, M, V> | Array<EntryImpl<K, M, V>>>
 }
 
-/** @internal */
-interface EntryImpl<K, M, V> extends Entry<M, V> {
-  readonly key: K
-  cancel: () => void
+/**
+ * An entry is the watch that removes it when its actor exits; the actor's watches are where
+ * `keysOf` finds an actor's keys.
+ *
+ * @internal
+ */
+class EntryImpl<K, M, V> extends Watch implements Entry<M, V> {
+  constructor(
+    readonly registry: Registry<K, M, V>,
+    readonly key: K,
+    readonly ref: ActorRef<M>,
+    readonly value: V
+  ) {
+    super()
+  }
+  exited(): void {
+    remove(this.registry, this)
+  }
 }
 
 /** Creates a registry. */
@@ -64,9 +76,16 @@ export const make = <K, M = unknown, V = unknown>(options: { readonly keys: Keys
 export const unsafeMake = <K, M = unknown, V = unknown>(options: { readonly keys: Keys }): Registry<K, M, V> => ({
   [TypeId]: TypeId,
   keys: options.keys,
-  entries: new Map(),
-  byActor: new Map()
+  entries: new Map()
 })
+
+const noEntries: ReadonlyArray<never> = []
+
+/** The entries under `key`, oldest first. */
+const entriesOf = <K, M, V>(self: Registry<K, M, V>, key: K): ReadonlyArray<EntryImpl<K, M, V>> => {
+  const found = self.entries.get(key)
+  return found === undefined ? noEntries : Array.isArray(found) ? found : [found]
+}
 
 /** Registers `ref` under `key` now; returns the refusal for a taken unique key or a stopped actor. */
 export const unsafeRegister = <K, M, V>(
@@ -75,37 +94,28 @@ export const unsafeRegister = <K, M, V>(
   ref: ActorRef<M>,
   value?: V
 ): AlreadyRegistered | undefined => {
-  const list = self.entries.get(key)
-  if (list !== undefined && self.keys === "unique") {
-    return new AlreadyRegistered({ key, holder: String(list[0].ref) })
+  const found = self.entries.get(key)
+  if (found !== undefined && self.keys === "unique") {
+    return new AlreadyRegistered({ key, holder: String((found as EntryImpl<K, M, V>).ref) })
   }
   const cell = ref as unknown as ActorCell
-  const entry: EntryImpl<K, M, V> = { key, ref, value: value as V, cancel: noop }
   if (!cell.isAlive()) return undefined
-  if (list === undefined) self.entries.set(key, [entry])
-  else list.push(entry)
-  const mine = self.byActor.get(cell.id)
-  if (mine === undefined) self.byActor.set(cell.id, [entry])
-  else mine.push(entry)
-  entry.cancel = cell.onExit(() => remove(self, entry))
+  const entry = new EntryImpl(self, key, ref, value as V)
+  if (self.keys === "unique") self.entries.set(key, entry)
+  else if (found === undefined) self.entries.set(key, [entry])
+  else (found as Array<EntryImpl<K, M, V>>).push(entry)
+  cell.addWatch(entry)
   return undefined
 }
 
-const noop = () => {}
-
 const remove = <K, M, V>(self: Registry<K, M, V>, entry: EntryImpl<K, M, V>): void => {
-  const list = self.entries.get(entry.key)
-  if (list !== undefined) {
-    const i = list.indexOf(entry)
-    if (i >= 0) list.splice(i, 1)
-    if (list.length === 0) self.entries.delete(entry.key)
-  }
-  const id = entry.ref.id
-  const mine = self.byActor.get(id)
-  if (mine !== undefined) {
-    const i = mine.indexOf(entry)
-    if (i >= 0) mine.splice(i, 1)
-    if (mine.length === 0) self.byActor.delete(id)
+  const found = self.entries.get(entry.key)
+  if (found === entry) {
+    self.entries.delete(entry.key)
+  } else if (Array.isArray(found)) {
+    const i = found.indexOf(entry)
+    if (i >= 0) found.splice(i, 1)
+    if (found.length === 0) self.entries.delete(entry.key)
   }
 }
 
@@ -125,11 +135,9 @@ export const register: {
 /** Removes `ref`'s entries under `key` (every entry of the key when `ref` is omitted). */
 export const unregister = <K, M, V>(self: Registry<K, M, V>, key: K, ref?: ActorRef<M>): Effect.Effect<void> =>
   Effect.sync(() => {
-    const list = self.entries.get(key)
-    if (list === undefined) return
-    for (const entry of [...list]) {
+    for (const entry of [...entriesOf(self, key)]) {
       if (ref === undefined || entry.ref === ref) {
-        entry.cancel()
+        entry.target?.removeWatch(entry)
         remove(self, entry)
       }
     }
@@ -137,7 +145,7 @@ export const unregister = <K, M, V>(self: Registry<K, M, V>, key: K, ref?: Actor
 
 /** The entries under `key` now (at most one for unique keys). */
 export const unsafeLookup = <K, M, V>(self: Registry<K, M, V>, key: K): ReadonlyArray<Entry<M, V>> =>
-  self.entries.get(key) ?? []
+  entriesOf(self, key)
 
 /** The entries under `key`. */
 export const lookup = <K, M, V>(self: Registry<K, M, V>, key: K): Effect.Effect<ReadonlyArray<Entry<M, V>>> =>
@@ -145,11 +153,17 @@ export const lookup = <K, M, V>(self: Registry<K, M, V>, key: K): Effect.Effect<
 
 /** The actor under a unique key. */
 export const whereis = <K, M, V>(self: Registry<K, M, V>, key: K): Effect.Effect<Option.Option<ActorRef<M>>> =>
-  Effect.sync(() => Option.fromNullable(self.entries.get(key)?.[0]?.ref))
+  Effect.sync(() => Option.fromNullable(entriesOf(self, key)[0]?.ref))
 
 /** The keys `ref` is registered under. */
 export const keysOf = <K, M, V>(self: Registry<K, M, V>, ref: ActorRef<M>): Effect.Effect<ReadonlyArray<K>> =>
-  Effect.sync(() => (self.byActor.get(ref.id) ?? []).map((entry) => entry.key))
+  Effect.sync(() => {
+    const keys: Array<K> = []
+    for (let watch = (ref as unknown as ActorCell).watchers; watch !== undefined; watch = watch.wnext) {
+      if (watch instanceof EntryImpl && watch.registry === self) keys.push(watch.key as K)
+    }
+    return keys.reverse()
+  })
 
 /** Calls `f` with the entries under `key`, if any (Elixir's `Registry.dispatch`). */
 export const dispatch = <K, M, V>(
@@ -158,15 +172,15 @@ export const dispatch = <K, M, V>(
   f: (entries: ReadonlyArray<Entry<M, V>>) => void
 ): Effect.Effect<void> =>
   Effect.sync(() => {
-    const list = self.entries.get(key)
-    if (list !== undefined && list.length > 0) f([...list])
+    const list = entriesOf(self, key)
+    if (list.length > 0) f([...list])
   })
 
 /** Sends `message` to every actor under `key`; returns how many accepted it. */
 export const send = <K, M, V>(self: Registry<K, M, V>, key: K, message: M): Effect.Effect<number> =>
   Effect.sync(() => {
     let accepted = 0
-    for (const entry of self.entries.get(key) ?? []) if (entry.ref.unsafeTell(message)) accepted++
+    for (const entry of entriesOf(self, key)) if (entry.ref.unsafeTell(message)) accepted++
     return accepted
   })
 
@@ -175,7 +189,7 @@ export const count = <K, M, V>(self: Registry<K, M, V>): number => self.entries.
 
 /** Every entry, for inspection and invariant checks. */
 export const all = <K, M, V>(self: Registry<K, M, V>): ReadonlyArray<Entry<M, V> & { readonly key: K }> =>
-  [...self.entries.values()].flat()
+  [...self.entries.values()].flat() as Array<EntryImpl<K, M, V>>
 
 /**
  * Names an actor at spawn: it is registered under `key` before its `init` runs,

@@ -64,14 +64,38 @@ export class ActorEnv {
   }
 }
 
-/** One entry of a cell's watchers: an actor monitoring it, or a runtime callback (Registry, PubSub). */
-class Watch implements MonitorRef {
-  constructor(
-    readonly id: number,
-    readonly target: ActorCell,
-    readonly watcher: ActorCell | undefined,
-    readonly callback: ((reason: ExitReason.ExitReason) => void) | undefined
-  ) {}
+/**
+ * Told once when the actor it watches exits: an actor's monitor, a runtime callback (PubSub), a
+ * Registry entry. A cell links its watches in a list through them, so a watch is one object.
+ */
+export abstract class Watch {
+  /** The cell watched, while the watch is in its list. */
+  target: ActorCell | undefined = undefined
+  wprev: Watch | undefined = undefined
+  wnext: Watch | undefined = undefined
+  /** Called once, when `target` exits (at once if it already has). */
+  abstract exited(target: ActorCell, reason: ExitReason.ExitReason): void
+}
+
+/** An actor monitoring another. */
+class Monitor extends Watch implements MonitorRef {
+  constructor(readonly id: number, readonly watcher: ActorCell) {
+    super()
+  }
+  exited(target: ActorCell, reason: ExitReason.ExitReason): void {
+    this.watcher.holding?.delete(this.id)
+    this.watcher.offer(new Down(this, target, reason), true)
+  }
+}
+
+/** A function called on exit. */
+class Callback extends Watch {
+  constructor(readonly f: (reason: ExitReason.ExitReason) => void) {
+    super()
+  }
+  exited(_: ActorCell, reason: ExitReason.ExitReason): void {
+    this.f(reason)
+  }
 }
 
 /**
@@ -149,9 +173,10 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
   urgent: Deque<unknown> | undefined = undefined
   pendingStop: ExitReason.ExitReason | undefined = undefined
   reason: ExitReason.ExitReason | undefined = undefined
-  watchers: Map<number, Watch> | undefined = undefined
+  /** The newest watch of this actor (the others follow through `wnext`). */
+  watchers: Watch | undefined = undefined
   /** Monitors this actor holds on others, removed when it stops. */
-  holding: Map<number, Watch> | undefined = undefined
+  holding: Map<number, Monitor> | undefined = undefined
   links: Set<ActorCell> | undefined = undefined
   asks: ReplyImpl<any, any> | undefined = undefined
   scopeRef: Scope.CloseableScope | undefined = undefined
@@ -220,15 +245,16 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
   }
 
   monitor(target: ActorRef<never>): MonitorRef {
-    const watch = (target as unknown as ActorCell).addWatch(this, undefined)
-    ;(this.holding ??= new Map()).set(watch.id, watch)
+    const watch = new Monitor(this.system.nextMonitorId++, this)
+    ;(target as unknown as ActorCell).addWatch(watch)
+    if (watch.target !== undefined) (this.holding ??= new Map()).set(watch.id, watch)
     return watch
   }
 
   demonitor(ref: MonitorRef): void {
-    const watch = ref as Watch
+    const watch = ref as Monitor
     this.holding?.delete(watch.id)
-    watch.target.watchers?.delete(watch.id)
+    watch.target?.removeWatch(watch)
   }
 
   link(target: ActorRef<never>): void {
@@ -463,7 +489,7 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
     if (init === undefined) return this.started(undefined as S)
     let step: unknown
     try {
-      step = init(this)
+      step = init.call(this.behaviour, this)
     } catch (error) {
       return this.exit(ExitReason.die(error))
     }
@@ -517,7 +543,7 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
       if (terminate === undefined) return this.completeExit(reason)
       let step: unknown
       try {
-        step = terminate(this.state, reason, this)
+        step = terminate.call(this.behaviour, this.state, reason, this)
       } catch (error) {
         return this.completeExit(ExitReason.die(error))
       }
@@ -551,7 +577,7 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
       const runTerminate = terminate === undefined
         ? Effect.void
         : Effect.suspend(() => {
-          const step = terminate(this.state, reason, this)
+          const step = terminate.call(this.behaviour, this.state, reason, this)
           return Effect.isEffect(step) ? step : Effect.void
         }).pipe(
           Effect.catchAllCause((cause) => Effect.sync(() => void (final = ExitReason.failure(cause))))
@@ -605,13 +631,20 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
     }
 
     if (this.holding !== undefined) {
-      for (const watch of this.holding.values()) watch.target.watchers?.delete(watch.id)
+      for (const watch of this.holding.values()) watch.target?.removeWatch(watch)
       this.holding = undefined
     }
-    const watchers = this.watchers
+    // Oldest first: the list holds the newest first.
+    let oldest = this.watchers
     this.watchers = undefined
-    if (watchers !== undefined) {
-      for (const watch of watchers.values()) this.notify(watch, reason)
+    while (oldest?.wnext !== undefined) oldest = oldest.wnext
+    for (let watch = oldest; watch !== undefined;) {
+      watch.target = undefined
+      watch.exited(this, reason)
+      // Read after the call, which may have removed watches not told yet.
+      const newer: Watch | undefined = watch.wprev
+      watch.wprev = watch.wnext = undefined
+      watch = newer
     }
     const links = this.links
     this.links = undefined
@@ -624,13 +657,6 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
     parent?.onLinkedExit(this, reason)
   }
 
-  private notify(watch: Watch, reason: ExitReason.ExitReason): void {
-    if (watch.callback !== undefined) return watch.callback(reason)
-    const watcher = watch.watcher as ActorCell
-    watcher.holding?.delete(watch.id)
-    watcher.offer(new Down(watch, this, reason), true)
-  }
-
   /** A linked actor (or a child) exited: trap it as a signal, or die with it. */
   onLinkedExit(from: ActorCell, reason: ExitReason.ExitReason): void {
     if (this.status >= STOPPING) return
@@ -639,17 +665,28 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
   }
 
   /** Adds a watcher; if the actor is already gone it is told at once. */
-  addWatch(watcher: ActorCell | undefined, callback: ((reason: ExitReason.ExitReason) => void) | undefined): Watch {
-    const watch = new Watch(this.system.nextMonitorId++, this, watcher, callback)
-    if (this.status === STOPPED) this.notify(watch, this.reason as ExitReason.ExitReason)
-    else (this.watchers ??= new Map()).set(watch.id, watch)
-    return watch
+  addWatch(watch: Watch): void {
+    if (this.status === STOPPED) return watch.exited(this, this.reason as ExitReason.ExitReason)
+    watch.target = this
+    watch.wnext = this.watchers
+    if (this.watchers !== undefined) this.watchers.wprev = watch
+    this.watchers = watch
+  }
+
+  /** Removes a watch that has not been told yet. */
+  removeWatch(watch: Watch): void {
+    if (watch.target !== this) return
+    if (this.watchers === watch) this.watchers = watch.wnext
+    if (watch.wprev !== undefined) watch.wprev.wnext = watch.wnext
+    if (watch.wnext !== undefined) watch.wnext.wprev = watch.wprev
+    watch.target = watch.wprev = watch.wnext = undefined
   }
 
   /** Calls `f` once when the actor exits (at once if it has); returns the cancel function. */
   onExit(f: (reason: ExitReason.ExitReason) => void): () => void {
-    const watch = this.addWatch(undefined, f)
-    return () => this.watchers?.delete(watch.id)
+    const watch = new Callback(f)
+    this.addWatch(watch)
+    return () => this.removeWatch(watch)
   }
 
   /** Waits for the exit reason. */

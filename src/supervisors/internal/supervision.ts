@@ -3,11 +3,12 @@ import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
-import type { ActorContext, Placeholder, SpawnOptions } from "../../actors/Actor.js"
+import type { ActorContext, Placeholder, ShutdownPolicy, SpawnOptions, Via } from "../../actors/Actor.js"
 import { AlreadyRegistered } from "../../actors/ActorError.js"
 import type { ActorRef } from "../../actors/ActorRef.js"
 import * as ExitReason from "../../actors/ExitReason.js"
 import type { ActorCell, ActorEnv } from "../../actors/internal/cell.js"
+import type { MailboxOptions } from "../../actors/Mailbox.js"
 import type { ExitSignal, Signal } from "../../actors/Signal.js"
 import * as Backoff from "../Backoff.js"
 import type { ChildInfo, ChildSpec, Restart } from "../ChildSpec.js"
@@ -32,8 +33,15 @@ export const defaultIntensity = (options: {
   periodMillis: Duration.toMillis(options.period ?? Duration.seconds(5))
 })
 
-/** One child position: its spec, its current incarnation, its restart history. */
-export class Slot {
+/**
+ * One child position: its spec, its current incarnation, its restart history. It is also the
+ * spawn options of its child.
+ *
+ * A temporary child is never started again, so its slot keeps nothing that only a restart needs:
+ * not the spec's `via` once the child is registered (it may hold its caller's closures), and
+ * of the spec only what identifies the child.
+ */
+export class Slot implements SpawnOptions {
   cell: ActorCell | undefined = undefined
   restarts = 0
   /** Abnormal exits in a row, for backoff. */
@@ -41,15 +49,22 @@ export class Slot {
   startedAt = 0
   status: "running" | "restarting" | "stopped" = "stopped"
   timer: Fiber.RuntimeFiber<void> | undefined = undefined
-  readonly options: SpawnOptions
-  constructor(readonly spec: ChildSpec, readonly env: ActorEnv) {
-    this.options = {
-      name: spec.id,
-      via: spec.via,
-      mailbox: spec.mailbox,
-      shutdown: spec.shutdown,
-      trapExits: spec.trapExits
-    }
+  readonly spec: ChildSpec
+  readonly name: string
+  via: Via | undefined
+  readonly mailbox: MailboxOptions | undefined
+  readonly shutdown: ShutdownPolicy | undefined
+  readonly trapExits: boolean | undefined
+  constructor(spec: ChildSpec, readonly env: ActorEnv) {
+    this.spec = spec.restart === "temporary" && spec.via !== undefined
+      ? { id: spec.id, behaviour: spec.behaviour, restart: spec.restart }
+      : spec
+    // The child's name in the tree, which outlives `via`.
+    this.name = spec.via?.name ?? spec.id
+    this.via = spec.via
+    this.mailbox = spec.mailbox
+    this.shutdown = spec.shutdown
+    this.trapExits = spec.trapExits
   }
 
   get placeholder(): Placeholder {
@@ -105,11 +120,12 @@ export class Supervision {
 
   /** Starts the slot's child now; returns it (check its status) or the refusal of its name. */
   spawn(slot: Slot): ActorCell | AlreadyRegistered {
-    const cell = this.system.spawnCell(this.self, slot.spec.behaviour, slot.options, slot.env)
+    const cell = this.system.spawnCell(this.self, slot.spec.behaviour, slot, slot.env)
     if (cell instanceof AlreadyRegistered) {
       slot.status = "stopped"
       return cell
     }
+    if (slot.spec.restart === "temporary") slot.via = undefined
     cell.slot = slot
     cell.restarts = slot.restarts
     slot.cell = cell
