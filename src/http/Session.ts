@@ -5,7 +5,7 @@
  * byte: it lives in the actor's scope, is plugged into the `RpcBridge` there, and whatever ends
  * the actor (the peer closing, a network cut caught by the heartbeat, a flood, a crash, the
  * server shutting down) closes it, unplugs its requests and streams, and drops its Registry
- * entry. Nothing else keeps a list of sessions.
+ * entry. Nothing else keeps a list of sessions but the heartbeat, which a session leaves as it ends.
  *
  * Its state is the session's: who it is, the protocol version it speaks, its flood limit
  * (`TokenBucket`) and the frames that limit holds back.
@@ -84,15 +84,16 @@ export interface SessionState {
   readonly clientId: number
   readonly socket: WebSocket
   readonly connection: RpcBridge.Connection
-  readonly bucket: TokenBucket.TokenBucket
-  /** Frames held back by the throttle, oldest first. */
-  readonly held: Array<string | Uint8Array>
+  /** The flood limit, made at the first frame (a full bucket then, as it would be after any idle time). */
+  readonly bucket: TokenBucket.TokenBucket | undefined
+  /** Frames held back by the throttle, oldest first (made when the first one is). */
+  readonly held: Array<string | Uint8Array> | undefined
   /** When the held frames are released. */
-  releaseTimer: ReturnType<typeof setTimeout> | undefined
+  readonly releaseTimer: ReturnType<typeof setTimeout> | undefined
   /** How the socket is closed when the actor stops, unless it is closed already. */
-  close: { code: number; reason: string } | undefined
+  readonly closeWith: { readonly code: number; readonly reason: string } | undefined
   /** Why the session ended, for `fleetvisor_sessions_ended_total`. */
-  ended: string | undefined
+  readonly ended: string | undefined
 }
 
 const closeAndWait = (socket: WebSocket, code: number, reason: string, waitMs: number) =>
@@ -136,190 +137,357 @@ const endedFor = (reason: ExitReason.ExitReason): string => {
   }
 }
 
-const release = (state: SessionState): void => {
-  const frames = state.held.splice(0)
-  for (const frame of frames) state.connection.onFrame(frame)
-  if (state.socket.isPaused) state.socket.resume()
+const goingAway = { code: CloseCode.GoingAway, reason: "Server shutting down" } as const
+const releaseMessage: SessionMessage = { _tag: "Release" }
+const floodedMessage: SessionMessage = { _tag: "Flooded" }
+const heartbeatTimeout: SessionMessage = { _tag: "HeartbeatTimeout" }
+
+/** The property of a `ws` socket that leads its event listeners (shared functions) to its session. */
+const sessionOf = Symbol.for("fleetvisor/http/Session")
+
+interface SessionSocket extends WebSocket {
+  [sessionOf]?: Session
 }
 
-const flooded = (
-  options: SessionOptions,
-  state: SessionState,
-  ctx: Actor.ActorContext<SessionMessage>
-): SessionState => {
-  if (state.ended === "flood") return state
-  options.metrics.rejected("flood")
-  state.ended = "flood"
-  const { burst, perSecond } = options.limits.rateLimit
-  state.close = {
-    code: CloseCode.PolicyViolation,
-    reason: CloseCode.reason(`Too many frames: the limit is ${perSecond}/s with bursts of ${burst}`)
+function onMessage(this: SessionSocket, data: Buffer, isBinary: boolean): void {
+  const session = this[sessionOf]!
+  const traffic = session.metrics.traffic
+  traffic.framesIn++
+  traffic.bytesIn += data.length
+  // A full mailbox means the client sends far beyond its throttle: a flood.
+  if (!session.owner.unsafeTell({ _tag: "Frame", data: isBinary ? data : data.toString("utf8") })) {
+    session.owner.unsafeTellUrgent(floodedMessage)
   }
-  ctx.stop(ExitReason.normal)
-  return state
 }
+
+function onClose(this: SessionSocket, code: number): void {
+  this[sessionOf]!.owner.unsafeTellUrgent({ _tag: "SocketClosed", code })
+}
+
+function onError(this: SessionSocket, error: Error & { code?: string }): void {
+  const session = this[sessionOf]!
+  if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+    session.metrics.rejected("too_big")
+    session.ended = "too_big"
+  } else session.ended ??= "protocol_error"
+}
+
+function onPong(this: SessionSocket): void {
+  this[sessionOf]!.pingRound = 0
+}
+
+/** Sessions pinged before the round yields to the event loop: a ping is a system call. */
+const pingsPerSlice = 256
 
 /**
- * The behaviour of one session.
- *
- * Its functions are methods, and its finalizers go straight to the scope: tens of thousands of
- * idle sessions are mostly these objects. (Under tsx, esbuild's `keepNames` gives every arrow
- * function with an inferred name its own property table; methods keep their names for free.
- * `Effect.addFinalizer` and `acquireRelease` keep a copy of the fiber's refs per finalizer,
- * which these plain finalizers do not need.)
+ * The pings of every session with the same limits, on one timer: every interval each session
+ * whose last ping was answered is pinged (in slices, so ten thousand sessions never hold the
+ * event loop for long), and `timeout` later every session whose ping is still unanswered is told
+ * `HeartbeatTimeout`. The timer runs while there are sessions.
  */
-export const make = (options: SessionOptions): Actor.Behaviour<SessionMessage, SessionState> => {
-  return {
-    name: "session",
-    // Closing waits at most a second for the peer's close frame.
-    shutdown: "3 seconds",
-    init(ctx): Effect.Effect<SessionState, Error, Scope.Scope> {
-      return Effect.gen(function*() {
-        const { limits, metrics } = options
-        const scope = yield* Effect.scope
-        let state: SessionState | undefined
-        const socket = yield* Effect.uninterruptible(Effect.tap(Effect.suspend(options.upgrade), (socket) =>
-          Scope.addFinalizer(
-            scope,
-            Effect.suspend(() => {
-              const close = state?.close ?? { code: CloseCode.GoingAway, reason: "Server shutting down" }
-              return closeAndWait(socket, close.code, close.reason, 1000)
-            })
-          )))
-        const connection = yield* options.bridge.connect({
-          wire: options.subprotocol.wire,
-          // `concat` allocates the exact length; a spread leaves room to grow in every session.
-          headers: ([
-            ["x-session-id", options.id],
-            ["x-remote-address", options.who.address]
-          ] as Array<readonly [string, string]>).concat(options.headers),
-          send(frame) {
-            if (socket.readyState !== socket.OPEN) return metrics.dropped("closed")
-            if (socket.bufferedAmount > limits.maxBufferedBytes) {
-              metrics.dropped("slow_consumer")
-              if (state !== undefined) state.ended = "slow_consumer"
-              return socket.close(CloseCode.PolicyViolation, "Too slow: frames are queued faster than you read them")
-            }
-            metrics.traffic.framesOut++
-            metrics.traffic.bytesOut += typeof frame === "string" ? Buffer.byteLength(frame) : frame.length
-            socket.send(frame)
-          },
-          close(code, reason) {
-            socket.close(code, reason)
-          }
-        })
-        options.clients.set(connection.clientId, { owner: ctx.self, socket })
-        state = {
-          id: options.id,
-          who: options.who,
-          protocol: options.subprotocol.name,
-          connectedAt: Date.now(),
-          clientId: connection.clientId,
-          socket,
-          connection,
-          bucket: TokenBucket.make(limits.rateLimit, Date.now()),
-          held: [],
-          releaseTimer: undefined,
-          close: undefined,
-          ended: undefined
-        }
+class Heartbeat {
+  private first: Session | undefined = undefined
+  /** The next session the current round pings. */
+  private cursor: Session | undefined = undefined
+  private round = 0
+  private pinger: ReturnType<typeof setInterval> | undefined = undefined
+  /** The checks of the rounds not yet checked, oldest first. */
+  private readonly checks: Array<ReturnType<typeof setTimeout>> = []
 
-        const self = ctx.self
-        socket.on("message", (data: Buffer, isBinary) => {
-          metrics.traffic.framesIn++
-          metrics.traffic.bytesIn += data.length
-          // A full mailbox means the client sends far beyond its throttle: a flood.
-          if (!self.unsafeTell({ _tag: "Frame", data: isBinary ? data : data.toString("utf8") })) {
-            self.unsafeTellUrgent({ _tag: "Flooded" })
-          }
-        })
-        socket.once("close", (code) => self.unsafeTellUrgent({ _tag: "SocketClosed", code }))
-        socket.on("error", (error: Error & { code?: string }) => {
-          if (error.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
-            metrics.rejected("too_big")
-            if (state !== undefined) state.ended = "too_big"
-          } else if (state !== undefined) state.ended ??= "protocol_error"
-        })
+  constructor(readonly intervalMs: number, readonly timeoutMs: number) {}
 
-        let pongTimer: ReturnType<typeof setTimeout> | undefined
-        socket.on("pong", () => {
-          clearTimeout(pongTimer)
-          pongTimer = undefined
-        })
-        const pinger = setInterval(() => {
-          if (socket.readyState !== socket.OPEN || pongTimer !== undefined) return
-          socket.ping()
-          pongTimer = setTimeout(() => self.unsafeTellUrgent({ _tag: "HeartbeatTimeout" }), limits.heartbeatTimeoutMs)
-        }, limits.heartbeatIntervalMs)
-        yield* Scope.addFinalizer(
-          scope,
-          Effect.sync(() => {
-            options.clients.delete(connection.clientId)
-            clearInterval(pinger)
-            clearTimeout(pongTimer)
-            clearTimeout(state?.releaseTimer)
-          })
-        )
-        return state
-      })
-    },
+  join(session: Session): void {
+    session.nextBeat = this.first
+    if (this.first !== undefined) this.first.prevBeat = session
+    this.first = session
+    this.pinger ??= setInterval(() => this.ping(), this.intervalMs)
+  }
 
-    receive(state, message, ctx) {
-      switch (message._tag) {
-        case "Frame": {
-          const verdict = state.bucket.take(Date.now())
-          if (verdict._tag === "Accept" && state.held.length === 0) {
-            state.connection.onFrame(message.data)
-            return state
-          }
-          if (verdict._tag === "Flood") return flooded(options, state, ctx)
-          state.held.push(message.data)
-          if (verdict._tag === "Throttle") options.metrics.rejected("throttled")
-          if (!state.socket.isPaused) {
-            state.socket.pause()
-            const self = ctx.self
-            state.releaseTimer = setTimeout(() => self.unsafeTellUrgent({ _tag: "Release" }), state.bucket.delayMs(Date.now()))
-          }
-          return state
-        }
-        case "Flooded":
-          return flooded(options, state, ctx)
-        case "Release": {
-          const wait = state.bucket.delayMs(Date.now())
-          if (wait > 0) {
-            const self = ctx.self
-            state.releaseTimer = setTimeout(() => self.unsafeTellUrgent({ _tag: "Release" }), wait)
-          } else {
-            release(state)
-          }
-          return state
-        }
-        case "SocketClosed":
-          state.ended ??= "closed"
-          ctx.stop(ExitReason.normal)
-          return state
-        case "HeartbeatTimeout":
-          state.ended = "heartbeat"
-          state.socket.terminate()
-          ctx.stop(ExitReason.shutdown("heartbeat timeout"))
-          return state
-        case "GoAway":
-          state.close = { code: CloseCode.GoingAway, reason: "Server shutting down" }
-          ctx.stop(ExitReason.shutdown("server shutting down"))
-          return state
-      }
-    },
+  leave(session: Session): void {
+    if (this.cursor === session) this.cursor = session.nextBeat
+    if (session.prevBeat !== undefined) session.prevBeat.nextBeat = session.nextBeat
+    else if (this.first === session) this.first = session.nextBeat
+    else return
+    if (session.nextBeat !== undefined) session.nextBeat.prevBeat = session.prevBeat
+    session.prevBeat = session.nextBeat = undefined
+    if (this.first === undefined) {
+      clearInterval(this.pinger)
+      this.pinger = undefined
+      for (const check of this.checks.splice(0)) clearTimeout(check)
+    }
+  }
 
-    terminate(state, reason) {
-      state.close ??= closeFor(reason)
-      const ended = state.ended ?? endedFor(reason)
-      options.metrics.sessionEnded(ended)
-      return Effect.annotateLogs(Effect.logDebug("session ended"), {
-        session: state.id,
-        address: state.who.address,
-        reason: ended,
-        seconds: Math.round((Date.now() - state.connectedAt) / 1000)
-      })
+  private ping(): void {
+    const round = ++this.round
+    this.cursor = this.first
+    this.pingSlice(round)
+    this.checks.push(setTimeout(() => this.check(round), this.timeoutMs))
+  }
+
+  private pingSlice(round: number): void {
+    if (round !== this.round) return
+    for (let pinged = 0; this.cursor !== undefined && pinged < pingsPerSlice; pinged++) {
+      const session = this.cursor
+      this.cursor = session.nextBeat
+      const socket = session.socket
+      if (session.pingRound !== 0 || socket.readyState !== socket.OPEN) continue
+      session.pingRound = round
+      socket.ping()
+    }
+    if (this.cursor !== undefined) setImmediate(() => this.pingSlice(round))
+  }
+
+  private check(round: number): void {
+    this.checks.shift()
+    for (let session = this.first; session !== undefined; session = session.nextBeat) {
+      if (session.pingRound === 0 || session.pingRound > round) continue
+      session.pingRound = 0
+      session.owner.unsafeTellUrgent(heartbeatTimeout)
     }
   }
 }
+
+/** The heartbeat of each set of limits (one per gateway). */
+const heartbeats = new WeakMap<SessionLimits, Heartbeat>()
+
+const heartbeatOf = (limits: SessionLimits): Heartbeat => {
+  let heartbeat = heartbeats.get(limits)
+  if (heartbeat === undefined) {
+    heartbeat = new Heartbeat(limits.heartbeatIntervalMs, limits.heartbeatTimeoutMs)
+    heartbeats.set(limits, heartbeat)
+  }
+  return heartbeat
+}
+
+/**
+ * One session: the actor's behaviour, and, once `init` has upgraded the socket, its state too
+ * (a behaviour made for one socket, whose handshake it completes once). It is also the client
+ * that RPC handlers find and the bridge's view of the socket (`send`, `close`), so that tens of
+ * thousands of idle sessions are mostly one object each: the socket's listeners are functions
+ * shared by all sessions, and whatever an idle session never uses (its flood limit, the frames
+ * held back, the headers of its requests) is made when first needed.
+ */
+export class Session implements Actor.Behaviour<SessionMessage, Session>, SessionState, SessionClient, RpcBridge.ConnectOptions {
+  readonly id: string
+  readonly who: SessionState["who"]
+  readonly subprotocol: Subprotocol.Subprotocol
+  readonly bridge: RpcBridge.RpcBridge["Type"]
+  readonly metrics: GatewayMetrics
+  readonly limits: SessionLimits
+  readonly clients: Map<number, SessionClient>
+  readonly extraHeaders: ReadonlyArray<readonly [string, string]>
+  /** Cleared once called: the handshake's inputs are not kept. */
+  private upgrade: SessionOptions["upgrade"] | undefined
+  owner: SessionClient["owner"] = undefined as unknown as SessionClient["owner"]
+  socket: SessionSocket = undefined as unknown as SessionSocket
+  connection: RpcBridge.Connection = undefined as unknown as RpcBridge.Connection
+  connectedAt = 0
+  bucket: TokenBucket.TokenBucket | undefined = undefined
+  held: Array<string | Uint8Array> | undefined = undefined
+  releaseTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  closeWith: { readonly code: number; readonly reason: string } | undefined = undefined
+  ended: string | undefined = undefined
+  private requestHeaders: ReadonlyArray<readonly [string, string]> | undefined = undefined
+  /** The heartbeat round of the unanswered ping, 0 when none is. */
+  pingRound = 0
+  prevBeat: Session | undefined = undefined
+  nextBeat: Session | undefined = undefined
+
+  constructor(options: SessionOptions) {
+    this.id = options.id
+    this.who = options.who
+    this.subprotocol = options.subprotocol
+    this.bridge = options.bridge
+    this.metrics = options.metrics
+    this.limits = options.limits
+    this.clients = options.clients
+    this.extraHeaders = options.headers
+    this.upgrade = options.upgrade
+  }
+
+  get name(): string {
+    return "session"
+  }
+
+  /** Closing waits at most a second for the peer's close frame. */
+  get shutdown(): Actor.ShutdownPolicy {
+    return "3 seconds"
+  }
+
+  get protocol(): string {
+    return this.subprotocol.name
+  }
+
+  get clientId(): number {
+    return this.connection === undefined ? -1 : this.connection.clientId
+  }
+
+  // RpcBridge.ConnectOptions
+
+  get wire(): Subprotocol.WireFormat {
+    return this.subprotocol.wire
+  }
+
+  get headers(): ReadonlyArray<readonly [string, string]> {
+    return (this.requestHeaders ??= ([
+      ["x-session-id", this.id],
+      ["x-remote-address", this.who.address]
+    ] as Array<readonly [string, string]>).concat(this.extraHeaders))
+  }
+
+  send(frame: string | Uint8Array): void {
+    const socket = this.socket
+    if (socket.readyState !== socket.OPEN) return this.metrics.dropped("closed")
+    if (socket.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.metrics.dropped("slow_consumer")
+      this.ended = "slow_consumer"
+      return socket.close(CloseCode.PolicyViolation, "Too slow: frames are queued faster than you read them")
+    }
+    const traffic = this.metrics.traffic
+    traffic.framesOut++
+    traffic.bytesOut += typeof frame === "string" ? Buffer.byteLength(frame) : frame.length
+    socket.send(frame)
+  }
+
+  close(code: number, reason: string): void {
+    this.socket.close(code, reason)
+  }
+
+  // Actor.Behaviour
+
+  init(ctx: Actor.ActorContext<SessionMessage>): Effect.Effect<Session, Error, Scope.Scope> {
+    const upgrade = this.upgrade
+    this.upgrade = undefined
+    if (upgrade === undefined) return Effect.fail(new Error("a session's handshake is completed once"))
+    this.owner = ctx.self
+    return Effect.flatMap(Effect.scope, (scope) =>
+      Effect.uninterruptible(Effect.flatMap(upgrade(), (socket) => {
+        this.socket = socket
+        this.socket[sessionOf] = this
+        // The one finalizer of the session undoes whatever part of what follows was done.
+        return Effect.zipRight(
+          Scope.addFinalizerExit(scope, finalizerOf(this)),
+          Effect.map(this.bridge.connectUnscoped(this), (connection) => this.connected(connection))
+        )
+      })))
+  }
+
+  receive(state: Session, message: SessionMessage, ctx: Actor.ActorContext<SessionMessage>): Session {
+    switch (message._tag) {
+      case "Frame": {
+        const now = Date.now()
+        const bucket = (state.bucket ??= TokenBucket.make(state.limits.rateLimit, now))
+        const verdict = bucket.take(now)
+        if (verdict._tag === "Accept" && (state.held === undefined || state.held.length === 0)) {
+          state.connection.onFrame(message.data)
+          return state
+        }
+        if (verdict._tag === "Flood") return state.flooded(ctx)
+        ;(state.held ??= []).push(message.data)
+        if (verdict._tag === "Throttle") state.metrics.rejected("throttled")
+        if (!state.socket.isPaused) {
+          state.socket.pause()
+          state.releaseLater(ctx, bucket.delayMs(now))
+        }
+        return state
+      }
+      case "Flooded":
+        return state.flooded(ctx)
+      case "Release": {
+        const wait = state.bucket!.delayMs(Date.now())
+        if (wait > 0) state.releaseLater(ctx, wait)
+        else state.releaseHeld()
+        return state
+      }
+      case "SocketClosed":
+        state.ended ??= "closed"
+        ctx.stop(ExitReason.normal)
+        return state
+      case "HeartbeatTimeout":
+        state.ended = "heartbeat"
+        state.socket.terminate()
+        ctx.stop(ExitReason.shutdown("heartbeat timeout"))
+        return state
+      case "GoAway":
+        state.closeWith = goingAway
+        ctx.stop(ExitReason.shutdown("server shutting down"))
+        return state
+    }
+  }
+
+  terminate(state: Session, reason: ExitReason.ExitReason) {
+    state.closeWith ??= closeFor(reason)
+    const ended = state.ended ?? endedFor(reason)
+    state.metrics.sessionEnded(ended)
+    return Effect.annotateLogs(Effect.logDebug("session ended"), {
+      session: state.id,
+      address: state.who.address,
+      reason: ended,
+      seconds: Math.round((Date.now() - state.connectedAt) / 1000)
+    })
+  }
+
+  private connected(connection: RpcBridge.Connection): Session {
+    const socket = this.socket
+    this.connection = connection
+    this.connectedAt = Date.now()
+    this.clients.set(connection.clientId, this)
+    socket.on("message", onMessage)
+    socket.on("close", onClose)
+    socket.on("error", onError)
+    socket.on("pong", onPong)
+    heartbeatOf(this.limits).join(this)
+    return this
+  }
+
+  private releaseLater(ctx: Actor.ActorContext<SessionMessage>, delayMs: number): void {
+    const self = ctx.self
+    this.releaseTimer = setTimeout(() => self.unsafeTellUrgent(releaseMessage), delayMs)
+  }
+
+  private releaseHeld(): void {
+    const connection = this.connection
+    for (const frame of this.held?.splice(0) ?? []) connection.onFrame(frame)
+    if (this.socket.isPaused) this.socket.resume()
+  }
+
+  private flooded(ctx: Actor.ActorContext<SessionMessage>): Session {
+    if (this.ended === "flood") return this
+    this.metrics.rejected("flood")
+    this.ended = "flood"
+    const { burst, perSecond } = this.limits.rateLimit
+    this.closeWith = {
+      code: CloseCode.PolicyViolation,
+      reason: CloseCode.reason(`Too many frames: the limit is ${perSecond}/s with bursts of ${burst}`)
+    }
+    ctx.stop(ExitReason.normal)
+    return this
+  }
+
+  /** Undoes `init`: leaves the heartbeat and the client table, unplugs the bridge, closes the socket. */
+  release(): Effect.Effect<void> {
+    const socket = this.socket
+    heartbeatOf(this.limits).leave(this)
+    clearTimeout(this.releaseTimer)
+    const connection = this.connection
+    const close = this.closeWith ?? goingAway
+    const closeSocket = socket === undefined ? Effect.void : closeAndWait(socket, close.code, close.reason, 1000)
+    if (connection === undefined) return closeSocket
+    this.clients.delete(connection.clientId)
+    return Effect.zipRight(connection.disconnect, closeSocket)
+  }
+}
+
+/** The finalizer of a session's scope (made here, so that it keeps the session and nothing else). */
+const finalizerOf = (session: Session) => () => session.release()
+
+/**
+ * The behaviour of one session, for one socket.
+ *
+ * Its functions are methods and its one finalizer goes straight to the scope: tens of thousands
+ * of idle sessions are mostly these objects. (Under tsx, esbuild's `keepNames` gives every arrow
+ * function with an inferred name its own property table; methods keep their names for free.
+ * `Effect.addFinalizer` and `acquireRelease` keep a copy of the fiber's refs per finalizer,
+ * which this plain finalizer does not need.)
+ */
+export const make = (options: SessionOptions): Actor.Behaviour<SessionMessage, Session> => new Session(options)

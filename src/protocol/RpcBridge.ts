@@ -55,7 +55,10 @@ export interface ConnectOptions {
   readonly send: (frame: string | Uint8Array) => void
   /** Closes the socket with a close code and reason. */
   readonly close: (code: number, reason: string) => void
-  /** Headers every request of this socket carries, e.g. the authenticated user. They override the client's. */
+  /**
+   * Headers every request of this socket carries, e.g. the authenticated user. They override the
+   * client's. Read at each request (a getter may make them at the first).
+   */
   readonly headers?: ReadonlyArray<readonly [string, string]> | undefined
 }
 
@@ -89,25 +92,56 @@ export interface Options {
 
 /** The bridge of a node. */
 export class RpcBridge extends Context.Tag("fleetvisor/protocol/RpcBridge")<RpcBridge, {
-  /** Plugs a socket in; it is unplugged when the scope closes. */
+  /**
+   * Plugs a socket in; it is unplugged when the scope closes. `send` and `close` are called as
+   * methods of `options`, which the bridge keeps while the socket is plugged in.
+   */
   readonly connect: (options: ConnectOptions) => Effect.Effect<Connection, never, Scope.Scope>
+  /** Plugs a socket in until its `disconnect` runs, for a caller whose own release runs it. */
+  readonly connectUnscoped: (options: ConnectOptions) => Effect.Effect<Connection>
   /** Writes a shared frame as a chunk of a direct stream; `false` if that stream is not open. */
   readonly writeChunk: (clientId: number, requestId: string, frame: SharedFrame.SharedFrame) => boolean
 }>() {}
 
-interface Client {
-  readonly id: number
+/** What a client's `Connection` calls back into. */
+interface Plugs {
+  readonly receive: (client: Client, frame: string | Uint8Array) => void
+  readonly disconnect: (client: Client) => void
+}
+
+/** One socket plugged in; it is its own `Connection`, so that an idle socket costs one object. */
+class Client implements Connection {
   readonly codec: WireCodec.WireCodec
-  readonly options: ConnectOptions
-  readonly headers: ReadonlyArray<readonly [string, string]>
-  /** The context and fiber refs of the fiber that connected the socket: its intake fiber and its handlers run with them. */
-  readonly context: Context.Context<never>
-  readonly fiberRefs: FiberRefs.FiberRefs
   /** Messages for RpcServer, and the fiber that hands them over: both made at the first message, so an idle socket costs neither. */
-  inbox: Mailbox.Mailbox<FromClientEncoded> | undefined
+  inbox: Mailbox.Mailbox<FromClientEncoded> | undefined = undefined
   /** Request ids of this client's open direct streams. */
-  directStreams: Set<string> | undefined
-  connected: boolean
+  directStreams: Set<string> | undefined = undefined
+  connected = true
+  constructor(
+    readonly id: number,
+    readonly options: ConnectOptions,
+    /**
+     * The context (less its `Scope`) and fiber refs of the fiber that connected the socket: its
+     * intake fiber and its handlers run with them.
+     */
+    readonly context: Context.Context<never>,
+    readonly fiberRefs: FiberRefs.FiberRefs,
+    private readonly plugs: Plugs
+  ) {
+    this.codec = WireCodec.of(options.wire)
+  }
+
+  get clientId(): number {
+    return this.id
+  }
+
+  onFrame(frame: string | Uint8Array): void {
+    this.plugs.receive(this, frame)
+  }
+
+  get disconnect(): Effect.Effect<void> {
+    return Effect.sync(() => this.plugs.disconnect(this))
+  }
 }
 
 interface CurrentRequest {
@@ -146,6 +180,13 @@ const sameValues = (a: FiberRefs.FiberRefs, b: FiberRefs.FiberRefs): boolean => 
     // The context is the runtime's own, not the refs'.
     if (ref !== FiberRef.currentContext && FiberRefs.getOrDefault(a, ref) !== FiberRefs.getOrDefault(b, ref)) return false
   }
+  return true
+}
+
+/** Whether two contexts hold the same services. */
+const sameServices = (a: Context.Context<never>, b: Context.Context<never>): boolean => {
+  if (a.unsafeMap.size !== b.unsafeMap.size) return false
+  for (const [key, service] of a.unsafeMap) if (b.unsafeMap.get(key) !== service) return false
   return true
 }
 
@@ -301,7 +342,7 @@ export const make = <Rpcs extends Rpc.Any>(
         }
         inboxOf(client).unsafeOffer({
           ...message,
-          headers: [...message.headers, ...(client.headers as ReadonlyArray<[string, string]>)]
+          headers: [...message.headers, ...(client.options.headers ?? []) as ReadonlyArray<[string, string]>]
         })
       }
     }
@@ -324,11 +365,18 @@ export const make = <Rpcs extends Rpc.Any>(
         }
       })
 
-    // Sockets connected from alike fibers (every session's `init`) share one copy of their fiber refs.
+    // Sockets connected from alike fibers (every session's `init`) share one copy of their fiber
+    // refs, and one of their context without its `Scope` (each session's own).
     let lastFiberRefs: FiberRefs.FiberRefs | undefined
     const sharedFiberRefs = (fiberRefs: FiberRefs.FiberRefs): FiberRefs.FiberRefs => {
       if (lastFiberRefs === undefined || !sameValues(lastFiberRefs, fiberRefs)) lastFiberRefs = fiberRefs
       return lastFiberRefs
+    }
+    let lastContext: Context.Context<never> | undefined
+    const sharedContext = (context: Context.Context<never>): Context.Context<never> => {
+      const unscoped = context.unsafeMap.has(Scope.Scope.key) ? Context.omit(Scope.Scope)(context) : context
+      if (lastContext === undefined || !sameServices(lastContext, unscoped)) lastContext = unscoped
+      return lastContext
     }
 
     /** The client's inbox, made with its intake fiber (as `FiberMap.run` would fork it) at the first message. */
@@ -345,37 +393,32 @@ export const make = <Rpcs extends Rpc.Any>(
       return inbox
     }
 
+    const plugs: Plugs = { receive, disconnect }
+    const connectUnscoped = (connectOptions: ConnectOptions): Effect.Effect<Connection> =>
+      Effect.withFiberRuntime<Connection>((fiber) => {
+        const client = new Client(
+          nextClientId++,
+          connectOptions,
+          sharedContext(fiber.currentContext as Context.Context<never>),
+          sharedFiberRefs(fiber.getFiberRefs()),
+          plugs
+        )
+        clients.set(client.id, client)
+        return Effect.succeed(client)
+      })
+
     // The release is added to the scope directly: `acquireRelease` would keep a copy of the
     // fiber's refs per socket, which `disconnect` does not need.
     const connect = (connectOptions: ConnectOptions): Effect.Effect<Connection, never, Scope.Scope> =>
       Effect.uninterruptible(Effect.flatMap(
         Effect.scope,
-        (scope) => Effect.withFiberRuntime<Connection>((fiber) => {
-          const client: Client = {
-            id: nextClientId++,
-            codec: WireCodec.of(connectOptions.wire),
-            options: connectOptions,
-            headers: connectOptions.headers ?? [],
-            context: fiber.currentContext as Context.Context<never>,
-            fiberRefs: sharedFiberRefs(fiber.getFiberRefs()),
-            inbox: undefined,
-            directStreams: undefined,
-            connected: true
-          }
-          clients.set(client.id, client)
-          const connection: Connection = {
-            clientId: client.id,
-            onFrame(frame) {
-              receive(client, frame)
-            },
-            disconnect: Effect.sync(() => disconnect(client))
-          }
-          return Effect.as(Scope.addFinalizer(scope, connection.disconnect), connection)
-        })
+        (scope) =>
+          Effect.tap(connectUnscoped(connectOptions), (connection) => Scope.addFinalizer(scope, connection.disconnect))
       ))
 
     return RpcBridge.of({
       connect,
+      connectUnscoped,
       writeChunk: (clientId, requestId, frame) => {
         const client = clients.get(clientId)
         return client !== undefined && writeChunk(client, requestId, frame)

@@ -58,25 +58,29 @@ const msgpackTail = (values: ReadonlyArray<unknown>): Uint8Array => {
 }
 
 // Clients number their requests from 1, so the subscribers of one stream share a few request
-// ids: the frame of each (wire, id) is built once, for at most this many ids per shared frame.
+// ids: the frame of each (wire, id) is built once, for at most this many ids per wire format.
+// (Keyed by the id itself: a key made per delivery would cost an allocation and a hash each.)
 const maxFramesPerShared = 64
 
 class EncodedOnce implements SharedFrame {
   private json: string | undefined
   private msgpack: Uint8Array | undefined
-  private frames: Map<string, string | Uint8Array> | undefined
+  /** The frames built, by request id, for each wire format. */
+  private jsonFrames: Map<string, string> | undefined
+  private msgpackFrames: Map<string, Uint8Array> | undefined
   constructor(readonly values: NonEmptyReadonlyArray<unknown>) {}
   tail(wire: WireFormat): string | Uint8Array {
     if (wire === "json") return this.json ??= `,"values":${WireCodec.json.encode(this.values)}}`
     return this.msgpack ??= msgpackTail(this.values)
   }
   frame(wire: WireFormat, requestId: string): string | Uint8Array {
-    const key = wire === "json" ? requestId : `#${requestId}`
-    const frames = this.frames ??= new Map()
-    let frame = frames.get(key)
+    const frames: Map<string, string | Uint8Array> = wire === "json"
+      ? this.jsonFrames ??= new Map()
+      : this.msgpackFrames ??= new Map()
+    let frame = frames.get(requestId)
     if (frame === undefined) {
       frame = buildFrame(this, wire, requestId)
-      if (frames.size < maxFramesPerShared) frames.set(key, frame)
+      if (frames.size < maxFramesPerShared) frames.set(requestId, frame)
     }
     return frame
   }
