@@ -123,6 +123,34 @@ describe("Actor", () => {
       expect(seen[10_000]).toBe("telemetry 9999")
     }))
 
+  it.scoped("an actor given urgent mail runs before a thousand busy actors ahead of it", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const log: Array<string> = []
+      const recorder = (name: string) =>
+        system.spawn(
+          Actor.make({
+            name,
+            receive: (s: undefined, msg: string) => {
+              log.push(`${name}: ${msg}`)
+              return s
+            }
+          }),
+          { name }
+        )
+      const busy: Array<ActorRef.ActorRef<string>> = []
+      for (let i = 0; i < 1_000; i++) busy.push(yield* recorder(`robot-${i}`))
+      const link = yield* recorder("link")
+      // One synchronous burst, as a socket's data event delivers it: every actor is ready, in order.
+      for (const ref of busy) for (let n = 0; n < 5; n++) ref.unsafeTell(`telemetry ${n}`)
+      link.unsafeTell("telemetry 0")
+      link.unsafeTellUrgent("EMERGENCY STOP")
+      yield* TestKit.awaitUntil(Effect.sync(() => log.length === 5_002))
+      expect(log[0]).toBe("link: EMERGENCY STOP")
+      expect(log.indexOf("link: telemetry 0")).toBe(1)
+      expect(log[2]).toBe("robot-0: telemetry 0")
+    }))
+
   it.scoped("an Effect handler keeps the actor busy; mail waits for it", () =>
     Effect.gen(function*() {
       const system = yield* TestKit.system()

@@ -373,6 +373,11 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
     }
     if (urgent) {
       ;(this.urgent ??= new Deque()).push(message)
+      if ((this.flags & SUSPENDED) === 0 && this.status === RUNNING && this.busy === undefined) {
+        this.flags |= SCHEDULED
+        this.system.dispatcher.scheduleUrgent(this)
+        return OFFER_OK
+      }
     } else {
       const lane = (this.normal ??= new Deque())
       if (lane.length >= this.capacity) {
@@ -463,7 +468,8 @@ export class ActorCell<M = any, S = any> implements ActorRef<M>, ActorContext<M>
       this.settleFiber(exit, after)
       if (this.status === RUNNING && this.mailboxSize > 0 && (this.flags & (SCHEDULED | SUSPENDED)) === 0) {
         this.flags |= SCHEDULED
-        this.system.dispatcher.schedule(this)
+        if (this.urgent !== undefined && this.urgent.length > 0) this.system.dispatcher.scheduleUrgent(this)
+        else this.system.dispatcher.schedule(this)
       }
     })
   }

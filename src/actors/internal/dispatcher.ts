@@ -20,17 +20,32 @@ const sliceMillis = 1
  * a flush runs queued actors round-robin on a microtask, each for at most
  * `throughput` messages, and after `sliceMillis` continues on `setImmediate`
  * so sockets and timers are never starved by busy actors (Erlang's reductions,
- * measured in time). An idle actor costs
+ * measured in time). Actors given urgent mail run first. An idle actor costs
  * nothing here: no fiber, no timer.
  *
  * @internal
  */
 export class Dispatcher {
   private readonly ready = new Deque<Runnable>(64)
+  /** Actors given urgent mail: they run before the others. */
+  private readonly urgent = new Deque<Runnable>(8)
   private pending = false
 
   schedule(runnable: Runnable): void {
     this.ready.push(runnable)
+    this.wake()
+  }
+
+  /**
+   * Schedules an actor that was given urgent mail ahead of every other ready actor. It may then
+   * also be in the ordinary queue; its turn there finds its mailbox as it is by then.
+   */
+  scheduleUrgent(runnable: Runnable): void {
+    this.urgent.push(runnable)
+    this.wake()
+  }
+
+  private wake(): void {
     if (!this.pending) {
       this.pending = true
       queueMicrotask(this.flush)
@@ -39,8 +54,8 @@ export class Dispatcher {
 
   private readonly flush = (): void => {
     const start = performance.now()
-    while (this.ready.length > 0) {
-      ;(this.ready.shift() as Runnable).run(throughput)
+    while (this.urgent.length > 0 || this.ready.length > 0) {
+      ;((this.urgent.length > 0 ? this.urgent : this.ready).shift() as Runnable).run(throughput)
       if (performance.now() - start > sliceMillis) {
         setImmediate(this.flush)
         return
