@@ -18,6 +18,7 @@ import type { WebSocket } from "ws"
 import type * as Actor from "../actors/Actor.js"
 import * as ExitReason from "../actors/ExitReason.js"
 import * as CloseCode from "../protocol/CloseCode.js"
+import * as Priority from "../protocol/Priority.js"
 import type * as RpcBridge from "../protocol/RpcBridge.js"
 import type * as Subprotocol from "../protocol/Subprotocol.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
@@ -25,7 +26,7 @@ import * as TokenBucket from "./TokenBucket.js"
 
 /** What a session accepts: its socket's events, and the gateway's requests. */
 export type SessionMessage =
-  | { readonly _tag: "Frame"; readonly data: string | Uint8Array }
+  | { readonly _tag: "Frame"; readonly data: string | Uint8Array; readonly urgent?: true }
   /** The throttle delay is over: handle the frames held back. */
   | { readonly _tag: "Release" }
   /** The socket closed (the peer closed it, or the network did). */
@@ -138,6 +139,9 @@ const endedFor = (reason: ExitReason.ExitReason): string => {
 }
 
 const goingAway = { code: CloseCode.GoingAway, reason: "Server shutting down" } as const
+/** Urgent frames a session may have on its urgent lane at once; more wait in its mailbox like any frame. */
+const maxExpedited = 2
+
 const releaseMessage: SessionMessage = { _tag: "Release" }
 const floodedMessage: SessionMessage = { _tag: "Flooded" }
 const heartbeatTimeout: SessionMessage = { _tag: "HeartbeatTimeout" }
@@ -154,8 +158,15 @@ function onMessage(this: SessionSocket, data: Buffer, isBinary: boolean): void {
   const traffic = session.metrics.traffic
   traffic.framesIn++
   traffic.bytesIn += data.length
+  const frame = isBinary ? data : data.toString("utf8")
+  // An emergency stop overtakes the session's mail, and the session the other actors; a few at a time.
+  if (session.expedited < maxExpedited && Priority.isUrgent(frame)) {
+    session.expedited++
+    session.owner.unsafeTellUrgent({ _tag: "Frame", data: frame, urgent: true })
+    return
+  }
   // A full mailbox means the client sends far beyond its throttle: a flood.
-  if (!session.owner.unsafeTell({ _tag: "Frame", data: isBinary ? data : data.toString("utf8") })) {
+  if (!session.owner.unsafeTell({ _tag: "Frame", data: frame })) {
     session.owner.unsafeTellUrgent(floodedMessage)
   }
 }
@@ -284,6 +295,8 @@ export class Session implements Actor.Behaviour<SessionMessage, Session>, Sessio
   connectedAt = 0
   bucket: TokenBucket.TokenBucket | undefined = undefined
   held: Array<string | Uint8Array> | undefined = undefined
+  /** Urgent frames on the urgent lane, not yet handled. */
+  expedited = 0
   releaseTimer: ReturnType<typeof setTimeout> | undefined = undefined
   closeWith: { readonly code: number; readonly reason: string } | undefined = undefined
   ended: string | undefined = undefined
@@ -375,6 +388,7 @@ export class Session implements Actor.Behaviour<SessionMessage, Session>, Sessio
   receive(state: Session, message: SessionMessage, ctx: Actor.ActorContext<SessionMessage>): Session {
     switch (message._tag) {
       case "Frame": {
+        if (message.urgent === true) state.expedited--
         const now = Date.now()
         const bucket = (state.bucket ??= TokenBucket.make(state.limits.rateLimit, now))
         const verdict = bucket.take(now)
