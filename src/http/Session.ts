@@ -187,19 +187,25 @@ function onPong(this: SessionSocket): void {
   this[sessionOf]!.pingRound = 0
 }
 
-/** Sessions pinged before the round yields to the event loop: a ping is a system call. */
-const pingsPerSlice = 256
+/**
+ * A round pings this many sessions at a time, `pingGapMs` apart: a ping is a system call and
+ * brings back a pong, so a round over thousands of sessions is spread out, as the per-session
+ * timers it replaces were, instead of stalling everyone's frames at once.
+ */
+const pingsPerSlice = 64
+const pingGapMs = 5
 
 /**
  * The pings of every session with the same limits, on one timer: every interval each session
- * whose last ping was answered is pinged (in slices, so ten thousand sessions never hold the
- * event loop for long), and `timeout` later every session whose ping is still unanswered is told
- * `HeartbeatTimeout`. The timer runs while there are sessions.
+ * whose last ping was answered is pinged (in spaced slices), and `timeout` after the round's
+ * last ping every session whose ping is still unanswered is told `HeartbeatTimeout`. The timer
+ * runs while there are sessions.
  */
 class Heartbeat {
   private first: Session | undefined = undefined
-  /** The next session the current round pings. */
+  /** The next session the current round pings, and the timer of its next slice. */
   private cursor: Session | undefined = undefined
+  private pending: ReturnType<typeof setTimeout> | undefined = undefined
   private round = 0
   private pinger: ReturnType<typeof setInterval> | undefined = undefined
   /** The checks of the rounds not yet checked, oldest first. */
@@ -223,7 +229,8 @@ class Heartbeat {
     session.prevBeat = session.nextBeat = undefined
     if (this.first === undefined) {
       clearInterval(this.pinger)
-      this.pinger = undefined
+      clearTimeout(this.pending)
+      this.pinger = this.pending = undefined
       for (const check of this.checks.splice(0)) clearTimeout(check)
     }
   }
@@ -232,7 +239,6 @@ class Heartbeat {
     const round = ++this.round
     this.cursor = this.first
     this.pingSlice(round)
-    this.checks.push(setTimeout(() => this.check(round), this.timeoutMs))
   }
 
   private pingSlice(round: number): void {
@@ -245,7 +251,9 @@ class Heartbeat {
       session.pingRound = round
       socket.ping()
     }
-    if (this.cursor !== undefined) setImmediate(() => this.pingSlice(round))
+    // The round's check counts from its last ping: every session has the whole timeout to answer.
+    if (this.cursor !== undefined) this.pending = setTimeout(() => this.pingSlice(round), pingGapMs)
+    else this.checks.push(setTimeout(() => this.check(round), this.timeoutMs))
   }
 
   private check(round: number): void {
