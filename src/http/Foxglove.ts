@@ -30,7 +30,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
-import { type WebSocket, WebSocketServer } from "ws"
+import { WebSocketServer } from "ws"
 import { ActorSystem } from "../actors/ActorSystem.js"
 import * as PubSub from "../actors/PubSub.js"
 import type { RobotView } from "../protocol/FleetRpcs.js"
@@ -157,7 +157,6 @@ export const make = (
       }
       selected.set(request, subprotocol)
       const id = `foxglove:${++next}`
-      let handshake: { request: IncomingMessage; socket: Duplex; head: Buffer } | undefined = { request, socket, head }
       const behaviour = Connection.make({
         id,
         subprotocol,
@@ -167,18 +166,7 @@ export const make = (
         eventsTopic: source.eventsTopic,
         catalog,
         settings,
-        upgrade: () =>
-          Effect.async<WebSocket, Error>((resume) => {
-            const taken = handshake
-            handshake = undefined
-            if (taken === undefined) return resume(Effect.fail(new Error("the handshake was already used")))
-            const gone = () => resume(Effect.fail(new Error("socket closed during the handshake")))
-            taken.socket.once("close", gone)
-            wss.handleUpgrade(taken.request, taken.socket, taken.head, (ws) => {
-              taken.socket.off("close", gone)
-              resume(Effect.succeed(ws))
-            })
-          })
+        upgrade: Route.deferredUpgrade(wss, request, socket, head)
       })
       Runtime.runFork(runtime)(
         DynamicSupervisor.startChild(

@@ -25,7 +25,7 @@ import type * as Scope from "effect/Scope"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Duplex } from "node:stream"
-import { type WebSocket, WebSocketServer } from "ws"
+import { WebSocketServer } from "ws"
 import type * as Actor from "../actors/Actor.js"
 import type { ActorRef, Reply } from "../actors/ActorRef.js"
 import * as Registry from "../actors/Registry.js"
@@ -205,8 +205,6 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         selected.set(request, negotiated.right.name)
         const id = options.nextSessionId()
         const key = `session:${id}`
-        // The handshake's inputs are dropped once used: a session must not keep its upgrade request.
-        let handshake: { request: http.IncomingMessage; socket: Duplex; head: Buffer } | undefined = { request, socket, head }
         const session = Session.make({
           id,
           who: { address, userAgent: request.headers["user-agent"] },
@@ -216,19 +214,7 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           limits: options.limits,
           clients: options.clients,
           headers: options.requestHeaders?.(request) ?? [],
-          upgrade() {
-            return Effect.async<WebSocket, Error>((resume) => {
-              const taken = handshake
-              handshake = undefined
-              if (taken === undefined) return resume(Effect.fail(new Error("the handshake was already used")))
-              const gone = () => resume(Effect.fail(new Error("socket closed during the handshake")))
-              taken.socket.once("close", gone)
-              wss.handleUpgrade(taken.request, taken.socket, taken.head, (ws) => {
-                taken.socket.off("close", gone)
-                resume(Effect.succeed(ws))
-              })
-            })
-          }
+          upgrade: Route.deferredUpgrade(wss, request, socket, head)
         })
         const spec = ChildSpec.make(key, session, {
           restart: "temporary",

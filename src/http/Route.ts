@@ -6,8 +6,10 @@
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
+import type { WebSocket, WebSocketServer } from "ws"
 
 /** Handles one request; a thrown error or rejected promise answers 500. */
 export type Handler = (request: IncomingMessage, response: ServerResponse, url: URL) => void | Promise<void>
@@ -72,4 +74,30 @@ export const refuseUpgrade = (socket: Duplex, status: number, body: string, head
   ]
   socket.end(`${head.join("\r\n")}\r\n\r\n${body}`)
   socket.once("finish", () => socket.destroy())
+}
+
+/**
+ * The rest of a WebSocket upgrade, for the actor that will own the socket to run in its `init`:
+ * completes the handshake on `wss` once (then drops its inputs: an actor must not keep its
+ * upgrade request), and fails if the client left meanwhile or it was already used.
+ */
+export const deferredUpgrade = (
+  wss: WebSocketServer,
+  request: IncomingMessage,
+  socket: Duplex,
+  head: Buffer
+): () => Effect.Effect<WebSocket, Error> => {
+  let handshake: { request: IncomingMessage; socket: Duplex; head: Buffer } | undefined = { request, socket, head }
+  return () =>
+    Effect.async<WebSocket, Error>((resume) => {
+      const taken = handshake
+      handshake = undefined
+      if (taken === undefined) return resume(Effect.fail(new Error("the handshake was already used")))
+      const gone = () => resume(Effect.fail(new Error("socket closed during the handshake")))
+      taken.socket.once("close", gone)
+      wss.handleUpgrade(taken.request, taken.socket, taken.head, (ws) => {
+        taken.socket.off("close", gone)
+        resume(Effect.succeed(ws))
+      })
+    })
 }
