@@ -105,6 +105,8 @@ export interface TelemetryStats {
 export class TelemetryLog extends Context.Tag("fleetvisor/store/TelemetryLog")<TelemetryLog, {
   /** Queues `row` for the worker, or drops it if the queue is full. Never waits. */
   readonly append: (row: TelemetryRow) => Effect.Effect<void>
+  /** `append` now, from synchronous code on a hot path (a PubSub sink's `deliver`). */
+  readonly unsafeAppend: (row: TelemetryRow) => void
   /** `append` for each row. */
   readonly appendAll: (rows: Iterable<TelemetryRow>) => Effect.Effect<void>
   /** Completes when every row appended before it is committed. */
@@ -309,6 +311,7 @@ export const layer = (
 
       return {
         append: (row) => Effect.sync(() => add(row)),
+        unsafeAppend: add,
         appendAll: (rows) =>
           Effect.sync(() => {
             for (const row of rows) add(row)

@@ -79,7 +79,7 @@ export const make = (hub: PubSub.PubSub, log: TelemetryLog["Type"]) =>
         PubSub.subscribeSink(hub, LinkEvent.FleetTopic, ctx.self, {
           deliver: (message) => {
             const row = rowOf(message as LinkEvent.LinkEvent)
-            if (row !== undefined) Effect.runSync(log.append(row))
+            if (row !== undefined) log.unsafeAppend(row)
           },
           backlog: () => 0
         }, { bufferSize: 1, overflow: "dropping" }),
