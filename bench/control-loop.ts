@@ -1,6 +1,8 @@
 /**
- * The fleet's 100 Hz control loop: tick jitter and overruns, idle and under telemetry load,
- * beside baselines measured in the same run: the same fixed grid driven by bare timers (the
+ * The fleet's 100 Hz control loop, in process (`ControlLoop.make`) and on its worker thread
+ * (`ControlLoop.makeWorker`, what the fleet runs): tick jitter, overruns and missed ticks, idle,
+ * under telemetry load, and under the load with the main thread also blocked 20 ms every 100 ms
+ * (a stand-in for long GC pauses and message bursts), beside baselines measured in the same run: the same fixed grid driven by bare timers (the
  * floor the machine allows), and how far a naive `setInterval(10)` drifts from it.
  *
  *   npx tsx bench/control-loop.ts      → one JSON object on stdout
@@ -57,6 +59,13 @@ const setIntervalDrift = () =>
     }, 10)
   })
 
+const busyWait = (ms: number) => {
+  const until = performance.now() + ms
+  while (performance.now() < until) {
+    // the main thread busy
+  }
+}
+
 const telemetry = (robot: number, tick: number): LinkEvent.ArmTelemetry => ({
   _tag: "ArmTelemetry",
   robot: `arm-${robot}`,
@@ -70,16 +79,19 @@ const telemetry = (robot: number, tick: number): LinkEvent.ArmTelemetry => ({
   timeTag: tick * 10
 })
 
-const loopPhase = (load: boolean) =>
+type Variant = "inProcess" | "worker"
+
+const loopPhase = (variant: Variant, load: boolean, blockMain = false) =>
   Effect.scoped(
     Effect.gen(function*() {
       const system = yield* ActorSystem.make({ logFailures: false })
       const hub = yield* PubSub.make()
       yield* system.spawn(FleetState.make({ hub, arms: [] }), { name: "state" })
-      const loop = yield* system.spawn(
-        ControlLoop.make({ phases: (self) => SpeedGuard.phases(hub, self), window: phaseSeconds * 100 }),
-        { name: "control" }
-      )
+      const window = phaseSeconds * 100
+      const loop = variant === "worker"
+        ? yield* system.spawn(ControlLoop.makeWorker({ phases: SpeedGuard.workerPhases(hub), window, priority: -10 }), { name: "control" })
+        : yield* system.spawn(ControlLoop.make({ phases: (self) => SpeedGuard.phases(hub, self), window }), { name: "control" })
+      const m0 = yield* loop.ask(ControlLoop.getMetrics)
       let published = 0
       let generator: NodeJS.Timeout | undefined
       if (load) {
@@ -92,21 +104,29 @@ const loopPhase = (load: boolean) =>
           }
         }, 1)
       }
+      const blocker = blockMain ? setInterval(() => busyWait(20), 100) : undefined
       yield* Effect.sleep(`${phaseSeconds} seconds`)
       clearInterval(generator)
+      clearInterval(blocker)
       const m = yield* loop.ask(ControlLoop.getMetrics)
       return {
-        ticks: m.ticks,
+        ticks: m.ticks - m0.ticks,
         jitterP50Ms: round(m.jitterP50Ms),
         jitterP99Ms: round(m.jitterP99Ms),
         jitterMaxMs: round(m.jitterMaxMs),
         durationP99Ms: round(m.durationP99Ms),
-        overruns: m.overruns,
-        missed: m.missed,
+        overruns: m.overruns - m0.overruns,
+        missed: m.missed - m0.missed,
         ...(load ? { telemetryPerSecond: Math.round(published / phaseSeconds) } : {})
       }
     })
   )
+
+const variantPhases = async (variant: Variant) => ({
+  loopIdle: await Effect.runPromise(loopPhase(variant, false)),
+  loopUnderLoad: { robots, ...(await Effect.runPromise(loopPhase(variant, true))) },
+  loopUnderLoadMainBlocked: { robots, ...(await Effect.runPromise(loopPhase(variant, true, true))) }
+})
 
 const main = async () => {
   const result = {
@@ -115,8 +135,8 @@ const main = async () => {
     phaseSeconds,
     baselineBareTimerGrid: await bareGrid(),
     naiveSetIntervalDriftMs: await setIntervalDrift(),
-    loopIdle: await Effect.runPromise(loopPhase(false)),
-    loopUnderLoad: { robots, ...(await Effect.runPromise(loopPhase(true))) }
+    inProcess: await variantPhases("inProcess"),
+    worker: await variantPhases("worker")
   }
   console.log(JSON.stringify(result, null, 2))
 }

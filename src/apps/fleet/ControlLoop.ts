@@ -10,15 +10,21 @@
  *
  * The loop runs on Node's timers, not through the actor's mailbox, so a flood of mail to
  * anyone (the actor included) does not delay it; the actor owns the timer, answers metric
- * requests, and stops the loop when it stops.
+ * requests, and stops the loop when it stops. `make` runs it on the actor's own thread, with
+ * phases as closures; `makeWorker` runs the same grid (LoopGrid.mjs) and phases from a module
+ * on a worker thread of its own, so the main thread's work and garbage collections do not
+ * delay it either.
  *
  * @since 0.1.0
  */
+import * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { performance } from "node:perf_hooks"
+import { type Transferable, Worker } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
+import { Meter, runGrid } from "./LoopGrid.mjs"
 
 /** What a phase knows about the tick it runs in. */
 export interface Tick {
@@ -78,47 +84,16 @@ class PhaseFailed {
   constructor(readonly phase: string, readonly error: unknown) {}
 }
 
-/** What a loop accepts; `PhaseFailed` is its own. */
-export type ControlLoopMessage = GetMetrics | PhaseFailed
+class WorkerFailed {
+  readonly _tag = "WorkerFailed"
+  constructor(readonly reason: string) {}
+}
+
+/** What a loop accepts; `PhaseFailed` and `WorkerFailed` are its own. */
+export type ControlLoopMessage = GetMetrics | PhaseFailed | WorkerFailed
 
 /** A `GetMetrics` message for `ask`. */
 export const getMetrics = (reply: Reply<LoopMetrics>): ControlLoopMessage => ({ _tag: "GetMetrics", reply })
-
-class Meter {
-  ticks = 0
-  overruns = 0
-  missed = 0
-  private readonly jitter: Float64Array
-  private readonly duration: Float64Array
-  constructor(readonly hz: number, readonly window: number) {
-    this.jitter = new Float64Array(window)
-    this.duration = new Float64Array(window)
-  }
-  record(jitterMs: number, durationMs: number) {
-    const i = this.ticks % this.window
-    this.jitter[i] = jitterMs
-    this.duration[i] = durationMs
-    this.ticks++
-  }
-  metrics(): LoopMetrics {
-    const n = Math.min(this.ticks, this.window)
-    const jitter = Array.from(this.jitter.subarray(0, n)).sort((a, b) => a - b)
-    const duration = Array.from(this.duration.subarray(0, n)).sort((a, b) => a - b)
-    const at = (sorted: Array<number>, q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))])
-    return {
-      hz: this.hz,
-      ticks: this.ticks,
-      overruns: this.overruns,
-      missed: this.missed,
-      jitterP50Ms: at(jitter, 0.5),
-      jitterP99Ms: at(jitter, 0.99),
-      jitterMaxMs: jitter[jitter.length - 1] ?? 0,
-      durationP99Ms: at(duration, 0.99),
-      durationMaxMs: duration[duration.length - 1] ?? 0,
-      window: n
-    }
-  }
-}
 
 /** Runs `phases` on the grid until the scope closes. */
 const run = (
@@ -128,60 +103,19 @@ const run = (
   fail: (failure: PhaseFailed) => void
 ) =>
   Effect.acquireRelease(
-    Effect.sync(() => {
-      const period = 1000 / meter.hz
-      const dt = 1 / meter.hz
-      const start = performance.now()
-      let index = 0
-      let lastReport = start
-      let timer: NodeJS.Timeout | undefined
-      let stopped = false
-      const schedule = () => {
-        const due = start + index * period
-        timer = setTimeout(tick, Math.max(0, Math.ceil(due - performance.now())))
-      }
-      const tick = () => {
-        if (stopped) return
-        const began = performance.now()
-        let due = start + index * period
-        // Node's timers run on a millisecond clock and may fire a little early: wait out the rest.
-        if (began < due) {
-          timer = due - began > 1 ? setTimeout(tick, Math.ceil(due - began)) : undefined
-          if (timer === undefined) setImmediate(tick)
-          return
-        }
-        if (began - due >= period) {
-          const skip = Math.floor((began - due) / period)
-          meter.missed += skip
-          index += skip
-          due = start + index * period
-        }
-        const info: Tick = { index, dt, scheduledAt: due }
-        for (const phase of phases) {
-          try {
-            phase.run(info)
-          } catch (error) {
-            return fail(new PhaseFailed(phase.name, error))
-          }
-        }
-        const ended = performance.now()
-        meter.record(began - due, ended - began)
-        index++
-        if (ended > start + index * period) meter.overruns++
-        if (options.report !== undefined && ended - lastReport >= 1000) {
-          lastReport = ended
-          options.report(meter.metrics())
-        }
-        schedule()
-      }
-      schedule()
-      return () => {
-        stopped = true
-        clearTimeout(timer)
-      }
-    }),
+    Effect.sync(() =>
+      runGrid(meter, phases, {
+        fail: (phase, error) => fail(new PhaseFailed(phase, error)),
+        report: options.report
+      })
+    ),
     (stop) => Effect.sync(stop)
   )
+
+const describeFailure = (failure: PhaseFailed | WorkerFailed) =>
+  failure._tag === "PhaseFailed"
+    ? `control loop phase ${failure.phase} failed: ${String(failure.error)}`
+    : `control loop worker failed: ${failure.reason}`
 
 /** The behaviour of a control loop; see the module documentation. A phase that throws crashes it. */
 export const make = (options: ControlLoopOptions): Actor.Behaviour<ControlLoopMessage, Meter> =>
@@ -195,10 +129,158 @@ export const make = (options: ControlLoopOptions): Actor.Behaviour<ControlLoopMe
         return meter
       }),
     receive: (meter, message) => {
-      if (message._tag === "PhaseFailed") {
-        return Effect.dieMessage(`control loop phase ${message.phase} failed: ${String(message.error)}`)
-      }
+      if (message._tag !== "GetMetrics") return Effect.dieMessage(describeFailure(message))
       message.reply.succeed(meter.metrics())
       return meter
+    }
+  })
+
+/** What a worker phases module's `phases(config, io)` gets: the main thread's inputs, and a way to post outputs. */
+export interface WorkerIo {
+  readonly onInput: (handler: (input: any) => void) => void
+  readonly post: (output: unknown) => void
+}
+
+/** The main thread's end of a loop's worker. */
+export interface WorkerPort {
+  /** Sends `input` to the phases module's `onInput` handler; `transfer` lists buffers to move, not copy. */
+  readonly send: (input: unknown, transfer?: ReadonlyArray<Transferable>) => void
+}
+
+/** Phases that run on the loop's worker thread. */
+export interface WorkerPhases {
+  /** A plain JavaScript module exporting `phases(config, io: WorkerIo): Array<Phase>`. */
+  readonly module: URL
+  /** Passed to `phases`, structured-cloned (a SharedArrayBuffer is shared). */
+  readonly config?: unknown
+  /**
+   * On the main thread, once per incarnation: feeds the worker's inputs through `port` and
+   * returns the handler of its outputs. Its resources live as long as the incarnation.
+   */
+  readonly connect?: ((port: WorkerPort, self: ActorRef<never>) => Effect.Effect<(output: any) => void, never, Scope.Scope>) | undefined
+}
+
+/** Options of a loop on a worker thread. */
+export interface ControlLoopWorkerOptions {
+  /** Ticks per second; default 100. */
+  readonly hz?: number | undefined
+  readonly phases: WorkerPhases
+  /** How many recent ticks the percentiles cover; default 1000 (10 s at 100 Hz). */
+  readonly window?: number | undefined
+  /** Called once a second (on the main thread) with the metrics, e.g. to publish them. */
+  readonly report?: ((metrics: LoopMetrics) => void) | undefined
+  /**
+   * The nice value of the loop's thread (Linux keeps one per thread), e.g. `-10` to run ahead
+   * of the process's other threads and its garbage collector's helpers. Raising it needs
+   * CAP_SYS_NICE; without it the loop runs at the process's priority, with a warning.
+   * Default: the process's.
+   */
+  readonly priority?: number | undefined
+  /** How long the worker may take to load its phases; default 10 seconds. */
+  readonly startTimeout?: Duration.DurationInput | undefined
+}
+
+/** The messages of ControlLoopWorker.mjs. */
+type WorkerEvent =
+  | { readonly type: "ready"; readonly prioritized: boolean }
+  | { readonly type: "output"; readonly data: unknown }
+  | { readonly type: "metrics"; readonly id: number; readonly metrics: LoopMetrics }
+  | { readonly type: "report"; readonly metrics: LoopMetrics }
+  | { readonly type: "failed"; readonly phase: string; readonly error: string }
+
+/** Not a `.ts` file: see the worker's header for why. */
+const workerUrl = new URL("./ControlLoopWorker.mjs", import.meta.url)
+
+interface WorkerState {
+  readonly worker: Worker
+  readonly pending: Map<number, Reply<LoopMetrics>>
+  nextId: number
+}
+
+/**
+ * A control loop whose grid and phases run on a worker thread of their own, so that the main
+ * thread's work (message bursts, garbage collections) does not delay its ticks. The actor
+ * starts the worker, relays inputs and outputs (see {@link WorkerPhases}), answers
+ * `GetMetrics` from the worker's meter, and terminates the worker when it stops. A phase that
+ * throws, or a worker that fails or exits, crashes the actor.
+ */
+export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<ControlLoopMessage, WorkerState> =>
+  Actor.make<ControlLoopMessage, WorkerState>({
+    name: "control_loop",
+    init: (ctx) =>
+      Effect.gen(function*() {
+        const ready = yield* Deferred.make<boolean, PhaseFailed | WorkerFailed>()
+        const fail = (failure: PhaseFailed | WorkerFailed) => {
+          Deferred.unsafeDone(ready, Effect.fail(failure))
+          ctx.self.unsafeTellUrgent(failure)
+        }
+        const pending = new Map<number, Reply<LoopMetrics>>()
+        let worker: Worker | undefined
+        const port: WorkerPort = {
+          send: (input, transfer) => worker?.postMessage({ type: "input", data: input }, transfer)
+        }
+        const output = options.phases.connect === undefined
+          ? () => {}
+          : yield* options.phases.connect(port, ctx.self as ActorRef<never>)
+        let stopping = false
+        const started = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            worker = new Worker(workerUrl, {
+              workerData: {
+                hz: options.hz ?? 100,
+                window: options.window ?? 1000,
+                report: options.report !== undefined,
+                module: options.phases.module.href,
+                config: options.phases.config,
+                priority: options.priority
+              }
+            })
+            worker.on("message", (event: WorkerEvent) => {
+              switch (event.type) {
+                case "ready":
+                  return Deferred.unsafeDone(ready, Effect.succeed(event.prioritized))
+                case "output":
+                  return output(event.data)
+                case "metrics": {
+                  pending.get(event.id)?.succeed(event.metrics)
+                  pending.delete(event.id)
+                  return
+                }
+                case "report":
+                  return options.report?.(event.metrics)
+                case "failed":
+                  return fail(new PhaseFailed(event.phase, event.error))
+              }
+            })
+            worker.on("error", (error) => fail(new WorkerFailed(String(error))))
+            worker.on("exit", (code) => {
+              if (!stopping) fail(new WorkerFailed(`exited with code ${code}`))
+            })
+            return worker
+          }),
+          (worker) =>
+            Effect.promise(() => {
+              stopping = true
+              return worker.terminate()
+            })
+        )
+        const prioritized = yield* Deferred.await(ready).pipe(
+          Effect.timeoutFail({
+            duration: options.startTimeout ?? "10 seconds",
+            onTimeout: () => new WorkerFailed("did not start in time")
+          }),
+          Effect.catchAll((failure) => Effect.dieMessage(describeFailure(failure)))
+        )
+        if (options.priority !== undefined && !prioritized) {
+          yield* Effect.logWarning(`control loop thread runs at the process's priority: nice ${options.priority} was refused`)
+        }
+        return { worker: started, pending, nextId: 0 }
+      }),
+    receive: (state, message) => {
+      if (message._tag !== "GetMetrics") return Effect.dieMessage(describeFailure(message))
+      const id = state.nextId++
+      state.pending.set(id, message.reply)
+      state.worker.postMessage({ type: "metrics", id })
+      return state
     }
   })

@@ -7,7 +7,7 @@
  * ├─ mqtt                       the VDA 5050 broker connection (when a broker is configured)
  * ├─ arms                       starts the configured arms' links under links
  * ├─ state                      fleet state, control leases, conflated view updates (30 Hz)
- * ├─ control                    the fixed 100 Hz control loop (the speed guard)
+ * ├─ control                    the fixed 100 Hz control loop (the speed guard), on a worker thread
  * └─ telemetry                  records telemetry in the TelemetryLog (when one is provided)
  * ```
  *
@@ -137,9 +137,10 @@ export const make = (options: FleetTreeOptions) => {
       ),
       ChildSpec.make(
         "control",
-        ControlLoop.make({
+        ControlLoop.makeWorker({
           hz: 100,
-          phases: (self) => SpeedGuard.phases(options.hub, self),
+          phases: SpeedGuard.workerPhases(options.hub),
+          priority: -10,
           report: (metrics) => void Effect.runFork(PubSub.broadcast(options.hub, LoopTopic, metrics))
         }),
         { via: Registry.via(registry, "control") }

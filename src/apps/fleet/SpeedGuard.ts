@@ -8,6 +8,11 @@
  * - control: a robot faster than its limit is flagged, once, until it slows below 90 % of it;
  * - actuator outputs: each new flag is published as an `OVERSPEED` alarm (`fatal`).
  *
+ * `phases` runs them in the loop's own process (`ControlLoop.make`); `workerPhases` runs them
+ * on the loop's worker thread (`ControlLoop.makeWorker`): the sink stays on the main thread
+ * and ships the conflated samples to the worker every millisecond at most, and the worker's
+ * alarms come back to be published here.
+ *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
@@ -15,7 +20,8 @@ import type * as Scope from "effect/Scope"
 import type { ActorRef } from "../../actors/ActorRef.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
-import type { Phase } from "./ControlLoop.js"
+import type { Phase, WorkerPhases } from "./ControlLoop.js"
+import { encodeBatch, makeGuard, type Sample } from "./SpeedGuardCore.mjs"
 
 /** Speed limits. */
 export interface SpeedLimits {
@@ -25,17 +31,13 @@ export interface SpeedLimits {
   readonly agvMetersPerSecond?: number | undefined
 }
 
-interface Sample {
-  readonly kind: LinkEvent.RobotKind
-  readonly x: number
-  readonly y: number
-  readonly z: number
-  /** Seconds. */
-  readonly t: number
-}
+/** How long new samples wait on the main thread before they are posted to the worker, ms. */
+const postDelayMillis = 1
 
-/** Speeds are measured over at least this many seconds, so that bursts of samples do not read as jumps. */
-const minInterval = 0.05
+const guardLimits = (limits: SpeedLimits) => ({
+  armLimit: limits.armMmPerSecond ?? 2000,
+  agvLimit: limits.agvMetersPerSecond ?? 2.5
+})
 
 const sampleOf = (event: LinkEvent.LinkEvent): Sample | undefined => {
   if (event._tag === "ArmTelemetry") {
@@ -52,9 +54,20 @@ const sampleOf = (event: LinkEvent.LinkEvent): Sample | undefined => {
   return undefined
 }
 
+/** Subscribes `owner` to the fleet's telemetry, handing each robot's samples to `offer`, until `owner` ends. */
+const subscribe = (hub: PubSub.PubSub, owner: ActorRef<never>, offer: (robot: string, sample: Sample) => void) =>
+  PubSub.subscribeSink(hub, LinkEvent.FleetTopic, owner, {
+    deliver: (message) => {
+      const event = message as LinkEvent.LinkEvent
+      const sample = sampleOf(event)
+      if (sample !== undefined) offer(event.robot, sample)
+    },
+    backlog: () => 0
+  }, { bufferSize: 1, overflow: "dropping" })
+
 /**
- * Subscribes the loop's owner to the fleet's telemetry and returns the four phases. The
- * subscription ends with `owner`.
+ * Subscribes the loop's owner to the fleet's telemetry and returns the four phases, to run in
+ * this thread. The subscription ends with `owner`.
  */
 export const phases = (
   hub: PubSub.PubSub,
@@ -62,76 +75,30 @@ export const phases = (
   limits: SpeedLimits = {}
 ): Effect.Effect<ReadonlyArray<Phase>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const armLimit = limits.armMmPerSecond ?? 2000
-    const agvLimit = limits.agvMetersPerSecond ?? 2.5
-    let incoming = new Map<string, Sample>()
-    let current = new Map<string, Sample>()
-    const previous = new Map<string, Sample>()
-    const speeds = new Map<string, { readonly kind: LinkEvent.RobotKind; readonly speed: number }>()
-    const flagged = new Set<string>()
-    const alarms: Array<LinkEvent.Alarm> = []
-
-    yield* PubSub.subscribeSink(hub, LinkEvent.FleetTopic, owner, {
-      deliver: (message) => {
-        const event = message as LinkEvent.LinkEvent
-        const sample = sampleOf(event)
-        if (sample !== undefined) incoming.set(event.robot, sample)
-      },
-      backlog: () => 0
-    }, { bufferSize: 1, overflow: "dropping" })
-
-    return [
-      {
-        name: "read inputs",
-        run: () => {
-          const taken = incoming
-          incoming = current
-          incoming.clear()
-          current = taken
-        }
-      },
-      {
-        name: "process",
-        run: () => {
-          for (const [robot, sample] of current) {
-            const before = previous.get(robot)
-            if (before !== undefined && sample.t - before.t < minInterval) continue
-            previous.set(robot, sample)
-            if (before === undefined) continue
-            const distance = Math.hypot(sample.x - before.x, sample.y - before.y, sample.z - before.z)
-            speeds.set(robot, { kind: sample.kind, speed: distance / (sample.t - before.t) })
-          }
-        }
-      },
-      {
-        name: "control",
-        run: () => {
-          for (const robot of current.keys()) {
-            const measured = speeds.get(robot)
-            if (measured === undefined) continue
-            const limit = measured.kind === "arm" ? armLimit : agvLimit
-            if (measured.speed > limit && !flagged.has(robot)) {
-              flagged.add(robot)
-              alarms.push({
-                _tag: "Alarm",
-                robot,
-                kind: measured.kind,
-                code: "OVERSPEED",
-                level: "fatal",
-                message: `${measured.speed.toFixed(1)} ${measured.kind === "arm" ? "mm/s" : "m/s"} over the limit of ${limit}`,
-                at: Date.now()
-              })
-            } else if (measured.speed < 0.9 * limit) {
-              flagged.delete(robot)
-            }
-          }
-        }
-      },
-      {
-        name: "actuator outputs",
-        run: () => {
-          for (const alarm of alarms.splice(0)) LinkEvent.unsafePublish(hub, alarm)
-        }
-      }
-    ]
+    const guard = makeGuard(guardLimits(limits), (alarm) => LinkEvent.unsafePublish(hub, alarm))
+    yield* subscribe(hub, owner, guard.offer)
+    return guard.phases
   })
+
+/** The four phases on the loop's worker thread, fed from a subscription of the loop's actor. */
+export const workerPhases = (hub: PubSub.PubSub, limits: SpeedLimits = {}): WorkerPhases => ({
+  module: new URL("./SpeedGuardCore.mjs", import.meta.url),
+  config: guardLimits(limits),
+  connect: (port, owner) =>
+    Effect.gen(function*() {
+      let samples = new Map<string, Sample>()
+      let timer: NodeJS.Timeout | undefined
+      const post = () => {
+        timer = undefined
+        const batch = encodeBatch(samples)
+        samples = new Map()
+        port.send(batch, [batch.values.buffer as ArrayBuffer])
+      }
+      yield* Effect.addFinalizer(() => Effect.sync(() => clearTimeout(timer)))
+      yield* subscribe(hub, owner, (robot, sample) => {
+        samples.set(robot, sample)
+        timer ??= setTimeout(post, postDelayMillis)
+      })
+      return (alarm: LinkEvent.Alarm) => LinkEvent.unsafePublish(hub, alarm)
+    })
+})

@@ -1,11 +1,25 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import { ExitReason, PubSub, TestKit } from "../../../src/actors/index.js"
+import type { ActorRef } from "../../../src/actors/ActorRef.js"
 import * as ControlLoop from "../../../src/apps/fleet/ControlLoop.js"
 import * as SpeedGuard from "../../../src/apps/fleet/SpeedGuard.js"
 import * as LinkEvent from "../../../src/links/LinkEvent.js"
+import * as ChildSpec from "../../../src/supervisors/ChildSpec.js"
+import * as Supervisor from "../../../src/supervisors/Supervisor.js"
 import { eventually } from "../../links/rmi/eventually.js"
+
+const crashing = new URL("./fixtures/crashingPhases.mjs", import.meta.url)
+
+/** A phases module config that crashes at tick `atTick`, `times` times over every incarnation. */
+const crashConfig = (mode: "throw" | "exit" | "uncaught", times = 1) => ({
+  mode,
+  atTick: 3,
+  times,
+  crashes: new Int32Array(new SharedArrayBuffer(4))
+})
 
 const busyWait = (ms: number) => {
   const until = performance.now() + ms
@@ -105,4 +119,134 @@ describe("ControlLoop", () => {
       expect(overspeed).toMatchObject([{ code: "OVERSPEED", level: "fatal", robot: "arm-1" }])
       expect((overspeed[0] as LinkEvent.Alarm).message).toMatch(/^1900\.0 mm\/s/)
     }))
+
+  describe("on a worker thread", () => {
+    it.scopedLive("ticks at 100 Hz on its grid; metrics are answered by the worker", () =>
+      Effect.gen(function*() {
+        const system = yield* TestKit.system()
+        const hub = yield* PubSub.make()
+        const loop = yield* system.spawn(
+          ControlLoop.makeWorker({ phases: SpeedGuard.workerPhases(hub) }),
+          { name: "control" }
+        )
+        const first = yield* eventually(loop.ask(ControlLoop.getMetrics), (m) => m.ticks >= 10)
+        const from = performance.now()
+        yield* Effect.sleep("500 millis")
+        const second = yield* loop.ask(ControlLoop.getMetrics)
+        const gridPoints = second.ticks + second.missed - first.ticks - first.missed
+        const expected = (performance.now() - from) / 10
+        expect(second).toMatchObject({ hz: 100, window: second.ticks })
+        expect(gridPoints).toBeGreaterThan(expected - 5)
+        expect(gridPoints).toBeLessThan(expected + 5)
+        expect(second.jitterMaxMs).toBeGreaterThanOrEqual(second.jitterP99Ms)
+      }))
+
+    it.scopedLive("the speed guard raises OVERSPEED through the worker, published on the hub", () =>
+      Effect.gen(function*() {
+        const system = yield* TestKit.system()
+        const hub = yield* PubSub.make()
+        const alarms = yield* PubSub.subscribeQueue<LinkEvent.LinkEvent>(hub, LinkEvent.robotTopic("arm-1"))
+        const loop = yield* system.spawn(
+          ControlLoop.makeWorker({ phases: SpeedGuard.workerPhases(hub, { armMmPerSecond: 1000 }) }),
+          { name: "control" }
+        )
+        // One sample per tick: publish, let the main thread post it (1 ms), then wait for a tick
+        // that began after the worker had it (the worker answers in the order it was sent to).
+        const publishAndTick = (x: number, t: number) =>
+          Effect.gen(function*() {
+            yield* LinkEvent.publish(hub, arm(x, t))
+            yield* Effect.sleep("5 millis")
+            const before = (yield* loop.ask(ControlLoop.getMetrics)).ticks
+            yield* eventually(loop.ask(ControlLoop.getMetrics), (m) => m.ticks > before)
+          })
+        yield* publishAndTick(500, 0)
+        yield* publishAndTick(510, 100) // 100 mm/s
+        yield* publishAndTick(700, 200) // 1900 mm/s
+        yield* publishAndTick(900, 300) // still too fast: no second alarm
+        yield* eventually(Queue.size(alarms), (n) => n >= 1)
+        yield* Effect.sleep("50 millis")
+        const seen = yield* Queue.takeAll(alarms)
+        const overspeed = [...seen].filter((e) => e._tag === "Alarm")
+        expect(overspeed).toMatchObject([{ code: "OVERSPEED", level: "fatal", robot: "arm-1", kind: "arm" }])
+        expect((overspeed[0] as LinkEvent.Alarm).message).toMatch(/^1900\.0 mm\/s/)
+      }))
+
+    it.scopedLive("reports its metrics once a second on the main thread", () =>
+      Effect.gen(function*() {
+        const system = yield* TestKit.system()
+        const reports = yield* Queue.unbounded<ControlLoop.LoopMetrics>()
+        yield* system.spawn(
+          ControlLoop.makeWorker({
+            phases: { module: crashing, config: crashConfig("throw", 0) },
+            report: (metrics) => Queue.unsafeOffer(reports, metrics)
+          }),
+          { name: "control" }
+        )
+        const report = yield* Queue.take(reports).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "no report" }))
+        expect(report.ticks).toBeGreaterThanOrEqual(90)
+      }))
+
+    it.scopedLive("a phase that throws, an uncaught error or an exit in the worker crashes the actor", () =>
+      Effect.gen(function*() {
+        const system = yield* TestKit.system()
+        const reasons: Array<string> = []
+        for (const mode of ["throw", "uncaught", "exit"] as const) {
+          const loop = yield* system.spawn(
+            ControlLoop.makeWorker({ phases: { module: crashing, config: crashConfig(mode) } }),
+            { name: `control-${mode}` }
+          )
+          reasons.push(ExitReason.format(yield* system.awaitExit(loop)))
+        }
+        expect(reasons[0]).toMatch(/phase broken failed: Error: bad math/)
+        expect(reasons[1]).toMatch(/control loop worker failed: Error: lost/)
+        expect(reasons[2]).toMatch(/control loop worker failed: exited with code 3/)
+      }))
+
+    it.scopedLive("a crashed worker is restarted by the supervisor, with a new thread that ticks", () =>
+      Effect.gen(function*() {
+        const system = yield* TestKit.system()
+        const supervisor = yield* system.spawn(
+          Supervisor.make({
+            children: [
+              ChildSpec.make("control", ControlLoop.makeWorker({ phases: { module: crashing, config: crashConfig("exit") } }))
+            ]
+          }),
+          { name: "fleet" }
+        )
+        const [child] = yield* eventually(Supervisor.whichChildren(supervisor), ([c]) => c.restarts === 1 && c.status === "running")
+        const loop = Option.getOrThrow(child.ref) as ActorRef<ControlLoop.ControlLoopMessage>
+        const metrics = yield* eventually(loop.ask(ControlLoop.getMetrics), (m) => m.ticks >= 10)
+        expect(metrics.ticks).toBeGreaterThanOrEqual(10)
+        expect((yield* Supervisor.whichChildren(supervisor))[0].restarts).toBe(1)
+      }))
+
+    it.scopedLive("the worker grid is unaffected while the main thread is blocked 50 ms; the in-process grid is not", () =>
+      Effect.gen(function*() {
+        const system = yield* TestKit.system()
+        const hub = yield* PubSub.make()
+        // A window of 30 ticks (300 ms) covers the block and not the start.
+        const window = 30
+        const inWorker = yield* system.spawn(
+          ControlLoop.makeWorker({ phases: SpeedGuard.workerPhases(hub), window }),
+          { name: "worker" }
+        )
+        const inProcess = yield* system.spawn(
+          ControlLoop.make({ phases: (self) => SpeedGuard.phases(hub, self), window }),
+          { name: "in-process" }
+        )
+        yield* eventually(inWorker.ask(ControlLoop.getMetrics), (m) => m.ticks >= 50)
+        const before = yield* inWorker.ask(ControlLoop.getMetrics)
+        const mainBefore = yield* inProcess.ask(ControlLoop.getMetrics)
+        busyWait(50)
+        yield* Effect.sleep("100 millis")
+        const worker = yield* inWorker.ask(ControlLoop.getMetrics)
+        const main = yield* inProcess.ask(ControlLoop.getMetrics)
+        // A tick more than a period late skips the grid points it missed and records only the
+        // rest as jitter: lateness beyond a period shows as `missed`.
+        expect(worker.missed - before.missed).toBeLessThanOrEqual(1)
+        expect(worker.ticks - before.ticks).toBeGreaterThanOrEqual(10)
+        expect(worker.jitterMaxMs).toBeLessThan(10)
+        expect(main.missed - mainBefore.missed).toBeGreaterThanOrEqual(3)
+      }))
+  })
 })

@@ -1,0 +1,111 @@
+/**
+ * The fixed-timestep grid of the control loop and its meter, shared by the in-process loop
+ * (ControlLoop.ts) and the loop's worker thread (ControlLoopWorker.mjs), so both run the same
+ * algorithm. Plain JavaScript for the worker's sake: see ControlLoopWorker.mjs.
+ */
+import { performance } from "node:perf_hooks"
+
+/** Tick count, overruns, missed grid points, and ring buffers of the last `window` ticks. */
+export class Meter {
+  constructor(hz, window) {
+    this.hz = hz
+    this.window = window
+    this.ticks = 0
+    this.overruns = 0
+    this.missed = 0
+    this.jitter = new Float64Array(window)
+    this.duration = new Float64Array(window)
+  }
+  record(jitterMs, durationMs) {
+    const i = this.ticks % this.window
+    this.jitter[i] = jitterMs
+    this.duration[i] = durationMs
+    this.ticks++
+  }
+  metrics() {
+    const n = Math.min(this.ticks, this.window)
+    const jitter = Array.from(this.jitter.subarray(0, n)).sort((a, b) => a - b)
+    const duration = Array.from(this.duration.subarray(0, n)).sort((a, b) => a - b)
+    const at = (sorted, q) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))])
+    return {
+      hz: this.hz,
+      ticks: this.ticks,
+      overruns: this.overruns,
+      missed: this.missed,
+      jitterP50Ms: at(jitter, 0.5),
+      jitterP99Ms: at(jitter, 0.99),
+      jitterMaxMs: jitter[jitter.length - 1] ?? 0,
+      durationP99Ms: at(duration, 0.99),
+      durationMaxMs: duration[duration.length - 1] ?? 0,
+      window: n
+    }
+  }
+}
+
+/** How early a blocking loop's timer fires, ms. */
+const blockMillis = 2
+
+/** Runs `phases` on the grid `start + n × period` until the returned function is called. */
+export const runGrid = (meter, phases, hooks) => {
+  const period = 1000 / meter.hz
+  const dt = 1 / meter.hz
+  const start = performance.now()
+  let index = 0
+  let lastReport = start
+  let timer
+  let stopped = false
+  // With `hooks.block`, the timer wakes the loop up to `blockMillis` early and it blocks the
+  // thread for the rest: sub-millisecond wake-ups, for a thread that has nothing else to do.
+  const early = hooks.block ? blockMillis : 0
+  const blocker = hooks.block ? new Int32Array(new SharedArrayBuffer(4)) : undefined
+  const schedule = () => {
+    const due = start + index * period
+    timer = setTimeout(tick, Math.max(0, Math.ceil(due - performance.now()) - early))
+  }
+  const tick = () => {
+    if (stopped) return
+    let began = performance.now()
+    let due = start + index * period
+    if (blocker !== undefined) {
+      while (began < due && due - began <= early + 1) {
+        Atomics.wait(blocker, 0, 0, due - began)
+        began = performance.now()
+      }
+    }
+    // Node's timers run on a millisecond clock and may fire a little early: wait out the rest.
+    if (began < due) {
+      timer = due - began > 1 ? setTimeout(tick, Math.ceil(due - began) - early) : undefined
+      if (timer === undefined) setImmediate(tick)
+      return
+    }
+    if (began - due >= period) {
+      const skip = Math.floor((began - due) / period)
+      meter.missed += skip
+      index += skip
+      due = start + index * period
+    }
+    const info = { index, dt, scheduledAt: due }
+    for (const phase of phases) {
+      try {
+        phase.run(info)
+      } catch (error) {
+        stopped = true
+        return hooks.fail(phase.name, error)
+      }
+    }
+    const ended = performance.now()
+    meter.record(began - due, ended - began)
+    index++
+    if (ended > start + index * period) meter.overruns++
+    if (hooks.report !== undefined && ended - lastReport >= 1000) {
+      lastReport = ended
+      hooks.report(meter.metrics())
+    }
+    schedule()
+  }
+  schedule()
+  return () => {
+    stopped = true
+    clearTimeout(timer)
+  }
+}
