@@ -237,26 +237,38 @@ export const broadcastFrom = (
  * the backplane) run in a fiber of their own. Returns how many local subscribers got it at once.
  */
 export const unsafeBroadcast = (hub: PubSub, topic: string, message: unknown): number => {
-  hub.counters.published++
-  const subs = hub.topics.get(topic)
-  let delivered = 0
-  if (subs !== undefined) {
-    let blocked: Array<Sub> | undefined
-    for (const sub of subs.length === 1 ? subs : [...subs]) {
-      const result = sub.offer(message)
-      if (result === true) delivered++
-      else if (result === "full") (blocked ??= []).push(sub)
-    }
-    if (blocked !== undefined) Effect.runFork(Effect.forEach(blocked, (sub) => offerWhenRoom(sub, message), { discard: true }))
-  }
+  const offered = offerNow(hub, topic, message, undefined)
+  if (offered.blocked !== undefined) Effect.runFork(waitForRoom(offered.blocked, message))
   if (hub.backplane !== undefined) Effect.runFork(hub.backplane.publish({ origin: hub.nodeId, topic, message }))
-  return delivered
+  return offered.delivered
 }
 
 const publish = (hub: PubSub, topic: string, message: unknown, from: ActorRef<never> | undefined) => {
   const local = deliverLocal(hub, topic, message, from)
   if (hub.backplane === undefined) return local
   return Effect.zipLeft(local, hub.backplane.publish({ origin: hub.nodeId, topic, message }))
+}
+
+/** Offers `message` now to every subscriber of `topic` (but `from`'s); the full backpressure ones are left to wait. */
+const offerNow = (
+  hub: PubSub,
+  topic: string,
+  message: unknown,
+  from: ActorRef<never> | undefined
+): { readonly delivered: number; readonly blocked: Array<Sub> | undefined } => {
+  hub.counters.published++
+  const subs = hub.topics.get(topic)
+  let delivered = 0
+  let blocked: Array<Sub> | undefined
+  if (subs === undefined) return { delivered, blocked }
+  // An offer may detach its subscriber (the disconnect policy): iterate over a copy unless there is one.
+  for (const sub of subs.length === 1 ? subs : [...subs]) {
+    if (from !== undefined && sub.owner === (from as unknown)) continue
+    const result = sub.offer(message)
+    if (result === true) delivered++
+    else if (result === "full") (blocked ??= []).push(sub)
+  }
+  return { delivered, blocked }
 }
 
 const deliverLocal = (
@@ -266,22 +278,13 @@ const deliverLocal = (
   from: ActorRef<never> | undefined
 ): Effect.Effect<number> =>
   Effect.suspend(() => {
-    hub.counters.published++
-    const subs = hub.topics.get(topic)
-    if (subs === undefined) return Effect.succeed(0)
-    let delivered = 0
-    let blocked: Array<Sub> | undefined
-    for (const sub of [...subs]) {
-      if (from !== undefined && sub.owner === (from as unknown)) continue
-      const result = sub.offer(message)
-      if (result === true) delivered++
-      else if (result === "full") (blocked ??= []).push(sub)
-    }
+    const { blocked, delivered } = offerNow(hub, topic, message, from)
     if (blocked === undefined) return Effect.succeed(delivered)
-    return Effect.forEach(blocked, (sub) => offerWhenRoom(sub, message), { discard: true }).pipe(
-      Effect.map(() => delivered + blocked.filter((sub) => !sub.closed).length)
-    )
+    return Effect.map(waitForRoom(blocked, message), () => delivered + blocked.filter((sub) => !sub.closed).length)
   })
+
+const waitForRoom = (blocked: ReadonlyArray<Sub>, message: unknown): Effect.Effect<void> =>
+  Effect.forEach(blocked, (sub) => offerWhenRoom(sub, message), { discard: true })
 
 const offerWhenRoom = (sub: Sub, message: unknown): Effect.Effect<void> =>
   Effect.flatMap(sub.awaitRoom, () => {
