@@ -21,7 +21,6 @@ import * as RmiSimulator from "../../../src/links/rmi/RmiSimulator.js"
 import * as AgvSimulator from "../../../src/links/vda5050/AgvSimulator.js"
 import {
   CommandNotSupported,
-  FleetRpcs,
   Lease,
   NotController,
   RobotCommand,
@@ -30,7 +29,6 @@ import {
   type RobotView,
   UnknownRobot
 } from "../../../src/protocol/FleetRpcs.js"
-import * as RpcBridge from "../../../src/protocol/RpcBridge.js"
 import { AuditLog, layer as auditLayer } from "../../../src/store/AuditLog.js"
 import * as Database from "../../../src/store/Database.js"
 import { Backoff } from "../../../src/supervisors/index.js"
@@ -38,6 +36,7 @@ import { eventually } from "../../links/rmi/eventually.js"
 import * as FleetProbe from "../../links/vda5050/support/FleetProbe.js"
 import * as TestClients from "../../protocol/support/TestClients.js"
 import * as TestGateway from "../../protocol/support/TestGateway.js"
+import * as ArmFleet from "./support/ArmFleet.js"
 
 const idle = Actor.make<unknown, null>({ name: "session", init: () => null, receive: (s) => s })
 
@@ -144,17 +143,7 @@ describe("AGV commands that do not validate", () => {
 })
 
 /** A simulated arm, the fleet over it, its RPC handlers behind the stand-in gateway. */
-const server = Layer.unwrapScoped(
-  Effect.map(RmiSimulator.make({ port: 0, timeScale: 5 }), (sim) => {
-    const settings = FleetConfig.make({ rmiRobots: [{ id: "arm-1", host: "127.0.0.1", port: sim.port }], pollHz: 25 })
-    const fleet = FleetApp.layerWith(settings).pipe(Layer.provideMerge(ActorSystem.layer({ logFailures: false })))
-    return TestGateway.layer().pipe(
-      Layer.provideMerge(RpcBridge.layer(FleetRpcs, { disableTracing: true })),
-      Layer.provideMerge(FleetApp.handlersLayer),
-      Layer.provideMerge(fleet)
-    )
-  })
-)
+const server = ArmFleet.server()
 
 /** A client built before `CommandRefused` existed: its `FleetCommand` knows only the v1 errors. */
 class OlderFleetRpcs extends RpcGroup.make(

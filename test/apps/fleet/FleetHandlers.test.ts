@@ -7,30 +7,17 @@ import { Actor, ActorSystem } from "../../../src/actors/index.js"
 import type { ActorRef } from "../../../src/actors/ActorRef.js"
 import * as Exit from "effect/Exit"
 import * as FleetApp from "../../../src/apps/fleet/index.js"
-import * as FleetConfig from "../../../src/apps/fleet/FleetConfig.js"
-import * as RmiSimulator from "../../../src/links/rmi/RmiSimulator.js"
-import { FleetRpcs, type FleetEvent } from "../../../src/protocol/FleetRpcs.js"
-import * as RpcBridge from "../../../src/protocol/RpcBridge.js"
+import type { FleetEvent } from "../../../src/protocol/FleetRpcs.js"
 import { eventually } from "../../links/rmi/eventually.js"
 import * as TestClients from "../../protocol/support/TestClients.js"
-import * as TestGateway from "../../protocol/support/TestGateway.js"
+import * as ArmFleet from "./support/ArmFleet.js"
 
 /** Session actors by session id, as a gateway would register them. */
 const sessions = new Map<string, ActorRef<never>>()
 const directory = Layer.succeed(FleetApp.SessionDirectory, { lookup: (session) => sessions.get(session) })
 
 /** A simulated arm, the fleet over it, its RPC handlers behind the stand-in gateway. */
-const server = Layer.unwrapScoped(
-  Effect.map(RmiSimulator.make({ port: 0, timeScale: 5 }), (sim) => {
-    const settings = FleetConfig.make({ rmiRobots: [{ id: "arm-1", host: "127.0.0.1", port: sim.port }], pollHz: 25 })
-    const fleet = FleetApp.layerWith(settings).pipe(Layer.provideMerge(ActorSystem.layer({ logFailures: false })))
-    return TestGateway.layer().pipe(
-      Layer.provideMerge(RpcBridge.layer(FleetRpcs, { disableTracing: true })),
-      Layer.provideMerge(FleetApp.handlersLayer),
-      Layer.provideMerge(Layer.merge(fleet, directory))
-    )
-  })
-)
+const server = ArmFleet.server(directory)
 
 describe("FleetHandlers over the RPC bridge", () => {
   it.scopedLive("two clients contend for control: typed errors for the one without the lease; anyone stops", () =>
