@@ -18,17 +18,12 @@ import * as RmiClient from "../src/links/rmi/RmiClient.js"
 import * as RmiLink from "../src/links/rmi/RmiLink.js"
 import * as RmiPacket from "../src/links/rmi/RmiPacket.js"
 import * as RmiSimulator from "../src/links/rmi/RmiSimulator.js"
+import * as percentiles from "./lib/percentiles.js"
 
 const samples = 200
 const arms = 20
 const queued = 500
-const round = (value: number, digits = 3) => Number(value.toFixed(digits))
-
-const summary = (values: Array<number>) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
-  return { samples: sorted.length, p50Ms: round(at(0.5)), p99Ms: round(at(0.99)), maxMs: round(at(1)) }
-}
+const summary = (values: ReadonlyArray<number>) => percentiles.summary(values, 3)
 
 const nudge: RmiPacket.InstructionBody = {
   Instruction: "FRC_LinearRelative",

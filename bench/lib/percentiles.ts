@@ -1,0 +1,8 @@
+/** Latency samples summed up for the benchmarks' JSON. */
+
+/** How many samples, their median, 99th percentile and maximum, in ms rounded to `digits`; zeros when there are none. */
+export const summary = (values: ReadonlyArray<number>, digits = 2) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const at = (q: number) => Number((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0).toFixed(digits))
+  return { samples: sorted.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1) }
+}
