@@ -20,7 +20,8 @@
  *   of the same broker for 15 s: messages received of those published, and the latency of each
  *   message (header timestamp → arrival). What the broker and the load generator give here.
  * - robot side: messages published during the run (warm-up included), and received by the
- *   service's MQTT link (`received` of `fleet/mqtt`, 2 s after the last); `lost` is the difference.
+ *   service's MQTT link (`received` of `fleet/mqtt`, 2 s after the last, less the stops it sent
+ *   to the probe AGV, which it receives too); `lost` is the difference.
  * - end to end: from each robot's message (`updatedAt` of its view, the header timestamp, to the
  *   millisecond) to the dashboard frame that shows it, over every robot of every frame the
  *   probes received after the warm-up.
@@ -37,6 +38,7 @@ import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { WebSocket } from "ws"
 import { type Child, spawnChild } from "./lib/childProcess.js"
+import { summary } from "./lib/percentiles.js"
 
 const robots = Number(process.env.INGEST_ROBOTS ?? 1_000)
 const hz = Number(process.env.INGEST_HZ ?? 100)
@@ -56,12 +58,6 @@ const round = (value: number, digits = 2) => Number(value.toFixed(digits))
 const now = () => performance.timeOrigin + performance.now()
 const verbose = process.env.BENCH_VERBOSE === "1"
 const step = (message: string) => verbose && process.stderr.write(`[ingest] ${message}\n`)
-
-const summary = (values: ReadonlyArray<number>) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0
-  return { samples: sorted.length, p50Ms: round(at(0.5)), p99Ms: round(at(0.99)), maxMs: round(at(1)) }
-}
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -263,7 +259,9 @@ const main = async () => {
     await stops.close()
 
     // Published over the whole run (warm-up included) against received over the same span.
-    const receivedInRun = after.mqtt.received - start.mqtt.received
+    // The service also receives its own stops: `instantActions` under the prefix it subscribes to.
+    const stopsSent = stopUnderLoad.toAgv.samples + stopUnderLoad.timedOut
+    const receivedInRun = after.mqtt.received - start.mqtt.received - stopsSent
     const serviceLoop = {
       active: during.process.eventLoop.active - before.process.eventLoop.active,
       idle: during.process.eventLoop.idle - before.process.eventLoop.idle
