@@ -4,12 +4,15 @@
  *
  *   npx tsx bench/fanout.ts      → one JSON object on stdout
  *
- * fleetvisor: the canvas service behind the stand-in gateway (`test/protocol/support`) and the
- * RpcBridge; every session joins the board with `CanvasJoin` over MessagePack, and each
- * published frame goes through the canvas hub (PubSub sink → `ChunkWriter` → socket), encoded
- * once. Baseline: a `ws` server whose publisher encodes the same `Updates` chunk once and calls
- * `send` on every socket. The publisher skips the canvas's tick and SQLite commit, which are
- * not fan-out: it broadcasts frames as fast as the sessions take them.
+ * fleetvisor: the real service (`Main.start` on a temp directory, as `test/http` starts it), in
+ * this process: every session is a session actor of the gateway, joined to the board with
+ * `CanvasJoin` over MessagePack, and each published frame goes through the canvas hub (PubSub
+ * sink → `ChunkWriter` → the session's socket), encoded once. Baseline: a `ws` server whose
+ * publisher encodes the same `Updates` chunk once and calls `send` on every socket. The
+ * publisher skips the canvas's tick and SQLite commit, which are not fan-out: it broadcasts
+ * frames as fast as the sessions take them, `framesPerTurn` (`FANOUT_FRAMES_PER_TURN`, default
+ * 8) before it lets the event loop turn. With more than one, fleetvisor's sessions write the
+ * frames of a turn in one system call (`WriteBatch`); with 1, every frame is a plain `send`.
  *
  * Both servers and both sets of sessions (each in a child process that reports how many frames
  * each session received) stay up for the whole run. Each drives the same closed loop: the
@@ -21,26 +24,21 @@
  * of the per-pair ratios. The load average is printed too.
  */
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import { type ChildProcess, fork } from "node:child_process"
-import * as fs from "node:fs"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
-import * as path from "node:path"
 import { WebSocket, WebSocketServer } from "ws"
 import * as PubSub from "../src/actors/PubSub.js"
-import { Canvas, topic } from "../src/apps/canvas/Canvas.js"
+import { topic } from "../src/apps/canvas/Canvas.js"
 import { CanvasFrame } from "../src/apps/canvas/CanvasFrame.js"
-import * as CanvasHandlers from "../src/apps/canvas/CanvasHandlers.js"
-import { CanvasRpcs, packPixels, Updates } from "../src/protocol/CanvasRpcs.js"
-import * as RpcBridge from "../src/protocol/RpcBridge.js"
+import { packPixels, Updates } from "../src/protocol/CanvasRpcs.js"
 import * as SharedFrame from "../src/protocol/SharedFrame.js"
 import * as Subprotocol from "../src/protocol/Subprotocol.js"
 import * as WireCodec from "../src/protocol/WireCodec.js"
-import { canvasLayer } from "../test/apps/canvas/support.js"
-import { TestGateway } from "../test/protocol/support/TestGateway.js"
-import * as TestGatewayLayer from "../test/protocol/support/TestGateway.js"
+import * as TestService from "../test/http/support/TestService.js"
 
 const sessionCount = 1_000
 const window = 16
@@ -48,6 +46,8 @@ const warmupSeconds = 0.25
 const phaseSeconds = 1
 const repetitions = Number(process.env.FANOUT_REPETITIONS ?? 12)
 const pixelsPerFrame = 10
+/** Frames the publisher broadcasts before it lets the event loop turn (`FANOUT_FRAMES_PER_TURN`). */
+const framesPerTurn = Number(process.env.FANOUT_FRAMES_PER_TURN ?? 8)
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -109,7 +109,7 @@ interface Target {
 const updatesOf = (n: number) =>
   Updates.make({
     seq: n * pixelsPerFrame,
-    pixels: packPixels(Array.from({ length: pixelsPerFrame }, (_, i) => ({ x: (n + i) % 1000, y: i, color: n % 16 })))
+    pixels: packPixels(Array.from({ length: pixelsPerFrame }, (_, i) => ({ x: (n + i) % 64, y: i, color: n % 16 })))
   })
 
 /** What one phase measured. */
@@ -171,7 +171,7 @@ const phase = async (target: Target, sessions: Sessions): Promise<PhaseResult> =
         const before = performance.now()
         target.publish(published++)
         publishing += performance.now() - before
-        if (published % 8 === 0) await new Promise((resolve) => setImmediate(resolve))
+        if (published % framesPerTurn === 0) await new Promise((resolve) => setImmediate(resolve))
       } else {
         await sessions.report()
       }
@@ -207,16 +207,11 @@ const plainWs = async () => {
   return { target, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
 }
 
-/** The canvas behind the stand-in gateway and the RpcBridge, on a temporary file. */
-const fleetvisor = async (dir: string) => {
-  const layer = TestGatewayLayer.layer([Subprotocol.v1MsgPack]).pipe(
-    Layer.provideMerge(RpcBridge.layer(CanvasRpcs, { disableTracing: true })),
-    Layer.provide(CanvasHandlers.layer),
-    // A small board: 1,000 snapshots of the full one would be a gigabyte of setup.
-    Layer.provideMerge(canvasLayer(path.join(dir, "canvas.db"), { width: 100, height: 100 }))
-  )
-  const runtime = ManagedRuntime.make(layer)
-  const { canvas, gateway } = await runtime.runPromise(Effect.all({ canvas: Canvas, gateway: TestGateway }))
+/** The real service (`Main.start`, as `test/http` starts it), publishing on its canvas hub. */
+const fleetvisor = async () => {
+  const scope = Effect.runSync(Scope.make())
+  const service = await Effect.runPromise(Scope.extend(TestService.start(), scope))
+  const canvas = Option.getOrThrow(service.canvas)
   const join = WireCodec.msgpack.encode({
     _tag: "Request",
     id: "1",
@@ -225,76 +220,71 @@ const fleetvisor = async (dir: string) => {
     headers: []
   }) as Uint8Array
   const target: Target = {
-    url: gateway.url,
+    url: TestService.wsUrl(service),
     protocol: Subprotocol.v1MsgPack.name,
     join,
     publish: (n) => Effect.runSync(PubSub.broadcast(canvas.hub, topic, new CanvasFrame(updatesOf(n))))
   }
-  return { target, close: () => runtime.dispose() }
+  return { target, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
 
 const main = async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-bench-"))
-  try {
-    const baseline = await plainWs()
-    const server = await fleetvisor(dir)
-    const baselineSessions = await openSessions(baseline.target)
-    const serverSessions = await openSessions(server.target)
-    const ws: Array<PhaseResult> = []
-    const ours: Array<PhaseResult> = []
-    // Short phases, alternating which goes first: a load that comes and goes hits both alike.
-    for (let i = 0; i < repetitions; i++) {
-      if (i % 2 === 0) {
-        ws.push(await phase(baseline.target, baselineSessions))
-        ours.push(await phase(server.target, serverSessions))
-      } else {
-        ours.push(await phase(server.target, serverSessions))
-        ws.push(await phase(baseline.target, baselineSessions))
-      }
+  const baseline = await plainWs()
+  const server = await fleetvisor()
+  const baselineSessions = await openSessions(baseline.target)
+  const serverSessions = await openSessions(server.target)
+  const ws: Array<PhaseResult> = []
+  const ours: Array<PhaseResult> = []
+  // Short phases, alternating which goes first: a load that comes and goes hits both alike.
+  for (let i = 0; i < repetitions; i++) {
+    if (i % 2 === 0) {
+      ws.push(await phase(baseline.target, baselineSessions))
+      ours.push(await phase(server.target, serverSessions))
+    } else {
+      ours.push(await phase(server.target, serverSessions))
+      ws.push(await phase(baseline.target, baselineSessions))
     }
-    await baselineSessions.close()
-    await serverSessions.close()
-    await baseline.close()
-    await server.close()
-    const summary = (all: ReadonlyArray<PhaseResult>) => {
-      const results = all.filter((r) => r.deliveriesPerSecond > 0)
-      return {
-        deliveriesPerSecond: Math.round(median(results.map((r) => r.deliveriesPerSecond))),
-        publishMicrosPerDelivery: Number(median(results.map((r) => r.publishMicrosPerDelivery)).toFixed(3)),
-        runs: all.map((r) => Math.round(r.deliveriesPerSecond))
-      }
-    }
-    const wsSummary = summary(ws)
-    const ourSummary = summary(ours)
-    process.stdout.write(JSON.stringify(
-      {
-        benchmark: "canvas fan-out",
-        sessions: sessionCount,
-        window,
-        phaseSeconds,
-        repetitions,
-        frameBytes: (SharedFrame.chunkFrame(new CanvasFrame(updatesOf(1)).rpc, "msgpack", "1") as Uint8Array).length,
-        cpus: os.cpus().length,
-        loadAverage: os.loadavg().map((load) => Number(load.toFixed(2))),
-        ws: wsSummary,
-        fleetvisor: ourSummary,
-        // A phase in which the machine did not schedule the sessions at all says nothing of either server.
-        stalledPhases: [...ws, ...ours].filter((r) => r.deliveriesPerSecond === 0).length,
-        ratio: Number(median(
-          ours.flatMap((r, i) =>
-            r.deliveriesPerSecond > 0 && ws[i].deliveriesPerSecond > 0 ? [r.deliveriesPerSecond / ws[i].deliveriesPerSecond] : []
-          )
-        ).toFixed(3)),
-        ratioOfMedians: Number((ourSummary.deliveriesPerSecond / wsSummary.deliveriesPerSecond).toFixed(3)),
-        publishCostRatio: Number((wsSummary.publishMicrosPerDelivery / ourSummary.publishMicrosPerDelivery).toFixed(3)),
-        target: 0.9
-      },
-      null,
-      2
-    ) + "\n")
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true })
   }
+  await baselineSessions.close()
+  await serverSessions.close()
+  await baseline.close()
+  await server.close()
+  const summary = (all: ReadonlyArray<PhaseResult>) => {
+    const results = all.filter((r) => r.deliveriesPerSecond > 0)
+    return {
+      deliveriesPerSecond: Math.round(median(results.map((r) => r.deliveriesPerSecond))),
+      publishMicrosPerDelivery: Number(median(results.map((r) => r.publishMicrosPerDelivery)).toFixed(3)),
+      runs: all.map((r) => Math.round(r.deliveriesPerSecond))
+    }
+  }
+  const wsSummary = summary(ws)
+  const ourSummary = summary(ours)
+  process.stdout.write(JSON.stringify(
+    {
+      benchmark: "canvas fan-out",
+      sessions: sessionCount,
+      window,
+      phaseSeconds,
+      repetitions,
+      frameBytes: (SharedFrame.chunkFrame(new CanvasFrame(updatesOf(1)).rpc, "msgpack", "1") as Uint8Array).length,
+      cpus: os.cpus().length,
+      loadAverage: os.loadavg().map((load) => Number(load.toFixed(2))),
+      ws: wsSummary,
+      fleetvisor: ourSummary,
+      // A phase in which the machine did not schedule the sessions at all says nothing of either server.
+      stalledPhases: [...ws, ...ours].filter((r) => r.deliveriesPerSecond === 0).length,
+      ratio: Number(median(
+        ours.flatMap((r, i) =>
+          r.deliveriesPerSecond > 0 && ws[i].deliveriesPerSecond > 0 ? [r.deliveriesPerSecond / ws[i].deliveriesPerSecond] : []
+        )
+      ).toFixed(3)),
+      ratioOfMedians: Number((ourSummary.deliveriesPerSecond / wsSummary.deliveriesPerSecond).toFixed(3)),
+      publishCostRatio: Number((wsSummary.publishMicrosPerDelivery / ourSummary.publishMicrosPerDelivery).toFixed(3)),
+      target: 0.9
+    },
+    null,
+    2
+  ) + "\n")
 }
 
 if (process.argv.includes("--clients")) runClients()

@@ -214,7 +214,8 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           limits: options.limits,
           clients: options.clients,
           headers: options.requestHeaders?.(request) ?? [],
-          upgrade: Route.deferredUpgrade(wss, request, socket, head)
+          upgrade: Route.deferredUpgrade(wss, request, socket, head),
+          transport: socket
         })
         const spec = ChildSpec.make(key, session, {
           restart: "temporary",

@@ -14,6 +14,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
+import type { Duplex } from "node:stream"
 import type { WebSocket } from "ws"
 import type * as Actor from "../actors/Actor.js"
 import * as ExitReason from "../actors/ExitReason.js"
@@ -23,6 +24,7 @@ import type * as RpcBridge from "../protocol/RpcBridge.js"
 import type * as Subprotocol from "../protocol/Subprotocol.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as TokenBucket from "./TokenBucket.js"
+import * as WriteBatch from "./WriteBatch.js"
 
 /** What a session accepts: its socket's events, and the gateway's requests. */
 export type SessionMessage =
@@ -65,6 +67,8 @@ export interface SessionOptions {
   readonly subprotocol: Subprotocol.Subprotocol
   /** Completes the WebSocket handshake; fails if the socket goes away first. Called once. */
   readonly upgrade: () => Effect.Effect<WebSocket, Error>
+  /** The connection being upgraded; frames written to it in one turn of the event loop leave together. */
+  readonly transport: Duplex
   readonly bridge: RpcBridge.RpcBridge["Type"]
   readonly metrics: GatewayMetrics
   readonly limits: SessionLimits
@@ -286,7 +290,9 @@ const heartbeatOf = (limits: SessionLimits): Heartbeat => {
  * shared by all sessions, and whatever an idle session never uses (its flood limit, the frames
  * held back, the headers of its requests) is made when first needed.
  */
-export class Session implements Actor.Behaviour<SessionMessage, Session>, SessionState, SessionClient, RpcBridge.ConnectOptions {
+export class Session
+  implements Actor.Behaviour<SessionMessage, Session>, SessionState, SessionClient, RpcBridge.ConnectOptions, WriteBatch.Batched
+{
   readonly id: string
   readonly who: SessionState["who"]
   readonly subprotocol: Subprotocol.Subprotocol
@@ -295,6 +301,8 @@ export class Session implements Actor.Behaviour<SessionMessage, Session>, Sessio
   readonly limits: SessionLimits
   readonly clients: Map<number, SessionClient>
   readonly extraHeaders: ReadonlyArray<readonly [string, string]>
+  readonly transport: Duplex
+  writesThisTurn = 0
   /** Cleared once called: the handshake's inputs are not kept. */
   private upgrade: SessionOptions["upgrade"] | undefined
   owner: SessionClient["owner"] = undefined as unknown as SessionClient["owner"]
@@ -324,6 +332,7 @@ export class Session implements Actor.Behaviour<SessionMessage, Session>, Sessio
     this.clients = options.clients
     this.extraHeaders = options.headers
     this.upgrade = options.upgrade
+    this.transport = options.transport
   }
 
   get name(): string {
@@ -367,6 +376,7 @@ export class Session implements Actor.Behaviour<SessionMessage, Session>, Sessio
     const traffic = this.metrics.traffic
     traffic.framesOut++
     traffic.bytesOut += typeof frame === "string" ? Buffer.byteLength(frame) : frame.length
+    WriteBatch.beforeWrite(this)
     socket.send(frame)
   }
 
