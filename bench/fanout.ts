@@ -210,7 +210,7 @@ const plainWs = async () => {
 /** The real service (`Main.start`, as `test/http` starts it), publishing on its canvas hub. */
 const fleetvisor = async () => {
   const scope = Effect.runSync(Scope.make())
-  const service = await Effect.runPromise(Scope.extend(TestService.start(), scope))
+  const service = await Effect.runPromise(Scope.extend(TestService.start({ FLEET: "off" }), scope))
   const canvas = Option.getOrThrow(service.canvas)
   const join = WireCodec.msgpack.encode({
     _tag: "Request",

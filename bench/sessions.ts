@@ -10,7 +10,7 @@
  *
  * Each server runs in its own child process with `--expose-gc`: fleetvisor is the service of
  * `src/main.ts` (`Main.start`, as `test/http` starts it: port 0, a temp SQLite file, a 64×64
- * canvas), the baseline a `WebSocketServer` that accepts the same subprotocol and ignores what
+ * canvas, `FLEET=off` so that no demo fleet runs beside the gateway), the baseline a `WebSocketServer` that accepts the same subprotocol and ignores what
  * it receives. The clients of each server are in another child process, so their heap never
  * counts. Heap figures are `heapUsed` after forced full collections.
  *
@@ -125,7 +125,7 @@ const plainServer = async (): Promise<Server> => {
 const fleetvisorServer = async (): Promise<Server> => {
   const scope = Effect.runSync(Scope.make())
   process.once("disconnect", () => void Effect.runPromise(Scope.close(scope, Exit.void)))
-  const service = await Effect.runPromise(Scope.extend(TestService.start({ MAX_CONNECTIONS: "20000" }), scope))
+  const service = await Effect.runPromise(Scope.extend(TestService.start({ MAX_CONNECTIONS: "20000", FLEET: "off" }), scope))
   const canvas = Option.getOrThrow(service.canvas)
   return {
     url: TestService.wsUrl(service),

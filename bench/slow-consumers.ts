@@ -104,7 +104,8 @@ const runServer = async () => {
       CANVAS_CLIENT_BACKLOG: backlog,
       CANVAS_SLOW_CLIENT: policy,
       RATE_LIMIT_PER_SECOND: "100000",
-      RATE_LIMIT_BURST: "100000"
+      RATE_LIMIT_BURST: "100000",
+      FLEET: "off"
     }),
     scope
   ))
