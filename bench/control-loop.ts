@@ -5,6 +5,11 @@
  * (a stand-in for long GC pauses and message bursts), beside baselines measured in the same run: the same fixed grid driven by bare timers (the
  * floor the machine allows), and how far a naive `setInterval(10)` drifts from it.
  *
+ * The worker also runs under the load with every core of the machine busy (one spinning
+ * process per core, as when a broker and the service fill a small machine): at the fleet's
+ * nice -10, and under SCHED_FIFO (`realtimePriority`, granted only with CAP_SYS_NICE or an
+ * RLIMIT_RTPRIO: `granted` says), beside bare timers with the cores busy.
+ *
  *   npx tsx bench/control-loop.ts      → one JSON object on stdout
  *
  * `load` publishes `robots` arms' telemetry at 100 Hz each (from a 1 ms timer, as polling
@@ -12,6 +17,10 @@
  * subscribe. Every phase runs `phaseSeconds`; jitter percentiles cover the whole phase.
  */
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import { performance } from "node:perf_hooks"
 import { ActorSystem, PubSub } from "../src/actors/index.js"
 import * as ControlLoop from "../src/apps/fleet/ControlLoop.js"
@@ -21,6 +30,7 @@ import * as LinkEvent from "../src/links/LinkEvent.js"
 
 const phaseSeconds = 4
 const robots = 200
+const realtimePriority = 10
 const round = (value: number, digits = 3) => Number(value.toFixed(digits))
 
 const percentiles = (samples: Array<number>) => {
@@ -59,6 +69,26 @@ const setIntervalDrift = () =>
     }, 10)
   })
 
+/** Keeps every core busy with a spinning process until the returned function is called. */
+const busyCores = () => {
+  const spinners = Array.from(
+    { length: os.availableParallelism() },
+    () => spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" })
+  )
+  return () => spinners.forEach((spinner) => spinner.kill("SIGKILL"))
+}
+
+/** How many of this process's threads run under SCHED_FIFO (field 41 of /proc's `stat`). */
+const fifoThreads = () =>
+  fs.readdirSync("/proc/self/task").filter((tid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8")
+      return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38] === "1"
+    } catch {
+      return false
+    }
+  }).length
+
 const busyWait = (ms: number) => {
   const until = performance.now() + ms
   while (performance.now() < until) {
@@ -81,7 +111,18 @@ const telemetry = (robot: number, tick: number): LinkEvent.ArmTelemetry => ({
 
 type Variant = "inProcess" | "worker"
 
-const loopPhase = (variant: Variant, load: boolean, blockMain = false) =>
+/** Log lines go to stderr: stdout is the JSON. */
+const logToStderr = Logger.replace(
+  Logger.defaultLogger,
+  Logger.make((options) => void process.stderr.write(`${Logger.logfmtLogger.log(options)}\n`))
+)
+
+interface LoopOptions {
+  readonly blockMain?: boolean
+  readonly realtime?: boolean
+}
+
+const loopPhase = (variant: Variant, load: boolean, { blockMain = false, realtime = false }: LoopOptions = {}) =>
   Effect.scoped(
     Effect.gen(function*() {
       const system = yield* ActorSystem.make({ logFailures: false })
@@ -89,8 +130,17 @@ const loopPhase = (variant: Variant, load: boolean, blockMain = false) =>
       yield* system.spawn(FleetState.make({ hub, arms: [] }), { name: "state" })
       const window = phaseSeconds * 100
       const loop = variant === "worker"
-        ? yield* system.spawn(ControlLoop.makeWorker({ phases: SpeedGuard.workerPhases(hub), window, priority: -10 }), { name: "control" })
+        ? yield* system.spawn(
+          ControlLoop.makeWorker({
+            phases: SpeedGuard.workerPhases(hub),
+            window,
+            priority: -10,
+            realtimePriority: realtime ? realtimePriority : undefined
+          }),
+          { name: "control" }
+        )
         : yield* system.spawn(ControlLoop.make({ phases: (self) => SpeedGuard.phases(hub, self), window }), { name: "control" })
+      const granted = fifoThreads() > 0
       const m0 = yield* loop.ask(ControlLoop.getMetrics)
       let published = 0
       let generator: NodeJS.Timeout | undefined
@@ -117,18 +167,30 @@ const loopPhase = (variant: Variant, load: boolean, blockMain = false) =>
         durationP99Ms: round(m.durationP99Ms),
         overruns: m.overruns - m0.overruns,
         missed: m.missed - m0.missed,
-        ...(load ? { telemetryPerSecond: Math.round(published / phaseSeconds) } : {})
+        ...(load ? { telemetryPerSecond: Math.round(published / phaseSeconds) } : {}),
+        ...(realtime ? { realtimePriority, granted } : {})
       }
     })
-  )
+  ).pipe(Effect.provide(logToStderr))
 
 const variantPhases = async (variant: Variant) => ({
   loopIdle: await Effect.runPromise(loopPhase(variant, false)),
   loopUnderLoad: { robots, ...(await Effect.runPromise(loopPhase(variant, true))) },
-  loopUnderLoadMainBlocked: { robots, ...(await Effect.runPromise(loopPhase(variant, true, true))) }
+  loopUnderLoadMainBlocked: { robots, ...(await Effect.runPromise(loopPhase(variant, true, { blockMain: true }))) }
 })
 
+/** Runs `measure` with every core busy. */
+const withCoresBusy = async <A>(measure: () => Promise<A>) => {
+  const stop = busyCores()
+  try {
+    return { busyCores: os.availableParallelism(), ...(await measure()) }
+  } finally {
+    stop()
+  }
+}
+
 const main = async () => {
+  const loadAverageBefore = os.loadavg().map((l) => round(l, 2))
   const result = {
     benchmark: "control-loop",
     hz: 100,
@@ -136,7 +198,13 @@ const main = async () => {
     baselineBareTimerGrid: await bareGrid(),
     naiveSetIntervalDriftMs: await setIntervalDrift(),
     inProcess: await variantPhases("inProcess"),
-    worker: await variantPhases("worker")
+    worker: await variantPhases("worker"),
+    coresBusy: {
+      baselineBareTimerGrid: await withCoresBusy(bareGrid),
+      workerUnderLoad: await withCoresBusy(() => Effect.runPromise(loopPhase("worker", true))),
+      workerUnderLoadRealtime: await withCoresBusy(() => Effect.runPromise(loopPhase("worker", true, { realtime: true })))
+    },
+    loadAverage: { before: loadAverageBefore, after: os.loadavg().map((l) => round(l, 2)) }
   }
   console.log(JSON.stringify(result, null, 2))
 }

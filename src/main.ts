@@ -150,6 +150,11 @@ export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
     "FLEET_LINK_MAX_RESTARTS",
     "10000",
     "Restarts of robot links within a minute before `fleet/links` gives up and `fleet` restarts it (the links' restart intensity)."
+  ),
+  ServiceConfig.setting(
+    "FLEET_CONTROL_LOOP_REALTIME_PRIORITY",
+    "off",
+    "SCHED_FIFO priority (1–99) of the control loop's thread, so it runs on time when the cores are busy. Needs CAP_SYS_NICE or LimitRTPRIO=; refused, a warning is logged and it runs at normal priority."
   )
 ]
 

@@ -176,13 +176,21 @@ export interface ControlLoopWorkerOptions {
    * Default: the process's.
    */
   readonly priority?: number | undefined
+  /**
+   * Runs the loop's thread, and only it, under the real-time policy SCHED_FIFO at this priority
+   * (1–99, set with util-linux `chrt`): it then runs as soon as its tick is due, ahead of every
+   * normal thread of the machine, whatever their nice values. Needs CAP_SYS_NICE or an
+   * RLIMIT_RTPRIO of at least this (systemd `LimitRTPRIO=`); refused, the loop runs with
+   * `priority` and a warning is logged. Default: none.
+   */
+  readonly realtimePriority?: number | undefined
   /** How long the worker may take to load its phases; default 10 seconds. */
   readonly startTimeout?: Duration.DurationInput | undefined
 }
 
 /** The messages of ControlLoopWorker.mjs. */
 type WorkerEvent =
-  | { readonly type: "ready"; readonly prioritized: boolean }
+  | { readonly type: "ready"; readonly prioritized: boolean; readonly realtime: boolean | string }
   | { readonly type: "output"; readonly data: unknown }
   | { readonly type: "metrics"; readonly id: number; readonly metrics: LoopMetrics }
   | { readonly type: "report"; readonly metrics: LoopMetrics }
@@ -209,7 +217,10 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
     name: "control_loop",
     init: (ctx) =>
       Effect.gen(function*() {
-        const ready = yield* Deferred.make<boolean, PhaseFailed | WorkerFailed>()
+        const ready = yield* Deferred.make<
+          { readonly prioritized: boolean; readonly realtime: boolean | string },
+          PhaseFailed | WorkerFailed
+        >()
         const fail = (failure: PhaseFailed | WorkerFailed) => {
           Deferred.unsafeDone(ready, Effect.fail(failure))
           ctx.self.unsafeTellUrgent(failure)
@@ -232,13 +243,14 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
                 report: options.report !== undefined,
                 module: options.phases.module.href,
                 config: options.phases.config,
-                priority: options.priority
+                priority: options.priority,
+                realtimePriority: options.realtimePriority
               }
             })
             worker.on("message", (event: WorkerEvent) => {
               switch (event.type) {
                 case "ready":
-                  return Deferred.unsafeDone(ready, Effect.succeed(event.prioritized))
+                  return Deferred.unsafeDone(ready, Effect.succeed(event))
                 case "output":
                   return output(event.data)
                 case "metrics": {
@@ -264,14 +276,22 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
               return worker.terminate()
             })
         )
-        const prioritized = yield* Deferred.await(ready).pipe(
+        const { prioritized, realtime } = yield* Deferred.await(ready).pipe(
           Effect.timeoutFail({
             duration: options.startTimeout ?? "10 seconds",
             onTimeout: () => new WorkerFailed("did not start in time")
           }),
           Effect.catchAll((failure) => Effect.dieMessage(describeFailure(failure)))
         )
-        if (options.priority !== undefined && !prioritized) {
+        if (typeof realtime === "string") {
+          yield* Effect.logWarning(
+            `control loop thread runs at normal priority: SCHED_FIFO ${options.realtimePriority} was refused (${realtime}); ` +
+              "it needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least that (systemd LimitRTPRIO=)"
+          )
+        } else if (realtime) {
+          yield* Effect.logInfo(`control loop thread runs under SCHED_FIFO priority ${options.realtimePriority}`)
+        }
+        if (options.priority !== undefined && !prioritized && realtime !== true) {
           yield* Effect.logWarning(`control loop thread runs at the process's priority: nice ${options.priority} was refused`)
         }
         return { worker: started, pending, nextId: 0 }

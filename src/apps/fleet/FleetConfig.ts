@@ -13,6 +13,7 @@
  * | `FLEET_LEASE_TTL_MS`   | 30000     | a control lease's default time to live                         |
  * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE or CONNECTIONBROKEN AGV stays in the fleet |
  * | `FLEET_LINK_MAX_RESTARTS` | 10000  | restarts of robot links a minute before `fleet/links` gives up and `fleet` restarts it |
+ * | `FLEET_CONTROL_LOOP_REALTIME_PRIORITY` | off | SCHED_FIFO priority (1–99) of the control loop's thread; refused: a warning, normal priority |
  *
  * @since 0.1.0
  */
@@ -44,6 +45,8 @@ export interface FleetSettings {
   readonly agvGraceMs: number
   /** Restarts of robot links within a minute before `fleet/links` itself fails (its intensity). */
   readonly linkMaxRestarts: number
+  /** SCHED_FIFO priority of the control loop's thread (`ControlLoop.makeWorker`'s `realtimePriority`); none: normal scheduling. */
+  readonly controlLoopRealtimePriority: number | undefined
 }
 
 /** The fleet's configuration as a service. */
@@ -80,6 +83,18 @@ const bounded = (name: string, fallback: number, min: number, max: number) =>
     )
   )
 
+/** `off`, or a SCHED_FIFO priority from 1 to 99. */
+const realtimePriority = Config.string("FLEET_CONTROL_LOOP_REALTIME_PRIORITY").pipe(
+  Config.withDefault("off"),
+  Config.mapOrFail((text) => {
+    if (text === "off") return Either.right(undefined)
+    const n = Number(text)
+    return Number.isInteger(n) && n >= 1 && n <= 99
+      ? Either.right(n)
+      : Either.left(ConfigError.InvalidData(["FLEET_CONTROL_LOOP_REALTIME_PRIORITY"], `"${text}" must be off or an integer from 1 to 99`))
+  })
+)
+
 /** Reads the configuration; see the module documentation. */
 export const config: Config.Config<FleetSettings> = Config.all({
   rmiRobots: robots,
@@ -91,7 +106,8 @@ export const config: Config.Config<FleetSettings> = Config.all({
   demoAgvs: bounded("FLEET_DEMO_AGVS", 12, 0, 10_000),
   leaseTtlMs: bounded("FLEET_LEASE_TTL_MS", 30_000, 1_000, 3_600_000),
   agvGraceMs: bounded("FLEET_AGV_GRACE_MS", 60_000, 0, 86_400_000),
-  linkMaxRestarts: bounded("FLEET_LINK_MAX_RESTARTS", 10_000, 1, 1_000_000)
+  linkMaxRestarts: bounded("FLEET_LINK_MAX_RESTARTS", 10_000, 1, 1_000_000),
+  controlLoopRealtimePriority: realtimePriority
 }).pipe(
   Config.map(({ demo, mqttUrl, ...rest }) => {
     const url = Option.getOrUndefined(Option.filter(mqttUrl, (u) => u !== ""))
@@ -118,5 +134,6 @@ export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
   leaseTtlMs: 30_000,
   agvGraceMs: 60_000,
   linkMaxRestarts: 10_000,
+  controlLoopRealtimePriority: undefined,
   ...settings
 })

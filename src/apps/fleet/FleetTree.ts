@@ -141,6 +141,7 @@ export const make = (options: FleetTreeOptions) => {
           hz: 100,
           phases: SpeedGuard.workerPhases(options.hub),
           priority: -10,
+          realtimePriority: settings.controlLoopRealtimePriority,
           report: (metrics) => void Effect.runFork(PubSub.broadcast(options.hub, LoopTopic, metrics))
         }),
         { via: Registry.via(registry, "control") }

@@ -56,6 +56,8 @@ export const runGrid = (meter, phases, hooks) => {
   let stopped = false
   // With `hooks.block`, the timer wakes the loop up to `blockMillis` early and it blocks the
   // thread for the rest: sub-millisecond wake-ups, for a thread that has nothing else to do.
+  // Not a spin on the clock: each `performance.now()` allocates a number, and garbage on this
+  // thread means scavenges, which wait for V8's helper threads at normal priority.
   const early = hooks.block ? blockMillis : 0
   const blocker = hooks.block ? new Int32Array(new SharedArrayBuffer(4)) : undefined
   const schedule = () => {

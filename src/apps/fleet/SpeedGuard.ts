@@ -10,8 +10,8 @@
  *
  * `phases` runs them in the loop's own process (`ControlLoop.make`); `workerPhases` runs them
  * on the loop's worker thread (`ControlLoop.makeWorker`): the sink stays on the main thread
- * and ships the conflated samples to the worker every millisecond at most, and the worker's
- * alarms come back to be published here.
+ * and writes each robot's latest sample to memory shared with the worker (`makeFeed`), which
+ * reads them at its tick, and the worker's alarms come back to be published here.
  *
  * @since 0.1.0
  */
@@ -21,7 +21,7 @@ import type { ActorRef } from "../../actors/ActorRef.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
 import type { Phase, WorkerPhases } from "./ControlLoop.js"
-import { encodeBatch, makeGuard, type Sample } from "./SpeedGuardCore.mjs"
+import { makeFeed, makeGuard, type Sample } from "./SpeedGuardCore.mjs"
 
 /** Speed limits. */
 export interface SpeedLimits {
@@ -30,9 +30,6 @@ export interface SpeedLimits {
   /** AGV speed, m/s; default 2.5 (a fast indoor AGV). */
   readonly agvMetersPerSecond?: number | undefined
 }
-
-/** How long new samples wait on the main thread before they are posted to the worker, ms. */
-const postDelayMillis = 1
 
 const guardLimits = (limits: SpeedLimits) => ({
   armLimit: limits.armMmPerSecond ?? 2000,
@@ -86,19 +83,7 @@ export const workerPhases = (hub: PubSub.PubSub, limits: SpeedLimits = {}): Work
   config: guardLimits(limits),
   connect: (port, owner) =>
     Effect.gen(function*() {
-      let samples = new Map<string, Sample>()
-      let timer: NodeJS.Timeout | undefined
-      const post = () => {
-        timer = undefined
-        const batch = encodeBatch(samples)
-        samples = new Map()
-        port.send(batch, [batch.values.buffer as ArrayBuffer])
-      }
-      yield* Effect.addFinalizer(() => Effect.sync(() => clearTimeout(timer)))
-      yield* subscribe(hub, owner, (robot, sample) => {
-        samples.set(robot, sample)
-        timer ??= setTimeout(post, postDelayMillis)
-      })
+      yield* subscribe(hub, owner, makeFeed((naming) => port.send(naming)))
       return (alarm: LinkEvent.Alarm) => LinkEvent.unsafePublish(hub, alarm)
     })
 })

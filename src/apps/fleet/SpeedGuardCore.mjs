@@ -2,68 +2,157 @@
  * The speed guard's phases over samples (see SpeedGuard.ts), shared by the in-process loop and
  * the loop's worker thread. Plain JavaScript for the worker's sake: see ControlLoopWorker.mjs.
  *
- * As a worker phases module (`phases(config, io)`), its inputs are batches of conflated samples
- * `{ robots, values }` (`values`: kind (0 arm, 1 agv), x, y, z, t per robot), and its outputs
- * the alarms it posts.
+ * Each robot gets a slot, and its samples, positions and speeds live in typed arrays indexed by
+ * slot, so that a tick allocates nothing: on the loop's thread, garbage means scavenges, and a
+ * scavenge waits for V8's helper threads, which run at normal priority however urgent the loop.
+ *
+ * As a worker phases module (`phases(config, io)`), it reads the samples from shared memory
+ * written by the main thread's feed (`makeFeed`), whose only messages name new robots; its
+ * outputs are the alarms it posts.
  */
 
 /** Speeds are measured over at least this many seconds, so that bursts of samples do not read as jumps. */
 const minInterval = 0.05
 
-/** The guard: `offer` conflates the latest sample per robot, the four phases consume them, `emit` gets each new alarm. */
+/** Numbers per robot in a batch's `values`: slot, kind, x, y, z, t. */
+const stride = 6
+
+const kinds = ["arm", "agv"]
+
+/** Per-slot columns that grow by doubling (rarely: when a fleet grows past the capacity). */
+const makeColumns = () => {
+  const columns = {
+    capacity: 0,
+    fresh: new Uint8Array(0),
+    kind: new Uint8Array(0),
+    flagged: new Uint8Array(0),
+    nextKind: new Uint8Array(0),
+    nextX: new Float64Array(0),
+    nextY: new Float64Array(0),
+    nextZ: new Float64Array(0),
+    nextT: new Float64Array(0),
+    prevX: new Float64Array(0),
+    prevY: new Float64Array(0),
+    prevZ: new Float64Array(0),
+    prevT: new Float64Array(0),
+    speed: new Float64Array(0),
+    speedKind: new Uint8Array(0),
+    offered: new Int32Array(0),
+    current: new Int32Array(0),
+    ensure: (slot) => {
+      if (slot < columns.capacity) return
+      let capacity = Math.max(64, columns.capacity)
+      while (capacity <= slot) capacity *= 2
+      for (const key of Object.keys(columns)) {
+        const old = columns[key]
+        if (!ArrayBuffer.isView(old)) continue
+        const grown = new old.constructor(capacity)
+        grown.set(old)
+        if (key === "prevT" || key === "speed") grown.fill(NaN, old.length)
+        columns[key] = grown
+      }
+      columns.capacity = capacity
+    }
+  }
+  return columns
+}
+
+/**
+ * The guard: `offer` (by robot) or `offerAt` (by slot, once `name`d) conflates the latest sample
+ * per robot, the four phases consume them, `emit` gets each new alarm.
+ */
 export const makeGuard = (limits, emit) => {
   const { armLimit, agvLimit } = limits
-  let incoming = new Map()
-  let current = new Map()
-  const previous = new Map()
-  const speeds = new Map()
-  const flagged = new Set()
+  const c = makeColumns()
+  const names = []
+  const slots = new Map()
+  let offered = 0
+  let current = 0
   const alarms = []
+  const name = (slot, robot) => {
+    c.ensure(slot)
+    names[slot] = robot
+  }
+  const offerAt = (slot, kind, x, y, z, t) => {
+    if (slot >= c.capacity) c.ensure(slot)
+    if (c.fresh[slot] === 0) {
+      c.fresh[slot] = 1
+      c.offered[offered++] = slot
+    }
+    c.nextKind[slot] = kind
+    c.nextX[slot] = x
+    c.nextY[slot] = y
+    c.nextZ[slot] = z
+    c.nextT[slot] = t
+  }
   return {
-    offer: (robot, sample) => void incoming.set(robot, sample),
+    name,
+    offerAt,
+    offer: (robot, sample) => {
+      let slot = slots.get(robot)
+      if (slot === undefined) {
+        slot = slots.size
+        slots.set(robot, slot)
+        name(slot, robot)
+      }
+      offerAt(slot, sample.kind === "arm" ? 0 : 1, sample.x, sample.y, sample.z, sample.t)
+    },
     phases: [
       {
         name: "read inputs",
         run: () => {
-          const taken = incoming
-          incoming = current
-          incoming.clear()
-          current = taken
+          for (let i = 0; i < offered; i++) {
+            const slot = c.offered[i]
+            c.fresh[slot] = 0
+            c.current[i] = slot
+          }
+          current = offered
+          offered = 0
         }
       },
       {
         name: "process",
         run: () => {
-          for (const [robot, sample] of current) {
-            const before = previous.get(robot)
-            if (before !== undefined && sample.t - before.t < minInterval) continue
-            previous.set(robot, sample)
-            if (before === undefined) continue
-            const distance = Math.hypot(sample.x - before.x, sample.y - before.y, sample.z - before.z)
-            speeds.set(robot, { kind: sample.kind, speed: distance / (sample.t - before.t) })
+          for (let i = 0; i < current; i++) {
+            const slot = c.current[i]
+            const t = c.nextT[slot]
+            const before = c.prevT[slot]
+            if (t - before < minInterval) continue
+            const dx = c.nextX[slot] - c.prevX[slot]
+            const dy = c.nextY[slot] - c.prevY[slot]
+            const dz = c.nextZ[slot] - c.prevZ[slot]
+            c.prevX[slot] = c.nextX[slot]
+            c.prevY[slot] = c.nextY[slot]
+            c.prevZ[slot] = c.nextZ[slot]
+            c.prevT[slot] = t
+            if (Number.isNaN(before)) continue
+            c.speed[slot] = Math.sqrt(dx * dx + dy * dy + dz * dz) / (t - before)
+            c.speedKind[slot] = c.nextKind[slot]
           }
         }
       },
       {
         name: "control",
         run: () => {
-          for (const robot of current.keys()) {
-            const measured = speeds.get(robot)
-            if (measured === undefined) continue
-            const limit = measured.kind === "arm" ? armLimit : agvLimit
-            if (measured.speed > limit && !flagged.has(robot)) {
-              flagged.add(robot)
+          for (let i = 0; i < current; i++) {
+            const slot = c.current[i]
+            const speed = c.speed[slot]
+            if (Number.isNaN(speed)) continue
+            const kind = kinds[c.speedKind[slot]]
+            const limit = kind === "arm" ? armLimit : agvLimit
+            if (speed > limit && c.flagged[slot] === 0) {
+              c.flagged[slot] = 1
               alarms.push({
                 _tag: "Alarm",
-                robot,
-                kind: measured.kind,
+                robot: names[slot],
+                kind,
                 code: "OVERSPEED",
                 level: "fatal",
-                message: `${measured.speed.toFixed(1)} ${measured.kind === "arm" ? "mm/s" : "m/s"} over the limit of ${limit}`,
+                message: `${speed.toFixed(1)} ${kind === "arm" ? "mm/s" : "m/s"} over the limit of ${limit}`,
                 at: Date.now()
               })
-            } else if (measured.speed < 0.9 * limit) {
-              flagged.delete(robot)
+            } else if (speed < 0.9 * limit) {
+              c.flagged[slot] = 0
             }
           }
         }
@@ -71,6 +160,7 @@ export const makeGuard = (limits, emit) => {
       {
         name: "actuator outputs",
         run: () => {
+          if (alarms.length === 0) return
           for (const alarm of alarms.splice(0)) emit(alarm)
         }
       }
@@ -78,29 +168,81 @@ export const makeGuard = (limits, emit) => {
   }
 }
 
-/** Packs conflated samples into a batch for the worker; `values.buffer` can be transferred. */
-export const encodeBatch = (samples) => {
-  const robots = []
-  const values = new Float64Array(samples.size * 5)
-  let i = 0
-  for (const [robot, s] of samples) {
-    robots.push(robot)
-    values[i++] = s.kind === "arm" ? 0 : 1
-    values[i++] = s.x
-    values[i++] = s.y
-    values[i++] = s.z
-    values[i++] = s.t
+/** Numbers per slot in a feed's table: kind (0 arm, 1 agv), x, y, z, t. */
+const fields = 5
+
+/**
+ * The main thread's end of a worker's guard: gives each robot a slot in a table of shared
+ * memory and writes its latest sample there, under a per-slot sequence number (odd while it is
+ * written), so that the worker reads the samples at its tick without a message or an
+ * allocation. `post` sends the worker each new slot's robot, and the table when it grows.
+ */
+export const makeFeed = (post) => {
+  const slots = new Map()
+  let seq = new Int32Array(0)
+  let values = new Float64Array(0)
+  const grow = (needed) => {
+    let capacity = Math.max(64, seq.length)
+    while (capacity < needed) capacity *= 2
+    const grownSeq = new Int32Array(new SharedArrayBuffer(capacity * Int32Array.BYTES_PER_ELEMENT))
+    const grownValues = new Float64Array(new SharedArrayBuffer(capacity * fields * Float64Array.BYTES_PER_ELEMENT))
+    grownSeq.set(seq)
+    grownValues.set(values)
+    seq = grownSeq
+    values = grownValues
+    return { seq, values }
   }
-  return { robots, values }
+  return (robot, sample) => {
+    let slot = slots.get(robot)
+    if (slot === undefined) {
+      slot = slots.size
+      slots.set(robot, slot)
+      post({ slot, robot, table: slot < seq.length ? undefined : grow(slot + 1) })
+    }
+    const i = slot * fields
+    Atomics.add(seq, slot, 1)
+    values[i] = sample.kind === "arm" ? 0 : 1
+    values[i + 1] = sample.x
+    values[i + 2] = sample.y
+    values[i + 3] = sample.z
+    values[i + 4] = sample.t
+    Atomics.add(seq, slot, 1)
+  }
 }
 
-/** The worker phases module: the guard fed by batches, its alarms posted back. */
+/** The worker phases module: the guard fed from a feed's table at each tick, its alarms posted back. */
 export const phases = (config, io) => {
   const guard = makeGuard(config, io.post)
-  io.onInput(({ robots, values }) => {
-    for (let r = 0, i = 0; r < robots.length; r++, i += 5) {
-      guard.offer(robots[r], { kind: values[i] === 0 ? "arm" : "agv", x: values[i + 1], y: values[i + 2], z: values[i + 3], t: values[i + 4] })
+  let seq = new Int32Array(0)
+  let values = new Float64Array(0)
+  let seen = new Int32Array(0)
+  let named = 0
+  io.onInput(({ slot, robot, table }) => {
+    if (table !== undefined) {
+      seq = table.seq
+      values = table.values
+      const grown = new Int32Array(seq.length)
+      grown.set(seen)
+      seen = grown
     }
+    guard.name(slot, robot)
+    named = Math.max(named, slot + 1)
   })
-  return guard.phases
+  const [read, ...rest] = guard.phases
+  const poll = () => {
+    for (let slot = 0; slot < named; slot++) {
+      const before = Atomics.load(seq, slot)
+      if (before === seen[slot] || (before & 1) === 1) continue
+      const i = slot * fields
+      const kind = values[i]
+      const x = values[i + 1]
+      const y = values[i + 2]
+      const z = values[i + 3]
+      const t = values[i + 4]
+      if (Atomics.load(seq, slot) !== before) continue
+      seen[slot] = before
+      guard.offerAt(slot, kind, x, y, z, t)
+    }
+  }
+  return [{ name: read.name, run: (tick) => (poll(), read.run(tick)) }, ...rest]
 }

@@ -1,11 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
+import * as fs from "node:fs"
 import * as Queue from "effect/Queue"
 import { ExitReason, PubSub, TestKit } from "../../../src/actors/index.js"
 import type { ActorRef } from "../../../src/actors/ActorRef.js"
 import * as ControlLoop from "../../../src/apps/fleet/ControlLoop.js"
 import * as SpeedGuard from "../../../src/apps/fleet/SpeedGuard.js"
+import { makeFeed, makeGuard, phases as workerGuardPhases } from "../../../src/apps/fleet/SpeedGuardCore.mjs"
 import * as LinkEvent from "../../../src/links/LinkEvent.js"
 import * as ChildSpec from "../../../src/supervisors/ChildSpec.js"
 import * as Supervisor from "../../../src/supervisors/Supervisor.js"
@@ -20,6 +23,34 @@ const crashConfig = (mode: "throw" | "exit" | "uncaught", times = 1) => ({
   times,
   crashes: new Int32Array(new SharedArrayBuffer(4))
 })
+
+/** The real-time priorities of this process's SCHED_FIFO threads, from /proc (fields 40 and 41 of `stat`). */
+const fifoThreads = () =>
+  fs.readdirSync("/proc/self/task").flatMap((tid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      return fields[38] === "1" ? [Number(fields[37])] : []
+    } catch {
+      return [] // the thread ended meanwhile
+    }
+  })
+
+/** Whether this process may take SCHED_FIFO at `priority`: CAP_SYS_NICE, or RLIMIT_RTPRIO. */
+const mayRunRealtime = (priority: number) => {
+  const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(fs.readFileSync("/proc/self/status", "utf8"))![1]}`)
+  const limit = /^Max realtime priority\s+(\d+)/m.exec(fs.readFileSync("/proc/self/limits", "utf8"))
+  return (capEff & (1n << 23n)) !== 0n || Number(limit?.[1] ?? 0) >= priority
+}
+
+/** A logger that keeps the lines it gets, e.g. a refused priority's warning. */
+const capturingLogger = () => {
+  const lines: Array<string> = []
+  const logger = Logger.make(({ logLevel, message }) =>
+    void lines.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+  )
+  return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+}
 
 const busyWait = (ms: number) => {
   const until = performance.now() + ms
@@ -120,6 +151,35 @@ describe("ControlLoop", () => {
       expect((overspeed[0] as LinkEvent.Alarm).message).toMatch(/^1900\.0 mm\/s/)
     }))
 
+  it("the speed guard keeps 150 arms and AGVs apart, by robot or through the worker's shared-memory feed", () => {
+    const tick = { index: 0, dt: 0.01, scheduledAt: 0 }
+    const limits = { armLimit: 1000, agvLimit: 2 }
+    const byRobot: Array<LinkEvent.Alarm> = []
+    const direct = makeGuard(limits, (alarm) => void byRobot.push(alarm))
+    const byBatch: Array<LinkEvent.Alarm> = []
+    let onInput: (input: unknown) => void = () => {}
+    const viaWorker = workerGuardPhases(limits, { onInput: (handler) => void (onInput = handler), post: (a) => void byBatch.push(a as LinkEvent.Alarm) })
+    const feed = makeFeed((naming) => onInput(structuredClone(naming)))
+    const kindOf = (i: number) => (i % 3 === 0 ? "agv" as const : "arm" as const)
+    // Robot i moves (i mod 10)/10 of its limit over 0.1 s steps; arm 149 jumps 30 limits' worth at step 3, AGV 147 at step 4.
+    for (let step = 0; step < 6; step++) {
+      const samples = new Map<string, { kind: "arm" | "agv"; x: number; y: number; z: number; t: number }>()
+      for (let i = 0; i < 150; i++) {
+        const limit = kindOf(i) === "arm" ? 1000 : 2
+        const fast = (i === 149 && step === 3) || (i === 147 && step === 4) ? 30 : 0
+        samples.set(`r-${i}`, { kind: kindOf(i), x: step * 0.1 * limit * (i % 10) / 10 + fast * limit * 0.1, y: 0, z: 0, t: step * 0.1 })
+      }
+      for (const [robot, sample] of samples) direct.offer(robot, sample)
+      for (const [robot, sample] of samples) feed(robot, sample)
+      for (const phase of [...direct.phases, ...viaWorker]) phase.run(tick)
+    }
+    expect(byRobot.map((a) => [a.robot, a.kind, a.message])).toEqual([
+      ["r-149", "arm", "30900.0 mm/s over the limit of 1000"],
+      ["r-147", "agv", "61.4 m/s over the limit of 2"]
+    ])
+    expect(byBatch).toEqual(byRobot.map((a) => ({ ...a, at: expect.any(Number) })))
+  })
+
   describe("on a worker thread", () => {
     it.scopedLive("ticks at 100 Hz on its grid; metrics are answered by the worker", () =>
       Effect.gen(function*() {
@@ -150,8 +210,8 @@ describe("ControlLoop", () => {
           ControlLoop.makeWorker({ phases: SpeedGuard.workerPhases(hub, { armMmPerSecond: 1000 }) }),
           { name: "control" }
         )
-        // One sample per tick: publish, let the main thread post it (1 ms), then wait for a tick
-        // that began after the worker had it (the worker answers in the order it was sent to).
+        // One sample per tick: publish (the sink writes it to the shared table), then wait for a
+        // tick that began after it was written (the worker answers in the order it was sent to).
         const publishAndTick = (x: number, t: number) =>
           Effect.gen(function*() {
             yield* LinkEvent.publish(hub, arm(x, t))
@@ -219,6 +279,46 @@ describe("ControlLoop", () => {
         expect(metrics.ticks).toBeGreaterThanOrEqual(10)
         expect((yield* Supervisor.whichChildren(supervisor))[0].restarts).toBe(1)
       }))
+
+    it.scopedLive("with a real-time priority, the loop's thread alone runs under SCHED_FIFO, or a warning says it was refused", () => {
+      const { layer, lines } = capturingLogger()
+      return Effect.gen(function*() {
+        const system = yield* TestKit.system()
+        const before = fifoThreads()
+        const loop = yield* system.spawn(
+          ControlLoop.makeWorker({ phases: { module: crashing, config: crashConfig("throw", 0) }, realtimePriority: 7 }),
+          { name: "control" }
+        )
+        yield* eventually(loop.ask(ControlLoop.getMetrics), (m) => m.ticks >= 10)
+        const refused = lines.filter((line) => /SCHED_FIFO 7 was refused/.test(line))
+        if (mayRunRealtime(7)) {
+          expect(fifoThreads()).toEqual([...before, 7])
+          expect(refused).toEqual([])
+        } else {
+          expect(fifoThreads()).toEqual(before)
+          expect(refused).toHaveLength(1)
+        }
+        yield* system.stop(loop)
+        yield* eventually(Effect.sync(fifoThreads), (threads) => threads.length === before.length)
+      }).pipe(Effect.provide(layer))
+    })
+
+    it.scopedLive("a real-time priority the kernel refuses is a warning; the loop runs on at normal priority", () => {
+      const { layer, lines } = capturingLogger()
+      return Effect.gen(function*() {
+        const system = yield* TestKit.system()
+        const loop = yield* system.spawn(
+          ControlLoop.makeWorker({ phases: { module: crashing, config: crashConfig("throw", 0) }, realtimePriority: 100 }),
+          { name: "control" }
+        )
+        const metrics = yield* eventually(loop.ask(ControlLoop.getMetrics), (m) => m.ticks >= 10)
+        expect(metrics.ticks).toBeGreaterThanOrEqual(10)
+        expect(lines.filter((line) => line.startsWith("WARN"))).toEqual([
+          expect.stringMatching(/control loop thread runs at normal priority: SCHED_FIFO 100 was refused \(chrt: .+\)/)
+        ])
+        expect(fifoThreads()).not.toContain(100)
+      }).pipe(Effect.provide(layer))
+    })
 
     it.scopedLive("the worker grid is unaffected while the main thread is blocked 50 ms; the in-process grid is not", () =>
       Effect.gen(function*() {

@@ -33,5 +33,14 @@ describe("FleetConfig", () => {
       const rate = yield* Effect.flip(read({ FLEET_RMI_POLL_HZ: "500" }))
       expect(String(rate)).toMatch(/FLEET_RMI_POLL_HZ.*between 10 and 125/s)
       expect(FleetConfig.parseRobots("a=h,a=g")).toEqual(Either.left("robot ids must be unique"))
+      const realtime = yield* Effect.flip(read({ FLEET_CONTROL_LOOP_REALTIME_PRIORITY: "100" }))
+      expect(String(realtime)).toMatch(/FLEET_CONTROL_LOOP_REALTIME_PRIORITY.*off or an integer from 1 to 99/s)
+    }))
+
+  it.effect("runs the control loop's thread under SCHED_FIFO only when a priority is set", () =>
+    Effect.gen(function*() {
+      expect((yield* read({})).controlLoopRealtimePriority).toBeUndefined()
+      expect((yield* read({ FLEET_CONTROL_LOOP_REALTIME_PRIORITY: "off" })).controlLoopRealtimePriority).toBeUndefined()
+      expect((yield* read({ FLEET_CONTROL_LOOP_REALTIME_PRIORITY: "20" })).controlLoopRealtimePriority).toBe(20)
     }))
 })
