@@ -264,6 +264,7 @@ const main = async () => {
       benchmark: "canvas fan-out",
       sessions: sessionCount,
       window,
+      framesPerTurn,
       phaseSeconds,
       repetitions,
       frameBytes: (SharedFrame.chunkFrame(new CanvasFrame(updatesOf(1)).rpc, "msgpack", "1") as Uint8Array).length,
