@@ -7,13 +7,15 @@
  *   npm run -s bench:ingest      → one JSON object on stdout (about three minutes)
  *
  * Processes: the broker (`set_tcp_nodelay true`); the AGVs (`lib/agvLoad.ts`, spread over
- * `INGEST_CONNECTIONS` (50) MQTT connections, one write per connection per round); the service
+ * `INGEST_CONNECTIONS` (50) MQTT connections, one write per connection per period, each
+ * connection at its own phase of the period, or all at once with `INGEST_PHASES=burst`); the service
  * (`lib/ingestNode.ts`: `src/main.ts` with its fleet and its SQLite telemetry log); the
  * dashboards (`lib/dashboards.ts`, MessagePack, 5 of them decoding every frame to measure); and
  * this one, which measures the emergency stop: a client's `FleetEmergencyStop` for one of the
  * loaded AGVs, from the request to the `instantActions` arriving at an MQTT subscriber of that
  * AGV's topic (an upper bound of "the command leaving the link": it includes the broker's hop),
- * and to the RPC's reply. `BENCH_CHILD_ARGS="--cpu-prof --cpu-prof-dir=…"` profiles the children.
+ * and to the RPC's reply. `BENCH_CHILD_ARGS="--cpu-prof --cpu-prof-dir=…"` profiles the children;
+ * `FLEET_CONTROL_LOOP_REALTIME_PRIORITY` reaches the service (its control loop under SCHED_FIFO).
  *
  * Figures:
  * - baseline (same run, before the service starts): the same AGVs into a plain mqtt.js subscriber
@@ -45,6 +47,8 @@ const hz = Number(process.env.INGEST_HZ ?? 100)
 const seconds = Number(process.env.INGEST_SECONDS ?? 60)
 const dashboards = Number(process.env.INGEST_DASHBOARDS ?? 100)
 const connections = Number(process.env.INGEST_CONNECTIONS ?? 50)
+/** `spread` (default): each connection's robots speak at their own phase of the period; `burst`: all at its start. */
+const phases = process.env.INGEST_PHASES === "burst" ? "burst" : "spread"
 const probes = 5
 const baselineSeconds = 15
 const warmupSeconds = 5
@@ -202,7 +206,7 @@ const main = async () => {
   }, deadlineMs)
   try {
     step(`broker on ${port}; connecting ${robots} AGVs`)
-    const load = spawnChild<object, any>(path.join(here, "lib/agvLoad.ts"), [String(port), String(robots), String(hz), prefix, String(connections)], false)
+    const load = spawnChild<object, any>(path.join(here, "lib/agvLoad.ts"), [String(port), String(robots), String(hz), prefix, String(connections), phases], false)
     children.push(load)
     await load.request({ op: "connect" })
 
@@ -278,7 +282,8 @@ const main = async () => {
       benchmark: "ingest",
       loadAverage: os.loadavg().map((l) => round(l)),
       cores: os.cpus().length,
-      setup: { robots, hz, seconds, dashboards, mqttConnections: connections, latencyProbes: probes, offeredPerSecond: robots * hz },
+      setup: { robots, hz, seconds, dashboards, mqttConnections: connections, phases, latencyProbes: probes, offeredPerSecond: robots * hz,
+        controlLoopRealtimePriority: process.env.FLEET_CONTROL_LOOP_REALTIME_PRIORITY ?? "off" },
       baselinePlainSubscriber: plain,
       robotSide: {
         published: generated.published,

@@ -5,7 +5,8 @@
  * they are equal, each with the last will the VDA 5050 specification asks for).
  *
  * The packets are made by mqtt-packet (mqtt.js's own encoder) and written straight to the
- * sockets, one write per connection per round: a thousand mqtt.js clients, or a system call per
+ * sockets, one write per connection per period (at its own phase of the period, or all at once
+ * with `burst`): a thousand mqtt.js clients, or a system call per
  * message, would spend more of the 2-core machine than the service being measured. Fewer
  * connections than robots stand for robots behind a site gateway: the broker and the service
  * see the same topics and messages, the kernel fewer packets. Each visualization carries its headerId (+1 per message, as the specification says)
@@ -18,12 +19,13 @@
 import * as mqttPacket from "mqtt-packet"
 import * as net from "node:net"
 
-const [brokerPort, robotCount, hz, prefix, connectionCount] = [
+const [brokerPort, robotCount, hz, prefix, connectionCount, phases] = [
   Number(process.argv[2]),
   Number(process.argv[3]),
   Number(process.argv[4]),
   process.argv[5],
-  Number(process.argv[6] ?? process.argv[3])
+  Number(process.argv[6] ?? process.argv[3]),
+  process.argv[7] === "burst" ? "burst" : "spread"
 ]
 const manufacturer = "bench"
 const connectConcurrency = 100
@@ -152,24 +154,33 @@ const connectAll = async () => {
   }
 }
 
-/** Publishes one visualization per AGV per period, on a timer that catches up on what is due. */
+/**
+ * Publishes one visualization per AGV per period, on a timer that catches up on what is due.
+ * `spread` (the default) gives connection `c` of `n` the phase `c / n` of the period, as
+ * independent robots would have; `burst` has every AGV speak at the start of the period, the
+ * worst case for whoever takes the messages.
+ */
 const run = (seconds: number) =>
   new Promise<{ published: number; late: number; cpuMs: number; blockedWrites: number }>((resolve) => {
     const periodMs = 1000 / hz
+    const totalRounds = Math.round((seconds * 1000) / periodMs)
     const started = performance.now()
     const cpu = process.cpuUsage()
+    const offsets = connections.map((_, c) => (phases === "burst" ? 0 : (c * periodMs) / connections.length))
+    const rounds = connections.map(() => 0)
     let published = 0
-    let rounds = 0
     let late = 0
     let blockedWrites = 0
     const timer = setInterval(() => {
       const elapsed = performance.now() - started
-      const due = Math.min(Math.floor(elapsed / periodMs) + 1, Math.round((seconds * 1000) / periodMs))
-      if (due - rounds > 1) late += due - rounds - 1
-      for (; rounds < due; rounds++) {
-        // One clock reading per round: the AGVs of a round speak within the same millisecond or so.
-        const timestamp = new Date().toISOString()
-        for (const connection of connections) {
+      connections.forEach((connection, c) => {
+        const since = elapsed - offsets[c]
+        if (since < 0) return
+        const due = Math.min(Math.floor(since / periodMs) + 1, totalRounds)
+        if (due - rounds[c] > 1) late += due - rounds[c] - 1
+        for (; rounds[c] < due; rounds[c]++) {
+          // One clock reading per write: the AGVs of a connection speak within the same millisecond or so.
+          const timestamp = new Date().toISOString()
           const packets: Array<Buffer> = []
           for (const agv of connection.agvs) {
             agv.headerId++
@@ -183,13 +194,13 @@ const run = (seconds: number) =>
           if (!connection.socket.write(packets.length === 1 ? packets[0] : Buffer.concat(packets))) blockedWrites++
           published += packets.length
         }
-      }
-      if (elapsed >= seconds * 1000) {
+      })
+      if (elapsed >= seconds * 1000 && rounds.every((n) => n >= totalRounds)) {
         clearInterval(timer)
         const used = process.cpuUsage(cpu)
         resolve({ published, late, cpuMs: Math.round((used.user + used.system) / 1000), blockedWrites })
       }
-    }, Math.max(1, Math.floor(periodMs / 2)))
+    }, 1)
   })
 
 const stop = async () => {
