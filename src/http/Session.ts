@@ -24,6 +24,7 @@ import type * as RpcBridge from "../protocol/RpcBridge.js"
 import type * as Subprotocol from "../protocol/Subprotocol.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as TokenBucket from "./TokenBucket.js"
+import * as WebSocketFrame from "./WebSocketFrame.js"
 import * as WriteBatch from "./WriteBatch.js"
 
 /** What a session accepts: its socket's events, and the gateway's requests. */
@@ -303,6 +304,8 @@ export class Session
   readonly extraHeaders: ReadonlyArray<readonly [string, string]>
   readonly transport: Duplex
   writesThisTurn = 0
+  /** No extension was negotiated: frames can be written to the transport as `ws` would write them. */
+  rawFrames = false
   /** Cleared once called: the handshake's inputs are not kept. */
   private upgrade: SessionOptions["upgrade"] | undefined
   owner: SessionClient["owner"] = undefined as unknown as SessionClient["owner"]
@@ -377,7 +380,8 @@ export class Session
     traffic.framesOut++
     traffic.bytesOut += typeof frame === "string" ? Buffer.byteLength(frame) : frame.length
     WriteBatch.beforeWrite(this)
-    socket.send(frame)
+    if (this.rawFrames) this.transport.write(WebSocketFrame.of(frame))
+    else socket.send(frame)
   }
 
   close(code: number, reason: string): void {
@@ -395,6 +399,7 @@ export class Session
       Effect.uninterruptible(Effect.flatMap(upgrade(), (socket) => {
         this.socket = socket
         this.socket[sessionOf] = this
+        this.rawFrames = socket.extensions === ""
         // The one finalizer of the session undoes whatever part of what follows was done.
         return Effect.zipRight(
           Scope.addFinalizerExit(scope, finalizerOf(this)),
