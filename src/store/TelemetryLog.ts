@@ -1,12 +1,14 @@
 /**
  * The robot telemetry log, written off the event loop.
  *
- * `append` costs the event loop a few array writes: rows collect in a columnar
- * batch that is posted (its buffers transferred) to a worker thread when it is
- * full or 10 ms after its first row. The worker owns its own
- * connection to the same file and commits batches in short transactions
- * through the write gate, so the canvas and the audit log, which write on the
- * event loop, are never starved and never blocked on a lock.
+ * `append` costs the event loop a few array writes: rows go into a ring of
+ * columns in shared memory (internal/telemetryBatch.ts), and a short message
+ * hands each batch to a worker thread when it is full or 10 ms after its first
+ * row. No row is copied or transferred, and a batch allocates only that
+ * message. The worker owns its own connection to the same file and commits
+ * batches in short transactions through the write gate, so the canvas and the
+ * audit log, which write on the event loop, are never starved and never
+ * blocked on a lock.
  *
  * The queue is bounded: rows appended but not yet committed count against
  * `maxQueuedRows`, and beyond it new rows are dropped and counted. Telemetry is
@@ -26,7 +28,7 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import { Worker } from "node:worker_threads"
 import { Database } from "./Database.js"
-import { TelemetryBatch } from "./internal/telemetryBatch.js"
+import { TelemetryRing } from "./internal/telemetryBatch.js"
 import { StoreHealth } from "./StoreHealth.js"
 import { fromSqliteError, StoreUnavailable, unavailableCodes } from "./StoreUnavailable.js"
 
@@ -47,7 +49,7 @@ export interface TelemetryRow {
 
 /** Tuning of the log; every field has a default below. */
 export interface TelemetryOptions {
-  /** Rows appended but not committed beyond which new rows are dropped. */
+  /** Rows appended but not committed beyond which new rows are dropped; also the ring's size (40 bytes a row, shared with the worker). */
   readonly maxQueuedRows?: number | undefined
   /** Rows per batch posted to the worker. */
   readonly batchRows?: number | undefined
@@ -63,10 +65,11 @@ export interface TelemetryOptions {
 
 /**
  * Defaults, and why:
- * - `maxQueuedRows` 100,000: one second of the bench's flood, about 10 MB; a
- *   worker that is a second behind is not catching up.
- * - `batchRows` 1,000: one message per thousand rows costs the event loop
- *   about 50 µs; larger batches gain little.
+ * - `maxQueuedRows` 100,000: a quarter second of the bench's flood; a worker
+ *   that far behind is not catching up. The ring holds that many rows: 4 MB of
+ *   shared memory, plus the queued payloads' JSON.
+ * - `batchRows` 1,000: one message (about 1 µs of the event loop) per
+ *   thousand rows; the worker commits one or two per transaction.
  * - `maxTransactionRows` 2,000: a transaction of about 5 ms, the longest an
  *   event-loop writer waits at the gate.
  * - `retention` 72 hours: a weekend's incident is still there on Monday.
@@ -147,12 +150,14 @@ export const layer = (
       const config = { ...defaults, ...options }
 
       const events = yield* Queue.unbounded<WorkerEvent>()
+      const ring = new TelemetryRing(config.maxQueuedRows)
       const worker = yield* Effect.acquireRelease(
         Effect.sync(() => {
           const worker = new Worker(workerUrl, {
             workerData: {
               filename: database.filename,
               gate: database.gate.buffer,
+              ring: ring.columns,
               busyTimeoutMillis: Duration.toMillis(database.busyTimeout),
               maxTransactionRows: config.maxTransactionRows,
               retentionMillis: Duration.toMillis(config.retention),
@@ -184,7 +189,6 @@ export const layer = (
       )
 
       const counts = { appended: 0, committed: 0, dropped: 0, queued: 0 }
-      let batch = new TelemetryBatch(config.batchRows)
       let scheduledPost: NodeJS.Timeout | undefined
       let postedSeq = 0
       let committedSeq = 0
@@ -197,21 +201,20 @@ export const layer = (
       const post = () => {
         clearTimeout(scheduledPost)
         scheduledPost = undefined
-        if (batch.length === 0) return
-        const { message, transfer } = batch.seal(++postedSeq)
-        worker.postMessage(message, transfer)
-        batch = new TelemetryBatch(config.batchRows)
+        if (ring.length > 0) worker.postMessage(ring.take(++postedSeq))
       }
 
       const add = (row: TelemetryRow) => {
-        counts.appended++
         if (stopped !== undefined || counts.queued >= config.maxQueuedRows) {
+          counts.appended++
           counts.dropped++
           return
         }
-        batch.add(row)
+        // Throws, counting nothing, if the payload is not JSON.
+        ring.add(row)
+        counts.appended++
         counts.queued++
-        if (batch.length === batch.capacity) post()
+        if (ring.length >= config.batchRows) post()
         else scheduledPost ??= setTimeout(post, postDelayMillis)
       }
 

@@ -12,7 +12,8 @@
  * own loader, the same under node, `node --import tsx`, tsx and vitest,
  * without relying on a TypeScript loader being inherited by the thread.
  *
- * In:  { type: "batch", seq, count, names, robot, kind, at, x, y, theta, payloads }
+ * In:  workerData.ring: the shared columns of internal/telemetryBatch.ts
+ *      { type: "batch", seq, start, count, reset, names, payloads }: rows in the ring
  *      { type: "prune", id }  { type: "close" }
  * Out: { type: "ready" }  { type: "committed", seq, rows }  { type: "failed", code, message }
  *      { type: "rejected", seq, rows, code, message }  { type: "pruned", id, deleted }
@@ -31,6 +32,7 @@ const {
   retentionIntervalMillis,
   retentionMillis,
   retryMillis,
+  ring,
   unavailableCodes
 } = workerData
 
@@ -72,14 +74,28 @@ const insert = db.prepare(
 )
 const orNull = (value) => (Number.isNaN(value) ? null : value)
 
-// Reads the columns of internal/telemetryBatch.ts.
+// The ring of internal/telemetryBatch.ts. The event loop does not reuse a batch's slots before it is acknowledged.
+const { at, cursor, kind, robot, theta, x, y } = ring
+const capacity = at.length
+
 const writeBatches = db.transaction((batches) => {
-  for (const { at, count, kind, names, payloads, robot, theta, x, y } of batches) {
-    for (let i = 0; i < count; i++) {
-      insert.run(names[robot[i]], at[i], names[kind[i]], orNull(x[i]), orNull(y[i]), orNull(theta[i]), payloads[i] ?? null)
+  for (const { count, dictionary, payloads, start } of batches) {
+    for (let i = 0, j = start; i < count; i++, j = j + 1 === capacity ? 0 : j + 1) {
+      insert.run(dictionary[robot[j]], at[j], dictionary[kind[j]], orNull(x[j]), orNull(y[j]), orNull(theta[j]), payloads[i] ?? null)
     }
   }
 })
+
+// The names a batch's ids refer to: the dictionary as of that batch (later batches only append to it).
+let dictionary = []
+
+/** Takes a batch: orders its rows' writes before our reads, and resolves its names now, in message order. */
+const receive = (batch) => {
+  Atomics.load(cursor, 0)
+  if (batch.reset) dictionary = []
+  for (const name of batch.names) dictionary.push(name)
+  return { seq: batch.seq, start: batch.start, count: batch.count, payloads: batch.payloads, dictionary }
+}
 
 const deleteExpired = db.prepare(
   "DELETE FROM telemetry WHERE rowid IN (SELECT rowid FROM telemetry WHERE at < ? ORDER BY at LIMIT ?)"
@@ -149,7 +165,7 @@ const housekeeping = [
 parentPort.on("message", (message) => {
   switch (message.type) {
     case "batch":
-      pending.push(message)
+      pending.push(receive(message))
       return schedule(0)
     case "prune":
       return void prune().then(

@@ -48,6 +48,70 @@ describe("TelemetryLog", () => {
       }).pipe(Effect.provide(telemetry(filename)))
     ))
 
+  it.scopedLive("rows reach SQLite exactly as appended: odd values, a ring that wraps, a dictionary that starts over", () =>
+    onTempFile((filename) =>
+      Effect.gen(function*() {
+        const log = yield* TelemetryLog
+        const sql = yield* SqlClient
+        const odd: Array<TelemetryRow> = [
+          { robot: "", kind: "", at: 0 },
+          { robot: "ロボット-🤖", kind: "po\"se\n\u0000", at: -1, x: Infinity, y: -Infinity, theta: 0 },
+          { robot: "r".repeat(10_000), kind: "pose", at: Number.MAX_SAFE_INTEGER, x: Number.MAX_VALUE, y: 5e-324 },
+          { robot: "agv-1", kind: "pose", at: 1.5, x: NaN, theta: -1e-300, payload: null },
+          { robot: "agv-1", kind: "arm", at: 2, payload: 0 },
+          { robot: "agv-1", kind: "arm", at: 3, payload: false },
+          { robot: "agv-1", kind: "arm", at: 4, payload: "" },
+          { robot: "agv-1", kind: "arm", at: 5, payload: { joints: [1.25, -0.5], note: "ü\u2028\"'" } },
+          { robot: "agv-1", kind: "arm", at: 6, payload: () => 1 }
+        ]
+        // 6,000 distinct robots: more names than the dictionary keeps, through a ring of 2,500 rows.
+        const many = Array.from({ length: 6_000 }, (_, i): TelemetryRow => ({
+          robot: `robot-${i}`,
+          kind: i % 3 === 0 ? "pose" : `kind-${i % 7}`,
+          at: 1_000 + i,
+          x: i / 3,
+          ...(i % 2 === 0 ? { y: 0.5 - i } : {}),
+          ...(i % 5 === 0 ? { payload: { i } } : {})
+        }))
+        const rows = [...odd, ...many]
+        for (let i = 0; i < rows.length; i += 2_000) {
+          yield* log.appendAll(rows.slice(i, i + 2_000))
+          yield* log.flush
+        }
+
+        expect(yield* log.stats).toEqual({ appended: rows.length, committed: rows.length, dropped: 0, queued: 0 })
+        const stored = yield* sql`SELECT robot, at, kind, x, y, theta, payload FROM telemetry ORDER BY rowid`
+        const orNull = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? null : value)
+        expect(stored).toEqual(rows.map((row) => ({
+          robot: row.robot,
+          at: row.at,
+          kind: row.kind,
+          x: orNull(row.x),
+          y: orNull(row.y),
+          theta: orNull(row.theta),
+          payload: row.payload === undefined ? null : (JSON.stringify(row.payload) ?? null)
+        })))
+      }).pipe(Effect.provide(telemetry(filename, { maxQueuedRows: 2_500, batchRows: 700 })))
+    ))
+
+  it.scopedLive("a row whose payload is not JSON is refused by a throw and counted nowhere; the next rows are kept", () =>
+    onTempFile((filename) =>
+      Effect.gen(function*() {
+        const log = yield* TelemetryLog
+        const sql = yield* SqlClient
+        log.unsafeAppend({ robot: "agv-1", at: 1, kind: "pose", x: 1 })
+        expect(() => log.unsafeAppend({ robot: "agv-1", at: 2, kind: "bad", payload: { n: 1n } })).toThrow(TypeError)
+        log.unsafeAppend({ robot: "agv-1", at: 3, kind: "pose", x: 3 })
+        yield* log.flush
+
+        expect(yield* log.stats).toEqual({ appended: 2, committed: 2, dropped: 0, queued: 0 })
+        expect(yield* sql`SELECT at, kind, x FROM telemetry ORDER BY rowid`).toEqual([
+          { at: 1, kind: "pose", x: 1 },
+          { at: 3, kind: "pose", x: 3 }
+        ])
+      }).pipe(Effect.provide(telemetry(filename)))
+    ))
+
   it.scopedLive("closing the log flushes it: rows appended just before are on disk", () =>
     onTempFile((filename) =>
       Effect.gen(function*() {
