@@ -24,6 +24,7 @@ import type { ActorRef } from "../../actors/ActorRef.js"
 import type { Encoded } from "../../actors/Encoded.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
+import * as SlicedScheduler from "../../actors/SlicedScheduler.js"
 import { FleetRpcs, FleetSnapshot, FleetSubscribe, FleetUpdate, type RobotView } from "../../protocol/FleetRpcs.js"
 import * as RpcBridge from "../../protocol/RpcBridge.js"
 import * as SharedFrame from "../../protocol/SharedFrame.js"
@@ -49,6 +50,13 @@ export class SessionDirectory extends Context.Tag("fleetvisor/apps/fleet/Session
 
 const frameKey = "fleetvisor/FleetSubscribe"
 
+/**
+ * The subscribers of the views take turns in slices of 1 ms: a tick's frame to a hundred
+ * dashboards never holds the event loop in one piece, so an emergency stop arriving meanwhile
+ * is read and handled between two slices.
+ */
+const viewScheduler = SlicedScheduler.make({ sliceMs: 1 })
+
 /** The `FleetRpcs` handlers; needs `Fleet`, and uses `SessionDirectory` when present. */
 export const layer = FleetRpcs.toLayer(
   Effect.gen(function*() {
@@ -62,7 +70,7 @@ export const layer = FleetRpcs.toLayer(
 
     const subscribe = (only: ReadonlyArray<string> | undefined) =>
       RpcBridge.directStream((writer) =>
-        Effect.gen(function*() {
+        Effect.withScheduler(Effect.gen(function*() {
           const wanted = only === undefined ? undefined : new Set(only)
           const pick = (robots: ReadonlyArray<RobotView>) =>
             wanted === undefined ? robots : robots.filter((robot) => wanted.has(robot.id))
@@ -92,7 +100,7 @@ export const layer = FleetRpcs.toLayer(
             }
             if (!ok) return
           }
-        })
+        }), viewScheduler)
       )
 
     return {
