@@ -15,7 +15,7 @@ const opText = 0x81
 const opBinary = 0x82
 
 let lastPayload: string | Uint8Array | undefined
-let lastFrame: Buffer | undefined
+let lastFrame: Buffer = Buffer.alloc(0)
 
 const build = (payload: string | Uint8Array): Buffer => {
   const data = typeof payload === "string" ? Buffer.from(payload, "utf8") : payload
@@ -39,7 +39,7 @@ const build = (payload: string | Uint8Array): Buffer => {
 
 /** The frame of `payload`: a text frame for a string, a binary frame for bytes. */
 export const of = (payload: string | Uint8Array): Buffer => {
-  if (payload !== lastPayload || lastFrame === undefined) {
+  if (payload !== lastPayload) {
     lastFrame = build(payload)
     lastPayload = payload
   }
