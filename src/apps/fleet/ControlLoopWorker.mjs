@@ -17,43 +17,13 @@
  * Out: { type: "ready", prioritized, realtime: true | why it was refused }  { type: "output", data }  { type: "metrics", id, metrics }
  *      { type: "report", metrics }  { type: "failed", phase, error }
  */
-import { execFileSync } from "node:child_process"
-import { readlinkSync } from "node:fs"
-import { setPriority } from "node:os"
 import { parentPort, workerData } from "node:worker_threads"
 import { Meter, runGrid } from "./LoopGrid.mjs"
+import { prioritizeThread } from "./ThreadPriority.mjs"
 
 const { hz, window, report, module, config, priority, realtimePriority } = workerData
 
-// Linux keeps a nice value per thread, and `setPriority()` without a pid sets this thread's.
-// Raising it needs CAP_SYS_NICE: without it, the thread keeps the process's priority.
-let prioritized = false
-if (priority !== undefined) {
-  try {
-    setPriority(priority)
-    prioritized = true
-  } catch {
-    // not allowed here
-  }
-}
-
-/**
- * Puts this thread, and only it, under SCHED_FIFO at `rtPriority` with util-linux `chrt`: it
- * then runs as soon as it wakes up, ahead of every normal thread of the machine. `-R`
- * (SCHED_RESET_ON_FORK): threads and processes it starts do not inherit the policy. Needs
- * CAP_SYS_NICE or an RLIMIT_RTPRIO of at least `rtPriority`. Returns true, or why it was refused.
- */
-const makeRealtime = (rtPriority) => {
-  try {
-    const tid = readlinkSync("/proc/thread-self").split("/").pop()
-    execFileSync("chrt", ["-f", "-R", "-p", String(rtPriority), tid], { stdio: ["ignore", "ignore", "pipe"], timeout: 5_000 })
-    return true
-  } catch (error) {
-    const stderr = error.stderr?.toString().trim()
-    return stderr || error.message
-  }
-}
-const realtime = realtimePriority === undefined ? false : makeRealtime(realtimePriority)
+const { prioritized, realtime } = prioritizeThread({ priority, realtimePriority })
 
 let onInput = () => {}
 const io = {
