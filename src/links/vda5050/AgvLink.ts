@@ -38,6 +38,7 @@ import * as Header from "./Header.js"
 import * as HeaderIds from "./HeaderIds.js"
 import * as MessageCodec from "./MessageCodec.js"
 import type { OrderBody } from "./Order.js"
+import type * as SharedHeaderIds from "./SharedHeaderIds.js"
 import type { State as AgvState } from "./State.js"
 import type { TopicName } from "./Topic.js"
 import type { Visualization } from "./Visualization.js"
@@ -60,6 +61,12 @@ export interface AgvLinkOptions {
    * two of the specification's 30-second state intervals, and a margin.
    */
   readonly silenceDeadline?: Duration.DurationInput | undefined
+  /**
+   * The AGV's slot in a shared headerId table, when another thread also sends it instant
+   * actions (the fleet's stop channel): `instantActions` ids then continue one sequence, and
+   * the slot says while this link runs.
+   */
+  readonly shared?: SharedHeaderIds.Slot | undefined
 }
 
 /** The AGV is OFFLINE or its connection broke, so nothing can be sent to it. */
@@ -279,7 +286,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
         const state: State = {
           self: ctx.self,
           run,
-          ids: HeaderIds.unsafeMake(),
+          ids: options.shared?.ids ?? HeaderIds.unsafeMake(),
           watchdog,
           connection: "UNKNOWN",
           up: false,
@@ -292,6 +299,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           currentOrder: undefined
         }
         sendActions(state, ["stateRequest"], false)
+        options.shared?.setLive(true)
         return state
       }),
     receive: (state, message, ctx) => {
@@ -386,8 +394,9 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           return Effect.fail(message.error)
       }
     },
-    terminate: (state, reason) =>
-      state.up || reason._tag !== "Normal"
+    terminate: (state, reason) => {
+      options.shared?.setLive(false)
+      return state.up || reason._tag !== "Normal"
         ? LinkEvent.publish(options.hub, {
           _tag: "LinkDown",
           robot,
@@ -399,5 +408,6 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           at: Date.now()
         })
         : Effect.void
+    }
   })
 }

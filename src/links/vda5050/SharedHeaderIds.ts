@@ -1,0 +1,74 @@
+/**
+ * The `instantActions` headerIds of every AGV of a node in shared memory, so that a second
+ * sender on another thread (the fleet's stop channel) continues each AGV's sequence instead of
+ * starting its own. One slot per AGV, handed out on first use and kept for the node's life:
+ * a counter (`Atomics.add`, wrapping after the uint32 maximum as the specification's ids do)
+ * and a flag saying whether the AGV's link is running.
+ *
+ * The table is a `SharedArrayBuffer` plus the slot of each robot; the other thread gets the
+ * buffer once and each `(robot, slot)` pair as it is handed out (see {@link SharedHeaderIds.onSlot}).
+ *
+ * @since 0.1.0
+ */
+import type { AgvIdentity } from "./Header.js"
+import * as HeaderIds from "./HeaderIds.js"
+
+/** What a new slot says to whoever shares the table. */
+export interface SlotAssigned {
+  readonly robot: string
+  readonly manufacturer: string
+  readonly serialNumber: string
+  readonly slot: number
+}
+
+/** One AGV's slot, as its link uses it. */
+export interface Slot {
+  /** headerId counters whose `instantActions` ids come from the shared counter. */
+  readonly ids: HeaderIds.Counters
+  /** Marks the link running (its `init`) or not (its `terminate`). */
+  readonly setLive: (live: boolean) => void
+}
+
+/** The table: the buffer to share, and the slots handed out. */
+export interface SharedHeaderIds {
+  /** Counters at `[slot]`, live flags at `[capacity + slot]`, as an `Int32Array`/`Uint32Array` view. */
+  readonly buffer: SharedArrayBuffer
+  readonly capacity: number
+  /** Every slot handed out so far. */
+  readonly slots: () => ReadonlyArray<SlotAssigned>
+  /** The slot of an AGV, handed out on first use; `undefined` once the table is full. */
+  readonly slotOf: (identity: AgvIdentity) => Slot | undefined
+  /** Called with each new slot (one listener: the stop channel). */
+  onSlot: ((slot: SlotAssigned) => void) | undefined
+}
+
+/** A table for up to `capacity` AGVs (default 65,536: 512 KB). */
+export const make = (capacity = 65_536): SharedHeaderIds => {
+  const buffer = new SharedArrayBuffer(capacity * 2 * Uint32Array.BYTES_PER_ELEMENT)
+  const counters = new Uint32Array(buffer, 0, capacity)
+  const live = new Int32Array(buffer, capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
+  const assigned = new Map<string, SlotAssigned>()
+  const table: SharedHeaderIds = {
+    buffer,
+    capacity,
+    slots: () => [...assigned.values()],
+    slotOf: (identity) => {
+      const robot = `${identity.manufacturer}/${identity.serialNumber}`
+      let entry = assigned.get(robot)
+      if (entry === undefined) {
+        if (assigned.size === capacity) return undefined
+        entry = { robot, manufacturer: identity.manufacturer, serialNumber: identity.serialNumber, slot: assigned.size }
+        assigned.set(robot, entry)
+        table.onSlot?.(entry)
+      }
+      const slot = entry.slot
+      const local = HeaderIds.unsafeMake()
+      return {
+        ids: { next: (topic) => (topic === "instantActions" ? Atomics.add(counters, slot, 1) : local.next(topic)) },
+        setLive: (on) => void Atomics.store(live, slot, on ? 1 : 0)
+      }
+    },
+    onSlot: undefined
+  }
+  return table
+}
