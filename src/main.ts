@@ -155,6 +155,17 @@ export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
     "FLEET_CONTROL_LOOP_REALTIME_PRIORITY",
     "off",
     "SCHED_FIFO priority (1–99) of the control loop's thread, so it runs on time when the cores are busy. Needs CAP_SYS_NICE or LimitRTPRIO=; refused, a warning is logged and it runs at normal priority."
+  ),
+  ServiceConfig.setting(
+    "FLEET_STOP_PORT",
+    "off",
+    "Port of the stop channel: emergency stops over a WebSocket served by a thread of its own, published to AGVs without waiting for the main thread (0 picks a free port). The dashboard uses it when it is on."
+  ),
+  ServiceConfig.setting("FLEET_STOP_HOST", "127.0.0.1", "Address the stop channel listens on."),
+  ServiceConfig.setting(
+    "FLEET_STOP_REALTIME_PRIORITY",
+    "off",
+    "SCHED_FIFO priority (1–99) of the stop channel's thread, as for the control loop."
   )
 ]
 
@@ -227,9 +238,18 @@ const canvasRoutes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route>
   ...pageRoutes("canvas")
 ]
 
-/** The routes of the fleet: its dashboard at `/fleet/` and its event streams (`/stream`, `/stream/{manufacturer}/{serial}`). */
+/**
+ * The routes of the fleet: its dashboard at `/fleet/`, its event streams (`/stream`,
+ * `/stream/{manufacturer}/{serial}`) and where its stop channel listens (`/fleet/stop-channel`).
+ */
 const fleetRoutes = (fleet: FleetApp.FleetService): ReadonlyArray<Route.Route> => [
   ...FleetStream.routes(fleet),
+  // Where the dashboard sends emergency stops when the stop channel runs (its host is the page's).
+  Route.make("GET", "/fleet/stop-channel", (_, response) => {
+    const port = fleet.stopChannel?.port()
+    if (port === undefined) Route.json(response, 404, { error: "the stop channel is off (FLEET_STOP_PORT)" })
+    else Route.json(response, 200, { port, protocol: "fleetvisor.stop.v1" })
+  }),
   ...pageRoutes("fleet")
 ]
 

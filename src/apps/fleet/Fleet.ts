@@ -23,11 +23,13 @@ import type { ActorRef, Reply } from "../../actors/ActorRef.js"
 import { ActorSystem } from "../../actors/ActorSystem.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
+import * as LinkEvent from "../../links/LinkEvent.js"
 import * as RmiLink from "../../links/rmi/RmiLink.js"
 import * as RmiPacket from "../../links/rmi/RmiPacket.js"
 import * as AgvLink from "../../links/vda5050/AgvLink.js"
 import * as MqttLink from "../../links/vda5050/MqttLink.js"
 import * as Order from "../../links/vda5050/Order.js"
+import * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
 import {
   CommandNotSupported,
   CommandRefused,
@@ -47,6 +49,7 @@ import { FleetConfig, type FleetSettings } from "./FleetConfig.js"
 import * as ControlLoop from "./ControlLoop.js"
 import * as FleetState from "./FleetState.js"
 import * as FleetTree from "./FleetTree.js"
+import * as StopChannel from "./StopChannel.js"
 
 export type { FleetView, Holder } from "./FleetState.js"
 
@@ -80,6 +83,8 @@ export interface FleetService {
   readonly emergencyStop: (robot: string | undefined, who: string) => Effect.Effect<void, UnknownRobot>
   /** What the fleet's parts measure of themselves, for `/metrics` and benchmarks. */
   readonly stats: Effect.Effect<FleetStats>
+  /** The stop channel's port and counters, when `stopPort` is configured. */
+  readonly stopChannel: StopChannel.StopChannelStatus | undefined
 }
 
 /** What the fleet's parts measure of themselves; a part that is not running (or not configured) is absent. */
@@ -89,6 +94,7 @@ export interface FleetStats {
   readonly loop?: ControlLoop.LoopMetrics | undefined
   readonly mqtt?: MqttLink.MqttLinkStats | undefined
   readonly telemetry?: TelemetryStats | undefined
+  readonly stopChannel?: StopChannel.StopChannelStats | undefined
 }
 
 /** The fleet service as a Context tag. */
@@ -107,6 +113,7 @@ export interface FleetOptions {
 }
 
 const emergencyStopMessage = { _tag: "EmergencyStop" } as const
+const noneSkipped: ReadonlyArray<string> = []
 
 const kernelErrors = new Set(["AskTimeout", "ActorStopped", "MailboxFull"])
 const isKernelError = (error: unknown) =>
@@ -136,6 +143,21 @@ export const make = (
 export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetService => {
   const { hub, settings } = options
   const registry = Registry.unsafeMake<string, any>({ keys: "unique" })
+  const stopChannel = settings.stopPort === undefined ? undefined : {
+    table: SharedHeaderIds.make(),
+    status: StopChannel.makeStatus(),
+    hooks: {
+      stopped: (robots, who, all) => {
+        const at = Date.now()
+        for (const robot of robots) {
+          LinkEvent.unsafePublish(hub, { _tag: "EmergencyStopped", robot, kind: "agv", at })
+          if (!all) Effect.runFork(audit(who, robot, "EmergencyStop", { via: "stop channel" })(Effect.void))
+        }
+      },
+      stop: (robot, skip, who) =>
+        stopRobots(robot, skip).pipe(audit(who, robot ?? "*", "EmergencyStop", { via: "stop channel" }))
+    } satisfies StopChannel.StopChannelHooks
+  }
   const child = ChildSpec.make(
     "fleet",
     FleetTree.make({
@@ -143,7 +165,8 @@ export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetServi
       hub,
       registry,
       linkBackoff: options.linkBackoff,
-      telemetryLog: options.telemetryLog
+      telemetryLog: options.telemetryLog,
+      stopChannel
     })
   )
 
@@ -300,6 +323,26 @@ export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetServi
     return ref.ask(message, { timeout: "1 second", urgent: true }).pipe(Effect.orElseSucceed(() => undefined))
   }
 
+  /** Stops `robot`, or every robot whose id is not in `skip` (those the stop channel stopped itself). */
+  const stopRobots = (robot: string | undefined, skip: ReadonlyArray<string>): Effect.Effect<void, UnknownRobot> =>
+    Effect.suspend(() => {
+      if (robot === undefined) {
+        const skipped = new Set(skip.map(FleetTree.linkKey))
+        for (const entry of Registry.all(registry)) {
+          if ((entry.key.startsWith("robot:") || entry.key.startsWith("agv:")) && !skipped.has(entry.key)) {
+            entry.ref.unsafeTellUrgent(emergencyStopMessage)
+          }
+        }
+        return Effect.void
+      }
+      const link = linkOf(robot)
+      if (link !== undefined) return Effect.sync(() => void link.unsafeTellUrgent(emergencyStopMessage))
+      return Effect.flatMap(
+        ask<FleetState.Authorized["kind"] | undefined, never>((reply) => ({ _tag: "Lookup", robot, reply }), true),
+        (kind) => (kind === undefined ? Effect.fail(new UnknownRobot({ robot })) : Effect.void)
+      )
+    })
+
   const stats: Effect.Effect<FleetStats> = Effect.gen(function*() {
     const links = Option.getOrUndefined(yield* Registry.whereis(registry, "links"))
     return {
@@ -309,7 +352,8 @@ export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetServi
       ),
       loop: yield* askPart("control", ControlLoop.getMetrics),
       mqtt: yield* askPart("mqtt", MqttLink.getStats),
-      telemetry: options.telemetryLog === undefined ? undefined : yield* options.telemetryLog.stats
+      telemetry: options.telemetryLog === undefined ? undefined : yield* options.telemetryLog.stats,
+      stopChannel: stopChannel?.status.stats()
     }
   })
 
@@ -339,22 +383,9 @@ export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetServi
           yield* Effect.flatMap(stateActor, (ref) => ref.tell({ _tag: "Cleared", robot })).pipe(Effect.ignore)
         }
       }).pipe(audit(holder.user, robot, command._tag, command)),
-    emergencyStop: (robot, who) =>
-      Effect.suspend((): Effect.Effect<void, UnknownRobot> => {
-        if (robot === undefined) {
-          for (const entry of Registry.all(registry)) {
-            if (entry.key.startsWith("robot:") || entry.key.startsWith("agv:")) entry.ref.unsafeTellUrgent(emergencyStopMessage)
-          }
-          return Effect.void
-        }
-        const link = linkOf(robot)
-        if (link !== undefined) return Effect.sync(() => void link.unsafeTellUrgent(emergencyStopMessage))
-        return Effect.flatMap(
-          ask<FleetState.Authorized["kind"] | undefined, never>((reply) => ({ _tag: "Lookup", robot, reply }), true),
-          (kind) => (kind === undefined ? Effect.fail(new UnknownRobot({ robot })) : Effect.void)
-        )
-      }).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
-    stats
+    emergencyStop: (robot, who) => stopRobots(robot, noneSkipped).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
+    stats,
+    stopChannel: stopChannel?.status
   } satisfies FleetService
 }
 

@@ -14,6 +14,9 @@
  * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE or CONNECTIONBROKEN AGV stays in the fleet |
  * | `FLEET_LINK_MAX_RESTARTS` | 10000  | restarts of robot links a minute before `fleet/links` gives up and `fleet` restarts it |
  * | `FLEET_CONTROL_LOOP_REALTIME_PRIORITY` | off | SCHED_FIFO priority (1–99) of the control loop's thread; refused: a warning, normal priority |
+ * | `FLEET_STOP_PORT`      | off       | port of the stop channel (`StopChannel`; 0: a free one); off: stops go through the gateway only |
+ * | `FLEET_STOP_HOST`      | 127.0.0.1 | address the stop channel listens on                            |
+ * | `FLEET_STOP_REALTIME_PRIORITY` | off | SCHED_FIFO priority (1–99) of the stop channel's thread       |
  *
  * @since 0.1.0
  */
@@ -47,6 +50,12 @@ export interface FleetSettings {
   readonly linkMaxRestarts: number
   /** SCHED_FIFO priority of the control loop's thread (`ControlLoop.makeWorker`'s `realtimePriority`); none: normal scheduling. */
   readonly controlLoopRealtimePriority: number | undefined
+  /** Port of the stop channel (`StopChannel`); none: no channel, stops go through the gateway only. */
+  readonly stopPort: number | undefined
+  /** Address the stop channel listens on. */
+  readonly stopHost: string
+  /** SCHED_FIFO priority of the stop channel's thread; none: normal scheduling. */
+  readonly stopRealtimePriority: number | undefined
 }
 
 /** The fleet's configuration as a service. */
@@ -83,17 +92,18 @@ const bounded = (name: string, fallback: number, min: number, max: number) =>
     )
   )
 
-/** `off`, or a SCHED_FIFO priority from 1 to 99. */
-const realtimePriority = Config.string("FLEET_CONTROL_LOOP_REALTIME_PRIORITY").pipe(
-  Config.withDefault("off"),
-  Config.mapOrFail((text) => {
-    if (text === "off") return Either.right(undefined)
-    const n = Number(text)
-    return Number.isInteger(n) && n >= 1 && n <= 99
-      ? Either.right(n)
-      : Either.left(ConfigError.InvalidData(["FLEET_CONTROL_LOOP_REALTIME_PRIORITY"], `"${text}" must be off or an integer from 1 to 99`))
-  })
-)
+/** `off`, or an integer from `min` to `max`. */
+const offOr = (name: string, min: number, max: number) =>
+  Config.string(name).pipe(
+    Config.withDefault("off"),
+    Config.mapOrFail((text) => {
+      if (text === "off") return Either.right(undefined)
+      const n = Number(text)
+      return text.trim() !== "" && Number.isInteger(n) && n >= min && n <= max
+        ? Either.right(n)
+        : Either.left(ConfigError.InvalidData([name], `"${text}" must be off or an integer from ${min} to ${max}`))
+    })
+  )
 
 /** Reads the configuration; see the module documentation. */
 export const config: Config.Config<FleetSettings> = Config.all({
@@ -107,7 +117,10 @@ export const config: Config.Config<FleetSettings> = Config.all({
   leaseTtlMs: bounded("FLEET_LEASE_TTL_MS", 30_000, 1_000, 3_600_000),
   agvGraceMs: bounded("FLEET_AGV_GRACE_MS", 60_000, 0, 86_400_000),
   linkMaxRestarts: bounded("FLEET_LINK_MAX_RESTARTS", 10_000, 1, 1_000_000),
-  controlLoopRealtimePriority: realtimePriority
+  controlLoopRealtimePriority: offOr("FLEET_CONTROL_LOOP_REALTIME_PRIORITY", 1, 99),
+  stopPort: offOr("FLEET_STOP_PORT", 0, 65_535),
+  stopHost: Config.string("FLEET_STOP_HOST").pipe(Config.withDefault("127.0.0.1")),
+  stopRealtimePriority: offOr("FLEET_STOP_REALTIME_PRIORITY", 1, 99)
 }).pipe(
   Config.map(({ demo, mqttUrl, ...rest }) => {
     const url = Option.getOrUndefined(Option.filter(mqttUrl, (u) => u !== ""))
@@ -135,5 +148,8 @@ export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
   agvGraceMs: 60_000,
   linkMaxRestarts: 10_000,
   controlLoopRealtimePriority: undefined,
+  stopPort: undefined,
+  stopHost: "127.0.0.1",
+  stopRealtimePriority: undefined,
   ...settings
 })

@@ -1,6 +1,7 @@
 /**
  * The fleet's Prometheus metrics: the control loop's ticks, overruns and jitter, the MQTT
- * link's traffic and refusals, the telemetry log's rows, and the number of robot links. They
+ * link's traffic and refusals, the telemetry log's rows, the stop channel's requests, and the
+ * number of robot links. They
  * are read from the parts themselves ({@link FleetService.stats}) when `/metrics` is scraped,
  * once per scrape however many metrics ask.
  *
@@ -79,4 +80,16 @@ export const register = (registry: Prometheus.Registry, fleet: Pick<FleetService
     s.telemetry?.dropped)
   gauge("fleetvisor_telemetry_rows_queued", "Telemetry rows appended, not yet committed.", (s) =>
     s.telemetry?.queued)
+
+  counter("fleetvisor_stop_channel_requests_total", "Emergency stops asked on the stop channel.", (s) =>
+    s.stopChannel?.requests)
+  counter("fleetvisor_stop_channel_published_total", "AGV stops published by the stop channel's own thread.", (s) =>
+    s.stopChannel?.published)
+  counter("fleetvisor_stop_channel_forwarded_total", "Stops the stop channel handed to the main thread.", (s) =>
+    s.stopChannel?.forwarded)
+  counter("fleetvisor_stop_channel_bad_requests_total", "Stop channel frames refused as malformed.", (s) =>
+    s.stopChannel?.badRequests)
+  counter("fleetvisor_stop_channel_publish_failures_total", "Stop channel publishes that failed.", (s) =>
+    s.stopChannel?.publishFailed)
+  gauge("fleetvisor_stop_channel_connections", "Open stop channel connections.", (s) => s.stopChannel?.connections)
 }

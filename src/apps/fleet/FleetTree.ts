@@ -8,7 +8,8 @@
  * ├─ arms                       starts the configured arms' links under links
  * ├─ state                      fleet state, control leases, conflated view updates (30 Hz)
  * ├─ control                    the fixed 100 Hz control loop (the speed guard), on a worker thread
- * └─ telemetry                  records telemetry in the TelemetryLog (when one is provided)
+ * ├─ telemetry                  records telemetry in the TelemetryLog (when one is provided)
+ * └─ stop                       the stop channel, on a thread of its own (when FLEET_STOP_PORT is set)
  * ```
  *
  * `links` comes first so that a broker connection that restarts leaves the robot links
@@ -35,6 +36,7 @@ import * as DynamicSupervisor from "../../supervisors/DynamicSupervisor.js"
 import * as Supervisor from "../../supervisors/Supervisor.js"
 import * as ControlLoop from "./ControlLoop.js"
 import * as FleetState from "./FleetState.js"
+import * as StopChannel from "./StopChannel.js"
 import * as SpeedGuard from "./SpeedGuard.js"
 import * as TelemetryRecorder from "./TelemetryRecorder.js"
 import type { TelemetryLog } from "../../store/TelemetryLog.js"
@@ -50,6 +52,8 @@ export interface FleetTreeOptions {
   readonly linkBackoff?: Backoff.Backoff | undefined
   /** Where telemetry is recorded (a `telemetry` child); not recorded without it. */
   readonly telemetryLog?: TelemetryLog["Type"] | undefined
+  /** The stop channel's table, hooks and status (a `stop` child when `settings.stopPort` is set). */
+  readonly stopChannel?: Pick<StopChannel.StopChannelOptions, "table" | "hooks" | "status"> | undefined
 }
 
 /** The PubSub topic of the control loop's metrics, once a second. */
@@ -100,7 +104,13 @@ const startAgv = (options: FleetTreeOptions) => (identity: AgvLink.AgvLinkOption
       supervisor,
       ChildSpec.make(
         MqttLink.agvKey(identity),
-        AgvLink.make({ identity, outbox, hub: options.hub, grace: options.settings.agvGraceMs }),
+        AgvLink.make({
+          identity,
+          outbox,
+          hub: options.hub,
+          grace: options.settings.agvGraceMs,
+          shared: options.stopChannel?.table.slotOf(identity)
+        }),
         { restart: "transient", via: Registry.via(options.registry, MqttLink.agvKey(identity)), mailbox: { capacity: 1_000 } }
       )
     )) as Effect.Effect<ActorRef<AgvLink.AgvLinkMessage>, unknown>
@@ -148,6 +158,21 @@ export const make = (options: FleetTreeOptions) => {
       ),
       ...(options.telemetryLog === undefined ? [] : [
         ChildSpec.make("telemetry", TelemetryRecorder.make(options.hub, options.telemetryLog))
+      ]),
+      // Last: a restart of any sibling restarts it too (rest_for_one), and its own restart touches no one.
+      ...(settings.stopPort === undefined || settings.mqttUrl === undefined || options.stopChannel === undefined ? [] : [
+        ChildSpec.make(
+          "stop",
+          StopChannel.make({
+            ...options.stopChannel,
+            host: settings.stopHost,
+            port: settings.stopPort,
+            brokerUrl: settings.mqttUrl,
+            prefix: settings.mqttPrefix,
+            realtimePriority: settings.stopRealtimePriority
+          }),
+          { via: Registry.via(registry, "stop") }
+        )
       ])
     ]
   })

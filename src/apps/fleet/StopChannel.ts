@@ -1,0 +1,194 @@
+/**
+ * The stop channel (`fleet/stop`): emergency stops that do not wait for the main thread. A
+ * WebSocket endpoint on a port of its own, served by a worker thread with its own MQTT
+ * connection (StopChannelWorker.mjs; its header has the protocol). A stop for a live AGV is
+ * published there, with the next headerId of the AGV's shared counter (`SharedHeaderIds`), so
+ * neither a long task nor a garbage collection of the main event loop delays it; the thread
+ * may run under SCHED_FIFO, as the control loop's does.
+ *
+ * The actor owns the thread (started in `init`, terminated when it stops: a thread that fails
+ * or exits fails the actor, and its supervisor restarts it), hands it each AGV slot as the
+ * table gives one out, and runs what the thread hands back on the main thread: stops it cannot
+ * make itself (arms, unknown robots, a broker connection that is down) and the record of the
+ * stops it made (audit log and fleet events, through the hooks the fleet gives).
+ *
+ * @since 0.1.0
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import { Worker } from "node:worker_threads"
+import * as Actor from "../../actors/Actor.js"
+import type * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
+
+/** Why a stop failed, as the client gets it: an error's `_tag` and fields. */
+export interface StopError {
+  readonly _tag: string
+}
+
+/** What the fleet does for the channel on the main thread. */
+export interface StopChannelHooks {
+  /** The stop channel stopped these AGVs (`all`: as part of a stop of every robot). */
+  readonly stopped: (robots: ReadonlyArray<string>, who: string, all: boolean) => void
+  /** A stop the thread hands over: `robot`, or every robot but those in `skip`. */
+  readonly stop: (
+    robot: string | undefined,
+    skip: ReadonlyArray<string>,
+    who: string
+  ) => Effect.Effect<void, StopError>
+}
+
+/** Options of the channel. */
+export interface StopChannelOptions {
+  readonly host: string
+  /** 0 picks a free port; {@link StopChannelStatus.port} says which. */
+  readonly port: number
+  readonly brokerUrl: string
+  /** `interfaceName/majorVersion`, e.g. `uagv/v2`. */
+  readonly prefix: string
+  readonly table: SharedHeaderIds.SharedHeaderIds
+  readonly hooks: StopChannelHooks
+  /** Where the channel says its port and counters. */
+  readonly status: StopChannelStatus
+  /** SCHED_FIFO priority of the thread (as `ControlLoop.makeWorker`'s); none: normal scheduling. */
+  readonly realtimePriority?: number | undefined
+}
+
+/** The channel's counters since the node started. */
+export interface StopChannelStats {
+  readonly requests: number
+  /** AGV stops published by the channel's own thread. */
+  readonly published: number
+  /** Stops handed to the main thread. */
+  readonly forwarded: number
+  /** Requests refused as malformed (`BadRequest`). */
+  readonly badRequests: number
+  /** Publishes that failed (then handed to the main thread). */
+  readonly publishFailed: number
+  readonly connections: number
+}
+
+/** The channel as the rest of the node sees it: its port once listening, and its counters. */
+export interface StopChannelStatus {
+  readonly port: () => number | undefined
+  readonly stats: () => StopChannelStats
+  /** @internal the worker's counters and the bound port. */
+  readonly shared: { readonly counters: Float64Array; port: number | undefined }
+}
+
+/** A status to give the channel's options; it outlives restarts of the actor. */
+export const makeStatus = (): StopChannelStatus => {
+  const counters = new Float64Array(new SharedArrayBuffer(6 * Float64Array.BYTES_PER_ELEMENT))
+  const shared = { counters, port: undefined as number | undefined }
+  return {
+    port: () => shared.port,
+    stats: () => ({
+      requests: counters[0],
+      published: counters[1],
+      forwarded: counters[2],
+      badRequests: counters[3],
+      publishFailed: counters[4],
+      connections: counters[5]
+    }),
+    shared
+  }
+}
+
+/** The channel's thread failed; the actor fails with it. */
+class StopChannelFailed extends Error {
+  readonly _tag = "StopChannelFailed"
+}
+
+type WorkerEvent =
+  | { readonly type: "ready"; readonly realtime: boolean | string; readonly port: number }
+  | { readonly type: "failed"; readonly error: string }
+  | { readonly type: "stopped"; readonly robots: ReadonlyArray<string>; readonly who: string; readonly all: boolean }
+  | {
+    readonly type: "forward"
+    readonly key: number
+    readonly robot: string | undefined
+    readonly skip: ReadonlyArray<string>
+    readonly who: string
+  }
+
+/** Not a `.ts` file: see ControlLoopWorker.mjs's header for why. */
+const workerUrl = new URL("./StopChannelWorker.mjs", import.meta.url)
+
+/** The `fleet/stop` actor; see the module documentation. Its only mail is its thread's failure. */
+export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFailed, Worker> =>
+  Actor.make<StopChannelFailed, Worker>({
+    name: "stop_channel",
+    init: (ctx) =>
+      Effect.gen(function*() {
+        const ready = yield* Deferred.make<{ realtime: boolean | string; port: number }, StopChannelFailed>()
+        const fail = (error: string) => {
+          Deferred.unsafeDone(ready, Effect.fail(new StopChannelFailed(error)))
+          ctx.self.unsafeTellUrgent(new StopChannelFailed(error))
+        }
+        let stopping = false
+        const worker = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const worker = new Worker(workerUrl, {
+              workerData: {
+                host: options.host,
+                port: options.port,
+                brokerUrl: options.brokerUrl,
+                clientId: `fleetvisor-stop-${process.pid}-${Date.now().toString(36)}`,
+                prefix: options.prefix,
+                table: options.table.buffer,
+                capacity: options.table.capacity,
+                stats: options.status.shared.counters.buffer,
+                priority: -10,
+                realtimePriority: options.realtimePriority
+              }
+            })
+            const handOver = (slot: SharedHeaderIds.SlotAssigned) => worker.postMessage({ type: "slot", ...slot })
+            for (const slot of options.table.slots()) handOver(slot)
+            options.table.onSlot = handOver
+            worker.on("message", (event: WorkerEvent) => {
+              switch (event.type) {
+                case "ready":
+                  return Deferred.unsafeDone(ready, Effect.succeed(event))
+                case "failed":
+                  return fail(event.error)
+                case "stopped":
+                  return options.hooks.stopped(event.robots, event.who, event.all)
+                case "forward":
+                  return void Effect.runFork(
+                    options.hooks.stop(event.robot, event.skip, event.who).pipe(
+                      Effect.match({
+                        onFailure: (error) => worker.postMessage({ type: "result", key: event.key, error: { ...error, _tag: error._tag } }),
+                        onSuccess: () => worker.postMessage({ type: "result", key: event.key })
+                      })
+                    )
+                  )
+              }
+            })
+            worker.on("error", (error) => fail(String(error)))
+            worker.on("exit", (code) => {
+              if (!stopping) fail(`exited with code ${code}`)
+            })
+            return worker
+          }),
+          (worker) =>
+            Effect.promise(() => {
+              stopping = true
+              options.table.onSlot = undefined
+              options.status.shared.port = undefined
+              return worker.terminate()
+            })
+        )
+        const { port, realtime } = yield* Deferred.await(ready).pipe(
+          Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new StopChannelFailed("did not start in time") }),
+          Effect.orDieWith((error) => new Error(`stop channel: ${error.message}`))
+        )
+        options.status.shared.port = port
+        if (typeof realtime === "string") {
+          yield* Effect.logWarning(
+            `stop channel thread runs at normal priority: SCHED_FIFO ${options.realtimePriority} was refused (${realtime})`
+          )
+        }
+        yield* Effect.logInfo(`stop channel listening on ${options.host}:${port}`)
+        return worker
+      }),
+    receive: (_, failure) => Effect.dieMessage(`stop channel: ${failure.message}`)
+  })
