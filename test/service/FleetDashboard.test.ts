@@ -110,4 +110,48 @@ describe("the fleet dashboard at /fleet/", () => {
         await second.waitForFunction(() => (window as any).fleetvisorFleet.lease === "fleetvisor/demo-0001")
       })
     }), { timeout: 20_000 })
+
+  it.scopedLive("with a stop channel, the emergency stop of an AGV goes over it, and every robot's over it and the main thread", () =>
+    Effect.gen(function*() {
+      const node = yield* FleetNode.start({ arms: 1, agvs: 1, env: { FLEET_STOP_PORT: "0" } })
+      const agv = node.agvs[0]
+      const chrome = yield* browser
+      const page = yield* Effect.promise(async () => {
+        const page = await chrome.newPage({ viewport: { width: 1280, height: 800 } })
+        await page.goto(`${node.service.url}/fleet/`)
+        await page.waitForFunction(() => document.body.dataset.connection === "Open")
+        await page.waitForSelector(`#robots tr[data-id="${agv}"]`)
+        return page
+      })
+      const published = () => node.fleet.stopChannel?.stats().published ?? 0
+      // The page opens its socket to the channel by itself; wait until the service counts it.
+      yield* Effect.promise(async () => {
+        for (let i = 0; i < 100 && (node.fleet.stopChannel?.stats().connections ?? 0) === 0; i++) await page.waitForTimeout(50)
+      })
+      expect(node.fleet.stopChannel?.stats().connections).toBe(1)
+
+      yield* Effect.promise(async () => {
+        await page.click(`#robots tr[data-id="${agv}"]`)
+        await page.waitForSelector("#detail:not([hidden])")
+        await page.click("#estop-one")
+        await page.waitForFunction((agv) => document.querySelector("#message")?.textContent === `Emergency stop sent to ${agv}`, agv)
+        await page.waitForFunction(
+          (agv) => (document.querySelector(`#robots tr[data-id="${agv}"]`) as HTMLElement)?.dataset.status === "estop",
+          agv
+        )
+      })
+      expect(yield* Effect.promise(() => page.evaluate(() => document.body.dataset.stopPath))).toBe("channel")
+      expect(published()).toBe(1)
+
+      yield* Effect.promise(async () => {
+        await page.click("#estop-all")
+        await page.waitForFunction(() => document.querySelector("#message")?.textContent === "Emergency stop sent to every robot")
+        await page.waitForFunction(
+          (arm) => (document.querySelector(`#robots tr[data-id="${arm}"]`) as HTMLElement)?.dataset.status === "estop",
+          node.arms[0]
+        )
+      })
+      expect(published()).toBe(2)
+      expect(node.fleet.stopChannel?.stats()).toMatchObject({ forwarded: 1, badRequests: 0 })
+    }), { timeout: 20_000 })
 })

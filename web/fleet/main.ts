@@ -5,7 +5,8 @@
  *
  * The robots come from `FleetSubscribe` (a snapshot, then conflated updates); the lease is
  * renewed at half its remaining time while held, and the page forgets it when the server says it
- * is gone. An emergency stop needs no lease.
+ * is gone. An emergency stop needs no lease; it goes over the stop channel when the service runs
+ * one (`stopChannel.ts`), else as the `FleetEmergencyStop` RPC.
  *
  * @since 0.1.0
  */
@@ -18,6 +19,7 @@ import * as Stream from "effect/Stream"
 import { FleetvisorClient } from "../../src/client/FleetvisorClient.js"
 import type { FleetEvent, RobotCommand, RobotView } from "../../src/protocol/FleetRpcs.js"
 import { clientLayer, keepSubscribed, showConnection } from "../shared/client.js"
+import * as StopChannel from "./stopChannel.js"
 
 const element = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
 const status = element<HTMLSpanElement>("status")
@@ -349,11 +351,22 @@ const release = Effect.gen(function*() {
   requestDraw()
 })
 
+/** Where emergency stops go first when the service runs a stop channel. */
+const stopChannel = StopChannel.connect()
+
+/** Stops over the stop channel when it answers, else as the RPC; `body.dataset.stopPath` says which went. */
 const emergencyStop = (robot: string | undefined) =>
   Effect.gen(function*() {
+    const sent = robot === undefined ? "Emergency stop sent to every robot" : `Emergency stop sent to ${robot}`
+    const answer = yield* Effect.promise(() => stopChannel.stop(robot))
+    if (answer !== undefined) {
+      document.body.dataset.stopPath = "channel"
+      return yield* report(answer.ok ? Exit.void : Exit.fail(answer.error), sent)
+    }
+    document.body.dataset.stopPath = "gateway"
     const client = yield* FleetvisorClient
     const exit = yield* Effect.exit(client.rpc.FleetEmergencyStop(robot === undefined ? {} : { robot }))
-    yield* report(exit, robot === undefined ? "Emergency stop sent to every robot" : `Emergency stop sent to ${robot}`)
+    yield* report(exit, sent)
   })
 
 const fleet = Effect.gen(function*() {
