@@ -11,11 +11,14 @@
  * connection at its own phase of the period, or all at once with `INGEST_PHASES=burst`); the service
  * (`lib/ingestNode.ts`: `src/main.ts` with its fleet and its SQLite telemetry log); the
  * dashboards (`lib/dashboards.ts`, MessagePack, 5 of them decoding every frame to measure); and
- * this one, which measures the emergency stop: a client's `FleetEmergencyStop` for one of the
- * loaded AGVs, from the request to the `instantActions` arriving at an MQTT subscriber of that
- * AGV's topic (an upper bound of "the command leaving the link": it includes the broker's hop),
- * and to the RPC's reply. `BENCH_CHILD_ARGS="--cpu-prof --cpu-prof-dir=…"` profiles the children;
- * `FLEET_CONTROL_LOOP_REALTIME_PRIORITY` reaches the service (its control loop under SCHED_FIFO).
+ * this one, which measures the emergency stop of one of the loaded AGVs, taking turns between a
+ * client's `FleetEmergencyStop` on the gateway and a stop on the stop channel (`FLEET_STOP_PORT`):
+ * from the request to the `instantActions` arriving at an MQTT subscriber of that AGV's topic
+ * (an upper bound of "the command leaving the link": it includes the broker's hop), to the
+ * reply, and (the channel only: its reply says when its thread wrote the stop) to the command
+ * leaving the link. `BENCH_CHILD_ARGS="--cpu-prof --cpu-prof-dir=…"` profiles the children;
+ * `FLEET_CONTROL_LOOP_REALTIME_PRIORITY` and `FLEET_STOP_REALTIME_PRIORITY` reach the service
+ * (its control loop's and stop channel's threads under SCHED_FIFO).
  *
  * Figures:
  * - baseline (same run, before the service starts): the same AGVs into a plain mqtt.js subscriber
@@ -27,7 +30,7 @@
  * - end to end: from each robot's message (`updatedAt` of its view, the header timestamp, to the
  *   millisecond) to the dashboard frame that shows it, over every robot of every frame the
  *   probes received after the warm-up.
- * - emergency stop, idle (before the load) and under it, one every 200 ms.
+ * - emergency stop, idle (before the load) and under it, one every 100 ms, the two paths in turn.
  * - control loop under the load: the worst p99 tick jitter of the 10 s windows, overruns, missed ticks.
  * - CPU time of every process over the measured span, against the machine's cores: what limited it.
  */
@@ -120,22 +123,48 @@ const baseline = async (brokerUrl: string, load: Child<object, any>) => {
   }
 }
 
-/** A raw JSON client of the service sending `FleetEmergencyStop`s and timing them. */
-const emergencyStops = async (wsUrl: string, brokerUrl: string, robot: string) => {
-  const socket = new WebSocket(wsUrl, "fleetvisor.v1.json", { perMessageDeflate: false })
+/** The two ways a client stops a robot: an RPC on the gateway, or the stop channel's own socket. */
+type StopPath = "gateway" | "channel"
+
+const openSocket = async (url: string, protocol: string) => {
+  const socket = new WebSocket(url, protocol, { perMessageDeflate: false })
   await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject))
+  return socket
+}
+
+/**
+ * Raw JSON clients sending emergency stops and timing them, alternating between the gateway's
+ * `FleetEmergencyStop` and the stop channel: from the request to the `instantActions` arriving
+ * at the AGV's subscriber, and to the reply.
+ */
+const emergencyStops = async (wsUrl: string, stopUrl: string, brokerUrl: string, robot: string) => {
+  const sockets: Record<StopPath, WebSocket> = {
+    gateway: await openSocket(wsUrl, "fleetvisor.v1.json"),
+    channel: await openSocket(stopUrl, "fleetvisor.stop.v1")
+  }
   const agv = await mqtt.connectAsync(brokerUrl, { clientId: "bench-estop-probe" })
   await agv.subscribeAsync(`${prefix}/${robot}/instantActions`, { qos: 1 })
   let id = 0
-  let waiting: { id: string; sent: number; reply?: number; arrived?: number; done: () => void } | undefined
+  let waiting:
+    | { id: string; sent: number; reply?: number; arrived?: number; writtenAt?: number; done: () => void }
+    | undefined
   const settle = () => waiting?.reply !== undefined && waiting.arrived !== undefined && waiting.done()
-  socket.on("message", (data: Buffer) => {
+  const onReply = (requestId: unknown, writtenAt?: number) => {
     const at = performance.now()
-    const frame = JSON.parse(data.toString())
-    if (waiting !== undefined && frame._tag === "Exit" && frame.requestId === waiting.id) {
+    if (waiting !== undefined && requestId === waiting.id) {
       waiting.reply = at
+      // The channel says when its thread wrote the stop (epoch ms); this process's clock in the same terms.
+      if (writtenAt !== undefined) waiting.writtenAt = writtenAt - performance.timeOrigin
       settle()
     }
+  }
+  sockets.gateway.on("message", (data: Buffer) => {
+    const frame = JSON.parse(data.toString())
+    if (frame._tag === "Exit") onReply(frame.requestId)
+  })
+  sockets.channel.on("message", (data: Buffer) => {
+    const reply = JSON.parse(data.toString())
+    onReply(reply.id, reply.writtenAt)
   })
   agv.on("message", () => {
     const at = performance.now()
@@ -144,8 +173,8 @@ const emergencyStops = async (wsUrl: string, brokerUrl: string, robot: string) =
       settle()
     }
   })
-  const one = () =>
-    new Promise<{ toAgvMs: number; replyMs: number } | undefined>((resolve) => {
+  const one = (via: StopPath) =>
+    new Promise<{ toAgvMs: number; replyMs: number; leftMs: number | undefined } | undefined>((resolve) => {
       const requestId = String(++id)
       const timeout = setTimeout(() => {
         waiting = undefined
@@ -158,31 +187,50 @@ const emergencyStops = async (wsUrl: string, brokerUrl: string, robot: string) =
           clearTimeout(timeout)
           const w = waiting!
           waiting = undefined
-          resolve({ toAgvMs: w.arrived! - w.sent, replyMs: w.reply! - w.sent })
+          resolve({
+            toAgvMs: w.arrived! - w.sent,
+            replyMs: w.reply! - w.sent,
+            leftMs: w.writtenAt === undefined ? undefined : w.writtenAt - w.sent
+          })
         }
       }
-      socket.send(JSON.stringify({ _tag: "Request", id: requestId, tag: "FleetEmergencyStop", payload: { robot }, headers: [] }))
+      sockets[via].send(JSON.stringify(
+        via === "gateway"
+          ? { _tag: "Request", id: requestId, tag: "FleetEmergencyStop", payload: { robot }, headers: [] }
+          : { id: requestId, robot }
+      ))
     })
+  /** Stops one every `stopEveryMs / 2`, taking turns between the two paths. */
   const measure = async (forMs: number) => {
-    const toAgv: Array<number> = []
-    const reply: Array<number> = []
-    let timedOut = 0
-    const until = performance.now() + forMs
-    while (performance.now() < until) {
-      const result = await one()
-      if (result === undefined) timedOut++
-      else {
-        toAgv.push(result.toAgvMs)
-        reply.push(result.replyMs)
-      }
-      await sleep(stopEveryMs)
+    const samples = {
+      gateway: { toAgv: [] as Array<number>, reply: [] as Array<number>, left: [] as Array<number>, timedOut: 0 },
+      channel: { toAgv: [] as Array<number>, reply: [] as Array<number>, left: [] as Array<number>, timedOut: 0 }
     }
-    return { toAgv: summary(toAgv), reply: summary(reply), timedOut }
+    const until = performance.now() + forMs
+    for (let turn = 0; performance.now() < until; turn++) {
+      const via: StopPath = turn % 2 === 0 ? "gateway" : "channel"
+      const result = await one(via)
+      if (result === undefined) samples[via].timedOut++
+      else {
+        samples[via].toAgv.push(result.toAgvMs)
+        samples[via].reply.push(result.replyMs)
+        if (result.leftMs !== undefined) samples[via].left.push(result.leftMs)
+      }
+      await sleep(stopEveryMs / 2)
+    }
+    const report = (s: typeof samples.gateway) => ({
+      toAgv: summary(s.toAgv),
+      reply: summary(s.reply),
+      ...(s.left.length === 0 ? {} : { leftLink: summary(s.left) }),
+      timedOut: s.timedOut
+    })
+    return { gateway: report(samples.gateway), channel: report(samples.channel) }
   }
   return {
     measure,
     close: async () => {
-      socket.close()
+      sockets.gateway.close()
+      sockets.channel.close()
       await agv.endAsync()
     }
   }
@@ -230,7 +278,8 @@ const main = async () => {
     children.push(screens)
     await screens.request({ op: "open" })
 
-    const stops = await emergencyStops(wsUrl, brokerUrl, "bench/agv-0001")
+    const channel = (await (await fetch(`${url}/fleet/stop-channel`)).json()) as { port: number }
+    const stops = await emergencyStops(wsUrl, `ws://127.0.0.1:${channel.port}/`, brokerUrl, "bench/agv-0001")
     step("emergency stop, idle")
     const stopIdle = await stops.measure(5_000)
 
@@ -264,7 +313,7 @@ const main = async () => {
 
     // Published over the whole run (warm-up included) against received over the same span.
     // The service also receives its own stops: `instantActions` under the prefix it subscribes to.
-    const stopsSent = stopUnderLoad.toAgv.samples + stopUnderLoad.timedOut
+    const stopsSent = [stopUnderLoad.gateway, stopUnderLoad.channel].reduce((n, s) => n + s.toAgv.samples + s.timedOut, 0)
     const receivedInRun = after.mqtt.received - start.mqtt.received - stopsSent
     const serviceLoop = {
       active: during.process.eventLoop.active - before.process.eventLoop.active,
@@ -283,7 +332,8 @@ const main = async () => {
       loadAverage: os.loadavg().map((l) => round(l)),
       cores: os.cpus().length,
       setup: { robots, hz, seconds, dashboards, mqttConnections: connections, phases, latencyProbes: probes, offeredPerSecond: robots * hz,
-        controlLoopRealtimePriority: process.env.FLEET_CONTROL_LOOP_REALTIME_PRIORITY ?? "off" },
+        controlLoopRealtimePriority: process.env.FLEET_CONTROL_LOOP_REALTIME_PRIORITY ?? "off",
+        stopChannelRealtimePriority: process.env.FLEET_STOP_REALTIME_PRIORITY ?? "off" },
       baselinePlainSubscriber: plain,
       robotSide: {
         published: generated.published,

@@ -33,7 +33,9 @@ const loaded = ServiceConfig.loadConfig(Main.config, new Map(), {
   FLEET_MQTT_URL: brokerUrl,
   FLEET_MQTT_PREFIX: prefix,
   MAX_CONNECTIONS_PER_ADDRESS: "10000",
-  FLEET_CONTROL_LOOP_REALTIME_PRIORITY: process.env.FLEET_CONTROL_LOOP_REALTIME_PRIORITY
+  FLEET_CONTROL_LOOP_REALTIME_PRIORITY: process.env.FLEET_CONTROL_LOOP_REALTIME_PRIORITY,
+  FLEET_STOP_PORT: "0",
+  FLEET_STOP_REALTIME_PRIORITY: process.env.FLEET_STOP_REALTIME_PRIORITY
 })
 if (Either.isLeft(loaded)) throw new Error(loaded.left.join("; "))
 const { canvas, fleet: fleetSettings, service: settings } = loaded.right
