@@ -8,7 +8,7 @@
  * Protocol (subprotocol `fleetvisor.stop.v1`, JSON text frames):
  *   → { "id": any, "robot": "<manufacturer>/<serial>" | "<arm id>" }   one robot
  *   → { "id": any }                                                   every robot
- *   ← { "id": same, "ok": true }
+ *   ← { "id": same, "ok": true, "writtenAt"?: epoch ms }   writtenAt: when this thread wrote the stop to the broker
  *   ← { "id": same, "ok": false, "error": { "_tag": "UnknownRobot" | "BadRequest" | …, … } }
  *
  * A live AGV (its link runs: the shared table's flag) is stopped here: `instantActions` with
@@ -25,6 +25,7 @@
  *      { type: "stopped", robots, who, all }  { type: "forward", key, robot?, skip, who }
  */
 import mqtt from "mqtt"
+import { performance } from "node:perf_hooks"
 import { parentPort, workerData } from "node:worker_threads"
 import { WebSocketServer } from "ws"
 import { prioritizeThread } from "./ThreadPriority.mjs"
@@ -64,17 +65,21 @@ const instantActions = (agv, now) => {
   })
 }
 
-/** Publishes the stop of one AGV; resolves with an error message, or undefined once written. */
+/** When, in epoch milliseconds with a fraction, as other processes of the machine can compare. */
+const preciseNow = () => performance.timeOrigin + performance.now()
+
+/** Publishes the stop of one AGV; resolves with when it was written, or why it failed. */
 const publishStop = (agv, now) =>
   new Promise((resolve) => {
     broker.publish(agv.topic, instantActions(agv, now), { qos: 0, retain: false }, (error) =>
-      resolve(error === undefined || error === null ? undefined : String(error.message ?? error)))
+      resolve(error === undefined || error === null ? { writtenAt: preciseNow() } : { failed: String(error.message ?? error) }))
   })
 
+/** Hands a stop to the main thread; resolves with its answer: `{}` or `{ error }`. */
 const forward = (robot, skip, who) =>
   new Promise((resolve) => {
     const key = nextKey++
-    pending.set(key, resolve)
+    pending.set(key, (error) => resolve(error === undefined ? {} : { error }))
     stats[FORWARDED]++
     parentPort.postMessage({ type: "forward", key, robot, skip, who })
   })
@@ -84,25 +89,25 @@ const liveAgv = (robot) => {
   return agv !== undefined && Atomics.load(live, agv.slot) === 1 ? agv : undefined
 }
 
-/** Stops `robot` (or every robot), resolving with the error to answer, or undefined. */
+/** Stops `robot` (or every robot), resolving with `{ writtenAt }` (published here), `{}` (by the main thread) or `{ error }`. */
 const stop = async (robot, who) => {
   const now = Date.now()
   if (robot !== undefined) {
     const agv = broker.connected ? liveAgv(robot) : undefined
     if (agv === undefined) return forward(robot, [], who)
-    const failed = await publishStop(agv, now)
-    if (failed !== undefined) {
+    const published = await publishStop(agv, now)
+    if (published.failed !== undefined) {
       stats[FAILED]++
       return forward(robot, [], who)
     }
     stats[PUBLISHED]++
     parentPort.postMessage({ type: "stopped", robots: [robot], who, all: false })
-    return undefined
+    return published
   }
   if (!broker.connected) return forward(undefined, [], who)
   const targets = [...agvs.keys()].map(liveAgv).filter((agv) => agv !== undefined)
   const results = await Promise.all(targets.map((agv) => publishStop(agv, now)))
-  const stopped = targets.filter((_, i) => results[i] === undefined).map((agv) => agv.robot)
+  const stopped = targets.filter((_, i) => results[i].failed === undefined).map((agv) => agv.robot)
   stats[PUBLISHED] += stopped.length
   stats[FAILED] += targets.length - stopped.length
   if (stopped.length > 0) parentPort.postMessage({ type: "stopped", robots: stopped, who, all: true })
@@ -150,8 +155,14 @@ server.on("connection", (socket, request) => {
       socket.send(JSON.stringify({ id: parsed.id ?? null, ok: false, error: parsed.error }))
       return
     }
-    stop(parsed.robot, who).then((error) =>
-      socket.send(JSON.stringify(error === undefined ? { id: parsed.id, ok: true } : { id: parsed.id, ok: false, error }))
+    stop(parsed.robot, who).then(({ error, writtenAt }) =>
+      socket.send(JSON.stringify(
+        error !== undefined
+          ? { id: parsed.id, ok: false, error }
+          : writtenAt === undefined
+          ? { id: parsed.id, ok: true }
+          : { id: parsed.id, ok: true, writtenAt }
+      ))
     )
   })
 })

@@ -94,7 +94,10 @@ describe("the stop channel", () => {
       const sent = Date.now()
       const reply = Effect.runPromise(client.ask({ id: 7, robot: id }))
       busyFor(300)
-      expect(yield* Effect.promise(() => reply)).toEqual({ id: 7, ok: true })
+      const answer = (yield* Effect.promise(() => reply)) as { writtenAt: number }
+      expect(answer).toEqual({ id: 7, ok: true, writtenAt: expect.any(Number) })
+      // Written while this thread was still busy.
+      expect(answer.writtenAt - sent).toBeLessThan(150)
       const stop = yield* probe.waitFor(agv.serialNumber, "instantActions", (m) => m.headerId === 1)
       expect(stop.message.actions.map((a) => [a.actionType, a.blockingType])).toEqual([
         ["startPause", "HARD"],
