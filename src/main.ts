@@ -138,6 +138,11 @@ export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
   ),
   ServiceConfig.setting("FLEET_MQTT_PREFIX", "uagv/v2", "`interfaceName/majorVersion` of the AGV topics."),
   ServiceConfig.setting(
+    "FLEET_MQTT_INGEST_THREAD",
+    "on",
+    "Parse and check AGV messages on a thread of their own, with a second broker connection; off: on the main thread."
+  ),
+  ServiceConfig.setting(
     "FLEET_DEMO",
     "on when neither arms nor a broker are set",
     "Simulated arms (RMI over TCP) and AGVs (over the broker, or an embedded one), so the dashboard moves at once."

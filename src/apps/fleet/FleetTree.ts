@@ -135,7 +135,13 @@ export const make = (options: FleetTreeOptions) => {
       ...(settings.mqttUrl === undefined ? [] : [
         ChildSpec.make(
           "mqtt",
-          MqttLink.make({ url: settings.mqttUrl, prefix: settings.mqttPrefix, registry, startAgv: startAgv(options) }),
+          MqttLink.make({
+            url: settings.mqttUrl,
+            prefix: settings.mqttPrefix,
+            ingestThread: settings.mqttIngestThread,
+            registry,
+            startAgv: startAgv(options)
+          }),
           { via: Registry.via(registry, "mqtt"), mailbox: { capacity: 100_000 } }
         )
       ]),

@@ -6,7 +6,9 @@
  * - Every message is checked before anything else sees it: the topic must be a VDA 5050
  *   topic under the prefix, the payload must decode with the message schema of its topic.
  *   An invalid one is counted (by topic) and logged with the reason, and goes no further; it
- *   never crashes a link.
+ *   never crashes a link. With `ingestThread`, the subscription and these checks run on a
+ *   thread of their own (`IngestThread`, a second connection) and this actor routes what they
+ *   pass, a batch at a time.
  * - Discovery: the first valid message of an AGV that has no link starts one, through the
  *   `startAgv` function the fleet gives (which names it `agv:<manufacturer>/<serialNumber>`
  *   under `fleet/links`). Messages arriving while it starts are held and then delivered in
@@ -22,7 +24,6 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
@@ -35,7 +36,9 @@ import * as Registry from "../../actors/Registry.js"
 import * as MqttConnection from "../mqtt/MqttConnection.js"
 import * as AgvLink from "./AgvLink.js"
 import type { AgvIdentity } from "./Header.js"
-import * as MessageCodec from "./MessageCodec.js"
+import * as Inbound from "./Inbound.js"
+import * as IngestThread from "./IngestThread.js"
+import type * as MessageCodec from "./MessageCodec.js"
 import * as Topic from "./Topic.js"
 
 /** Options of the fleet's broker connection. */
@@ -48,14 +51,17 @@ export interface MqttLinkOptions {
   readonly clientId?: string | undefined
   /** Where AGV links are registered (`agv:<manufacturer>/<serialNumber>`). */
   readonly registry: Registry.Registry<string, any>
+  /**
+   * Parse and check incoming messages on a thread of their own (`IngestThread`), with a second
+   * connection, instead of on this actor's thread. Default false.
+   */
+  readonly ingestThread?: boolean | undefined
   /** Starts the link of a newly seen AGV, registered under {@link agvKey}. */
   readonly startAgv: (
     identity: AgvIdentity,
     outbox: AgvLink.Outbox
   ) => Effect.Effect<ActorRef<AgvLink.AgvLinkMessage>, unknown>
 }
-
-const maxCachedTopics = 100_000
 
 /** The registry key of an AGV's link. */
 export const agvKey = (identity: AgvIdentity): string => `agv:${AgvLink.robotId(identity)}`
@@ -76,6 +82,8 @@ export interface MqttLinkStats {
   readonly published: number
   /** Messages that could not be published (no connection, or the publish failed). */
   readonly publishFailed: number
+  /** Messages the ingest thread dropped because the main thread was too far behind (0 without one). */
+  readonly ingestDropped: number
 }
 
 /** Publishes a message of an AGV link. */
@@ -98,17 +106,25 @@ class Incoming {
   readonly _tag = "Incoming"
   constructor(readonly topic: string, readonly payload: Uint8Array) {}
 }
+class Checked {
+  readonly _tag = "Checked"
+  constructor(readonly items: ReadonlyArray<Inbound.Checked>) {}
+}
+class IngestStarted {
+  readonly _tag = "IngestStarted"
+  constructor(readonly thread: IngestThread.IngestThread) {}
+}
 class Discovered {
   readonly _tag = "Discovered"
   constructor(readonly key: string, readonly exit: Exit.Exit<ActorRef<AgvLink.AgvLinkMessage>, unknown>) {}
 }
 class Failed {
   readonly _tag = "Failed"
-  constructor(readonly error: MqttConnection.MqttError) {}
+  constructor(readonly error: MqttConnection.MqttError | IngestThread.IngestThreadFailed) {}
 }
 
-/** What the broker connection accepts. `Connected`, `Incoming`, `Discovered` and `Failed` are its own. */
-export type MqttLinkMessage = Publish | GetStats | Connected | Incoming | Discovered | Failed
+/** What the broker connection accepts. The messages other than `Publish` and `GetStats` are its own. */
+export type MqttLinkMessage = Publish | GetStats | Connected | Incoming | Checked | IngestStarted | Discovered | Failed
 
 /** A `GetStats` message for `ask`. */
 export const getStats = (reply: Reply<MqttLinkStats>): MqttLinkMessage => ({ _tag: "GetStats", reply })
@@ -116,6 +132,7 @@ export const getStats = (reply: Reply<MqttLinkStats>): MqttLinkMessage => ({ _ta
 interface State {
   readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   connection: MqttConnection.MqttConnection | undefined
+  ingest: IngestThread.IngestThread | undefined
   /** Messages of AGVs whose link is starting. */
   readonly starting: Map<string, Array<AgvLink.Received>>
   received: number
@@ -134,22 +151,37 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
 
   const session = (self: ActorRef<MqttLinkMessage>, scope: Scope.Scope) =>
     Effect.gen(function*() {
+      const clientId = options.clientId ?? `fleetvisor-${randomBytes(4).toString("hex")}`
+      const subscribeHere = options.ingestThread !== true
       const connection = yield* Scope.extend(
         MqttConnection.connect({
           url: options.url,
-          clientId: options.clientId ?? `fleetvisor-${randomBytes(4).toString("hex")}`,
+          clientId,
           onMessage: (topic, payload) => self.unsafeTell(new Incoming(topic, payload))
         }),
         scope
       )
-      yield* connection.subscribe([filter], 0)
+      if (subscribeHere) yield* connection.subscribe([filter], 0)
+      else {
+        const thread = yield* Scope.extend(
+          IngestThread.start({
+            url: options.url,
+            prefix,
+            clientId: `${clientId}-ingest`,
+            onBatch: (items) => self.unsafeTell(new Checked(items)),
+            onFailure: (failure) => self.unsafeTellUrgent(new Failed(failure))
+          }),
+          scope
+        )
+        self.unsafeTellUrgent(new IngestStarted(thread))
+      }
       self.unsafeTellUrgent(new Connected(connection))
       // Forked into the scope after the connection, so it stops before the connection closes.
       yield* Effect.forkIn(
         Effect.forever(
           Effect.flatMap(Queue.take(connection.events), (event) =>
             event._tag === "Connected"
-              ? Effect.ignore(connection.subscribe([filter], 0))
+              ? subscribeHere ? Effect.ignore(connection.subscribe([filter], 0)) : Effect.void
               : event._tag === "Disconnected"
               ? Effect.logWarning(`MQTT connection to ${options.url} lost; mqtt.js reconnects`)
               : Effect.void)
@@ -158,24 +190,38 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
       )
     }).pipe(Effect.catchAll((error) => Effect.sync(() => self.unsafeTellUrgent(new Failed(error)))))
 
-  // A fleet has a few topics per AGV, and each arrives many times a second: each is parsed once.
-  const topics = new Map<string, { readonly identity: AgvIdentity; readonly key: string; readonly topic: Topic.TopicName }>()
-  const parseTopic = (name: string) => {
-    const known = topics.get(name)
-    if (known !== undefined) return Either.right(known)
-    return Either.map(Topic.parse(name, prefix), ({ topic, ...identity }) => {
-      if (topics.size >= maxCachedTopics) topics.clear()
-      const parsed = { identity, key: agvKey(identity), topic }
-      topics.set(name, parsed)
-      return parsed
-    })
-  }
+  const check = Inbound.makeChecker(prefix)
 
-  const refuse = (state: State, topic: string, topicName: string, reason: string) => {
+  const refuse = (state: State, { countedAs, reason, topic }: Inbound.Invalid) => {
     state.invalid++
-    state.invalidByTopic[topicName] = (state.invalidByTopic[topicName] ?? 0) + 1
+    state.invalidByTopic[countedAs] = (state.invalidByTopic[countedAs] ?? 0) + 1
     state.lastInvalid = { topic, reason }
     return Effect.as(Effect.logWarning(`invalid VDA 5050 message on ${topic}: ${reason}`), state)
+  }
+
+  /** Hands a valid message to its AGV's link, holding it while the link starts, and starting it on a first message. */
+  const route = (state: State, self: ActorRef<MqttLinkMessage>, { identity, message, topic }: Inbound.Valid): State => {
+    const key = agvKey(identity)
+    const received = new AgvLink.Received(topic, message)
+    const link = Registry.unsafeLookup(options.registry, key)[0]
+    if (link !== undefined) {
+      link.ref.unsafeTell(received)
+      return state
+    }
+    const held = state.starting.get(key)
+    if (held !== undefined) {
+      held.push(received)
+      return state
+    }
+    if (topic === "connection" && (message as MessageCodec.MessageOf<"connection">).connectionState !== "ONLINE") {
+      return state
+    }
+    state.starting.set(key, [received])
+    state.run(
+      Effect.tap(Effect.exit(options.startAgv(identity, outboxOf(self, identity))), (exit) =>
+        self.unsafeTellUrgent(new Discovered(key, exit)))
+    )
+    return state
   }
 
   const outboxOf = (self: ActorRef<MqttLinkMessage>, identity: AgvIdentity): AgvLink.Outbox => ({
@@ -194,6 +240,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         return {
           run,
           connection: undefined,
+          ingest: undefined,
           starting: new Map(),
           received: 0,
           invalid: 0,
@@ -207,38 +254,24 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     receive: (state, message, ctx) => {
       switch (message._tag) {
         case "Incoming": {
-          if (message.payload.byteLength === 0) return state // a retained message being cleared
+          const checked = check(message.topic, message.payload)
+          if (checked === undefined) return state
           state.received++
-          const parsed = parseTopic(message.topic)
-          if (Either.isLeft(parsed)) return refuse(state, message.topic, "topic", parsed.left.reason)
-          const { identity, key, topic } = parsed.right
-          const decoded = MessageCodec.decode(topic, message.payload)
-          if (Either.isLeft(decoded)) {
-            const reason = decoded.left.issues.map((issue) => `${issue.path || "(root)"}: ${issue.message}`).join("; ")
-            return refuse(state, message.topic, topic, `${decoded.left.schema}: ${reason}`)
-          }
-          const received = new AgvLink.Received(topic, decoded.right)
-          const link = Registry.unsafeLookup(options.registry, key)[0]
-          if (link !== undefined) {
-            link.ref.unsafeTell(received)
-            return state
-          }
-          const held = state.starting.get(key)
-          if (held !== undefined) {
-            held.push(received)
-            return state
-          }
-          if (topic === "connection" && (decoded.right as MessageCodec.MessageOf<"connection">).connectionState !== "ONLINE") {
-            return state
-          }
-          state.starting.set(key, [received])
-          const self = ctx.self
-          state.run(
-            Effect.tap(Effect.exit(options.startAgv(identity, outboxOf(self, identity))), (exit) =>
-              self.unsafeTellUrgent(new Discovered(key, exit)))
-          )
-          return state
+          return checked._tag === "Valid" ? route(state, ctx.self, checked) : refuse(state, checked)
         }
+        case "Checked": {
+          const refusals: Array<Effect.Effect<State>> = []
+          for (const checked of message.items) {
+            state.received++
+            if (checked!._tag === "Valid") route(state, ctx.self, checked!)
+            else refusals.push(refuse(state, checked!))
+          }
+          state.ingest?.taken(message.items.length)
+          return refusals.length === 0 ? state : Effect.as(Effect.all(refusals, { discard: true }), state)
+        }
+        case "IngestStarted":
+          state.ingest = message.thread
+          return state
         case "Discovered": {
           const held = state.starting.get(message.key) ?? []
           state.starting.delete(message.key)
@@ -277,7 +310,8 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             lastInvalid: state.lastInvalid,
             discovered: state.discovered,
             published: state.published,
-            publishFailed: state.publishFailed
+            publishFailed: state.publishFailed,
+            ingestDropped: state.ingest?.dropped() ?? 0
           })
           return state
         case "Connected":

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
+import * as Mqtt from "mqtt"
 import type { ActorRef } from "../../../src/actors/ActorRef.js"
 import { PubSub, Registry, TestKit } from "../../../src/actors/index.js"
 import * as LinkEvent from "../../../src/links/LinkEvent.js"
@@ -20,7 +21,7 @@ import * as AgvLinks from "./support/AgvLinks.js"
  * supervisor, the broker connection that discovers AGVs into it, and a probe (a second master
  * control) that sees every message on the prefix, ours included.
  */
-const setup = (agvOptions: Partial<AgvLink.AgvLinkOptions> = {}) =>
+const setup = (agvOptions: Partial<AgvLink.AgvLinkOptions> = {}, ingestThread = false) =>
   Effect.gen(function*() {
     const prefix = FleetProbe.uniquePrefix()
     const hub = yield* PubSub.make()
@@ -28,7 +29,15 @@ const setup = (agvOptions: Partial<AgvLink.AgvLinkOptions> = {}) =>
     const registry = yield* Registry.make<string, any>({ keys: "unique" })
     const system = yield* TestKit.system()
     const probe = yield* FleetProbe.make(FleetProbe.MOSQUITTO_URL, prefix)
-    const { links, mqtt } = yield* AgvLinks.start({ system, hub, registry, url: FleetProbe.MOSQUITTO_URL, prefix, agvOptions })
+    const { links, mqtt } = yield* AgvLinks.start({
+      system,
+      hub,
+      registry,
+      url: FleetProbe.MOSQUITTO_URL,
+      prefix,
+      agvOptions,
+      ingestThread
+    })
     yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected)
     const agvRef = (serial: string) =>
       Effect.map(
@@ -150,5 +159,37 @@ describe("MqttLink and AgvLink on Mosquitto", () => {
       yield* next(events, "AgvTelemetry", (e) => e.state !== undefined)
       const [child] = yield* DynamicSupervisor.whichChildren(links)
       expect(child.restarts).toBeGreaterThanOrEqual(1)
+    }))
+})
+
+describe("MqttLink with its ingest thread", () => {
+  it.scopedLive("discovers AGVs, counts invalid messages by topic, and keeps each AGV's messages in order", () =>
+    Effect.gen(function*() {
+      const { agvRef, mqtt, prefix, system } = yield* setup({}, true)
+      const sim = yield* AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 2, visualizationHz: 0 })
+      const link = yield* agvRef("sim-0001")
+      yield* agvRef("sim-0002")
+      expect(yield* system.render).toContain("links (dynamic, 2/∞)")
+
+      const agv = sim.agvs[0]
+      yield* agv.publishRaw("state", "{ not json")
+      yield* agv.publishRaw("visualization", JSON.stringify({ agvPosition: { x: "far" } }))
+      const raw = yield* Effect.acquireRelease(
+        Effect.promise(() => Mqtt.connectAsync(FleetProbe.MOSQUITTO_URL)),
+        (client) => Effect.promise(() => client.endAsync())
+      )
+      yield* Effect.promise(() => raw.publishAsync(`${prefix}/fleetvisor/sim-0001/nonsense`, "{}"))
+      const stats = yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.invalid >= 3)
+      expect(stats.invalidByTopic).toEqual({ state: 1, visualization: 1, topic: 1 })
+      expect(stats.lastInvalid?.topic).toBe(`${prefix}/fleetvisor/sim-0001/nonsense`)
+      expect(stats.ingestDropped).toBe(0)
+
+      // A burst of 500 visualizations: the link ends on the last one, having taken every one.
+      const before = (yield* link.ask(AgvLink.getInfo)).received
+      for (let headerId = 1; headerId <= 500; headerId++) {
+        yield* agv.publishRaw("visualization", JSON.stringify({ headerId, agvPosition: { x: headerId, y: 0, theta: 0, mapId: "m", positionInitialized: true } }))
+      }
+      const info = yield* eventually(link.ask(AgvLink.getInfo), (i) => i.visualization?.headerId === 500)
+      expect(info.received - before).toBeGreaterThanOrEqual(500)
     }))
 })

@@ -18,6 +18,8 @@ export const start = (options: {
   readonly url: string
   readonly prefix: string
   readonly agvOptions?: Partial<AgvLink.AgvLinkOptions> | undefined
+  /** Check messages on the ingest thread (`MqttLink`'s `ingestThread`). */
+  readonly ingestThread?: boolean | undefined
 }) =>
   Effect.gen(function*() {
     const { hub, registry, system } = options
@@ -26,6 +28,7 @@ export const start = (options: {
       MqttLink.make({
         url: options.url,
         prefix: options.prefix,
+        ingestThread: options.ingestThread,
         registry,
         startAgv: (identity, outbox) =>
           DynamicSupervisor.startChild(

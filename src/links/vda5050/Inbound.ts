@@ -1,0 +1,55 @@
+/**
+ * The check every message under the fleet's prefix goes through before anything else sees it:
+ * the topic must be a VDA 5050 topic under the prefix, the payload must decode with the message
+ * schema of its topic. Used where the messages arrive: the broker connection's actor, or its
+ * ingest thread (`IngestThread`).
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import type { AgvIdentity } from "./Header.js"
+import * as MessageCodec from "./MessageCodec.js"
+import * as Topic from "./Topic.js"
+
+/** A message that passed: which AGV, which topic, and the decoded message. */
+export interface Valid {
+  readonly _tag: "Valid"
+  readonly identity: AgvIdentity
+  readonly topic: Topic.TopicName
+  readonly message: MessageCodec.MessageOf<Topic.TopicName>
+}
+
+/** A message refused: its topic, the topic name it is counted under (`topic` when the topic did not parse), and why. */
+export interface Invalid {
+  readonly _tag: "Invalid"
+  readonly topic: string
+  readonly countedAs: string
+  readonly reason: string
+}
+
+/** What a message turned out to be; `undefined` for an empty payload (a retained message being cleared). */
+export type Checked = Valid | Invalid | undefined
+
+const maxCachedTopics = 100_000
+
+/** A checker for messages under `prefix`; it remembers each topic it parsed (a fleet has a few per AGV). */
+export const makeChecker = (prefix: string): ((topic: string, payload: Uint8Array) => Checked) => {
+  const topics = new Map<string, Either.Either<Topic.AgvTopic, Topic.InvalidTopic>>()
+  return (name, payload) => {
+    if (payload.byteLength === 0) return undefined
+    let parsed = topics.get(name)
+    if (parsed === undefined) {
+      if (topics.size >= maxCachedTopics) topics.clear()
+      parsed = Topic.parse(name, prefix)
+      topics.set(name, parsed)
+    }
+    if (Either.isLeft(parsed)) return { _tag: "Invalid", topic: name, countedAs: "topic", reason: parsed.left.reason }
+    const { topic, ...identity } = parsed.right
+    const decoded = MessageCodec.decode(topic, payload)
+    if (Either.isLeft(decoded)) {
+      const reason = decoded.left.issues.map((issue) => `${issue.path || "(root)"}: ${issue.message}`).join("; ")
+      return { _tag: "Invalid", topic: name, countedAs: topic, reason: `${decoded.left.schema}: ${reason}` }
+    }
+    return { _tag: "Valid", identity, topic, message: decoded.right }
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The ingest thread's body: subscribes to the prefix on a connection of its own, checks each
+ * message (`Inbound.makeChecker`) and posts them to the main thread in batches of at most
+ * `batchSize`, at least one per turn of this thread's event loop. Messages beyond `maxInFlight`
+ * (posted and not yet taken by the main thread) are dropped and counted.
+ *
+ * In (workerData): { url, prefix, clientId, counters: SharedArrayBuffer, maxInFlight, batchSize }
+ * Out: { type: "ready" }  { type: "failed", error }  { type: "batch", items: Array<Checked> }
+ */
+import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import { parentPort, workerData } from "node:worker_threads"
+import * as MqttConnection from "../../mqtt/MqttConnection.js"
+import * as Inbound from "../Inbound.js"
+import * as Topic from "../Topic.js"
+import { Counter } from "./ingestCounters.js"
+
+const { batchSize, clientId, counters: buffer, maxInFlight, prefix, url } = workerData as {
+  readonly url: string
+  readonly prefix: string
+  readonly clientId: string
+  readonly counters: SharedArrayBuffer
+  readonly maxInFlight: number
+  readonly batchSize: number
+}
+const counters = new Int32Array(buffer)
+const port = parentPort!
+const check = Inbound.makeChecker(prefix)
+const filter = Topic.subscriptionFilter(prefix)
+
+let batch: Array<Inbound.Checked> = []
+let scheduled = false
+
+const flush = () => {
+  scheduled = false
+  if (batch.length === 0) return
+  Atomics.add(counters, Counter.inFlight, batch.length)
+  port.postMessage({ type: "batch", items: batch })
+  batch = []
+}
+
+const onMessage = (topic: string, payload: Uint8Array) => {
+  if (Atomics.load(counters, Counter.inFlight) + batch.length >= maxInFlight) {
+    Atomics.add(counters, Counter.dropped, 1)
+    return
+  }
+  const checked = check(topic, payload)
+  if (checked === undefined) return
+  batch.push(checked)
+  if (batch.length >= batchSize) flush()
+  else if (!scheduled) {
+    scheduled = true
+    setImmediate(flush)
+  }
+}
+
+Effect.runFork(
+  Effect.scoped(
+    Effect.gen(function*() {
+      const connection = yield* MqttConnection.connect({ url, clientId, onMessage })
+      yield* connection.subscribe([filter], 0)
+      Atomics.store(counters, Counter.connected, 1)
+      port.postMessage({ type: "ready" })
+      yield* Effect.forever(
+        Effect.flatMap(Queue.take(connection.events), (event) => {
+          if (event._tag === "Disconnected") Atomics.store(counters, Counter.connected, 0)
+          if (event._tag !== "Connected") return Effect.void
+          Atomics.store(counters, Counter.connected, 1)
+          return Effect.ignore(connection.subscribe([filter], 0))
+        })
+      )
+    })
+  ).pipe(Effect.catchAll((error) => Effect.sync(() => port.postMessage({ type: "failed", error: error.message }))))
+)
