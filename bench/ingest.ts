@@ -340,6 +340,7 @@ const main = async () => {
         receivedByService: receivedInRun,
         lost: generated.published - receivedInRun,
         invalid: after.mqtt.invalid - before.mqtt.invalid,
+        droppedByIngestThread: after.mqtt.ingestDropped - start.mqtt.ingestDropped,
         generatorLateRounds: generated.late,
         generatorBlockedWrites: generated.blockedWrites
       },

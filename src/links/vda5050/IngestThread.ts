@@ -15,6 +15,8 @@
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as LogLevel from "effect/LogLevel"
+import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { Worker } from "node:worker_threads"
 import type * as Inbound from "./Inbound.js"
@@ -55,13 +57,18 @@ type WorkerEvent =
   | { readonly type: "ready" }
   | { readonly type: "failed"; readonly error: string }
   | { readonly type: "batch"; readonly items: ReadonlyArray<Inbound.Checked> }
+  | { readonly type: "log"; readonly level: LogLevel.Literal; readonly message: string }
 
 /** Not a `.ts` file: the entry registers tsx's loader in the thread (see its header). */
 const workerUrl = new URL("./internal/ingestWorker.mjs", import.meta.url)
 
-/** Starts the thread; succeeds once it is connected and subscribed. It stops with the scope. */
+/**
+ * Starts the thread; succeeds once it is connected and subscribed. It stops with the scope.
+ * The thread's log lines go to the caller's logger.
+ */
 export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread, IngestThreadFailed, Scope.Scope> =>
   Effect.gen(function*() {
+    const log = Runtime.runFork(yield* Effect.runtime<never>())
     const counters = new Int32Array(new SharedArrayBuffer(Counters.size * Int32Array.BYTES_PER_ELEMENT))
     const ready = yield* Deferred.make<void, IngestThreadFailed>()
     let started = false
@@ -92,6 +99,8 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
               return Deferred.unsafeDone(ready, Effect.void)
             case "failed":
               return fail(event.error)
+            case "log":
+              return void log(Effect.logWithLevel(LogLevel.fromLiteral(event.level), `ingest thread: ${event.message}`))
           }
         })
         worker.on("error", (error) => fail(String(error)))

@@ -6,8 +6,10 @@
  *
  * In (workerData): { url, prefix, clientId, counters: SharedArrayBuffer, maxInFlight, batchSize }
  * Out: { type: "ready" }  { type: "failed", error }  { type: "batch", items: Array<Checked> }
+ *      { type: "log", level, message }: this thread's log lines, for the main thread's logger
  */
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
 import * as Queue from "effect/Queue"
 import { parentPort, workerData } from "node:worker_threads"
 import * as MqttConnection from "../../mqtt/MqttConnection.js"
@@ -70,5 +72,17 @@ Effect.runFork(
         })
       )
     })
-  ).pipe(Effect.catchAll((error) => Effect.sync(() => port.postMessage({ type: "failed", error: error.message }))))
+  ).pipe(
+    Effect.catchAll((error) => Effect.sync(() => port.postMessage({ type: "failed", error: error.message }))),
+    Effect.provide(Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ logLevel, message }) =>
+        port.postMessage({
+          type: "log",
+          level: logLevel._tag,
+          message: (Array.isArray(message) ? message : [message]).map(String).join(" ")
+        })
+      )
+    ))
+  )
 )
