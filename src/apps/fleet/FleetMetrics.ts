@@ -71,6 +71,8 @@ export const register = (registry: Prometheus.Registry, fleet: Pick<FleetService
     s.mqtt?.publishFailed)
   counter("fleetvisor_mqtt_agvs_discovered_total", "AGV links started on a first message.", (s) =>
     s.mqtt?.discovered)
+  counter("fleetvisor_mqtt_ingest_dropped_total", "AGV messages the ingest thread dropped: the main thread was too far behind.", (s) =>
+    s.mqtt?.ingestDropped)
 
   counter("fleetvisor_telemetry_rows_appended_total", "Telemetry rows handed to the log.", (s) =>
     s.telemetry?.appended)
