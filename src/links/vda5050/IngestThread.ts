@@ -18,6 +18,8 @@ import * as Effect from "effect/Effect"
 import * as LogLevel from "effect/LogLevel"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
+import * as esbuild from "esbuild"
+import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
 import type * as Inbound from "./Inbound.js"
 import * as Counters from "./internal/ingestCounters.js"
@@ -59,8 +61,29 @@ type WorkerEvent =
   | { readonly type: "batch"; readonly items: ReadonlyArray<Inbound.Checked> }
   | { readonly type: "log"; readonly level: LogLevel.Literal; readonly message: string }
 
-/** Not a `.ts` file: the entry registers tsx's loader in the thread (see its header). */
-const workerUrl = new URL("./internal/ingestWorker.mjs", import.meta.url)
+const bodyPath = fileURLToPath(new URL("./internal/ingestWorkerBody.ts", import.meta.url))
+let bundled: Promise<string> | undefined
+
+/**
+ * The thread's body and everything it imports (the same TypeScript modules as the main
+ * thread's, effect and mqtt.js) as one CommonJS script, bundled with esbuild once per process.
+ * It runs the same under tsx, node and vitest, and a thread is connected in about 0.35 s (0.9 s
+ * the first time, bundling included) where loading the modules one by one through tsx's loader
+ * took 1.5 s: a fleet restarting in a loop recovers between restarts.
+ */
+const bundle = (): Promise<string> => {
+  bundled ??= esbuild.build({
+    entryPoints: [bodyPath],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    write: false,
+    logLevel: "silent"
+  }).then((result) => result.outputFiles[0].text)
+  bundled.catch(() => (bundled = undefined))
+  return bundled
+}
 
 /**
  * Starts the thread; succeeds once it is connected and subscribed. It stops with the scope.
@@ -78,9 +101,14 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
       if (started) options.onFailure(failure)
       else Deferred.unsafeDone(ready, Effect.fail(failure))
     }
+    const code = yield* Effect.tryPromise({
+      try: bundle,
+      catch: (error) => new IngestThreadFailed({ reason: `could not bundle its body: ${String(error)}` })
+    })
     yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const worker = new Worker(workerUrl, {
+        const worker = new Worker(code, {
+          eval: true,
           workerData: {
             url: options.url,
             prefix: options.prefix,

@@ -2,7 +2,8 @@
  * The ingest thread's body: subscribes to the prefix on a connection of its own, checks each
  * message (`Inbound.makeChecker`) and posts them to the main thread in batches of at most
  * `batchSize`, at least one per turn of this thread's event loop. Messages beyond `maxInFlight`
- * (posted and not yet taken by the main thread) are dropped and counted.
+ * (posted and not yet taken by the main thread) are dropped and counted. `IngestThread` bundles
+ * this module with its imports and runs it as the thread's script.
  *
  * In (workerData): { url, prefix, clientId, counters: SharedArrayBuffer, maxInFlight, batchSize }
  * Out: { type: "ready" }  { type: "failed", error }  { type: "batch", items: Array<Checked> }
