@@ -76,7 +76,7 @@ describe("broker restart", () => {
         const serials = Array.from({ length: agvs }, (_, i) => `sim-${String(i + 1).padStart(4, "0")}`)
         const healthyTree = `
           links (dynamic, ${agvs}/∞)
-          ${serials.map((s, i) => `${i === agvs - 1 ? "└─" : "├─"} agv:fleetvisor/${s} running mailbox=0 restarts=0`).join("\n        ")}
+          ${serials.map((s, i) => `${i === agvs - 1 ? "└─" : "├─"} agv:fleetvisor/${s} running mailbox=0 restarts=0`).join("\n          ")}
           mqtt running mailbox=0 restarts=0`
         yield* TestKit.awaitTree(system, healthyTree)
 

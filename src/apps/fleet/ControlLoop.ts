@@ -21,9 +21,10 @@ import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { type Transferable, Worker } from "node:worker_threads"
+import type { Transferable, Worker } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
+import * as WorkerThread from "../../actors/WorkerThread.js"
 import { Meter, runGrid } from "./LoopGrid.mjs"
 
 /** What a phase knows about the tick it runs in. */
@@ -233,21 +234,21 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
         const output = options.phases.connect === undefined
           ? () => {}
           : yield* options.phases.connect(port, ctx.self as ActorRef<never>)
-        let stopping = false
-        const started = yield* Effect.acquireRelease(
-          Effect.sync(() => {
-            worker = new Worker(workerUrl, {
-              workerData: {
-                hz: options.hz ?? 100,
-                window: options.window ?? 1000,
-                report: options.report !== undefined,
-                module: options.phases.module.href,
-                config: options.phases.config,
-                priority: options.priority,
-                realtimePriority: options.realtimePriority
-              }
-            })
-            worker.on("message", (event: WorkerEvent) => {
+        const started = yield* WorkerThread.start<WorkerEvent>(
+          workerUrl,
+          {
+            workerData: {
+              hz: options.hz ?? 100,
+              window: options.window ?? 1000,
+              report: options.report !== undefined,
+              module: options.phases.module.href,
+              config: options.phases.config,
+              priority: options.priority,
+              realtimePriority: options.realtimePriority
+            }
+          },
+          {
+            onMessage: (event) => {
               switch (event.type) {
                 case "ready":
                   return Deferred.unsafeDone(ready, Effect.succeed(event))
@@ -263,19 +264,11 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
                 case "failed":
                   return fail(new PhaseFailed(event.phase, event.error))
               }
-            })
-            worker.on("error", (error) => fail(new WorkerFailed(String(error))))
-            worker.on("exit", (code) => {
-              if (!stopping) fail(new WorkerFailed(`exited with code ${code}`))
-            })
-            return worker
-          }),
-          (worker) =>
-            Effect.promise(() => {
-              stopping = true
-              return worker.terminate()
-            })
+            },
+            onFailure: (reason) => fail(new WorkerFailed(reason))
+          }
         )
+        worker = started
         const { prioritized, realtime } = yield* Deferred.await(ready).pipe(
           Effect.timeoutFail({
             duration: options.startTimeout ?? "10 seconds",

@@ -16,8 +16,9 @@
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import { Worker } from "node:worker_threads"
+import type { Worker } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
+import * as WorkerThread from "../../actors/WorkerThread.js"
 import type * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
 
 /** Why a stop failed, as the client gets it: an error's `_tag` and fields. */
@@ -124,27 +125,24 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
           Deferred.unsafeDone(ready, Effect.fail(new StopChannelFailed(error)))
           ctx.self.unsafeTellUrgent(new StopChannelFailed(error))
         }
-        let stopping = false
-        const worker = yield* Effect.acquireRelease(
-          Effect.sync(() => {
-            const worker = new Worker(workerUrl, {
-              workerData: {
-                host: options.host,
-                port: options.port,
-                brokerUrl: options.brokerUrl,
-                clientId: `fleetvisor-stop-${process.pid}-${Date.now().toString(36)}`,
-                prefix: options.prefix,
-                table: options.table.buffer,
-                capacity: options.table.capacity,
-                stats: options.status.shared.counters.buffer,
-                priority: -10,
-                realtimePriority: options.realtimePriority
-              }
-            })
-            const handOver = (slot: SharedHeaderIds.SlotAssigned) => worker.postMessage({ type: "slot", ...slot })
-            for (const slot of options.table.slots()) handOver(slot)
-            options.table.onSlot = handOver
-            worker.on("message", (event: WorkerEvent) => {
+        const worker = yield* WorkerThread.start<WorkerEvent>(
+          workerUrl,
+          {
+            workerData: {
+              host: options.host,
+              port: options.port,
+              brokerUrl: options.brokerUrl,
+              clientId: `fleetvisor-stop-${process.pid}-${Date.now().toString(36)}`,
+              prefix: options.prefix,
+              table: options.table.buffer,
+              capacity: options.table.capacity,
+              stats: options.status.shared.counters.buffer,
+              priority: -10,
+              realtimePriority: options.realtimePriority
+            }
+          },
+          {
+            onMessage: (event) => {
               switch (event.type) {
                 case "ready":
                   return Deferred.unsafeDone(ready, Effect.succeed(event))
@@ -156,26 +154,25 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                   return void Effect.runFork(
                     options.hooks.stop(event.robot, event.skip, event.who).pipe(
                       Effect.match({
-                        onFailure: (error) => worker.postMessage({ type: "result", key: event.key, error: { ...error, _tag: error._tag } }),
+                        onFailure: (error) =>
+                          worker.postMessage({ type: "result", key: event.key, error: { ...error, _tag: error._tag } }),
                         onSuccess: () => worker.postMessage({ type: "result", key: event.key })
                       })
                     )
                   )
               }
-            })
-            worker.on("error", (error) => fail(String(error)))
-            worker.on("exit", (code) => {
-              if (!stopping) fail(`exited with code ${code}`)
-            })
-            return worker
-          }),
-          (worker) =>
-            Effect.promise(() => {
-              stopping = true
-              options.table.onSlot = undefined
-              options.status.shared.port = undefined
-              return worker.terminate()
-            })
+            },
+            onFailure: fail
+          }
+        )
+        const handOver = (slot: SharedHeaderIds.SlotAssigned) => worker.postMessage({ type: "slot", ...slot })
+        for (const slot of options.table.slots()) handOver(slot)
+        options.table.onSlot = handOver
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            options.table.onSlot = undefined
+            options.status.shared.port = undefined
+          })
         )
         const { port, realtime } = yield* Deferred.await(ready).pipe(
           Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new StopChannelFailed("did not start in time") }),

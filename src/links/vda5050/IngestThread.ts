@@ -20,7 +20,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as esbuild from "esbuild"
 import { fileURLToPath } from "node:url"
-import { Worker } from "node:worker_threads"
+import * as WorkerThread from "../../actors/WorkerThread.js"
 import type * as Inbound from "./Inbound.js"
 import * as Counters from "./internal/ingestCounters.js"
 
@@ -99,7 +99,6 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
     const counters = new Int32Array(new SharedArrayBuffer(Counters.size * Int32Array.BYTES_PER_ELEMENT))
     const ready = yield* Deferred.make<void, IngestThreadFailed>()
     let started = false
-    let stopping = false
     const fail = (reason: string) => {
       const failure = new IngestThreadFailed({ reason })
       if (started) options.onFailure(failure)
@@ -109,19 +108,20 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
       try: bundle,
       catch: (error) => new IngestThreadFailed({ reason: `could not bundle its body: ${String(error)}` })
     })
-    yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const worker = new Worker(new URL(code), {
-          workerData: {
-            url: options.url,
-            prefix: options.prefix,
-            clientId: options.clientId,
-            counters: counters.buffer,
-            maxInFlight: options.maxInFlight ?? 100_000,
-            batchSize: options.batchSize ?? 64
-          }
-        })
-        worker.on("message", (event: WorkerEvent) => {
+    yield* WorkerThread.start<WorkerEvent>(
+      new URL(code),
+      {
+        workerData: {
+          url: options.url,
+          prefix: options.prefix,
+          clientId: options.clientId,
+          counters: counters.buffer,
+          maxInFlight: options.maxInFlight ?? 100_000,
+          batchSize: options.batchSize ?? 64
+        }
+      },
+      {
+        onMessage: (event) => {
           switch (event.type) {
             case "batch":
               return options.onBatch(event.items)
@@ -133,18 +133,9 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
             case "log":
               return void log(Effect.logWithLevel(LogLevel.fromLiteral(event.level), `ingest thread: ${event.message}`))
           }
-        })
-        worker.on("error", (error) => fail(String(error)))
-        worker.on("exit", (code) => {
-          if (!stopping) fail(`exited with code ${code}`)
-        })
-        return worker
-      }),
-      (worker) =>
-        Effect.promise(() => {
-          stopping = true
-          return worker.terminate()
-        })
+        },
+        onFailure: fail
+      }
     )
     yield* Deferred.await(ready).pipe(
       Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new IngestThreadFailed({ reason: "did not start in time" }) })
