@@ -139,8 +139,8 @@ export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
   ServiceConfig.setting("FLEET_MQTT_PREFIX", "uagv/v2", "`interfaceName/majorVersion` of the AGV topics."),
   ServiceConfig.setting(
     "FLEET_MQTT_INGEST_THREAD",
-    "on",
-    "Parse and check AGV messages on a thread of their own, with a second broker connection; off: on the main thread."
+    "off",
+    "Parse and check AGV messages on a thread of their own, with a second broker connection (for fleets of thousands of messages a second); off: on the main thread."
   ),
   ServiceConfig.setting(
     "FLEET_DEMO",

@@ -35,6 +35,7 @@ const loaded = ServiceConfig.loadConfig(Main.config, new Map(), {
   MAX_CONNECTIONS_PER_ADDRESS: "10000",
   FLEET_CONTROL_LOOP_REALTIME_PRIORITY: process.env.FLEET_CONTROL_LOOP_REALTIME_PRIORITY,
   FLEET_STOP_PORT: "0",
+  FLEET_MQTT_INGEST_THREAD: process.env.FLEET_MQTT_INGEST_THREAD ?? "on",
   FLEET_STOP_REALTIME_PRIORITY: process.env.FLEET_STOP_REALTIME_PRIORITY
 })
 if (Either.isLeft(loaded)) throw new Error(loaded.left.join("; "))

@@ -9,7 +9,7 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { Worker, type WorkerOptions } from "node:worker_threads"
+import type { Worker } from "node:worker_threads"
 
 /** What the owner does with the thread's messages and failure. */
 export interface WorkerThreadHooks<Message> {
@@ -17,16 +17,18 @@ export interface WorkerThreadHooks<Message> {
   readonly onFailure: (reason: string) => void
 }
 
-/** Starts the thread of `script` (a module's URL) with `options`; terminated when the scope closes. */
+/**
+ * Owns the thread `make` starts (or hands over: a thread started earlier, kept in reserve);
+ * terminated when the scope closes.
+ */
 export const start = <Message>(
-  script: URL,
-  options: WorkerOptions,
+  make: () => Worker,
   hooks: WorkerThreadHooks<Message>
 ): Effect.Effect<Worker, never, Scope.Scope> =>
   Effect.map(
     Effect.acquireRelease(
       Effect.sync(() => {
-        const worker = new Worker(script, options)
+        const worker = make()
         let done = false
         const fail = (reason: string) => {
           if (done) return

@@ -21,7 +21,7 @@ import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import type { Transferable, Worker } from "node:worker_threads"
+import { type Transferable, Worker } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
 import * as WorkerThread from "../../actors/WorkerThread.js"
@@ -235,18 +235,18 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
           ? () => {}
           : yield* options.phases.connect(port, ctx.self as ActorRef<never>)
         const started = yield* WorkerThread.start<WorkerEvent>(
-          workerUrl,
-          {
-            workerData: {
-              hz: options.hz ?? 100,
-              window: options.window ?? 1000,
-              report: options.report !== undefined,
-              module: options.phases.module.href,
-              config: options.phases.config,
-              priority: options.priority,
-              realtimePriority: options.realtimePriority
-            }
-          },
+          () =>
+            new Worker(workerUrl, {
+              workerData: {
+                hz: options.hz ?? 100,
+                window: options.window ?? 1000,
+                report: options.report !== undefined,
+                module: options.phases.module.href,
+                config: options.phases.config,
+                priority: options.priority,
+                realtimePriority: options.realtimePriority
+              }
+            }),
           {
             onMessage: (event) => {
               switch (event.type) {

@@ -7,7 +7,7 @@
  * | `FLEET_RMI_POLL_HZ`    | 10        | polls per second of each arm's status, position and joints (10–125) |
  * | `FLEET_MQTT_URL`       | none      | the VDA 5050 broker; none: no AGVs (or the demo's embedded broker) |
  * | `FLEET_MQTT_PREFIX`    | `uagv/v2` | `interfaceName/majorVersion` of the AGV topics                 |
- * | `FLEET_MQTT_INGEST_THREAD` | on    | parse and check AGV messages on a thread of their own (`IngestThread`) |
+ * | `FLEET_MQTT_INGEST_THREAD` | off   | parse and check AGV messages on a thread of their own (`IngestThread`) |
  * | `FLEET_DEMO`           | on when neither arms nor a broker are configured | simulated arms and AGVs |
  * | `FLEET_DEMO_ARMS`      | 3         | simulated arms in the demo                                     |
  * | `FLEET_DEMO_AGVS`      | 12        | simulated AGVs in the demo                                     |
@@ -114,7 +114,7 @@ export const config: Config.Config<FleetSettings> = Config.all({
   pollHz: bounded("FLEET_RMI_POLL_HZ", 10, 10, 125),
   mqttUrl: Config.option(Config.string("FLEET_MQTT_URL")),
   mqttPrefix: Config.string("FLEET_MQTT_PREFIX").pipe(Config.withDefault("uagv/v2")),
-  mqttIngestThread: Config.boolean("FLEET_MQTT_INGEST_THREAD").pipe(Config.withDefault(true)),
+  mqttIngestThread: Config.boolean("FLEET_MQTT_INGEST_THREAD").pipe(Config.withDefault(false)),
   demo: Config.option(Config.boolean("FLEET_DEMO")),
   demoArms: bounded("FLEET_DEMO_ARMS", 3, 0, 100),
   demoAgvs: bounded("FLEET_DEMO_AGVS", 12, 0, 10_000),
@@ -145,7 +145,7 @@ export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
   pollHz: 10,
   mqttUrl: undefined,
   mqttPrefix: "uagv/v2",
-  mqttIngestThread: true,
+  mqttIngestThread: false,
   demo: false,
   demoArms: 3,
   demoAgvs: 12,

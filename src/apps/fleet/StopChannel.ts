@@ -16,7 +16,7 @@
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import type { Worker } from "node:worker_threads"
+import { Worker } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
 import * as WorkerThread from "../../actors/WorkerThread.js"
 import type * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
@@ -126,21 +126,21 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
           ctx.self.unsafeTellUrgent(new StopChannelFailed(error))
         }
         const worker = yield* WorkerThread.start<WorkerEvent>(
-          workerUrl,
-          {
-            workerData: {
-              host: options.host,
-              port: options.port,
-              brokerUrl: options.brokerUrl,
-              clientId: `fleetvisor-stop-${process.pid}-${Date.now().toString(36)}`,
-              prefix: options.prefix,
-              table: options.table.buffer,
-              capacity: options.table.capacity,
-              stats: options.status.shared.counters.buffer,
-              priority: -10,
-              realtimePriority: options.realtimePriority
-            }
-          },
+          () =>
+            new Worker(workerUrl, {
+              workerData: {
+                host: options.host,
+                port: options.port,
+                brokerUrl: options.brokerUrl,
+                clientId: `fleetvisor-stop-${process.pid}-${Date.now().toString(36)}`,
+                prefix: options.prefix,
+                table: options.table.buffer,
+                capacity: options.table.capacity,
+                stats: options.status.shared.counters.buffer,
+                priority: -10,
+                realtimePriority: options.realtimePriority
+              }
+            }),
           {
             onMessage: (event) => {
               switch (event.type) {

@@ -20,6 +20,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as esbuild from "esbuild"
 import { fileURLToPath } from "node:url"
+import { Worker } from "node:worker_threads"
 import * as WorkerThread from "../../actors/WorkerThread.js"
 import type * as Inbound from "./Inbound.js"
 import * as Counters from "./internal/ingestCounters.js"
@@ -108,18 +109,8 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
       try: bundle,
       catch: (error) => new IngestThreadFailed({ reason: `could not bundle its body: ${String(error)}` })
     })
-    yield* WorkerThread.start<WorkerEvent>(
-      new URL(code),
-      {
-        workerData: {
-          url: options.url,
-          prefix: options.prefix,
-          clientId: options.clientId,
-          counters: counters.buffer,
-          maxInFlight: options.maxInFlight ?? 100_000,
-          batchSize: options.batchSize ?? 64
-        }
-      },
+    const worker = yield* WorkerThread.start<WorkerEvent>(
+      () => new Worker(new URL(code)),
       {
         onMessage: (event) => {
           switch (event.type) {
@@ -137,6 +128,15 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
         onFailure: fail
       }
     )
+    worker.postMessage({
+      type: "start",
+      url: options.url,
+      prefix: options.prefix,
+      clientId: options.clientId,
+      counters: counters.buffer,
+      maxInFlight: options.maxInFlight ?? 100_000,
+      batchSize: options.batchSize ?? 64
+    })
     yield* Deferred.await(ready).pipe(
       Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new IngestThreadFailed({ reason: "did not start in time" }) })
     )

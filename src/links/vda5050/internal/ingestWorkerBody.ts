@@ -5,20 +5,25 @@
  * (posted and not yet taken by the main thread) are dropped and counted. `IngestThread` bundles
  * this module with its imports and runs it as the thread's script.
  *
- * In (workerData): { url, prefix, clientId, counters: SharedArrayBuffer, maxInFlight, batchSize }
+ * The thread loads its modules, then waits for its configuration, which `IngestThread` posts as
+ * soon as the thread exists.
+ *
+ * In:  { type: "start", url, prefix, clientId, counters: SharedArrayBuffer, maxInFlight, batchSize }
  * Out: { type: "ready" }  { type: "failed", error }  { type: "batch", items: Array<Checked> }
  *      { type: "log", level, message }: this thread's log lines, for the main thread's logger
  */
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as Queue from "effect/Queue"
-import { parentPort, workerData } from "node:worker_threads"
+import { parentPort } from "node:worker_threads"
 import * as MqttConnection from "../../mqtt/MqttConnection.js"
 import * as Inbound from "../Inbound.js"
 import * as Topic from "../Topic.js"
 import { Counter } from "./ingestCounters.js"
 
-const { batchSize, clientId, counters: buffer, maxInFlight, prefix, url } = workerData as {
+/** The thread's configuration, sent once by `IngestThread`. */
+interface Start {
+  readonly type: "start"
   readonly url: string
   readonly prefix: string
   readonly clientId: string
@@ -26,64 +31,70 @@ const { batchSize, clientId, counters: buffer, maxInFlight, prefix, url } = work
   readonly maxInFlight: number
   readonly batchSize: number
 }
-const counters = new Int32Array(buffer)
+
 const port = parentPort!
-const check = Inbound.makeChecker(prefix)
-const filter = Topic.subscriptionFilter(prefix)
 
-let batch: Array<Inbound.Checked> = []
-let scheduled = false
+const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, url }: Start) => {
+  const counters = new Int32Array(buffer)
+  const check = Inbound.makeChecker(prefix)
+  const filter = Topic.subscriptionFilter(prefix)
 
-const flush = () => {
-  scheduled = false
-  if (batch.length === 0) return
-  Atomics.add(counters, Counter.inFlight, batch.length)
-  port.postMessage({ type: "batch", items: batch })
-  batch = []
-}
+  let batch: Array<Inbound.Checked> = []
+  let scheduled = false
 
-const onMessage = (topic: string, payload: Uint8Array) => {
-  if (Atomics.load(counters, Counter.inFlight) + batch.length >= maxInFlight) {
-    Atomics.add(counters, Counter.dropped, 1)
-    return
+  const flush = () => {
+    scheduled = false
+    if (batch.length === 0) return
+    Atomics.add(counters, Counter.inFlight, batch.length)
+    port.postMessage({ type: "batch", items: batch })
+    batch = []
   }
-  const checked = check(topic, payload)
-  if (checked === undefined) return
-  batch.push(checked)
-  if (batch.length >= batchSize) flush()
-  else if (!scheduled) {
-    scheduled = true
-    setImmediate(flush)
-  }
-}
 
-Effect.runFork(
-  Effect.scoped(
-    Effect.gen(function*() {
-      const connection = yield* MqttConnection.connect({ url, clientId, onMessage })
-      yield* connection.subscribe([filter], 0)
-      Atomics.store(counters, Counter.connected, 1)
-      port.postMessage({ type: "ready" })
-      yield* Effect.forever(
-        Effect.flatMap(Queue.take(connection.events), (event) => {
-          if (event._tag === "Disconnected") Atomics.store(counters, Counter.connected, 0)
-          if (event._tag !== "Connected") return Effect.void
-          Atomics.store(counters, Counter.connected, 1)
-          return Effect.ignore(connection.subscribe([filter], 0))
-        })
-      )
-    })
-  ).pipe(
-    Effect.catchAll((error) => Effect.sync(() => port.postMessage({ type: "failed", error: error.message }))),
-    Effect.provide(Logger.replace(
-      Logger.defaultLogger,
-      Logger.make(({ logLevel, message }) =>
-        port.postMessage({
-          type: "log",
-          level: logLevel._tag,
-          message: (Array.isArray(message) ? message : [message]).map(String).join(" ")
-        })
-      )
-    ))
+  const onMessage = (topic: string, payload: Uint8Array) => {
+    if (Atomics.load(counters, Counter.inFlight) + batch.length >= maxInFlight) {
+      Atomics.add(counters, Counter.dropped, 1)
+      return
+    }
+    const checked = check(topic, payload)
+    if (checked === undefined) return
+    batch.push(checked)
+    if (batch.length >= batchSize) flush()
+    else if (!scheduled) {
+      scheduled = true
+      setImmediate(flush)
+    }
+  }
+
+  Effect.runFork(
+    Effect.scoped(
+      Effect.gen(function*() {
+        const connection = yield* MqttConnection.connect({ url, clientId, onMessage })
+        yield* connection.subscribe([filter], 0)
+        Atomics.store(counters, Counter.connected, 1)
+        port.postMessage({ type: "ready" })
+        yield* Effect.forever(
+          Effect.flatMap(Queue.take(connection.events), (event) => {
+            if (event._tag === "Disconnected") Atomics.store(counters, Counter.connected, 0)
+            if (event._tag !== "Connected") return Effect.void
+            Atomics.store(counters, Counter.connected, 1)
+            return Effect.ignore(connection.subscribe([filter], 0))
+          })
+        )
+      })
+    ).pipe(
+      Effect.catchAll((error) => Effect.sync(() => port.postMessage({ type: "failed", error: error.message }))),
+      Effect.provide(Logger.replace(
+        Logger.defaultLogger,
+        Logger.make(({ logLevel, message }) =>
+          port.postMessage({
+            type: "log",
+            level: logLevel._tag,
+            message: (Array.isArray(message) ? message : [message]).map(String).join(" ")
+          })
+        )
+      ))
+    )
   )
-)
+}
+
+port.once("message", (message: Start) => run(message))
