@@ -184,11 +184,6 @@ parentPort.on("message", (message) => {
       resolve?.(message.error)
       return
     }
-    case "close":
-      server.close()
-      broker.end(true)
-      for (const client of server.clients) client.terminate()
-      return
   }
 })
 
