@@ -34,17 +34,20 @@ const maxCachedTopics = 100_000
 
 /** A checker for messages under `prefix`; it remembers each topic it parsed (a fleet has a few per AGV). */
 export const makeChecker = (prefix: string): ((topic: string, payload: Uint8Array) => Checked) => {
-  const topics = new Map<string, Either.Either<Topic.AgvTopic, Topic.InvalidTopic>>()
+  const topics = new Map<
+    string,
+    Either.Either<{ readonly identity: AgvIdentity; readonly topic: Topic.TopicName }, Topic.InvalidTopic>
+  >()
   return (name, payload) => {
     if (payload.byteLength === 0) return undefined
     let parsed = topics.get(name)
     if (parsed === undefined) {
       if (topics.size >= maxCachedTopics) topics.clear()
-      parsed = Topic.parse(name, prefix)
+      parsed = Either.map(Topic.parse(name, prefix), ({ topic, ...identity }) => ({ identity, topic }))
       topics.set(name, parsed)
     }
     if (Either.isLeft(parsed)) return { _tag: "Invalid", topic: name, countedAs: "topic", reason: parsed.left.reason }
-    const { topic, ...identity } = parsed.right
+    const { identity, topic } = parsed.right
     const decoded = MessageCodec.decode(topic, payload)
     if (Either.isLeft(decoded)) {
       const reason = decoded.left.issues.map((issue) => `${issue.path || "(root)"}: ${issue.message}`).join("; ")
