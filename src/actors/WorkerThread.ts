@@ -18,8 +18,7 @@ export interface WorkerThreadHooks<Message> {
 }
 
 /**
- * Owns the thread `make` starts (or hands over: a thread started earlier, kept in reserve);
- * terminated when the scope closes.
+ * Owns the thread `make` starts; it is terminated when the scope closes.
  */
 export const start = <Message>(
   make: () => Worker,

@@ -53,7 +53,6 @@ export interface IngestThread {
   readonly taken: (count: number) => void
   /** Messages dropped because too many were in flight. */
   readonly dropped: () => number
-  readonly connected: () => boolean
 }
 
 type WorkerEvent =
@@ -70,9 +69,8 @@ let bundled: Promise<string> | undefined
  * thread's, effect and mqtt.js) as one ES module, bundled with esbuild once per process and
  * started from a `data:` URL. It runs the same under tsx, node and vitest, and a thread is
  * connected in about 0.5 s (1.2 s the first time, bundling included) where loading the modules
- * one by one through tsx's loader took 1.5 s: a fleet restarting in a loop recovers between
- * restarts. An ES module, not CommonJS: a CommonJS bundle runs in sloppy mode and cost the
- * thread 4 % more CPU.
+ * one by one through tsx's loader took 1.5 s. An ES module, not CommonJS: a CommonJS bundle
+ * runs in sloppy mode and cost the thread 4 % more CPU.
  */
 const bundle = (): Promise<string> => {
   bundled ??= esbuild.build({
@@ -142,7 +140,6 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
     )
     return {
       taken: (count) => void Atomics.sub(counters, Counters.Counter.inFlight, count),
-      dropped: () => Atomics.load(counters, Counters.Counter.dropped),
-      connected: () => Atomics.load(counters, Counters.Counter.connected) === 1
+      dropped: () => Atomics.load(counters, Counters.Counter.dropped)
     }
   })

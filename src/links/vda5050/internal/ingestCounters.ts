@@ -3,10 +3,8 @@ export const Counter = {
   /** Messages posted to the main thread and not yet taken. */
   inFlight: 0,
   /** Messages dropped because `maxInFlight` were in flight. */
-  dropped: 1,
-  /** 1 while the thread's broker connection is up. */
-  connected: 2
+  dropped: 1
 } as const
 
 /** How many slots the counters have. */
-export const size = 3
+export const size = 2

@@ -70,15 +70,10 @@ const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, url }
       Effect.gen(function*() {
         const connection = yield* MqttConnection.connect({ url, clientId, onMessage })
         yield* connection.subscribe([filter], 0)
-        Atomics.store(counters, Counter.connected, 1)
         port.postMessage({ type: "ready" })
         yield* Effect.forever(
-          Effect.flatMap(Queue.take(connection.events), (event) => {
-            if (event._tag === "Disconnected") Atomics.store(counters, Counter.connected, 0)
-            if (event._tag !== "Connected") return Effect.void
-            Atomics.store(counters, Counter.connected, 1)
-            return Effect.ignore(connection.subscribe([filter], 0))
-          })
+          Effect.flatMap(Queue.take(connection.events), (event) =>
+            event._tag === "Connected" ? Effect.ignore(connection.subscribe([filter], 0)) : Effect.void)
         )
       })
     ).pipe(
