@@ -84,9 +84,11 @@ const forward = (robot, skip, who) =>
     parentPort.postMessage({ type: "forward", key, robot, skip, who })
   })
 
+const isLive = (agv) => Atomics.load(live, agv.slot) === 1
+
 const liveAgv = (robot) => {
   const agv = agvs.get(robot)
-  return agv !== undefined && Atomics.load(live, agv.slot) === 1 ? agv : undefined
+  return agv !== undefined && isLive(agv) ? agv : undefined
 }
 
 /** Stops `robot` (or every robot), resolving with `{ writtenAt }` (published here), `{}` (by the main thread) or `{ error }`. */
@@ -105,7 +107,7 @@ const stop = async (robot, who) => {
     return published
   }
   if (!broker.connected) return forward(undefined, [], who)
-  const targets = [...agvs.keys()].map(liveAgv).filter((agv) => agv !== undefined)
+  const targets = [...agvs.values()].filter(isLive)
   const results = await Promise.all(targets.map((agv) => publishStop(agv, now)))
   const stopped = targets.filter((_, i) => results[i].failed === undefined).map((agv) => agv.robot)
   stats[PUBLISHED] += stopped.length
