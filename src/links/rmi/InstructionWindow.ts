@@ -14,6 +14,15 @@
  * instruction fails with the gap's {@link RmiSequenceGap} until {@link restart} gives it the
  * SequenceID the controller expects.
  *
+ * When FRC_Abort or FRC_Initialize fails the instructions that were sent, their SequenceIDs
+ * are remembered as cancelled: the controller still answers the one it was executing, after
+ * FRC_Abort's reply, and {@link settle} ignores (and counts) that reply instead of taking it
+ * for a reply to an unknown instruction. The client cannot tell which of them was executing,
+ * and the others are never answered, so only the {@link MaxCancelled} most recent are kept:
+ * enough for several aborts in a row, and bounded for a link that is aborted for weeks without
+ * FRC_Initialize. FRC_Initialize forgets them all, as SequenceIDs start again at 1 after it and
+ * a late reply could no longer be told from the reply to a new instruction.
+ *
  * It is synchronous and does no I/O: the client gives it a `send` function and feeds it replies.
  */
 import { Deferred, Exit } from "effect"
@@ -26,6 +35,18 @@ interface Submitted {
   readonly done: Deferred.Deferred<RmiPacket.InstructionReply, RmiInstructionError>
 }
 
+/** How many SequenceIDs of cancelled instructions are remembered; see the module documentation. */
+export const MaxCancelled = 64
+
+/** What {@link InstructionWindow.settle} did with a reply. */
+export type Settlement =
+  /** It was the reply to an instruction sent and unanswered, which it settled. */
+  | "settled"
+  /** It was the late reply to an instruction FRC_Abort or FRC_Initialize had failed. */
+  | "ignored"
+  /** No instruction with its SequenceID was sent, or it was answered already. */
+  | "unknown"
+
 /** An instruction reply, successful or refused. */
 export type InstructionOutcome =
   | RmiPacket.InstructionReply
@@ -36,6 +57,9 @@ export class InstructionWindow {
   private nextSequenceId = 1
   private queued: Array<Submitted> = []
   private readonly sent = new Map<number, Submitted>()
+  /** Insertion-ordered, so the oldest is evicted first. */
+  private readonly cancelled = new Set<number>()
+  private ignored = 0
   private gap: RmiSequenceGap | undefined
   private failure: RmiLinkError | undefined
 
@@ -49,6 +73,11 @@ export class InstructionWindow {
     return { sent: this.sent.size, queued: this.queued.length }
   }
 
+  /** How many late replies to cancelled instructions were ignored. */
+  get cancelledReplies(): number {
+    return this.ignored
+  }
+
   /** Queues an instruction; `done` is settled with its reply, or with why it never ran. */
   submit(instruction: RmiPacket.InstructionBody, done: Submitted["done"]): void {
     const refusal = this.failure ?? this.gap
@@ -57,10 +86,14 @@ export class InstructionWindow {
     this.pump()
   }
 
-  /** Settles the instruction a reply is for; false if no instruction with that SequenceID is unanswered. */
-  settle(reply: InstructionOutcome): boolean {
+  /** Settles the instruction a reply is for, or ignores the late reply to a cancelled one; see {@link Settlement}. */
+  settle(reply: InstructionOutcome): Settlement {
     const submitted = this.sent.get(reply.SequenceID)
-    if (submitted === undefined) return false
+    if (submitted === undefined) {
+      if (!this.cancelled.delete(reply.SequenceID)) return "unknown"
+      this.ignored++
+      return "ignored"
+    }
     this.sent.delete(reply.SequenceID)
     if (reply.ErrorID === 0) {
       Deferred.unsafeDone(submitted.done, Exit.succeed(reply as RmiPacket.InstructionReply))
@@ -76,14 +109,24 @@ export class InstructionWindow {
       Deferred.unsafeDone(submitted.done, Exit.fail(RmiRejected.of(reply.Instruction, reply.ErrorID)))
     }
     this.pump()
-    return true
+    return "settled"
   }
 
-  /** Continues with `nextSequenceId` after FRC_Reset (what FRC_GetStatus says) or FRC_Initialize (1); ends a hold. */
+  /**
+   * Continues with `nextSequenceId` after FRC_Reset (what FRC_GetStatus says); ends a hold.
+   * The cancelled SequenceIDs are kept: FRC_Reset does not renumber.
+   */
   restart(nextSequenceId: number): void {
     this.gap = undefined
     this.nextSequenceId = nextSequenceId
     this.pump()
+  }
+
+  /** FRC_Initialize was accepted: fails every instruction with {@link RmiAborted}, forgets the cancelled SequenceIDs, and numbers from 1 again. */
+  initialize(): void {
+    this.abortAll()
+    this.cancelled.clear()
+    this.restart(1)
   }
 
   /** Fails every instruction not yet sent with {@link RmiAborted}: FRC_Abort is about to go out. */
@@ -91,13 +134,19 @@ export class InstructionWindow {
     this.failQueued((instruction) => new RmiAborted({ instruction }))
   }
 
-  /** Fails every instruction with {@link RmiAborted}: the controller dropped its queue. */
+  /** Fails every instruction with {@link RmiAborted} and remembers those sent as cancelled: the controller dropped its queue. */
   abortAll(): void {
     this.abortQueued()
-    for (const { done, instruction } of this.sent.values()) {
+    for (const [sequenceId, { done, instruction }] of this.sent) {
       Deferred.unsafeDone(done, Exit.fail(new RmiAborted({ instruction: instruction.Instruction })))
+      this.cancelled.delete(sequenceId)
+      this.cancelled.add(sequenceId)
     }
     this.sent.clear()
+    for (const oldest of this.cancelled) {
+      if (this.cancelled.size <= MaxCancelled) break
+      this.cancelled.delete(oldest)
+    }
   }
 
   /** Fails every instruction, now and later, with the error that killed the link. */
@@ -121,6 +170,8 @@ export class InstructionWindow {
       const next = this.queued.shift()
       if (next === undefined) return
       const sequenceId = this.nextSequenceId++
+      // From now on a reply with this SequenceID is the new instruction's.
+      this.cancelled.delete(sequenceId)
       this.sent.set(sequenceId, next)
       this.send({ ...next.instruction, SequenceID: sequenceId } as RmiPacket.Instruction)
     }

@@ -4,12 +4,16 @@
  * actor, which owns one client and is restarted by its supervisor when the client fails.
  *
  * - {@link connect} sends FRC_Connect to the connect port, reconnects on the port the
- *   controller names, and sends FRC_Initialize. The connection lives in the caller's scope;
- *   closing it sends FRC_Disconnect (best effort) and closes the socket.
+ *   controller names, and sends FRC_Initialize (unless told not to, for an arm whose
+ *   emergency stop must hold until an operator resets it). The connection lives in the
+ *   caller's scope; closing it sends FRC_Disconnect (best effort) and closes the socket.
  * - {@link RmiClient.command} sends one command at a time (callers wait their turn) and fails
  *   with {@link RmiReplyTimeout} when no reply comes in time.
  * - {@link RmiClient.instruction} numbers instructions itself and keeps at most 8 unanswered,
  *   queueing the rest; each call completes when its instruction has finished executing.
+ * - After FRC_Abort the controller still answers the instruction it was executing; that reply,
+ *   to an instruction the client has already failed with `RmiAborted`, is ignored and counted
+ *   ({@link RmiClient.cancelledReplies}). A reply to an instruction never sent is unexpected.
  * - A lost connection, an undecodable line or an unexpected reply kills the client: every
  *   pending and later call fails with the {@link RmiLinkError}, and {@link RmiClient.failure}
  *   fails with it, which is what the owner watches.
@@ -52,14 +56,20 @@ export interface RmiClientOptions {
   readonly replyTimeout?: Duration.DurationInput
   /** Longest accepted line in bytes; default 64 KiB. */
   readonly maxLineLength?: number
-  /** `GroupMask` of FRC_Initialize; left out by default (group 1). */
+  /** `GroupMask` of every FRC_Initialize; left out by default (group 1). */
   readonly groupMask?: number
+  /**
+   * Whether the handshake ends with FRC_Initialize; default true. When false the RMI program
+   * stays as the controller has it (aborted, after the end of a previous session) and
+   * instructions are refused (RMIT-009) until {@link RmiClient.initialize}.
+   */
+  readonly initialize?: boolean
 }
 
 /** A packet the controller sends on its own. */
 export type RmiEvent = RmiPacket.SystemFault | RmiPacket.Terminate
 
-/** A connected, initialized RMI session. */
+/** A connected RMI session, initialized unless `initialize: false` was asked for. */
 export interface RmiClient {
   /** The controller's FRC_Connect reply: session port and RMI version. */
   readonly connectReply: RmiPacket.ConnectReply
@@ -94,6 +104,8 @@ export interface RmiClient {
   readonly subscribe: Effect.Effect<Queue.Dequeue<RmiEvent>, never, Scope.Scope>
   /** Instructions sent and unanswered, and queued in the client. */
   readonly pending: Effect.Effect<{ readonly sent: number; readonly queued: number }>
+  /** How many late replies to instructions already failed by FRC_Abort or FRC_Initialize were ignored. */
+  readonly cancelledReplies: Effect.Effect<number>
   /** Fails with the error that killed the link, once it dies; never succeeds. */
   readonly failure: Effect.Effect<never, RmiLinkError>
 }
@@ -157,7 +169,9 @@ const open = (options: RmiClientOptions): Effect.Effect<RmiClient, RmiCommandErr
       if (decoded._tag === "Left") return protocolError(decoded.left.message)
       const reply = decoded.right
       if ("Instruction" in reply) {
-        return window.settle(reply) ? Effect.void : protocolError(`reply to unknown instruction ${reply.SequenceID}`)
+        return window.settle(reply) === "unknown"
+          ? protocolError(`reply to unknown instruction ${reply.SequenceID}`)
+          : Effect.void
       }
       if (isEvent(reply)) {
         terminated ||= reply.Communication === "FRC_Terminate"
@@ -223,10 +237,7 @@ const open = (options: RmiClientOptions): Effect.Effect<RmiClient, RmiCommandErr
       type Reply = RmiPacket.CommandReplyOf<C>
       switch (packet.Command) {
         case "FRC_Initialize":
-          return exchange<Reply>(packet, replyTimeout, ifAccepted(() => {
-            window.abortAll()
-            window.restart(1)
-          }))
+          return exchange<Reply>(packet, replyTimeout, ifAccepted(() => window.initialize()))
         case "FRC_Abort":
           return Effect.suspend(() => {
             window.abortQueued()
@@ -248,10 +259,11 @@ const open = (options: RmiClientOptions): Effect.Effect<RmiClient, RmiCommandErr
         : Effect.void
     )
 
-    yield* command({
+    const initialize = Effect.asVoid(command({
       Command: "FRC_Initialize",
       ...(options.groupMask === undefined ? {} : { GroupMask: options.groupMask })
-    })
+    }))
+    if (options.initialize ?? true) yield* initialize
 
     return {
       connectReply,
@@ -264,11 +276,12 @@ const open = (options: RmiClientOptions): Effect.Effect<RmiClient, RmiCommandErr
       readStatus: command({ Command: "FRC_GetStatus" }),
       readCartesianPosition: command({ Command: "FRC_ReadCartesianPosition" }),
       readJointAngles: command({ Command: "FRC_ReadJointAngles" }),
-      initialize: Effect.asVoid(command({ Command: "FRC_Initialize" })),
+      initialize,
       abort: Effect.asVoid(command({ Command: "FRC_Abort" })),
       reset: Effect.asVoid(command({ Command: "FRC_Reset" })),
       subscribe: PubSub.subscribe(events),
       pending: Effect.sync(() => window.size),
+      cancelledReplies: Effect.sync(() => window.cancelledReplies),
       failure: Deferred.await(failed)
     }
   })

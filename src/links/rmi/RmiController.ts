@@ -11,7 +11,14 @@
  *   queued instructions keep running, new ones are refused with RMIT-024, until FRC_Reset;
  * - instructions run one after the other, and each is answered when it finishes;
  * - FRC_Pause freezes motion, FRC_Continue resumes it, FRC_SetOverRide scales its speed;
- * - FRC_Abort stops the motion where it is and drops the queue without answering it.
+ * - FRC_Abort stops the motion where it is and drops the queue without answering it; the
+ *   instruction it interrupted is still answered (`ErrorID` 0), right after FRC_Abort's own
+ *   reply: {@link RmiController.takeReplies}.
+ *
+ * It also records, as a strict controller would, what a careful remote device never does:
+ * instructions accepted after FRC_Abort and before FRC_Reset (`motionsAfterAbort`). The
+ * abort is remembered across sessions, and FRC_Initialize alone does not clear it, so a
+ * device that reconnects and re-initialises after an emergency stop is caught.
  */
 import { Either } from "effect"
 import * as ErrorCode from "./RmiErrorCode.js"
@@ -30,6 +37,9 @@ export interface ControllerStats {
   readonly maxOutstanding: number
   readonly instructionsAccepted: number
   readonly instructionsCompleted: number
+  readonly abortsReceived: number
+  /** Instructions accepted after FRC_Abort without FRC_Reset since, in this session or a later one. */
+  readonly motionsAfterAbort: number
   /** How many packets were refused, by `ErrorID`. */
   readonly refusals: ReadonlyMap<number, number>
 }
@@ -63,11 +73,17 @@ export class RmiController {
   private expected = 1
   private queue: Array<RmiPacket.Instruction> = []
   private running: Running | undefined
+  /** Replies owed now, outside of motion: that of the instruction FRC_Abort interrupted. */
+  private owed: Array<RmiPacket.InstructionReply> = []
+  /** FRC_Abort came and FRC_Reset has not, whatever sessions came and went. */
+  private abortedSinceReset = false
   private errors: Array<string> = []
   private readonly counters = {
     maxOutstanding: 0,
     instructionsAccepted: 0,
     instructionsCompleted: 0,
+    abortsReceived: 0,
+    motionsAfterAbort: 0,
     refusals: new Map<number, number>()
   }
 
@@ -78,17 +94,25 @@ export class RmiController {
 
   /**
    * Handles a command or an instruction; returns the reply to send now, if any. An accepted
-   * instruction is answered by {@link advance}, when it finishes.
+   * instruction is answered by {@link advance}, when it finishes, or by {@link takeReplies}
+   * when FRC_Abort interrupts it.
    */
   receive(request: RmiPacket.Command | RmiPacket.Instruction): RmiPacket.Reply | undefined {
     return "Command" in request ? this.command(request) : this.instruction(request)
   }
 
-  /** Lets `elapsedMs` of robot time pass; returns the replies of the instructions that finished. */
+  /** The instruction replies owed now, to send right after the reply `receive` returned: that of the instruction FRC_Abort interrupted. */
+  takeReplies(): ReadonlyArray<RmiPacket.InstructionReply> {
+    const owed = this.owed
+    this.owed = []
+    return owed
+  }
+
+  /** Lets `elapsedMs` of robot time pass; returns the replies owed ({@link takeReplies}), then those of the instructions that finished. */
   advance(elapsedMs: number): ReadonlyArray<RmiPacket.InstructionReply> {
     this.clockMs += elapsedMs
-    if (this.program !== "running") return []
-    const finished: Array<RmiPacket.InstructionReply> = []
+    const finished = [...this.takeReplies()]
+    if (this.program !== "running") return finished
     let budget = (elapsedMs * this.override) / 100
     for (;;) {
       const running = this.running ?? this.startNext()
@@ -128,9 +152,10 @@ export class RmiController {
     this.expected += count
   }
 
-  /** The remote device is gone: the RMI program is aborted, as the real controller does. */
+  /** The remote device is gone: the RMI program is aborted, as the real controller does, and owed replies are dropped. */
   endSession(): void {
     this.abort()
+    this.owed = []
     this.hold = false
   }
 
@@ -167,6 +192,12 @@ export class RmiController {
         this.expected = 1
         return command.GroupMask === undefined ? ok : { ...ok, GroupMask: command.GroupMask }
       case "FRC_Abort":
+        this.counters.abortsReceived++
+        this.abortedSinceReset = true
+        if (this.running !== undefined) {
+          const { Instruction, SequenceID } = this.running.instruction
+          this.owed.push({ Instruction, ErrorID: 0, SequenceID })
+        }
         this.abort()
         return ok
       case "FRC_Pause":
@@ -179,6 +210,7 @@ export class RmiController {
         return ok
       case "FRC_Reset":
         this.hold = false
+        this.abortedSinceReset = false
         return ok
       case "FRC_SetOverRide":
         if (command.Value < 1 || command.Value > 100) {
@@ -237,6 +269,7 @@ export class RmiController {
     this.expected++
     this.queue.push(instruction)
     this.counters.instructionsAccepted++
+    if (this.abortedSinceReset) this.counters.motionsAfterAbort++
     this.counters.maxOutstanding = Math.max(this.counters.maxOutstanding, this.outstanding())
     return undefined
   }

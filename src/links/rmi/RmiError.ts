@@ -4,14 +4,24 @@
  * Two of them mean the link is dead and must be rebuilt ({@link RmiLinkError}); the others
  * concern one packet and leave the link usable.
  */
-import { Data, type Duration } from "effect"
+import { Data, Duration } from "effect"
 import * as ErrorCode from "./RmiErrorCode.js"
 
 /** The connection is gone: it could not be opened, the controller closed it (after FRC_Terminate, say), or it broke. */
-export class RmiConnectionLost extends Data.TaggedError("RmiConnectionLost")<{ readonly reason: string }> {}
+export class RmiConnectionLost extends Data.TaggedError("RmiConnectionLost")<{ readonly reason: string }> {
+  /** e.g. `"connection lost: the controller closed the connection"`. */
+  override get message() {
+    return `connection lost: ${this.reason}`
+  }
+}
 
 /** The controller sent something the link cannot understand or did not expect; nothing after it can be trusted. */
-export class RmiProtocolError extends Data.TaggedError("RmiProtocolError")<{ readonly reason: string }> {}
+export class RmiProtocolError extends Data.TaggedError("RmiProtocolError")<{ readonly reason: string }> {
+  /** e.g. `"RMI protocol error: reply to unknown instruction 7"`. */
+  override get message() {
+    return `RMI protocol error: ${this.reason}`
+  }
+}
 
 /** The link is dead; the client fails every call with this from now on. */
 export type RmiLinkError = RmiConnectionLost | RmiProtocolError
@@ -20,7 +30,12 @@ export type RmiLinkError = RmiConnectionLost | RmiProtocolError
 export class RmiReplyTimeout extends Data.TaggedError("RmiReplyTimeout")<{
   readonly packet: string
   readonly timeout: Duration.Duration
-}> {}
+}> {
+  /** e.g. `"no reply to FRC_GetStatus within 5s"`. */
+  override get message() {
+    return `no reply to ${this.packet} within ${Duration.format(this.timeout)}`
+  }
+}
 
 /** The controller refused a packet with a non-zero `ErrorID`. */
 export class RmiRejected extends Data.TaggedError("RmiRejected")<{
@@ -45,10 +60,20 @@ export class RmiRejected extends Data.TaggedError("RmiRejected")<{
  * HOLD. Instructions already accepted keep running; every other one fails with this error
  * until `reset` brings client and controller back in step.
  */
-export class RmiSequenceGap extends Data.TaggedError("RmiSequenceGap")<{ readonly sequenceId: number }> {}
+export class RmiSequenceGap extends Data.TaggedError("RmiSequenceGap")<{ readonly sequenceId: number }> {
+  /** e.g. `"SequenceID 4 out of sequence (RMIT-029): RMI holds until FRC_Reset"`. */
+  override get message() {
+    return `SequenceID ${this.sequenceId} out of sequence (RMIT-029): RMI holds until FRC_Reset`
+  }
+}
 
 /** The instruction was dropped, unfinished, by FRC_Abort or FRC_Initialize. */
-export class RmiAborted extends Data.TaggedError("RmiAborted")<{ readonly instruction: string }> {}
+export class RmiAborted extends Data.TaggedError("RmiAborted")<{ readonly instruction: string }> {
+  /** e.g. `"FRC_LinearMotion aborted before it finished"`. */
+  override get message() {
+    return `${this.instruction} aborted before it finished`
+  }
+}
 
 /** Why a command failed. */
 export type RmiCommandError = RmiRejected | RmiReplyTimeout | RmiLinkError

@@ -9,7 +9,13 @@
  *   first packet of any other connection on the session port, are refused with RMIT-026.
  * - Robot time runs `timeScale` times faster than wall time, so tests need not wait for
  *   real motion. The session ends with FRC_Terminate after `idleTimeout` without a packet.
+ * - FRC_Abort is answered, then, on the same connection, the instruction it interrupted
+ *   (`ErrorID` 0), as a real controller does; the queued instructions it dropped are never
+ *   answered.
  * - When the session ends the RMI program is aborted; the robot stays where it stopped.
+ * - Its stats count what a strict controller would hold against a remote device:
+ *   `motionsAfterAbort`, instructions accepted after FRC_Abort without FRC_Reset since, even
+ *   across sessions and after FRC_Initialize.
  *
  * Everything lives in the scope: closing it stops the clock and closes both ports and every
  * connection.
@@ -158,6 +164,7 @@ export const make = (options?: RmiSimulatorOptions): Effect.Effect<RmiSimulator,
             } else if (!("Communication" in request.right)) {
               const reply = controller.receive(request.right)
               if (reply !== undefined) send(current, reply)
+              for (const late of controller.takeReplies()) send(current, late)
             } else if (request.right.Communication === "FRC_Disconnect") {
               return send(current, { Communication: "FRC_Disconnect", ErrorID: 0 })
             } else {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { ErrorId } from "../../../src/links/rmi/RmiErrorCode.js"
+import * as RmiPacket from "../../../src/links/rmi/RmiPacket.js"
 import * as RmiSimulator from "../../../src/links/rmi/RmiSimulator.js"
 import { eventually } from "./eventually.js"
 import { connectRaw, openSession, waitTime } from "./rawDevice.js"
@@ -77,6 +78,25 @@ describe("RmiSimulator", () => {
       expect(yield* device.next).toEqual({ Command: "FRC_Reset", ErrorID: 0 })
       device.send(waitTime(2, 0))
       expect(yield* device.next).toEqual({ Instruction: "FRC_WaitTime", ErrorID: 0, SequenceID: 2 })
+    }))
+
+  it.scopedLive("answers FRC_Abort, then at once the instruction it interrupted, never the queued ones", () =>
+    Effect.gen(function*() {
+      const sim = yield* simulator()
+      const device = yield* openSession(sim.port)
+      device.send({ Command: "FRC_Initialize" })
+      yield* device.next
+      device.send(waitTime(1, 60))
+      device.send(waitTime(2, 60))
+      const status = Effect.zipRight(Effect.sync(() => device.send({ Command: "FRC_GetStatus" })), device.next)
+      yield* eventually(status, (reply) => "RMIMotionStatus" in reply && reply.RMIMotionStatus === 1)
+      device.send(RmiPacket.encode({ Command: "FRC_Abort" }) + RmiPacket.encode({ Command: "FRC_GetStatus" }))
+      expect(yield* device.next).toEqual({ Command: "FRC_Abort", ErrorID: 0 })
+      expect(yield* device.next).toEqual({ Instruction: "FRC_WaitTime", ErrorID: 0, SequenceID: 1 })
+      expect(yield* device.next).toMatchObject({ Command: "FRC_GetStatus", ProgramStatus: 2 })
+      device.send({ Command: "FRC_GetStatus" })
+      expect(yield* device.next).toMatchObject({ Command: "FRC_GetStatus" })
+      expect(yield* sim.stats).toMatchObject({ abortsReceived: 1, instructionsCompleted: 0 })
     }))
 
   it.scopedLive("refuses what it cannot read as {\"Command\":\"Unknown\"} and carries on", () =>
