@@ -1,7 +1,9 @@
 /**
  * The check every message under the fleet's prefix goes through before anything else sees it:
  * the topic must be a VDA 5050 topic under the prefix, the payload must decode with the message
- * schema of its topic. Used where the messages arrive: the broker connection's actor, or its
+ * schema of its topic, and the payload's `manufacturer` and `serialNumber` must be the topic's
+ * (an AGV speaks only for itself: a message naming another AGV is refused, not applied to
+ * either). Used where the messages arrive: the broker connection's actor, or its
  * ingest thread (`IngestThread`).
  *
  * @since 0.1.0
@@ -52,6 +54,20 @@ export const makeChecker = (prefix: string): ((topic: string, payload: Uint8Arra
     if (Either.isLeft(decoded)) {
       const reason = decoded.left.issues.map((issue) => `${issue.path || "(root)"}: ${issue.message}`).join("; ")
       return { _tag: "Invalid", topic: name, countedAs: topic, reason: `${decoded.left.schema}: ${reason}` }
+    }
+    // Header fields are optional in some schemas (visualization): only a name that differs is refused.
+    const said = decoded.right as { readonly manufacturer?: string; readonly serialNumber?: string }
+    if (
+      (said.manufacturer !== undefined && said.manufacturer !== identity.manufacturer) ||
+      (said.serialNumber !== undefined && said.serialNumber !== identity.serialNumber)
+    ) {
+      return {
+        _tag: "Invalid",
+        topic: name,
+        countedAs: topic,
+        reason: `the payload names ${said.manufacturer ?? identity.manufacturer}/${said.serialNumber ?? identity.serialNumber}, ` +
+          `the topic ${identity.manufacturer}/${identity.serialNumber}`
+      }
     }
     return { _tag: "Valid", identity, topic, message: decoded.right }
   }
