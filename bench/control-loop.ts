@@ -24,6 +24,8 @@ import * as os from "node:os"
 import { performance } from "node:perf_hooks"
 import { ActorSystem, PubSub } from "../src/actors/index.js"
 import * as ControlLoop from "../src/apps/fleet/ControlLoop.js"
+import * as Leases from "../src/apps/fleet/Leases.js"
+import * as StopLatches from "../src/apps/fleet/StopLatches.js"
 import * as FleetState from "../src/apps/fleet/FleetState.js"
 import * as SpeedGuard from "../src/apps/fleet/SpeedGuard.js"
 import * as LinkEvent from "../src/links/LinkEvent.js"
@@ -102,6 +104,7 @@ const telemetry = (robot: number, tick: number): LinkEvent.ArmTelemetry => ({
   at: Date.now(),
   programStatus: "running",
   servoReady: true,
+  tpMode: false,
   override: 100,
   moving: true,
   position: { X: 500 + Math.sin(tick / 100) * 100, Y: robot, Z: 300, W: 180, P: 0, R: 0 },
@@ -127,7 +130,8 @@ const loopPhase = (variant: Variant, load: boolean, { blockMain = false, realtim
     Effect.gen(function*() {
       const system = yield* ActorSystem.make({ logFailures: false })
       const hub = yield* PubSub.make()
-      yield* system.spawn(FleetState.make({ hub, arms: [] }), { name: "state" })
+      const latches = yield* StopLatches.make()
+      yield* system.spawn(FleetState.make({ hub, arms: [], leases: Leases.make(), latches, roster: new Map() }), { name: "state" })
       const window = phaseSeconds * 100
       const loop = variant === "worker"
         ? yield* system.spawn(

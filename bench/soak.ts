@@ -249,7 +249,15 @@ const startLoad = async (wsUrl: string) => {
         if (stats.rounds % 10 === 0) {
           await rpc(controller, "FleetEmergencyStop", { robot })
           await sleep(100)
-          await rpc(controller, "FleetCommand", { robot, command: { _tag: arm ? "Reset" : "Resume" } })
+          // An AGV's latch clears once its state confirmed the stop: a Reset before that is refused (RobotStopped).
+          for (let tries = 1; ; tries++) {
+            const exit = await controller.call("FleetCommand", { robot, command: { _tag: "Reset" } })
+            if (exit.ok || failureTag(exit.value) !== "RobotStopped" || tries === 20) {
+              count(exit.ok ? "FleetCommand:ok" : `FleetCommand:${failureTag(exit.value)}`)
+              break
+            }
+            await sleep(100)
+          }
         }
         await rpc(controller, "FleetRelease", { robot })
       }

@@ -150,6 +150,26 @@ export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
   ServiceConfig.setting("FLEET_DEMO_ARMS", "3", "Simulated arms of the demo (0–100)."),
   ServiceConfig.setting("FLEET_DEMO_AGVS", "12", "Simulated AGVs of the demo (0–10000)."),
   ServiceConfig.setting("FLEET_LEASE_TTL_MS", "30000", "A control lease's default time to live; the dashboard renews it while held."),
+  ServiceConfig.setting(
+    "FLEET_LEASE_LOST_ARM",
+    "pause",
+    "What an arm does when its lease ends by its TTL or its holder's death: `pause` (FRC_Pause) or `none`."
+  ),
+  ServiceConfig.setting(
+    "FLEET_LEASE_LOST_AGV",
+    "none",
+    "What an AGV does when its lease ends by its TTL or its holder's death: `none` (its order runs on) or `pause` (startPause)."
+  ),
+  ServiceConfig.setting(
+    "FLEET_ARM_MAX_SPEED",
+    "2000",
+    "Highest tool speed (mm/s) of a linear motion to an arm without limits of its own; faster is refused with InvalidRequest."
+  ),
+  ServiceConfig.setting(
+    "FLEET_ARM_LIMITS",
+    "(none)",
+    "Per-arm limits: `arm-1:speed=1500,x=-800..800,y=-800..800,z=0..1200;arm-2:speed=500` (mm/s, mm in the user frame); a target outside is refused."
+  ),
   ServiceConfig.setting("FLEET_AGV_GRACE_MS", "60000", "How long an OFFLINE or CONNECTIONBROKEN AGV stays listed before its link stops."),
   ServiceConfig.setting(
     "FLEET_LINK_MAX_RESTARTS",

@@ -20,5 +20,6 @@ export const emptyFleet = FleetRpcs.toLayer({
   FleetRenew: ({ robot }) => Effect.fail(new UnknownRobot({ robot })),
   FleetRelease: ({ robot }) => Effect.fail(new UnknownRobot({ robot })),
   FleetCommand: ({ robot }) => Effect.fail(new UnknownRobot({ robot })),
-  FleetEmergencyStop: ({ robot }) => robot === undefined ? Effect.void : Effect.fail(new UnknownRobot({ robot }))
+  FleetEmergencyStop: ({ robot }) =>
+    robot === undefined ? Effect.succeed({ reached: [], latchedOnly: [] }) : Effect.fail(new UnknownRobot({ robot }))
 })

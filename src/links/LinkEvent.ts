@@ -58,9 +58,19 @@ export interface Alarm {
   readonly at: number
 }
 
-/** An emergency stop was sent to the robot (FRC_Abort, or startPause + cancelOrder). */
+/** An emergency stop was sent to the robot (FRC_Abort, or startPause + cancelOrder), or latched it while unreachable. */
 export interface EmergencyStopped {
   readonly _tag: "EmergencyStopped"
+  readonly robot: string
+  readonly kind: RobotKind
+  readonly at: number
+  /** Who stopped it, when the sender knows. */
+  readonly by?: string | undefined
+}
+
+/** An operator's Reset cleared the robot's stop latch (and, for an arm, its faults). */
+export interface Cleared {
+  readonly _tag: "Cleared"
   readonly robot: string
   readonly kind: RobotKind
   readonly at: number
@@ -73,6 +83,8 @@ export interface ArmTelemetry {
   readonly at: number
   readonly programStatus: "running" | "paused" | "aborted"
   readonly servoReady: boolean
+  /** The teach pendant is enabled (`TPMode`): the arm is under the pendant's control. */
+  readonly tpMode: boolean
   readonly override: number
   /** Whether the arm is executing a motion. */
   readonly moving: boolean
@@ -92,7 +104,19 @@ export interface AgvTelemetry {
 }
 
 /** What links publish. */
-export type LinkEvent = LinkUp | LinkDown | Alarm | EmergencyStopped | ArmTelemetry | AgvTelemetry
+export type LinkEvent = LinkUp | LinkDown | Alarm | EmergencyStopped | Cleared | ArmTelemetry | AgvTelemetry
+
+/**
+ * Asks a link to publish again what it knows: `LinkUp` or `LinkDown`, and its latest telemetry.
+ * A restarted `fleet/state` sends it to every link, so it rebuilds its view from the links
+ * instead of waiting for news. Every robot link accepts it.
+ */
+export class Announce {
+  readonly _tag = "Announce"
+}
+
+/** The one `Announce` message (it carries nothing). */
+export const announce: Announce = new Announce()
 
 /** Publishes `event` on the fleet topic and on its robot's topic. */
 export const publish = (hub: PubSub.PubSub, event: LinkEvent): Effect.Effect<void> =>

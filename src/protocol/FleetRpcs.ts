@@ -3,7 +3,9 @@
  * emergency stop.
  *
  * Control is leased: one session at a time holds a robot (`FleetAcquire`), keeps it by renewing
- * before `expiresAt`, and only the holder may command it. The emergency stop needs no lease.
+ * before `expiresAt`, and only the holder may command it. The emergency stop needs no lease; it
+ * latches the robot, which then refuses every motion, order and program start
+ * (`RobotStopped`) until its lease holder sends `Reset`.
  *
  * @since 0.1.0
  */
@@ -46,6 +48,34 @@ export const Alarm = Schema.Struct({
 /** A percentage, 0 to 100. */
 export const Percent = Schema.Number.pipe(Schema.between(0, 100))
 
+/** Whether the fleet can reach the robot: `broken` is a loss (a cut connection, a last will, silence), `offline` a goodbye. */
+export const Connection = Schema.Literal("online", "offline", "broken")
+
+/**
+ * The fleet's safety view of a robot: `stopped` while an emergency stop latches it (until a
+ * Reset), `fault` with a fatal alarm, `paused` when its program or its driving is paused.
+ */
+export const Safety = Schema.Literal("normal", "stopped", "paused", "fault")
+
+/**
+ * What the robot itself reports of its safety, read-only: an AGV's VDA 5050 `safetyState`
+ * (`eStop`: AUTOACK, MANUAL, REMOTE or NONE; `fieldViolation`), an arm's `ServoReady` and
+ * `TPMode` (the teach pendant has control).
+ */
+export const ReportedSafety = Schema.Struct({
+  eStop: Schema.optional(Schema.String),
+  fieldViolation: Schema.optional(Schema.Boolean),
+  servoReady: Schema.optional(Schema.Boolean),
+  tpMode: Schema.optional(Schema.Boolean)
+})
+
+/** The latch of an emergency stop: when, by whom, and (AGVs) whether the robot's state confirmed it. */
+export const StopInfo = Schema.Struct({
+  since: Schema.Number,
+  by: Schema.String,
+  confirmed: Schema.Boolean
+})
+
 const robotFields = {
   id: RobotId,
   status: RobotStatus,
@@ -58,7 +88,15 @@ const robotFields = {
    * When the robot said what is shown, ms since the epoch: an AGV's header timestamp, the
    * arrival of an arm's reading. Lets a dashboard show staleness; added after v1 froze.
    */
-  updatedAt: Schema.optional(Schema.Number)
+  updatedAt: Schema.optional(Schema.Number),
+  /** Added after v1 froze: whether the robot is reachable, apart from `status`. */
+  connection: Schema.optional(Connection),
+  /** Added after v1 froze: the fleet's safety view, apart from `status`. */
+  safety: Schema.optional(Safety),
+  /** Added after v1 froze: the robot's own safety report. */
+  reportedSafety: Schema.optional(ReportedSafety),
+  /** Added after v1 froze: the stop latch, while one holds the robot. */
+  stop: Schema.optional(StopInfo)
 }
 
 /** An AGV as the dashboard shows it. */
@@ -126,7 +164,12 @@ export const MoveJoint = Schema.TaggedStruct("MoveJoint", {
 export const Pause = Schema.TaggedStruct("Pause", {})
 /** Arm: resume a paused program. */
 export const Continue = Schema.TaggedStruct("Continue", {})
-/** Arm: clear faults so motion can be commanded again. */
+/**
+ * Clears an emergency stop's latch. Arm: FRC_Reset, then FRC_Initialize (faults clear, motion
+ * can be commanded again). AGV (added after v1 froze): refused with `RobotStopped` until the
+ * AGV's state confirms the stop (paused, no nodes or edges, the stop's `cancelOrder` done);
+ * then the latch clears and `stopPause` is sent.
+ */
 export const Reset = Schema.TaggedStruct("Reset", {})
 /** Arm: stop the program and drop queued motion. */
 export const Abort = Schema.TaggedStruct("Abort", {})
@@ -153,7 +196,7 @@ export const SendOrder = Schema.TaggedStruct("SendOrder", { nodes: Schema.NonEmp
 export const ArmCommand = Schema.Union(MoveLinear, MoveJoint, Pause, Continue, Reset, Abort)
 
 /** The commands an AGV accepts. */
-export const AgvCommand = Schema.Union(Pause, Resume, CancelOrder, SendOrder, StateRequest)
+export const AgvCommand = Schema.Union(Pause, Resume, CancelOrder, SendOrder, StateRequest, Reset)
 
 /** Any robot command; a command the robot's kind does not accept fails with `CommandNotSupported`. */
 export const RobotCommand = Schema.Union(
@@ -206,6 +249,36 @@ export class CommandRefused extends Schema.TaggedError<CommandRefused>()("Comman
   reason: Schema.String
 }) {}
 
+/**
+ * An emergency stop latched the robot: motion, orders and program starts are refused until its
+ * lease holder's `Reset` clears the latch (and, for an AGV, until the AGV confirmed the stop).
+ * `since` is epoch ms. Added after v1 froze.
+ */
+export class RobotStopped extends Schema.TaggedError<RobotStopped>()("RobotStopped", {
+  robot: RobotId,
+  since: Schema.Number,
+  by: Schema.String
+}) {}
+
+/**
+ * The request is outside what the fleet accepts: a lease TTL out of range, a motion value that
+ * is not finite, a speed above the arm's limit, a position outside its workspace. Nothing was
+ * sent to the robot. Added after v1 froze.
+ */
+export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("InvalidRequest", {
+  field: Schema.String,
+  reason: Schema.String
+}) {}
+
+/** What an emergency stop did: the robots it reached over a live link, and those it could only latch. */
+export const StopReport = Schema.Struct({
+  reached: Schema.Array(RobotId),
+  latchedOnly: Schema.Array(RobotId)
+})
+
+/** @see StopReport */
+export type StopReport = typeof StopReport.Type
+
 /** Subscribes to robot views: one `FleetSnapshot`, then `FleetUpdate`s. */
 export const FleetSubscribe = Rpc.make("FleetSubscribe", {
   payload: {
@@ -216,18 +289,22 @@ export const FleetSubscribe = Rpc.make("FleetSubscribe", {
   stream: true
 })
 
-/** Takes the control lease of a robot for `ttlMs` (the server's default when omitted). */
+/**
+ * Takes the control lease of a robot for `ttlMs` (the server's default when omitted; 1 s to
+ * 10 min, or up to the server's default if that is longer: else `InvalidRequest`). A stopped
+ * robot can be acquired, so that it can be reset.
+ */
 export const FleetAcquire = Rpc.make("FleetAcquire", {
   payload: { robot: RobotId, ttlMs: Schema.optional(Schema.Int.pipe(Schema.positive())) },
   success: Lease,
-  error: Schema.Union(ControlHeld, UnknownRobot)
+  error: Schema.Union(ControlHeld, UnknownRobot, InvalidRequest)
 })
 
-/** Extends a held lease. */
+/** Extends a held lease (`ttlMs` as in `FleetAcquire`). */
 export const FleetRenew = Rpc.make("FleetRenew", {
   payload: { robot: RobotId, ttlMs: Schema.optional(Schema.Int.pipe(Schema.positive())) },
   success: Lease,
-  error: Schema.Union(NotController, UnknownRobot)
+  error: Schema.Union(NotController, UnknownRobot, InvalidRequest)
 })
 
 /** Gives a held lease back. */
@@ -243,12 +320,26 @@ export const FleetRelease = Rpc.make("FleetRelease", {
  */
 export const FleetCommand = Rpc.make("FleetCommand", {
   payload: { robot: RobotId, command: RobotCommand },
-  error: Schema.Union(NotController, UnknownRobot, RobotOffline, CommandNotSupported, CommandRefused)
+  error: Schema.Union(
+    NotController,
+    UnknownRobot,
+    RobotOffline,
+    CommandNotSupported,
+    CommandRefused,
+    RobotStopped,
+    InvalidRequest
+  )
 })
 
-/** Stops one robot, or every robot when `robot` is omitted. Needs no lease. */
+/**
+ * Stops one robot, or every robot when `robot` is omitted. Needs no lease. The stop goes out
+ * first; the robot is latched (on disk before the answer) and refuses motion until a Reset. A
+ * known robot without a live link is latched all the same. The answer (added after v1 froze;
+ * a v1 server sent none) says which robots the stop reached and which it only latched.
+ */
 export const FleetEmergencyStop = Rpc.make("FleetEmergencyStop", {
   payload: { robot: Schema.optional(RobotId) },
+  success: Schema.UndefinedOr(StopReport),
   error: UnknownRobot
 })
 

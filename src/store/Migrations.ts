@@ -62,9 +62,21 @@ const initial = statements(
   )`
 )
 
+const stopLatches = statements(
+  // Emergency-stop latches: a robot listed here refuses motion until an operator's Reset
+  // deletes its row. Written before a stop is answered, read when the node starts.
+  `CREATE TABLE stop_latches (
+    robot TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('arm', 'agv')),
+    since INTEGER NOT NULL,
+    by TEXT NOT NULL
+  ) WITHOUT ROWID`
+)
+
 /** Every migration, in order. */
 export const loader: Migrator.Loader = Migrator.fromRecord({
-  "0001_initial": initial
+  "0001_initial": initial,
+  "0002_stop_latches": stopLatches
 })
 
 /** Brings the schema up to date, each migration in a transaction. */

@@ -1,6 +1,7 @@
 /**
  * The whole store of one node on one SQLite file: the database, the canvas,
- * the control audit log and the telemetry log, as one layer for `main.ts`.
+ * the control audit log, the emergency-stop latches and the telemetry log, as one layer for
+ * `main.ts`.
  *
  * @since 0.1.0
  */
@@ -11,6 +12,7 @@ import * as AuditLog from "./AuditLog.js"
 import * as CanvasStore from "./CanvasStore.js"
 import * as Database from "./Database.js"
 import type { StoreHealth } from "./StoreHealth.js"
+import * as StopLatchStore from "./StopLatchStore.js"
 import type { StoreUnavailable } from "./StoreUnavailable.js"
 import * as TelemetryLog from "./TelemetryLog.js"
 
@@ -25,6 +27,7 @@ export interface StoreOptions {
 export const layer = (options: StoreOptions): Layer.Layer<
   | CanvasStore.CanvasStore
   | AuditLog.AuditLog
+  | StopLatchStore.StopLatchStore
   | TelemetryLog.TelemetryLog
   | Database.Database
   | StoreHealth
@@ -35,5 +38,6 @@ export const layer = (options: StoreOptions): Layer.Layer<
   Layer.mergeAll(
     CanvasStore.layer(options.canvas),
     AuditLog.layer,
+    StopLatchStore.layer,
     TelemetryLog.layer(options.telemetry)
   ).pipe(Layer.provideMerge(Database.layer(options.database)))

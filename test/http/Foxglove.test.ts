@@ -74,6 +74,7 @@ const armTelemetry = (robot: string, x: number): LinkEvent.LinkEvent => ({
   at: Date.now(),
   programStatus: "running",
   servoReady: true,
+  tpMode: false,
   override: 100,
   moving: true,
   position: { X: x, Y: 2, Z: 3, W: 0, P: 0, R: 0 },

@@ -61,7 +61,7 @@ describe("npm start with nothing configured", () => {
     )
     expect(rootNode.children.map((c) => c.name)).toEqual(["store", "fleet", "canvas", "gateway"])
     const fleet = rootNode.children.find((c) => c.name === "fleet")!
-    expect(fleet.children.map((c) => c.name)).toEqual(["links", "mqtt", "arms", "state", "control", "telemetry"])
+    expect(fleet.children.map((c) => c.name)).toEqual(["links", "mqtt", "arms", "control", "telemetry", "state"])
     expect(fleet.children.find((c) => c.name === "links")!.children.map((c) => c.name).sort()).toEqual([
       ...Array.from({ length: 12 }, (_, i) => `agv:fleetvisor/demo-${String(i + 1).padStart(4, "0")}`),
       "robot:demo-arm-1",

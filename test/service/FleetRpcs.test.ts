@@ -27,9 +27,9 @@ describe("the fleet in the service, over /ws", () => {
         │  └─ agv:fleetvisor/demo-0001 running mailbox=n restarts=0
         ├─ mqtt running mailbox=n restarts=0
         ├─ arms running mailbox=n restarts=0
-        ├─ state running mailbox=n restarts=0
         ├─ control running mailbox=n restarts=0
-        └─ telemetry running mailbox=n restarts=0
+        ├─ telemetry running mailbox=n restarts=0
+        └─ state running mailbox=n restarts=0
       `))
       const client = yield* FleetNode.connect(node.service)
       const hello = yield* client.rpc.Hello({ app: "test", version: "0" })
@@ -85,10 +85,13 @@ describe("the fleet in the service, over /ws", () => {
       const audit = db.prepare("SELECT who, robot, command, result, message FROM audit_log ORDER BY id").all()
       db.close()
       expect(audit).toEqual([
+        { who: "127.0.0.1", robot: arm, command: "Acquire", result: "ok", message: null },
         { who: "127.0.0.1", robot: arm, command: "Pause", result: "ok", message: null },
         { who: "127.0.0.1", robot: arm, command: "Continue", result: "ok", message: null },
+        { who: "127.0.0.1", robot: arm, command: "Acquire", result: "error", message: "ControlHeld" },
         { who: "127.0.0.1", robot: arm, command: "Pause", result: "error", message: "NotController" },
         { who: "127.0.0.1", robot: agv, command: "Pause", result: "error", message: "NotController" },
+        { who: "127.0.0.1", robot: "no/such-robot", command: "Acquire", result: "error", message: "UnknownRobot" },
         { who: "127.0.0.1", robot: arm, command: "EmergencyStop", result: "ok", message: null }
       ])
 

@@ -73,7 +73,7 @@ describe("across kill -9 and a restart of the service process", () => {
     const db = new Sqlite(path.join(dataDir, "fleetvisor.db"), { readonly: true })
     try {
       const rows = db.prepare("SELECT robot, command, result FROM audit_log WHERE robot = ?").all(arm)
-      expect(rows).toEqual([{ robot: arm, command: "Pause", result: "ok" }])
+      expect(rows).toEqual([{ robot: arm, command: "Acquire", result: "ok" }, { robot: arm, command: "Pause", result: "ok" }])
     } finally {
       db.close()
     }

@@ -2,13 +2,18 @@
  * The fleet as a service: what the dashboard RPCs (`FleetRpcs`) need, over the `fleet`
  * subtree of actors ({@link FleetTree}).
  *
- * - State (every robot's latest view, the leases) is owned by the `fleet/state` actor,
- *   fed by the links over PubSub; this service only asks it.
- * - Commands need the robot's control lease; they go to the robot's link actor
- *   (`robot:<id>` or `agv:<manufacturer>/<serial>` in the fleet registry) and, when an
- *   `AuditLog` is provided, are recorded with who sent them and how they ended.
- * - The emergency stop needs no lease and asks nobody: it goes straight to the links'
- *   urgent lanes (FRC_Abort for arms, startPause + cancelOrder for AGVs).
+ * - The view (every robot's latest state) is kept by the `fleet/state` actor, fed by the links
+ *   over PubSub; this service asks it. What must outlive that actor is held here, above the
+ *   `fleet` subtree: the lease table ({@link Leases}), the emergency-stop latches
+ *   ({@link StopLatches}, also on disk) and the roster of every robot heard of.
+ * - Commands need the robot's control lease and pass {@link CommandLimits} first; they go to the
+ *   robot's link actor (`robot:<id>` or `agv:<manufacturer>/<serial>` in the fleet registry).
+ *   While a robot is latched, motion, orders and program starts are refused (`RobotStopped`),
+ *   here and again in the link itself. With an `AuditLog`, every control action is recorded
+ *   with who sent it and how it ended: acquire, renew, release, lost leases, commands, stops.
+ * - The emergency stop needs no lease: it latches the robot, goes straight to the link's urgent
+ *   lane (FRC_Abort for arms, startPause + cancelOrder for AGVs), then commits the latch to
+ *   SQLite and answers which robots it reached and which it could only latch.
  *
  * @since 0.1.0
  */
@@ -26,6 +31,7 @@ import * as Registry from "../../actors/Registry.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
 import * as RmiLink from "../../links/rmi/RmiLink.js"
 import * as RmiPacket from "../../links/rmi/RmiPacket.js"
+import type { StopOutcome } from "../../links/StopLatch.js"
 import * as AgvLink from "../../links/vda5050/AgvLink.js"
 import * as MqttLink from "../../links/vda5050/MqttLink.js"
 import * as Order from "../../links/vda5050/Order.js"
@@ -34,24 +40,33 @@ import {
   CommandNotSupported,
   CommandRefused,
   type ControlHeld,
+  type InvalidRequest,
   type Lease,
   type NotController,
   RobotOffline,
   type RobotCommand,
+  RobotStopped,
+  type StopReport,
   UnknownRobot
 } from "../../protocol/FleetRpcs.js"
 import type { Backoff } from "../../supervisors/Backoff.js"
 import * as ChildSpec from "../../supervisors/ChildSpec.js"
 import * as DynamicSupervisor from "../../supervisors/DynamicSupervisor.js"
 import { AuditLog } from "../../store/AuditLog.js"
+import { StopLatchStore } from "../../store/StopLatchStore.js"
+import type { StoreUnavailable } from "../../store/StoreUnavailable.js"
 import { TelemetryLog, type TelemetryStats } from "../../store/TelemetryLog.js"
-import { FleetConfig, type FleetSettings } from "./FleetConfig.js"
+import * as CommandLimits from "./CommandLimits.js"
+import { armLimitsOf, FleetConfig, type FleetSettings } from "./FleetConfig.js"
 import * as ControlLoop from "./ControlLoop.js"
 import * as FleetState from "./FleetState.js"
 import * as FleetTree from "./FleetTree.js"
+import * as Leases from "./Leases.js"
 import * as StopChannel from "./StopChannel.js"
+import * as StopLatches from "./StopLatches.js"
 
-export type { FleetView, Holder } from "./FleetState.js"
+export type { FleetView } from "./FleetState.js"
+export type { Holder } from "./Leases.js"
 
 /** The PubSub hub the fleet publishes on: link events (`fleet`, `robot:<id>`) and views (`fleet/views`). */
 export class FleetHub extends Context.Tag("fleetvisor/apps/fleet/FleetHub")<FleetHub, PubSub.PubSub>() {
@@ -60,7 +75,14 @@ export class FleetHub extends Context.Tag("fleetvisor/apps/fleet/FleetHub")<Flee
 }
 
 /** What a command can fail with. */
-export type CommandError = NotController | UnknownRobot | RobotOffline | CommandNotSupported | CommandRefused
+export type CommandError =
+  | NotController
+  | UnknownRobot
+  | RobotOffline
+  | CommandNotSupported
+  | CommandRefused
+  | RobotStopped
+  | InvalidRequest
 
 /** The fleet service. */
 export interface FleetService {
@@ -73,14 +95,27 @@ export interface FleetService {
   readonly viewsTopic: string
   /** Every robot now, and the tick of the last update. */
   readonly state: Effect.Effect<FleetState.FleetView>
+  /** The emergency-stop latches (read-only use: stops and resets go through this service). */
+  readonly latches: StopLatches.StopLatches
   /** Takes a robot's control lease for `ttlMs` (the configured default when omitted). */
-  readonly acquire: (robot: string, holder: FleetState.Holder, ttlMs?: number) => Effect.Effect<Lease, ControlHeld | UnknownRobot>
-  readonly renew: (robot: string, holder: FleetState.Holder, ttlMs?: number) => Effect.Effect<Lease, NotController | UnknownRobot>
-  readonly release: (robot: string, holder: FleetState.Holder) => Effect.Effect<void, NotController | UnknownRobot>
+  readonly acquire: (
+    robot: string,
+    holder: Leases.Holder,
+    ttlMs?: number
+  ) => Effect.Effect<Lease, ControlHeld | UnknownRobot | InvalidRequest>
+  readonly renew: (
+    robot: string,
+    holder: Leases.Holder,
+    ttlMs?: number
+  ) => Effect.Effect<Lease, NotController | UnknownRobot | InvalidRequest>
+  readonly release: (robot: string, holder: Leases.Holder) => Effect.Effect<void, NotController | UnknownRobot>
   /** Sends a command to a robot whose lease `holder` has; resolves once the link took it. */
-  readonly command: (robot: string, holder: FleetState.Holder, command: RobotCommand) => Effect.Effect<void, CommandError>
-  /** Stops one robot, or all when `robot` is omitted; allowed to everyone. */
-  readonly emergencyStop: (robot: string | undefined, who: string) => Effect.Effect<void, UnknownRobot>
+  readonly command: (robot: string, holder: Leases.Holder, command: RobotCommand) => Effect.Effect<void, CommandError>
+  /**
+   * Stops and latches one robot, or every robot known when `robot` is omitted; allowed to
+   * everyone. Resolves once the latches are committed, with which robots the stop reached.
+   */
+  readonly emergencyStop: (robot: string | undefined, who: string) => Effect.Effect<StopReport, UnknownRobot>
   /** What the fleet's parts measure of themselves, for `/metrics` and benchmarks. */
   readonly stats: Effect.Effect<FleetStats>
   /** The stop channel's port and counters, when `stopPort` is configured. */
@@ -91,6 +126,16 @@ export interface FleetService {
 export interface FleetStats {
   /** Robot links running under `fleet/links`. */
   readonly links: number
+  /** Robots latched by an emergency stop. */
+  readonly latched: number
+  /** Control leases held. */
+  readonly leases: number
+  /** Emergency stops asked (per robot: a stop of every robot counts each). */
+  readonly stops: number
+  /** Latches that could not be written to disk. */
+  readonly latchWriteFailures: number
+  /** Replies to instructions an abort had cancelled, ignored by the arms' links (live sessions). */
+  readonly cancelledReplies: number
   readonly loop?: ControlLoop.LoopMetrics | undefined
   readonly mqtt?: MqttLink.MqttLinkStats | undefined
   readonly telemetry?: TelemetryStats | undefined
@@ -106,18 +151,23 @@ export interface FleetOptions {
   readonly hub: PubSub.PubSub
   readonly system: ActorSystem
   readonly auditLog?: AuditLog["Type"] | undefined
+  /** Where emergency-stop latches are kept on disk; without it they live in memory only. */
+  readonly latchStore?: StopLatchStore["Type"] | undefined
   /** Records the robots' telemetry when given. */
   readonly telemetryLog?: TelemetryLog["Type"] | undefined
   /** Backoff of robot link restarts (tests shorten it). */
   readonly linkBackoff?: Backoff | undefined
 }
 
-const emergencyStopMessage = { _tag: "EmergencyStop" } as const
-const noneSkipped: ReadonlyArray<string> = []
-
 const kernelErrors = new Set(["AskTimeout", "ActorStopped", "MailboxFull"])
 const isKernelError = (error: unknown) =>
   typeof error === "object" && error !== null && kernelErrors.has((error as { _tag?: string })._tag ?? "")
+
+/** Commands refused while an emergency stop latches the robot: whatever could make it move. */
+const movesRobot = new Set<RobotCommand["_tag"]>(["MoveLinear", "MoveJoint", "Continue", "Resume", "SendOrder"])
+
+/** How long a stop waits for a link's word that the stop left it before calling the robot "latched only". */
+const stopAnswerTimeout = "2 seconds"
 
 /**
  * Spawns the `fleet` subtree as a top-level actor of `system` (stopped when the scope closes)
@@ -125,9 +175,9 @@ const isKernelError = (error: unknown) =>
  */
 export const make = (
   options: FleetOptions
-): Effect.Effect<FleetService, InitFailed | AlreadyRegistered, Scope.Scope> =>
+): Effect.Effect<FleetService, InitFailed | AlreadyRegistered | StoreUnavailable, Scope.Scope> =>
   Effect.gen(function*() {
-    const service = makeUnstarted(options)
+    const service = yield* makeUnstarted(options)
     yield* Effect.acquireRelease(
       options.system.spawn(service.child.behaviour, { name: service.child.id }),
       (ref) => options.system.stop(ref)
@@ -137,288 +187,423 @@ export const make = (
 
 /**
  * The service, without starting the `fleet` subtree: the caller starts `service.child` under
- * its own supervisor (the node's root, as in DESIGN.md's tree). Calls wait (up to 2 seconds)
- * for the subtree to be running.
+ * its own supervisor (the node's root, as in DESIGN.md's tree). Reads the latches on disk.
+ * Calls wait (up to 2 seconds) for the subtree to be running.
  */
-export const makeUnstarted = (options: Omit<FleetOptions, "system">): FleetService => {
-  const { hub, settings } = options
-  const registry = Registry.unsafeMake<string, any>({ keys: "unique" })
-  const stopChannel = settings.stopPort === undefined ? undefined : {
-    table: SharedHeaderIds.make(),
-    status: StopChannel.makeStatus(),
-    hooks: {
-      stopped: (robots, who, all) => {
-        const at = Date.now()
-        for (const robot of robots) {
-          LinkEvent.unsafePublish(hub, { _tag: "EmergencyStopped", robot, kind: "agv", at })
-          if (!all) Effect.runFork(audit(who, robot, "EmergencyStop", { via: "stop channel" })(Effect.void))
+export const makeUnstarted = (
+  options: Omit<FleetOptions, "system">
+): Effect.Effect<FleetService, StoreUnavailable> =>
+  Effect.gen(function*() {
+    const { hub, settings } = options
+    const registry = Registry.unsafeMake<string, any>({ keys: "unique" })
+    const shared = settings.stopPort === undefined ? undefined : SharedHeaderIds.make()
+    const latches = yield* StopLatches.make({ store: options.latchStore, shared })
+    const leases = Leases.make()
+    const roster = new Map<string, LinkEvent.RobotKind>(settings.rmiRobots.map((robot) => [robot.id, "arm"]))
+    for (const latch of latches.all()) roster.set(latch.robot, latch.kind)
+    const counters = { stops: 0, latchWriteFailures: 0 }
+    const ttlBounds = { min: FleetState.defaultTtlBounds.min, max: Math.max(FleetState.defaultTtlBounds.max, settings.leaseTtlMs) }
+
+    const stateActor = Registry.whereis(registry, "state").pipe(
+      Effect.flatMap(Option.match({
+        onNone: () => Effect.fail("restarting" as const),
+        onSome: (ref) => Effect.succeed(ref as ActorRef<FleetState.FleetStateMessage>)
+      })),
+      Effect.retry({ times: 100, schedule: Schedule.spaced("20 millis") }),
+      Effect.orDieWith(() => new Error("fleet/state is not running"))
+    )
+
+    const ask = <A, E>(f: (reply: Reply<A, E>) => FleetState.FleetStateMessage, urgent = false) =>
+      Effect.flatMap(stateActor, (ref) =>
+        ref.ask(f, { urgent }).pipe(
+          Effect.catchAll((error) => (isKernelError(error) ? Effect.die(error) : Effect.fail(error as E)))
+        ))
+
+    const record = (who: string, robot: string, command: string, params: unknown, result: "ok" | "error", message?: string) => {
+      const log = options.auditLog
+      if (log === undefined) return Effect.void
+      return log.record({ at: Date.now(), who, robot, command, params, result, ...(message === undefined ? {} : { message }) })
+        .pipe(Effect.catchAll((error) => Effect.logWarning(`audit log unavailable: ${error.message}`)))
+    }
+
+    const audit = (who: string, robot: string, command: string, params: unknown) =>
+    <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      options.auditLog === undefined ? effect : Effect.onExit(effect, (exit) =>
+        exit._tag === "Success"
+          ? record(who, robot, command, params, "ok")
+          : record(
+            who,
+            robot,
+            command,
+            params,
+            "error",
+            exit.cause._tag === "Fail" ? String((exit.cause.error as { _tag?: string })._tag ?? exit.cause.error) : "defect"
+          ))
+
+    const linkOf = (robot: string) => Registry.unsafeLookup(registry, FleetTree.linkKey(robot))[0]?.ref
+
+    const persist = (robots: Iterable<string>) =>
+      Effect.tap(latches.persist(robots), (written) =>
+        Effect.sync(() => {
+          if (!written && options.latchStore !== undefined) counters.latchWriteFailures++
+        }))
+
+    const stopped = (robot: string) => {
+      const latch = latches.get(robot)
+      return latch === undefined ? undefined : new RobotStopped({ robot, since: latch.since, by: latch.by })
+    }
+
+    const onArm = (
+      robot: string,
+      link: ActorRef<RmiLink.RmiLinkMessage>,
+      command: RobotCommand
+    ): Effect.Effect<void, RobotOffline | CommandNotSupported | CommandRefused | RobotStopped> => {
+      const refused = (reason: string, code?: string) =>
+        Effect.fail(new CommandRefused({ robot, command: command._tag, reason, ...(code === undefined ? {} : { code }) }))
+      const operate = (operation: RmiLink.Operation) =>
+        link.ask(RmiLink.operate(operation), { timeout: "10 seconds" }).pipe(
+          Effect.catchAll((error): Effect.Effect<never, RobotOffline | CommandRefused | RobotStopped> => {
+            switch (error._tag) {
+              case "RmiNotConnected":
+              case "RmiConnectionLost":
+              case "RmiProtocolError":
+              case "ActorStopped":
+                return Effect.fail(new RobotOffline({ robot }))
+              case "RmiRejected":
+                return refused(error.message, error.code)
+              case "LinkLatched":
+                return Effect.fail(new RobotStopped({ robot, since: error.since, by: error.by }))
+              default:
+                return Effect.dieMessage(`${robot}: ${operation} failed: ${JSON.stringify(error)}`)
+            }
+          })
+        )
+      /** Queues a motion in the link: done when the link has it, not when the arm arrives. */
+      const instruct = (instruction: RmiPacket.InstructionBody) =>
+        link.tell({ _tag: "Instruct", instruction }).pipe(Effect.catchAll(() => Effect.fail(new RobotOffline({ robot }))))
+      switch (command._tag) {
+        case "MoveLinear": {
+          const { p, r, w, x, y, z } = command.position
+          return instruct({
+            Instruction: "FRC_LinearMotion",
+            Configuration: RmiPacket.DefaultConfiguration,
+            Position: { X: x, Y: y, Z: z, W: w, P: p, R: r },
+            SpeedType: "mmSec",
+            Speed: command.speed,
+            TermType: "FINE",
+            TermValue: 1
+          })
         }
-      },
-      stop: (robot, skip, who) =>
-        stopRobots(robot, skip).pipe(audit(who, robot ?? "*", "EmergencyStop", { via: "stop channel" }))
-    } satisfies StopChannel.StopChannelHooks
-  }
-  const child = ChildSpec.make(
-    "fleet",
-    FleetTree.make({
-      settings,
+        case "MoveJoint": {
+          const { joints, speed } = command
+          return instruct({
+            Instruction: "FRC_JointMotionJRep",
+            JointAngle: Object.fromEntries(joints.map((angle, i) => [`J${i + 1}`, angle])) as RmiPacket.JointAngle,
+            SpeedType: "Percent",
+            Speed: speed,
+            TermType: "FINE",
+            TermValue: 1
+          })
+        }
+        case "Pause":
+        case "Continue":
+        case "Reset":
+        case "Abort":
+          return operate(command._tag)
+        default:
+          return Effect.fail(new CommandNotSupported({ robot, command: command._tag }))
+      }
+    }
+
+    const onAgv = (
+      robot: string,
+      link: ActorRef<AgvLink.AgvLinkMessage>,
+      command: RobotCommand
+    ): Effect.Effect<void, RobotOffline | CommandNotSupported | CommandRefused | RobotStopped> => {
+      const send = <A>(f: (reply: Reply<A, AgvLink.SendError>) => AgvLink.AgvLinkMessage) =>
+        link.ask(f).pipe(
+          Effect.catchAll((error): Effect.Effect<never, RobotOffline | CommandRefused | RobotStopped> => {
+            switch (error._tag) {
+              case "AgvNotConnected":
+              case "ActorStopped":
+                return Effect.fail(new RobotOffline({ robot }))
+              case "MessageEncodeError":
+                // VDA 5050's errorType for a message that does not validate against its schema.
+                return Effect.fail(new CommandRefused({ robot, command: command._tag, code: "validationError", reason: error.reason }))
+              case "LinkLatched":
+                return Effect.fail(new RobotStopped({ robot, since: error.since, by: error.by }))
+              default:
+                return Effect.dieMessage(`${robot}: ${command._tag} failed: ${JSON.stringify(error)}`)
+            }
+          }),
+          Effect.asVoid
+        )
+      switch (command._tag) {
+        case "Pause":
+          return send(AgvLink.instantAction("startPause"))
+        case "Resume":
+          return send(AgvLink.instantAction("stopPause"))
+        case "CancelOrder":
+          return send(AgvLink.instantAction("cancelOrder"))
+        case "StateRequest":
+          return send(AgvLink.instantAction("stateRequest"))
+        case "Reset":
+          return send(AgvLink.resetStop)
+        case "SendOrder": {
+          const { orderUpdateId: _, ...body } = Order.fromPath({
+            orderId: `fleetvisor-${Date.now().toString(36)}`,
+            path: command.nodes.map((node) => ({
+              nodeId: node.nodeId,
+              nodePosition: {
+                x: node.x,
+                y: node.y,
+                mapId: node.mapId,
+                ...(node.theta === undefined ? {} : { theta: node.theta })
+              }
+            }))
+          })
+          return send(AgvLink.order(body))
+        }
+        default:
+          return Effect.fail(new CommandNotSupported({ robot, command: command._tag }))
+      }
+    }
+
+    const ttl = (ttlMs: number | undefined) => ttlMs ?? settings.leaseTtlMs
+
+    /** Asks the actor registered as `key`, on its urgent lane (its mailbox may be long), if it runs and answers within a second. */
+    const askPart = <A>(key: string, message: (reply: Reply<A>) => unknown): Effect.Effect<A | undefined> => {
+      const ref = Registry.unsafeLookup(registry, key)[0]?.ref as ActorRef<unknown> | undefined
+      if (ref === undefined) return Effect.succeed(undefined)
+      return ref.ask(message, { timeout: "1 second", urgent: true }).pipe(Effect.orElseSucceed(() => undefined))
+    }
+
+    const kindOf = (robot: string): LinkEvent.RobotKind | undefined =>
+      roster.get(robot) ?? latches.get(robot)?.kind ?? (linkOf(robot) === undefined ? undefined : robot.includes("/") ? "agv" : "arm")
+
+    /** Every robot a stop of all must latch: those heard of, and those whose link runs. */
+    const everyRobot = (): Map<string, LinkEvent.RobotKind> => {
+      const robots = new Map(roster)
+      for (const entry of Registry.all(registry)) {
+        if (entry.key.startsWith("robot:")) robots.set(entry.key.slice("robot:".length), "arm")
+        else if (entry.key.startsWith("agv:")) robots.set(entry.key.slice("agv:".length), "agv")
+      }
+      return robots
+    }
+
+    /** Sends the stop to the robot's link (already latched), resolving with whether it reached the robot. */
+    const stopOne = (robot: string, kind: LinkEvent.RobotKind, who: string): Effect.Effect<boolean> => {
+      const link = linkOf(robot)
+      if (link === undefined) {
+        LinkEvent.unsafePublish(hub, { _tag: "EmergencyStopped", robot, kind, at: Date.now(), by: who })
+        return Effect.succeed(false)
+      }
+      const asked: Effect.Effect<StopOutcome, unknown> = kind === "arm"
+        ? (link as ActorRef<RmiLink.RmiLinkMessage>).ask(RmiLink.emergencyStopBy(who), { urgent: true, timeout: stopAnswerTimeout })
+        : (link as ActorRef<AgvLink.AgvLinkMessage>).ask(AgvLink.emergencyStopBy(who), { urgent: true, timeout: stopAnswerTimeout })
+      return asked.pipe(Effect.map((outcome) => outcome.reached), Effect.orElseSucceed(() => false))
+    }
+
+    /**
+     * Latches and stops `robot`, or every robot but those in `skip` (the stop channel stopped those
+     * itself: they count as reached), then commits the latches.
+     */
+    const stopRobots = (
+      robot: string | undefined,
+      skip: ReadonlyArray<string>,
+      who: string
+    ): Effect.Effect<StopReport, UnknownRobot> =>
+      Effect.gen(function*() {
+        let targets: Map<string, LinkEvent.RobotKind>
+        if (robot === undefined) {
+          targets = everyRobot()
+          for (const skipped of skip) targets.delete(skipped)
+        } else {
+          const kind = kindOf(robot)
+          if (kind === undefined) return yield* new UnknownRobot({ robot })
+          targets = new Map([[robot, kind]])
+        }
+        for (const [target, kind] of targets) latches.latch(target, kind, who)
+        counters.stops += targets.size
+        const entries = [...targets]
+        const reached = yield* Effect.forEach(entries, ([target, kind]) => stopOne(target, kind, who), {
+          concurrency: "unbounded"
+        })
+        yield* persist(targets.keys())
+        return {
+          reached: [...skip, ...entries.filter((_, i) => reached[i]).map(([target]) => target)],
+          latchedOnly: entries.filter((_, i) => !reached[i]).map(([target]) => target)
+        }
+      })
+
+    const onLeaseLost = (lease: Leases.LeaseRecord, kind: LinkEvent.RobotKind, why: Leases.LeaseLost) => {
+      const action = settings.onLeaseLost[kind]
+      const link = linkOf(lease.robot)
+      const pause: Effect.Effect<unknown, unknown> = action === "none" || link === undefined
+        ? Effect.void
+        : kind === "arm"
+        ? (link as ActorRef<RmiLink.RmiLinkMessage>).ask(RmiLink.operate("Pause"), { timeout: "5 seconds" })
+        : (link as ActorRef<AgvLink.AgvLinkMessage>).ask(AgvLink.instantAction("startPause"))
+      Effect.runFork(
+        pause.pipe(
+          Effect.matchEffect({
+            onFailure: (error) =>
+              record(lease.holder.user, lease.robot, "LeaseLost", { why, action }, "error", String((error as { _tag?: string })._tag ?? error)),
+            onSuccess: () => record(lease.holder.user, lease.robot, "LeaseLost", { why, action }, "ok")
+          })
+        )
+      )
+    }
+
+    const stopChannel = shared === undefined ? undefined : {
+      table: shared,
+      status: StopChannel.makeStatus(),
+      hooks: {
+        stopped: (robots, who, published, all) =>
+          Effect.gen(function*() {
+            for (const robot of robots) {
+              latches.latch(robot, "agv", who)
+              const link = linkOf(robot) as ActorRef<AgvLink.AgvLinkMessage> | undefined
+              const sent = published[robot] ?? []
+              if (link === undefined || !link.unsafeTellUrgent({ _tag: "EmergencyStop", by: who, published: sent })) {
+                LinkEvent.unsafePublish(hub, { _tag: "EmergencyStopped", robot, kind: "agv", at: Date.now(), by: who })
+              }
+            }
+            counters.stops += robots.length
+            yield* persist(robots)
+            if (!all) yield* Effect.forEach(robots, (robot) => record(who, robot, "EmergencyStop", { via: "stop channel" }, "ok"))
+          }),
+        stop: (robot, skip, who) =>
+          stopRobots(robot, skip, who).pipe(audit(who, robot ?? "*", "EmergencyStop", { via: "stop channel" }))
+      } satisfies StopChannel.StopChannelHooks
+    }
+    const child = ChildSpec.make(
+      "fleet",
+      FleetTree.make({
+        settings,
+        hub,
+        registry,
+        latches,
+        leases,
+        roster,
+        ttlBounds,
+        onLeaseLost,
+        linkBackoff: options.linkBackoff,
+        telemetryLog: options.telemetryLog,
+        stopChannel
+      })
+    )
+
+    const stats: Effect.Effect<FleetStats> = Effect.gen(function*() {
+      const links = Option.getOrUndefined(yield* Registry.whereis(registry, "links"))
+      let cancelledReplies = 0
+      for (const entry of Registry.all(registry)) {
+        if (!entry.key.startsWith("robot:")) continue
+        const info = yield* (entry.ref as ActorRef<RmiLink.RmiLinkMessage>).ask(RmiLink.getInfo, { timeout: "1 second", urgent: true })
+          .pipe(Effect.option)
+        cancelledReplies += Option.match(info, { onNone: () => 0, onSome: (i) => i.cancelledReplies })
+      }
+      return {
+        links: links === undefined ? 0 : yield* DynamicSupervisor.countChildren(links as DynamicSupervisor.DynamicSupervisorRef).pipe(
+          Effect.map((count) => count.active),
+          Effect.orElseSucceed(() => 0)
+        ),
+        latched: latches.all().length,
+        leases: leases.size,
+        stops: counters.stops,
+        latchWriteFailures: counters.latchWriteFailures,
+        cancelledReplies,
+        loop: yield* askPart("control", ControlLoop.getMetrics),
+        mqtt: yield* askPart("mqtt", MqttLink.getStats),
+        telemetry: options.telemetryLog === undefined ? undefined : yield* options.telemetryLog.stats,
+        stopChannel: stopChannel?.status.stats()
+      }
+    })
+
+    return {
       hub,
       registry,
-      linkBackoff: options.linkBackoff,
-      telemetryLog: options.telemetryLog,
-      stopChannel
-    })
-  )
-
-  const stateActor = Registry.whereis(registry, "state").pipe(
-    Effect.flatMap(Option.match({
-      onNone: () => Effect.fail("restarting" as const),
-      onSome: (ref) => Effect.succeed(ref as ActorRef<FleetState.FleetStateMessage>)
-    })),
-    Effect.retry({ times: 100, schedule: Schedule.spaced("20 millis") }),
-    Effect.orDieWith(() => new Error("fleet/state is not running"))
-  )
-
-  const ask = <A, E>(f: (reply: Reply<A, E>) => FleetState.FleetStateMessage, urgent = false) =>
-    Effect.flatMap(stateActor, (ref) =>
-      ref.ask(f, { urgent }).pipe(
-        Effect.catchAll((error) => (isKernelError(error) ? Effect.die(error) : Effect.fail(error as E)))
-      ))
-
-  const audit = (who: string, robot: string, command: string, params: unknown) =>
-  <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
-    const log = options.auditLog
-    if (log === undefined) return effect
-    const record = (result: "ok" | "error", message?: string) =>
-      log.record({ at: Date.now(), who, robot, command, params, result, ...(message === undefined ? {} : { message }) })
-        .pipe(Effect.catchAll((error) => Effect.logWarning(`audit log unavailable: ${error.message}`)))
-    return Effect.onExit(effect, (exit) =>
-      exit._tag === "Success"
-        ? record("ok")
-        : record("error", exit.cause._tag === "Fail" ? String((exit.cause.error as { _tag?: string })._tag ?? exit.cause.error) : "defect"))
-  }
-
-  const linkOf = (robot: string) => Registry.unsafeLookup(registry, FleetTree.linkKey(robot))[0]?.ref
-
-  const onArm = (
-    robot: string,
-    link: ActorRef<RmiLink.RmiLinkMessage>,
-    command: RobotCommand
-  ): Effect.Effect<void, RobotOffline | CommandNotSupported | CommandRefused> => {
-    const refused = (reason: string, code?: string) =>
-      Effect.fail(new CommandRefused({ robot, command: command._tag, reason, ...(code === undefined ? {} : { code }) }))
-    const operate = (operation: RmiLink.Operation) =>
-      link.ask(RmiLink.operate(operation), { timeout: "10 seconds" }).pipe(
-        Effect.catchAll((error): Effect.Effect<never, RobotOffline | CommandRefused> => {
-          switch (error._tag) {
-            case "RmiNotConnected":
-            case "RmiConnectionLost":
-            case "RmiProtocolError":
-            case "ActorStopped":
-              return Effect.fail(new RobotOffline({ robot }))
-            case "RmiRejected":
-              return refused(error.message, error.code)
-            default:
-              return Effect.dieMessage(`${robot}: ${operation} failed: ${JSON.stringify(error)}`)
-          }
-        })
-      )
-    /** Queues a motion in the link: done when the link has it, not when the arm arrives. */
-    const instruct = (instruction: RmiPacket.InstructionBody) =>
-      link.tell({ _tag: "Instruct", instruction }).pipe(Effect.catchAll(() => Effect.fail(new RobotOffline({ robot }))))
-    switch (command._tag) {
-      case "MoveLinear": {
-        const { p, r, w, x, y, z } = command.position
-        return instruct({
-          Instruction: "FRC_LinearMotion",
-          Configuration: RmiPacket.DefaultConfiguration,
-          Position: { X: x, Y: y, Z: z, W: w, P: p, R: r },
-          SpeedType: "mmSec",
-          Speed: command.speed,
-          TermType: "FINE",
-          TermValue: 1
-        })
-      }
-      case "MoveJoint": {
-        const { joints, speed } = command
-        if (joints.length < 6 || joints.length > 9) {
-          return refused(`MoveJoint takes 6 to 9 joint angles (J1–J9), not ${joints.length}`)
-        }
-        if (!(speed > 0)) return refused("MoveJoint needs a speed above 0 percent")
-        return instruct({
-          Instruction: "FRC_JointMotionJRep",
-          JointAngle: Object.fromEntries(joints.map((angle, i) => [`J${i + 1}`, angle])) as RmiPacket.JointAngle,
-          SpeedType: "Percent",
-          Speed: speed,
-          TermType: "FINE",
-          TermValue: 1
-        })
-      }
-      case "Pause":
-      case "Continue":
-      case "Reset":
-      case "Abort":
-        return operate(command._tag)
-      default:
-        return Effect.fail(new CommandNotSupported({ robot, command: command._tag }))
-    }
-  }
-
-  const onAgv = (
-    robot: string,
-    link: ActorRef<AgvLink.AgvLinkMessage>,
-    command: RobotCommand
-  ): Effect.Effect<void, RobotOffline | CommandNotSupported | CommandRefused> => {
-    const send = <A>(f: (reply: Reply<A, AgvLink.SendError>) => AgvLink.AgvLinkMessage) =>
-      link.ask(f).pipe(
-        Effect.catchAll((error): Effect.Effect<never, RobotOffline | CommandRefused> => {
-          switch (error._tag) {
-            case "AgvNotConnected":
-            case "ActorStopped":
-              return Effect.fail(new RobotOffline({ robot }))
-            case "MessageEncodeError":
-              // VDA 5050's errorType for a message that does not validate against its schema.
-              return Effect.fail(new CommandRefused({ robot, command: command._tag, code: "validationError", reason: error.reason }))
-            default:
-              return Effect.dieMessage(`${robot}: ${command._tag} failed: ${JSON.stringify(error)}`)
-          }
-        }),
-        Effect.asVoid
-      )
-    switch (command._tag) {
-      case "Pause":
-        return send(AgvLink.instantAction("startPause"))
-      case "Resume":
-        return send(AgvLink.instantAction("stopPause"))
-      case "CancelOrder":
-        return send(AgvLink.instantAction("cancelOrder"))
-      case "StateRequest":
-        return send(AgvLink.instantAction("stateRequest"))
-      case "SendOrder": {
-        const { orderUpdateId: _, ...body } = Order.fromPath({
-          orderId: `fleetvisor-${Date.now().toString(36)}`,
-          path: command.nodes.map((node) => ({
-            nodeId: node.nodeId,
-            nodePosition: {
-              x: node.x,
-              y: node.y,
-              mapId: node.mapId,
-              ...(node.theta === undefined ? {} : { theta: node.theta })
-            }
-          }))
-        })
-        return send(AgvLink.order(body))
-      }
-      default:
-        return Effect.fail(new CommandNotSupported({ robot, command: command._tag }))
-    }
-  }
-
-  const ttl = (ttlMs: number | undefined) => ttlMs ?? settings.leaseTtlMs
-
-  /** Asks the actor registered as `key`, on its urgent lane (its mailbox may be long), if it runs and answers within a second. */
-  const askPart = <A>(key: string, message: (reply: Reply<A>) => unknown): Effect.Effect<A | undefined> => {
-    const ref = Registry.unsafeLookup(registry, key)[0]?.ref as ActorRef<unknown> | undefined
-    if (ref === undefined) return Effect.succeed(undefined)
-    return ref.ask(message, { timeout: "1 second", urgent: true }).pipe(Effect.orElseSucceed(() => undefined))
-  }
-
-  /** Stops `robot`, or every robot whose id is not in `skip` (those the stop channel stopped itself). */
-  const stopRobots = (robot: string | undefined, skip: ReadonlyArray<string>): Effect.Effect<void, UnknownRobot> =>
-    Effect.suspend(() => {
-      if (robot === undefined) {
-        const skipped = new Set(skip.map(FleetTree.linkKey))
-        for (const entry of Registry.all(registry)) {
-          if ((entry.key.startsWith("robot:") || entry.key.startsWith("agv:")) && !skipped.has(entry.key)) {
-            entry.ref.unsafeTellUrgent(emergencyStopMessage)
-          }
-        }
-        return Effect.void
-      }
-      const link = linkOf(robot)
-      if (link !== undefined) return Effect.sync(() => void link.unsafeTellUrgent(emergencyStopMessage))
-      return Effect.flatMap(
-        ask<FleetState.Authorized["kind"] | undefined, never>((reply) => ({ _tag: "Lookup", robot, reply }), true),
-        (kind) => (kind === undefined ? Effect.fail(new UnknownRobot({ robot })) : Effect.void)
-      )
-    })
-
-  const stats: Effect.Effect<FleetStats> = Effect.gen(function*() {
-    const links = Option.getOrUndefined(yield* Registry.whereis(registry, "links"))
-    return {
-      links: links === undefined ? 0 : yield* DynamicSupervisor.countChildren(links as DynamicSupervisor.DynamicSupervisorRef).pipe(
-        Effect.map((count) => count.active),
-        Effect.orElseSucceed(() => 0)
-      ),
-      loop: yield* askPart("control", ControlLoop.getMetrics),
-      mqtt: yield* askPart("mqtt", MqttLink.getStats),
-      telemetry: options.telemetryLog === undefined ? undefined : yield* options.telemetryLog.stats,
-      stopChannel: stopChannel?.status.stats()
-    }
-  })
-
-  return {
-    hub,
-    registry,
-    child,
-    viewsTopic: FleetState.ViewsTopic,
-    state: ask<FleetState.FleetView, never>((reply) => ({ _tag: "GetState", reply })),
-    acquire: (robot, holder, ttlMs) =>
-      ask((reply) => ({ _tag: "Acquire", robot, holder, ttlMs: ttl(ttlMs), reply })),
-    renew: (robot, holder, ttlMs) => ask((reply) => ({ _tag: "Renew", robot, holder, ttlMs: ttl(ttlMs), reply })),
-    release: (robot, holder) => ask((reply) => ({ _tag: "Release", robot, holder, reply })),
-    command: (robot, holder, command) =>
-      Effect.gen(function*() {
-        const { kind } = yield* ask<FleetState.Authorized, NotController | UnknownRobot | RobotOffline>((reply) => ({
-          _tag: "Authorize",
+      child,
+      viewsTopic: FleetState.ViewsTopic,
+      latches,
+      state: ask<FleetState.FleetView, never>((reply) => ({ _tag: "GetState", reply })),
+      acquire: (robot, holder, ttlMs) =>
+        ask<Lease, ControlHeld | UnknownRobot | InvalidRequest>((reply) => ({
+          _tag: "Acquire",
           robot,
           holder,
+          ttlMs: ttl(ttlMs),
           reply
-        }))
-        const link = linkOf(robot)
-        if (link === undefined) return yield* new RobotOffline({ robot })
-        if (kind === "arm") yield* onArm(robot, link, command)
-        else yield* onAgv(robot, link, command)
-        if ((kind === "arm" && command._tag === "Reset") || (kind === "agv" && command._tag === "Resume")) {
-          yield* Effect.flatMap(stateActor, (ref) => ref.tell({ _tag: "Cleared", robot })).pipe(Effect.ignore)
-        }
-      }).pipe(audit(holder.user, robot, command._tag, command)),
-    emergencyStop: (robot, who) => stopRobots(robot, noneSkipped).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
-    stats,
-    stopChannel: stopChannel?.status
-  } satisfies FleetService
-}
+        })).pipe(audit(holder.user, robot, "Acquire", { ttlMs: ttl(ttlMs) })),
+      renew: (robot, holder, ttlMs) =>
+        ask<Lease, NotController | UnknownRobot | InvalidRequest>((reply) => ({
+          _tag: "Renew",
+          robot,
+          holder,
+          ttlMs: ttl(ttlMs),
+          reply
+        })).pipe(audit(holder.user, robot, "Renew", { ttlMs: ttl(ttlMs) })),
+      release: (robot, holder) =>
+        ask<void, NotController | UnknownRobot>((reply) => ({ _tag: "Release", robot, holder, reply })).pipe(
+          audit(holder.user, robot, "Release", {})
+        ),
+      command: (robot, holder, command) =>
+        Effect.gen(function*() {
+          const invalid = CommandLimits.check(command, armLimitsOf(settings, robot))
+          if (invalid !== undefined) return yield* invalid
+          const { kind } = yield* ask<FleetState.Authorized, NotController | UnknownRobot | RobotOffline>((reply) => ({
+            _tag: "Authorize",
+            robot,
+            holder,
+            reply
+          }))
+          const latched = movesRobot.has(command._tag) ? stopped(robot) : undefined
+          if (latched !== undefined) return yield* latched
+          const link = linkOf(robot)
+          if (link === undefined) return yield* new RobotOffline({ robot })
+          if (kind === "arm") yield* onArm(robot, link, command)
+          else yield* onAgv(robot, link, command)
+          if (command._tag === "Reset") yield* persist([robot])
+        }).pipe(audit(holder.user, robot, command._tag, command)),
+      emergencyStop: (robot, who) => stopRobots(robot, [], who).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
+      stats,
+      stopChannel: stopChannel?.status
+    } satisfies FleetService
+  })
+
+/** The stores the fleet uses when the context has them. */
+const stores = Effect.gen(function*() {
+  return {
+    auditLog: Option.getOrUndefined(yield* Effect.serviceOption(AuditLog)),
+    latchStore: Option.getOrUndefined(yield* Effect.serviceOption(StopLatchStore)),
+    telemetryLog: Option.getOrUndefined(yield* Effect.serviceOption(TelemetryLog))
+  }
+})
 
 /**
  * The fleet's service without its subtree started (see {@link makeUnstarted}): the node starts
- * `child` under its root supervisor. Uses `AuditLog` and `TelemetryLog` when present.
+ * `child` under its root supervisor. Uses `AuditLog`, `StopLatchStore` and `TelemetryLog` when present.
  */
-export const layerUnstarted: Layer.Layer<Fleet, never, FleetConfig | FleetHub> = Layer.effect(
+export const layerUnstarted: Layer.Layer<Fleet, StoreUnavailable, FleetConfig | FleetHub> = Layer.effect(
   Fleet,
   Effect.gen(function*() {
-    return makeUnstarted({
-      settings: yield* FleetConfig,
-      hub: yield* FleetHub,
-      auditLog: Option.getOrUndefined(yield* Effect.serviceOption(AuditLog)),
-      telemetryLog: Option.getOrUndefined(yield* Effect.serviceOption(TelemetryLog))
-    })
+    return yield* makeUnstarted({ settings: yield* FleetConfig, hub: yield* FleetHub, ...yield* stores })
   })
 )
 
 /**
  * The fleet over the system, its configuration and its hub; records commands when an
- * `AuditLog` is there, and telemetry when a `TelemetryLog` is.
+ * `AuditLog` is there, keeps stop latches on disk when a `StopLatchStore` is, and records
+ * telemetry when a `TelemetryLog` is.
  */
-export const layer: Layer.Layer<Fleet, InitFailed | AlreadyRegistered, ActorSystem | FleetConfig | FleetHub> = Layer.scoped(
+export const layer: Layer.Layer<
+  Fleet,
+  InitFailed | AlreadyRegistered | StoreUnavailable,
+  ActorSystem | FleetConfig | FleetHub
+> = Layer.scoped(
   Fleet,
   Effect.gen(function*() {
-    return yield* make({
-      settings: yield* FleetConfig,
-      hub: yield* FleetHub,
-      system: yield* ActorSystem,
-      auditLog: Option.getOrUndefined(yield* Effect.serviceOption(AuditLog)),
-      telemetryLog: Option.getOrUndefined(yield* Effect.serviceOption(TelemetryLog))
-    })
+    return yield* make({ settings: yield* FleetConfig, hub: yield* FleetHub, system: yield* ActorSystem, ...yield* stores })
   })
 )
 

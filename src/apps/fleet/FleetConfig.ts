@@ -12,6 +12,10 @@
  * | `FLEET_DEMO_ARMS`      | 3         | simulated arms in the demo                                     |
  * | `FLEET_DEMO_AGVS`      | 12        | simulated AGVs in the demo                                     |
  * | `FLEET_LEASE_TTL_MS`   | 30000     | a control lease's default time to live                         |
+ * | `FLEET_LEASE_LOST_ARM` | `pause`   | what an arm does when its lease ends by TTL or its holder's death: `pause` or `none` |
+ * | `FLEET_LEASE_LOST_AGV` | `none`    | the same for an AGV (`none` lets its order run)                |
+ * | `FLEET_ARM_MAX_SPEED`  | 2000      | highest tool speed of a linear motion, mm/s, for arms without their own |
+ * | `FLEET_ARM_LIMITS`     | none      | per arm: `arm-1:speed=1500,x=-800..800,z=0..1200;arm-2:speed=500` |
  * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE or CONNECTIONBROKEN AGV stays in the fleet |
  * | `FLEET_LINK_MAX_RESTARTS` | 10000  | restarts of robot links a minute before `fleet/links` gives up and `fleet` restarts it |
  * | `FLEET_CONTROL_LOOP_REALTIME_PRIORITY` | off | SCHED_FIFO priority (1–99) of the control loop's thread; refused: a warning, normal priority |
@@ -27,6 +31,7 @@ import * as Context from "effect/Context"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { type ArmLimits, defaultMaxSpeed, type Range } from "./CommandLimits.js"
 
 /** One FANUC arm to link to. */
 export interface RmiRobot {
@@ -48,6 +53,12 @@ export interface FleetSettings {
   readonly demoArms: number
   readonly demoAgvs: number
   readonly leaseTtlMs: number
+  /** What a robot does when its lease ends by its TTL or its holder's death, per kind. */
+  readonly onLeaseLost: { readonly arm: LeaseLostAction; readonly agv: LeaseLostAction }
+  /** Highest tool speed of an arm without limits of its own, mm/s. */
+  readonly armMaxSpeed: number
+  /** Limits of particular arms (speed, workspace envelope). */
+  readonly armLimits: ReadonlyMap<string, Partial<ArmLimits>>
   readonly agvGraceMs: number
   /** Restarts of robot links within a minute before `fleet/links` itself fails (its intensity). */
   readonly linkMaxRestarts: number
@@ -59,6 +70,37 @@ export interface FleetSettings {
   readonly stopHost: string
   /** SCHED_FIFO priority of the stop channel's thread; none: normal scheduling. */
   readonly stopRealtimePriority: number | undefined
+}
+
+/** What a robot does when its control lease is lost: `pause` it, or leave it be. */
+export type LeaseLostAction = "pause" | "none"
+
+/** The limits of arm `id`: its own, over the fleet's maximum speed. */
+export const armLimitsOf = (settings: Pick<FleetSettings, "armMaxSpeed" | "armLimits">, id: string): ArmLimits => ({
+  maxSpeed: settings.armMaxSpeed,
+  ...settings.armLimits.get(id)
+})
+
+/** Parses `arm-1:speed=1500,x=-800..800,z=0..1200;arm-2:speed=500`. */
+export const parseArmLimits = (text: string): Either.Either<ReadonlyMap<string, Partial<ArmLimits>>, string> => {
+  const limits = new Map<string, Partial<ArmLimits>>()
+  const number = "(-?\\d+(?:\\.\\d+)?)"
+  for (const entry of text.split(";").map((s) => s.trim()).filter((s) => s !== "")) {
+    const colon = entry.indexOf(":")
+    const id = entry.slice(0, colon).trim()
+    if (colon <= 0 || id.includes("/")) return Either.left(`"${entry}" is not id:key=value,… (an arm id without "/")`)
+    const arm: { maxSpeed?: number; x?: Range; y?: Range; z?: Range } = {}
+    for (const item of entry.slice(colon + 1).split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+      const speed = new RegExp(`^speed=${number}$`).exec(item)
+      const range = new RegExp(`^([xyz])=${number}\\.\\.${number}$`).exec(item)
+      if (speed !== null && Number(speed[1]) > 0) arm.maxSpeed = Number(speed[1])
+      else if (range !== null && Number(range[2]) < Number(range[3])) {
+        arm[range[1] as "x" | "y" | "z"] = { min: Number(range[2]), max: Number(range[3]) }
+      } else return Either.left(`"${item}" of ${id} is not speed=<mm/s above 0> or x|y|z=<min>..<max> with min < max`)
+    }
+    limits.set(id, arm)
+  }
+  return Either.right(limits)
 }
 
 /** The fleet's configuration as a service. */
@@ -95,6 +137,9 @@ const bounded = (name: string, fallback: number, min: number, max: number) =>
     )
   )
 
+const leaseLost = (name: string, fallback: LeaseLostAction) =>
+  Config.literal("pause", "none")(name).pipe(Config.withDefault(fallback))
+
 /** `off`, or an integer from `min` to `max`. */
 const offOr = (name: string, min: number, max: number) =>
   Config.string(name).pipe(
@@ -119,6 +164,14 @@ export const config: Config.Config<FleetSettings> = Config.all({
   demoArms: bounded("FLEET_DEMO_ARMS", 3, 0, 100),
   demoAgvs: bounded("FLEET_DEMO_AGVS", 12, 0, 10_000),
   leaseTtlMs: bounded("FLEET_LEASE_TTL_MS", 30_000, 1_000, 3_600_000),
+  onLeaseLost: Config.all({ arm: leaseLost("FLEET_LEASE_LOST_ARM", "pause"), agv: leaseLost("FLEET_LEASE_LOST_AGV", "none") }),
+  armMaxSpeed: bounded("FLEET_ARM_MAX_SPEED", defaultMaxSpeed, 1, 100_000),
+  armLimits: Config.string("FLEET_ARM_LIMITS").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) =>
+      Either.mapLeft(parseArmLimits(text), (reason) => ConfigError.InvalidData(["FLEET_ARM_LIMITS"], reason))
+    )
+  ),
   agvGraceMs: bounded("FLEET_AGV_GRACE_MS", 60_000, 0, 86_400_000),
   linkMaxRestarts: bounded("FLEET_LINK_MAX_RESTARTS", 10_000, 1, 1_000_000),
   controlLoopRealtimePriority: offOr("FLEET_CONTROL_LOOP_REALTIME_PRIORITY", 1, 99),
@@ -150,6 +203,9 @@ export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
   demoArms: 3,
   demoAgvs: 12,
   leaseTtlMs: 30_000,
+  onLeaseLost: { arm: "pause", agv: "none" },
+  armMaxSpeed: defaultMaxSpeed,
+  armLimits: new Map(),
   agvGraceMs: 60_000,
   linkMaxRestarts: 10_000,
   controlLoopRealtimePriority: undefined,

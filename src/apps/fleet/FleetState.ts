@@ -1,43 +1,60 @@
 /**
- * `fleet/state`: the actor that owns the fleet's state. It subscribes to every link event
- * (PubSub topic `fleet`), keeps the latest view of each robot, holds the control leases, and
- * 30 times a second publishes the robots that changed, conflated (the latest view of each),
- * as one `FleetUpdate` wrapped in `Encoded` so it is encoded once for every subscriber.
+ * `fleet/state`: the actor that keeps the fleet's view. It subscribes to every link event
+ * (PubSub topic `fleet`), keeps the latest view of each robot, grants and ends the control
+ * leases, and 30 times a second publishes the robots that changed, conflated (the latest view of
+ * each), as one `FleetUpdate` wrapped in `Encoded` so it is encoded once for every subscriber.
+ *
+ * What must survive a crash of this actor is not kept in it:
+ * - the leases are in a table the fleet service owns ({@link Leases}); a restarted `state`
+ *   finds them there and monitors each holder's session again;
+ * - the emergency-stop latches are in the fleet's latch table, read when a view is made;
+ * - the robots it has heard of are written to the fleet's roster, from which a restarted
+ *   `state` lists them again;
+ * - liveness is rebuilt from the sources of truth: on start it asks every running link to
+ *   announce itself ({@link LinkEvent.Announce}), so within a moment every live robot is
+ *   online and commandable again.
  *
  * Leases: one session holds a robot at a time, until its TTL passes, it releases it, or the
- * session actor dies (the lease is released by a monitor's `Down`, not by anyone remembering).
+ * session actor dies (the lease ends by a monitor's `Down`, not by anyone remembering). A lease
+ * that ends by its TTL or its holder's death is reported to `onLeaseLost` (the fleet pauses the
+ * robot, per kind). A request this actor cannot handle is answered with an error, never by a
+ * crash that would take every lease's monitor with it.
  *
  * @since 0.1.0
  */
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
 import * as Actor from "../../actors/Actor.js"
-import type { ActorRef, Reply } from "../../actors/ActorRef.js"
+import type { Reply } from "../../actors/ActorRef.js"
 import * as Encoded from "../../actors/Encoded.js"
 import * as PubSub from "../../actors/PubSub.js"
+import * as Registry from "../../actors/Registry.js"
 import type { MonitorRef } from "../../actors/Signal.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import type { Latch } from "../../links/StopLatch.js"
 import {
   ControlHeld,
   type FleetUpdate,
+  InvalidRequest,
   type Lease,
   NotController,
   RobotOffline,
   type RobotView,
   UnknownRobot
 } from "../../protocol/FleetRpcs.js"
+import * as Leases from "./Leases.js"
+import type { StopLatches } from "./StopLatches.js"
+
+export type { Holder } from "./Leases.js"
 
 /** The PubSub topic of conflated view updates (`Encoded<FleetUpdate>`). */
 export const ViewsTopic = "fleet/views"
 
-/** Who asks: the session (its id, its user, and its actor if the gateway has one). */
-export interface Holder {
-  readonly session: string
-  readonly user: string
-  readonly ref?: ActorRef<never> | undefined
-}
+/** How long an AGV may leave a stop unconfirmed before its view carries the fatal alarm `STOP-UNCONFIRMED`. */
+export const stopConfirmDeadlineMs = 10_000
 
 /** Every robot now, with the tick of the last update published. */
 export interface FleetView {
@@ -55,25 +72,25 @@ export interface Authorized {
 export interface Acquire {
   readonly _tag: "Acquire"
   readonly robot: string
-  readonly holder: Holder
+  readonly holder: Leases.Holder
   readonly ttlMs: number
-  readonly reply: Reply<Lease, ControlHeld | UnknownRobot>
+  readonly reply: Reply<Lease, ControlHeld | UnknownRobot | InvalidRequest>
 }
 
 /** Extends a lease. */
 export interface Renew {
   readonly _tag: "Renew"
   readonly robot: string
-  readonly holder: Holder
+  readonly holder: Leases.Holder
   readonly ttlMs: number
-  readonly reply: Reply<Lease, NotController | UnknownRobot>
+  readonly reply: Reply<Lease, NotController | UnknownRobot | InvalidRequest>
 }
 
 /** Gives a lease back. */
 export interface Release {
   readonly _tag: "Release"
   readonly robot: string
-  readonly holder: Holder
+  readonly holder: Leases.Holder
   readonly reply: Reply<void, NotController | UnknownRobot>
 }
 
@@ -81,21 +98,8 @@ export interface Release {
 export interface Authorize {
   readonly _tag: "Authorize"
   readonly robot: string
-  readonly holder: Holder
+  readonly holder: Leases.Holder
   readonly reply: Reply<Authorized, NotController | UnknownRobot | RobotOffline>
-}
-
-/** Whether a robot is known (for the emergency stop of a robot without a live link). */
-export interface Lookup {
-  readonly _tag: "Lookup"
-  readonly robot: string
-  readonly reply: Reply<LinkEvent.RobotKind | undefined>
-}
-
-/** The operator cleared a stop or a fault (Reset, Resume): the robot's `estop` status and alarms go. */
-export interface Cleared {
-  readonly _tag: "Cleared"
-  readonly robot: string
 }
 
 /** Every robot now. */
@@ -108,40 +112,38 @@ class Flush {
   readonly _tag = "Flush"
 }
 
-/** What the control actor accepts: requests, and the link events it subscribes to. */
-export type FleetStateMessage =
-  | Acquire
-  | Renew
-  | Release
-  | Authorize
-  | Lookup
-  | Cleared
-  | GetState
-  | Flush
-  | LinkEvent.LinkEvent
+/** What the actor accepts: requests, and the link events it subscribes to. */
+export type FleetStateMessage = Acquire | Renew | Release | Authorize | GetState | Flush | LinkEvent.LinkEvent
 
-/** Options of the control actor. */
+/** Options of the actor. */
 export interface FleetStateOptions {
   readonly hub: PubSub.PubSub
   /** Arms known from the configuration: listed (disconnected) before their first connection. */
   readonly arms: ReadonlyArray<string>
+  /** The lease table, owned above this actor. */
+  readonly leases: Leases.Leases
+  /** The emergency-stop latches, owned above this actor. */
+  readonly latches: Pick<StopLatches, "get" | "all">
+  /** Every robot the fleet has heard of, kept above this actor: a restarted `state` lists them again. */
+  readonly roster: Map<string, LinkEvent.RobotKind>
+  /** Where the robot links are registered (`robot:<id>`, `agv:<id>`): asked to announce themselves at start. */
+  readonly registry?: Registry.Registry<string, any> | undefined
+  /** The least and most `ttlMs` a lease may be given for; default 1 s to 10 min. */
+  readonly ttlBounds?: { readonly min: number; readonly max: number } | undefined
+  /** Told when a lease ends by its TTL or by its holder's death (not by a release). */
+  readonly onLeaseLost?: ((lease: Leases.LeaseRecord, kind: LinkEvent.RobotKind, why: Leases.LeaseLost) => void) | undefined
   /** View updates per second; default 30. */
   readonly updateHz?: number | undefined
 }
 
-interface LeaseRecord {
-  readonly holder: Holder
-  expiresAt: number
-  monitor: MonitorRef | undefined
-}
+type AlarmView = { code: string; level: "warning" | "fatal"; message: string }
 
 interface RobotRecord {
   readonly id: string
   readonly kind: LinkEvent.RobotKind
   connected: boolean
   down: "offline" | "disconnected"
-  estop: boolean
-  alarms: Map<string, { code: string; level: "warning" | "fatal"; message: string }>
+  alarms: Map<string, AlarmView>
   arm: LinkEvent.ArmTelemetry | undefined
   agv: { state?: LinkEvent.AgvTelemetry["state"]; visualization?: LinkEvent.AgvTelemetry["visualization"] }
   /** When the latest telemetry arrived, ms since the epoch. */
@@ -152,8 +154,11 @@ interface RobotRecord {
 
 interface State {
   readonly robots: Map<string, RobotRecord>
-  readonly leases: Map<string, LeaseRecord>
   readonly dirty: Set<string>
+  /** The monitor of each lease-holding session. */
+  readonly monitors: Map<string, MonitorRef>
+  /** AGVs whose view already shows `STOP-UNCONFIRMED`. */
+  readonly overdue: Set<string>
   tick: number
 }
 
@@ -169,32 +174,52 @@ const updatedAt = (stamp: string | undefined, heardAt: number): number => {
 
 const clampPercent = (n: number) => Math.max(0, Math.min(100, n))
 
+const overdue = (latch: Latch | undefined, now: number) =>
+  latch !== undefined && !latch.confirmed && now - latch.unconfirmedSince >= stopConfirmDeadlineMs
+
 /** The dashboard's view of one robot. */
-const viewOf = (record: RobotRecord, lease: LeaseRecord | undefined, now: number): RobotView => {
+const viewOf = (
+  record: RobotRecord,
+  lease: Leases.LeaseRecord | undefined,
+  latch: Latch | undefined,
+  now: number
+): RobotView => {
   const alarms = [...record.alarms.values()]
+  if (overdue(latch, now)) {
+    alarms.push({
+      code: "STOP-UNCONFIRMED",
+      level: "fatal",
+      message: `the AGV has not confirmed the stop for ${Math.round((now - latch!.unconfirmedSince) / 1000)} s: it may never have arrived`
+    })
+  }
   const fatal = alarms.some((a) => a.level === "fatal")
   const controlledBy = lease !== undefined && lease.expiresAt > now ? lease.holder.user : undefined
+  const paused = record.kind === "arm" ? record.arm?.programStatus === "paused" : record.agv.state?.paused === true
+  const connection = record.connected ? "online" as const : record.down === "offline" ? "offline" as const : "broken" as const
   const common = {
     id: record.id,
     alarms,
-    ...(controlledBy === undefined ? {} : { controlledBy }),
-    ...(record.heardAt === undefined ? {} : { updatedAt: updatedAt(record.stamp, record.heardAt) })
-  }
-  if (record.kind === "arm") {
-    const t = record.arm
-    const status = record.estop
-      ? "estop"
+    status: latch !== undefined
+      ? "estop" as const
       : !record.connected
       ? record.down
       : fatal
-      ? "fault"
-      : t?.programStatus === "paused"
-      ? "paused"
-      : "online"
+      ? "fault" as const
+      : paused
+      ? "paused" as const
+      : "online" as const,
+    connection,
+    safety: latch !== undefined ? "stopped" as const : fatal ? "fault" as const : paused ? "paused" as const : "normal" as const,
+    ...(controlledBy === undefined ? {} : { controlledBy }),
+    ...(record.heardAt === undefined ? {} : { updatedAt: updatedAt(record.stamp, record.heardAt) }),
+    ...(latch === undefined ? {} : { stop: { since: latch.since, by: latch.by, confirmed: latch.confirmed } })
+  }
+  if (record.kind === "arm") {
+    const t = record.arm
     return {
       kind: "arm",
       ...common,
-      status,
+      ...(t === undefined ? {} : { reportedSafety: { servoReady: t.servoReady, tpMode: t.tpMode } }),
       position: t === undefined
         ? { x: 0, y: 0, z: 0, w: 0, p: 0, r: 0 }
         : { x: t.position.X, y: t.position.Y, z: t.position.Z, w: t.position.W, p: t.position.P, r: t.position.R },
@@ -203,28 +228,15 @@ const viewOf = (record: RobotRecord, lease: LeaseRecord | undefined, now: number
   }
   const s = record.agv.state
   const position = record.agv.visualization?.agvPosition ?? s?.agvPosition
-  const status = record.estop
-    ? "estop"
-    : !record.connected
-    ? record.down
-    : fatal
-    ? "fault"
-    : s?.paused === true
-    ? "paused"
-    : "online"
   return {
     kind: "agv",
     ...common,
-    status,
-    ...(s === undefined ? {} : { battery: clampPercent(s.batteryState.batteryCharge) }),
+    ...(s === undefined ? {} : {
+      battery: clampPercent(s.batteryState.batteryCharge),
+      reportedSafety: { eStop: s.safetyState.eStop, fieldViolation: s.safetyState.fieldViolation }
+    }),
     pose: position === undefined ? { x: 0, y: 0, theta: 0 } : { x: position.x, y: position.y, theta: position.theta }
   }
-}
-
-/** Answers a request with an error and keeps the state. */
-const refuse = <E, S>(reply: Reply<any, E>, error: E, state: S): S => {
-  reply.fail(error)
-  return state
 }
 
 const newRecord = (id: string, kind: LinkEvent.RobotKind): RobotRecord => ({
@@ -232,7 +244,6 @@ const newRecord = (id: string, kind: LinkEvent.RobotKind): RobotRecord => ({
   kind,
   connected: false,
   down: "disconnected",
-  estop: false,
   alarms: new Map(),
   arm: undefined,
   agv: {},
@@ -240,25 +251,31 @@ const newRecord = (id: string, kind: LinkEvent.RobotKind): RobotRecord => ({
   stamp: undefined
 })
 
-const leaseOf = (robot: string, lease: LeaseRecord): Lease => ({
-  robot,
+const leaseOf = (lease: Leases.LeaseRecord): Lease => ({
+  robot: lease.robot,
   expiresAt: DateTime.unsafeMake(lease.expiresAt)
 })
 
-/** The control actor's behaviour; see the module documentation. */
+/** The default bounds of a lease's `ttlMs`: 1 second to 10 minutes. */
+export const defaultTtlBounds = { min: 1_000, max: 600_000 } as const
+
+/** The actor's behaviour; see the module documentation. */
 export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMessage, State> => {
   const period = Duration.millis(1000 / (options.updateHz ?? 30))
+  const { latches, leases, roster } = options
+  const bounds = options.ttlBounds ?? defaultTtlBounds
 
-  const live = (state: State, robot: string, now: number): LeaseRecord | undefined => {
-    const lease = state.leases.get(robot)
-    return lease !== undefined && lease.expiresAt > now ? lease : undefined
-  }
+  const checkTtl = (ttlMs: number): InvalidRequest | undefined =>
+    Number.isInteger(ttlMs) && ttlMs >= bounds.min && ttlMs <= bounds.max
+      ? undefined
+      : new InvalidRequest({ field: "ttlMs", reason: `a lease lasts ${bounds.min} to ${bounds.max} ms, not ${ttlMs}` })
 
   const record = (state: State, robot: string, kind: LinkEvent.RobotKind): RobotRecord => {
     let r = state.robots.get(robot)
     if (r === undefined) {
       r = newRecord(robot, kind)
       state.robots.set(robot, r)
+      roster.set(robot, kind)
     }
     state.dirty.add(robot)
     return r
@@ -286,8 +303,13 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
         })
         return state
       case "EmergencyStopped":
-        record(state, event.robot, event.kind).estop = true
+        record(state, event.robot, event.kind)
         return state
+      case "Cleared": {
+        const r = record(state, event.robot, event.kind)
+        if (r.kind === "arm") r.alarms.clear()
+        return state
+      }
       case "ArmTelemetry": {
         const r = record(state, event.robot, "arm")
         r.arm = event
@@ -318,14 +340,94 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
     }
   }
 
-  const releaseLease = (state: State, robot: string, ctx: Actor.ActorContext<FleetStateMessage>) => {
-    const lease = state.leases.get(robot)
-    if (lease === undefined) return
-    state.leases.delete(robot)
-    if (lease.monitor !== undefined && ![...state.leases.values()].some((l) => l.monitor === lease.monitor)) {
-      ctx.demonitor(lease.monitor)
+  const watch = (state: State, holder: Leases.Holder, ctx: Actor.ActorContext<FleetStateMessage>) => {
+    if (holder.ref !== undefined && !state.monitors.has(holder.session)) {
+      state.monitors.set(holder.session, ctx.monitor(holder.ref))
     }
+  }
+
+  /** Ends a lease; `why` when it ended without its holder's release. */
+  const endLease = (
+    state: State,
+    robot: string,
+    ctx: Actor.ActorContext<FleetStateMessage>,
+    why?: Leases.LeaseLost
+  ) => {
+    const lease = leases.get(robot)
+    if (lease === undefined) return
+    leases.delete(robot)
     state.dirty.add(robot)
+    const session = lease.holder.session
+    const monitor = state.monitors.get(session)
+    if (monitor !== undefined && ![...leases.values()].some((l) => l.holder.session === session)) {
+      ctx.demonitor(monitor)
+      state.monitors.delete(session)
+    }
+    if (why !== undefined) options.onLeaseLost?.(lease, roster.get(robot) ?? "arm", why)
+  }
+
+  const handle = (
+    state: State,
+    message: Exclude<FleetStateMessage, LinkEvent.LinkEvent | Flush>,
+    ctx: Actor.ActorContext<FleetStateMessage>,
+    now: number
+  ): void => {
+    switch (message._tag) {
+      case "Acquire": {
+        const { holder, robot } = message
+        const invalid = checkTtl(message.ttlMs)
+        if (invalid !== undefined) return message.reply.fail(invalid)
+        if (!state.robots.has(robot)) return message.reply.fail(new UnknownRobot({ robot }))
+        const current = Leases.live(leases, robot, now)
+        if (current !== undefined && current.holder.session !== holder.session) {
+          return message.reply.fail(new ControlHeld({ robot, holder: current.holder.user }))
+        }
+        if (current === undefined) endLease(state, robot, ctx, leases.has(robot) ? "expired" : undefined)
+        const lease: Leases.LeaseRecord = { robot, holder, expiresAt: now + message.ttlMs }
+        leases.set(robot, lease)
+        watch(state, holder, ctx)
+        state.dirty.add(robot)
+        return message.reply.succeed(leaseOf(lease))
+      }
+      case "Renew": {
+        const { holder, robot } = message
+        const invalid = checkTtl(message.ttlMs)
+        if (invalid !== undefined) return message.reply.fail(invalid)
+        if (!state.robots.has(robot)) return message.reply.fail(new UnknownRobot({ robot }))
+        const lease = Leases.live(leases, robot, now)
+        if (lease === undefined || lease.holder.session !== holder.session) {
+          return message.reply.fail(new NotController({ robot }))
+        }
+        lease.expiresAt = now + message.ttlMs
+        return message.reply.succeed(leaseOf(lease))
+      }
+      case "Release": {
+        const { holder, robot } = message
+        if (!state.robots.has(robot)) return message.reply.fail(new UnknownRobot({ robot }))
+        const lease = Leases.live(leases, robot, now)
+        if (lease === undefined || lease.holder.session !== holder.session) {
+          return message.reply.fail(new NotController({ robot }))
+        }
+        endLease(state, robot, ctx)
+        return message.reply.succeed()
+      }
+      case "Authorize": {
+        const { holder, robot } = message
+        const r = state.robots.get(robot)
+        if (r === undefined) return message.reply.fail(new UnknownRobot({ robot }))
+        const lease = Leases.live(leases, robot, now)
+        if (lease === undefined || lease.holder.session !== holder.session) {
+          return message.reply.fail(new NotController({ robot }))
+        }
+        if (!r.connected) return message.reply.fail(new RobotOffline({ robot }))
+        return message.reply.succeed({ robot, kind: r.kind })
+      }
+      case "GetState":
+        return message.reply.succeed({
+          tick: state.tick,
+          robots: [...state.robots.values()].map((r) => viewOf(r, leases.get(r.id), latches.get(r.id), now))
+        })
+    }
   }
 
   return Actor.make<FleetStateMessage, State>({
@@ -336,96 +438,57 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
         yield* Effect.forkScoped(
           Effect.repeat(Effect.sync(() => ctx.self.unsafeTellUrgent(new Flush())), Schedule.fixed(period))
         )
-        const state: State = { robots: new Map(), leases: new Map(), dirty: new Set(), tick: 0 }
+        const state: State = { robots: new Map(), dirty: new Set(), monitors: new Map(), overdue: new Set(), tick: 0 }
         for (const arm of options.arms) state.robots.set(arm, newRecord(arm, "arm"))
+        for (const [robot, kind] of roster) state.robots.set(robot, newRecord(robot, kind))
+        for (const latch of latches.all()) {
+          if (!state.robots.has(latch.robot)) state.robots.set(latch.robot, newRecord(latch.robot, latch.kind))
+        }
+        for (const robot of state.robots.keys()) roster.set(robot, state.robots.get(robot)!.kind)
+        for (const lease of leases.values()) watch(state, lease.holder, ctx)
+        // Liveness comes from the links, not from memory: each running link says again where it stands.
+        if (options.registry !== undefined) {
+          for (const entry of Registry.all(options.registry)) {
+            if (entry.key.startsWith("robot:") || entry.key.startsWith("agv:")) entry.ref.unsafeTell(LinkEvent.announce)
+          }
+        }
         return state
       }),
     receive: (state, message, ctx) => {
       const now = Date.now()
       switch (message._tag) {
-        case "Acquire": {
-          const { holder, robot } = message
-          if (!state.robots.has(robot)) return refuse(message.reply, new UnknownRobot({ robot }), state)
-          const current = live(state, robot, now)
-          if (current !== undefined && current.holder.session !== holder.session) {
-            message.reply.fail(new ControlHeld({ robot, holder: current.holder.user }))
-            return state
-          }
-          releaseLease(state, robot, ctx)
-          const existing = [...state.leases.values()].find((l) => l.holder.session === holder.session)
-          const monitor = existing?.monitor ?? (holder.ref === undefined ? undefined : ctx.monitor(holder.ref))
-          const lease: LeaseRecord = { holder, expiresAt: now + message.ttlMs, monitor }
-          state.leases.set(robot, lease)
-          state.dirty.add(robot)
-          message.reply.succeed(leaseOf(robot, lease))
-          return state
-        }
-        case "Renew": {
-          const { holder, robot } = message
-          if (!state.robots.has(robot)) return refuse(message.reply, new UnknownRobot({ robot }), state)
-          const lease = live(state, robot, now)
-          if (lease === undefined || lease.holder.session !== holder.session) {
-            message.reply.fail(new NotController({ robot }))
-            return state
-          }
-          lease.expiresAt = now + message.ttlMs
-          message.reply.succeed(leaseOf(robot, lease))
-          return state
-        }
-        case "Release": {
-          const { holder, robot } = message
-          if (!state.robots.has(robot)) return refuse(message.reply, new UnknownRobot({ robot }), state)
-          const lease = live(state, robot, now)
-          if (lease === undefined || lease.holder.session !== holder.session) {
-            message.reply.fail(new NotController({ robot }))
-            return state
-          }
-          releaseLease(state, robot, ctx)
-          message.reply.succeed()
-          return state
-        }
-        case "Authorize": {
-          const { holder, robot } = message
-          const r = state.robots.get(robot)
-          if (r === undefined) return refuse(message.reply, new UnknownRobot({ robot }), state)
-          const lease = live(state, robot, now)
-          if (lease === undefined || lease.holder.session !== holder.session) {
-            message.reply.fail(new NotController({ robot }))
-          } else if (!r.connected) {
-            message.reply.fail(new RobotOffline({ robot }))
-          } else {
-            message.reply.succeed({ robot, kind: r.kind })
-          }
-          return state
-        }
-        case "Lookup":
-          message.reply.succeed(state.robots.get(message.robot)?.kind)
-          return state
-        case "Cleared": {
-          const r = state.robots.get(message.robot)
-          if (r !== undefined) {
-            r.estop = false
-            if (r.kind === "arm") r.alarms.clear()
-            state.dirty.add(message.robot)
-          }
-          return state
-        }
+        case "Acquire":
+        case "Renew":
+        case "Release":
+        case "Authorize":
         case "GetState":
-          message.reply.succeed({
-            tick: state.tick,
-            robots: [...state.robots.values()].map((r) => viewOf(r, state.leases.get(r.id), now))
-          })
+          try {
+            handle(state, message, ctx, now)
+          } catch (error) {
+            // A bug meeting a request: the asker gets the defect, every lease and view stays.
+            message.reply.complete(Exit.die(error))
+            return Effect.as(Effect.logError(`fleet/state could not handle ${message._tag}`, error), state)
+          }
           return state
         case "Flush": {
-          for (const [robot, lease] of state.leases) {
-            if (lease.expiresAt <= now) releaseLease(state, robot, ctx)
+          for (const [robot, lease] of leases) {
+            if (lease.expiresAt <= now) endLease(state, robot, ctx, "expired")
+          }
+          for (const latch of latches.all()) {
+            if (overdue(latch, now) && !state.overdue.has(latch.robot)) {
+              state.overdue.add(latch.robot)
+              state.dirty.add(latch.robot)
+            }
+          }
+          for (const robot of state.overdue) {
+            if (!overdue(latches.get(robot), now)) state.overdue.delete(robot)
           }
           if (state.dirty.size === 0) return state
           state.tick++
           const robots: Array<RobotView> = []
           for (const id of state.dirty) {
             const r = state.robots.get(id)
-            if (r !== undefined) robots.push(viewOf(r, state.leases.get(id), now))
+            if (r !== undefined) robots.push(viewOf(r, leases.get(id), latches.get(id), now))
           }
           state.dirty.clear()
           const update: typeof FleetUpdate.Type = { _tag: "FleetUpdate", tick: state.tick, robots }
@@ -437,10 +500,11 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
     },
     onSignal: (state, signal, ctx) => {
       if (signal._tag !== "Down") return state
-      for (const [robot, lease] of [...state.leases]) {
-        if (lease.monitor?.id === signal.monitor.id) {
-          lease.monitor = undefined
-          releaseLease(state, robot, ctx)
+      for (const [session, monitor] of state.monitors) {
+        if (monitor.id !== signal.monitor.id) continue
+        state.monitors.delete(session)
+        for (const [robot, lease] of [...leases]) {
+          if (lease.holder.session === session) endLease(state, robot, ctx, "holder gone")
         }
       }
       return state

@@ -6,18 +6,21 @@
  * ├─ links (dynamic)            robot:<id> per arm, agv:<manufacturer>/<serial> per AGV
  * ├─ mqtt                       the VDA 5050 broker connection (when a broker is configured)
  * ├─ arms                       starts the configured arms' links under links
- * ├─ state                      fleet state, control leases, conflated view updates (30 Hz)
+ * ├─ stop                       the stop channel, on a thread of its own (when FLEET_STOP_PORT is set)
  * ├─ control                    the fixed 100 Hz control loop (the speed guard), on a worker thread
  * ├─ telemetry                  records telemetry in the TelemetryLog (when one is provided)
- * └─ stop                       the stop channel, on a thread of its own (when FLEET_STOP_PORT is set)
+ * └─ state                      the fleet's view, lease grants, conflated view updates (30 Hz)
  * ```
  *
  * `links` comes first so that a broker connection that restarts leaves the robot links
  * alone (they find `mqtt` by name when they send), while a `links` that restarts (its
  * restart intensity exceeded) takes the rest with it: `mqtt` resubscribes and rediscovers
- * the AGVs from their retained `connection` and next messages, `arms` starts the arms again,
- * `state` starts from fresh state. Every child is registered in the fleet's registry under
- * its name, and every robot link under `robot:<id>` or `agv:<manufacturer>/<serial>`.
+ * the AGVs from their retained `connection` and next messages, `arms` starts the arms again.
+ * `state` comes last: nothing depends on it being up, so its crash restarts nobody else (not
+ * the stop channel, not the control loop), and it loses nothing: leases, latches and the
+ * roster of robots live above the tree, and it asks the running links to announce themselves.
+ * Every child is registered in the fleet's registry under its name, and every robot link under
+ * `robot:<id>` or `agv:<manufacturer>/<serial>`; every link reads the fleet's latch table.
  *
  * @since 0.1.0
  */
@@ -36,6 +39,9 @@ import * as DynamicSupervisor from "../../supervisors/DynamicSupervisor.js"
 import * as Supervisor from "../../supervisors/Supervisor.js"
 import * as ControlLoop from "./ControlLoop.js"
 import * as FleetState from "./FleetState.js"
+import type * as Leases from "./Leases.js"
+import type { StopLatches } from "./StopLatches.js"
+import type * as LinkEvent from "../../links/LinkEvent.js"
 import * as StopChannel from "./StopChannel.js"
 import * as SpeedGuard from "./SpeedGuard.js"
 import * as TelemetryRecorder from "./TelemetryRecorder.js"
@@ -54,6 +60,16 @@ export interface FleetTreeOptions {
   readonly telemetryLog?: TelemetryLog["Type"] | undefined
   /** The stop channel's table, hooks and status (a `stop` child when `settings.stopPort` is set). */
   readonly stopChannel?: Pick<StopChannel.StopChannelOptions, "table" | "hooks" | "status"> | undefined
+  /** The emergency-stop latches every link consults. */
+  readonly latches: StopLatches
+  /** The lease table `state` grants from. */
+  readonly leases: Leases.Leases
+  /** Every robot heard of, kept across restarts of `state`. */
+  readonly roster: Map<string, LinkEvent.RobotKind>
+  /** The bounds of a lease's TTL. */
+  readonly ttlBounds: { readonly min: number; readonly max: number }
+  /** Told when a lease ends by its TTL or its holder's death. */
+  readonly onLeaseLost: FleetState.FleetStateOptions["onLeaseLost"]
 }
 
 /** The PubSub topic of the control loop's metrics, once a second. */
@@ -87,7 +103,8 @@ const arms = (options: FleetTreeOptions) =>
                 host: robot.host,
                 port: robot.port,
                 pollHz: options.settings.pollHz,
-                hub: options.hub
+                hub: options.hub,
+                latches: options.latches
               }),
               { restart: "permanent", via: Registry.via(options.registry, key), mailbox: { capacity: 1_000 } }
             )
@@ -109,7 +126,8 @@ const startAgv = (options: FleetTreeOptions) => (identity: AgvLink.AgvLinkOption
           outbox,
           hub: options.hub,
           grace: options.settings.agvGraceMs,
-          shared: options.stopChannel?.table.slotOf(identity)
+          shared: options.stopChannel?.table.slotOf(identity),
+          latches: options.latches
         }),
         { restart: "transient", via: Registry.via(options.registry, MqttLink.agvKey(identity)), mailbox: { capacity: 1_000 } }
       )
@@ -146,11 +164,21 @@ export const make = (options: FleetTreeOptions) => {
         )
       ]),
       ChildSpec.make("arms", arms(options)),
-      ChildSpec.make(
-        "state",
-        FleetState.make({ hub: options.hub, arms: settings.rmiRobots.map((r) => r.id) }),
-        { via: Registry.via(registry, "state") }
-      ),
+      // Before state: a crash of state never restarts the stop channel.
+      ...(settings.stopPort === undefined || settings.mqttUrl === undefined || options.stopChannel === undefined ? [] : [
+        ChildSpec.make(
+          "stop",
+          StopChannel.make({
+            ...options.stopChannel,
+            host: settings.stopHost,
+            port: settings.stopPort,
+            brokerUrl: settings.mqttUrl,
+            prefix: settings.mqttPrefix,
+            realtimePriority: settings.stopRealtimePriority
+          }),
+          { via: Registry.via(registry, "stop") }
+        )
+      ]),
       ChildSpec.make(
         "control",
         ControlLoop.makeWorker({
@@ -165,21 +193,21 @@ export const make = (options: FleetTreeOptions) => {
       ...(options.telemetryLog === undefined ? [] : [
         ChildSpec.make("telemetry", TelemetryRecorder.make(options.hub, options.telemetryLog))
       ]),
-      // Last: a restart of any sibling restarts it too (rest_for_one), and its own restart touches no one.
-      ...(settings.stopPort === undefined || settings.mqttUrl === undefined || options.stopChannel === undefined ? [] : [
-        ChildSpec.make(
-          "stop",
-          StopChannel.make({
-            ...options.stopChannel,
-            host: settings.stopHost,
-            port: settings.stopPort,
-            brokerUrl: settings.mqttUrl,
-            prefix: settings.mqttPrefix,
-            realtimePriority: settings.stopRealtimePriority
-          }),
-          { via: Registry.via(registry, "stop") }
-        )
-      ])
+      // Last: its crash restarts no sibling, and what it needs to rebuild its view lives above the tree.
+      ChildSpec.make(
+        "state",
+        FleetState.make({
+          hub: options.hub,
+          arms: settings.rmiRobots.map((r) => r.id),
+          leases: options.leases,
+          latches: options.latches,
+          roster: options.roster,
+          registry,
+          ttlBounds: options.ttlBounds,
+          onLeaseLost: options.onLeaseLost
+        }),
+        { via: Registry.via(registry, "state") }
+      )
     ]
   })
 }

@@ -20,6 +20,7 @@ import { Worker } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
 import * as WorkerThread from "../../actors/WorkerThread.js"
 import type * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
+import type { StopReport } from "../../protocol/FleetRpcs.js"
 
 /** Why a stop failed, as the client gets it: an error's `_tag` and fields. */
 export interface StopError {
@@ -28,14 +29,24 @@ export interface StopError {
 
 /** What the fleet does for the channel on the main thread. */
 export interface StopChannelHooks {
-  /** The stop channel stopped these AGVs (`all`: as part of a stop of every robot). */
-  readonly stopped: (robots: ReadonlyArray<string>, who: string, all: boolean) => void
-  /** A stop the thread hands over: `robot`, or every robot but those in `skip`. */
+  /**
+   * The stop channel stopped these AGVs, publishing for each the `cancelOrder` actionIds in
+   * `published`: latch them durably, record them (`all`: as part of a stop of every robot, which
+   * is recorded once when the main thread has stopped the rest), tell their links. The channel
+   * answers its client once this completes.
+   */
+  readonly stopped: (
+    robots: ReadonlyArray<string>,
+    who: string,
+    published: Readonly<Record<string, ReadonlyArray<string>>>,
+    all: boolean
+  ) => Effect.Effect<void>
+  /** A stop the thread hands over: `robot`, or every robot but those in `skip`; resolves with what it reached. */
   readonly stop: (
     robot: string | undefined,
     skip: ReadonlyArray<string>,
     who: string
-  ) => Effect.Effect<void, StopError>
+  ) => Effect.Effect<StopReport, StopError>
 }
 
 /** Options of the channel. */
@@ -102,7 +113,14 @@ class StopChannelFailed extends Error {
 type WorkerEvent =
   | { readonly type: "ready"; readonly realtime: boolean | string; readonly port: number }
   | { readonly type: "failed"; readonly error: string }
-  | { readonly type: "stopped"; readonly robots: ReadonlyArray<string>; readonly who: string; readonly all: boolean }
+  | {
+    readonly type: "stopped"
+    readonly key: number
+    readonly robots: ReadonlyArray<string>
+    readonly published: Readonly<Record<string, ReadonlyArray<string>>>
+    readonly who: string
+    readonly all: boolean
+  }
   | {
     readonly type: "forward"
     readonly key: number
@@ -149,14 +167,19 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                 case "failed":
                   return fail(event.error)
                 case "stopped":
-                  return options.hooks.stopped(event.robots, event.who, event.all)
+                  return void Effect.runFork(
+                    Effect.ensuring(
+                      options.hooks.stopped(event.robots, event.who, event.published, event.all),
+                      Effect.sync(() => worker.postMessage({ type: "result", key: event.key }))
+                    )
+                  )
                 case "forward":
                   return void Effect.runFork(
                     options.hooks.stop(event.robot, event.skip, event.who).pipe(
                       Effect.match({
                         onFailure: (error) =>
                           worker.postMessage({ type: "result", key: event.key, error: { ...error, _tag: error._tag } }),
-                        onSuccess: () => worker.postMessage({ type: "result", key: event.key })
+                        onSuccess: (report) => worker.postMessage({ type: "result", key: event.key, report })
                       })
                     )
                   )

@@ -8,21 +8,26 @@
  * Protocol (subprotocol `fleetvisor.stop.v1`, JSON text frames):
  *   → { "id": any, "robot": "<manufacturer>/<serial>" | "<arm id>" }   one robot
  *   → { "id": any }                                                   every robot
- *   ← { "id": same, "ok": true, "writtenAt"?: epoch ms }   writtenAt: when this thread wrote the stop to the broker
+ *   ← { "id": same, "ok": true, "writtenAt"?: epoch ms, "reached"?: [ids], "latchedOnly"?: [ids] }
+ *        writtenAt: when this thread wrote the stop to the broker
  *   ← { "id": same, "ok": false, "error": { "_tag": "UnknownRobot" | "BadRequest" | …, … } }
  *
- * A live AGV (its link runs: the shared table's flag) is stopped here: `instantActions` with
- * `startPause` and `cancelOrder`, its headerId taken from the shared counter, published on this
- * thread's connection; the reply leaves once the publish is written. Everything else (arms,
- * whose TCP connection the main thread holds; robots this thread does not know; AGVs while
- * this connection is down) is handed to the main thread, which answers. Every stop is reported
- * to the main thread for the audit log and the fleet's events.
+ * A live AGV (its link runs: the shared table's flag) is stopped here: its latch flag in the
+ * shared table is set (so the main thread refuses its next order even before it hears of the
+ * stop), then `instantActions` with `startPause` and `cancelOrder`, its headerId taken from the
+ * shared counter, is published on this thread's connection. Everything else (arms, whose TCP
+ * connection the main thread holds; robots this thread does not know; AGVs while this
+ * connection is down) is handed to the main thread, which stops and latches them and answers.
+ * Every stop this thread makes is reported to the main thread, which commits the latch to
+ * disk, records it and tells the AGV's link (which watches for the AGV's confirmation); the
+ * reply leaves once the main thread has done that, so an answered stop is a durable latch.
  *
  * Plain JavaScript for the reason ControlLoopWorker.mjs gives.
  *
- * In:  { type: "slot", robot, manufacturer, serialNumber, slot }  { type: "result", key, error? }
+ * In:  { type: "slot", robot, manufacturer, serialNumber, slot }  { type: "result", key, error?, report? }
  * Out: { type: "ready", realtime, port }  { type: "failed", error }
- *      { type: "stopped", robots, who, all }  { type: "forward", key, robot?, skip, who }
+ *      { type: "stopped", key, robots, published: { robot: [cancelOrder actionId] }, who, all }
+ *      { type: "forward", key, robot?, skip, who }
  */
 import mqtt from "mqtt"
 import { performance } from "node:perf_hooks"
@@ -34,6 +39,7 @@ const { host, port, brokerUrl, clientId, prefix, table, capacity, stats: statsBu
   workerData
 const counters = new Uint32Array(table, 0, capacity)
 const live = new Int32Array(table, capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
+const latched = new Int32Array(table, 2 * capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
 /** requests, published, forwarded, bad requests, failed, open connections: read by the main thread for metrics. */
 const stats = new Float64Array(statsBuffer)
 const REQUESTS = 0, PUBLISHED = 1, FORWARDED = 2, BAD = 3, FAILED = 4, CONNECTIONS = 5
@@ -50,9 +56,11 @@ const broker = mqtt.connect(brokerUrl, { clientId, reconnectPeriod: 1_000, conne
 broker.on("connect", () => broker.stream?.setNoDelay?.(true))
 broker.on("error", () => {}) // mqtt.js reconnects by itself; stops are handed over while it is down
 
+/** The stop's message, and the id of its `cancelOrder` (the AGV's link watches for it to finish). */
 const instantActions = (agv, now) => {
   const stamp = now.toString(36)
-  return JSON.stringify({
+  const cancelId = `cancelOrder-${stamp}-s${++actionCounter}`
+  const payload = JSON.stringify({
     headerId: Atomics.add(counters, agv.slot, 1),
     timestamp: new Date(now).toISOString(),
     version: "2.0.0",
@@ -60,28 +68,48 @@ const instantActions = (agv, now) => {
     serialNumber: agv.serialNumber,
     actions: [
       { actionType: "startPause", actionId: `startPause-${stamp}-s${++actionCounter}`, blockingType: "HARD" },
-      { actionType: "cancelOrder", actionId: `cancelOrder-${stamp}-s${++actionCounter}`, blockingType: "NONE" }
+      { actionType: "cancelOrder", actionId: cancelId, blockingType: "NONE" }
     ]
   })
+  return { payload, cancelId }
 }
 
 /** When, in epoch milliseconds with a fraction, as other processes of the machine can compare. */
 const preciseNow = () => performance.timeOrigin + performance.now()
 
-/** Publishes the stop of one AGV; resolves with when it was written, or why it failed. */
+/** Latches one AGV and publishes its stop; resolves with when it was written and its cancelOrder id, or why it failed. */
 const publishStop = (agv, now) =>
   new Promise((resolve) => {
-    broker.publish(agv.topic, instantActions(agv, now), { qos: 0, retain: false }, (error) =>
-      resolve(error === undefined || error === null ? { writtenAt: preciseNow() } : { failed: String(error.message ?? error) }))
+    Atomics.store(latched, agv.slot, 1)
+    const { cancelId, payload } = instantActions(agv, now)
+    broker.publish(agv.topic, payload, { qos: 0, retain: false }, (error) =>
+      resolve(
+        error === undefined || error === null ? { writtenAt: preciseNow(), cancelId } : { failed: String(error.message ?? error) }
+      ))
   })
 
-/** Hands a stop to the main thread; resolves with its answer: `{}` or `{ error }`. */
-const forward = (robot, skip, who) =>
+/** Posts `message` with a fresh key to the main thread; resolves with its result: `{ error?, report? }`. */
+const askMain = (message) =>
   new Promise((resolve) => {
     const key = nextKey++
-    pending.set(key, (error) => resolve(error === undefined ? {} : { error }))
-    stats[FORWARDED]++
-    parentPort.postMessage({ type: "forward", key, robot, skip, who })
+    pending.set(key, resolve)
+    parentPort.postMessage({ ...message, key })
+  })
+
+/** Hands a stop to the main thread; resolves with its answer: `{ report }` or `{ error }`. */
+const forward = (robot, skip, who) => {
+  stats[FORWARDED]++
+  return askMain({ type: "forward", robot, skip, who })
+}
+
+/** Tells the main thread which AGVs this thread stopped; resolves once it has committed their latches. */
+const reportStopped = (stopped, who, all) =>
+  askMain({
+    type: "stopped",
+    robots: stopped.map(({ agv }) => agv.robot),
+    published: Object.fromEntries(stopped.map(({ agv, cancelId }) => [agv.robot, [cancelId]])),
+    who,
+    all
   })
 
 const isLive = (agv) => Atomics.load(live, agv.slot) === 1
@@ -91,7 +119,10 @@ const liveAgv = (robot) => {
   return agv !== undefined && isLive(agv) ? agv : undefined
 }
 
-/** Stops `robot` (or every robot), resolving with `{ writtenAt }` (published here), `{}` (by the main thread) or `{ error }`. */
+/**
+ * Stops `robot` (or every robot), resolving with `{ writtenAt?, report? }` (`writtenAt` when
+ * published here) or `{ error }`, once the main thread has committed the latches.
+ */
 const stop = async (robot, who) => {
   const now = Date.now()
   if (robot !== undefined) {
@@ -103,18 +134,20 @@ const stop = async (robot, who) => {
       return forward(robot, [], who)
     }
     stats[PUBLISHED]++
-    parentPort.postMessage({ type: "stopped", robots: [robot], who, all: false })
-    return published
+    const { error } = await reportStopped([{ agv, cancelId: published.cancelId }], who, false)
+    return error === undefined
+      ? { writtenAt: published.writtenAt, report: { reached: [robot], latchedOnly: [] } }
+      : { error }
   }
   if (!broker.connected) return forward(undefined, [], who)
   const targets = [...agvs.values()].filter(isLive)
   const results = await Promise.all(targets.map((agv) => publishStop(agv, now)))
-  const stopped = targets.filter((_, i) => results[i].failed === undefined).map((agv) => agv.robot)
+  const stopped = targets.flatMap((agv, i) => (results[i].failed === undefined ? [{ agv, cancelId: results[i].cancelId }] : []))
   stats[PUBLISHED] += stopped.length
   stats[FAILED] += targets.length - stopped.length
-  if (stopped.length > 0) parentPort.postMessage({ type: "stopped", robots: stopped, who, all: true })
-  // The main thread stops the rest: the arms, and any AGV not stopped here.
-  return forward(undefined, stopped, who)
+  if (stopped.length > 0) await reportStopped(stopped, who, true)
+  // The main thread stops and latches the rest: the arms, every other robot, and any AGV not stopped here.
+  return forward(undefined, stopped.map(({ agv }) => agv.robot), who)
 }
 
 const badRequest = (message) => ({ _tag: "BadRequest", message })
@@ -157,13 +190,11 @@ server.on("connection", (socket, request) => {
       socket.send(JSON.stringify({ id: parsed.id ?? null, ok: false, error: parsed.error }))
       return
     }
-    stop(parsed.robot, who).then(({ error, writtenAt }) =>
+    stop(parsed.robot, who).then(({ error, report, writtenAt }) =>
       socket.send(JSON.stringify(
         error !== undefined
           ? { id: parsed.id, ok: false, error }
-          : writtenAt === undefined
-          ? { id: parsed.id, ok: true }
-          : { id: parsed.id, ok: true, writtenAt }
+          : { id: parsed.id, ok: true, ...(writtenAt === undefined ? {} : { writtenAt }), ...report }
       ))
     )
   })
@@ -183,7 +214,7 @@ parentPort.on("message", (message) => {
     case "result": {
       const resolve = pending.get(message.key)
       pending.delete(message.key)
-      resolve?.(message.error)
+      resolve?.({ error: message.error, report: message.report })
       return
     }
   }

@@ -14,8 +14,14 @@
  * - An instruction sent with `tell` (nobody waits for its reply) that the controller refuses
  *   raises a warning `Alarm` with the RMI code (e.g. RMIT-021), cleared by the next `Reset`.
  * - {@link EmergencyStop}, sent on the urgent lane (`tellUrgent`), overtakes everything in the
- *   mailbox, drops the instructions queued in the link and sends FRC_Abort. Until a `Reset`
- *   operation the link refuses motion, so nothing queued before the stop runs after it.
+ *   mailbox, latches the arm in the fleet's latch table ({@link Latches}), drops the
+ *   instructions queued in the link and sends FRC_Abort; motions it dropped are raised as a
+ *   `MOTION-DROPPED` alarm. While the arm is latched the link refuses motion and FRC_Continue
+ *   ({@link LinkLatched}), and a link that (re)connects does not initialise the RMI program (it
+ *   sends FRC_Abort again instead), so neither a queued motion nor a reconnect moves the arm
+ *   after a stop. Only a successful `Reset` operation clears the latch (then publishes `Cleared`).
+ * - {@link LinkEvent.Announce} makes it publish again whether it is connected, and its last
+ *   reading: how a restarted `fleet/state` learns the arm's liveness.
  *
  * ```ts
  * const arm = yield* system.spawn(RmiLink.make({ id: "arm-1", host: "10.0.0.5", hub }))
@@ -25,15 +31,16 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration, Effect, Exit, type Fiber, FiberSet, Queue, Schedule, Scope } from "effect"
+import { Cause, Data, Duration, Effect, Exit, type Fiber, FiberSet, Queue, Schedule, Scope } from "effect"
 import * as Actor from "../../actors/Actor.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
 import * as ExitReason from "../../actors/ExitReason.js"
 import type * as PubSub from "../../actors/PubSub.js"
 import * as LinkEvent from "../LinkEvent.js"
+import * as StopLatch from "../StopLatch.js"
 import * as Watchdog from "../Watchdog.js"
 import * as RmiClient from "./RmiClient.js"
-import { type RmiCommandError, type RmiInstructionError, RmiAborted } from "./RmiError.js"
+import type { RmiCommandError, RmiInstructionError } from "./RmiError.js"
 import type * as RmiPacket from "./RmiPacket.js"
 
 /** Options of one arm's link. */
@@ -56,6 +63,8 @@ export interface RmiLinkOptions {
    * connection; default 20 poll periods, at least 1 second.
    */
   readonly silenceDeadline?: Duration.DurationInput | undefined
+  /** The fleet's emergency-stop latches; default: a table of this link's own, in memory. */
+  readonly latches?: StopLatch.Latches | undefined
 }
 
 /** The link has no session with the controller now (connecting, or between restarts). */
@@ -75,7 +84,7 @@ export class RmiLinkSilent extends Data.TaggedError("RmiLinkSilent")<{
 export type OperationError = RmiCommandError | RmiNotConnected
 
 /** What a motion can fail with. */
-export type MotionError = RmiInstructionError | RmiNotConnected
+export type MotionError = RmiInstructionError | RmiNotConnected | StopLatch.LinkLatched
 
 /**
  * Program control: FRC_Pause, FRC_Continue, FRC_Abort, or `Reset`: FRC_Reset (which ends a
@@ -95,21 +104,28 @@ export interface Instruct {
 export interface Operate {
   readonly _tag: "Operate"
   readonly operation: Operation
-  readonly reply?: Reply<void, OperationError> | undefined
+  readonly reply?: Reply<void, OperationError | StopLatch.LinkLatched> | undefined
 }
 
-/** Stops the arm now (FRC_Abort); send it with `tellUrgent`. */
+/**
+ * Stops the arm now (FRC_Abort) and latches it; send it with `tellUrgent`. The reply comes
+ * once the controller answered the abort (`reached`), or at once when there is no session.
+ */
 export interface EmergencyStop {
   readonly _tag: "EmergencyStop"
-  readonly reply?: Reply<void, OperationError> | undefined
+  /** Who stopped it, for the latch. */
+  readonly by?: string | undefined
+  readonly reply?: Reply<StopLatch.StopOutcome> | undefined
 }
 
 /** What the link knows now. */
 export interface RmiLinkInfo {
   readonly robot: string
   readonly connected: boolean
-  /** Motion is refused until a `Reset`, after an emergency stop. */
+  /** Latched by an emergency stop: motion is refused until a `Reset`. */
   readonly stopped: boolean
+  /** Replies to instructions an abort had cancelled, ignored since the link started. */
+  readonly cancelledReplies: number
   /** Instructions sent and unanswered, and queued in the link. */
   readonly pending: { readonly sent: number; readonly queued: number }
   readonly last: LinkEvent.ArmTelemetry | undefined
@@ -139,29 +155,45 @@ class Lost {
 }
 
 /** What an arm link accepts. `Connected`, `Polled`, `ControllerEvent` and `Lost` are its own. */
-export type RmiLinkMessage = Instruct | Operate | EmergencyStop | GetInfo | Connected | Polled | ControllerEvent | Lost
+export type RmiLinkMessage =
+  | Instruct
+  | Operate
+  | EmergencyStop
+  | GetInfo
+  | LinkEvent.Announce
+  | Connected
+  | Polled
+  | ControllerEvent
+  | Lost
 
 /** An `Instruct` message for `ask`. */
 export const instruct = (instruction: RmiPacket.InstructionBody) =>
 (reply: Reply<RmiPacket.InstructionReply, MotionError>): RmiLinkMessage => ({ _tag: "Instruct", instruction, reply })
 
 /** An `Operate` message for `ask`. */
-export const operate = (operation: Operation) => (reply: Reply<void, OperationError>): RmiLinkMessage => ({
+export const operate = (operation: Operation) => (reply: Reply<void, OperationError | StopLatch.LinkLatched>): RmiLinkMessage => ({
   _tag: "Operate",
   operation,
   reply
 })
 
 /** An emergency stop to `tellUrgent`, or (with a reply) to `ask` with `{ urgent: true }`. */
-export const emergencyStop = (reply?: Reply<void, OperationError>): RmiLinkMessage => ({ _tag: "EmergencyStop", reply })
+export const emergencyStop = (reply?: Reply<StopLatch.StopOutcome>): RmiLinkMessage => ({ _tag: "EmergencyStop", reply })
+
+/** An emergency stop by `by`, to `ask` with `{ urgent: true }`. */
+export const emergencyStopBy = (by: string) => (reply: Reply<StopLatch.StopOutcome>): RmiLinkMessage => ({
+  _tag: "EmergencyStop",
+  by,
+  reply
+})
 
 /** A `GetInfo` message for `ask`. */
 export const getInfo = (reply: Reply<RmiLinkInfo>): RmiLinkMessage => ({ _tag: "GetInfo", reply })
 
 interface State {
   readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
+  readonly latches: StopLatch.Latches
   client: RmiClient.RmiClient | undefined
-  stopped: boolean
   last: LinkEvent.ArmTelemetry | undefined
 }
 
@@ -169,7 +201,12 @@ const programStatus = (status: number): LinkEvent.ArmTelemetry["programStatus"] 
   status === 0 ? "running" : status === 1 ? "paused" : "aborted"
 
 /** Opens the session, then polls and forwards controller events until the link dies. */
-const session = (options: RmiLinkOptions, self: ActorRef<RmiLinkMessage>, scope: Scope.Scope) =>
+const session = (
+  options: RmiLinkOptions,
+  latches: StopLatch.Latches,
+  self: ActorRef<RmiLinkMessage>,
+  scope: Scope.Scope
+) =>
   Effect.gen(function*() {
     const pollHz = Math.min(125, Math.max(10, options.pollHz ?? 10))
     const period = Duration.millis(1000 / pollHz)
@@ -179,7 +216,9 @@ const session = (options: RmiLinkOptions, self: ActorRef<RmiLinkMessage>, scope:
         host: options.host,
         port: options.port,
         connectTimeout: options.connectTimeout,
-        replyTimeout: options.replyTimeout
+        replyTimeout: options.replyTimeout,
+        // A latched arm's RMI program is not started again by a reconnect: only a Reset does that.
+        initialize: latches.get(options.id) === undefined
       }),
       scope
     )
@@ -203,6 +242,7 @@ const session = (options: RmiLinkOptions, self: ActorRef<RmiLinkMessage>, scope:
           at: Date.now(),
           programStatus: programStatus(status.ProgramStatus),
           servoReady: status.ServoReady === 1,
+          tpMode: status.TPMode === 1,
           override: status.Override,
           moving: status.RMIMotionStatus !== 0,
           position: cartesian.Position,
@@ -241,21 +281,23 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
     name: "rmi_link",
     init: (ctx) =>
       Effect.map(FiberSet.makeRuntime<never, unknown, unknown>(), (run) => {
-        run(session(options, ctx.self, ctx.scope))
-        return { run, client: undefined, stopped: false, last: undefined }
+        const latches = options.latches ?? StopLatch.memory()
+        run(session(options, latches, ctx.self, ctx.scope))
+        return { run, latches, client: undefined, last: undefined }
       }),
     receive: (state, message) => {
       const client = state.client
+      const latch = state.latches.get(options.id)
       switch (message._tag) {
         case "Polled":
           state.last = message.telemetry
           LinkEvent.unsafePublish(options.hub, message.telemetry)
           return state
         case "Instruct": {
-          if (client === undefined) {
+          if (latch !== undefined) {
+            message.reply?.fail(StopLatch.LinkLatched.of(latch))
+          } else if (client === undefined) {
             message.reply?.complete(notConnected(options))
-          } else if (state.stopped) {
-            message.reply?.fail(new RmiAborted({ instruction: message.instruction.Instruction }))
           } else {
             state.run(Effect.tap(Effect.exit(client.instruction(message.instruction)), (exit) => {
               if (message.reply !== undefined) return message.reply.complete(exit)
@@ -277,6 +319,10 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
           return state
         }
         case "Operate": {
+          if (latch !== undefined && message.operation === "Continue") {
+            message.reply?.fail(StopLatch.LinkLatched.of(latch))
+            return state
+          }
           if (client === undefined) {
             message.reply?.complete(notConnected(options))
             return state
@@ -284,7 +330,10 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
           const command = operations[message.operation](client)
           if (message.operation === "Reset") {
             state.run(Effect.tap(Effect.exit(command), (exit) => {
-              if (Exit.isSuccess(exit)) state.stopped = false
+              if (Exit.isSuccess(exit)) {
+                state.latches.clear(options.id)
+                LinkEvent.unsafePublish(options.hub, { _tag: "Cleared", robot: options.id, kind: "arm", at: Date.now() })
+              }
               message.reply?.complete(exit)
             }))
           } else {
@@ -293,24 +342,67 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
           return state
         }
         case "EmergencyStop": {
-          state.stopped = true
-          LinkEvent.unsafePublish(options.hub, { _tag: "EmergencyStopped", robot: options.id, kind: "arm", at: Date.now() })
-          if (client === undefined) message.reply?.complete(notConnected(options))
-          else state.run(Effect.tap(Effect.exit(client.abort), (exit) => message.reply?.complete(exit)))
+          const by = message.by ?? latch?.by ?? "link"
+          state.latches.latch(options.id, "arm", by)
+          const now = Date.now()
+          LinkEvent.unsafePublish(options.hub, { _tag: "EmergencyStopped", robot: options.id, kind: "arm", at: now, by })
+          if (client === undefined) {
+            message.reply?.succeed({ reached: false, dropped: 0 })
+            return state
+          }
+          const { queued, sent } = Effect.runSync(client.pending)
+          const dropped = queued + sent
+          if (dropped > 0) {
+            LinkEvent.unsafePublish(options.hub, {
+              _tag: "Alarm",
+              robot: options.id,
+              kind: "arm",
+              code: "MOTION-DROPPED",
+              level: "warning",
+              message: `the emergency stop dropped ${dropped} motion${dropped === 1 ? "" : "s"} that had been accepted`,
+              at: now
+            })
+          }
+          state.run(Effect.tap(Effect.exit(client.abort), (exit) => {
+            if (Exit.isFailure(exit)) {
+              LinkEvent.unsafePublish(options.hub, {
+                _tag: "Alarm",
+                robot: options.id,
+                kind: "arm",
+                code: "STOP-FAILED",
+                level: "fatal",
+                message: `FRC_Abort failed: ${Cause.squash(exit.cause)}; the arm stays latched`,
+                at: Date.now()
+              })
+            }
+            message.reply?.succeed({ reached: Exit.isSuccess(exit), dropped })
+          }))
           return state
         }
         case "GetInfo":
           message.reply.succeed({
             robot: options.id,
             connected: client !== undefined,
-            stopped: state.stopped,
+            stopped: latch !== undefined,
+            cancelledReplies: client === undefined ? 0 : Effect.runSync(client.cancelledReplies),
             pending: client === undefined ? { sent: 0, queued: 0 } : Effect.runSync(client.pending),
             last: state.last
           })
           return state
+        case "Announce":
+          LinkEvent.unsafePublish(
+            options.hub,
+            client === undefined
+              ? { _tag: "LinkDown", robot: options.id, kind: "arm", status: "disconnected", reason: "connecting", at: Date.now() }
+              : { _tag: "LinkUp", robot: options.id, kind: "arm", at: Date.now() }
+          )
+          if (state.last !== undefined) LinkEvent.unsafePublish(options.hub, state.last)
+          return state
         case "Connected":
           state.client = message.client
           LinkEvent.unsafePublish(options.hub, { _tag: "LinkUp", robot: options.id, kind: "arm", at: Date.now() })
+          // Whatever the controller was doing while the link was away, a latched arm stays stopped.
+          if (latch !== undefined) state.run(Effect.ignore(message.client.abort))
           return state
         case "ControllerEvent": {
           const event = message.event

@@ -15,6 +15,14 @@
  *   link's outbox (QoS and retain per the specification's table). {@link EmergencyStop}, sent
  *   with `tellUrgent`, overtakes the mailbox and sends `startPause` and `cancelOrder` in one
  *   message, itself on the MQTT link's urgent lane.
+ * - A stop latches the AGV in the fleet's latch table ({@link Latches}): while latched, the link
+ *   refuses orders and `stopPause` ({@link LinkLatched}), and sends the stop again every 500 ms
+ *   until the AGV's own state confirms it (paused, no nodes or edges left, one of the stop's
+ *   `cancelOrder` actions FINISHED or FAILED). A link started for a latched AGV that is not
+ *   confirmed (after a restart of the process, say) sends the stop at once. {@link ResetStop}
+ *   clears a confirmed latch and sends `stopPause`.
+ * - {@link LinkEvent.Announce} makes it publish again whether the AGV is up, and what it last
+ *   said: how a restarted `fleet/state` learns the AGV's liveness.
  *
  * @since 0.1.0
  */
@@ -30,6 +38,7 @@ import type { ActorRef, Reply } from "../../actors/ActorRef.js"
 import * as ExitReason from "../../actors/ExitReason.js"
 import type * as PubSub from "../../actors/PubSub.js"
 import * as LinkEvent from "../LinkEvent.js"
+import * as StopLatch from "../StopLatch.js"
 import * as Watchdog from "../Watchdog.js"
 import type { Action } from "./Action.js"
 import type { ConnectionState } from "./Connection.js"
@@ -67,6 +76,10 @@ export interface AgvLinkOptions {
    * the slot says while this link runs.
    */
   readonly shared?: SharedHeaderIds.Slot | undefined
+  /** The fleet's emergency-stop latches; default: a table of this link's own, in memory. */
+  readonly latches?: StopLatch.Latches | undefined
+  /** How often an unconfirmed stop is sent again; default 500 ms. */
+  readonly stopResend?: Duration.DurationInput | undefined
 }
 
 /** The AGV is OFFLINE or its connection broke, so nothing can be sent to it. */
@@ -83,7 +96,7 @@ export class AgvLinkSilent extends Data.TaggedError("AgvLinkSilent")<{
 }
 
 /** Why a message to the AGV was not sent. */
-export type SendError = AgvNotConnected | MessageCodec.MessageEncodeError
+export type SendError = AgvNotConnected | MessageCodec.MessageEncodeError | StopLatch.LinkLatched
 
 /** The instant actions the link sends on behalf of the fleet. */
 export type InstantActionType = "startPause" | "stopPause" | "cancelOrder" | "stateRequest" | "factsheetRequest"
@@ -108,10 +121,26 @@ export interface SendOrder {
   readonly reply?: Reply<void, SendError> | undefined
 }
 
-/** Pauses the AGV and cancels its order now; send it with `tellUrgent`. */
+/**
+ * Pauses the AGV and cancels its order now, and latches it; send it with `tellUrgent`. The reply
+ * says whether the AGV was online when the stop was handed to the broker connection.
+ */
 export interface EmergencyStop {
   readonly _tag: "EmergencyStop"
-  readonly reply?: Reply<void, SendError> | undefined
+  /** Who stopped it, for the latch. */
+  readonly by?: string | undefined
+  /**
+   * The `cancelOrder` actionIds of a stop another sender already published (the stop channel's
+   * thread): the link latches and watches for confirmation without publishing it again.
+   */
+  readonly published?: ReadonlyArray<string> | undefined
+  readonly reply?: Reply<StopLatch.StopOutcome> | undefined
+}
+
+/** Clears a confirmed stop latch and sends `stopPause`; refused while the AGV has not confirmed the stop. */
+export interface ResetStop {
+  readonly _tag: "ResetStop"
+  readonly reply: Reply<void, SendError>
 }
 
 /** What the link knows of its AGV now. */
@@ -137,9 +166,22 @@ class Silent {
   readonly _tag = "Silent"
   constructor(readonly error: AgvLinkSilent) {}
 }
+class ResendStop {
+  readonly _tag = "ResendStop"
+}
 
-/** What an AGV link accepts. `GraceOver` and `Silent` are its own. */
-export type AgvLinkMessage = Received | SendInstantAction | SendOrder | EmergencyStop | GetInfo | GraceOver | Silent
+/** What an AGV link accepts. `GraceOver`, `Silent` and `ResendStop` are its own. */
+export type AgvLinkMessage =
+  | Received
+  | SendInstantAction
+  | SendOrder
+  | EmergencyStop
+  | ResetStop
+  | GetInfo
+  | LinkEvent.Announce
+  | GraceOver
+  | Silent
+  | ResendStop
 
 /** A `SendInstantAction` message for `ask`. */
 export const instantAction = (actionType: InstantActionType) => (reply: Reply<string, SendError>): AgvLinkMessage => ({
@@ -156,7 +198,33 @@ export const order = (body: Omit<OrderBody, "orderUpdateId">) => (reply: Reply<v
 })
 
 /** An emergency stop to `tellUrgent`, or (with a reply) to `ask` with `{ urgent: true }`. */
-export const emergencyStop = (reply?: Reply<void, SendError>): AgvLinkMessage => ({ _tag: "EmergencyStop", reply })
+export const emergencyStop = (reply?: Reply<StopLatch.StopOutcome>): AgvLinkMessage => ({ _tag: "EmergencyStop", reply })
+
+/** An emergency stop by `by`, to `ask` with `{ urgent: true }`. */
+export const emergencyStopBy = (by: string) => (reply: Reply<StopLatch.StopOutcome>): AgvLinkMessage => ({
+  _tag: "EmergencyStop",
+  by,
+  reply
+})
+
+/** A `ResetStop` message for `ask`. */
+export const resetStop = (reply: Reply<void, SendError>): AgvLinkMessage => ({ _tag: "ResetStop", reply })
+
+/** How many `cancelOrder` ids of one stop are remembered: a few seconds of resends, then the oldest go. */
+const maxCancelActions = 64
+
+/**
+ * Whether the AGV's state confirms the stop of `latch`: paused, no order nodes or edges left,
+ * and one of the stop's `cancelOrder` actions ended (FINISHED; FAILED when there was no order
+ * to cancel, as VDA 5050 has it).
+ */
+export const confirmsStop = (latch: StopLatch.Latch, state: AgvState): boolean =>
+  state.paused === true &&
+  state.nodeStates.length === 0 &&
+  state.edgeStates.length === 0 &&
+  state.actionStates.some((action) =>
+    latch.cancelActions.has(action.actionId) && (action.actionStatus === "FINISHED" || action.actionStatus === "FAILED")
+  )
 
 /** A `GetInfo` message for `ask`. */
 export const getInfo = (reply: Reply<AgvLinkInfo>): AgvLinkMessage => ({ _tag: "GetInfo", reply })
@@ -178,6 +246,9 @@ interface State {
   readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   readonly ids: HeaderIds.Counters
   readonly watchdog: Watchdog.Watchdog
+  readonly latches: StopLatch.Latches
+  /** Sends an unconfirmed stop again, while it runs. */
+  resend: Fiber.RuntimeFiber<void> | undefined
   connection: ConnectionState | "UNKNOWN"
   up: boolean
   grace: Fiber.RuntimeFiber<void> | undefined
@@ -225,6 +296,37 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
 
   const online = (state: State) => state.connection !== "OFFLINE" && state.connection !== "CONNECTIONBROKEN"
 
+  /** Publishes startPause + cancelOrder on the urgent lane, remembering the cancelOrder's id in the latch. */
+  const sendStop = (state: State, latch: StopLatch.Latch): boolean => {
+    const sent = sendActions(state, ["startPause", "cancelOrder"], true)
+    if (Either.isLeft(sent)) return false
+    rememberCancel(latch, sent.right[1])
+    return true
+  }
+
+  const rememberCancel = (latch: StopLatch.Latch, actionId: string) => {
+    latch.cancelActions.add(actionId)
+    if (latch.cancelActions.size > maxCancelActions) {
+      latch.cancelActions.delete(latch.cancelActions.values().next().value!)
+    }
+  }
+
+  const resendEvery = Duration.decode(options.stopResend ?? Duration.millis(500))
+
+  /** Sends the stop again every `stopResend` until the AGV confirms it (the resend fiber ends with the actor). */
+  const watchStop = (state: State) => {
+    if (state.resend !== undefined) return
+    state.resend = state.run(
+      Effect.forever(Effect.zipRight(Effect.sleep(resendEvery), Effect.sync(() => state.self.unsafeTellUrgent(new ResendStop()))))
+    )
+  }
+
+  const stopWatching = (state: State) => {
+    if (state.resend === undefined) return
+    state.resend.unsafeInterruptAsFork(state.resend.id())
+    state.resend = undefined
+  }
+
   const markUp = (state: State) => {
     if (state.grace !== undefined) {
       state.grace.unsafeInterruptAsFork(state.grace.id())
@@ -256,6 +358,11 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
 
   const onState = (state: State, message: AgvState) => {
     state.state = message
+    const latch = state.latches.get(robot)
+    if (latch !== undefined && !latch.confirmed && confirmsStop(latch, message)) {
+      latch.confirmed = true
+      stopWatching(state)
+    }
     const errors = new Set(message.errors.map((e) => e.errorType))
     for (const error of message.errors) {
       if (state.errors.has(error.errorType)) continue
@@ -288,6 +395,8 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           run,
           ids: options.shared?.ids ?? HeaderIds.unsafeMake(),
           watchdog,
+          latches: options.latches ?? StopLatch.memory(),
+          resend: undefined,
           connection: "UNKNOWN",
           up: false,
           grace: undefined,
@@ -297,6 +406,12 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           errors: new Set(),
           received: 0,
           currentOrder: undefined
+        }
+        // A latched AGV that has not confirmed its stop (the process restarted, say) is stopped again first.
+        const latch = state.latches.get(robot)
+        if (latch !== undefined && !latch.confirmed) {
+          sendStop(state, latch)
+          watchStop(state)
         }
         sendActions(state, ["stateRequest"], false)
         options.shared?.setLive(true)
@@ -333,6 +448,11 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           }
         }
         case "SendInstantAction": {
+          const latch = message.actionType === "stopPause" ? state.latches.get(robot) : undefined
+          if (latch !== undefined) {
+            message.reply?.fail(StopLatch.LinkLatched.of(latch))
+            return state
+          }
           if (!online(state)) {
             message.reply?.fail(new AgvNotConnected({ robot }))
             return state
@@ -343,6 +463,11 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           return state
         }
         case "SendOrder": {
+          const latch = state.latches.get(robot)
+          if (latch !== undefined) {
+            message.reply?.fail(StopLatch.LinkLatched.of(latch))
+            return state
+          }
           if (!online(state)) {
             message.reply?.fail(new AgvNotConnected({ robot }))
             return state
@@ -360,11 +485,64 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           return state
         }
         case "EmergencyStop": {
-          publish({ _tag: "EmergencyStopped", robot, kind: "agv", at: Date.now() })
-          const sent = sendActions(state, ["startPause", "cancelOrder"], true)
-          if (Either.isLeft(sent)) message.reply?.fail(sent.left)
-          else if (!online(state)) message.reply?.fail(new AgvNotConnected({ robot }))
-          else message.reply?.succeed()
+          const by = message.by ?? "link"
+          const latch = state.latches.latch(robot, "agv", by)
+          if (latch.confirmed) {
+            latch.confirmed = false
+            latch.unconfirmedSince = Date.now()
+          }
+          let sent = true
+          if (message.published === undefined) sent = sendStop(state, latch)
+          else for (const id of message.published) rememberCancel(latch, id)
+          publish({ _tag: "EmergencyStopped", robot, kind: "agv", at: Date.now(), by })
+          watchStop(state)
+          message.reply?.succeed({ reached: sent && online(state), dropped: 0 })
+          return state
+        }
+        case "ResendStop": {
+          const latch = state.latches.get(robot)
+          if (latch === undefined || latch.confirmed) stopWatching(state)
+          else sendStop(state, latch)
+          return state
+        }
+        case "ResetStop": {
+          const latch = state.latches.get(robot)
+          if (latch === undefined) {
+            message.reply.succeed()
+            return state
+          }
+          if (!latch.confirmed && (state.state === undefined || !confirmsStop(latch, state.state))) {
+            message.reply.fail(StopLatch.LinkLatched.of(latch))
+            return state
+          }
+          if (!online(state)) {
+            message.reply.fail(new AgvNotConnected({ robot }))
+            return state
+          }
+          state.latches.clear(robot)
+          stopWatching(state)
+          publish({ _tag: "Cleared", robot, kind: "agv", at: Date.now() })
+          const resumed = sendActions(state, ["stopPause"], false)
+          if (Either.isLeft(resumed)) message.reply.fail(resumed.left)
+          else message.reply.succeed()
+          return state
+        }
+        case "Announce": {
+          const at = Date.now()
+          publish(
+            state.up
+              ? { _tag: "LinkUp", robot, kind: "agv", at }
+              : {
+                _tag: "LinkDown",
+                robot,
+                kind: "agv",
+                status: state.connection === "OFFLINE" ? "offline" : "disconnected",
+                reason: state.connection,
+                at
+              }
+          )
+          if (state.state !== undefined) publish({ _tag: "AgvTelemetry", robot, at, state: state.state })
+          if (state.visualization !== undefined) publish({ _tag: "AgvTelemetry", robot, at, visualization: state.visualization })
           return state
         }
         case "GetInfo":

@@ -2,8 +2,10 @@
  * The `instantActions` headerIds of every AGV of a node in shared memory, so that a second
  * sender on another thread (the fleet's stop channel) continues each AGV's sequence instead of
  * starting its own. One slot per AGV, handed out on first use and kept for the node's life:
- * a counter (`Atomics.add`, wrapping after the uint32 maximum as the specification's ids do)
- * and a flag saying whether the AGV's link is running.
+ * a counter (`Atomics.add`, wrapping after the uint32 maximum as the specification's ids do),
+ * a flag saying whether the AGV's link is running, and a flag saying whether an emergency stop
+ * latched the AGV: the stop channel's thread sets it as it publishes a stop, so the main
+ * thread refuses the AGV's next order even before it hears of that stop.
  *
  * The table is a `SharedArrayBuffer` plus the slot of each robot; the other thread gets the
  * buffer once and each `(robot, slot)` pair as it is handed out (see {@link SharedHeaderIds.onSlot}).
@@ -31,36 +33,54 @@ export interface Slot {
 
 /** The table: the buffer to share, and the slots handed out. */
 export interface SharedHeaderIds {
-  /** Counters at `[slot]`, live flags at `[capacity + slot]`, as an `Int32Array`/`Uint32Array` view. */
+  /** Counters at `[slot]`, live flags at `[capacity + slot]`, latch flags at `[2 × capacity + slot]`, as `Int32Array`/`Uint32Array` views. */
   readonly buffer: SharedArrayBuffer
   readonly capacity: number
   /** Every slot handed out so far. */
   readonly slots: () => ReadonlyArray<SlotAssigned>
   /** The slot of an AGV, handed out on first use; `undefined` once the table is full. */
   readonly slotOf: (identity: AgvIdentity) => Slot | undefined
+  /** Whether the AGV's latch flag is set (false for an AGV without a slot). */
+  readonly latched: (robot: string) => boolean
+  /** Sets or clears the AGV's latch flag, handing out its slot if it has none yet. */
+  readonly setLatched: (identity: AgvIdentity, on: boolean) => void
   /** Called with each new slot (one listener: the stop channel). */
   onSlot: ((slot: SlotAssigned) => void) | undefined
 }
 
-/** A table for up to `capacity` AGVs (default 65,536: 512 KB). */
+/** A table for up to `capacity` AGVs (default 65,536: 768 KB). */
 export const make = (capacity = 65_536): SharedHeaderIds => {
-  const buffer = new SharedArrayBuffer(capacity * 2 * Uint32Array.BYTES_PER_ELEMENT)
+  const buffer = new SharedArrayBuffer(capacity * 3 * Uint32Array.BYTES_PER_ELEMENT)
   const counters = new Uint32Array(buffer, 0, capacity)
   const live = new Int32Array(buffer, capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
+  const latches = new Int32Array(buffer, 2 * capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
   const assigned = new Map<string, SlotAssigned>()
+  const assign = (identity: AgvIdentity): SlotAssigned | undefined => {
+    const robot = `${identity.manufacturer}/${identity.serialNumber}`
+    let entry = assigned.get(robot)
+    if (entry === undefined) {
+      if (assigned.size === capacity) return undefined
+      entry = { robot, manufacturer: identity.manufacturer, serialNumber: identity.serialNumber, slot: assigned.size }
+      assigned.set(robot, entry)
+      table.onSlot?.(entry)
+    }
+    return entry
+  }
   const table: SharedHeaderIds = {
     buffer,
     capacity,
     slots: () => [...assigned.values()],
+    latched: (robot) => {
+      const entry = assigned.get(robot)
+      return entry !== undefined && Atomics.load(latches, entry.slot) === 1
+    },
+    setLatched: (identity, on) => {
+      const entry = assign(identity)
+      if (entry !== undefined) Atomics.store(latches, entry.slot, on ? 1 : 0)
+    },
     slotOf: (identity) => {
-      const robot = `${identity.manufacturer}/${identity.serialNumber}`
-      let entry = assigned.get(robot)
-      if (entry === undefined) {
-        if (assigned.size === capacity) return undefined
-        entry = { robot, manufacturer: identity.manufacturer, serialNumber: identity.serialNumber, slot: assigned.size }
-        assigned.set(robot, entry)
-        table.onSlot?.(entry)
-      }
+      const entry = assign(identity)
+      if (entry === undefined) return undefined
       const slot = entry.slot
       const local = HeaderIds.unsafeMake()
       return {

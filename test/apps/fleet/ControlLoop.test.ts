@@ -65,6 +65,7 @@ const arm = (x: number, timeTag: number): LinkEvent.ArmTelemetry => ({
   at: Date.now(),
   programStatus: "running",
   servoReady: true,
+  tpMode: false,
   override: 100,
   moving: true,
   position: { X: x, Y: 0, Z: 300, W: 180, P: 0, R: 0 },

@@ -74,15 +74,15 @@ describe("Fleet", () => {
         ├─ links (dynamic, 1/∞)
         │  └─ robot:arm-1 running mailbox=0 restarts=0
         ├─ arms running mailbox=0 restarts=0
-        ├─ state running mailbox=0 restarts=0
-        └─ control running mailbox=0 restarts=0`)
+        ├─ control running mailbox=0 restarts=0
+        └─ state running mailbox=0 restarts=0`)
     }))
 
   it.scopedLive("nests under the node's root supervisor when started unstarted (DESIGN.md's tree)", () =>
     Effect.gen(function*() {
       const sim = yield* RmiSimulator.make({ port: 0 })
       const system = yield* TestKit.system()
-      const fleet = Fleet.makeUnstarted({
+      const fleet = yield* Fleet.makeUnstarted({
         settings: FleetConfig.make({ rmiRobots: [{ id: "arm-1", host: "127.0.0.1", port: sim.port }] }),
         hub: yield* PubSub.make()
       })
@@ -94,8 +94,8 @@ describe("Fleet", () => {
            ├─ links (dynamic, 1/∞)
            │  └─ robot:arm-1 running mailbox=0 restarts=0
            ├─ arms running mailbox=0 restarts=0
-           ├─ state running mailbox=0 restarts=0
-           └─ control running mailbox=0 restarts=0`)
+           ├─ control running mailbox=0 restarts=0
+           └─ state running mailbox=0 restarts=0`)
     }))
 
   it.scopedLive("control lease: one holder at a time, typed errors for the others, commands only for the holder", () =>
@@ -132,7 +132,7 @@ describe("Fleet", () => {
       yield* fleet.acquire("arm-1", a.holder)
       yield* system.crash(a.ref, "socket gone")
       yield* eventually(view("arm-1"), (robot) => robot.controlledBy === undefined)
-      yield* fleet.acquire("arm-1", b.holder, 300)
+      yield* fleet.acquire("arm-1", b.holder, 1_000)
       const c = yield* session(system, "c")
       expect(yield* Effect.flip(fleet.acquire("arm-1", c.holder))).toMatchObject({ _tag: "ControlHeld" })
       yield* eventually(Effect.exit(fleet.acquire("arm-1", c.holder)), Exit.isSuccess)
@@ -165,7 +165,7 @@ describe("Fleet", () => {
       expect((yield* fleet.state).tick).toBeGreaterThanOrEqual(second.value.tick)
     }))
 
-  it.scopedLive("writes every command to the audit log: who, which robot, what, and how it ended", () =>
+  it.scopedLive("writes every control action to the audit log: who, which robot, what, and how it ended", () =>
     Effect.gen(function*() {
       const dir = yield* Effect.acquireRelease(
         Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-fleet-"))),
@@ -181,13 +181,19 @@ describe("Fleet", () => {
       yield* fleet.command("arm-1", a.holder, move)
       yield* Effect.flip(fleet.command("arm-1", a.holder, { _tag: "SendOrder", nodes: [{ nodeId: "n", x: 0, y: 0, mapId: "m" }] }))
       yield* fleet.emergencyStop("arm-1", "user-b")
+      yield* Effect.flip(fleet.renew("arm-1", a.holder, 10 ** 15))
+      yield* fleet.renew("arm-1", a.holder)
+      yield* fleet.release("arm-1", a.holder)
       const rows = yield* log.query({ robot: "arm-1", limit: 10 })
-      expect(rows.map(({ command, result, who }) => ({ who, command, result })).reverse()).toEqual([
-        { who: "user-a", command: "MoveLinear", result: "ok" },
-        { who: "user-a", command: "SendOrder", result: "error" },
-        { who: "user-b", command: "EmergencyStop", result: "ok" }
+      expect(rows.map(({ command, message, result, who }) => ({ who, command, result, message })).reverse()).toEqual([
+        { who: "user-a", command: "Acquire", result: "ok", message: undefined },
+        { who: "user-a", command: "MoveLinear", result: "ok", message: undefined },
+        { who: "user-a", command: "SendOrder", result: "error", message: "CommandNotSupported" },
+        { who: "user-b", command: "EmergencyStop", result: "ok", message: undefined },
+        { who: "user-a", command: "Renew", result: "error", message: "InvalidRequest" },
+        { who: "user-a", command: "Renew", result: "ok", message: undefined },
+        { who: "user-a", command: "Release", result: "ok", message: undefined }
       ])
-      expect(rows[1].message).toBe("CommandNotSupported")
     }))
 
   it.scopedLive("records the arms' telemetry in the TelemetryLog, off the event loop", () =>
@@ -201,7 +207,7 @@ describe("Fleet", () => {
       )
       const log = Context.get(store, TelemetryLog)
       const { system } = yield* armFleet({}, undefined, log)
-      expect(yield* system.render).toContain("└─ telemetry running")
+      expect(yield* system.render).toContain("├─ telemetry running")
       const rows = yield* eventually(
         Effect.zipRight(
           log.flush,
@@ -251,8 +257,8 @@ describe("Fleet", () => {
         │  └─ agv:fleetvisor/sim-0001 running mailbox=0 restarts=0
         ├─ mqtt running mailbox=0 restarts=0
         ├─ arms running mailbox=0 restarts=0
-        ├─ state running mailbox=0 restarts=0
-        └─ control running mailbox=0 restarts=0
+        ├─ control running mailbox=0 restarts=0
+        └─ state running mailbox=0 restarts=0
         session:a running mailbox=0 restarts=0`)
     }))
 })

@@ -97,14 +97,15 @@ describe("arm commands the controller refuses", () => {
         code: "RMIT-009"
       })
       expect(yield* Effect.flip(fleet.command("arm-1", a, { _tag: "MoveJoint", joints: [1, 2, 3], speed: 50 })))
-        .toEqual(expect.objectContaining({ _tag: "CommandRefused", command: "MoveJoint", reason: expect.stringMatching(/6 to 9/) }))
+        .toEqual(expect.objectContaining({ _tag: "InvalidRequest", field: "joints", reason: expect.stringMatching(/6 to 9/) }))
 
       const rows = yield* log.query({ robot: "arm-1", limit: 10 })
       expect(rows.map(({ command, message, result }) => ({ command, result, message })).reverse()).toEqual([
+        { command: "Acquire", result: "ok", message: undefined },
         { command: "Continue", result: "error", message: "CommandRefused" },
         { command: "EmergencyStop", result: "ok", message: undefined },
         { command: "Pause", result: "error", message: "CommandRefused" },
-        { command: "MoveJoint", result: "error", message: "CommandRefused" }
+        { command: "MoveJoint", result: "error", message: "InvalidRequest" }
       ])
     }))
 

@@ -95,7 +95,9 @@ describe("the stop channel", () => {
       const reply = Effect.runPromise(client.ask({ id: 7, robot: id }))
       busyFor(300)
       const answer = (yield* Effect.promise(() => reply)) as { writtenAt: number }
-      expect(answer).toEqual({ id: 7, ok: true, writtenAt: expect.any(Number) })
+      expect(answer).toEqual({ id: 7, ok: true, writtenAt: expect.any(Number), reached: [id], latchedOnly: [] })
+      // The answer came once the main thread had latched the AGV.
+      expect(fleet.latches.get(id)).toMatchObject({ robot: id, by: "127.0.0.1" })
       // Written while this thread was still busy.
       expect(answer.writtenAt - sent).toBeLessThan(150)
       const stop = yield* probe.waitFor(agv.serialNumber, "instantActions", (m) => m.headerId === 1)
@@ -122,7 +124,7 @@ describe("the stop channel", () => {
   it.scopedLive("hands an arm's stop to the main thread, which aborts the controller's program", () =>
     Effect.gen(function*() {
       const { arm, client, events, fleet } = yield* fleetWithChannel
-      expect(yield* client.ask({ id: "a", robot: "arm-1" })).toEqual({ id: "a", ok: true })
+      expect(yield* client.ask({ id: "a", robot: "arm-1" })).toEqual({ id: "a", ok: true, reached: ["arm-1"], latchedOnly: [] })
       yield* eventually(arm.snapshot, (s) => s.program === "aborted")
       expect(events).toContainEqual(expect.objectContaining({ _tag: "EmergencyStopped", robot: "arm-1", kind: "arm" }))
       expect(fleet.stopChannel?.stats()).toMatchObject({ published: 0, forwarded: 1 })
@@ -131,7 +133,13 @@ describe("the stop channel", () => {
   it.scopedLive("stops every robot: the AGVs from its thread, the arms from the main thread, each once", () =>
     Effect.gen(function*() {
       const { agv, arm, client, events, id, log, probe } = yield* fleetWithChannel
-      expect(yield* client.ask({ id: 1 })).toEqual({ id: 1, ok: true })
+      const answer = (yield* client.ask({ id: 1 })) as { reached: Array<string> }
+      expect({ ...answer, reached: [...answer.reached].sort() }).toEqual({
+        id: 1,
+        ok: true,
+        reached: ["arm-1", id].sort(),
+        latchedOnly: []
+      })
       yield* eventually(arm.snapshot, (s) => s.program === "aborted")
       yield* eventually(agv.state, (state) => state.paused === true)
       yield* Effect.sleep("300 millis")

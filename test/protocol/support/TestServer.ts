@@ -130,7 +130,8 @@ const handlers = FleetvisorRpcs.toLayer(
       FleetRenew: ({ robot }) => Effect.succeed({ robot, expiresAt: DateTime.add(now, { seconds: 60 }) }),
       FleetRelease: () => Effect.void,
       FleetCommand: (payload, { headers }) => Effect.asVoid(record("FleetCommand", payload, headers)),
-      FleetEmergencyStop: (payload, { headers }) => Effect.asVoid(record("FleetEmergencyStop", payload, headers))
+      FleetEmergencyStop: (payload, { headers }) =>
+        Effect.as(record("FleetEmergencyStop", payload, headers), { reached: [], latchedOnly: [] })
     }
   })
 )
