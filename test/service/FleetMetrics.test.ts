@@ -34,7 +34,16 @@ describe("the fleet's metrics", () => {
           value(later, "fleetvisor_telemetry_rows_committed_total") > value(first, "fleetvisor_telemetry_rows_committed_total")),
         { timeoutMillis: 10_000, waitedFor: "loop ticks, MQTT messages and telemetry rows to be counted" }
       )
-      const checked = spawnSync(promtool(), ["check", "metrics"], { input: first, encoding: "utf8" })
+      // A stop of every robot latches the three, and the gauges say so.
+      expect(value(first, "fleetvisor_fleet_latched_robots")).toBe(0)
+      yield* node.fleet.emergencyStop(undefined, "metrics-test")
+      const stopped = yield* TestKit.awaitUntil(
+        Effect.map(metrics(node.service.url), (body) => value(body, "fleetvisor_fleet_latched_robots") === 3),
+        { waitedFor: "three latched robots counted" }
+      ).pipe(Effect.zipRight(metrics(node.service.url)))
+      expect(value(stopped, "fleetvisor_fleet_emergency_stops_total")).toBe(3)
+      expect(value(stopped, "fleetvisor_fleet_latch_write_failures_total")).toBe(0)
+      const checked = spawnSync(promtool(), ["check", "metrics"], { input: stopped, encoding: "utf8" })
       expect(checked.stderr + checked.stdout).toBe("")
       expect(checked.status).toBe(0)
     }), 30_000)

@@ -1,7 +1,7 @@
 /**
  * The fleet's Prometheus metrics: the control loop's ticks, overruns and jitter, the MQTT
- * link's traffic and refusals, the telemetry log's rows, the stop channel's requests, and the
- * number of robot links. They
+ * link's traffic and refusals, the telemetry log's rows, the stop channel's requests, the
+ * emergency stops, latches and leases, and the number of robot links. They
  * are read from the parts themselves ({@link FleetService.stats}) when `/metrics` is scraped,
  * once per scrape however many metrics ask.
  *
@@ -45,6 +45,14 @@ export const register = (registry: Prometheus.Registry, fleet: Pick<FleetService
   const seconds = (ms: number | undefined) => (ms === undefined ? undefined : ms / 1000)
 
   gauge("fleetvisor_fleet_links", "Robot links running under fleet/links.", (s) => s.links)
+  gauge("fleetvisor_fleet_latched_robots", "Robots latched by an emergency stop, awaiting a Reset.", (s) => s.latched)
+  gauge("fleetvisor_fleet_leases", "Control leases held.", (s) => s.leases)
+  counter("fleetvisor_fleet_emergency_stops_total", "Robots stopped and latched (a stop of every robot counts each).", (s) =>
+    s.stops)
+  counter("fleetvisor_fleet_latch_write_failures_total", "Stop latches (or their clearing) the database could not take.", (s) =>
+    s.latchWriteFailures)
+  gauge("fleetvisor_rmi_cancelled_replies", "Late replies to instructions an abort cancelled, ignored by the arms' live sessions.", (s) =>
+    s.cancelledReplies)
 
   counter("fleetvisor_control_loop_ticks_total", "Ticks of the 100 Hz control loop.", (s) => s.loop?.ticks)
   counter("fleetvisor_control_loop_overruns_total", "Ticks whose phases ended after the next tick was due.", (s) =>
