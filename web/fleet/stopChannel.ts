@@ -5,11 +5,42 @@
  * sends it as the `FleetEmergencyStop` RPC. Pages served over https use the RPC only (the
  * channel has no TLS of its own).
  *
+ * A stop's reply says, like the RPC's answer, which robots the stop reached over a live link
+ * (`reached`) and which it could only latch (`latchedOnly`); a channel of an older service
+ * sends neither, and the answer then has no `report`.
+ *
  * @since 0.1.0
  */
 
-/** The channel's answer: done, or refused with a typed error. */
-export type StopAnswer = { readonly ok: true } | { readonly ok: false; readonly error: { readonly _tag: string } }
+/** What a stop did: the robots it reached over a live link, and those it could only latch. */
+export interface StopReport {
+  readonly reached: ReadonlyArray<string>
+  readonly latchedOnly: ReadonlyArray<string>
+}
+
+/** The channel's answer: done (with its report when the service sends one), or refused with a typed error. */
+export type StopAnswer =
+  | { readonly ok: true; readonly report?: StopReport | undefined }
+  | { readonly ok: false; readonly error: { readonly _tag: string } }
+
+/** A reply frame as the channel sends it (see `src/apps/fleet/StopChannelWorker.mjs`). */
+interface Reply {
+  readonly id: number
+  readonly ok: boolean
+  readonly error?: { readonly _tag: string }
+  readonly reached?: unknown
+  readonly latchedOnly?: unknown
+}
+
+const isIdList = (value: unknown): value is ReadonlyArray<string> =>
+  Array.isArray(value) && value.every((item) => typeof item === "string")
+
+/** The answer of a reply frame: its report only when both lists are there and well formed. */
+const answerOf = (reply: Reply): StopAnswer => {
+  if (!reply.ok) return { ok: false, error: reply.error ?? { _tag: "StopFailed" } }
+  const { latchedOnly, reached } = reply
+  return isIdList(reached) && isIdList(latchedOnly) ? { ok: true, report: { reached, latchedOnly } } : { ok: true }
+}
 
 /** Stops over the channel; `undefined` when it cannot be used now. */
 export interface StopChannel {
@@ -28,9 +59,14 @@ export const connect = (): StopChannel => {
   const open = (url: string) => {
     const ws = new WebSocket(url, "fleetvisor.stop.v1")
     ws.onmessage = (event) => {
-      const answer = JSON.parse(String(event.data)) as StopAnswer & { readonly id: number }
-      waiting.get(answer.id)?.(answer)
-      waiting.delete(answer.id)
+      let reply: Reply
+      try {
+        reply = JSON.parse(String(event.data)) as Reply
+      } catch {
+        return
+      }
+      waiting.get(reply.id)?.(answerOf(reply))
+      waiting.delete(reply.id)
     }
     ws.onopen = () => void (socket = ws)
     ws.onclose = () => {
