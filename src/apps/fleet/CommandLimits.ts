@@ -2,7 +2,8 @@
  * What the fleet accepts of a command before anything goes to a robot: every number finite, an
  * arm's tool speed above 0 and at most its limit, joint speeds 1–100 %, a target inside the arm's
  * workspace envelope when one is configured (and in any case within {@link maxReach} of the
- * origin, with W, P, R within ±360°), order nodes with finite coordinates. A command
+ * origin, with W, P, R within ±360°), joint angles within ±360° (J1–J6; the extended axes J7–J9,
+ * which may be linear, within {@link maxReach}), order nodes with finite coordinates. A command
  * outside these bounds is refused with a typed `InvalidRequest` naming the field; the robot
  * never sees it (a controller would refuse NaN or a 1e9 mm target only later, after the fleet
  * had answered "ok").
@@ -76,7 +77,12 @@ export const check = (command: RobotCommand, limits: ArmLimits): InvalidRequest 
           command.joints.length >= 6 && command.joints.length <= 9
             ? undefined
             : new InvalidRequest({ field: "joints", reason: `6 to 9 joint angles (J1–J9), not ${command.joints.length}` }),
-        ...command.joints.map((angle, i) => () => finite(`joints[${i}]`, angle)),
+        ...command.joints.map((angle, i) => () =>
+          finite(`joints[${i}]`, angle) ??
+            (i < 6
+              ? within(`joints[${i}]`, angle, anyAngle, "°", "a joint's travel")
+              : within(`joints[${i}]`, angle, anyArm, "", "an extended axis's travel"))
+        ),
         () =>
           Number.isFinite(command.speed) && command.speed >= 1 && command.speed <= 100
             ? undefined

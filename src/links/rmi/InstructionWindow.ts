@@ -62,6 +62,7 @@ export class InstructionWindow {
   private ignored = 0
   private gap: RmiSequenceGap | undefined
   private failure: RmiLinkError | undefined
+  private initializing = false
 
   constructor(
     private readonly limit: number,
@@ -122,10 +123,30 @@ export class InstructionWindow {
     this.pump()
   }
 
-  /** FRC_Initialize was accepted: fails every instruction with {@link RmiAborted}, forgets the cancelled SequenceIDs, and numbers from 1 again. */
+  /**
+   * FRC_Initialize is about to go out: nothing is sent until its reply ({@link initialize}) or
+   * its failure ({@link resume}), so that no instruction is numbered in the old sequence and
+   * reaches a controller that already counts from 1 again.
+   */
+  holdForInitialize(): void {
+    this.initializing = true
+  }
+
+  /** FRC_Initialize failed or was refused: sending goes on as before. */
+  resume(): void {
+    this.initializing = false
+    this.pump()
+  }
+
+  /**
+   * FRC_Initialize was accepted: fails every instruction with {@link RmiAborted}, forgets the
+   * older cancelled SequenceIDs (numbering starts again at 1, so their late replies could no
+   * longer be told apart), keeps those it cancels itself, and numbers from 1 again.
+   */
   initialize(): void {
-    this.abortAll()
     this.cancelled.clear()
+    this.abortAll()
+    this.initializing = false
     this.restart(1)
   }
 
@@ -166,7 +187,7 @@ export class InstructionWindow {
   }
 
   private pump(): void {
-    while (this.gap === undefined && this.failure === undefined && this.sent.size < this.limit) {
+    while (!this.initializing && this.gap === undefined && this.failure === undefined && this.sent.size < this.limit) {
       const next = this.queued.shift()
       if (next === undefined) return
       const sequenceId = this.nextSequenceId++

@@ -237,7 +237,13 @@ const open = (options: RmiClientOptions): Effect.Effect<RmiClient, RmiCommandErr
       type Reply = RmiPacket.CommandReplyOf<C>
       switch (packet.Command) {
         case "FRC_Initialize":
-          return exchange<Reply>(packet, replyTimeout, ifAccepted(() => window.initialize()))
+          return Effect.suspend(() => {
+            window.holdForInitialize()
+            return exchange<Reply>(packet, replyTimeout, (reply) => {
+              if (RmiPacket.isRejected(reply)) window.resume()
+              else window.initialize()
+            }).pipe(Effect.onError(() => Effect.sync(() => window.resume())))
+          })
         case "FRC_Abort":
           return Effect.suspend(() => {
             window.abortQueued()

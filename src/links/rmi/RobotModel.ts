@@ -88,7 +88,9 @@ export const positionOf = (joints: RmiPacket.JointAngle): RmiPacket.Position => 
 export const reachable = (joints: RmiPacket.JointAngle): boolean => {
   const elbow = 90 - joints.J2 - joints.J3
   return Object.values(joints).every((angle) => angle === undefined || Number.isFinite(angle)) &&
-    elbow > 0 && elbow < 180 && armOf(joints).reach > 1
+    elbow > 0 && elbow < 180 && armOf(joints).reach > 1 &&
+    // A finite angle can still overflow the position it leads to (1e306 degrees, say): the controller refuses it.
+    Object.values(positionOf(joints)).every((value) => value === undefined || Number.isFinite(value))
 }
 
 /** The position a fraction `t` (0–1) of the way from `from` to `to`. */

@@ -241,7 +241,9 @@ describe("an arm's emergency stop", () => {
         { ...quickMove(520), position: { ...quickMove(520).position, z: Infinity } },
         { _tag: "MoveJoint", joints: [0, 0, 0, 0, 0, NaN], speed: 50 },
         { _tag: "MoveJoint", joints: [0, 0, 0, 0, 0, 0], speed: 0 },
-        { _tag: "MoveJoint", joints: [0, 0, 0, 0, 0, 0], speed: 101 }
+        { _tag: "MoveJoint", joints: [0, 0, 0, 0, 0, 0], speed: 101 },
+        // Finite, but its position overflows: it once made the arm's readings unreadable, for good.
+        { _tag: "MoveJoint", joints: [0, 0, 0, 1e306, 0, 0, Number.MAX_VALUE], speed: 50 }
       ] as const
       for (const command of refusals) {
         expect(yield* Effect.flip(fleet.command("arm-1", a, command))).toMatchObject({ _tag: "InvalidRequest" })

@@ -55,6 +55,29 @@ describe("InstructionWindow", () => {
     expect(window.cancelledReplies).toBe(1)
   })
 
+  it("sends nothing while FRC_Initialize is out, and takes a late answer to what it cancelled as late", () => {
+    const { sent, submit, window } = windowOf(8)
+    submit()
+    window.holdForInitialize()
+    const during = submit()
+    expect(sent).toEqual([1])
+    // The controller refuses SequenceID 1 after it re-initialised (RMIT-029): a late answer, not an unknown one.
+    window.initialize()
+    expect(outcome(during)).toBe("RmiAborted")
+    expect(window.settle({ Instruction: "FRC_WaitTime", ErrorID: 2556957, SequenceID: 1 })).toBe("ignored")
+    submit()
+    expect(sent).toEqual([1, 1])
+  })
+
+  it("sends what waited once a refused FRC_Initialize lets go", () => {
+    const { sent, submit, window } = windowOf(8)
+    window.holdForInitialize()
+    submit()
+    expect(sent).toEqual([])
+    window.resume()
+    expect(sent).toEqual([1])
+  })
+
   it("fails what was sent on initialize and numbers from 1 again", () => {
     const { window, sent, submit } = windowOf(8)
     const before = submit()
