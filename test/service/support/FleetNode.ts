@@ -1,7 +1,7 @@
 /**
  * The real service with its fleet, started in the test's process on 127.0.0.1 (ephemeral port):
- * a small demo fleet (simulated arms over TCP, simulated AGVs on the real Mosquitto of
- * 127.0.0.1:1883 under a topic prefix of the test's own), a SQLite file in a temp directory,
+ * a small demo fleet (simulated arms over TCP, simulated AGVs on the test run's real Mosquitto
+ * under a topic prefix of the test's own), a SQLite file in a temp directory,
  * and a graceful shutdown when the test's scope closes.
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
@@ -21,6 +21,7 @@ import type { FleetService } from "../../../src/apps/fleet/index.js"
 import * as FleetvisorClient from "../../../src/client/FleetvisorClient.js"
 import * as ServiceConfig from "../../../src/http/ServiceConfig.js"
 import * as Main from "../../../src/main.js"
+import * as FleetProbe from "../../links/vda5050/support/FleetProbe.js"
 import type { FleetEvent, RobotView } from "../../../src/protocol/FleetRpcs.js"
 
 /** A started node and its fleet. */
@@ -54,7 +55,7 @@ export const start = (
       FLEET_DEMO: "on",
       FLEET_DEMO_ARMS: String(arms),
       FLEET_DEMO_AGVS: String(agvCount),
-      FLEET_MQTT_URL: "mqtt://127.0.0.1:1883",
+      FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
       FLEET_MQTT_PREFIX: `fv${process.pid}${Math.random().toString(36).slice(2, 8)}/v2`,
       ...options.env
     })

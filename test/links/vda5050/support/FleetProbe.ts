@@ -16,8 +16,8 @@ import * as HeaderIds from "../../../../src/links/vda5050/HeaderIds.js"
 import * as MessageCodec from "../../../../src/links/vda5050/MessageCodec.js"
 import * as Topic from "../../../../src/links/vda5050/Topic.js"
 
-/** The real Mosquitto the tests run against. */
-export const MOSQUITTO_URL = "mqtt://127.0.0.1:1883"
+/** The real Mosquitto the tests run against: the run's own (`test/support/globalSetup.ts`), else the machine's on 1883. */
+export const MOSQUITTO_URL = process.env.FLEETVISOR_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883"
 
 /** A topic prefix no other test uses. */
 export const uniquePrefix = () => `test-${randomBytes(4).toString("hex")}/v2`

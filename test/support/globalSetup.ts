@@ -1,0 +1,94 @@
+/**
+ * What the test run needs from the machine, brought up once before any test (vitest's global
+ * setup), so that `npm test` passes on a fresh Debian machine with only Node and npm:
+ *
+ * - the Debian packages the tests use (chromium for the browser tests, mosquitto, socat,
+ *   sqlite3, prometheus for `promtool`, systemd for `systemd-analyze`, perl), installed when
+ *   `dpkg -s` finds them missing and the run is root (`apt-get update`, then `apt-get install`
+ *   under a `policy-rc.d` that keeps the packages' daemons from starting); otherwise one line
+ *   says what to install;
+ * - a Mosquitto of the run's own on a spare port of 127.0.0.1, whose URL the tests read from
+ *   `FLEETVISOR_TEST_MQTT_URL` (a broker the machine already runs, on 1883 say, is left alone).
+ *   It stops when the run ends.
+ */
+import { execFileSync, spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+
+/** Debian package → what the tests run from it. */
+const packages: ReadonlyArray<readonly [string, string]> = [
+  ["mosquitto", "/usr/sbin/mosquitto"],
+  ["chromium", "/usr/bin/chromium"],
+  ["socat", "socat"],
+  ["sqlite3", "sqlite3"],
+  ["prometheus", "promtool"],
+  ["systemd", "systemd-analyze"],
+  ["perl", "perl"]
+]
+
+const installed = (name: string) => spawnSync("dpkg", ["-s", name], { stdio: "ignore" }).status === 0
+
+const say = (line: string) => process.stderr.write(`[test setup] ${line}\n`)
+
+/** Installs the missing packages as root, without starting their daemons. */
+const install = (missing: ReadonlyArray<string>) => {
+  if (process.getuid?.() !== 0) {
+    say(`missing Debian packages: ${missing.join(" ")}; install them (sudo apt-get install -y ${missing.join(" ")}) or run as root`)
+    return
+  }
+  say(`installing ${missing.join(" ")} (apt-get)`)
+  const policy = "/usr/sbin/policy-rc.d"
+  const hadPolicy = fs.existsSync(policy)
+  if (!hadPolicy) fs.writeFileSync(policy, "#!/bin/sh\nexit 101\n", { mode: 0o755 })
+  try {
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
+    execFileSync("apt-get", ["update", "-qq"], { stdio: "ignore", env, timeout: 300_000 })
+    execFileSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { stdio: "ignore", env, timeout: 600_000 })
+  } finally {
+    if (!hadPolicy) fs.rmSync(policy, { force: true })
+  }
+}
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer().once("error", reject).listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+const accepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, "127.0.0.1")
+    socket.once("connect", () => (socket.destroy(), resolve(true))).once("error", () => resolve(false))
+  })
+
+/** Starts Mosquitto on a spare port; resolves with its URL and a way to stop it. */
+const startMosquitto = async () => {
+  const port = await freePort()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-test-mosquitto-"))
+  const conf = path.join(dir, "mosquitto.conf")
+  fs.writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n`)
+  const binary = fs.existsSync("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto"
+  const broker = spawn(binary, ["-c", conf], { stdio: "ignore", detached: false })
+  for (let i = 0; i < 100 && !(await accepts(port)); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  if (!(await accepts(port))) throw new Error(`mosquitto did not start on 127.0.0.1:${port}`)
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    stop: () => {
+      broker.kill("SIGTERM")
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+export default async function setup() {
+  const missing = packages.filter(([name]) => !installed(name)).map(([name]) => name)
+  if (missing.length > 0) install(missing)
+  const broker = await startMosquitto()
+  process.env.FLEETVISOR_TEST_MQTT_URL = broker.url
+  say(`Mosquitto for this run on ${broker.url}`)
+  return () => broker.stop()
+}
