@@ -9,11 +9,24 @@
  * Under load, `arms` other links poll their simulators at 125 Hz (3 commands per poll), the
  * measured link polls at 125 Hz too, and its mailbox holds `queued` motions that the stop must
  * overtake. Simulators run in the same process, so their work is part of the load.
+ *
+ * `fleetStopAnswered` is the whole service-side stop, idle: `Fleet.emergencyStop` latches the
+ * arm, sends the stop, waits for the controller's reply and commits the latch to a SQLite file
+ * before it answers (what the `FleetEmergencyStop` RPC waits for), then the holder's Reset.
  */
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import { performance } from "node:perf_hooks"
 import { ActorSystem, PubSub } from "../src/actors/index.js"
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Fleet from "../src/apps/fleet/Fleet.js"
+import * as FleetConfig from "../src/apps/fleet/FleetConfig.js"
+import * as Database from "../src/store/Database.js"
+import { StopLatchStore, layer as latchLayer } from "../src/store/StopLatchStore.js"
 import * as RmiClient from "../src/links/rmi/RmiClient.js"
 import * as RmiLink from "../src/links/rmi/RmiLink.js"
 import * as RmiPacket from "../src/links/rmi/RmiPacket.js"
@@ -72,12 +85,45 @@ const stops = (load: boolean) =>
     })
   )
 
+const fleetStops = Effect.scoped(
+  Effect.gen(function*() {
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-bench-stop-"))),
+      (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+    )
+    const store = yield* Layer.build(latchLayer.pipe(Layer.provide(Database.layer({ filename: path.join(dir, "bench.db") }))))
+    const sim = yield* RmiSimulator.make({ port: 0 })
+    const system = yield* ActorSystem.make({ logFailures: false })
+    const fleet = yield* Fleet.make({
+      settings: FleetConfig.make({ rmiRobots: [{ id: "arm-1", host: "127.0.0.1", port: sim.port }] }),
+      hub: yield* PubSub.make(),
+      system,
+      latchStore: Context.get(store, StopLatchStore)
+    })
+    yield* Effect.repeat(fleet.state, {
+      until: (state) => state.robots.some((robot) => robot.id === "arm-1" && robot.connection === "online"),
+      schedule: Schedule.spaced("5 millis")
+    })
+    const holder = { session: "bench", user: "bench" }
+    yield* fleet.acquire("arm-1", holder, 600_000)
+    const times: Array<number> = []
+    for (let i = 0; i < samples; i++) {
+      const t0 = performance.now()
+      yield* fleet.emergencyStop("arm-1", "bench")
+      times.push(performance.now() - t0)
+      yield* fleet.command("arm-1", holder, { _tag: "Reset" })
+    }
+    return summary(times)
+  })
+)
+
 const main = async () => {
   const result = {
     benchmark: "emergency-stop",
     baselineGetStatusRoundTrip: await Effect.runPromise(baseline),
     stopIdle: await Effect.runPromise(stops(false)),
-    stopUnderLoad: { otherArmsPolling125Hz: arms, queuedMotions: queued, ...(await Effect.runPromise(stops(true))) }
+    stopUnderLoad: { otherArmsPolling125Hz: arms, queuedMotions: queued, ...(await Effect.runPromise(stops(true))) },
+    fleetStopAnswered: await Effect.runPromise(fleetStops)
   }
   console.log(JSON.stringify(result, null, 2))
 }
