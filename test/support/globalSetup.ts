@@ -4,7 +4,7 @@
  *
  * - the Debian packages the tests use (chromium for the browser tests, mosquitto, socat,
  *   sqlite3, prometheus for `promtool`, systemd for `systemd-analyze`, perl), installed when
- *   `dpkg -s` finds them missing and the run is root (`apt-get update`, then `apt-get install`
+ *   `dpkg-query` finds them missing and the run is root (`apt-get update`, then `apt-get install`
  *   under a `policy-rc.d` that keeps the packages' daemons from starting); otherwise one line
  *   says what to install;
  * - a Mosquitto of the run's own on a spare port of 127.0.0.1, whose URL the tests read from
@@ -28,7 +28,9 @@ const packages: ReadonlyArray<readonly [string, string]> = [
   ["perl", "perl"]
 ]
 
-const installed = (name: string) => spawnSync("dpkg", ["-s", name], { stdio: "ignore" }).status === 0
+/** Installed, not merely known (a removed package keeps a `deinstall … config-files` status). */
+const installed = (name: string) =>
+  spawnSync("dpkg-query", ["-W", "-f=${Status}", name], { encoding: "utf8" }).stdout === "install ok installed"
 
 const say = (line: string) => process.stderr.write(`[test setup] ${line}\n`)
 
