@@ -374,7 +374,11 @@ export const start = (
     })
     const fleet = yield* Option.match(fleetSettings, {
       onNone: () => Effect.succeedNone,
-      onSome: (settings) => Effect.asSome(startFleet(settings).pipe(Effect.provide(store)))
+      onSome: (settings) =>
+        Effect.asSome(
+          // The stop channel's port checks clients as the listener does.
+          startFleet({ ...settings, edge: { ...settings.edge, allowedOrigins: config.allowedOrigins } }).pipe(Effect.provide(store))
+        )
     })
     if (Option.isSome(fleet)) FleetMetrics.register(metrics.registry, fleet.value)
     const features: Array<string> = [

@@ -474,7 +474,9 @@ export const makeUnstarted = (
             if (!all) yield* Effect.forEach(robots, (robot) => record(who, robot, "EmergencyStop", { via: "stop channel" }, "ok"))
           }),
         stop: (robot, skip, who) =>
-          stopRobots(robot, skip, who).pipe(audit(who, robot ?? "*", "EmergencyStop", { via: "stop channel" }))
+          stopRobots(robot, skip, who).pipe(audit(who, robot ?? "*", "EmergencyStop", { via: "stop channel" })),
+        coalesced: (robot, count, who) =>
+          void Effect.runFork(record(who, robot ?? "*", "EmergencyStop", { via: "stop channel", coalesced: count }, "ok"))
       } satisfies StopChannel.StopChannelHooks
     }
     const child = ChildSpec.make(

@@ -70,6 +70,12 @@ export interface FleetSettings {
   readonly stopHost: string
   /** SCHED_FIFO priority of the stop channel's thread; none: normal scheduling. */
   readonly stopRealtimePriority: number | undefined
+  /**
+   * Who may reach the node's ports, for the stop channel's own checks: host names besides
+   * loopback names (`ALLOWED_HOSTS`) and page origins (`ALLOWED_ORIGINS`). The service's
+   * settings, handed over by the node (not read here).
+   */
+  readonly edge: { readonly allowedHosts: ReadonlyArray<string>; readonly allowedOrigins: ReadonlyArray<string> }
 }
 
 /** What a robot does when its control lease is lost: `pause` it, or leave it be. */
@@ -183,6 +189,7 @@ export const config: Config.Config<FleetSettings> = Config.all({
     const url = Option.getOrUndefined(Option.filter(mqttUrl, (u) => u !== ""))
     return {
       ...rest,
+      edge: { allowedHosts: [], allowedOrigins: [] },
       mqttUrl: url,
       demo: Option.getOrElse(demo, () => rest.rmiRobots.length === 0 && url === undefined)
     }
@@ -212,5 +219,6 @@ export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
   stopPort: undefined,
   stopHost: "127.0.0.1",
   stopRealtimePriority: undefined,
+  edge: { allowedHosts: [], allowedOrigins: [] },
   ...settings
 })

@@ -102,4 +102,14 @@ export const register = (registry: Prometheus.Registry, fleet: Pick<FleetService
   counter("fleetvisor_stop_channel_publish_failures_total", "Stop channel publishes that failed.", (s) =>
     s.stopChannel?.publishFailed)
   gauge("fleetvisor_stop_channel_connections", "Open stop channel connections.", (s) => s.stopChannel?.connections)
+  counter("fleetvisor_stop_channel_refused_host_total", "Stop channel upgrades refused for their Host (421).", (s) =>
+    s.stopChannel?.refusedHost)
+  counter("fleetvisor_stop_channel_refused_origin_total", "Stop channel upgrades refused for their Origin (403).", (s) =>
+    s.stopChannel?.refusedOrigin)
+  counter("fleetvisor_stop_channel_refused_address_total", "Stop channel upgrades refused: the address had its connections (429).", (s) =>
+    s.stopChannel?.refusedAddress)
+  counter("fleetvisor_stop_channel_throttled_total", "Stop channel connections closed for sending stops too fast.", (s) =>
+    s.stopChannel?.throttled)
+  counter("fleetvisor_stop_channel_coalesced_total", "Stops answered by an identical stop of the last second.", (s) =>
+    s.stopChannel?.coalesced)
 }

@@ -174,7 +174,9 @@ export const make = (options: FleetTreeOptions) => {
             port: settings.stopPort,
             brokerUrl: settings.mqttUrl,
             prefix: settings.mqttPrefix,
-            realtimePriority: settings.stopRealtimePriority
+            realtimePriority: settings.stopRealtimePriority,
+            allowedHosts: settings.edge.allowedHosts,
+            allowedOrigins: settings.edge.allowedOrigins
           }),
           { via: Registry.via(registry, "stop") }
         )

@@ -47,6 +47,8 @@ export interface StopChannelHooks {
     skip: ReadonlyArray<string>,
     who: string
   ) => Effect.Effect<StopReport, StopError>
+  /** `count` more stops of `robot` (every robot when undefined) came within the coalescing window and were answered by the first. */
+  readonly coalesced: (robot: string | undefined, count: number, who: string) => void
 }
 
 /** Options of the channel. */
@@ -63,6 +65,14 @@ export interface StopChannelOptions {
   readonly status: StopChannelStatus
   /** SCHED_FIFO priority of the thread (as `ControlLoop.makeWorker`'s); none: normal scheduling. */
   readonly realtimePriority?: number | undefined
+  /** Host names besides loopback names and `host` that clients may reach the port by (`ALLOWED_HOSTS`); others get 421. */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** Origins besides the page's own host whose pages may connect (`ALLOWED_ORIGINS`; `*` any); others get 403. */
+  readonly allowedOrigins?: ReadonlyArray<string> | undefined
+  /** Connections of one address at once; default 16: a few dashboards per operator station. */
+  readonly maxPerAddress?: number | undefined
+  /** Stops of one target within this are answered by the first; default 1,000 ms. */
+  readonly coalesceMs?: number | undefined
 }
 
 /** The channel's counters since the node started. */
@@ -77,6 +87,14 @@ export interface StopChannelStats {
   /** Publishes that failed (then handed to the main thread). */
   readonly publishFailed: number
   readonly connections: number
+  /** Upgrades refused: a `Host` not allowed (421), a foreign `Origin` (403), an address at its limit (429). */
+  readonly refusedHost: number
+  readonly refusedOrigin: number
+  readonly refusedAddress: number
+  /** Connections closed (1008) for sending stops faster than 20 a second. */
+  readonly throttled: number
+  /** Stops answered by an identical one of the coalescing window. */
+  readonly coalesced: number
 }
 
 /** The channel as the rest of the node sees it: its port once listening, and its counters. */
@@ -89,7 +107,7 @@ export interface StopChannelStatus {
 
 /** A status to give the channel's options; it outlives restarts of the actor. */
 export const makeStatus = (): StopChannelStatus => {
-  const counters = new Float64Array(new SharedArrayBuffer(6 * Float64Array.BYTES_PER_ELEMENT))
+  const counters = new Float64Array(new SharedArrayBuffer(11 * Float64Array.BYTES_PER_ELEMENT))
   const shared = { counters, port: undefined as number | undefined }
   return {
     port: () => shared.port,
@@ -99,7 +117,12 @@ export const makeStatus = (): StopChannelStatus => {
       forwarded: counters[2],
       badRequests: counters[3],
       publishFailed: counters[4],
-      connections: counters[5]
+      connections: counters[5],
+      refusedHost: counters[6],
+      refusedOrigin: counters[7],
+      refusedAddress: counters[8],
+      throttled: counters[9],
+      coalesced: counters[10]
     }),
     shared
   }
@@ -121,6 +144,7 @@ type WorkerEvent =
     readonly who: string
     readonly all: boolean
   }
+  | { readonly type: "coalesced"; readonly robot: string | undefined; readonly count: number; readonly who: string }
   | {
     readonly type: "forward"
     readonly key: number
@@ -156,7 +180,11 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                 capacity: options.table.capacity,
                 stats: options.status.shared.counters.buffer,
                 priority: -10,
-                realtimePriority: options.realtimePriority
+                realtimePriority: options.realtimePriority,
+                allowedHosts: (options.allowedHosts ?? []).map((name) => name.toLowerCase()),
+                allowedOrigins: options.allowedOrigins ?? [],
+                maxPerAddress: options.maxPerAddress ?? 16,
+                coalesceMs: options.coalesceMs ?? 1_000
               }
             }),
           {
@@ -173,6 +201,8 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                       Effect.sync(() => worker.postMessage({ type: "result", key: event.key }))
                     )
                   )
+                case "coalesced":
+                  return options.hooks.coalesced(event.robot, event.count, event.who)
                 case "forward":
                   return void Effect.runFork(
                     options.hooks.stop(event.robot, event.skip, event.who).pipe(

@@ -22,12 +22,21 @@
  * disk, records it and tells the AGV's link (which watches for the AGV's confirmation); the
  * reply leaves once the main thread has done that, so an answered stop is a durable latch.
  *
+ * The edge is bounded as `/ws`'s is: a `Host` that is not a loopback name, the listen address or
+ * one of `allowedHosts` gets 421 (DNS rebinding), a browser page of a foreign `Origin` 403 (a
+ * client without `Origin`, not a browser, is accepted; a page's own host on another port is
+ * not foreign), an address past `maxPerAddress` connections 429, and a connection that sends
+ * stops faster than 20 a second (bursts of 40) is closed with 1008. A stop of the same target
+ * within `coalesceMs` of the last one that went out is answered with that stop's answer
+ * without going out again (it is latched already, and its link resends an AGV's stop until
+ * confirmed): duplicates become one audit row with their count when the window closes.
+ *
  * Plain JavaScript for the reason ControlLoopWorker.mjs gives.
  *
  * In:  { type: "slot", robot, manufacturer, serialNumber, slot }  { type: "result", key, error?, report? }
  * Out: { type: "ready", realtime, port }  { type: "failed", error }
  *      { type: "stopped", key, robots, published: { robot: [cancelOrder actionId] }, who, all }
- *      { type: "forward", key, robot?, skip, who }
+ *      { type: "forward", key, robot?, skip, who }  { type: "coalesced", robot?, count, who }
  */
 import mqtt from "mqtt"
 import { performance } from "node:perf_hooks"
@@ -35,14 +44,29 @@ import { parentPort, workerData } from "node:worker_threads"
 import { WebSocketServer } from "ws"
 import { prioritizeThread } from "./ThreadPriority.mjs"
 
-const { host, port, brokerUrl, clientId, prefix, table, capacity, stats: statsBuffer, priority, realtimePriority } =
-  workerData
+const {
+  allowedHosts,
+  allowedOrigins,
+  brokerUrl,
+  capacity,
+  clientId,
+  coalesceMs,
+  host,
+  maxPerAddress,
+  port,
+  prefix,
+  priority,
+  realtimePriority,
+  stats: statsBuffer,
+  table
+} = workerData
 const counters = new Uint32Array(table, 0, capacity)
 const live = new Int32Array(table, capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
 const latched = new Int32Array(table, 2 * capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
-/** requests, published, forwarded, bad requests, failed, open connections: read by the main thread for metrics. */
+/** Counters read by the main thread for metrics; the order is StopChannel.ts's `makeStatus`. */
 const stats = new Float64Array(statsBuffer)
 const REQUESTS = 0, PUBLISHED = 1, FORWARDED = 2, BAD = 3, FAILED = 4, CONNECTIONS = 5
+const REFUSED_HOST = 6, REFUSED_ORIGIN = 7, REFUSED_ADDRESS = 8, THROTTLED = 9, COALESCED = 10
 
 const { realtime } = prioritizeThread({ priority, realtimePriority })
 
@@ -169,28 +193,119 @@ const parse = (data, isBinary) => {
   return { id: request.id ?? null, robot: request.robot }
 }
 
+/** The name of a `Host` header, without its port (`[::1]:8080` → `::1`). */
+const hostName = (header) => {
+  const value = header.trim().toLowerCase()
+  if (value.startsWith("[")) return value.slice(1, value.indexOf("]"))
+  const colon = value.lastIndexOf(":")
+  return colon > 0 && value.indexOf(":") === colon ? value.slice(0, colon) : value
+}
+
+const loopbackNames = new Set(["localhost", "127.0.0.1", "::1"])
+
+/** The same rule as src/http/HostCheck.ts: a loopback name, the listen address, or one of `allowedHosts`; any port. */
+const hostAllowed = (header) => {
+  if (header === undefined || header === "") return false
+  const name = hostName(header)
+  return loopbackNames.has(name) || name.endsWith(".localhost") || name === host.toLowerCase() ||
+    allowedHosts.includes(name)
+}
+
+/** No `Origin` (not a browser), `*`, a listed origin, or a page of the host the client reached this port by. */
+const originAllowed = (origin, header) => {
+  if (origin === undefined || allowedOrigins.includes("*") || allowedOrigins.includes(origin)) return true
+  try {
+    return new URL(origin).hostname.replace(/^\[|\]$/g, "").toLowerCase() === hostName(header ?? "")
+  } catch {
+    return false
+  }
+}
+
+const perAddress = new Map()
+
 const server = new WebSocketServer({
   host,
   port,
   perMessageDeflate: false,
   maxPayload: 4_096,
-  handleProtocols: (protocols) => (protocols.has("fleetvisor.stop.v1") ? "fleetvisor.stop.v1" : false)
+  handleProtocols: (protocols) => (protocols.has("fleetvisor.stop.v1") ? "fleetvisor.stop.v1" : false),
+  verifyClient: ({ origin, req }, done) => {
+    if (!hostAllowed(req.headers.host)) {
+      stats[REFUSED_HOST]++
+      return done(false, 421, "Misdirected Request")
+    }
+    if (!originAllowed(origin, req.headers.host)) {
+      stats[REFUSED_ORIGIN]++
+      return done(false, 403, "Forbidden")
+    }
+    if ((perAddress.get(req.socket.remoteAddress) ?? 0) >= maxPerAddress) {
+      stats[REFUSED_ADDRESS]++
+      return done(false, 429, "Too Many Requests")
+    }
+    done(true)
+  }
 })
+
+/** Stops sent within the coalescing window, by target (`*`: every robot): their answer, and duplicates since. */
+const recent = new Map()
+
+/** Stops `robot`, or answers with the stop of the same target that went out less than `coalesceMs` ago. */
+const stopOnce = (robot, who) => {
+  const target = robot ?? "*"
+  const last = recent.get(target)
+  if (last !== undefined) {
+    last.count++
+    stats[COALESCED]++
+    return last.answer
+  }
+  const entry = { answer: stop(robot, who), count: 0 }
+  recent.set(target, entry)
+  entry.answer.then(({ error }) => {
+    // A stop that failed is not an answer to reuse: the next request tries again.
+    if (error !== undefined) return void recent.delete(target)
+    setTimeout(() => {
+      recent.delete(target)
+      if (entry.count > 0) parentPort.postMessage({ type: "coalesced", robot, count: entry.count, who })
+    }, coalesceMs).unref()
+  })
+  return entry.answer
+}
+
+/** Stops a connection may ask per second on average, and at once. */
+const ratePerSecond = 20
+const burst = 40
 
 server.on("connection", (socket, request) => {
   stats[CONNECTIONS]++
   const who = request.socket.remoteAddress ?? "unknown"
-  socket.on("close", () => stats[CONNECTIONS]--)
+  perAddress.set(who, (perAddress.get(who) ?? 0) + 1)
+  socket.on("close", () => {
+    stats[CONNECTIONS]--
+    const left = (perAddress.get(who) ?? 1) - 1
+    if (left === 0) perAddress.delete(who)
+    else perAddress.set(who, left)
+  })
   socket.on("error", () => {})
+  let tokens = burst
+  let refilledAt = performance.now()
   socket.on("message", (data, isBinary) => {
     stats[REQUESTS]++
+    const now = performance.now()
+    tokens = Math.min(burst, tokens + ((now - refilledAt) / 1000) * ratePerSecond)
+    refilledAt = now
+    if (tokens < 1) {
+      if (socket.readyState !== socket.OPEN) return
+      stats[THROTTLED]++
+      return socket.close(1008, "too many stops")
+    }
+    tokens--
     const parsed = parse(data, isBinary)
     if (parsed.error !== undefined) {
       stats[BAD]++
       socket.send(JSON.stringify({ id: parsed.id ?? null, ok: false, error: parsed.error }))
       return
     }
-    stop(parsed.robot, who).then(({ error, report, writtenAt }) =>
+    stopOnce(parsed.robot, who).then(({ error, report, writtenAt }) =>
       socket.send(JSON.stringify(
         error !== undefined
           ? { id: parsed.id, ok: false, error }

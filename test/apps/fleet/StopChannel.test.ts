@@ -84,6 +84,20 @@ const busyFor = (ms: number) => {
   }
 }
 
+/** The status (or `open`) of an upgrade to the channel with `headers`. */
+const upgrade = (port: number, headers: Record<string, string>) =>
+  Effect.promise(() =>
+    new Promise<number | "open">((resolve) => {
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/`, "fleetvisor.stop.v1", { headers })
+      socket.once("open", () => {
+        socket.close()
+        resolve("open")
+      })
+      socket.once("unexpected-response", (_, response) => resolve(response.statusCode ?? 0))
+      socket.once("error", () => resolve(0))
+    })
+  )
+
 describe("the stop channel", () => {
   it.scopedLive("stops an AGV while the main thread is blocked, continuing the link's headerIds", () =>
     Effect.gen(function*() {
@@ -167,5 +181,57 @@ describe("the stop channel", () => {
       })
       expect(fleet.stopChannel?.stats()).toMatchObject({ requests: 3, badRequests: 2, forwarded: 1 })
       expect(client.socket.readyState).toBe(WebSocket.OPEN)
+    }))
+
+  it.scopedLive("checks Host (421) and Origin (403) as /ws does, and bounds the connections of an address (429)", () =>
+    Effect.gen(function*() {
+      const { fleet } = yield* fleetWithChannel
+      const port = fleet.stopChannel!.port()!
+      expect(yield* upgrade(port, { Host: "evil.example:1234" })).toBe(421)
+      expect(yield* upgrade(port, { Origin: "https://evil.example" })).toBe(403)
+      expect(yield* upgrade(port, { Origin: "http://127.0.0.1:8080" })).toBe("open")
+      expect(yield* upgrade(port, { Host: "localhost:1", Origin: "http://localhost:8080" })).toBe("open")
+      // The fixture's client is one connection of this address; fill up to 16, then one more.
+      const opened: Array<WebSocket> = []
+      for (let i = 0; i < 16; i++) {
+        opened.push(yield* Effect.promise(() =>
+          new Promise<WebSocket>((resolve) => {
+            const socket = new WebSocket(`ws://127.0.0.1:${port}/`, "fleetvisor.stop.v1")
+            socket.once("open", () => resolve(socket)).once("error", () => resolve(socket))
+          })
+        ))
+      }
+      expect(opened.filter((socket) => socket.readyState === WebSocket.OPEN).length).toBe(15)
+      expect(yield* upgrade(port, {})).toBe(429)
+      for (const socket of opened) socket.close()
+      expect(fleet.stopChannel?.stats()).toMatchObject({ refusedHost: 1, refusedOrigin: 1 })
+      expect(fleet.stopChannel!.stats().refusedAddress).toBeGreaterThanOrEqual(2)
+    }))
+
+  it.scopedLive("a flood of stops is coalesced: each answered, the robots stopped once, one audit row with the count; a connection past 20 a second is closed", () =>
+    Effect.gen(function*() {
+      const { client, fleet, log } = yield* fleetWithChannel
+      const answers = []
+      for (let i = 0; i < 30; i++) answers.push(yield* client.ask({ id: i }))
+      expect(answers.every((answer) => (answer as { ok: boolean }).ok)).toBe(true)
+      expect(fleet.stopChannel!.stats().coalesced).toBeGreaterThanOrEqual(29)
+      const rows = yield* TestKit.awaitUntil(
+        Effect.map(Effect.orDie(log.query({ robot: "*", limit: 10 })), (rows) => rows.length === 2),
+        { waitedFor: "the first stop's row and the coalesced row" }
+      ).pipe(Effect.zipRight(log.query({ robot: "*", limit: 10 })))
+      expect(rows.map((row) => row.params).reverse()).toEqual([
+        { via: "stop channel" },
+        { via: "stop channel", coalesced: 29 }
+      ])
+
+      // 60 frames at once: past the burst of 40, the connection is closed with 1008.
+      const closed = yield* Effect.promise(() =>
+        new Promise<number>((resolve) => {
+          client.socket.once("close", (code) => resolve(code))
+          for (let i = 0; i < 60; i++) client.socket.send(JSON.stringify({ id: i }))
+        })
+      )
+      expect(closed).toBe(1008)
+      expect(fleet.stopChannel!.stats().throttled).toBe(1)
     }))
 })
