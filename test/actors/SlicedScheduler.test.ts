@@ -13,8 +13,9 @@ const busy = (ms: number) => {
 }
 
 /**
- * Twenty fibers, each woken once (after `yieldNow`) to do half a millisecond of work, and a
- * timer due at once: where in their run does the timer get its turn?
+ * Twenty fibers, each woken once (after `yieldNow`) to do half a millisecond of work; the first
+ * of them sets a timer due at once: where in their run does the timer get its turn? (Set from
+ * the first fiber, not beforehand, so a loaded machine cannot fire it before any fiber ran.)
  */
 const run = async (scheduler: Scheduler.Scheduler) => {
   const order: Array<string> = []
@@ -22,13 +23,13 @@ const run = async (scheduler: Scheduler.Scheduler) => {
     Effect.runFork(
       Effect.withScheduler(
         Effect.zipRight(Effect.yieldNow(), Effect.sync(() => {
+          if (i === 0) setTimeout(() => order.push("timer"), 0)
           busy(0.5)
           order.push(`fiber ${i}`)
         })),
         scheduler
       )
     ))
-  setTimeout(() => order.push("timer"), 0)
   await Effect.runPromise(Fiber.joinAll(fibers))
   await new Promise((resolve) => setTimeout(resolve, 5))
   return order
