@@ -105,6 +105,8 @@ const runServer = async () => {
       CANVAS_SLOW_CLIENT: policy,
       RATE_LIMIT_PER_SECOND: "100000",
       RATE_LIMIT_BURST: "100000",
+      // The painter keeps a tick's 100 placements in flight until the tick commits.
+      MAX_REQUESTS_IN_FLIGHT: "100000",
       FLEET: "off"
     }),
     scope

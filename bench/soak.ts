@@ -66,7 +66,9 @@ const startService = async (dataDir: string) => {
       CANVAS_HEIGHT: "256",
       CANVAS_COOLDOWN: "0 millis",
       RATE_LIMIT_PER_SECOND: "1000",
-      RATE_LIMIT_BURST: "1000"
+      RATE_LIMIT_BURST: "1000",
+      // The painter keeps 100 placements a second in flight, each until its tick commits.
+      MAX_REQUESTS_IN_FLIGHT: "1000"
     },
     stdio: ["ignore", "pipe", "pipe"]
   })

@@ -30,6 +30,7 @@ import type * as ClientAddress from "./ClientAddress.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as Listener from "./Listener.js"
 import type * as Route from "./Route.js"
+import type * as ServerSentEvents from "./ServerSentEvents.js"
 import type * as Session from "./Session.js"
 
 /** What the gateway needs. */
@@ -43,6 +44,14 @@ export interface GatewayOptions {
   readonly trustedProxies?: ClientAddress.TrustedProxies | undefined
   readonly maxFrameBytes: number
   readonly allowedOrigins: ReadonlyArray<string>
+  /** Names a request's `Host` may carry besides those `HostCheck` always allows (`ALLOWED_HOSTS`). */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** How long a connection may take to send complete request headers; default 10 s. */
+  readonly headersTimeoutMs?: number | undefined
+  /** The bounds of event streams (`MAX_SSE_STREAMS`, `MAX_SSE_STREAMS_PER_ADDRESS`, `SSE_STALL_TIMEOUT`). */
+  readonly eventStreams?: ServerSentEvents.StreamLimits | undefined
+  /** Most connections at once; default: from the open-file limit (`Listener.connectionLimit`). */
+  readonly maxHttpConnections?: number | undefined
   readonly limits: Session.SessionLimits
   readonly routes: ReadonlyArray<Route.Route>
   /** Other WebSocket endpoints by path, e.g. `/foxglove`. */

@@ -10,6 +10,11 @@
  * Its state is the session's: who it is, the protocol version it speaks, its flood limit
  * (`TokenBucket`) and the frames that limit holds back.
  *
+ * Limits count work, not frames: a frame is decoded (by the bridge) as it arrives, and takes one
+ * token per message it carries. A frame of more messages than `RATE_LIMIT_BURST` closes the
+ * session with 1008 at once (the bridge's `TooManyRequests`); the bridge also refuses a request
+ * past `maxRequestsInFlight` or a stream past `maxStreams` (`Overloaded`), and the session stays.
+ *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
@@ -43,7 +48,12 @@ export type SessionMessage =
 
 /** Limits of every session. */
 export interface SessionLimits {
+  /** Requests a second on average, and at once (a frame of more closes the session with 1008). */
   readonly rateLimit: { readonly perSecond: number; readonly burst: number }
+  /** Requests answered once that a session may have unanswered; past it a request is refused (`Overloaded`). */
+  readonly maxRequestsInFlight: number
+  /** Streams a session may have open; past it a streaming request is refused (`Overloaded`). */
+  readonly maxStreams: number
   readonly heartbeatIntervalMs: number
   readonly heartbeatTimeoutMs: number
   /**
@@ -92,8 +102,8 @@ export interface SessionState {
   readonly connection: RpcBridge.Connection
   /** The flood limit, made at the first frame (a full bucket then, as it would be after any idle time). */
   readonly bucket: TokenBucket.TokenBucket | undefined
-  /** Frames held back by the throttle, oldest first (made when the first one is). */
-  readonly held: Array<string | Uint8Array> | undefined
+  /** The messages of the frames held back by the throttle, oldest first (made when the first one is). */
+  readonly held: Array<RpcBridge.Decoded> | undefined
   /** When the held frames are released. */
   readonly releaseTimer: ReturnType<typeof setTimeout> | undefined
   /** How the socket is closed when the actor stops, unless it is closed already. */
@@ -274,6 +284,22 @@ class Heartbeat {
 /** The heartbeat of each set of limits (one per gateway). */
 const heartbeats = new WeakMap<SessionLimits, Heartbeat>()
 
+/** The bridge's bounds of each set of limits (one per gateway). */
+const requestLimits = new WeakMap<SessionLimits, RpcBridge.RequestLimits>()
+
+const requestLimitsOf = (limits: SessionLimits): RpcBridge.RequestLimits => {
+  let bounds = requestLimits.get(limits)
+  if (bounds === undefined) {
+    bounds = {
+      maxPerFrame: limits.rateLimit.burst,
+      maxInFlight: limits.maxRequestsInFlight,
+      maxStreams: limits.maxStreams
+    }
+    requestLimits.set(limits, bounds)
+  }
+  return bounds
+}
+
 const heartbeatOf = (limits: SessionLimits): Heartbeat => {
   let heartbeat = heartbeats.get(limits)
   if (heartbeat === undefined) {
@@ -313,7 +339,7 @@ export class Session
   connection: RpcBridge.Connection = undefined as unknown as RpcBridge.Connection
   connectedAt = 0
   bucket: TokenBucket.TokenBucket | undefined = undefined
-  held: Array<string | Uint8Array> | undefined = undefined
+  held: Array<RpcBridge.Decoded> | undefined = undefined
   /** Urgent frames on the urgent lane, not yet handled. */
   expedited = 0
   releaseTimer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -361,6 +387,10 @@ export class Session
     return this.subprotocol.wire
   }
 
+  get requestLimits(): RpcBridge.RequestLimits {
+    return requestLimitsOf(this.limits)
+  }
+
   get headers(): ReadonlyArray<readonly [string, string]> {
     return (this.requestHeaders ??= ([
       ["x-session-id", this.id],
@@ -385,6 +415,8 @@ export class Session
   }
 
   close(code: number, reason: string): void {
+    // The bridge closes with 1008 a frame of more requests than the burst.
+    if (code === CloseCode.PolicyViolation) this.ended ??= "flood"
     this.socket.close(code, reason)
   }
 
@@ -412,15 +444,19 @@ export class Session
     switch (message._tag) {
       case "Frame": {
         if (message.urgent === true) state.expedited--
+        // Decoded as it comes (it is decoded once either way), so that it is counted by its requests.
+        const messages = state.connection.decode(message.data)
+        if (messages === undefined) return state
+        state.metrics.traffic.requestsIn += messages.length
         const now = Date.now()
         const bucket = (state.bucket ??= TokenBucket.make(state.limits.rateLimit, now))
-        const verdict = bucket.take(now)
+        const verdict = bucket.take(now, messages.length > 1 ? messages.length : 1)
         if (verdict._tag === "Accept" && (state.held === undefined || state.held.length === 0)) {
-          state.connection.onFrame(message.data)
+          state.connection.deliver(messages)
           return state
         }
         if (verdict._tag === "Flood") return state.flooded(ctx)
-        ;(state.held ??= []).push(message.data)
+        ;(state.held ??= []).push(messages)
         if (verdict._tag === "Throttle") state.metrics.rejected("throttled")
         if (!state.socket.isPaused) {
           state.socket.pause()
@@ -484,7 +520,7 @@ export class Session
 
   private releaseHeld(): void {
     const connection = this.connection
-    for (const frame of this.held?.splice(0) ?? []) connection.onFrame(frame)
+    for (const messages of this.held?.splice(0) ?? []) connection.deliver(messages)
     if (this.socket.isPaused) this.socket.resume()
   }
 
@@ -495,7 +531,7 @@ export class Session
     const { burst, perSecond } = this.limits.rateLimit
     this.closeWith = {
       code: CloseCode.PolicyViolation,
-      reason: CloseCode.reason(`Too many frames: the limit is ${perSecond}/s with bursts of ${burst}`)
+      reason: CloseCode.reason(`Too many requests: the limit is ${perSecond}/s with bursts of ${burst}`)
     }
     ctx.stop(ExitReason.normal)
     return this

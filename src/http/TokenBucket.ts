@@ -1,11 +1,13 @@
 /**
  * The flood limit of one session: a token bucket that throttles before it gives up.
  *
- * Each frame takes a token; tokens refill at `perSecond` up to `burst`. A frame that finds the
- * bucket empty is not refused: it goes into debt and waits until the refill pays it off (the
- * session stops reading its socket meanwhile, so TCP slows the sender). A client whose debt
- * reaches a whole `burst` is not slowing down: that frame is a `Flood`, and the session closes
- * with 1008.
+ * It counts work, not frames: a frame takes one token per request it carries (at least one, so
+ * that empty frames are not free); tokens refill at `perSecond` up to `burst`. A frame that
+ * finds too few tokens is not refused: it goes into debt and waits until the refill pays it off
+ * (the session stops reading its socket meanwhile, so TCP slows the sender). A client whose debt
+ * would pass a whole `burst` is not slowing down: that frame is a `Flood`, and the session
+ * closes with 1008. (A frame carrying more than `burst` requests never gets here: the bridge
+ * closes the session on it at once.)
  *
  * @since 0.1.0
  */
@@ -21,8 +23,8 @@ export type Verdict =
 
 /** A token bucket; `take` and `delayMs` read the clock they are given, so it is testable without timers. */
 export interface TokenBucket {
-  /** Takes a token for one frame at `now` (ms). */
-  take(now: number): Verdict
+  /** Takes `count` tokens (1 by default) for one frame of `count` requests at `now` (ms). */
+  take(now: number, count?: number): Verdict
   /** How long from `now` until the debt is paid (0 when there is none). */
   delayMs(now: number): number
   /** Tokens now (negative while in debt). */
@@ -47,10 +49,10 @@ class Bucket implements TokenBucket {
     }
   }
 
-  take(at: number): Verdict {
+  take(at: number, count = 1): Verdict {
     this.refill(at)
-    if (this.current - 1 < -this.options.burst) return flood
-    this.current -= 1
+    if (this.current - count < -this.options.burst) return flood
+    this.current -= count
     return this.current >= 0 ? accept : { _tag: "Throttle", delayMs: this.delayMs(at) }
   }
 

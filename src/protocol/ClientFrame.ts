@@ -33,20 +33,26 @@ const ClientMessage = Schema.Union(
 
 const decodeMessage = Schema.decodeUnknownEither(ClientMessage)
 
-/** Decodes the client messages of one frame with the connection's codec, or says why not. */
+/**
+ * Decodes the client messages of one frame with the connection's codec, or says why not. A frame
+ * of more than `maxMessages` messages is `TooManyRequests`, found before the rest of it is decoded
+ * or any of it checked.
+ */
 export const decode = (
   codec: WireCodec,
-  frame: string | Uint8Array
+  frame: string | Uint8Array,
+  maxMessages = Infinity
 ): Either.Either<ReadonlyArray<FromClientEncoded>, Rejection.Rejection> => {
   if ((typeof frame === "string") !== (codec.frame === "text")) {
     return Either.left(Rejection.WrongFrameType({ expected: codec.frame }))
   }
   let decoded: ReadonlyArray<unknown>
   try {
-    decoded = codec.decode(frame)
+    decoded = codec.decode(frame, maxMessages)
   } catch (error) {
     return Either.left(Rejection.Undecodable({ message: error instanceof Error ? error.message : String(error) }))
   }
+  if (decoded.length > maxMessages) return Either.left(Rejection.TooManyRequests({ max: maxMessages }))
   const messages: Array<FromClientEncoded> = []
   for (const value of decoded) {
     const message = decodeMessage(value)

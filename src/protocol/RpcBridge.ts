@@ -13,13 +13,19 @@
  * when it cancels, `run` is interrupted.
  *
  * Bad input is reported to `onReject` and handled as `Rejection.closeCode` says. Frame size and
- * flood limits are the gateway's.
+ * the rate limit are the gateway's; the work of one socket is bounded here, by the
+ * `RequestLimits` it connects with: a frame of more messages than `maxPerFrame` closes the socket
+ * with 1008 (`TooManyRequests`), and a request past `maxInFlight` requests or `maxStreams`
+ * streams is refused at once (`Overloaded`, an `Exit` whose defect `Rejection.isOverloaded`
+ * recognises) without reaching its handler. A gateway that throttles decodes a frame first
+ * (`decode`), counts its messages, and hands them over when their turn comes (`deliver`).
  *
  * @since 0.1.0
  */
 import type * as Rpc from "@effect/rpc/Rpc"
 import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import { type FromClientEncoded, type FromServerEncoded, ResponseDefectEncoded } from "@effect/rpc/RpcMessage"
+import * as RpcSchema from "@effect/rpc/RpcSchema"
 import * as RpcServer from "@effect/rpc/RpcServer"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -42,6 +48,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ClientFrame from "./ClientFrame.js"
 import * as CloseCode from "./CloseCode.js"
+import * as Priority from "./Priority.js"
 import * as Rejection from "./Rejection.js"
 import * as SharedFrame from "./SharedFrame.js"
 import type { WireFormat } from "./Subprotocol.js"
@@ -60,14 +67,36 @@ export interface ConnectOptions {
    * client's. Read at each request (a getter may make them at the first).
    */
   readonly headers?: ReadonlyArray<readonly [string, string]> | undefined
+  /** The bounds of this socket's work, read once when it connects; none without them. */
+  readonly requestLimits?: RequestLimits | undefined
 }
+
+/** The bounds of one socket's work (each may be `Infinity`). */
+export interface RequestLimits {
+  /** Most messages one frame may carry; a frame of more closes the socket with 1008 (`TooManyRequests`). */
+  readonly maxPerFrame: number
+  /** Most requests answered once that may be unanswered at once; past it a request is refused (`Overloaded`). */
+  readonly maxInFlight: number
+  /** Most streams that may be open at once; past it a streaming request is refused (`Overloaded`). */
+  readonly maxStreams: number
+}
+
+/** The client messages of one frame, decoded and checked, not yet handed over. */
+export type Decoded = ReadonlyArray<FromClientEncoded>
 
 /** One socket plugged into the bridge. */
 export interface Connection {
   /** The RPC handlers' `clientId` for this socket. */
   readonly clientId: number
-  /** Feeds one received frame: text frames as a string, binary frames as bytes. */
+  /** Feeds one received frame: text frames as a string, binary frames as bytes (`deliver(decode(frame))`). */
   readonly onFrame: (frame: string | Uint8Array) => void
+  /**
+   * Decodes one received frame into its messages, or rejects it (reported, and the socket closed
+   * as the rejection says): `undefined` then, and when the socket is unplugged.
+   */
+  readonly decode: (frame: string | Uint8Array) => Decoded | undefined
+  /** Hands decoded messages to their handlers, in order; a request past a limit is refused instead. */
+  readonly deliver: (messages: Decoded) => void
   /** Unplugs the socket and interrupts its running requests. Idempotent; runs when the `connect` scope closes. */
   readonly disconnect: Effect.Effect<void>
 }
@@ -103,10 +132,49 @@ export class RpcBridge extends Context.Tag("fleetvisor/protocol/RpcBridge")<RpcB
   readonly writeChunk: (clientId: number, requestId: string, frame: SharedFrame.SharedFrame) => boolean
 }>() {}
 
+const urgentTags: ReadonlySet<string> = new Set(Priority.urgentTags)
+
 /** What a client's `Connection` calls back into. */
 interface Plugs {
-  readonly receive: (client: Client, frame: string | Uint8Array) => void
+  readonly decode: (client: Client, frame: string | Uint8Array) => Decoded | undefined
+  readonly deliver: (client: Client, messages: Decoded) => void
   readonly disconnect: (client: Client) => void
+}
+
+/**
+ * The requests of one client that its handlers are serving, made at its first request. Each
+ * request handed to RpcServer counts in `inFlight` or `streams` until an `Exit` of its id goes
+ * out; the maps hold how many of each id are out (a client may reuse an id: RpcServer then runs
+ * the second after the first, and each `Exit` takes one off). An `Exit` of an id not in them (a
+ * refused request, an `Interrupt` of an unknown id) changes nothing, so a count never drops
+ * below what is being served.
+ */
+class Load {
+  inFlight = 0
+  streams = 0
+  private requestIds: Map<string, number> | undefined = undefined
+  private streamIds: Map<string, number> | undefined = undefined
+
+  add(requestId: string, stream: boolean): void {
+    const ids = stream ? (this.streamIds ??= new Map()) : (this.requestIds ??= new Map())
+    ids.set(requestId, (ids.get(requestId) ?? 0) + 1)
+    if (stream) this.streams++
+    else this.inFlight++
+  }
+
+  answered(requestId: string): void {
+    if (take(this.requestIds, requestId)) this.inFlight--
+    else if (take(this.streamIds, requestId)) this.streams--
+  }
+}
+
+/** Takes one of `id` off `ids`; whether there was one. */
+const take = (ids: Map<string, number> | undefined, id: string): boolean => {
+  const count = ids?.get(id)
+  if (count === undefined) return false
+  if (count > 1) ids!.set(id, count - 1)
+  else ids!.delete(id)
+  return true
 }
 
 /** One socket plugged in; it is its own `Connection`, so that an idle socket costs one object. */
@@ -116,6 +184,9 @@ class Client implements Connection {
   inbox: Mailbox.Mailbox<FromClientEncoded> | undefined = undefined
   /** Request ids of this client's open direct streams. */
   directStreams: Set<string> | undefined = undefined
+  /** The requests being served. */
+  load: Load | undefined = undefined
+  readonly limits: RequestLimits | undefined
   connected = true
   constructor(
     readonly id: number,
@@ -129,6 +200,7 @@ class Client implements Connection {
     private readonly plugs: Plugs
   ) {
     this.codec = WireCodec.of(options.wire)
+    this.limits = options.requestLimits
   }
 
   get clientId(): number {
@@ -136,7 +208,16 @@ class Client implements Connection {
   }
 
   onFrame(frame: string | Uint8Array): void {
-    this.plugs.receive(this, frame)
+    const messages = this.plugs.decode(this, frame)
+    if (messages !== undefined) this.plugs.deliver(this, messages)
+  }
+
+  decode(frame: string | Uint8Array): Decoded | undefined {
+    return this.plugs.decode(this, frame)
+  }
+
+  deliver(messages: Decoded): void {
+    this.plugs.deliver(this, messages)
   }
 
   get disconnect(): Effect.Effect<void> {
@@ -251,7 +332,9 @@ export const make = <Rpcs extends Rpc.Any>(
       send: (clientId, message) =>
         Effect.sync(() => {
           const client = clients.get(clientId)
-          if (client !== undefined) send(client, message)
+          if (client === undefined) return
+          if (message._tag === "Exit") client.load?.answered(message.requestId)
+          send(client, message)
         }),
       // RpcServer ends a client when the server shuts down, or after the client sent Eof.
       end: (clientId) =>
@@ -307,11 +390,45 @@ export const make = <Rpcs extends Rpc.Any>(
       }
     }
 
-    const receive = (client: Client, frame: string | Uint8Array): void => {
+    const decode = (client: Client, frame: string | Uint8Array): Decoded | undefined => {
+      if (!client.connected) return undefined
+      const decoded = ClientFrame.decode(client.codec, frame, client.limits?.maxPerFrame)
+      if (Either.isRight(decoded)) return decoded.right
+      reject(client, decoded.left)
+      return undefined
+    }
+
+    /**
+     * Refuses a request past a limit, or counts it in; `true` if refused. An emergency stop is
+     * never refused for the requests in flight (it counts among them): a session waiting on slow
+     * commands must still be able to stop its robots. The rate limit still applies to it.
+     */
+    const overloaded = (client: Client, limits: RequestLimits, rpc: Rpc.AnyWithProps, requestId: string): boolean => {
+      const load = (client.load ??= new Load())
+      const stream = RpcSchema.isStreamSchema(rpc.successSchema)
+      const max = stream ? limits.maxStreams : limits.maxInFlight
+      if ((stream ? load.streams : load.inFlight) < max || (!stream && urgentTags.has(rpc._tag))) {
+        load.add(requestId, stream)
+        return false
+      }
+      const rejection = Rejection.Overloaded({
+        tag: rpc._tag,
+        requestId,
+        limit: stream ? "open_streams" : "requests_in_flight",
+        max
+      })
+      reject(client, rejection)
+      send(client, {
+        _tag: "Exit",
+        requestId,
+        exit: { _tag: "Failure", cause: { _tag: "Die", defect: Rejection.overloadedDefect(rejection) } }
+      })
+      return true
+    }
+
+    const deliver = (client: Client, messages: Decoded): void => {
       if (!client.connected) return
-      const decoded = ClientFrame.decode(client.codec, frame)
-      if (Either.isLeft(decoded)) return reject(client, decoded.left)
-      for (const message of decoded.right) {
+      for (const message of messages) {
         if (message._tag !== "Request") {
           inboxOf(client).unsafeOffer(message)
           continue
@@ -340,6 +457,7 @@ export const make = <Rpcs extends Rpc.Any>(
           })
           continue
         }
+        if (client.limits !== undefined && overloaded(client, client.limits, rpc, message.id)) continue
         inboxOf(client).unsafeOffer({
           ...message,
           headers: [...message.headers, ...(client.options.headers ?? []) as ReadonlyArray<[string, string]>]
@@ -393,7 +511,7 @@ export const make = <Rpcs extends Rpc.Any>(
       return inbox
     }
 
-    const plugs: Plugs = { receive, disconnect }
+    const plugs: Plugs = { decode, deliver, disconnect }
     const connectUnscoped = (connectOptions: ConnectOptions): Effect.Effect<Connection> =>
       Effect.withFiberRuntime<Connection>((fiber) => {
         const client = new Client(

@@ -21,8 +21,12 @@ export interface WireCodec {
   readonly serialization: RpcSerialization.RpcSerialization["Type"]
   /** Encodes one message into one frame. */
   readonly encode: (message: unknown) => string | Uint8Array
-  /** Decodes the messages of one frame; throws if the frame is not valid in this format. */
-  readonly decode: (frame: string | Uint8Array) => ReadonlyArray<unknown>
+  /**
+   * Decodes the messages of one frame; throws if the frame is not valid in this format. Given
+   * `max`, it stops after `max + 1` messages: enough to tell that a frame carries too many, at
+   * the cost of no more than that.
+   */
+  readonly decode: (frame: string | Uint8Array, max?: number) => ReadonlyArray<unknown>
 }
 
 const jsonEncoder = RpcSerialization.json.unsafeMake()
@@ -48,9 +52,12 @@ export const msgpack: WireCodec = {
   frame: "binary",
   serialization: RpcSerialization.msgPack,
   encode: (message) => msgpackEncoder.encode(message)!,
-  decode: (frame) => {
+  decode: (frame, max) => {
     if (typeof frame === "string") throw new TypeError("MessagePack frames are binary")
-    return msgpackDecoder.unpackMultiple(frame)!
+    if (max === undefined || max === Infinity) return msgpackDecoder.unpackMultiple(frame)!
+    const values: Array<unknown> = []
+    msgpackDecoder.unpackMultiple(frame, (value) => values.push(value) <= max)
+    return values
   }
 }
 

@@ -229,7 +229,7 @@ describe("gateway sessions", () => {
       for (let i = 100; i < 400; i++) flooder.socket.send(hello(String(i)))
       const closed = yield* Deferred.await(flooder.closed)
       expect(closed.code).toBe(CloseCode.PolicyViolation)
-      expect(closed.reason).toMatch(/Too many frames/)
+      expect(closed.reason).toMatch(/Too many requests/)
       polite.socket.send(hello("1"))
       expect(WireCodec.json.decode(yield* Queue.take(polite.received))[0]).toMatchObject({ requestId: "1" })
       expect(yield* metric(service, "fleetvisor_ws_frames_rejected_total{reason=\"flood\"}")).toBe("1")
