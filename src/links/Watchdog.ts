@@ -1,8 +1,10 @@
 /**
  * A deadline on silence: a link calls `heard()` whenever its robot says something, and the
- * watchdog calls `onSilent` once when nothing was heard for `deadline`. The link then raises
- * an alarm and fails, so its supervisor restarts it (and the robot shows as disconnected
- * meanwhile). It checks four times per deadline, so silence is noticed within 1.25 deadlines.
+ * watchdog calls `onSilent` once when nothing was heard for `deadline`, and once more after each
+ * time the robot is heard again and falls silent again. The link then raises an alarm and shows
+ * the robot as disconnected; it handles the silence itself (an arm's link opens a new session, an
+ * AGV's link asks for a state with backoff): a silent robot is a robot's status, never a crash.
+ * It checks four times per deadline, so silence is noticed within 1.25 deadlines.
  *
  * @since 0.1.0
  */
@@ -13,13 +15,13 @@ import type * as Scope from "effect/Scope"
 
 /** A running watchdog. */
 export interface Watchdog {
-  /** The robot said something: the deadline starts again. */
+  /** The robot said something: the deadline starts again (and the watchdog is armed again after it fired). */
   heard(): void
   /** Milliseconds since the robot was last heard. */
   silentForMillis(): number
 }
 
-/** Starts a watchdog for as long as the scope lasts; `onSilent` runs at most once. */
+/** Starts a watchdog for as long as the scope lasts; `onSilent` runs once per silence. */
 export const start = (
   deadline: Duration.DurationInput,
   onSilent: (silentForMillis: number) => void
@@ -30,7 +32,10 @@ export const start = (
     let lastHeard = clock.unsafeCurrentTimeMillis()
     let fired = false
     const watchdog: Watchdog = {
-      heard: () => void (lastHeard = clock.unsafeCurrentTimeMillis()),
+      heard: () => {
+        lastHeard = clock.unsafeCurrentTimeMillis()
+        fired = false
+      },
       silentForMillis: () => clock.unsafeCurrentTimeMillis() - lastHeard
     }
     const check = Effect.flatMap(Clock.currentTimeMillis, (now) =>

@@ -3,9 +3,10 @@
  * the real handshake and then, at a moment fast-check picks, lies in one of the replies: garbage
  * lines, JSON of the wrong shape, wrong sequence ids, half a packet and a cut, lines without
  * `\r\n`, a 1 MB line, a line that never ends, silence. The link under its supervisor either
- * rejects the input and keeps polling, or fails and restarts cleanly (the tree shows it running
- * with its restarts counted); a line that never ends is refused after the framer's limit, not
- * buffered; and after every lie the arm's telemetry flows again.
+ * rejects the input and keeps polling, or ends the session and opens a new one itself (a lie is
+ * the robot's fault, never a crash of the link: the tree shows it running with 0 restarts, and
+ * the session count says what happened); a line that never ends is refused after the framer's
+ * limit, not buffered; and after every lie the arm's telemetry flows again.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -191,7 +192,7 @@ const liar = (simulatorPort: number) =>
   })
 
 describe("a lying RMI controller", () => {
-  it.scopedLive("every lie is rejected or ends in a clean restart, memory stays bounded, telemetry flows again", () =>
+  it.scopedLive("every lie is rejected or ends the session, which the link opens again itself (never restarted), memory stays bounded, telemetry flows again", () =>
     Effect.gen(function*() {
       const sim = yield* RmiSimulator.make({ port: 0, timeScale: 5 })
       const lying = yield* liar(sim.port)
@@ -202,7 +203,7 @@ describe("a lying RMI controller", () => {
         DynamicSupervisor.make({ maxRestarts: 10_000, period: "1 second", backoff: Backoff.exponential({ min: "5 millis", max: "20 millis", jitter: 0 }) }),
         { name: "links" }
       )
-      yield* DynamicSupervisor.startChild(links, ChildSpec.make("robot:arm-1", RmiLink.make({
+      const arm = yield* DynamicSupervisor.startChild(links, ChildSpec.make("robot:arm-1", RmiLink.make({
         id: "arm-1",
         host: "127.0.0.1",
         port: lying.port,
@@ -210,9 +211,12 @@ describe("a lying RMI controller", () => {
         pollHz: 50,
         connectTimeout: "1 second",
         replyTimeout: "400 millis",
-        silenceDeadline: "600 millis"
+        silenceDeadline: "600 millis",
+        reconnect: Backoff.exponential({ min: "5 millis", max: "20 millis", jitter: 0 })
       })))
-      const restarts = Effect.map(system.snapshot, (nodes) => Inspection.find(nodes, "robot:arm-1")?.restarts ?? -1)
+      // Sessions that ended (the link opens the next one itself); the supervisor's restarts must stay 0.
+      const ended = Effect.map(Effect.orDie(arm.ask(RmiLink.getInfo)), (info) => info.lost)
+      const supervisorRestarts = Effect.map(system.snapshot, (nodes) => Inspection.find(nodes, "robot:arm-1")?.restarts ?? -1)
       const telemetryAgain = Effect.zipRight(
         Queue.takeAll(events),
         Queue.take(events).pipe(
@@ -223,36 +227,37 @@ describe("a lying RMI controller", () => {
       yield* telemetryAgain
 
       const seed = Date.now() % 1_000_000
-      const outcomes = new Map<string, { rejected: number; restarted: number }>()
+      const outcomes = new Map<string, { rejected: number; reconnected: number }>()
       const deadline = Date.now() + budgetMs
       let cases = 0
       for (let round = 0; Date.now() < deadline; round++) {
         for (const plan of fc.sample(planArb, { seed: seed + round, numRuns: 8 })) {
           if (Date.now() >= deadline) break
-          const before = yield* restarts
+          const before = yield* ended
           lying.setPlan(plan)
           lying.cut()
-          // The cut itself restarts the link; the lie comes in the session after it.
-          yield* TestKit.awaitUntil(Effect.map(restarts, (n) => n > before), { waitedFor: "the link to restart after the cut" })
-          const afterCut = yield* restarts
+          // The cut itself ends the session; the lie comes in the session after it.
+          yield* TestKit.awaitUntil(Effect.map(ended, (n) => n > before), { waitedFor: "the session to end after the cut" })
+          const afterCut = yield* ended
           yield* TestKit.awaitUntil(Effect.sync(() => lying.stats.told > cases), { waitedFor: "the lie to be told" })
           // Two telemetry events after the lie: the second one was polled after it, in this session or the next.
           yield* telemetryAgain
           yield* telemetryAgain
-          const restartedByLie = (yield* restarts) > afterCut
-          const entry = outcomes.get(plan.lie._tag) ?? { rejected: 0, restarted: 0 }
-          if (restartedByLie) entry.restarted++
+          const endedByLie = (yield* ended) > afterCut
+          const entry = outcomes.get(plan.lie._tag) ?? { rejected: 0, reconnected: 0 }
+          if (endedByLie) entry.reconnected++
           else entry.rejected++
           outcomes.set(plan.lie._tag, entry)
           cases++
         }
       }
 
-      // Whatever happened, the tree is clean: one link, running, its restarts counted.
-      const total = yield* restarts
+      // Whatever happened, the tree is clean: one link, running, never restarted (the lies ended sessions, not the link).
+      const total = yield* ended
       yield* TestKit.awaitTree(system, `
         links (dynamic, 1/∞)
-        └─ robot:arm-1 running mailbox=0 restarts=${total}`)
+        └─ robot:arm-1 running mailbox=0 restarts=0`)
+      expect(yield* supervisorRestarts).toBe(0)
       // A line that never ends is cut off near the framer's limit: never buffered whole.
       // (The liar gives up at 16 MiB; what it got through before the close is the framer's limit plus the sockets' buffers.)
       expect(LineFramer.DefaultMaxLineLength).toBeLessThan(1024 * 1024)
@@ -261,7 +266,7 @@ describe("a lying RMI controller", () => {
       for (const tag of ["MegabyteLine", "EndlessLine", "HalfPacket", "Silence"]) {
         expect(outcomes.get(tag)?.rejected ?? 0, `${tag} must end the session`).toBe(0)
       }
-      console.log(JSON.stringify({ test: "RmiLiar", seed, cases, outcomes: Object.fromEntries(outcomes), restarts: total, endlessBytesBeforeClose: lying.stats.endlessBytesBeforeClose }))
+      console.log(JSON.stringify({ test: "RmiLiar", seed, cases, outcomes: Object.fromEntries(outcomes), sessionsEnded: total, restarts: 0, endlessBytesBeforeClose: lying.stats.endlessBytesBeforeClose }))
       expect(cases).toBeGreaterThan(10)
     }), 30_000)
 })

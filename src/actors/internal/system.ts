@@ -16,6 +16,7 @@ import { ActorStopped, AlreadyRegistered, InitFailed, InjectedCrash } from "../A
 import type { ActorRef } from "../ActorRef.js"
 import type { ActorSystem, DeadLetter, SystemEvent, SystemStats } from "../ActorSystem.js"
 import * as ExitReason from "../ExitReason.js"
+import * as LogSampler from "../LogSampler.js"
 import type { ActorNode, ActorStatus } from "../Inspection.js"
 import * as Inspection from "../Inspection.js"
 import { ActorCell, ActorEnv, RUNNING, STARTING, STOPPED, STOPPING } from "./cell.js"
@@ -63,6 +64,7 @@ export class SystemImpl implements ActorSystem {
   private spawned = 0
   private lastEnv: ActorEnv
   private closing = false
+  private readonly crashLog = LogSampler.make()
 
   constructor(
     readonly config: SystemConfig,
@@ -196,10 +198,16 @@ export class SystemImpl implements ActorSystem {
     this.cells.delete(cell.id)
     if (this.listeners.size > 0) this.emit({ _tag: "Stopped", actor: cell, reason })
     if (this.config.logFailures && reason._tag === "Failure" && !Cause.isInterruptedOnly(reason.cause)) {
+      // Sampled per behaviour: a thousand links crashing on the same bug log one line and a count, not a thousand.
       this.fork(
         this.rootEnv,
-        Effect.logWarning("actor crashed", reason.cause).pipe(
-          Effect.annotateLogs({ actor: cell.label, behaviour: cell.behaviour.name })
+        this.crashLog.warning(
+          `crash:${cell.behaviour.name}`,
+          `actor crashed (${cell.behaviour.name})`,
+          "actor crashed",
+          reason.cause
+        ).pipe(
+          Effect.annotateLogs({ actor: LogSampler.excerpt(cell.label), behaviour: cell.behaviour.name })
         )
       )
     }

@@ -16,7 +16,10 @@
  * | `FLEET_LEASE_LOST_AGV` | `none`    | the same for an AGV (`none` lets its order run)                |
  * | `FLEET_ARM_MAX_SPEED`  | 2000      | highest tool speed of a linear motion, mm/s, for arms without their own |
  * | `FLEET_ARM_LIMITS`     | none      | per arm: `arm-1:speed=1500,x=-800..800,z=0..1200;arm-2:speed=500` |
- * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE or CONNECTIONBROKEN AGV stays in the fleet |
+ * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE, CONNECTIONBROKEN or silent AGV stays in the fleet, and how long a new one may go without a state or visualization |
+ * | `FLEET_MAX_AGVS`       | 2000      | the most AGV links at once; an AGV past it is refused (counted, logged sampled) |
+ * | `FLEET_AGV_DISCOVERY_RATE` | 50    | new AGVs (not in the roster, not latched) admitted per second; known AGVs never wait |
+ * | `FLEET_AGV_MANUFACTURERS` | any    | comma-separated manufacturers whose AGVs may be admitted |
  * | `FLEET_LINK_MAX_RESTARTS` | 10000  | restarts of robot links a minute before `fleet/links` gives up and `fleet` restarts it |
  * | `FLEET_CONTROL_LOOP_REALTIME_PRIORITY` | off | SCHED_FIFO priority (1–99) of the control loop's thread; refused: a warning, normal priority |
  * | `FLEET_STOP_PORT`      | off       | port of the stop channel (`StopChannel`; 0: a free one); off: stops go through the gateway only |
@@ -60,6 +63,12 @@ export interface FleetSettings {
   /** Limits of particular arms (speed, workspace envelope). */
   readonly armLimits: ReadonlyMap<string, Partial<ArmLimits>>
   readonly agvGraceMs: number
+  /** The most AGV links at once (`MqttLink`'s admission). */
+  readonly maxAgvs: number
+  /** New AGVs admitted per second (known ones never wait). */
+  readonly agvDiscoveryRate: number
+  /** Manufacturers whose AGVs may be admitted; none: any. */
+  readonly agvManufacturers: ReadonlyArray<string> | undefined
   /** Restarts of robot links within a minute before `fleet/links` itself fails (its intensity). */
   readonly linkMaxRestarts: number
   /** SCHED_FIFO priority of the control loop's thread (`ControlLoop.makeWorker`'s `realtimePriority`); none: normal scheduling. */
@@ -179,6 +188,18 @@ export const config: Config.Config<FleetSettings> = Config.all({
     )
   ),
   agvGraceMs: bounded("FLEET_AGV_GRACE_MS", 60_000, 0, 86_400_000),
+  maxAgvs: bounded("FLEET_MAX_AGVS", 2_000, 1, 1_000_000),
+  agvDiscoveryRate: bounded("FLEET_AGV_DISCOVERY_RATE", 50, 1, 1_000_000),
+  agvManufacturers: Config.string("FLEET_AGV_MANUFACTURERS").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) => {
+      const list = text.split(",").map((s) => s.trim()).filter((s) => s !== "")
+      if (list.some((m) => /[/+#]/.test(m))) {
+        return Either.left(ConfigError.InvalidData(["FLEET_AGV_MANUFACTURERS"], `"${text}" must be manufacturers without / + #`))
+      }
+      return Either.right(list.length === 0 ? undefined : list)
+    })
+  ),
   linkMaxRestarts: bounded("FLEET_LINK_MAX_RESTARTS", 10_000, 1, 1_000_000),
   controlLoopRealtimePriority: offOr("FLEET_CONTROL_LOOP_REALTIME_PRIORITY", 1, 99),
   stopPort: offOr("FLEET_STOP_PORT", 0, 65_535),
@@ -214,6 +235,9 @@ export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
   armMaxSpeed: defaultMaxSpeed,
   armLimits: new Map(),
   agvGraceMs: 60_000,
+  maxAgvs: 2_000,
+  agvDiscoveryRate: 50,
+  agvManufacturers: undefined,
   linkMaxRestarts: 10_000,
   controlLoopRealtimePriority: undefined,
   stopPort: undefined,

@@ -79,6 +79,21 @@ export const register = (registry: Prometheus.Registry, fleet: Pick<FleetService
     s.mqtt?.publishFailed)
   counter("fleetvisor_mqtt_agvs_discovered_total", "AGV links started on a first message.", (s) =>
     s.mqtt?.discovered)
+  // One series per reason (cap, rate, manufacturer, name): never one per AGV, whose names outsiders choose.
+  new Prometheus.Counter({
+    name: "fleetvisor_mqtt_agvs_refused_total",
+    help: "Messages of AGVs without a link that discovery refused, by reason (cap, rate, manufacturer, name).",
+    labelNames: ["reason"],
+    registers: [registry],
+    async collect() {
+      const refused = (await read()).mqtt?.refused
+      if (refused === undefined) return
+      this.reset()
+      for (const [reason, n] of Object.entries(refused)) this.inc({ reason }, n)
+    }
+  })
+  gauge("fleetvisor_mqtt_agv_links", "AGV links the broker connection started or routes to (FLEET_MAX_AGVS bounds it).", (s) =>
+    s.mqtt?.agvLinks)
   counter("fleetvisor_mqtt_ingest_dropped_total", "AGV messages the ingest thread dropped: the main thread was too far behind.", (s) =>
     s.mqtt?.ingestDropped)
 

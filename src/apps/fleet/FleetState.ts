@@ -286,7 +286,9 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
       case "LinkUp": {
         const r = record(state, event.robot, event.kind)
         r.connected = true
+        // The link's own alarms about the connection it has again (silence, a protocol error).
         r.alarms.delete("LINK-SILENT")
+        r.alarms.delete("LINK-PROTOCOL")
         return state
       }
       case "LinkDown": {

@@ -104,7 +104,9 @@ const arms = (options: FleetTreeOptions) =>
                 port: robot.port,
                 pollHz: options.settings.pollHz,
                 hub: options.hub,
-                latches: options.latches
+                latches: options.latches,
+                // A lost or refused session is the arm's status: the link reconnects with its own backoff.
+                reconnect: options.linkBackoff
               }),
               { restart: "permanent", via: Registry.via(options.registry, key), mailbox: { capacity: 1_000 } }
             )
@@ -115,7 +117,12 @@ const arms = (options: FleetTreeOptions) =>
     receive: (state) => state
   })
 
-const startAgv = (options: FleetTreeOptions) => (identity: AgvLink.AgvLinkOptions["identity"], outbox: AgvLink.Outbox) =>
+/** Whether the fleet knows an AGV: heard of it before (the roster, above the tree) or latched it. */
+const knownAgv = (options: FleetTreeOptions) => (robot: string): boolean =>
+  options.roster.has(robot) || options.latches.get(robot) !== undefined
+
+const startAgv = (options: FleetTreeOptions) =>
+(identity: AgvLink.AgvLinkOptions["identity"], outbox: AgvLink.Outbox, known: boolean) =>
   Effect.flatMap(links(options.registry), (supervisor) =>
     DynamicSupervisor.startChild(
       supervisor,
@@ -127,7 +134,9 @@ const startAgv = (options: FleetTreeOptions) => (identity: AgvLink.AgvLinkOption
           hub: options.hub,
           grace: options.settings.agvGraceMs,
           shared: options.stopChannel?.table.slotOf(identity),
-          latches: options.latches
+          latches: options.latches,
+          // An AGV the fleet did not know is not listed until it reports (a state or a visualization).
+          probation: !known
         }),
         { restart: "transient", via: Registry.via(options.registry, MqttLink.agvKey(identity)), mailbox: { capacity: 1_000 } }
       )
@@ -143,8 +152,9 @@ export const make = (options: FleetTreeOptions) => {
     period: "30 seconds",
     backoff: Backoff.exponential({ min: "200 millis", max: "5 seconds" }),
     children: [
-      // A link that fails is a robot or a network acting up, not a bug of the supervisor:
-      // backoff bounds how often each one retries, so the intensity is set for a whole fleet.
+      // A robot or a network acting up (silence, garbage, refusals, dropped connections) is handled
+      // inside its link, with the link's own backoff: only a bug crashes a link and counts here.
+      // Backoff bounds how often each crashing link restarts, so the intensity is set for a whole fleet.
       ChildSpec.make(
         "links",
         DynamicSupervisor.make({ maxRestarts: settings.linkMaxRestarts, period: "60 seconds", backoff: linkBackoff }),
@@ -158,7 +168,15 @@ export const make = (options: FleetTreeOptions) => {
             prefix: settings.mqttPrefix,
             ingestThread: settings.mqttIngestThread,
             registry,
-            startAgv: startAgv(options)
+            startAgv: startAgv(options),
+            admission: {
+              maxAgvs: settings.maxAgvs,
+              perSecond: settings.agvDiscoveryRate,
+              manufacturers: settings.agvManufacturers === undefined ? undefined : new Set(settings.agvManufacturers),
+              known: knownAgv(options),
+              // A latched AGV is never kept out: its unconfirmed stop is resent as soon as its link runs.
+              always: (robot) => options.latches.get(robot) !== undefined
+            }
           }),
           { via: Registry.via(registry, "mqtt"), mailbox: { capacity: 100_000 } }
         )

@@ -22,6 +22,7 @@ import type { Latch, Latches } from "../../links/StopLatch.js"
 import type * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
 import type { StopLatchStore } from "../../store/StopLatchStore.js"
 import type { StoreUnavailable } from "../../store/StoreUnavailable.js"
+import * as LogSampler from "../../actors/LogSampler.js"
 
 /** The fleet's latch table; see the module documentation. */
 export interface StopLatches extends Latches {
@@ -120,7 +121,7 @@ export const make = (options: StopLatchesOptions = {}): Effect.Effect<StopLatche
         return writes.withPermits(1)(Effect.forEach(list, write, { discard: true })).pipe(
           Effect.as(true),
           Effect.catchAll((error) =>
-            Effect.as(Effect.logError(`stop latches of ${list.join(", ")} not written: ${error.message}`), false)
+            Effect.as(Effect.logError(`stop latches of ${LogSampler.excerpt(list.join(", "))} not written: ${error.message}`), false)
           )
         )
       }

@@ -10,6 +10,7 @@ import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from "mqtt"
+import * as LogSampler from "../../actors/LogSampler.js"
 
 /** The message the broker publishes for a client that vanishes without saying goodbye. */
 export interface LastWill {
@@ -129,7 +130,7 @@ export const connect = (options: MqttConnectionOptions): Effect.Effect<MqttConne
           )
         }
         client.on("error", (error) =>
-          Runtime.runFork(runtime)(Effect.logWarning(`MQTT client ${options.clientId}: ${error.message}`))
+          Runtime.runFork(runtime)(Effect.logWarning(`MQTT client ${options.clientId}: ${LogSampler.excerpt(error.message)}`))
         )
         return Effect.sync(() => client.end(true))
       }),

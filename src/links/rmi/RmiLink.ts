@@ -6,11 +6,17 @@
  *   (10–125) and publishes each reading as an `ArmTelemetry` {@link LinkEvent}.
  * - Motion goes through the client's instruction window: consecutive SequenceIDs, at most 8
  *   instructions outstanding on the controller, the rest queued in the link.
- * - A lost connection, a protocol error or a robot silent past `silenceDeadline` (the
- *   {@link Watchdog}) fails the actor: its supervisor restarts it, with backoff, and the robot
- *   is published as disconnected (`LinkDown`) meanwhile. FRC_SystemFault raises an `Alarm`
- *   carrying the controller's error (FRC_ReadError); FRC_Terminate ends the session, which
- *   is a lost connection like any other.
+ * - A lost connection, a refused handshake, a protocol error (garbage, a reply nobody asked for,
+ *   an over-long line) or a robot silent past `silenceDeadline` (the {@link Watchdog}) is the
+ *   robot's status, not a crash: the link closes the session, publishes `LinkDown`
+ *   (`disconnected`, with the reason) and an alarm for silence (`LINK-SILENT`) or a protocol
+ *   error (`LINK-PROTOCOL`), both cleared by the next `LinkUp`, and opens a new session after
+ *   an exponential backoff of its own (`reconnect`, 200 ms doubling to 10 s by default, back to
+ *   the start after a session that lasted `resetAfter`). The actor itself stays up, so none of
+ *   this counts toward its supervisor's restart intensity; a crash of the actor (a thrown
+ *   exception) is a bug, and its supervisor restarts it as before. FRC_SystemFault raises an
+ *   `Alarm` carrying the controller's error (FRC_ReadError); FRC_Terminate ends the session,
+ *   which is a lost connection like any other.
  * - An instruction sent with `tell` (nobody waits for its reply) that the controller refuses
  *   raises a warning `Alarm` with the RMI code (e.g. RMIT-021), cleared by the next `Reset`.
  * - {@link EmergencyStop}, sent on the urgent lane (`tellUrgent`), overtakes everything in the
@@ -31,11 +37,13 @@
  *
  * @since 0.1.0
  */
-import { Cause, Data, Duration, Effect, Exit, type Fiber, FiberSet, Queue, Schedule, Scope } from "effect"
+import { Cause, Data, Deferred, Duration, Effect, Exit, type Fiber, FiberSet, Queue, Schedule } from "effect"
 import * as Actor from "../../actors/Actor.js"
+import * as LogSampler from "../../actors/LogSampler.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
 import * as ExitReason from "../../actors/ExitReason.js"
 import type * as PubSub from "../../actors/PubSub.js"
+import * as Backoff from "../../supervisors/Backoff.js"
 import * as LinkEvent from "../LinkEvent.js"
 import * as StopLatch from "../StopLatch.js"
 import * as Watchdog from "../Watchdog.js"
@@ -65,9 +73,17 @@ export interface RmiLinkOptions {
   readonly silenceDeadline?: Duration.DurationInput | undefined
   /** The fleet's emergency-stop latches; default: a table of this link's own, in memory. */
   readonly latches?: StopLatch.Latches | undefined
+  /**
+   * The delay before each new session after one ended or could not open; default 200 ms
+   * doubling to 10 s (± 20 %), from the start again after a session that lasted `resetAfter`.
+   */
+  readonly reconnect?: Backoff.Backoff | undefined
 }
 
-/** The link has no session with the controller now (connecting, or between restarts). */
+/** The default delays between sessions: 200 ms doubling to 10 s. */
+export const defaultReconnect: Backoff.Backoff = Backoff.exponential({ min: "200 millis", max: "10 seconds" })
+
+/** The link has no session with the controller now (connecting, or between sessions). */
 export class RmiNotConnected extends Data.TaggedError("RmiNotConnected")<{ readonly robot: string }> {}
 
 /** The arm answered nothing for longer than the link's silence deadline. */
@@ -129,6 +145,12 @@ export interface RmiLinkInfo {
   /** Instructions sent and unanswered, and queued in the link. */
   readonly pending: { readonly sent: number; readonly queued: number }
   readonly last: LinkEvent.ArmTelemetry | undefined
+  /** Sessions opened since the link started. */
+  readonly sessions: number
+  /** Sessions that ended, and attempts that could not open one, since the link started. */
+  readonly lost: number
+  /** Why the last session ended (or could not open), while there is none. */
+  readonly reason: string | undefined
 }
 
 /** Asks for {@link RmiLinkInfo}. */
@@ -139,22 +161,29 @@ export interface GetInfo {
 
 class Connected {
   readonly _tag = "Connected"
-  constructor(readonly client: RmiClient.RmiClient) {}
+  constructor(readonly client: RmiClient.RmiClient, readonly session: number) {}
 }
 class Polled {
   readonly _tag = "Polled"
-  constructor(readonly telemetry: LinkEvent.ArmTelemetry) {}
+  constructor(readonly telemetry: LinkEvent.ArmTelemetry, readonly session: number) {}
 }
 class ControllerEvent {
   readonly _tag = "ControllerEvent"
   constructor(readonly event: RmiClient.RmiEvent, readonly errorText: string | undefined) {}
 }
+/** Session `session` ended, or could not open; the loop opens the next one after its backoff. */
 class Lost {
   readonly _tag = "Lost"
-  constructor(readonly error: RmiCommandError | RmiLinkSilent) {}
+  constructor(readonly error: RmiCommandError | RmiLinkSilent, readonly session: number) {}
 }
 
-/** What an arm link accepts. `Connected`, `Polled`, `ControllerEvent` and `Lost` are its own. */
+/** The loop of sessions died of a defect: a bug, which crashes the link. */
+class SessionsDied {
+  readonly _tag = "SessionsDied"
+  constructor(readonly cause: Cause.Cause<unknown>) {}
+}
+
+/** What an arm link accepts. `Connected`, `Polled`, `ControllerEvent`, `Lost` and `SessionsDied` are its own. */
 export type RmiLinkMessage =
   | Instruct
   | Operate
@@ -165,6 +194,7 @@ export type RmiLinkMessage =
   | Polled
   | ControllerEvent
   | Lost
+  | SessionsDied
 
 /** An `Instruct` message for `ask`. */
 export const instruct = (instruction: RmiPacket.InstructionBody) =>
@@ -194,41 +224,47 @@ interface State {
   readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   readonly latches: StopLatch.Latches
   client: RmiClient.RmiClient | undefined
+  /** The number of the open session (the latest one that connected). */
+  session: number
   last: LinkEvent.ArmTelemetry | undefined
+  sessions: number
+  lost: number
+  /** Why there is no session now; published once per change, not once per attempt. */
+  reason: string | undefined
 }
 
 const programStatus = (status: number): LinkEvent.ArmTelemetry["programStatus"] =>
   status === 0 ? "running" : status === 1 ? "paused" : "aborted"
 
-/** Opens the session, then polls and forwards controller events until the link dies. */
+/**
+ * One session: opens it, then polls and forwards controller events until the connection fails
+ * or the arm falls silent, and returns why it ended. Everything it opened closes with it.
+ */
 const session = (
   options: RmiLinkOptions,
   latches: StopLatch.Latches,
   self: ActorRef<RmiLinkMessage>,
-  scope: Scope.Scope
-) =>
-  Effect.gen(function*() {
+  number: number,
+  opened: () => void
+): Effect.Effect<RmiCommandError | RmiLinkSilent> =>
+  Effect.scoped(Effect.gen(function*() {
     const pollHz = Math.min(125, Math.max(10, options.pollHz ?? 10))
     const period = Duration.millis(1000 / pollHz)
     const deadline = options.silenceDeadline ?? Duration.millis(Math.max(1000, 20 * Duration.toMillis(period)))
-    const client = yield* Scope.extend(
-      RmiClient.connect({
-        host: options.host,
-        port: options.port,
-        connectTimeout: options.connectTimeout,
-        replyTimeout: options.replyTimeout,
-        // A latched arm's RMI program is not started again by a reconnect: only a Reset does that.
-        initialize: latches.get(options.id) === undefined
-      }),
-      scope
-    )
-    const events = yield* Scope.extend(client.subscribe, scope)
-    const watchdog = yield* Scope.extend(
-      Watchdog.start(deadline, (silentForMillis) =>
-        self.unsafeTellUrgent(new Lost(new RmiLinkSilent({ robot: options.id, silentForMillis })))),
-      scope
-    )
-    self.unsafeTellUrgent(new Connected(client))
+    const client = yield* RmiClient.connect({
+      host: options.host,
+      port: options.port,
+      connectTimeout: options.connectTimeout,
+      replyTimeout: options.replyTimeout,
+      // A latched arm's RMI program is not started again by a reconnect: only a Reset does that.
+      initialize: latches.get(options.id) === undefined
+    })
+    opened()
+    const events = yield* client.subscribe
+    const silent = yield* Deferred.make<never, RmiLinkSilent>()
+    const watchdog = yield* Watchdog.start(deadline, (silentForMillis) =>
+      Deferred.unsafeDone(silent, Exit.fail(new RmiLinkSilent({ robot: options.id, silentForMillis }))))
+    self.unsafeTellUrgent(new Connected(client, number))
 
     const poll = Effect.gen(function*() {
       const status = yield* client.readStatus
@@ -248,10 +284,10 @@ const session = (
           position: cartesian.Position,
           joints: joints.JointAngle,
           timeTag: cartesian.TimeTag
-        })
+        }, number)
       )
     }).pipe(Effect.catchAll(() => Effect.void)) // a refusal or a timeout: the watchdog judges silence
-    yield* Effect.forkIn(Effect.repeat(poll, Schedule.fixed(period)), scope)
+    yield* Effect.forkScoped(Effect.repeat(poll, Schedule.fixed(period)))
 
     const forward = Effect.gen(function*() {
       const event = yield* Queue.take(events)
@@ -263,15 +299,36 @@ const session = (
         : undefined
       self.unsafeTellUrgent(new ControllerEvent(event, errorText))
     })
-    yield* Effect.forkIn(Effect.forever(forward), scope)
+    yield* Effect.forkScoped(Effect.forever(forward))
 
-    return yield* client.failure
-  }).pipe(Effect.catchAll((error) =>
-    Effect.sync(() => {
-      // Closing the scope of a stopping link closes the client too: that is no news.
-      if (self.isAlive()) self.unsafeTellUrgent(new Lost(error))
+    return yield* Effect.raceFirst(client.failure, Deferred.await(silent))
+  })).pipe(Effect.flip)
+
+/**
+ * Sessions, one after another, for as long as the link runs: each one that ends (or cannot open)
+ * is reported to the link (`Lost`), and the next one opens after the backoff.
+ */
+const sessions = (
+  options: RmiLinkOptions,
+  latches: StopLatch.Latches,
+  self: ActorRef<RmiLinkMessage>
+): Effect.Effect<never> => {
+  const backoff = options.reconnect ?? defaultReconnect
+  const resetAfter = Duration.toMillis(backoff.resetAfter)
+  let attempt = 0
+  const next = (number: number): Effect.Effect<never> =>
+    Effect.suspend(() => {
+      let openedAt: number | undefined
+      return Effect.flatMap(session(options, latches, self, number, () => void (openedAt = Date.now())), (error) => {
+        // Closing the scope of a stopping link closes the client too: that is no news.
+        if (!self.isAlive()) return Effect.never
+        self.unsafeTellUrgent(new Lost(error, number))
+        attempt = openedAt !== undefined && Date.now() - openedAt >= resetAfter ? 1 : attempt + 1
+        return Effect.zipRight(Effect.sleep(Duration.millis(Backoff.delayMillis(backoff, attempt, Math.random()))), next(number + 1))
+      })
     })
-  ))
+  return next(1)
+}
 
 const notConnected = (options: RmiLinkOptions) => Exit.fail(new RmiNotConnected({ robot: options.id }))
 
@@ -282,14 +339,23 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
     init: (ctx) =>
       Effect.map(FiberSet.makeRuntime<never, unknown, unknown>(), (run) => {
         const latches = options.latches ?? StopLatch.memory()
-        run(session(options, latches, ctx.self, ctx.scope))
-        return { run, latches, client: undefined, last: undefined }
+        const self = ctx.self
+        run(sessions(options, latches, self).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.sync(() => {
+              if (self.isAlive() && !Cause.isInterruptedOnly(cause)) self.unsafeTellUrgent(new SessionsDied(cause))
+            })
+          )
+        ))
+        return { run, latches, client: undefined, session: 0, last: undefined, sessions: 0, lost: 0, reason: undefined }
       }),
     receive: (state, message) => {
       const client = state.client
       const latch = state.latches.get(options.id)
       switch (message._tag) {
         case "Polled":
+          // A reading of a session that has ended since would show the arm as connected again.
+          if (client === undefined || message.session !== state.session) return state
           state.last = message.telemetry
           LinkEvent.unsafePublish(options.hub, message.telemetry)
           return state
@@ -386,20 +452,33 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
             stopped: latch !== undefined,
             cancelledReplies: client === undefined ? 0 : Effect.runSync(client.cancelledReplies),
             pending: client === undefined ? { sent: 0, queued: 0 } : Effect.runSync(client.pending),
-            last: state.last
+            last: state.last,
+            sessions: state.sessions,
+            lost: state.lost,
+            reason: client === undefined ? state.reason : undefined
           })
           return state
         case "Announce":
           LinkEvent.unsafePublish(
             options.hub,
             client === undefined
-              ? { _tag: "LinkDown", robot: options.id, kind: "arm", status: "disconnected", reason: "connecting", at: Date.now() }
+              ? {
+                _tag: "LinkDown",
+                robot: options.id,
+                kind: "arm",
+                status: "disconnected",
+                reason: state.reason ?? "connecting",
+                at: Date.now()
+              }
               : { _tag: "LinkUp", robot: options.id, kind: "arm", at: Date.now() }
           )
-          if (state.last !== undefined) LinkEvent.unsafePublish(options.hub, state.last)
+          if (state.last !== undefined && client !== undefined) LinkEvent.unsafePublish(options.hub, state.last)
           return state
         case "Connected":
           state.client = message.client
+          state.session = message.session
+          state.sessions++
+          state.reason = undefined
           LinkEvent.unsafePublish(options.hub, { _tag: "LinkUp", robot: options.id, kind: "arm", at: Date.now() })
           // Whatever the controller was doing while the link was away, a latched arm stays stopped.
           if (latch !== undefined) state.run(Effect.ignore(message.client.abort))
@@ -417,20 +496,30 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
           return state
         }
         case "Lost": {
+          // The robot's doing, not the link's: a status and an alarm, then the next session (after the backoff).
           const error = message.error
-          if (error._tag === "RmiLinkSilent") {
-            LinkEvent.unsafePublish(options.hub, {
-              _tag: "Alarm",
-              robot: options.id,
-              kind: "arm",
-              code: "LINK-SILENT",
-              level: "warning",
-              message: error.message,
-              at: Date.now()
-            })
+          const wasUp = client !== undefined && message.session === state.session
+          if (wasUp) state.client = undefined
+          state.lost++
+          const at = Date.now()
+          const alarm = error._tag === "RmiLinkSilent"
+            ? { code: "LINK-SILENT", message: error.message }
+            : error._tag === "RmiProtocolError"
+            ? { code: "LINK-PROTOCOL", message: LogSampler.excerpt(error.message) }
+            : undefined
+          if (alarm !== undefined) {
+            LinkEvent.unsafePublish(options.hub, { _tag: "Alarm", robot: options.id, kind: "arm", level: "warning", at, ...alarm })
           }
-          return Effect.fail(error)
+          const reason = LogSampler.excerpt(`${error._tag}: ${error.message}`)
+          // Once per change: a controller that stays unreachable is not news at every attempt.
+          if (wasUp || reason !== state.reason) {
+            LinkEvent.unsafePublish(options.hub, { _tag: "LinkDown", robot: options.id, kind: "arm", status: "disconnected", reason, at })
+          }
+          state.reason = reason
+          return state
         }
+        case "SessionsDied":
+          return Effect.failCause(message.cause)
       }
     },
     terminate: (_state, reason) =>

@@ -8,9 +8,20 @@
  *   on OFFLINE and on the broker's last will CONNECTIONBROKEN, `AgvTelemetry` per state and
  *   visualization, an `Alarm` per new error in the state.
  * - An AGV that stays OFFLINE or CONNECTIONBROKEN past `grace` is let go: the actor stops
- *   normally (it is started again if the AGV comes back). An AGV silent past
- *   `silenceDeadline` while ONLINE trips the {@link Watchdog}: alarm, and the actor fails, so
- *   its supervisor restarts it, and the new one asks for a fresh state (`stateRequest`).
+ *   normally (it is started again if the AGV comes back). So is one that sends neither a
+ *   `state` nor a `visualization` within `grace` of its link's start (a retained ONLINE of a
+ *   robot that is not there, or a fake).
+ * - An AGV silent past `silenceDeadline` while ONLINE trips the {@link Watchdog}: a `LINK-SILENT`
+ *   alarm, `LinkDown` (disconnected, `silent`), and the link asks for a state (`stateRequest`) at
+ *   once and again after 1, 2, 4 … up to 30 s; the first word from the AGV makes it up again
+ *   (`LinkUp` clears the alarm), and one silent for `grace` more is let go. Silence, garbage or a
+ *   dropped connection is the robot's status, never a crash of the link: nothing of it counts
+ *   toward the restart intensity of `fleet/links`. A crash (a thrown exception) is a bug, and the
+ *   supervisor restarts the link.
+ * - `probation`: a link the fleet started for an AGV it did not know publishes nothing about it
+ *   (no `LinkUp`, telemetry or alarm: the fleet does not list it) until the AGV has sent a
+ *   `state` or a `visualization`, or an operator stopped it; a fake that only says ONLINE never
+ *   enters the fleet's view and is let go after `grace`.
  * - It sends `instantActions` and `order`s with its own headerId per topic, through the MQTT
  *   link's outbox (QoS and retain per the specification's table). {@link EmergencyStop}, sent
  *   with `tellUrgent`, overtakes the mailbox and sends `startPause` and `cancelOrder` in one
@@ -63,11 +74,15 @@ export interface AgvLinkOptions {
   readonly identity: Header.AgvIdentity
   readonly hub: PubSub.PubSub
   readonly outbox: Outbox
-  /** How long an AGV may stay OFFLINE or CONNECTIONBROKEN before its link stops; default 60 seconds. */
+  /**
+   * How long an AGV may stay OFFLINE, CONNECTIONBROKEN or silent before its link stops, and how
+   * long a new link waits for its first state or visualization; default 60 seconds.
+   */
   readonly grace?: Duration.DurationInput | undefined
   /**
-   * How long an ONLINE AGV may say nothing before its link is restarted; default 65 seconds:
-   * two of the specification's 30-second state intervals, and a margin.
+   * How long an ONLINE AGV may say nothing before it is shown as disconnected (`LINK-SILENT`) and
+   * asked for a state; default 65 seconds: two of the specification's 30-second state
+   * intervals, and a margin.
    */
   readonly silenceDeadline?: Duration.DurationInput | undefined
   /**
@@ -80,7 +95,15 @@ export interface AgvLinkOptions {
   readonly latches?: StopLatch.Latches | undefined
   /** How often an unconfirmed stop is sent again; default 500 ms. */
   readonly stopResend?: Duration.DurationInput | undefined
+  /**
+   * An AGV the fleet did not know: the link publishes nothing about it until its first `state`
+   * or `visualization` (or a stop). Default false.
+   */
+  readonly probation?: boolean | undefined
 }
+
+/** The first and the longest delay between the `stateRequest`s of a link whose AGV fell silent. */
+export const silentAsk = { first: Duration.seconds(1), max: Duration.seconds(30) } as const
 
 /** The AGV is OFFLINE or its connection broke, so nothing can be sent to it. */
 export class AgvNotConnected extends Data.TaggedError("AgvNotConnected")<{ readonly robot: string }> {}
@@ -159,8 +182,10 @@ export interface GetInfo {
   readonly reply: Reply<AgvLinkInfo>
 }
 
+/** A grace period ended: `down` (OFFLINE, CONNECTIONBROKEN or silent too long), or `unheard` (no state or visualization yet). */
 class GraceOver {
   readonly _tag = "GraceOver"
+  constructor(readonly why: "down" | "unheard") {}
 }
 class Silent {
   readonly _tag = "Silent"
@@ -169,8 +194,11 @@ class Silent {
 class ResendStop {
   readonly _tag = "ResendStop"
 }
+class AskState {
+  readonly _tag = "AskState"
+}
 
-/** What an AGV link accepts. `GraceOver`, `Silent` and `ResendStop` are its own. */
+/** What an AGV link accepts. `GraceOver`, `Silent`, `ResendStop` and `AskState` are its own. */
 export type AgvLinkMessage =
   | Received
   | SendInstantAction
@@ -182,6 +210,7 @@ export type AgvLinkMessage =
   | GraceOver
   | Silent
   | ResendStop
+  | AskState
 
 /** A `SendInstantAction` message for `ask`. */
 export const instantAction = (actionType: InstantActionType) => (reply: Reply<string, SendError>): AgvLinkMessage => ({
@@ -251,6 +280,16 @@ interface State {
   resend: Fiber.RuntimeFiber<void> | undefined
   connection: ConnectionState | "UNKNOWN"
   up: boolean
+  /** Whether the link publishes what it hears (see `probation`). */
+  listed: boolean
+  /** The AGV has sent a state or a visualization since the link started. */
+  spoke: boolean
+  /** Silent past the deadline, not heard since. */
+  silent: boolean
+  /** Asks a silent AGV for a state, with backoff, while it runs. */
+  asking: Fiber.RuntimeFiber<void> | undefined
+  /** Lets the link go if the AGV sends no state or visualization in time. */
+  unheard: Fiber.RuntimeFiber<void> | undefined
   grace: Fiber.RuntimeFiber<void> | undefined
   state: AgvState | undefined
   visualization: Visualization | undefined
@@ -266,7 +305,9 @@ let actionCounter = 0
 export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, State> => {
   const robot = robotId(options.identity)
   const grace = options.grace ?? Duration.seconds(60)
-  const publish = (event: LinkEvent.LinkEvent) => LinkEvent.unsafePublish(options.hub, event)
+  const publish = (state: State, event: LinkEvent.LinkEvent) => {
+    if (state.listed) LinkEvent.unsafePublish(options.hub, event)
+  }
 
   const stamp = <T extends "order" | "instantActions">(
     state: State,
@@ -327,33 +368,61 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
     state.resend = undefined
   }
 
+  const interrupt = (fiber: Fiber.RuntimeFiber<void> | undefined): undefined => {
+    fiber?.unsafeInterruptAsFork(fiber.id())
+    return undefined
+  }
+
+  /** Tells the link `message` after `delay`, unless the fiber returned is interrupted first. */
+  const after = (state: State, delay: Duration.DurationInput, message: AgvLinkMessage) => {
+    const fiber = state.run(Effect.delay(Effect.void, delay))
+    fiber.addObserver((exit) => {
+      if (exit._tag === "Success") state.self.unsafeTell(message)
+    })
+    return fiber
+  }
+
   const markUp = (state: State) => {
-    if (state.grace !== undefined) {
-      state.grace.unsafeInterruptAsFork(state.grace.id())
-      state.grace = undefined
-    }
+    state.grace = interrupt(state.grace)
+    state.asking = interrupt(state.asking)
+    state.silent = false
     if (!state.up) {
       state.up = true
-      publish({ _tag: "LinkUp", robot, kind: "agv", at: Date.now() })
+      publish(state, { _tag: "LinkUp", robot, kind: "agv", at: Date.now() })
     }
   }
 
-  const markDown = (state: State, connection: "OFFLINE" | "CONNECTIONBROKEN") => {
+  const markDown = (state: State, status: "offline" | "disconnected", reason: string) => {
     state.up = false
-    publish({
-      _tag: "LinkDown",
-      robot,
-      kind: "agv",
-      status: connection === "OFFLINE" ? "offline" : "disconnected",
-      reason: connection,
-      at: Date.now()
-    })
-    if (state.grace === undefined) {
-      state.grace = state.run(Effect.delay(Effect.void, grace))
-      state.grace.addObserver((exit) => {
-        if (exit._tag === "Success") state.self.unsafeTell(new GraceOver())
-      })
-    }
+    publish(state, { _tag: "LinkDown", robot, kind: "agv", status, reason, at: Date.now() })
+    if (state.grace === undefined) state.grace = after(state, grace, new GraceOver("down"))
+  }
+
+  /** Ends the probation: the fleet lists the AGV from now on, and hears whether it is up. */
+  const list = (state: State) => {
+    if (state.listed) return
+    state.listed = true
+    if (state.up) publish(state, { _tag: "LinkUp", robot, kind: "agv", at: Date.now() })
+  }
+
+  /** The AGV sent a state or a visualization: it is real, listed from now on, and not let go for being unheard. */
+  const spoke = (state: State) => {
+    state.spoke = true
+    state.unheard = interrupt(state.unheard)
+    list(state)
+  }
+
+  /** Asks a silent AGV for a state now, then after 1, 2, 4 … 30 s, until it speaks (the fiber ends with the link). */
+  const askWhileSilent = (state: State) => {
+    if (state.asking !== undefined) return
+    sendActions(state, ["stateRequest"], false)
+    const max = Duration.toMillis(silentAsk.max)
+    let delay = Duration.toMillis(silentAsk.first)
+    state.asking = state.run(Effect.forever(Effect.suspend(() => {
+      const wait = delay
+      delay = Math.min(max, delay * 2)
+      return Effect.zipRight(Effect.sleep(wait), Effect.sync(() => state.self.unsafeTell(new AskState())))
+    })))
   }
 
   const onState = (state: State, message: AgvState) => {
@@ -366,7 +435,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
     const errors = new Set(message.errors.map((e) => e.errorType))
     for (const error of message.errors) {
       if (state.errors.has(error.errorType)) continue
-      publish({
+      publish(state, {
         _tag: "Alarm",
         robot,
         kind: "agv",
@@ -377,7 +446,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
       })
     }
     state.errors = errors
-    publish({ _tag: "AgvTelemetry", robot, at: Date.now(), state: message })
+    publish(state, { _tag: "AgvTelemetry", robot, at: Date.now(), state: message })
   }
 
   return Actor.make<AgvLinkMessage, State>({
@@ -399,6 +468,11 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           resend: undefined,
           connection: "UNKNOWN",
           up: false,
+          listed: options.probation !== true,
+          spoke: false,
+          silent: false,
+          asking: undefined,
+          unheard: undefined,
           grace: undefined,
           state: undefined,
           visualization: undefined,
@@ -414,6 +488,8 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           watchStop(state)
         }
         sendActions(state, ["stateRequest"], false)
+        // A robot that never reports is not kept: let go after the grace period (a fake that only said ONLINE, say).
+        state.unheard = after(state, grace, new GraceOver("unheard"))
         options.shared?.setLive(true)
         return state
       }),
@@ -427,18 +503,24 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
               const connection = (message.message as MessageCodec.MessageOf<"connection">).connectionState
               state.connection = connection
               if (connection === "ONLINE") markUp(state)
-              else markDown(state, connection)
+              else {
+                state.asking = interrupt(state.asking)
+                state.silent = false
+                markDown(state, connection === "OFFLINE" ? "offline" : "disconnected", connection)
+              }
               return state
             }
             case "state":
               if (!online(state)) state.connection = "ONLINE"
+              spoke(state)
               markUp(state)
               onState(state, message.message as AgvState)
               return state
             case "visualization":
+              spoke(state)
               if (online(state)) markUp(state)
               state.visualization = message.message as Visualization
-              publish({ _tag: "AgvTelemetry", robot, at: Date.now(), visualization: state.visualization })
+              publish(state, { _tag: "AgvTelemetry", robot, at: Date.now(), visualization: state.visualization })
               return state
             case "factsheet":
               state.factsheet = message.message as Factsheet
@@ -485,6 +567,8 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           return state
         }
         case "EmergencyStop": {
+          // An operator stopped it: whatever it is, the fleet lists it from now on.
+          list(state)
           const by = message.by ?? "link"
           const latch = state.latches.latch(robot, "agv", by)
           if (latch.confirmed) {
@@ -494,7 +578,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           let sent = true
           if (message.published === undefined) sent = sendStop(state, latch)
           else for (const id of message.published) rememberCancel(latch, id)
-          publish({ _tag: "EmergencyStopped", robot, kind: "agv", at: Date.now(), by })
+          publish(state, { _tag: "EmergencyStopped", robot, kind: "agv", at: Date.now(), by })
           watchStop(state)
           message.reply?.succeed({ reached: sent && online(state), dropped: 0 })
           return state
@@ -521,7 +605,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           }
           state.latches.clear(robot)
           stopWatching(state)
-          publish({ _tag: "Cleared", robot, kind: "agv", at: Date.now() })
+          publish(state, { _tag: "Cleared", robot, kind: "agv", at: Date.now() })
           const resumed = sendActions(state, ["stopPause"], false)
           if (Either.isLeft(resumed)) message.reply.fail(resumed.left)
           else message.reply.succeed()
@@ -530,6 +614,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
         case "Announce": {
           const at = Date.now()
           publish(
+            state,
             state.up
               ? { _tag: "LinkUp", robot, kind: "agv", at }
               : {
@@ -537,12 +622,12 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
                 robot,
                 kind: "agv",
                 status: state.connection === "OFFLINE" ? "offline" : "disconnected",
-                reason: state.connection,
+                reason: state.silent ? "silent" : state.connection,
                 at
               }
           )
-          if (state.state !== undefined) publish({ _tag: "AgvTelemetry", robot, at, state: state.state })
-          if (state.visualization !== undefined) publish({ _tag: "AgvTelemetry", robot, at, visualization: state.visualization })
+          if (state.state !== undefined) publish(state, { _tag: "AgvTelemetry", robot, at, state: state.state })
+          if (state.visualization !== undefined) publish(state, { _tag: "AgvTelemetry", robot, at, visualization: state.visualization })
           return state
         }
         case "GetInfo":
@@ -556,11 +641,14 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           })
           return state
         case "GraceOver":
-          ctx.stop(ExitReason.normal)
+          // Unless the AGV came back (or spoke) meanwhile, the link is let go: stopped normally, not restarted.
+          if (message.why === "down" ? !state.up : !state.spoke) ctx.stop(ExitReason.normal)
           return state
         case "Silent":
-          if (!online(state)) return state
-          publish({
+          // A robot's silence is its status: alarm, disconnected, asked for a state with backoff; never a crash.
+          if (!online(state) || !state.up) return state
+          state.silent = true
+          publish(state, {
             _tag: "Alarm",
             robot,
             kind: "agv",
@@ -569,12 +657,18 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
             message: message.error.message,
             at: Date.now()
           })
-          return Effect.fail(message.error)
+          markDown(state, "disconnected", "silent")
+          askWhileSilent(state)
+          return state
+        case "AskState":
+          if (state.silent) sendActions(state, ["stateRequest"], false)
+          else state.asking = interrupt(state.asking)
+          return state
       }
     },
     terminate: (state, reason) => {
       options.shared?.setLive(false)
-      return state.up || reason._tag !== "Normal"
+      return state.listed && (state.up || reason._tag !== "Normal")
         ? LinkEvent.publish(options.hub, {
           _tag: "LinkDown",
           robot,

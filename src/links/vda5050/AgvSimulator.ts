@@ -32,6 +32,7 @@ import * as MessageCodec from "./MessageCodec.js"
 import * as SimMap from "./SimMap.js"
 import type { State } from "./State.js"
 import * as Topic from "./Topic.js"
+import * as LogSampler from "../../actors/LogSampler.js"
 
 /** What to simulate, and where. */
 export interface AgvSimulatorOptions {
@@ -191,7 +192,7 @@ const startAgv = (
         if (name !== "order" && name !== "instantActions") return
         const decoded = MessageCodec.decode(name, payload)
         if (Either.isLeft(decoded)) {
-          yield* Effect.logWarning(`${clientId}: ${decoded.left.message}`)
+          yield* Effect.logWarning(`${clientId}: ${LogSampler.excerpt(decoded.left.message)}`)
           yield* Ref.update(vehicle, (v) => Vehicle.rejectMessage(v, name, decoded.left.message))
         } else if (name === "order") {
           const order = decoded.right as MessageCodec.MessageOf<"order">

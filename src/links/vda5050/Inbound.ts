@@ -29,13 +29,37 @@ export interface Invalid {
   readonly reason: string
 }
 
+/** A message not decoded because its AGV was refused first (see `before` of {@link makeChecker}). */
+export interface Refused<R> {
+  readonly _tag: "Refused"
+  readonly identity: AgvIdentity
+  readonly topic: Topic.TopicName
+  readonly reason: R
+}
+
 /** What a message turned out to be; `undefined` for an empty payload (a retained message being cleared). */
 export type Checked = Valid | Invalid | undefined
 
 const maxCachedTopics = 100_000
 
-/** A checker for messages under `prefix`; it remembers each topic it parsed (a fleet has a few per AGV). */
-export const makeChecker = (prefix: string): ((topic: string, payload: Uint8Array) => Checked) => {
+/** Topics longer than this are parsed each time, not cached: 100,000 topics of 60 KB would hold 6 GB. */
+const maxCachedTopicLength = 256
+
+/**
+ * A checker for messages under `prefix`; it remembers each topic it parsed (a fleet has a few per
+ * AGV). `before`, when given, sees the AGV of a well-formed topic before the payload is decoded: a
+ * reason it returns refuses the message undecoded (`Refused`), so that a flood of messages from
+ * AGVs that would be refused anyway costs a topic parse each, not a JSON parse and a schema.
+ */
+export function makeChecker(prefix: string): (topic: string, payload: Uint8Array) => Checked
+export function makeChecker<R>(
+  prefix: string,
+  before: (identity: AgvIdentity, topic: Topic.TopicName) => R | undefined
+): (topic: string, payload: Uint8Array) => Checked | Refused<R>
+export function makeChecker<R>(
+  prefix: string,
+  before?: (identity: AgvIdentity, topic: Topic.TopicName) => R | undefined
+): (topic: string, payload: Uint8Array) => Checked | Refused<R> {
   const topics = new Map<
     string,
     Either.Either<{ readonly identity: AgvIdentity; readonly topic: Topic.TopicName }, Topic.InvalidTopic>
@@ -46,10 +70,12 @@ export const makeChecker = (prefix: string): ((topic: string, payload: Uint8Arra
     if (parsed === undefined) {
       if (topics.size >= maxCachedTopics) topics.clear()
       parsed = Either.map(Topic.parse(name, prefix), ({ topic, ...identity }) => ({ identity, topic }))
-      topics.set(name, parsed)
+      if (name.length <= maxCachedTopicLength) topics.set(name, parsed)
     }
     if (Either.isLeft(parsed)) return { _tag: "Invalid", topic: name, countedAs: "topic", reason: parsed.left.reason }
     const { identity, topic } = parsed.right
+    const refused = before?.(identity, topic)
+    if (refused !== undefined) return { _tag: "Refused", identity, topic, reason: refused }
     const decoded = MessageCodec.decode(topic, payload)
     if (Either.isLeft(decoded)) {
       const reason = decoded.left.issues.map((issue) => `${issue.path || "(root)"}: ${issue.message}`).join("; ")

@@ -13,6 +13,19 @@
  *   `startAgv` function the fleet gives (which names it `agv:<manufacturer>/<serialNumber>`
  *   under `fleet/links`). Messages arriving while it starts are held and then delivered in
  *   order. A retained OFFLINE or CONNECTIONBROKEN of an AGV nobody knows starts nothing.
+ * - Admission ({@link Admission}): an AGV is admitted, not just accepted. Its manufacturer must
+ *   be on the allow-list (when there is one), its manufacturer and serial number at most
+ *   {@link maxNameLength} characters, the AGV links must be fewer than `maxAgvs`, and an AGV the
+ *   fleet does not know yet (`known`: its roster, its latches) takes a token of the discovery
+ *   rate (`perSecond`, a bucket of one second's worth). A known AGV never waits for the rate: after
+ *   a restart of `links`, every retained `connection` of a known AGV is admitted at once; a
+ *   latched one (`always`) is admitted whatever the cap and the rate. A refused message is
+ *   dropped (before its payload is decoded, when the refusal does not depend on it: a flood
+ *   costs a topic parse per message), counted by reason (`cap`, `rate`, `manufacturer`, `name`)
+ *   and logged sampled (one line per reason per 10 s, then a count); the AGV's next message
+ *   asks again.
+ * - Logs never carry a whole topic or payload: excerpts of 200 characters, and the repeated
+ *   warnings (invalid messages, refusals, failed publishes) sampled ({@link LogSampler}).
  * - Outbound: AGV links hand their messages to this actor's outbox; it publishes them with
  *   the QoS and retain flag of the specification's table. An emergency stop's message uses
  *   the urgent lane and overtakes whatever is queued.
@@ -27,11 +40,13 @@ import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
+import * as LogLevel from "effect/LogLevel"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
 import * as Actor from "../../actors/Actor.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
+import * as LogSampler from "../../actors/LogSampler.js"
 import * as Registry from "../../actors/Registry.js"
 import * as MqttConnection from "../mqtt/MqttConnection.js"
 import * as AgvLink from "./AgvLink.js"
@@ -56,12 +71,41 @@ export interface MqttLinkOptions {
    * connection, instead of on this actor's thread. Default false.
    */
   readonly ingestThread?: boolean | undefined
-  /** Starts the link of a newly seen AGV, registered under {@link agvKey}. */
+  /**
+   * Starts the link of a newly admitted AGV, registered under {@link agvKey}; `known` says
+   * whether the fleet knew it (a link for an unknown AGV can start on probation).
+   */
   readonly startAgv: (
     identity: AgvIdentity,
-    outbox: AgvLink.Outbox
+    outbox: AgvLink.Outbox,
+    known: boolean
   ) => Effect.Effect<ActorRef<AgvLink.AgvLinkMessage>, unknown>
+  /** Which AGVs get a link; default: every one (no cap, no rate, no allow-list). */
+  readonly admission?: Admission | undefined
 }
+
+/** Which AGVs get a link; see the module documentation. */
+export interface Admission {
+  /** The most AGV links at once; default unlimited. */
+  readonly maxAgvs?: number | undefined
+  /** New (unknown) AGVs admitted per second, in a bucket of one second's worth; default unlimited. */
+  readonly perSecond?: number | undefined
+  /** Manufacturers whose AGVs may be admitted; default: any. */
+  readonly manufacturers?: ReadonlySet<string> | undefined
+  /** Whether the fleet knows the AGV (`<manufacturer>/<serialNumber>`): then the rate does not apply. */
+  readonly known?: ((robot: string) => boolean) | undefined
+  /**
+   * AGVs admitted whatever the cap and the rate (the allow-list still applies): latched ones,
+   * whose unconfirmed stop their link must send again the moment they are back.
+   */
+  readonly always?: ((robot: string) => boolean) | undefined
+}
+
+/** Why discovery refused an AGV (the label `reason` of `fleetvisor_mqtt_agvs_refused_total`). */
+export type RefusalReason = "cap" | "rate" | "manufacturer" | "name"
+
+/** The longest manufacturer or serial number admitted, in characters. */
+export const maxNameLength = 128
 
 /** The registry key of an AGV's link. */
 export const agvKey = (identity: AgvIdentity): string => `agv:${AgvLink.robotId(identity)}`
@@ -79,6 +123,10 @@ export interface MqttLinkStats {
   readonly lastInvalid: { readonly topic: string; readonly reason: string } | undefined
   /** AGV links started on a first message. */
   readonly discovered: number
+  /** Messages of AGVs without a link that admission refused, by reason. */
+  readonly refused: Readonly<Record<RefusalReason, number>>
+  /** AGV links this connection started or routes to, starting ones included. */
+  readonly agvLinks: number
   readonly published: number
   /** Messages that could not be published (no connection, or the publish failed). */
   readonly publishFailed: number
@@ -129,6 +177,9 @@ export type MqttLinkMessage = Publish | GetStats | Connected | Incoming | Checke
 /** A `GetStats` message for `ask`. */
 export const getStats = (reply: Reply<MqttLinkStats>): MqttLinkMessage => ({ _tag: "GetStats", reply })
 
+/** What a handler of this actor returns. */
+type Step = State | Effect.Effect<State>
+
 interface State {
   readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   connection: MqttConnection.MqttConnection | undefined
@@ -142,12 +193,35 @@ interface State {
   discovered: number
   published: number
   publishFailed: number
+  /** Registry keys of the AGV links started (or found) by this connection, starting ones included. */
+  readonly links: Set<string>
+  /** When `links` was last cleared of links that have stopped. */
+  prunedAt: number
+  /** Discovery-rate tokens, and when they were last refilled. */
+  tokens: number
+  refilledAt: number
+  readonly refused: Record<RefusalReason, number>
+}
+
+const refusalText: Record<RefusalReason, string> = {
+  cap: "the AGV links are at FLEET_MAX_AGVS",
+  rate: "new AGVs are past FLEET_AGV_DISCOVERY_RATE",
+  manufacturer: "its manufacturer is not in FLEET_AGV_MANUFACTURERS",
+  name: `its manufacturer or serial number is longer than ${maxNameLength} characters`
 }
 
 /** The behaviour of the fleet's broker connection; see the module documentation. */
 export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage, State> => {
   const prefix = options.prefix ?? Topic.DEFAULT_PREFIX
   const filter = Topic.subscriptionFilter(prefix)
+  const maxAgvs = options.admission?.maxAgvs ?? Infinity
+  const perSecond = options.admission?.perSecond ?? Infinity
+  const manufacturers = options.admission?.manufacturers
+  const known = options.admission?.known ?? (() => false)
+  const always = options.admission?.always ?? (() => false)
+  // Repeated warnings (invalid messages, refusals, failed publishes) sampled per kind; shared by
+  // every incarnation of this actor, so a restart does not reopen the windows.
+  const sampler = LogSampler.make()
 
   const session = (self: ActorRef<MqttLinkMessage>, scope: Scope.Scope) =>
     Effect.gen(function*() {
@@ -190,38 +264,111 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
       )
     }).pipe(Effect.catchAll((error) => Effect.sync(() => self.unsafeTellUrgent(new Failed(error)))))
 
-  const check = Inbound.makeChecker(prefix)
+  /** The live incarnation's state, for the check that refuses before decoding. */
+  let current: State | undefined
+  const check = Inbound.makeChecker(prefix, (identity): RefusalReason | undefined => {
+    const state = current
+    if (state === undefined) return undefined
+    // Before the key is built and hashed: a 60 KB serial number is refused by its length alone.
+    if (identity.manufacturer.length > maxNameLength || identity.serialNumber.length > maxNameLength) return "name"
+    const key = agvKey(identity)
+    if (state.starting.has(key) || Registry.unsafeLookup(options.registry, key).length > 0) return undefined
+    return admit(state, identity, false)
+  })
 
-  const refuse = (state: State, { countedAs, reason, topic }: Inbound.Invalid) => {
+  const refuse = (state: State, { countedAs, reason, topic }: Inbound.Invalid): Step => {
     state.invalid++
     state.invalidByTopic[countedAs] = (state.invalidByTopic[countedAs] ?? 0) + 1
-    state.lastInvalid = { topic, reason }
-    return Effect.as(Effect.logWarning(`invalid VDA 5050 message on ${topic}: ${reason}`), state)
+    const last = { topic: LogSampler.excerpt(topic), reason: LogSampler.excerpt(reason) }
+    state.lastInvalid = last
+    const line = sampler.sample(
+      LogLevel.Warning,
+      `invalid:${countedAs}`,
+      `invalid VDA 5050 messages (${countedAs})`,
+      () => `invalid VDA 5050 message on ${last.topic}: ${last.reason}`
+    )
+    return line === undefined ? state : Effect.as(line, state)
   }
 
-  /** Hands a valid message to its AGV's link, holding it while the link starts, and starting it on a first message. */
-  const route = (state: State, self: ActorRef<MqttLinkMessage>, { identity, message, topic }: Inbound.Valid): State => {
+  /**
+   * Why `identity` may not have a link now, or `undefined` when it may; `take`: take a rate token
+   * when it is new (else only look whether one is left).
+   */
+  const admit = (state: State, identity: AgvIdentity, take: boolean): RefusalReason | undefined => {
+    if (manufacturers !== undefined && !manufacturers.has(identity.manufacturer)) return "manufacturer"
+    if (identity.manufacturer.length > maxNameLength || identity.serialNumber.length > maxNameLength) return "name"
+    const robot = AgvLink.robotId(identity)
+    if (always(robot)) return undefined
+    if (state.links.size >= maxAgvs) {
+      prune(state)
+      if (state.links.size >= maxAgvs) return "cap"
+    }
+    if (perSecond !== Infinity && !known(robot)) {
+      const now = Date.now()
+      state.tokens = Math.min(perSecond, state.tokens + ((now - state.refilledAt) / 1000) * perSecond)
+      state.refilledAt = now
+      if (state.tokens < 1) return "rate"
+      if (take) state.tokens -= 1
+    }
+    return undefined
+  }
+
+  /** Forgets the links that have stopped (let go, or failed to start); at most every 100 ms. */
+  const prune = (state: State) => {
+    const now = Date.now()
+    if (now - state.prunedAt < 100) return
+    state.prunedAt = now
+    for (const key of state.links) {
+      if (!state.starting.has(key) && Registry.unsafeLookup(options.registry, key).length === 0) state.links.delete(key)
+    }
+  }
+
+  /** Counts a refusal; returns the log line's Effect when this one is to be logged (sampled). */
+  const refuseAgv = (state: State, identity: AgvIdentity, reason: RefusalReason): Effect.Effect<void> | undefined => {
+    state.refused[reason]++
+    return sampler.sample(
+      LogLevel.Warning,
+      `refused:${reason}`,
+      `AGVs refused (${reason})`,
+      () => `AGV ${LogSampler.excerpt(AgvLink.robotId(identity))} refused: ${refusalText[reason]}`
+    )
+  }
+
+  /**
+   * Hands a valid message to its AGV's link, holding it while the link starts, and starting it on
+   * a first message if the AGV is admitted; returns the refusal's log line when it is not.
+   */
+  const route = (
+    state: State,
+    self: ActorRef<MqttLinkMessage>,
+    { identity, message, topic }: Inbound.Valid
+  ): Effect.Effect<void> | undefined => {
     const key = agvKey(identity)
     const received = new AgvLink.Received(topic, message)
     const link = Registry.unsafeLookup(options.registry, key)[0]
     if (link !== undefined) {
+      // Counted even if another incarnation of this actor started it.
+      state.links.add(key)
       link.ref.unsafeTell(received)
-      return state
+      return undefined
     }
     const held = state.starting.get(key)
     if (held !== undefined) {
       held.push(received)
-      return state
+      return undefined
     }
     if (topic === "connection" && (message as MessageCodec.MessageOf<"connection">).connectionState !== "ONLINE") {
-      return state
+      return undefined
     }
+    const refusal = admit(state, identity, true)
+    if (refusal !== undefined) return refuseAgv(state, identity, refusal)
     state.starting.set(key, [received])
+    state.links.add(key)
     state.run(
-      Effect.tap(Effect.exit(options.startAgv(identity, outboxOf(self, identity))), (exit) =>
+      Effect.tap(Effect.exit(options.startAgv(identity, outboxOf(self, identity), known(AgvLink.robotId(identity)))), (exit) =>
         self.unsafeTellUrgent(new Discovered(key, exit)))
     )
-    return state
+    return undefined
   }
 
   const outboxOf = (self: ActorRef<MqttLinkMessage>, identity: AgvIdentity): AgvLink.Outbox => ({
@@ -237,7 +384,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     init: (ctx) =>
       Effect.map(FiberSet.makeRuntime<never, unknown, unknown>(), (run) => {
         run(session(ctx.self, ctx.scope))
-        return {
+        return current = {
           run,
           connection: undefined,
           ingest: undefined,
@@ -248,7 +395,12 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
           lastInvalid: undefined,
           discovered: 0,
           published: 0,
-          publishFailed: 0
+          publishFailed: 0,
+          links: new Set(),
+          prunedAt: 0,
+          tokens: perSecond === Infinity ? 0 : perSecond,
+          refilledAt: Date.now(),
+          refused: { cap: 0, rate: 0, manufacturer: 0, name: 0 }
         }
       }),
     receive: (state, message, ctx) => {
@@ -257,14 +409,18 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
           const checked = check(message.topic, message.payload)
           if (checked === undefined) return state
           state.received++
-          return checked._tag === "Valid" ? route(state, ctx.self, checked) : refuse(state, checked)
+          if (checked._tag === "Invalid") return refuse(state, checked)
+          const refused = checked._tag === "Refused"
+            ? refuseAgv(state, checked.identity, checked.reason)
+            : route(state, ctx.self, checked)
+          return refused === undefined ? state : Effect.as(refused, state)
         }
         case "Checked": {
-          const refusals: Array<Effect.Effect<State>> = []
+          const refusals: Array<Effect.Effect<unknown>> = []
           for (const checked of message.items) {
             state.received++
-            if (checked!._tag === "Valid") route(state, ctx.self, checked!)
-            else refusals.push(refuse(state, checked!))
+            const refused = checked!._tag === "Valid" ? route(state, ctx.self, checked!) : refuse(state, checked!)
+            if (Effect.isEffect(refused)) refusals.push(refused)
           }
           state.ingest?.taken(message.items.length)
           return refusals.length === 0 ? state : Effect.as(Effect.all(refusals, { discard: true }), state)
@@ -276,7 +432,17 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
           const held = state.starting.get(message.key) ?? []
           state.starting.delete(message.key)
           if (message.exit._tag === "Failure") {
-            return Effect.as(Effect.logWarning(`could not start the link of ${message.key}`, message.exit.cause), state)
+            state.links.delete(message.key)
+            return Effect.as(
+              sampler.log(
+                LogLevel.Warning,
+                "start",
+                "AGV links that could not start",
+                `could not start the link of ${LogSampler.excerpt(message.key)}`,
+                message.exit.cause
+              ),
+              state
+            )
           }
           state.discovered++
           for (const received of held) message.exit.value.unsafeTell(received)
@@ -294,7 +460,11 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
               Effect.catchAll((error) =>
                 Effect.zipRight(
                   Effect.sync(() => state.publishFailed++),
-                  Effect.logWarning(`could not publish to ${message.topic}: ${error.message}`)
+                  sampler.warning(
+                    "publish",
+                    "messages to AGVs that could not be published",
+                    `could not publish to ${LogSampler.excerpt(message.topic)}: ${LogSampler.excerpt(error.message)}`
+                  )
                 )
               )
             )
@@ -309,6 +479,8 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             invalidByTopic: { ...state.invalidByTopic },
             lastInvalid: state.lastInvalid,
             discovered: state.discovered,
+            refused: { ...state.refused },
+            agvLinks: state.links.size,
             published: state.published,
             publishFailed: state.publishFailed,
             ingestDropped: state.ingest?.dropped() ?? 0

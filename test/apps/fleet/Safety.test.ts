@@ -131,13 +131,16 @@ describe("an arm's emergency stop", () => {
       const accepted = (yield* sim.stats).instructionsAccepted
 
       yield* sim.faults.dropConnection
-      yield* eventually(restartsOf(system, "robot:arm-1"), (restarts) => (restarts ?? 0) >= 1)
+      // The link opens a new session itself (a dropped connection is the arm's status, not a crash of the link).
+      const link = (yield* TestKit.findActor(system, "robot:arm-1")) as ActorRef<RmiLink.RmiLinkMessage>
+      yield* eventually(link.ask(RmiLink.getInfo), (info) => info.sessions >= 2 && info.connected)
       yield* eventually(Effect.zip(view("arm-1"), sim.snapshot), ([robot, s]) => robot.connection === "online" && s.connected)
       expect((yield* sim.snapshot).program).toBe("aborted")
+      expect(yield* restartsOf(system, "robot:arm-1")).toBe(0)
+      expect((yield* sim.stats).sessionsOpened).toBeGreaterThanOrEqual(2)
 
       expect(yield* Effect.flip(fleet.command("arm-1", a, quickMove(520)))).toMatchObject({ _tag: "RobotStopped" })
       // What the demo's animation does: a motion told straight to the link, bypassing the fleet.
-      const link = (yield* TestKit.findActor(system, "robot:arm-1")) as ActorRef<RmiLink.RmiLinkMessage>
       expect(yield* Effect.flip(link.ask(RmiLink.instruct({
         Instruction: "FRC_LinearRelative",
         Configuration: { UToolNumber: 1, UFrameNumber: 1, Front: 1, Up: 1, Left: 0, Flip: 0, Turn4: 0, Turn5: 0, Turn6: 0 },

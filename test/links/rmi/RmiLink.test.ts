@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Stream } from "effect"
+import { Effect, Either, Queue, Stream } from "effect"
 import { ExitReason, PubSub, TestKit } from "../../../src/actors/index.js"
 import * as LinkEvent from "../../../src/links/LinkEvent.js"
 import { ErrorId } from "../../../src/links/rmi/RmiErrorCode.js"
@@ -7,7 +7,6 @@ import * as RmiLink from "../../../src/links/rmi/RmiLink.js"
 import * as RmiPacket from "../../../src/links/rmi/RmiPacket.js"
 import * as RmiSimulator from "../../../src/links/rmi/RmiSimulator.js"
 import { Backoff, ChildSpec, DynamicSupervisor } from "../../../src/supervisors/index.js"
-import { eventually } from "./eventually.js"
 import { next } from "../support/nextEvent.js"
 
 /** A straight move of `X` mm along X at `Speed` mm/s. */
@@ -84,14 +83,17 @@ describe("RmiLink", () => {
       expect((yield* sim.snapshot).hold).toBe(false)
     }))
 
-  it.scopedLive("fails when the controller drops the link; its supervisor restarts it with backoff", () =>
+  it.scopedLive("reconnects by itself when the controller drops the link: disconnected, then up again, never restarted", () =>
     Effect.gen(function*() {
       const { events, options, sim, system } = yield* setup()
       const links = yield* system.spawn(
-        DynamicSupervisor.make({ backoff: Backoff.exponential({ min: "300 millis", max: "2 seconds", jitter: 0 }) }),
+        DynamicSupervisor.make({ maxRestarts: 1, backoff: Backoff.exponential({ min: "300 millis", max: "2 seconds", jitter: 0 }) }),
         { name: "links" }
       )
-      yield* DynamicSupervisor.startChild(links, ChildSpec.make("robot:arm-1", RmiLink.make(options)))
+      const arm = yield* DynamicSupervisor.startChild(links, ChildSpec.make("robot:arm-1", RmiLink.make({
+        ...options,
+        reconnect: Backoff.exponential({ min: "300 millis", max: "2 seconds", jitter: 0 })
+      })))
       yield* next(events, "LinkUp")
       yield* TestKit.awaitTree(system, `
         links (dynamic, 1/∞)
@@ -101,15 +103,35 @@ describe("RmiLink", () => {
       const down = yield* next(events, "LinkDown")
       expect(down).toMatchObject({ status: "disconnected" })
       expect(down.reason).toMatch(/RmiConnectionLost/)
+      const between = yield* arm.ask(RmiLink.getInfo)
+      expect(between).toMatchObject({ connected: false, sessions: 1, lost: 1 })
+      expect(yield* Effect.flip(arm.ask(RmiLink.operate("Pause")))).toMatchObject({ _tag: "RmiNotConnected" })
+
+      yield* next(events, "LinkUp")
+      expect(yield* arm.ask(RmiLink.getInfo)).toMatchObject({ connected: true, sessions: 2, lost: 1 })
+      yield* next(events, "ArmTelemetry")
+      // The same actor all along: the supervisor never restarted it, so nothing counted toward its intensity.
       yield* TestKit.awaitTree(system, `
         links (dynamic, 1/∞)
-        └─ robot:arm-1 restarting restarts=0`)
+        └─ robot:arm-1 running mailbox=0 restarts=0`)
+      expect(yield* sim.stats).toMatchObject({ sessionsOpened: 2 })
+    }))
 
+  it.scopedLive("a bug still crashes the link, and its supervisor restarts it", () =>
+    Effect.gen(function*() {
+      const { events, options, system } = yield* setup()
+      const links = yield* system.spawn(
+        DynamicSupervisor.make({ backoff: Backoff.exponential({ min: "50 millis", max: "200 millis", jitter: 0 }) }),
+        { name: "links" }
+      )
+      yield* DynamicSupervisor.startChild(links, ChildSpec.make("robot:arm-1", RmiLink.make(options)))
+      yield* next(events, "LinkUp")
+      yield* TestKit.crashChild(system, "robot:arm-1", "a bug")
+      expect(yield* next(events, "LinkDown")).toMatchObject({ status: "disconnected" })
       yield* next(events, "LinkUp")
       yield* TestKit.awaitTree(system, `
         links (dynamic, 1/∞)
         └─ robot:arm-1 running mailbox=0 restarts=1`)
-      expect(yield* sim.stats).toMatchObject({ sessionsOpened: 2 })
     }))
 
   it.scopedLive("an emergency stop on the urgent lane overtakes a full mailbox of motion and aborts the program", () =>
@@ -145,27 +167,31 @@ describe("RmiLink", () => {
       expect(done.SequenceID).toBe(1)
     }))
 
-  it.scopedLive("a silent controller trips the watchdog: alarm, disconnected, restarted", () =>
+  it.scopedLive("a silent controller trips the watchdog: alarm, disconnected, a new session; the link is not restarted", () =>
     Effect.gen(function*() {
       const { events, options, sim, system } = yield* setup()
       const links = yield* system.spawn(
-        DynamicSupervisor.make({ backoff: Backoff.exponential({ min: "100 millis", max: "1 second" }) }),
+        DynamicSupervisor.make({ maxRestarts: 1, backoff: Backoff.exponential({ min: "100 millis", max: "1 second" }) }),
         { name: "links" }
       )
-      yield* DynamicSupervisor.startChild(
+      const arm = yield* DynamicSupervisor.startChild(
         links,
-        ChildSpec.make("robot:arm-1", RmiLink.make({ ...options, silenceDeadline: "300 millis" }))
+        ChildSpec.make("robot:arm-1", RmiLink.make({
+          ...options,
+          silenceDeadline: "300 millis",
+          reconnect: Backoff.exponential({ min: "100 millis", max: "1 second" })
+        }))
       )
       yield* next(events, "ArmTelemetry")
       yield* sim.faults.stall("2 seconds")
       const alarm = yield* next(events, "Alarm")
       expect(alarm).toMatchObject({ code: "LINK-SILENT", level: "warning" })
-      expect(yield* next(events, "LinkDown")).toMatchObject({ status: "disconnected" })
+      expect(yield* next(events, "LinkDown")).toMatchObject({ status: "disconnected", reason: expect.stringMatching(/^RmiLinkSilent/) })
       yield* next(events, "LinkUp")
-      yield* eventually(
-        Effect.map(DynamicSupervisor.whichChildren(links), (children) => children[0]?.restarts ?? 0),
-        (n) => n >= 1
-      )
+      yield* next(events, "ArmTelemetry")
+      expect((yield* arm.ask(RmiLink.getInfo)).sessions).toBeGreaterThanOrEqual(2)
+      const [child] = yield* DynamicSupervisor.whichChildren(links)
+      expect(child.restarts).toBe(0)
     }))
 
   it.scopedLive("raises an alarm with the controller's error on FRC_SystemFault", () =>
@@ -179,16 +205,34 @@ describe("RmiLink", () => {
       expect(alarm.message).toMatch(/instruction 3/)
     }))
 
-  it.scopedLive("refuses commands while not connected, and says so", () =>
+  it.scopedLive("refuses commands while not connected, says why, and keeps trying with backoff", () =>
     Effect.gen(function*() {
-      const { hub, system } = yield* setup()
+      const { events, hub, system } = yield* setup()
       const arm = yield* system.spawn(
-        RmiLink.make({ id: "arm-1", host: "127.0.0.1", port: 1, hub, connectTimeout: "200 millis" }),
+        RmiLink.make({
+          id: "arm-1",
+          host: "127.0.0.1",
+          port: 1,
+          hub,
+          connectTimeout: "200 millis",
+          reconnect: Backoff.exponential({ min: "100 millis", max: "400 millis", jitter: 0 })
+        }),
         { name: "robot:arm-1" }
       )
       const refused = yield* Effect.flip(arm.ask(RmiLink.operate("Pause")))
       expect(refused._tag).toBe("RmiNotConnected")
-      const reason = yield* system.awaitExit(arm)
-      expect(ExitReason.format(reason)).toMatch(/RmiConnectionLost/)
+      const down = yield* next(events, "LinkDown")
+      expect(down).toMatchObject({ status: "disconnected", reason: expect.stringMatching(/RmiConnectionLost/) })
+      // 100, 200, 400, 400 … ms apart: a handful of attempts in a second and a half, and one LinkDown for them all.
+      yield* Effect.sleep("1500 millis")
+      const info = yield* arm.ask(RmiLink.getInfo)
+      expect(info).toMatchObject({ connected: false, sessions: 0, reason: expect.stringMatching(/RmiConnectionLost/) })
+      expect(info.lost).toBeGreaterThanOrEqual(3)
+      expect(info.lost).toBeLessThanOrEqual(8)
+      expect(arm.isAlive()).toBe(true)
+      const more = yield* Queue.takeAll(events)
+      expect([...more].filter((e) => e._tag === "LinkDown")).toEqual([])
+      yield* system.stop(arm)
+      expect(ExitReason.format(yield* system.awaitExit(arm))).toBe("shutdown")
     }))
 })

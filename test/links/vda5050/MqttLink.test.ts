@@ -142,9 +142,9 @@ describe("MqttLink and AgvLink on Mosquitto", () => {
       expect(orders).toMatchObject([{ headerId: 0, orderUpdateId: 0 }])
     }))
 
-  it.scopedLive("an AGV silent past its deadline raises an alarm and its link is restarted, asking for a fresh state", () =>
+  it.scopedLive("an AGV silent past its deadline is shown disconnected with an alarm and asked for a state; its link is never restarted", () =>
     Effect.gen(function*() {
-      const { events, links, prefix } = yield* setup({ silenceDeadline: "400 millis" })
+      const { events, links, prefix, probe } = yield* setup({ silenceDeadline: "400 millis" })
       yield* AgvSimulator.make({
         brokerUrl: FleetProbe.MOSQUITTO_URL,
         prefix,
@@ -153,12 +153,56 @@ describe("MqttLink and AgvLink on Mosquitto", () => {
         patrol: false,
         stateIntervalMs: 60_000
       })
+      yield* next(events, "AgvTelemetry", (e) => e.state !== undefined)
+      const asked = probe.log.filter((r) => r.topic.topic === "instantActions").length
       const alarm = yield* next(events, "Alarm", (e) => e.code === "LINK-SILENT")
       expect(alarm).toMatchObject({ robot: "fleetvisor/sim-0001", level: "warning" })
-      expect(yield* next(events, "LinkDown")).toMatchObject({ status: "disconnected" })
+      expect(yield* next(events, "LinkDown")).toMatchObject({ status: "disconnected", reason: "silent" })
+      // Asked for a state at once: the AGV answers, and is up again (which clears the alarm in the fleet's view).
       yield* next(events, "AgvTelemetry", (e) => e.state !== undefined)
+      yield* next(events, "LinkUp")
+      const requests = probe.log.slice(asked).filter((r) => r.topic.topic === "instantActions")
+      expect(requests.map((r) => (JSON.parse(r.raw) as { actions: Array<{ actionType: string }> }).actions[0].actionType)).toContain("stateRequest")
       const [child] = yield* DynamicSupervisor.whichChildren(links)
-      expect(child.restarts).toBeGreaterThanOrEqual(1)
+      expect(child.restarts).toBe(0)
+    }))
+
+  it.scopedLive("an AGV that stays silent is asked again with backoff, then let go after its grace period", () =>
+    Effect.gen(function*() {
+      const { events, links, prefix, probe, system } = yield* setup({ silenceDeadline: "300 millis", grace: "2500 millis" })
+      const raw = yield* Effect.acquireRelease(
+        Effect.promise(() => Mqtt.connectAsync(FleetProbe.MOSQUITTO_URL)),
+        (client) => Effect.promise(() => client.endAsync())
+      )
+      const header = (headerId: number) => ({
+        headerId,
+        timestamp: new Date().toISOString(),
+        version: "2.0.0",
+        manufacturer: "fleetvisor",
+        serialNumber: "mute-1"
+      })
+      const topic = `${prefix}/fleetvisor/mute-1`
+      // Says ONLINE, one visualization, then nothing: it answers no stateRequest.
+      yield* Effect.promise(() => raw.publishAsync(`${topic}/connection`, JSON.stringify({ ...header(0), connectionState: "ONLINE" })))
+      yield* Effect.promise(() =>
+        raw.publishAsync(`${topic}/visualization`, JSON.stringify({ ...header(0), agvPosition: { x: 1, y: 2, theta: 0, mapId: "m", positionInitialized: true } }))
+      )
+      yield* next(events, "LinkUp", (e) => e.robot === "fleetvisor/mute-1")
+      const silentAt = Date.now()
+      yield* next(events, "Alarm", (e) => e.code === "LINK-SILENT")
+      expect(yield* next(events, "LinkDown")).toMatchObject({ status: "disconnected", reason: "silent" })
+      yield* TestKit.awaitUntil(Effect.map(Effect.orDie(DynamicSupervisor.whichChildren(links)), (children) => children.length === 0), {
+        timeoutMillis: 6_000,
+        waitedFor: "the silent AGV's link to be let go",
+        describe: system.render
+      })
+      const lifetime = Date.now() - silentAt
+      expect(lifetime).toBeGreaterThanOrEqual(2_500)
+      // At once, after 1 s, after 2 s more: three stateRequests in the 2.5 s of grace, and no restart on the way.
+      const requests = probe.log.filter((r) => r.topic.serialNumber === "mute-1" && r.topic.topic === "instantActions")
+      expect(requests.length).toBeGreaterThanOrEqual(3)
+      expect(requests.length).toBeLessThanOrEqual(5)
+      yield* Effect.promise(() => raw.publishAsync(`${topic}/connection`, "", { retain: true }))
     }))
 })
 
