@@ -6,6 +6,11 @@
  * Access: with a token configured, requests must carry `Authorization: Bearer <token>`; without
  * one, only loopback clients are served, so a fresh install does not show its insides to the
  * network.
+ * Whatever the token, the listener answers these routes only for a `Host` the server goes by
+ * (`HostCheck`: 421 otherwise), so a page that rebinds its DNS name to 127.0.0.1 reads nothing.
+ *
+ * The stream drops to the latest tree while the client's socket is full (`ServerSentEvents.open`),
+ * and is an event stream of the listener's (bounded in number, cut off when stalled).
  *
  * @since 0.1.0
  */
@@ -77,6 +82,23 @@ export const routes = (options: AdminOptions): ReadonlyArray<Route.Route> => {
     actors: Effect.runSync(options.system.snapshot)
   })
   const interval = options.streamIntervalMs ?? 500
+  // Every open stream is fed by one timer: the tree is read and encoded once per interval, and
+  // sent to the streams that have not seen it (compared without the clock fields, so an idle
+  // tree sends nothing).
+  const watchers = new Set<{ readonly stream: ServerSentEvents.EventStream; last: string }>()
+  let timer: ReturnType<typeof setInterval> | undefined
+  const current = () => {
+    const snapshot = tree()
+    return { key: JSON.stringify(snapshot.actors, (k, v) => (k === "uptimeMs" ? undefined : v)), text: JSON.stringify(snapshot) }
+  }
+  const push = () => {
+    const { key, text } = current()
+    for (const watcher of watchers) {
+      if (watcher.last === key) continue
+      watcher.last = key
+      watcher.stream.send("tree", text)
+    }
+  }
   return [
     Route.make("GET", "/admin/actors", (request, response) => {
       if (authorize(options.token, request, response)) Route.json(response, 200, tree())
@@ -84,19 +106,19 @@ export const routes = (options: AdminOptions): ReadonlyArray<Route.Route> => {
     Route.make("GET", "/admin/actors/stream", (request, response) => {
       if (!authorize(options.token, request, response)) return
       const stream = ServerSentEvents.open(response)
-      let last = ""
-      const push = () => {
-        const snapshot = tree()
-        // Compare without the clock fields, so an idle tree sends nothing.
-        const key = JSON.stringify(snapshot.actors, (k, v) => (k === "uptimeMs" ? undefined : v))
-        if (key === last) return
-        last = key
-        stream.send("tree", JSON.stringify(snapshot))
-      }
-      push()
-      const timer = setInterval(push, interval)
-      stream.onClose(() => clearInterval(timer))
-    }),
+      const { key, text } = current()
+      const watcher = { stream, last: key }
+      stream.send("tree", text)
+      watchers.add(watcher)
+      timer ??= setInterval(push, interval)
+      stream.onClose(() => {
+        watchers.delete(watcher)
+        if (watchers.size === 0 && timer !== undefined) {
+          clearInterval(timer)
+          timer = undefined
+        }
+      })
+    }, { eventStream: true }),
     StaticFiles.route("/admin", options.pageDirectory)
   ]
 }

@@ -21,6 +21,13 @@
  * of the actor, so any way it ends cleans them all up, and `maxConnections` is the supervisor's
  * `maxChildren` (one more is refused with 503).
  *
+ * Before a connection starts, an upgrade is refused with a plain HTTP answer: 503 while the
+ * endpoint closes, 403 for a browser page of an origin not in `allowedOrigins` (default the
+ * Foxglove web app, `https://app.foxglove.dev`; clients without an `Origin`, the desktop apps,
+ * are always accepted), 400 without a Foxglove subprotocol, 429 to an address that has
+ * `maxConnectionsPerAddress` clients already (default 8), 503 when all `maxConnections` are
+ * taken. (The listener answers a foreign `Host` with 421 before any of this.)
+ *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
@@ -31,7 +38,9 @@ import type * as Scope from "effect/Scope"
 import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
+import type { ActorRef } from "../actors/ActorRef.js"
 import { ActorSystem } from "../actors/ActorSystem.js"
+import * as Registry from "../actors/Registry.js"
 import * as PubSub from "../actors/PubSub.js"
 import type { RobotView } from "../protocol/FleetRpcs.js"
 import * as ChildSpec from "../supervisors/ChildSpec.js"
@@ -40,6 +49,9 @@ import * as Catalog from "./foxglove/Catalog.js"
 import * as Connection from "./foxglove/Connection.js"
 import * as Wire from "./foxglove/Wire.js"
 import * as Route from "./Route.js"
+import * as ClientAddress from "./ClientAddress.js"
+import type { FoxgloveRefuseReason } from "./GatewayMetrics.js"
+import * as HostCheck from "./HostCheck.js"
 
 export { Subprotocols } from "./foxglove/Wire.js"
 
@@ -75,7 +87,22 @@ export interface FoxgloveOptions {
   readonly heartbeatIntervalMs?: number | undefined
   /** Largest client frame. Default: 64 KiB: clients only send small JSON requests. */
   readonly maxFrameBytes?: number | undefined
+  /**
+   * Origins whose browser pages may connect (`*`: any); clients without an `Origin` header
+   * (Foxglove and Lichtblick desktop) always may, and so may pages of the server's own host.
+   * Default: the Foxglove web app, {@link foxgloveWebApp}.
+   */
+  readonly allowedOrigins?: ReadonlyArray<string> | undefined
+  /** Clients from one address at once; one more is refused with 429. 0: no limit. Default: 8. */
+  readonly maxConnectionsPerAddress?: number | undefined
+  /** Reverse proxies whose forwarding headers name the client (for the per-address limit); default none. */
+  readonly trustedProxies?: ClientAddress.TrustedProxies | undefined
+  /** Called with the reason of every refused upgrade (for metrics). */
+  readonly onRefused?: ((reason: FoxgloveRefuseReason) => void) | undefined
 }
+
+/** The origin of the Foxglove web app, the default of `allowedOrigins`. */
+export const foxgloveWebApp = "https://app.foxglove.dev"
 
 /** A running endpoint. */
 export interface FoxgloveEndpoint {
@@ -144,23 +171,46 @@ export const make = (
     })
     let closing = false
     let next = 0
+    const allowedOrigins = options.allowedOrigins ?? [foxgloveWebApp]
+    const perAddress = options.maxConnectionsPerAddress ?? 8
+    const trustedProxies = options.trustedProxies ?? ClientAddress.none
+    // The connections by client address: an entry leaves with its actor. `starting` counts those
+    // accepted but not registered yet, so a burst of upgrades cannot pass the limit together.
+    const byAddress = Registry.unsafeMake<string, Connection.ConnectionMessage>({ keys: "duplicate" })
+    const starting = new Map<string, number>()
+    const started = (address: string) => {
+      const left = (starting.get(address) ?? 1) - 1
+      if (left <= 0) starting.delete(address)
+      else starting.set(address, left)
+    }
+    const connectionsOf = (address: string) =>
+      Registry.unsafeLookup(byAddress, address).length + (starting.get(address) ?? 0)
 
     const handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-      if (closing) return Route.refuseUpgrade(socket, 503, "Server shutting down\n", { "Retry-After": "5" })
+      const refuse = (reason: FoxgloveRefuseReason, status: number, body: string, headers?: Record<string, string>) => {
+        options.onRefused?.(reason)
+        Route.refuseUpgrade(socket, status, body, headers)
+      }
+      if (closing) return refuse("draining", 503, "Server shutting down\n", { "Retry-After": "5" })
+      if (!HostCheck.originAllowed(request, allowedOrigins)) {
+        return refuse("origin", 403, "Origin not allowed (FOXGLOVE_ALLOWED_ORIGINS)\n")
+      }
       const subprotocol = Wire.negotiate(offered(request))
       if (subprotocol === undefined) {
-        return Route.refuseUpgrade(
-          socket,
-          400,
-          `Foxglove WebSocket needs the subprotocol ${Wire.Subprotocols.join(" or ")}\n`
-        )
+        return refuse("subprotocol", 400, `Foxglove WebSocket needs the subprotocol ${Wire.Subprotocols.join(" or ")}\n`)
+      }
+      const address = ClientAddress.ofRequest(request, trustedProxies)
+      if (perAddress > 0 && connectionsOf(address) >= perAddress) {
+        return refuse("address", 429, "Too many Foxglove connections from this address\n", { "Retry-After": "5" })
       }
       selected.set(request, subprotocol)
       const id = `foxglove:${++next}`
+      starting.set(address, (starting.get(address) ?? 0) + 1)
+      let registered = false
       const behaviour = Connection.make({
         id,
         subprotocol,
-        address: request.socket.remoteAddress ?? "",
+        address,
         hub,
         viewsTopic,
         eventsTopic: source.eventsTopic,
@@ -171,18 +221,35 @@ export const make = (
       Runtime.runFork(runtime)(
         DynamicSupervisor.startChild(
           supervisor,
-          ChildSpec.make(id, behaviour, { restart: "temporary", mailbox: { capacity: 256 } })
+          ChildSpec.make(id, behaviour, {
+            restart: "temporary",
+            mailbox: { capacity: 256 },
+            via: {
+              name: id,
+              register: (ref) => {
+                if (!registered) {
+                  registered = true
+                  started(address)
+                }
+                return Registry.unsafeRegister(byAddress, address, ref as ActorRef<Connection.ConnectionMessage>)
+              }
+            }
+          })
         ).pipe(
           Effect.catchTag("MaxChildren", () =>
-            Effect.sync(() =>
-              Route.refuseUpgrade(socket, 503, "Too many Foxglove connections\n", { "Retry-After": "5" })
-            )),
+            Effect.sync(() => refuse("capacity", 503, "Too many Foxglove connections\n", { "Retry-After": "5" }))),
           Effect.catchAll((error) =>
             Effect.zipRight(
               Effect.logDebug("foxglove connection did not start", error),
               Effect.sync(() => socket.destroy())
             )
-          )
+          ),
+          Effect.ensuring(Effect.sync(() => {
+            if (!registered) {
+              registered = true
+              started(address)
+            }
+          }))
         )
       )
     }

@@ -12,6 +12,23 @@
  * A session's client address (its per-address budget, its logs) is the socket's, or the one a
  * trusted reverse proxy forwarded (`ClientAddress`).
  *
+ * Every edge is bounded before any handler runs:
+ *
+ * - **Host** (`HostCheck`): a request or upgrade whose `Host` the server does not go by gets 421
+ *   (DNS rebinding), whatever `ADMIN_TOKEN` is; only `/healthz` and `/readyz` answer any Host.
+ * - **Methods**: a path served with other methods gets 405 with `Allow`; `CONNECT` gets 405.
+ * - **Event streams** (routes marked `eventStream`): at most `MAX_SSE_STREAMS` (503) and
+ *   `MAX_SSE_STREAMS_PER_ADDRESS` (429); one whose socket stays full for `SSE_STALL_TIMEOUT` is
+ *   destroyed (`ServerSentEvents.streams`).
+ * - **Connections**: one that has not sent complete request headers within `HEADERS_TIMEOUT` is
+ *   closed, also one that sends nothing at all (Node's `headersTimeout` starts at the first
+ *   byte). `server.maxConnections` is the open-file limit less a reserve
+ *   (`connectionLimit`), so a flood of connections never takes the descriptors the database,
+ *   the robot links and the brokers need; near it, the oldest connection that has not spoken
+ *   yet is closed to make room, so a silent flood cannot lock healthy clients out.
+ *
+ * Each refusal is counted in `fleetvisor_http_refused_total{reason}`.
+ *
  * The server lives in the actor's scope: when the listener stops it stops accepting, ends
  * keep-alive and event-stream connections, and closes.
  *
@@ -23,7 +40,8 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as http from "node:http"
-import type { AddressInfo } from "node:net"
+import * as fs from "node:fs"
+import type { AddressInfo, Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
 import type * as Actor from "../actors/Actor.js"
@@ -35,7 +53,9 @@ import * as ChildSpec from "../supervisors/ChildSpec.js"
 import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
 import * as ClientAddress from "./ClientAddress.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
+import * as HostCheck from "./HostCheck.js"
 import * as Route from "./Route.js"
+import * as ServerSentEvents from "./ServerSentEvents.js"
 import * as Session from "./Session.js"
 
 /** What the listener needs. */
@@ -49,6 +69,16 @@ export interface ListenerOptions {
   readonly trustedProxies?: ClientAddress.TrustedProxies | undefined
   /** Origins besides the server's own whose pages may open `/ws`; `*` allows any. */
   readonly allowedOrigins: ReadonlyArray<string>
+  /** Names a request's `Host` may carry besides those `HostCheck` always allows (`ALLOWED_HOSTS`); absent: none. */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /** How long a connection may take to send complete request headers (`HEADERS_TIMEOUT`); default 10 s. */
+  readonly headersTimeoutMs?: number | undefined
+  /** The bounds of event streams; default 1,000 at once, 100 per address, cut off after 30 s stalled. */
+  readonly eventStreams?: ServerSentEvents.StreamLimits | undefined
+  /** Most connections at once; default `connectionLimit(openFileLimit())`, none where that is unknown. */
+  readonly maxHttpConnections?: number | undefined
+  /** Most WebSocket sessions (`MAX_CONNECTIONS`), to warn when the connection limit is below it. */
+  readonly maxConnections?: number | undefined
   readonly limits: Session.SessionLimits
   readonly routes: ReadonlyArray<Route.Route>
   /** Other WebSocket endpoints by path (e.g. `/foxglove`), each handling its own upgrades. */
@@ -100,15 +130,41 @@ const requestUrl = (request: http.IncomingMessage): URL | undefined => {
 export type UpgradeHandler = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void
 
 /** Whether a browser page of `origin` may open `/ws` on this server. Non-browser clients send no Origin. */
-export const originAllowed = (request: http.IncomingMessage, allowed: ReadonlyArray<string>): boolean => {
-  const origin = request.headers.origin
-  if (origin === undefined || allowed.includes("*") || allowed.includes(origin)) return true
+export const originAllowed = HostCheck.originAllowed
+
+/** Paths that answer whatever the `Host`: probes of load balancers and orchestrators, which say nothing about the node. */
+const anyHost = new Set(["/healthz", "/readyz"])
+
+/** The default bounds of event streams. */
+export const defaultStreamLimits: ServerSentEvents.StreamLimits = {
+  maxStreams: 1000,
+  maxStreamsPerAddress: 100,
+  stallMs: 30_000
+}
+
+/**
+ * The soft limit on open files of this process, from `/proc/self/limits` (Node raises it to
+ * the hard limit at start); `undefined` where that is unknown (not Linux) or unlimited.
+ */
+export const openFileLimit = (): number | undefined => {
   try {
-    return new URL(origin).host === request.headers.host
+    const line = fs.readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"))
+    const soft = line === undefined ? undefined : /^Max open files\s+(\S+)/.exec(line)?.[1]
+    const n = soft === undefined ? NaN : Number(soft)
+    return Number.isSafeInteger(n) && n > 0 ? n : undefined
   } catch {
-    return false
+    return undefined
   }
 }
+
+/**
+ * Connections the listener accepts at once under an open-file limit: the limit less a reserve
+ * of a quarter of it, at least 128, for what else the process opens (the SQLite files, robot
+ * links, MQTT connections, the demo's broker and simulators, the stop channel's clients,
+ * esbuild); at least 16. `undefined` (no limit) when the limit is unknown.
+ */
+export const connectionLimit = (fileLimit: number | undefined): number | undefined =>
+  fileLimit === undefined ? undefined : Math.max(16, fileLimit - Math.max(128, Math.ceil(fileLimit / 4)))
 
 /** The HTTP server could not bind its address. */
 export class ListenFailed extends Error {
@@ -163,12 +219,28 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         handleProtocols: (_, request) => selected.get(request) ?? false
       })
 
+      const hosts = HostCheck.forService(options.host, options.allowedHosts ?? [])
+      const hostAllowed = (request: http.IncomingMessage) => HostCheck.allowedHost(request.headers.host, hosts)
+      const trusted = options.trustedProxies ?? ClientAddress.none
+
+      // Connections that have not sent complete request headers yet, oldest first, with when they came.
+      const silent = new Map<Duplex, number>()
+      const spoke = (socket: Duplex) => {
+        silent.delete(socket)
+      }
+      const headersTimeoutMs = options.headersTimeoutMs ?? 10_000
+
       const sessionMailbox = { capacity: Math.max(256, options.limits.rateLimit.burst * 4) }
       const upgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        spoke(socket)
         const url = requestUrl(request)
         if (url === undefined) {
           metrics.refused("bad_request")
           return Route.refuseUpgrade(socket, 400, "Bad request target\n")
+        }
+        if (!hostAllowed(request)) {
+          metrics.httpRefused("host")
+          return Route.refuseUpgrade(socket, 421, "This server does not answer to that Host (set ALLOWED_HOSTS)\n")
         }
         const endpoint = options.upgrades?.get(url.pathname)
         if (endpoint !== undefined) return endpoint(request, socket, head)
@@ -244,11 +316,40 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         )
       }
 
+      const streams = ServerSentEvents.streams(options.eventStreams ?? defaultStreamLimits, {
+        onEnded: (reason) => {
+          metrics.sse.open--
+          metrics.sseEnded(reason)
+        }
+      })
+
       const respond = (request: http.IncomingMessage, response: http.ServerResponse) => {
+        spoke(request.socket)
         const url = requestUrl(request)
         if (url === undefined) return Route.text(response, 400, "Bad request target\n")
+        if (!anyHost.has(url.pathname) && !hostAllowed(request)) {
+          metrics.httpRefused("host")
+          return Route.text(response, 421, "This server does not answer to that Host (set ALLOWED_HOSTS)\n")
+        }
         const route = Route.find(options.routes, request.method ?? "GET", url.pathname)
-        if (route === undefined) return Route.text(response, 404, "Not found\n")
+        if (route === undefined) {
+          const allow = Route.allowed(options.routes, url.pathname)
+          if (allow.length === 0) return Route.text(response, 404, "Not found\n")
+          metrics.httpRefused("method")
+          return Route.text(response, 405, "Method not allowed\n", { allow: allow.join(", ") })
+        }
+        if (route.eventStream === true) {
+          const admitted = streams.admit(response, ClientAddress.ofRequest(request, trusted))
+          if (admitted === "capacity") {
+            metrics.httpRefused("sse_capacity")
+            return Route.text(response, 503, "Too many event streams\n", { "retry-after": "5" })
+          }
+          if (admitted === "address") {
+            metrics.httpRefused("sse_address")
+            return Route.text(response, 429, "Too many event streams from this address\n", { "retry-after": "5" })
+          }
+          metrics.sse.open++
+        }
         const fail = (error: unknown) => {
           Runtime.runFork(runtime)(Effect.logError("request failed", url.pathname, error))
           if (!response.headersSent) Route.text(response, 500, "Internal error\n")
@@ -262,14 +363,86 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         }
       }
 
-      const server = http.createServer({ keepAliveTimeout: 5_000 }, respond)
+      const server = http.createServer({
+        keepAliveTimeout: 5_000,
+        // For a request after the first on a kept-alive connection (the first is `silent`'s).
+        headersTimeout: headersTimeoutMs,
+        requestTimeout: Math.max(300_000, headersTimeoutMs),
+        connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeoutMs / 4)))
+      }, respond)
       server.on("upgrade", upgrade)
-      server.on("clientError", (_, socket) => {
-        if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+      server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+        // Node's `headersTimeout` (a request after the first on a kept-alive connection) is an idle close too.
+        const timedOut = error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        // Counted once, whichever of Node's check and the sweep below sees it first.
+        if (timedOut && (silent.delete(socket) || !socket.destroyed)) metrics.httpRefused("idle")
+        else silent.delete(socket)
+        const status = timedOut
+          ? "408 Request Timeout"
+          : error.code === "HPE_HEADER_OVERFLOW"
+          ? "431 Request Header Fields Too Large"
+          : "400 Bad Request"
+        if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`)
         socket.destroy()
       })
+      // Node has no handler for CONNECT and would close the connection without a word.
+      server.on("connect", (_: http.IncomingMessage, socket: Duplex) => {
+        spoke(socket)
+        metrics.httpRefused("method")
+        Route.refuseUpgrade(socket, 405, "Method not allowed\n", { Allow: "GET, HEAD, POST" })
+      })
+
+      const limit = options.maxHttpConnections ?? connectionLimit(openFileLimit())
+      if (limit !== undefined) server.maxConnections = limit
+      server.on("drop", () => metrics.httpRefused("connections"))
+      // Near the limit, the oldest silent connection makes room for the newcomer.
+      const evictAbove = limit === undefined ? Number.POSITIVE_INFINITY : limit - Math.min(64, Math.max(1, Math.floor(limit / 20)))
+      let connections = 0
+      server.on("connection", (socket: Socket) => {
+        connections++
+        silent.set(socket, Date.now())
+        socket.once("close", () => {
+          connections--
+          silent.delete(socket)
+        })
+        if (connections > evictAbove) {
+          for (const oldest of silent.keys()) {
+            if (oldest !== socket) {
+              silent.delete(oldest)
+              metrics.httpRefused("evicted")
+              oldest.destroy()
+            }
+            break
+          }
+        }
+      })
+      // Ten times a second, at most 64 closes a turn: a flood of silent connections that all
+      // expire together is closed over a few turns, not in one long one.
+      const sweep = setInterval(() => {
+        const expired = Date.now() - headersTimeoutMs
+        let closed = 0
+        for (const [socket, since] of silent) {
+          if (since > expired || closed >= 64) break
+          silent.delete(socket)
+          if (socket.destroyed) continue
+          closed++
+          metrics.httpRefused("idle")
+          socket.destroy()
+        }
+      }, Math.min(100, Math.max(10, Math.floor(headersTimeoutMs / 4))))
+      sweep.unref()
+      yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(sweep)))
       const address = yield* Effect.acquireRelease(listen(server, options.host, options.port), () => close(server))
-      yield* Effect.annotateLogs(Effect.logInfo("listening"), { host: address.address, port: address.port })
+      yield* Effect.annotateLogs(Effect.logInfo("listening"), {
+        host: address.address,
+        port: address.port,
+        maxHttpConnections: limit ?? "none"
+      })
+      if (limit !== undefined && options.maxConnections !== undefined && limit < options.maxConnections) {
+        yield* Effect.logWarning(
+          `the open-file limit allows ${limit} connections, fewer than MAX_CONNECTIONS (${options.maxConnections}); raise it (systemd LimitNOFILE=) for more sessions`
+        )
+      }
       options.onListening?.(address)
       return { server, address }
     }),

@@ -20,19 +20,41 @@ export interface Route {
   /** `/healthz` matches itself; `/admin/*` matches `/admin/` and everything under it. */
   readonly path: string
   readonly handler: Handler
+  /**
+   * A Server-Sent Events stream: the listener admits it within `MAX_SSE_STREAMS` (503) and
+   * `MAX_SSE_STREAMS_PER_ADDRESS` (429), and cuts it off when its socket stays full for
+   * `SSE_STALL_TIMEOUT`. Its handler must honour backpressure (`ServerSentEvents`).
+   */
+  readonly eventStream?: boolean | undefined
 }
 
 /** Builds a route. */
-export const make = (method: Route["method"], path: string, handler: Handler): Route => ({ method, path, handler })
+export const make = (
+  method: Route["method"],
+  path: string,
+  handler: Handler,
+  options: { readonly eventStream?: boolean | undefined } = {}
+): Route => ({ method, path, handler, ...(options.eventStream === true ? { eventStream: true } : {}) })
+
+const matches = (route: Route, pathname: string): boolean =>
+  route.path.endsWith("/*")
+    ? pathname.startsWith(route.path.slice(0, -1)) || pathname === route.path.slice(0, -2)
+    : pathname === route.path
 
 /** The route of a request, if any; a GET route also serves HEAD. */
 export const find = (routes: ReadonlyArray<Route>, method: string, pathname: string): Route | undefined =>
-  routes.find((route) =>
-    (route.method === method || (method === "HEAD" && route.method === "GET")) &&
-    (route.path.endsWith("/*")
-      ? pathname.startsWith(route.path.slice(0, -1)) || pathname === route.path.slice(0, -2)
-      : pathname === route.path)
-  )
+  routes.find((route) => (route.method === method || (method === "HEAD" && route.method === "GET")) && matches(route, pathname))
+
+/** The methods some route serves `pathname` with (GET implies HEAD), for a 405's `Allow`; empty when none does. */
+export const allowed = (routes: ReadonlyArray<Route>, pathname: string): Array<string> => {
+  const methods = new Set<string>()
+  for (const route of routes) {
+    if (!matches(route, pathname)) continue
+    methods.add(route.method)
+    if (route.method === "GET") methods.add("HEAD")
+  }
+  return [...methods]
+}
 
 /** Answers with a JSON body. */
 export const json = (response: ServerResponse, status: number, body: unknown): void => {
@@ -59,6 +81,9 @@ const reasons: Record<number, string> = {
   400: "Bad Request",
   403: "Forbidden",
   404: "Not Found",
+  405: "Method Not Allowed",
+  421: "Misdirected Request",
+  429: "Too Many Requests",
   503: "Service Unavailable"
 }
 

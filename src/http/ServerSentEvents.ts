@@ -1,14 +1,34 @@
 /**
  * Server-Sent Events on a Node response: the headers, one event at a time, keep-alive comments,
- * and the end of the stream when the client goes away or the server stops.
+ * and the end of the stream when the client goes away or the server stops; and the bounds every
+ * event stream of the node shares.
+ *
+ * Every writer honours backpressure (`response.write` returning `false`) in one of two ways:
+ *
+ * - **drop to latest**: while the socket is full nothing more is written; what the client then
+ *   gets is the latest state, once the socket drained (`open` below, for the admin tree;
+ *   `FleetStream`, which reads the fleet's full view afresh);
+ * - **end the stream**: the writer waits for the socket to drain before it takes the next event,
+ *   so events wait in the writer's bounded queue; when that overflows the stream ends and
+ *   EventSource reconnects to a fresh snapshot (`/canvas/stream`, `CANVAS_SSE_BUFFER`).
+ *
+ * Either way a client that reads nothing holds one event beyond its socket buffers. `streams`
+ * bounds the streams themselves: how many at once (`MAX_SSE_STREAMS`), how many from one address
+ * (`MAX_SSE_STREAMS_PER_ADDRESS`), and how long a socket may stay full before its stream is cut
+ * off (`SSE_STALL_TIMEOUT`); the listener applies it to every route marked `eventStream`.
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
 import type { ServerResponse } from "node:http"
 
 /** An open event stream. */
 export interface EventStream {
-  /** Sends one event; `false` once the client is gone. */
+  /**
+   * Sends one event, or, while the socket is full, keeps it to send when the socket drains,
+   * in place of any event kept before (each event must be a whole state). `false` once the
+   * client is gone.
+   */
   readonly send: (event: string, data: string) => boolean
   /** Whether the client is gone. */
   readonly closed: () => boolean
@@ -26,16 +46,31 @@ export const open = (response: ServerResponse, keepAliveMs = 15_000): EventStrea
   })
   response.flushHeaders()
   let closed = false
-  const keepAlive = setInterval(() => response.write(": keep-alive\n\n"), keepAliveMs)
+  // The latest event that came while the socket was full.
+  let pending: string | undefined
+  const flush = () => {
+    if (closed || pending === undefined) return
+    const text = pending
+    pending = undefined
+    response.write(text)
+  }
+  response.on("drain", flush)
+  const keepAlive = setInterval(() => {
+    if (!response.writableNeedDrain) response.write(": keep-alive\n\n")
+  }, keepAliveMs)
   response.once("close", () => {
     closed = true
+    pending = undefined
     clearInterval(keepAlive)
+    response.off("drain", flush)
   })
   return {
     send: (event, data) => {
       if (closed) return false
       const lines = data.split("\n").map((line) => `data: ${line}`).join("\n")
-      response.write(`event: ${event}\n${lines}\n\n`)
+      const text = `event: ${event}\n${lines}\n\n`
+      if (response.writableNeedDrain) pending = text
+      else response.write(text)
       return true
     },
     closed: () => closed,
@@ -44,4 +79,125 @@ export const open = (response: ServerResponse, keepAliveMs = 15_000): EventStrea
       else response.once("close", f)
     }
   }
+}
+
+/**
+ * Writes a chunk; resumes once the socket took it: at once if it had room, else at its next
+ * `drain` (or when the response closes). A writer that awaits this before it takes its next
+ * event never buffers more than one event beyond the socket.
+ */
+export const write = (response: ServerResponse, chunk: Uint8Array): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (response.destroyed) return resume(Effect.void)
+    if (response.write(chunk)) return resume(Effect.void)
+    const done = () => {
+      response.off("drain", done)
+      response.off("close", done)
+      resume(Effect.void)
+    }
+    response.on("drain", done)
+    response.on("close", done)
+    return Effect.sync(() => {
+      response.off("drain", done)
+      response.off("close", done)
+    })
+  })
+
+/** The bounds of a node's event streams. */
+export interface StreamLimits {
+  /** Streams at once (`MAX_SSE_STREAMS`). */
+  readonly maxStreams: number
+  /** Streams from one client address (`MAX_SSE_STREAMS_PER_ADDRESS`); 0: no limit. */
+  readonly maxStreamsPerAddress: number
+  /** How long a stream's socket may stay full (`SSE_STALL_TIMEOUT`) before it is destroyed. */
+  readonly stallMs: number
+}
+
+/** How a stream ended: the client left (`closed`), the server ended it (`ended`), or it was cut off (`stalled`). */
+export type EndReason = "closed" | "ended" | "stalled"
+
+/** What `streams` tells its owner. */
+export interface StreamHooks {
+  /** A stream admitted by `admit` closed, and how. */
+  readonly onEnded?: ((reason: EndReason) => void) | undefined
+}
+
+/** The open event streams of a node. */
+export interface Streams {
+  /**
+   * Counts `response` as a stream of `address` and watches it until it closes; or, over a
+   * limit, says which one (`capacity`: `maxStreams`, `address`: `maxStreamsPerAddress`) and
+   * counts nothing.
+   */
+  readonly admit: (response: ServerResponse, address: string) => "ok" | "capacity" | "address"
+  /** Streams open now. */
+  readonly count: () => number
+  /** Streams open now from `address`. */
+  readonly countOf: (address: string) => number
+}
+
+interface Watched {
+  readonly response: ServerResponse
+  /** When the socket last had room (or drained). */
+  progressAt: number
+  stalled: boolean
+}
+
+/**
+ * The streams of a node within `limits`. One timer for all of them (running only while some
+ * are open) checks every second (or a quarter of `stallMs`, if shorter) whether a stream's
+ * socket has stayed full since `stallMs` ago; such a stream is destroyed, whatever its writer
+ * waits for, and its slot is free at once.
+ */
+export const streams = (limits: StreamLimits, hooks: StreamHooks = {}): Streams => {
+  const watched = new Set<Watched>()
+  const byAddress = new Map<string, number>()
+  let timer: ReturnType<typeof setInterval> | undefined
+  const period = Math.max(10, Math.min(1000, Math.floor(limits.stallMs / 4)))
+
+  // Full: a write waits for the socket, or the stream ended with bytes the client has not taken.
+  const full = (response: ServerResponse) =>
+    response.writableNeedDrain || (response.writableEnded && !response.writableFinished)
+  const check = () => {
+    const now = Date.now()
+    for (const stream of watched) {
+      if (!full(stream.response)) stream.progressAt = now
+      else if (now - stream.progressAt >= limits.stallMs && !stream.stalled) {
+        stream.stalled = true
+        stream.response.destroy()
+      }
+    }
+  }
+
+  const admit = (response: ServerResponse, address: string): "ok" | "capacity" | "address" => {
+    if (watched.size >= limits.maxStreams) return "capacity"
+    const mine = byAddress.get(address) ?? 0
+    if (limits.maxStreamsPerAddress > 0 && mine >= limits.maxStreamsPerAddress) return "address"
+    const stream: Watched = { response, progressAt: Date.now(), stalled: false }
+    watched.add(stream)
+    byAddress.set(address, mine + 1)
+    const drained = () => {
+      stream.progressAt = Date.now()
+    }
+    response.on("drain", drained)
+    response.once("close", () => {
+      response.off("drain", drained)
+      watched.delete(stream)
+      const left = (byAddress.get(address) ?? 1) - 1
+      if (left <= 0) byAddress.delete(address)
+      else byAddress.set(address, left)
+      if (watched.size === 0 && timer !== undefined) {
+        clearInterval(timer)
+        timer = undefined
+      }
+      hooks.onEnded?.(stream.stalled ? "stalled" : response.writableEnded ? "ended" : "closed")
+    })
+    if (timer === undefined) {
+      timer = setInterval(check, period)
+      timer.unref()
+    }
+    return "ok"
+  }
+
+  return { admit, count: () => watched.size, countOf: (address) => byAddress.get(address) ?? 0 }
 }

@@ -14,7 +14,11 @@ import * as Schema from "effect/Schema"
 
 class Base64Json extends Uint8Array {
   toJSON(): string {
-    return Encoding.encodeBase64(this)
+    // Node's encoder where there is one: Effect's takes seconds and hundreds of MB of garbage
+    // for a 1000×1000 board's snapshot; the browser bundle has no Buffer and uses Effect's.
+    return typeof Buffer === "function"
+      ? Buffer.from(this.buffer, this.byteOffset, this.byteLength).toString("base64")
+      : Encoding.encodeBase64(this)
   }
 }
 

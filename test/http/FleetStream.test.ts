@@ -7,6 +7,7 @@ import * as PubSub from "../../src/actors/PubSub.js"
 import * as TestKit from "../../src/actors/TestKit.js"
 import * as FleetStream from "../../src/http/FleetStream.js"
 import * as Route from "../../src/http/Route.js"
+import * as ServerSentEvents from "../../src/http/ServerSentEvents.js"
 import type { RobotView } from "../../src/protocol/FleetRpcs.js"
 import * as FleetNode from "../service/support/FleetNode.js"
 
@@ -223,4 +224,57 @@ describe("backpressure of the fleet's event stream", () => {
       // Fewer events than ticks arrived: the slow client skipped, it was not queued for.
       expect(events.length).toBeLessThan(last)
     }), { timeout: 20_000 })
+
+  it.scopedLive("a client that reads nothing at all is cut off once its socket stayed full for the stall timeout", () =>
+    Effect.gen(function*() {
+      const fleet = yield* fakeFleet(20)
+      const routes = FleetStream.routes(fleet.source, { bufferSize: 8 })
+      const ended: Array<ServerSentEvents.EndReason> = []
+      // The listener's bounds, as it applies them to every event-stream route.
+      const streams = ServerSentEvents.streams({ maxStreams: 10, maxStreamsPerAddress: 0, stallMs: 500 }, {
+        onEnded: (reason) => ended.push(reason)
+      })
+      const responses: Array<http.ServerResponse> = []
+      const server = http.createServer((request, response) => {
+        const url = new URL(request.url!, "http://localhost")
+        const route = Route.find(routes, request.method!, url.pathname)!
+        expect(route.eventStream).toBe(true)
+        expect(streams.admit(response, request.socket.remoteAddress!)).toBe("ok")
+        responses.push(response)
+        void route.handler(request, response, url)
+      })
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.sync(() => server.close())
+      )
+      const port = (server.address() as net.AddressInfo).port
+      const socket = yield* Effect.acquireRelease(
+        Effect.async<net.Socket>((resume) => {
+          const socket = net.connect(port, "127.0.0.1", () => {
+            socket.write(`GET /stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
+            resume(Effect.succeed(socket))
+          })
+        }),
+        (socket) => Effect.sync(() => socket.destroy())
+      )
+      socket.pause()
+      yield* TestKit.awaitUntil(Effect.sync(() => responses.length === 1), { waitedFor: "the request" })
+      const response = responses[0]
+      let published = 0
+      for (; published < 20_000 && !response.writableNeedDrain; published++) {
+        yield* fleet.publish
+        yield* TestKit.tick
+      }
+      expect(response.writableNeedDrain).toBe(true)
+      const fullAt = Date.now()
+      // Updates go on; the writer drops to the latest, and the socket stays full.
+      yield* Effect.forkScoped(Effect.forever(Effect.zipRight(fleet.publish, Effect.sleep("20 millis"))))
+      yield* TestKit.awaitUntil(Effect.sync(() => response.destroyed), { timeoutMillis: 5_000, waitedFor: "the stream cut off" })
+      const cutAfterMs = Date.now() - fullAt
+      yield* TestKit.awaitUntil(Effect.sync(() => streams.count() === 0), { waitedFor: "the stream's slot free" })
+      expect(ended).toEqual(["stalled"])
+      expect(cutAfterMs).toBeGreaterThanOrEqual(250)
+      expect(cutAfterMs).toBeLessThan(2_000)
+      console.log(JSON.stringify({ test: "FleetStream stall", updatesBeforeFull: published, cutAfterMs }))
+    }), { timeout: 30_000 })
 })

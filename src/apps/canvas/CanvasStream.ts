@@ -13,8 +13,11 @@
  * data: {"_tag":"Updates","seq":1236,"pixels":"<base64 of 5 bytes per pixel>"}
  * ```
  *
- * Each event is encoded once for every SSE client. A client more than `sseBuffer` events behind
- * is cut off (its stream ends) and EventSource reconnects to a fresh snapshot.
+ * Each event is encoded once for every SSE client. The route that serves it writes each chunk
+ * only once the socket drained the one before (`ServerSentEvents.write`), so updates of a client
+ * that reads slowly wait here, in its subscription; a client more than `sseBuffer` events behind
+ * is cut off (its stream ends) and EventSource reconnects to a fresh snapshot. Pixels are deltas:
+ * they cannot be skipped, only the whole stream restarted.
  *
  * @since 0.1.0
  */

@@ -1,0 +1,117 @@
+/**
+ * The event-stream writer of `/admin/actors/stream` (drop to latest) and the bounds the listener
+ * puts on every event stream (how many, how many per address, cut off when stalled), over real
+ * sockets with a client that reads nothing.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as http from "node:http"
+import * as net from "node:net"
+import * as TestKit from "../../src/actors/TestKit.js"
+import * as ServerSentEvents from "../../src/http/ServerSentEvents.js"
+
+/** A server whose every request is handed to `handle`; closed with the scope. */
+const serve = (handle: (request: http.IncomingMessage, response: http.ServerResponse) => void) =>
+  Effect.acquireRelease(
+    Effect.async<{ server: http.Server; port: number }>((resume) => {
+      const server = http.createServer(handle)
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed({ server, port: (server.address() as net.AddressInfo).port })))
+    }),
+    ({ server }) => Effect.sync(() => {
+      server.close()
+      server.closeAllConnections()
+    })
+  )
+
+/** A raw client that sends `GET path` and then reads nothing until told. */
+const stalledClient = (port: number, path: string, localAddress = "127.0.0.1") =>
+  Effect.acquireRelease(
+    Effect.async<{ socket: net.Socket; received: () => string }>((resume) => {
+      let text = ""
+      const socket = net.connect({ port, host: "127.0.0.1", localAddress }, () => {
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
+        socket.pause()
+        resume(Effect.succeed({ socket, received: () => text }))
+      })
+      socket.setEncoding("latin1").on("data", (chunk: string) => (text += chunk))
+      socket.on("error", () => {})
+    }),
+    ({ socket }) => Effect.sync(() => socket.destroy())
+  )
+
+describe("ServerSentEvents.open (drop to latest)", () => {
+  it.scopedLive("while the socket is full it keeps only the latest event, and sends it once the client reads again", () =>
+    Effect.gen(function*() {
+      let stream: ServerSentEvents.EventStream | undefined
+      let response: http.ServerResponse | undefined
+      const { port } = yield* serve((_, res) => {
+        response = res
+        stream = ServerSentEvents.open(res)
+      })
+      const client = yield* stalledClient(port, "/admin/actors/stream")
+      yield* TestKit.awaitUntil(Effect.sync(() => stream !== undefined), { waitedFor: "the stream" })
+      const big = "x".repeat(256 * 1024)
+      let sent = 0
+      // 64 MB of events to a client that reads nothing: far beyond what the kernel absorbs.
+      for (; sent < 256; sent++) {
+        expect(stream!.send("tree", `${sent} ${big}`)).toBe(true)
+        if (sent % 8 === 0) yield* TestKit.tick
+      }
+      expect(response!.writableNeedDrain).toBe(true)
+      // At most one event beyond the socket's high-water mark is held.
+      expect(response!.writableLength).toBeLessThan(response!.writableHighWaterMark + 2 * big.length)
+      const last = `${sent - 1} `
+      client.socket.resume()
+      yield* TestKit.awaitUntil(Effect.sync(() => client.received().includes(`data: ${last}`)), {
+        timeoutMillis: 10_000,
+        waitedFor: "the latest event"
+      })
+      const received = [...client.received().matchAll(/data: (\d+) /g)].map((m) => Number(m[1]))
+      expect(received.at(-1)).toBe(sent - 1)
+      expect(received.length).toBeLessThan(sent)
+      console.log(JSON.stringify({ test: "ServerSentEvents drop to latest", sent, delivered: received.length }))
+    }), { timeout: 30_000 })
+})
+
+describe("ServerSentEvents.streams", () => {
+  it.scopedLive("admits within the node's and the address's limits, frees a slot when its stream closes, and cuts off a stalled one", () =>
+    Effect.gen(function*() {
+      const ended: Array<ServerSentEvents.EndReason> = []
+      const streams = ServerSentEvents.streams({ maxStreams: 3, maxStreamsPerAddress: 2, stallMs: 300 }, {
+        onEnded: (reason) => ended.push(reason)
+      })
+      const answers: Array<string> = []
+      const responses: Array<http.ServerResponse> = []
+      const { port } = yield* serve((request, response) => {
+        const admitted = streams.admit(response, request.socket.remoteAddress!)
+        answers.push(admitted)
+        if (admitted !== "ok") return response.writeHead(admitted === "capacity" ? 503 : 429).end()
+        responses.push(response)
+        const stream = ServerSentEvents.open(response)
+        // 1 MB events every 20 ms: the socket of a client that reads nothing fills in a moment.
+        const big = "y".repeat(1024 * 1024)
+        const timer = setInterval(() => stream.send("tree", big), 20)
+        stream.onClose(() => clearInterval(timer))
+      })
+      const a1 = yield* stalledClient(port, "/", "127.0.0.1")
+      yield* stalledClient(port, "/", "127.0.0.1")
+      yield* stalledClient(port, "/", "127.0.0.1")
+      yield* TestKit.awaitUntil(Effect.sync(() => answers.length === 3), { waitedFor: "3 answers" })
+      expect(answers).toEqual(["ok", "ok", "address"])
+      expect(streams.countOf("127.0.0.1")).toBe(2)
+      yield* stalledClient(port, "/", "127.0.0.2")
+      yield* stalledClient(port, "/", "127.0.0.3")
+      yield* TestKit.awaitUntil(Effect.sync(() => answers.length === 5), { waitedFor: "5 answers" })
+      expect(answers.slice(3)).toEqual(["ok", "capacity"])
+      expect(streams.count()).toBe(3)
+      // The client leaves: its slot is free at once.
+      a1.socket.destroy()
+      yield* TestKit.awaitUntil(Effect.sync(() => streams.count() === 2), { waitedFor: "a slot free" })
+      // The others read nothing: each is cut off once its socket stayed full for 300 ms.
+      const started = Date.now()
+      yield* TestKit.awaitUntil(Effect.sync(() => streams.count() === 0), { timeoutMillis: 5_000, waitedFor: "stalled streams cut off" })
+      expect(Date.now() - started).toBeLessThan(3_000)
+      expect(ended.filter((r) => r === "stalled")).toHaveLength(2)
+      expect(ended.filter((r) => r === "closed")).toHaveLength(1)
+    }), { timeout: 30_000 })
+})
