@@ -67,8 +67,10 @@ import * as Gateway from "./http/Gateway.js"
 import type * as Listener from "./http/Listener.js"
 import * as GatewayMetrics from "./http/GatewayMetrics.js"
 import * as HealthRoutes from "./http/HealthRoutes.js"
+import * as HostCheck from "./http/HostCheck.js"
 import * as Route from "./http/Route.js"
 import * as SdNotify from "./http/SdNotify.js"
+import * as ServerSentEvents from "./http/ServerSentEvents.js"
 import * as ServiceConfig from "./http/ServiceConfig.js"
 import * as SystemHandlers from "./http/SystemHandlers.js"
 import { FleetvisorRpcs } from "./protocol/FleetvisorRpcs.js"
@@ -170,11 +172,30 @@ export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
     "(none)",
     "Per-arm limits: `arm-1:speed=1500,x=-800..800,y=-800..800,z=0..1200;arm-2:speed=500` (mm/s, mm in the user frame); a target outside is refused."
   ),
-  ServiceConfig.setting("FLEET_AGV_GRACE_MS", "60000", "How long an OFFLINE or CONNECTIONBROKEN AGV stays listed before its link stops."),
+  ServiceConfig.setting(
+    "FLEET_AGV_GRACE_MS",
+    "60000",
+    "How long an OFFLINE, CONNECTIONBROKEN or silent AGV stays listed before its link stops; also how long a new AGV may go without a state or visualization."
+  ),
+  ServiceConfig.setting(
+    "FLEET_MAX_AGVS",
+    "2000",
+    "Most AGV links at once; an AGV past it is refused (counted in fleetvisor_mqtt_agvs_refused_total, logged sampled) until links are let go."
+  ),
+  ServiceConfig.setting(
+    "FLEET_AGV_DISCOVERY_RATE",
+    "50",
+    "New AGVs (not in the roster, not latched) admitted per second, one second's worth at once; known AGVs never wait."
+  ),
+  ServiceConfig.setting(
+    "FLEET_AGV_MANUFACTURERS",
+    "(any)",
+    "Comma-separated manufacturers whose AGVs may be admitted, e.g. `acme,kit`; others are refused."
+  ),
   ServiceConfig.setting(
     "FLEET_LINK_MAX_RESTARTS",
     "10000",
-    "Restarts of robot links within a minute before `fleet/links` gives up and `fleet` restarts it (the links' restart intensity)."
+    "Crashes (bugs) of robot links within a minute before `fleet/links` gives up and `fleet` restarts it; a robot's silence, garbage or dropped connection never counts."
   ),
   ServiceConfig.setting(
     "FLEET_CONTROL_LOOP_REALTIME_PRIORITY",
@@ -248,18 +269,20 @@ const canvasRoutes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route>
     response.writeHead(302, { location: "/canvas/" })
     response.end()
   }),
+  // An event stream of the listener's (bounded, cut off when stalled). Each chunk waits for the
+  // socket to drain, so a slow client's updates wait in its CANVAS_SSE_BUFFER, whose overflow ends the stream.
   Route.make("GET", "/canvas/stream", (_, response) => {
     response.writeHead(200, { ...CanvasStream.headers })
     response.flushHeaders()
     const fiber = Effect.runFork(
       CanvasStream.serverSentEvents.pipe(
-        Stream.runForEach((chunk) => Effect.sync(() => response.write(chunk))),
+        Stream.runForEach((chunk) => ServerSentEvents.write(response, chunk)),
         Effect.provideService(Canvas.Canvas, canvas),
         Effect.ensuring(Effect.sync(() => response.end()))
       )
     )
     response.once("close", () => fiber.unsafeInterruptAsFork(fiber.id()))
-  }),
+  }, { eventStream: true }),
   ...pageRoutes("canvas")
 ]
 
@@ -317,7 +340,9 @@ const rejectReason = Rejection.$match({
   Undecodable: () => "undecodable" as const,
   MalformedMessage: () => "malformed_message" as const,
   UnknownRpc: () => "unknown_rpc" as const,
-  InvalidPayload: () => "invalid_payload" as const
+  InvalidPayload: () => "invalid_payload" as const,
+  TooManyRequests: () => "requests_per_frame" as const,
+  Overloaded: (rejection) => rejection.limit
 })
 
 /** A started service. */
@@ -377,7 +402,13 @@ export const start = (
       onSome: (settings) =>
         Effect.asSome(
           // The stop channel's port checks clients as the listener does.
-          startFleet({ ...settings, edge: { ...settings.edge, allowedOrigins: config.allowedOrigins } }).pipe(Effect.provide(store))
+          startFleet({
+            ...settings,
+            edge: {
+              allowedHosts: HostCheck.forService(config.host, config.allowedHosts).allowedHosts,
+              allowedOrigins: config.allowedOrigins
+            }
+          }).pipe(Effect.provide(store))
         )
     })
     if (Option.isSome(fleet)) FleetMetrics.register(metrics.registry, fleet.value)
@@ -464,7 +495,12 @@ export const start = (
     const foxglove = yield* Option.match(fleet, {
       onNone: () => Effect.succeed(Option.none<Foxglove.FoxgloveEndpoint>()),
       onSome: (service) =>
-        Foxglove.make({ ...service, eventsTopic: LinkEvent.robotTopic }).pipe(
+        Foxglove.make({ ...service, eventsTopic: LinkEvent.robotTopic }, {
+          allowedOrigins: config.foxgloveAllowedOrigins,
+          maxConnectionsPerAddress: config.foxgloveMaxConnectionsPerAddress,
+          trustedProxies: config.trustedProxies,
+          onRefused: metrics.foxgloveRefused
+        }).pipe(
           Effect.provideService(ActorSystem.ActorSystem, system),
           Effect.map(Option.some)
         )
@@ -484,8 +520,17 @@ export const start = (
           trustedProxies: config.trustedProxies,
           maxFrameBytes: config.maxFrameBytes,
           allowedOrigins: config.allowedOrigins,
+          allowedHosts: config.allowedHosts,
+          headersTimeoutMs: Duration.toMillis(config.headersTimeout),
+          eventStreams: {
+            maxStreams: config.maxSseStreams,
+            maxStreamsPerAddress: config.maxSseStreamsPerAddress,
+            stallMs: Duration.toMillis(config.sseStallTimeout)
+          },
           limits: {
             rateLimit: config.rateLimit,
+            maxRequestsInFlight: config.maxRequestsInFlight,
+            maxStreams: config.maxStreamsPerSession,
             heartbeatIntervalMs: Duration.toMillis(config.heartbeat.interval),
             heartbeatTimeoutMs: Duration.toMillis(config.heartbeat.timeout),
             maxBufferedBytes: 4 * 1024 * 1024

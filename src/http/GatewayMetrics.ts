@@ -17,7 +17,12 @@ import type { ActorSystem } from "../actors/ActorSystem.js"
 import type { ActorNode } from "../actors/Inspection.js"
 import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
 
-/** Why a client frame was rejected (label `reason` of `fleetvisor_ws_frames_rejected_total`). */
+/**
+ * Why a client frame, or one request of it, was rejected (label `reason` of
+ * `fleetvisor_ws_frames_rejected_total`): `throttled` counts frames delayed by the rate limit,
+ * `flood` sessions closed for keeping on, `requests_per_frame` frames of more requests than the
+ * burst (closed), `requests_in_flight` and `open_streams` requests refused with `Overloaded`.
+ */
 export type RejectReason =
   | "wrong_frame_type"
   | "undecodable"
@@ -27,6 +32,9 @@ export type RejectReason =
   | "too_big"
   | "flood"
   | "throttled"
+  | "requests_per_frame"
+  | "requests_in_flight"
+  | "open_streams"
 
 /** Why an upgrade to `/ws` was refused (label `reason` of `fleetvisor_ws_upgrades_refused_total`). */
 export type RefuseReason = "capacity" | "draining" | "restarting" | "origin" | "version" | "path" | "bad_request" | "address"
@@ -34,21 +42,53 @@ export type RefuseReason = "capacity" | "draining" | "restarting" | "origin" | "
 /** Why a server frame was not delivered (label `reason` of `fleetvisor_ws_frames_dropped_total`). */
 export type DropReason = "closed" | "slow_consumer"
 
+/**
+ * Why the listener refused a request or closed a connection before any handler (label `reason`
+ * of `fleetvisor_http_refused_total`): `host` (421, a `Host` it does not go by), `method` (405,
+ * e.g. CONNECT), `sse_capacity` (503, `MAX_SSE_STREAMS`), `sse_address` (429,
+ * `MAX_SSE_STREAMS_PER_ADDRESS`), `idle` (no complete request headers within
+ * `HEADERS_TIMEOUT`), `evicted` (a silent connection closed to make room near the connection
+ * limit), `connections` (dropped at the connection limit).
+ */
+export type HttpRefuseReason = "host" | "method" | "sse_capacity" | "sse_address" | "idle" | "evicted" | "connections"
+
+/** Why a `/foxglove` upgrade was refused (label `reason` of `fleetvisor_foxglove_upgrades_refused_total`). */
+export type FoxgloveRefuseReason = "origin" | "address" | "capacity" | "draining" | "subprotocol"
+
+/** How an event stream ended (label `reason` of `fleetvisor_sse_streams_ended_total`): the client left, the server ended it, or it stalled. */
+export type SseEndReason = "closed" | "ended" | "stalled"
+
 /** The counters the gateway bumps, and the registry that exposes them. */
 export interface GatewayMetrics {
   readonly registry: Prometheus.Registry
-  /** Frames and bytes, both directions; plain fields for the hot path. */
-  readonly traffic: { framesIn: number; bytesIn: number; framesOut: number; bytesOut: number }
+  /** Frames and bytes, both directions, and the client messages (requests) in them; plain fields for the hot path. */
+  readonly traffic: { framesIn: number; bytesIn: number; requestsIn: number; framesOut: number; bytesOut: number }
   readonly rejected: (reason: RejectReason) => void
   readonly dropped: (reason: DropReason) => void
   readonly refused: (reason: RefuseReason) => void
   /** Sessions that ended, by how (label `reason` of `fleetvisor_sessions_ended_total`). */
   readonly sessionEnded: (reason: string) => void
+  /** Requests and connections the listener refused or closed before any handler. */
+  readonly httpRefused: (reason: HttpRefuseReason) => void
+  readonly foxgloveRefused: (reason: FoxgloveRefuseReason) => void
+  /** Event streams (SSE) open now, kept by the listener and read at scrape time. */
+  readonly sse: { open: number }
+  readonly sseEnded: (reason: SseEndReason) => void
   /** The Prometheus text of every metric. */
   readonly text: Effect.Effect<string>
 }
 
 const sessionName = /^session:/
+
+/**
+ * The `child` label of a restart: sessions and robot links by kind (`session`, `robot`, `agv`,
+ * `foxglove`), since their ids are per connection or chosen by the robot (an AGV's serial number
+ * comes from the broker); other children by their fixed names.
+ */
+const restartLabel = (child: string): string => {
+  const kind = /^(session|robot|agv|foxglove):/.exec(child)
+  return kind === null ? child : kind[1]
+}
 
 // Session mailboxes are summed and their maximum taken: one label per session would have no bound.
 const mailboxDepths = (nodes: ReadonlyArray<ActorNode>) => {
@@ -87,7 +127,8 @@ export const make = (
     for (const name of ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"]) {
       registry.removeSingleMetric(name)
     }
-    const traffic = { framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0 }
+    const traffic = { framesIn: 0, bytesIn: 0, requestsIn: 0, framesOut: 0, bytesOut: 0 }
+    const sse = { open: 0 }
     const metrics: GatewayMetrics = {
       registry,
       traffic,
@@ -95,6 +136,10 @@ export const make = (
       dropped: (reason) => dropped.inc({ reason }),
       refused: (reason) => refused.inc({ reason }),
       sessionEnded: (reason) => ended.inc({ reason }),
+      httpRefused: (reason) => httpRefused.inc({ reason }),
+      foxgloveRefused: (reason) => foxgloveRefused.inc({ reason }),
+      sse,
+      sseEnded: (reason) => sseEnded.inc({ reason }),
       text: Effect.promise(() => registry.metrics())
     }
 
@@ -110,12 +155,17 @@ export const make = (
       })
     trafficCounter("fleetvisor_ws_frames_received_total", "WebSocket frames received from clients.", () => traffic.framesIn)
     trafficCounter("fleetvisor_ws_received_bytes_total", "Payload bytes received from clients.", () => traffic.bytesIn)
+    trafficCounter(
+      "fleetvisor_ws_requests_received_total",
+      "Client messages (requests, interrupts) in the frames received, as the rate limit counts them.",
+      () => traffic.requestsIn
+    )
     trafficCounter("fleetvisor_ws_frames_sent_total", "WebSocket frames sent to clients.", () => traffic.framesOut)
     trafficCounter("fleetvisor_ws_sent_bytes_total", "Payload bytes sent to clients.", () => traffic.bytesOut)
 
     const rejected = new Prometheus.Counter({
       name: "fleetvisor_ws_frames_rejected_total",
-      help: "Client frames rejected, by reason (undecodable, too_big, flood, ...).",
+      help: "Client frames, or single requests, rejected, by reason (undecodable, too_big, flood, requests_in_flight, ...).",
       labelNames: ["reason"],
       registers: [registry]
     })
@@ -137,6 +187,32 @@ export const make = (
       labelNames: ["reason"],
       registers: [registry]
     })
+    const httpRefused = new Prometheus.Counter({
+      name: "fleetvisor_http_refused_total",
+      help: "Requests and connections refused or closed before any handler, by reason (host, method, sse_capacity, sse_address, idle, evicted, connections).",
+      labelNames: ["reason"],
+      registers: [registry]
+    })
+    const foxgloveRefused = new Prometheus.Counter({
+      name: "fleetvisor_foxglove_upgrades_refused_total",
+      help: "Foxglove WebSocket upgrades refused, by reason (origin, address, capacity, draining, subprotocol).",
+      labelNames: ["reason"],
+      registers: [registry]
+    })
+    new Prometheus.Gauge({
+      name: "fleetvisor_sse_streams",
+      help: "Server-Sent Events streams open.",
+      registers: [registry],
+      collect() {
+        this.set(sse.open)
+      }
+    })
+    const sseEnded = new Prometheus.Counter({
+      name: "fleetvisor_sse_streams_ended_total",
+      help: "Server-Sent Events streams that ended, by reason (closed by the client, ended by the server, stalled: cut off).",
+      labelNames: ["reason"],
+      registers: [registry]
+    })
     const restarts = new Prometheus.Counter({
       name: "fleetvisor_actor_restarts_total",
       help: "Children restarted by their supervisor, by child.",
@@ -144,7 +220,7 @@ export const make = (
       registers: [registry]
     })
     yield* system.subscribe((event) => {
-      if (event._tag === "Restarted") restarts.inc({ child: sessionName.test(event.child) ? "session" : event.child })
+      if (event._tag === "Restarted") restarts.inc({ child: restartLabel(event.child) })
     })
 
     new Prometheus.Gauge({

@@ -19,6 +19,7 @@ import * as Redacted from "effect/Redacted"
 import * as path from "node:path"
 import { parseArgs } from "node:util"
 import * as ClientAddress from "./ClientAddress.js"
+import * as HostCheck from "./HostCheck.js"
 
 /** The validated configuration of one service process. */
 export interface ServiceConfig {
@@ -31,11 +32,29 @@ export interface ServiceConfig {
   /** Reverse proxies whose forwarding headers name the client; none by default. */
   readonly trustedProxies: ClientAddress.TrustedProxies
   readonly maxFrameBytes: number
+  /** Requests (not frames) a session may send a second on average, and at once. */
   readonly rateLimit: { readonly perSecond: number; readonly burst: number }
+  /** Requests answered once that a session may have unanswered at once. */
+  readonly maxRequestsInFlight: number
+  /** Streams a session may have open at once. */
+  readonly maxStreamsPerSession: number
   readonly heartbeat: { readonly interval: Duration.Duration; readonly timeout: Duration.Duration }
   readonly adminToken: Option.Option<Redacted.Redacted<string>>
   /** Origins allowed to open `/ws` besides the page's own; `["*"]` allows any. */
   readonly allowedOrigins: ReadonlyArray<string>
+  /** Names besides loopback, addresses and the listen host that `Host` may carry (`HostCheck`); `*` allows any. */
+  readonly allowedHosts: ReadonlyArray<string>
+  /** How long a connection may take to send complete request headers before it is closed. */
+  readonly headersTimeout: Duration.Duration
+  /** Most Server-Sent Events streams at once, and from one client address (0: no limit). */
+  readonly maxSseStreams: number
+  readonly maxSseStreamsPerAddress: number
+  /** An event stream whose socket stays full this long is cut off. */
+  readonly sseStallTimeout: Duration.Duration
+  /** Origins whose pages may open `/foxglove` (clients without an Origin always may); `["*"]` allows any. */
+  readonly foxgloveAllowedOrigins: ReadonlyArray<string>
+  /** Most `/foxglove` clients from one address; 0 for no limit. */
+  readonly foxgloveMaxConnectionsPerAddress: number
   readonly shutdownTimeout: Duration.Duration
   readonly logLevel: LogLevel.LogLevel
 }
@@ -88,12 +107,22 @@ export const settings: ReadonlyArray<Setting> = [
   setting(
     "RATE_LIMIT_PER_SECOND",
     "50",
-    "Frames per second a session may send on average (token bucket refill). Beyond it frames are delayed."
+    "Requests per second a session may send on average (token bucket refill): every message of a frame counts, a frame at least one. Beyond it the session's frames are delayed."
   ),
   setting(
     "RATE_LIMIT_BURST",
     "100",
-    "Frames a session may send at once (bucket size). A session that stays a full burst behind is closed with 1008."
+    "Requests a session may send at once (bucket size). A frame carrying more is closed with 1008, as is a session that stays a full burst behind."
+  ),
+  setting(
+    "MAX_REQUESTS_IN_FLIGHT",
+    "32",
+    "Requests (answered once) a session may have unanswered at once; past it a request is refused at once with `Overloaded` and the session goes on (an emergency stop never is). A dashboard has a few."
+  ),
+  setting(
+    "MAX_STREAMS_PER_SESSION",
+    "16",
+    "Streams (CanvasJoin, FleetSubscribe) a session may have open at once; past it a subscription is refused with `Overloaded` and the session goes on. A dashboard opens one or two."
   ),
   setting("HEARTBEAT_INTERVAL", "15 seconds", "How often the server pings each session."),
   setting("HEARTBEAT_TIMEOUT", "10 seconds", "A session whose pong does not arrive within this is stopped."),
@@ -106,6 +135,41 @@ export const settings: ReadonlyArray<Setting> = [
     "ALLOWED_ORIGINS",
     "(same origin)",
     "Comma-separated origins (`https://ops.example.com`) whose pages may open `/ws` besides the server's own; `*` allows any."
+  ),
+  setting(
+    "ALLOWED_HOSTS",
+    "(none)",
+    "Comma-separated host names (`fleet.plant.example`, `.plant.example` for every name under it) a request's `Host` may carry besides IP addresses, `localhost`, `HOST` and the machine's name; any other gets HTTP 421 (DNS rebinding). `*` turns the check off."
+  ),
+  setting(
+    "HEADERS_TIMEOUT",
+    "10 seconds",
+    "A connection that has not sent complete request headers within this is closed, also one that sends nothing."
+  ),
+  setting(
+    "MAX_SSE_STREAMS",
+    "1000",
+    "Most Server-Sent Events streams (`/stream`, `/canvas/stream`, `/admin/actors/stream`) at once; the next gets HTTP 503."
+  ),
+  setting(
+    "MAX_SSE_STREAMS_PER_ADDRESS",
+    "100",
+    "Most event streams from one client address (0: no limit); the next gets HTTP 429. Behind a reverse proxy, set TRUSTED_PROXIES too."
+  ),
+  setting(
+    "SSE_STALL_TIMEOUT",
+    "30 seconds",
+    "An event stream whose client reads nothing for this long (its socket stays full) is cut off; EventSource reconnects to a fresh snapshot."
+  ),
+  setting(
+    "FOXGLOVE_ALLOWED_ORIGINS",
+    "https://app.foxglove.dev",
+    "Comma-separated origins whose pages may open `/foxglove` (the Foxglove web app); desktop apps send no Origin and are always accepted; `*` allows any."
+  ),
+  setting(
+    "FOXGLOVE_MAX_CONNECTIONS_PER_ADDRESS",
+    "8",
+    "Most `/foxglove` clients from one client address (0: no limit; 64 at most in all); the next gets HTTP 429."
   ),
   setting(
     "SHUTDOWN_TIMEOUT",
@@ -166,6 +230,8 @@ export const config: Config.Config<ServiceConfig> = Config.all({
     ),
     burst: positiveInt("RATE_LIMIT_BURST", 100)
   }),
+  maxRequestsInFlight: positiveInt("MAX_REQUESTS_IN_FLIGHT", 32),
+  maxStreamsPerSession: positiveInt("MAX_STREAMS_PER_SESSION", 16),
   heartbeat: Config.all({
     interval: positiveDuration("HEARTBEAT_INTERVAL", "15 seconds"),
     timeout: positiveDuration("HEARTBEAT_TIMEOUT", "10 seconds")
@@ -184,6 +250,33 @@ export const config: Config.Config<ServiceConfig> = Config.all({
     }),
     Config.map(originList),
     Config.withDefault([])
+  ),
+  allowedHosts: Config.string("ALLOWED_HOSTS").pipe(
+    Config.validate({
+      message: "must be a comma-separated list of host names like fleet.plant.example or .plant.example (no port), or *",
+      validation: (list) => originList(list).every(HostCheck.validEntry)
+    }),
+    Config.map(originList),
+    Config.withDefault([])
+  ),
+  headersTimeout: positiveDuration("HEADERS_TIMEOUT", "10 seconds"),
+  maxSseStreams: positiveInt("MAX_SSE_STREAMS", 1000),
+  maxSseStreamsPerAddress: Config.integer("MAX_SSE_STREAMS_PER_ADDRESS").pipe(
+    Config.validate({ message: "must be an integer of 0 or more", validation: (n) => n >= 0 }),
+    Config.withDefault(100)
+  ),
+  sseStallTimeout: positiveDuration("SSE_STALL_TIMEOUT", "30 seconds"),
+  foxgloveAllowedOrigins: Config.string("FOXGLOVE_ALLOWED_ORIGINS").pipe(
+    Config.validate({
+      message: "must be a comma-separated list of origins like https://app.foxglove.dev, or *",
+      validation: (list) => originList(list).every((entry) => origin.test(entry))
+    }),
+    Config.map(originList),
+    Config.withDefault(["https://app.foxglove.dev"])
+  ),
+  foxgloveMaxConnectionsPerAddress: Config.integer("FOXGLOVE_MAX_CONNECTIONS_PER_ADDRESS").pipe(
+    Config.validate({ message: "must be an integer of 0 or more", validation: (n) => n >= 0 }),
+    Config.withDefault(8)
   ),
   shutdownTimeout: positiveDuration("SHUTDOWN_TIMEOUT", "10 seconds"),
   logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))

@@ -22,8 +22,9 @@
  * disk, records it and tells the AGV's link (which watches for the AGV's confirmation); the
  * reply leaves once the main thread has done that, so an answered stop is a durable latch.
  *
- * The edge is bounded as `/ws`'s is: a `Host` that is not a loopback name, the listen address or
- * one of `allowedHosts` gets 421 (DNS rebinding), a browser page of a foreign `Origin` 403 (a
+ * The edge is bounded as `/ws`'s is: a `Host` that src/http/HostCheck.ts's rule refuses (not
+ * an IP address, a `localhost` name, the listen host or one of `allowedHosts`) gets 421 (DNS
+ * rebinding), a browser page of a foreign `Origin` 403 (a
  * client without `Origin`, not a browser, is accepted; a page's own host on another port is
  * not foreign), an address past `maxPerAddress` connections 429, and a connection that sends
  * stops faster than 20 a second (bursts of 40) is closed with 1008. A stop of the same target
@@ -39,6 +40,7 @@
  *      { type: "forward", key, robot?, skip, who }  { type: "coalesced", robot?, count, who }
  */
 import mqtt from "mqtt"
+import { isIP } from "node:net"
 import { performance } from "node:perf_hooks"
 import { parentPort, workerData } from "node:worker_threads"
 import { WebSocketServer } from "ws"
@@ -193,29 +195,34 @@ const parse = (data, isBinary) => {
   return { id: request.id ?? null, robot: request.robot }
 }
 
-/** The name of a `Host` header, without its port (`[::1]:8080` → `::1`). */
-const hostName = (header) => {
+/** The name of a `Host` header (src/http/HostCheck.ts, rule 2); `undefined` for a header that is not a host. */
+const nameOf = (header) => {
   const value = header.trim().toLowerCase()
-  if (value.startsWith("[")) return value.slice(1, value.indexOf("]"))
-  const colon = value.lastIndexOf(":")
-  return colon > 0 && value.indexOf(":") === colon ? value.slice(0, colon) : value
+  if (isIP(value) === 6) return value
+  const match = /^(\[[^\]]*\]|[^:[\]]*)(?::[0-9]*)?$/.exec(value)
+  if (match === null) return undefined
+  const name = match[1].startsWith("[") ? match[1].slice(1, -1) : match[1]
+  return name.endsWith(".") ? name.slice(0, -1) : name
 }
 
-const loopbackNames = new Set(["localhost", "127.0.0.1", "::1"])
-
-/** The same rule as src/http/HostCheck.ts: a loopback name, the listen address, or one of `allowedHosts`; any port. */
+/** src/http/HostCheck.ts's `allowedHost`, restated: any IP address, `localhost` and names under it, the listen host, `allowedHosts`. */
 const hostAllowed = (header) => {
-  if (header === undefined || header === "") return false
-  const name = hostName(header)
-  return loopbackNames.has(name) || name.endsWith(".localhost") || name === host.toLowerCase() ||
-    allowedHosts.includes(name)
+  if (header === undefined) return true
+  const name = nameOf(header)
+  if (name === undefined || name === "") return false
+  if (isIP(name) !== 0 || name === "localhost" || name.endsWith(".localhost")) return true
+  if (nameOf(host) === name) return true
+  return allowedHosts.some((entry) => {
+    const e = entry.trim().toLowerCase().replace(/\.$/, "")
+    return e === "*" || (e.startsWith(".") ? name.endsWith(e) && name.length > e.length : name === e)
+  })
 }
 
 /** No `Origin` (not a browser), `*`, a listed origin, or a page of the host the client reached this port by. */
 const originAllowed = (origin, header) => {
   if (origin === undefined || allowedOrigins.includes("*") || allowedOrigins.includes(origin)) return true
   try {
-    return new URL(origin).hostname.replace(/^\[|\]$/g, "").toLowerCase() === hostName(header ?? "")
+    return new URL(origin).hostname.replace(/^\[|\]$/g, "").toLowerCase() === nameOf(header ?? "")
   } catch {
     return false
   }

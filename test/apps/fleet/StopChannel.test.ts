@@ -191,6 +191,7 @@ describe("the stop channel", () => {
       expect(yield* upgrade(port, { Origin: "https://evil.example" })).toBe(403)
       expect(yield* upgrade(port, { Origin: "http://127.0.0.1:8080" })).toBe("open")
       expect(yield* upgrade(port, { Host: "localhost:1", Origin: "http://localhost:8080" })).toBe("open")
+      expect(yield* upgrade(port, { Host: "evil.example" })).toBe(421)
       // The fixture's client is one connection of this address; fill up to 16, then one more.
       const opened: Array<WebSocket> = []
       for (let i = 0; i < 16; i++) {
@@ -204,7 +205,7 @@ describe("the stop channel", () => {
       expect(opened.filter((socket) => socket.readyState === WebSocket.OPEN).length).toBe(15)
       expect(yield* upgrade(port, {})).toBe(429)
       for (const socket of opened) socket.close()
-      expect(fleet.stopChannel?.stats()).toMatchObject({ refusedHost: 1, refusedOrigin: 1 })
+      expect(fleet.stopChannel?.stats()).toMatchObject({ refusedHost: 2, refusedOrigin: 1 })
       expect(fleet.stopChannel!.stats().refusedAddress).toBeGreaterThanOrEqual(2)
     }))
 
