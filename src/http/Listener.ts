@@ -397,24 +397,23 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
       server.on("drop", () => metrics.httpRefused("connections"))
       // Near the limit, the oldest silent connection makes room for the newcomer.
       const evictAbove = limit === undefined ? Number.POSITIVE_INFINITY : limit - Math.min(64, Math.max(1, Math.floor(limit / 20)))
-      let connections = 0
-      server.on("connection", (socket: Socket) => {
-        connections++
-        silent.set(socket, Date.now())
-        socket.once("close", () => {
-          connections--
-          silent.delete(socket)
-        })
-        if (connections > evictAbove) {
-          for (const oldest of silent.keys()) {
-            if (oldest !== socket) {
-              silent.delete(oldest)
-              metrics.httpRefused("evicted")
-              oldest.destroy()
-            }
-            break
-          }
+      // Sockets are counted by the server itself (`getConnections`), not by a `close` listener
+      // of our own: one more listener on each socket would cost every idle session ~450 bytes.
+      // A silent socket that closes stays in `silent` until the sweep below, which skips it.
+      const evictFor = (socket: Duplex) => (error: Error | null, count: number) => {
+        if (error !== null || count <= evictAbove) return
+        for (const oldest of silent.keys()) {
+          if (oldest === socket) continue
+          silent.delete(oldest)
+          if (oldest.destroyed) continue
+          metrics.httpRefused("evicted")
+          oldest.destroy()
+          return
         }
+      }
+      server.on("connection", (socket: Socket) => {
+        silent.set(socket, Date.now())
+        if (limit !== undefined) server.getConnections(evictFor(socket))
       })
       // Ten times a second, at most 64 closes a turn: a flood of silent connections that all
       // expire together is closed over a few turns, not in one long one.
