@@ -34,6 +34,36 @@ const parse = (text: string): { events: Array<ServerEvent>; rest: string } => {
   return { events, rest }
 }
 
+/**
+ * A plain HTTP server serving `handle`, and a client that sends one request for `path` and then
+ * does not read a byte; resolves with the server's response once the request arrived.
+ */
+const silentClient = (path: string, handle: (request: http.IncomingMessage, response: http.ServerResponse) => void) =>
+  Effect.gen(function*() {
+    const responses: Array<http.ServerResponse> = []
+    const server = http.createServer((request, response) => {
+      responses.push(response)
+      handle(request, response)
+    })
+    yield* Effect.acquireRelease(
+      Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+      () => Effect.sync(() => server.close())
+    )
+    const port = (server.address() as net.AddressInfo).port
+    const socket = yield* Effect.acquireRelease(
+      Effect.async<net.Socket>((resume) => {
+        const socket = net.connect(port, "127.0.0.1", () => {
+          socket.write(`GET ${path} HTTP/1.0\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
+          resume(Effect.succeed(socket))
+        })
+      }),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+    socket.pause()
+    yield* TestKit.awaitUntil(Effect.sync(() => responses.length === 1), { waitedFor: "the request" })
+    return { socket, response: responses[0] }
+  })
+
 /** An open event stream over real HTTP: its status, headers, the events so far; closed with the scope. */
 const open = (url: string) =>
   Effect.acquireRelease(
@@ -164,30 +194,11 @@ describe("backpressure of the fleet's event stream", () => {
     Effect.gen(function*() {
       const fleet = yield* fakeFleet(20)
       const routes = FleetStream.routes(fleet.source, { bufferSize: 8 })
-      const responses: Array<http.ServerResponse> = []
-      const server = http.createServer((request, response) => {
+      // A client that sends its request and then does not read a byte.
+      const { response, socket } = yield* silentClient("/stream", (request, response) => {
         const url = new URL(request.url!, "http://localhost")
-        responses.push(response)
         void Route.find(routes, request.method!, url.pathname)!.handler(request, response, url)
       })
-      yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.sync(() => server.close())
-      )
-      const port = (server.address() as net.AddressInfo).port
-      // A client that sends its request and then does not read a byte.
-      const socket = yield* Effect.acquireRelease(
-        Effect.async<net.Socket>((resume) => {
-          const socket = net.connect(port, "127.0.0.1", () => {
-            socket.write(`GET /stream HTTP/1.0\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
-            resume(Effect.succeed(socket))
-          })
-        }),
-        (socket) => Effect.sync(() => socket.destroy())
-      )
-      socket.pause()
-      yield* TestKit.awaitUntil(Effect.sync(() => responses.length === 1), { waitedFor: "the request" })
-      const response = responses[0]
 
       // Publish until the socket is full and the server waits for it to drain…
       for (let i = 0; i < 20_000 && !response.writableNeedDrain; i++) {
@@ -234,32 +245,13 @@ describe("backpressure of the fleet's event stream", () => {
       const streams = ServerSentEvents.streams({ maxStreams: 10, maxStreamsPerAddress: 0, stallMs: 500 }, {
         onEnded: (reason) => ended.push(reason)
       })
-      const responses: Array<http.ServerResponse> = []
-      const server = http.createServer((request, response) => {
+      const { response } = yield* silentClient("/stream", (request, response) => {
         const url = new URL(request.url!, "http://localhost")
         const route = Route.find(routes, request.method!, url.pathname)!
         expect(route.eventStream).toBe(true)
         expect(streams.admit(response, request.socket.remoteAddress!)).toBe("ok")
-        responses.push(response)
         void route.handler(request, response, url)
       })
-      yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => void server.listen(0, "127.0.0.1", () => resume(Effect.void))),
-        () => Effect.sync(() => server.close())
-      )
-      const port = (server.address() as net.AddressInfo).port
-      const socket = yield* Effect.acquireRelease(
-        Effect.async<net.Socket>((resume) => {
-          const socket = net.connect(port, "127.0.0.1", () => {
-            socket.write(`GET /stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
-            resume(Effect.succeed(socket))
-          })
-        }),
-        (socket) => Effect.sync(() => socket.destroy())
-      )
-      socket.pause()
-      yield* TestKit.awaitUntil(Effect.sync(() => responses.length === 1), { waitedFor: "the request" })
-      const response = responses[0]
       let published = 0
       for (; published < 20_000 && !response.writableNeedDrain; published++) {
         yield* fleet.publish
