@@ -3,7 +3,8 @@
  * setup), so that `npm test` passes on a fresh Debian machine with only Node and npm:
  *
  * - the Debian packages the tests use (chromium for the browser tests, mosquitto, socat,
- *   sqlite3, prometheus for `promtool`, systemd for `systemd-analyze`, perl), installed when
+ *   sqlite3, prometheus for `promtool`, systemd for `systemd-analyze`, perl, openssl for test
+ *   certificates), installed when
  *   `dpkg-query` finds them missing and the run is root (`apt-get update`, then `apt-get install`
  *   under a `policy-rc.d` that keeps the packages' daemons from starting); otherwise one line
  *   says what to install;
@@ -25,7 +26,8 @@ const packages: ReadonlyArray<readonly [string, string]> = [
   ["sqlite3", "sqlite3"],
   ["prometheus", "promtool"],
   ["systemd", "systemd-analyze"],
-  ["perl", "perl"]
+  ["perl", "perl"],
+  ["openssl", "openssl"]
 ]
 
 /** Installed, not merely known (a removed package keeps a `deinstall … config-files` status). */
