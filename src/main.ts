@@ -27,6 +27,9 @@
  * the telemetry log), the database closes, and the process exits 0. If that takes longer than
  * `SHUTDOWN_TIMEOUT` the process exits 1; a second signal exits at once.
  *
+ * SIGHUP reloads: the TLS certificate and key (`TLS_CERT_FILE`) are read again and served to new
+ * handshakes on both ports; open connections stay. A reload that fails keeps the certificate in use.
+ *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
@@ -40,6 +43,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import type { AddressInfo } from "node:net"
@@ -73,6 +77,7 @@ import * as SdNotify from "./http/SdNotify.js"
 import * as ServerSentEvents from "./http/ServerSentEvents.js"
 import * as ServiceConfig from "./http/ServiceConfig.js"
 import * as SystemHandlers from "./http/SystemHandlers.js"
+import * as TlsFiles from "./http/TlsFiles.js"
 import { FleetvisorRpcs } from "./protocol/FleetvisorRpcs.js"
 import * as Rejection from "./protocol/Rejection.js"
 import * as RpcBridge from "./protocol/RpcBridge.js"
@@ -363,6 +368,8 @@ export interface Service {
   readonly crashed: Effect.Effect<void>
   /** The graceful shutdown, up to the database's close (which the scope does). */
   readonly shutdown: Effect.Effect<void>
+  /** What SIGHUP does: reads the TLS certificate and key again (new handshakes get them); logs what it did. */
+  readonly reload: Effect.Effect<void>
 }
 
 /**
@@ -378,6 +385,10 @@ export const start = (
 ) =>
   Effect.gen(function*() {
     const notifier = SdNotify.make()
+    // First: unreadable or mismatched TLS files stop the start before anything opens.
+    const certificate = Option.getOrUndefined(
+      yield* Effect.transposeOption(Option.map(config.tls, TlsFiles.make))
+    )
     const node = os.hostname()
     const store = yield* Layer.build(Store.layer({
       database: { filename: ServiceConfig.databaseFile(config) },
@@ -406,7 +417,8 @@ export const start = (
             ...settings,
             edge: {
               allowedHosts: HostCheck.forService(config.host, config.allowedHosts).allowedHosts,
-              allowedOrigins: config.allowedOrigins
+              allowedOrigins: config.allowedOrigins,
+              tls: certificate
             }
           }).pipe(Effect.provide(store))
         )
@@ -548,14 +560,16 @@ export const start = (
             const user = ClientAddress.ofRequest(request, config.trustedProxies)
             return [[CanvasHandlers.userHeader, user], ["x-user", user]]
           },
-          onListening: (address) => Deferred.unsafeDone(listening, Exit.succeed(address))
+          onListening: (address) => Deferred.unsafeDone(listening, Exit.succeed(address)),
+          tls: certificate
         }, registries)
       ]
     })
+    const scheme = certificate === undefined ? "http" : "https"
     const rootRef = yield* system.spawn(tree, { name: "root" })
     const address = yield* Deferred.await(listening)
     yield* Effect.annotateLogs(Effect.logInfo("ready"), {
-      url: `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/`,
+      url: `${scheme}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/`,
       port: address.port,
       database: ServiceConfig.databaseFile(config)
     })
@@ -576,7 +590,7 @@ export const start = (
     return {
       config,
       address,
-      url: `http://${host}:${address.port}`,
+      url: `${scheme}://${host}:${address.port}`,
       system,
       root: rootRef,
       registries,
@@ -585,19 +599,37 @@ export const start = (
       fleet,
       crashed: Effect.flatMap(system.awaitExit(rootRef), (reason) =>
         Effect.logError(`the actor tree stopped (${ExitReason.format(reason)}); shutting down`)),
-      shutdown
+      shutdown,
+      reload: certificate === undefined
+        ? Effect.logInfo("reload (SIGHUP): nothing to reload (no TLS_CERT_FILE)")
+        : certificate.reload.pipe(
+          Effect.flatMap((pair) =>
+            Effect.annotateLogs(Effect.logInfo("TLS certificate reloaded"), {
+              subject: pair.subject,
+              fingerprint256: pair.fingerprint256,
+              validTo: pair.validTo
+            })
+          ),
+          Effect.catchTag("TlsFilesInvalid", (error) =>
+            Effect.logError(`TLS certificate not reloaded, the one in use stays: ${error.message}`))
+        )
     } satisfies Service
   })
 
-/** Runs the service until `stop` completes (or the tree gives up), then shuts it down gracefully. */
+/**
+ * Runs the service until `stop` completes (or the tree gives up), then shuts it down gracefully;
+ * each element of `reloads` (SIGHUP) runs its `reload`.
+ */
 export const run = (
   config: ServiceConfig.ServiceConfig,
   canvas: Option.Option<CanvasConfig.CanvasSettings>,
   stop: Effect.Effect<void>,
-  fleet: Option.Option<FleetApp.FleetSettings> = Option.none()
+  fleet: Option.Option<FleetApp.FleetSettings> = Option.none(),
+  reloads: Stream.Stream<void> = Stream.never
 ) =>
   Effect.scoped(Effect.gen(function*() {
     const service = yield* start(config, canvas, fleet)
+    yield* Effect.forkScoped(Stream.runForEach(reloads, () => service.reload))
     yield* Effect.raceFirst(stop, service.crashed)
     yield* service.shutdown
   }))
@@ -639,16 +671,20 @@ export const main = async (argv: ReadonlyArray<string> = process.argv.slice(2)):
   }
   process.on("SIGTERM", onSignal)
   process.on("SIGINT", onSignal)
+  // systemd's `ExecReload=/bin/kill -HUP $MAINPID`; hangups during a reload make one more.
+  const hangups = Effect.runSync(Queue.sliding<void>(1))
+  process.on("SIGHUP", () => void Queue.unsafeOffer(hangups, undefined))
 
   const exit = await Effect.runPromiseExit(
-    run(service, canvas, Deferred.await(stopped), fleet).pipe(
+    run(service, canvas, Deferred.await(stopped), fleet, Stream.fromQueue(hangups)).pipe(
       Effect.provide(Logger.json),
       Effect.provide(Logger.minimumLogLevel(service.logLevel))
     )
   )
   if (Exit.isSuccess(exit)) return 0
   process.stderr.write(`fleetvisor: ${rootCause(exit.cause)}\n`)
-  return Option.exists(Cause.failureOption(exit.cause), (error) => (error as { _tag?: string })._tag === "CanvasShapeMismatch")
+  const configurationError = new Set(["CanvasShapeMismatch", "TlsFilesInvalid"])
+  return Option.exists(Cause.failureOption(exit.cause), (error) => configurationError.has((error as { _tag?: string })._tag ?? ""))
     ? 78
     : 1
 }

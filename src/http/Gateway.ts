@@ -61,6 +61,8 @@ export interface GatewayOptions {
   readonly draining: () => boolean
   readonly requestHeaders?: ((request: IncomingMessage) => ReadonlyArray<readonly [string, string]>) | undefined
   readonly onListening?: ((address: AddressInfo) => void) | undefined
+  /** The certificate to serve HTTPS and WSS with; absent: plain HTTP and WS. */
+  readonly tls?: Listener.ListenerOptions["tls"]
 }
 
 /** The registries of a gateway: its own actors by name, the sessions by `session:<id>` and by bridge client id. */

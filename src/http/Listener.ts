@@ -29,6 +29,9 @@
  *
  * Each refusal is counted in `fleetvisor_http_refused_total{reason}`.
  *
+ * With `tls` the same server is an HTTPS one (every route, `/ws`, `/foxglove` and event streams
+ * over TLS), whose certificate a reload replaces for new handshakes (`TlsFiles`).
+ *
  * The server lives in the actor's scope: when the listener stops it stops accepting, ends
  * keep-alive and event-stream connections, and closes.
  *
@@ -40,6 +43,7 @@ import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as http from "node:http"
+import * as https from "node:https"
 import * as fs from "node:fs"
 import type { AddressInfo, Socket } from "node:net"
 import type { Duplex } from "node:stream"
@@ -57,6 +61,7 @@ import * as HostCheck from "./HostCheck.js"
 import * as Route from "./Route.js"
 import * as ServerSentEvents from "./ServerSentEvents.js"
 import * as Session from "./Session.js"
+import * as TlsFiles from "./TlsFiles.js"
 
 /** What the listener needs. */
 export interface ListenerOptions {
@@ -101,6 +106,8 @@ export interface ListenerOptions {
   readonly draining: () => boolean
   /** Called with the bound address each time the listener starts. */
   readonly onListening?: ((address: AddressInfo) => void) | undefined
+  /** The certificate to serve HTTPS and WSS with (`TLS_CERT_FILE`); absent: plain HTTP and WS. */
+  readonly tls?: TlsFiles.TlsSource | undefined
 }
 
 /** What the listener answers: where it listens. */
@@ -363,13 +370,29 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         }
       }
 
-      const server = http.createServer({
+      const serverOptions: http.ServerOptions = {
         keepAliveTimeout: 5_000,
         // For a request after the first on a kept-alive connection (the first is `silent`'s).
         headersTimeout: headersTimeoutMs,
         requestTimeout: Math.max(300_000, headersTimeoutMs),
         connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(headersTimeoutMs / 4)))
-      }, respond)
+      }
+      const tls = options.tls
+      // The same server over TLS: a handshake gets `HEADERS_TIMEOUT` too, then the request's headers do.
+      const server: http.Server = tls === undefined
+        ? http.createServer(serverOptions, respond)
+        : https.createServer({
+          ...serverOptions,
+          ...TlsFiles.secureContextOptions(tls.current()),
+          handshakeTimeout: headersTimeoutMs
+        }, respond)
+      if (tls !== undefined) {
+        const secure = server as https.Server
+        yield* Effect.acquireRelease(
+          Effect.sync(() => tls.subscribe((pair) => secure.setSecureContext(TlsFiles.secureContextOptions(pair)))),
+          (unsubscribe) => Effect.sync(unsubscribe)
+        )
+      }
       server.on("upgrade", upgrade)
       server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
         // Node's `headersTimeout` (a request after the first on a kept-alive connection) is an idle close too.
@@ -411,7 +434,8 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           return
         }
       }
-      server.on("connection", (socket: Socket) => {
+      // Over TLS the sockets requests arrive on are the TLS ones, which exist once the handshake is done.
+      server.on(tls === undefined ? "connection" : "secureConnection", (socket: Socket) => {
         silent.set(socket, Date.now())
         if (limit !== undefined) server.getConnections(evictFor(socket))
       })

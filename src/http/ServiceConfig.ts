@@ -20,11 +20,14 @@ import * as path from "node:path"
 import { parseArgs } from "node:util"
 import * as ClientAddress from "./ClientAddress.js"
 import * as HostCheck from "./HostCheck.js"
+import type * as TlsFiles from "./TlsFiles.js"
 
 /** The validated configuration of one service process. */
 export interface ServiceConfig {
   readonly port: number
   readonly host: string
+  /** The certificate and key files to serve TLS with; none: plain HTTP and WS. */
+  readonly tls: Option.Option<TlsFiles.TlsFiles>
   readonly dataDir: string
   readonly maxConnections: number
   /** Most sessions from one client address; 0 for no limit. */
@@ -83,6 +86,12 @@ export const settings: ReadonlyArray<Setting> = [
     "127.0.0.1",
     "Address to listen on. Only this machine can connect until you set `0.0.0.0` (or `::`)."
   ),
+  setting(
+    "TLS_CERT_FILE",
+    "(none)",
+    "PEM certificate (leaf first, then its chain) to serve HTTPS and WSS on PORT, and WSS on the stop channel's port; set with TLS_KEY_FILE. Read again on SIGHUP."
+  ),
+  setting("TLS_KEY_FILE", "(none)", "PEM private key of TLS_CERT_FILE; set both or neither. Read again on SIGHUP."),
   setting("DATA_DIR", "./data", "Directory of the SQLite file `fleetvisor.db`; created if missing."),
   setting(
     "MAX_CONNECTIONS",
@@ -206,6 +215,21 @@ export const config: Config.Config<ServiceConfig> = Config.all({
     Config.withDefault(8080)
   ),
   host: Config.nonEmptyString("HOST").pipe(Config.withDefault("127.0.0.1")),
+  tls: Config.all({
+    certFile: Config.option(Config.nonEmptyString("TLS_CERT_FILE")),
+    keyFile: Config.option(Config.nonEmptyString("TLS_KEY_FILE"))
+  }).pipe(
+    Config.mapOrFail(({ certFile, keyFile }) =>
+      Option.isSome(certFile) && Option.isSome(keyFile)
+        ? Either.right(Option.some({ certFile: certFile.value, keyFile: keyFile.value }))
+        : Option.isNone(certFile) && Option.isNone(keyFile)
+        ? Either.right(Option.none())
+        : Either.left(ConfigError.InvalidData(
+          [Option.isSome(certFile) ? "TLS_KEY_FILE" : "TLS_CERT_FILE"],
+          `must be set with ${Option.isSome(certFile) ? "TLS_CERT_FILE" : "TLS_KEY_FILE"} (set both to serve TLS, or neither)`
+        ))
+    )
+  ),
   dataDir: Config.nonEmptyString("DATA_DIR").pipe(Config.withDefault("./data")),
   maxConnections: positiveInt("MAX_CONNECTIONS", 20_000),
   maxConnectionsPerAddress: Config.integer("MAX_CONNECTIONS_PER_ADDRESS").pipe(

@@ -2,8 +2,8 @@
  * The dashboard's way to the stop channel (`FLEET_STOP_PORT`): where `/fleet/stop-channel`
  * says it listens, on the page's host, kept open and reopened after a second when it closes.
  * A stop goes there when the socket is open and answers within a second; otherwise the caller
- * sends it as the `FleetEmergencyStop` RPC. Pages served over https use the RPC only (the
- * channel has no TLS of its own).
+ * sends it as the `FleetEmergencyStop` RPC. A page served over https opens `wss://` (the service
+ * serves the channel over TLS when it has `TLS_CERT_FILE`, or a proxy terminates TLS on that port).
  *
  * A stop's reply says, like the RPC's answer, which robots the stop reached over a live link
  * (`reached`) and which it could only latch (`latchedOnly`); a channel of an older service
@@ -75,12 +75,11 @@ export const connect = (): StopChannel => {
     }
   }
 
-  if (location.protocol === "http:") {
-    fetch("/fleet/stop-channel")
-      .then((response) => (response.ok ? response.json() as Promise<{ readonly port: number }> : undefined))
-      .then((found) => found !== undefined && open(`ws://${location.hostname}:${found.port}/`))
-      .catch(() => {})
-  }
+  const scheme = location.protocol === "https:" ? "wss" : "ws"
+  fetch("/fleet/stop-channel")
+    .then((response) => (response.ok ? response.json() as Promise<{ readonly port: number }> : undefined))
+    .then((found) => found !== undefined && open(`${scheme}://${location.hostname}:${found.port}/`))
+    .catch(() => {})
 
   return {
     stop: (robot) => {

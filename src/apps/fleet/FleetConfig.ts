@@ -35,6 +35,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { type ArmLimits, defaultMaxSpeed, type Range } from "./CommandLimits.js"
+import type { StopChannelTls } from "./StopChannel.js"
 
 /** One FANUC arm to link to. */
 export interface RmiRobot {
@@ -84,7 +85,12 @@ export interface FleetSettings {
    * loopback names (`ALLOWED_HOSTS`) and page origins (`ALLOWED_ORIGINS`). The service's
    * settings, handed over by the node (not read here).
    */
-  readonly edge: { readonly allowedHosts: ReadonlyArray<string>; readonly allowedOrigins: ReadonlyArray<string> }
+  readonly edge: {
+    readonly allowedHosts: ReadonlyArray<string>
+    readonly allowedOrigins: ReadonlyArray<string>
+    /** The node's certificate (`TLS_CERT_FILE`): the stop channel then serves WSS. */
+    readonly tls?: StopChannelTls | undefined
+  }
 }
 
 /** What a robot does when its control lease is lost: `pause` it, or leave it be. */

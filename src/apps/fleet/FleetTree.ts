@@ -194,7 +194,8 @@ export const make = (options: FleetTreeOptions) => {
             prefix: settings.mqttPrefix,
             realtimePriority: settings.stopRealtimePriority,
             allowedHosts: settings.edge.allowedHosts,
-            allowedOrigins: settings.edge.allowedOrigins
+            allowedOrigins: settings.edge.allowedOrigins,
+            tls: settings.edge.tls
           }),
           { via: Registry.via(registry, "stop") }
         )

@@ -12,6 +12,9 @@
  * make itself (arms, unknown robots, a broker connection that is down) and the record of the
  * stops it made (audit log and fleet events, through the hooks the fleet gives).
  *
+ * With `tls` the port serves WSS; each certificate a reload installs is posted to the thread,
+ * which puts it in place for new handshakes (open connections stay).
+ *
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
@@ -51,6 +54,19 @@ export interface StopChannelHooks {
   readonly coalesced: (robot: string | undefined, count: number, who: string) => void
 }
 
+/** A PEM certificate and its key. */
+export interface StopChannelCertificate {
+  readonly cert: Buffer | string
+  readonly key: Buffer | string
+}
+
+/** The certificate the channel serves WSS with: the one in use, and each one a reload installs. */
+export interface StopChannelTls {
+  readonly current: () => StopChannelCertificate
+  /** Calls `onChange` with each new certificate; returns how to stop. */
+  readonly subscribe: (onChange: (certificate: StopChannelCertificate) => void) => () => void
+}
+
 /** Options of the channel. */
 export interface StopChannelOptions {
   readonly host: string
@@ -73,6 +89,8 @@ export interface StopChannelOptions {
   readonly maxPerAddress?: number | undefined
   /** Stops of one target within this are answered by the first; default 1,000 ms. */
   readonly coalesceMs?: number | undefined
+  /** Serve WSS with this certificate (the node's `TLS_CERT_FILE`); absent: plain WS. */
+  readonly tls?: StopChannelTls | undefined
 }
 
 /** The channel's counters since the node started. */
@@ -153,6 +171,10 @@ type WorkerEvent =
     readonly who: string
   }
 
+/** A certificate as the thread takes it (strings: no copy of a Buffer's whole pool). */
+const tlsOf = (certificate: StopChannelCertificate | undefined) =>
+  certificate === undefined ? undefined : { cert: certificate.cert.toString(), key: certificate.key.toString() }
+
 /** Not a `.ts` file: see ControlLoopWorker.mjs's header for why. */
 const workerUrl = new URL("./StopChannelWorker.mjs", import.meta.url)
 
@@ -184,7 +206,8 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                 allowedHosts: (options.allowedHosts ?? []).map((name) => name.toLowerCase()),
                 allowedOrigins: options.allowedOrigins ?? [],
                 maxPerAddress: options.maxPerAddress ?? 16,
-                coalesceMs: options.coalesceMs ?? 1_000
+                coalesceMs: options.coalesceMs ?? 1_000,
+                tls: tlsOf(options.tls?.current())
               }
             }),
           {
@@ -218,6 +241,12 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
             onFailure: fail
           }
         )
+        if (options.tls !== undefined) {
+          const unsubscribe = options.tls.subscribe((certificate) =>
+            worker.postMessage({ type: "tls", ...tlsOf(certificate) })
+          )
+          yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
+        }
         const handOver = (slot: SharedHeaderIds.SlotAssigned) => worker.postMessage({ type: "slot", ...slot })
         for (const slot of options.table.slots()) handOver(slot)
         options.table.onSlot = handOver

@@ -34,12 +34,17 @@
  *
  * Plain JavaScript for the reason ControlLoopWorker.mjs gives.
  *
+ * With `workerData.tls` (PEM `{ cert, key }`) the port serves WSS; `{ type: "tls", cert, key }`
+ * replaces the certificate for the handshakes that follow (a reload on SIGHUP).
+ *
  * In:  { type: "slot", robot, manufacturer, serialNumber, slot }  { type: "result", key, error?, report? }
+ *      { type: "tls", cert, key }
  * Out: { type: "ready", realtime, port }  { type: "failed", error }
  *      { type: "stopped", key, robots, published: { robot: [cancelOrder actionId] }, who, all }
  *      { type: "forward", key, robot?, skip, who }  { type: "coalesced", robot?, count, who }
  */
 import mqtt from "mqtt"
+import { createServer as createHttpsServer } from "node:https"
 import { isIP } from "node:net"
 import { performance } from "node:perf_hooks"
 import { parentPort, workerData } from "node:worker_threads"
@@ -60,7 +65,8 @@ const {
   priority,
   realtimePriority,
   stats: statsBuffer,
-  table
+  table,
+  tls
 } = workerData
 const counters = new Uint32Array(table, 0, capacity)
 const live = new Int32Array(table, capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
@@ -230,9 +236,15 @@ const originAllowed = (origin, header) => {
 
 const perAddress = new Map()
 
+/** Over TLS (`tls`: PEM `{ cert, key }`), the WebSocket server rides an HTTPS server; otherwise `ws` makes a plain one. */
+const secure = tls === undefined ? undefined : createHttpsServer(
+  { cert: tls.cert, key: tls.key, handshakeTimeout: 10_000 },
+  // What `ws`'s own server answers a request that is not an upgrade.
+  (_, response) => response.writeHead(426, { "content-type": "text/plain" }).end("Upgrade Required")
+)
+
 const server = new WebSocketServer({
-  host,
-  port,
+  ...(secure === undefined ? { host, port } : { server: secure }),
   perMessageDeflate: false,
   maxPayload: 4_096,
   handleProtocols: (protocols) => (protocols.has("fleetvisor.stop.v1") ? "fleetvisor.stop.v1" : false),
@@ -333,6 +345,10 @@ parentPort.on("message", (message) => {
         topic: `${prefix}/${message.manufacturer}/${message.serialNumber}/instantActions`
       })
       return
+    case "tls":
+      // Checked by the main thread; new handshakes get it, open connections keep theirs.
+      secure?.setSecureContext({ cert: message.cert, key: message.key })
+      return
     case "result": {
       const resolve = pending.get(message.key)
       pending.delete(message.key)
@@ -344,3 +360,4 @@ parentPort.on("message", (message) => {
 
 server.on("error", (error) => parentPort.postMessage({ type: "failed", error: String(error.message ?? error) }))
 server.on("listening", () => parentPort.postMessage({ type: "ready", realtime, port: server.address().port }))
+secure?.listen(port, host)
