@@ -144,6 +144,15 @@ export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
     "The VDA 5050 broker, e.g. `mqtt://127.0.0.1:1883`. None: no AGVs, or the demo's embedded broker on 127.0.0.1:18830."
   ),
   ServiceConfig.setting("FLEET_MQTT_PREFIX", "uagv/v2", "`interfaceName/majorVersion` of the AGV topics."),
+  ServiceConfig.setting("FLEET_MQTT_USERNAME", "(none)", "User name at the broker, for every broker connection of the node (main, ingest thread, stop channel, demo simulators)."),
+  ServiceConfig.setting(
+    "FLEET_MQTT_PASSWORD_FILE",
+    "(none)",
+    "File whose content (one trailing newline removed) is the broker password, read at each connect and reconnect (systemd: `LoadCredential=` and `%d/…`)."
+  ),
+  ServiceConfig.setting("FLEET_MQTT_CA_FILE", "(none)", "PEM CA bundle the `mqtts://` or `wss://` broker's certificate must chain to (a private CA); read at each (re)connect."),
+  ServiceConfig.setting("FLEET_MQTT_CERT_FILE", "(none)", "PEM client certificate for brokers that require one; with `FLEET_MQTT_KEY_FILE` (both or neither)."),
+  ServiceConfig.setting("FLEET_MQTT_KEY_FILE", "(none)", "PEM private key of `FLEET_MQTT_CERT_FILE`; read at each (re)connect."),
   ServiceConfig.setting(
     "FLEET_MQTT_INGEST_THREAD",
     "off",

@@ -11,6 +11,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { ActorRef } from "../../actors/ActorRef.js"
 import * as Registry from "../../actors/Registry.js"
+import * as BrokerSecurity from "../../links/mqtt/BrokerSecurity.mjs"
 import * as EmbeddedBroker from "../../links/mqtt/EmbeddedBroker.js"
 import * as RmiLink from "../../links/rmi/RmiLink.js"
 import * as RmiPacket from "../../links/rmi/RmiPacket.js"
@@ -34,13 +35,15 @@ export const start = (settings: FleetSettings) =>
     if (settings.demoAgvs > 0) {
       yield* AgvSimulator.make({
         brokerUrl,
+        // On the configured broker, the simulators sign in as the fleet does.
+        security: settings.mqttUrl === undefined ? undefined : settings.mqttSecurity,
         prefix: settings.mqttPrefix,
         count: settings.demoAgvs,
         visualizationHz: 5,
         serialPrefix: "demo-"
       })
     }
-    yield* Effect.logInfo(`demo fleet: ${arms.length} simulated arms, ${settings.demoAgvs} simulated AGVs on ${brokerUrl}`)
+    yield* Effect.logInfo(`demo fleet: ${arms.length} simulated arms, ${settings.demoAgvs} simulated AGVs on ${BrokerSecurity.redactUrl(brokerUrl)}`)
     return { ...settings, rmiRobots: [...settings.rmiRobots, ...arms], mqttUrl: brokerUrl } satisfies FleetSettings
   })
 

@@ -7,6 +7,11 @@
  * | `FLEET_RMI_POLL_HZ`    | 10        | polls per second of each arm's status, position and joints (10–125) |
  * | `FLEET_MQTT_URL`       | none      | the VDA 5050 broker; none: no AGVs (or the demo's embedded broker) |
  * | `FLEET_MQTT_PREFIX`    | `uagv/v2` | `interfaceName/majorVersion` of the AGV topics                 |
+ * | `FLEET_MQTT_USERNAME`  | none      | user name at the broker (every broker connection of the node)  |
+ * | `FLEET_MQTT_PASSWORD_FILE` | none  | file whose content (one trailing newline removed) is the password; read at each (re)connect |
+ * | `FLEET_MQTT_CA_FILE`   | none      | PEM CA bundle of an `mqtts://`/`wss://` broker (a private CA); read at each (re)connect |
+ * | `FLEET_MQTT_CERT_FILE` | none      | PEM client certificate, for brokers that require one; with `FLEET_MQTT_KEY_FILE` |
+ * | `FLEET_MQTT_KEY_FILE`  | none      | its PEM private key; both or neither                           |
  * | `FLEET_MQTT_INGEST_THREAD` | off   | parse and check AGV messages on a thread of their own (`IngestThread`) |
  * | `FLEET_DEMO`           | on when neither arms nor a broker are configured | simulated arms and AGVs |
  * | `FLEET_DEMO_ARMS`      | 3         | simulated arms in the demo                                     |
@@ -34,6 +39,7 @@ import * as Context from "effect/Context"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type { BrokerSecurity } from "../../links/mqtt/BrokerSecurity.mjs"
 import { type ArmLimits, defaultMaxSpeed, type Range } from "./CommandLimits.js"
 import type { StopChannelTls } from "./StopChannel.js"
 
@@ -51,6 +57,8 @@ export interface FleetSettings {
   readonly pollHz: number
   readonly mqttUrl: string | undefined
   readonly mqttPrefix: string
+  /** User name and secret files of every broker connection (`BrokerSecurity`). */
+  readonly mqttSecurity: BrokerSecurity
   /** Parse and check AGV messages on a thread of their own (`IngestThread`). */
   readonly mqttIngestThread: boolean
   readonly demo: boolean
@@ -174,12 +182,35 @@ const offOr = (name: string, min: number, max: number) =>
     })
   )
 
+/** An optional setting, empty meaning unset. */
+const optionalString = (name: string) =>
+  Config.option(Config.string(name)).pipe(Config.map((value) => Option.getOrUndefined(Option.filter(value, (s) => s !== ""))))
+
+/** The broker's user name and secret files; a certificate goes with its key. */
+const brokerSecurity: Config.Config<BrokerSecurity> = Config.all({
+  username: optionalString("FLEET_MQTT_USERNAME"),
+  passwordFile: optionalString("FLEET_MQTT_PASSWORD_FILE"),
+  caFile: optionalString("FLEET_MQTT_CA_FILE"),
+  certFile: optionalString("FLEET_MQTT_CERT_FILE"),
+  keyFile: optionalString("FLEET_MQTT_KEY_FILE")
+}).pipe(
+  Config.mapOrFail((security) =>
+    (security.certFile === undefined) === (security.keyFile === undefined)
+      ? Either.right(security)
+      : Either.left(ConfigError.InvalidData(
+        [security.certFile === undefined ? "FLEET_MQTT_CERT_FILE" : "FLEET_MQTT_KEY_FILE"],
+        "FLEET_MQTT_CERT_FILE and FLEET_MQTT_KEY_FILE go together: set both (a client certificate and its key) or neither"
+      ))
+  )
+)
+
 /** Reads the configuration; see the module documentation. */
 export const config: Config.Config<FleetSettings> = Config.all({
   rmiRobots: robots,
   pollHz: bounded("FLEET_RMI_POLL_HZ", 10, 10, 125),
   mqttUrl: Config.option(Config.string("FLEET_MQTT_URL")),
   mqttPrefix: Config.string("FLEET_MQTT_PREFIX").pipe(Config.withDefault("uagv/v2")),
+  mqttSecurity: brokerSecurity,
   mqttIngestThread: Config.boolean("FLEET_MQTT_INGEST_THREAD").pipe(Config.withDefault(false)),
   demo: Config.option(Config.boolean("FLEET_DEMO")),
   demoArms: bounded("FLEET_DEMO_ARMS", 3, 0, 100),
@@ -232,6 +263,7 @@ export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
   pollHz: 10,
   mqttUrl: undefined,
   mqttPrefix: "uagv/v2",
+  mqttSecurity: {},
   mqttIngestThread: false,
   demo: false,
   demoArms: 3,

@@ -92,6 +92,19 @@ export const register = (registry: Prometheus.Registry, fleet: Pick<FleetService
       for (const [reason, n] of Object.entries(refused)) this.inc({ reason }, n)
     }
   })
+  // One series per reason (bad-credentials, unknown-ca, certificate-required, unreachable, …): a fixed set.
+  new Prometheus.Counter({
+    name: "fleetvisor_mqtt_connect_failures_total",
+    help: "Failed connects and reconnects of the fleet's broker connection, by reason (refused credentials, TLS, unreachable, …).",
+    labelNames: ["reason"],
+    registers: [registry],
+    async collect() {
+      const failures = (await read()).mqtt?.connectFailures
+      if (failures === undefined) return
+      this.reset()
+      for (const [reason, n] of Object.entries(failures)) this.inc({ reason }, n)
+    }
+  })
   gauge("fleetvisor_mqtt_agv_links", "AGV links the broker connection started or routes to (FLEET_MAX_AGVS bounds it).", (s) =>
     s.mqtt?.agvLinks)
   counter("fleetvisor_mqtt_ingest_dropped_total", "AGV messages the ingest thread dropped: the main thread was too far behind.", (s) =>

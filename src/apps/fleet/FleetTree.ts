@@ -166,6 +166,7 @@ export const make = (options: FleetTreeOptions) => {
           MqttLink.make({
             url: settings.mqttUrl,
             prefix: settings.mqttPrefix,
+            security: settings.mqttSecurity,
             ingestThread: settings.mqttIngestThread,
             registry,
             startAgv: startAgv(options),
@@ -191,6 +192,7 @@ export const make = (options: FleetTreeOptions) => {
             host: settings.stopHost,
             port: settings.stopPort,
             brokerUrl: settings.mqttUrl,
+            brokerSecurity: settings.mqttSecurity,
             prefix: settings.mqttPrefix,
             realtimePriority: settings.stopRealtimePriority,
             allowedHosts: settings.edge.allowedHosts,

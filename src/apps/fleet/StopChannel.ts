@@ -21,7 +21,9 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import { Worker } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
+import * as LogSampler from "../../actors/LogSampler.js"
 import * as WorkerThread from "../../actors/WorkerThread.js"
+import type * as BrokerSecurity from "../../links/mqtt/BrokerSecurity.mjs"
 import type * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
 import type { StopReport } from "../../protocol/FleetRpcs.js"
 
@@ -73,6 +75,8 @@ export interface StopChannelOptions {
   /** 0 picks a free port; {@link StopChannelStatus.port} says which. */
   readonly port: number
   readonly brokerUrl: string
+  /** The broker's user name and secret files; the thread reads the files itself, at each (re)connect. */
+  readonly brokerSecurity?: BrokerSecurity.BrokerSecurity | undefined
   /** `interfaceName/majorVersion`, e.g. `uagv/v2`. */
   readonly prefix: string
   readonly table: SharedHeaderIds.SharedHeaderIds
@@ -154,6 +158,7 @@ class StopChannelFailed extends Error {
 type WorkerEvent =
   | { readonly type: "ready"; readonly realtime: boolean | string; readonly port: number }
   | { readonly type: "failed"; readonly error: string }
+  | { readonly type: "broker"; readonly reason: BrokerSecurity.RefusalReason; readonly text: string }
   | {
     readonly type: "stopped"
     readonly key: number
@@ -179,8 +184,10 @@ const tlsOf = (certificate: StopChannelCertificate | undefined) =>
 const workerUrl = new URL("./StopChannelWorker.mjs", import.meta.url)
 
 /** The `fleet/stop` actor; see the module documentation. Its only mail is its thread's failure. */
-export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFailed, Worker> =>
-  Actor.make<StopChannelFailed, Worker>({
+export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFailed, Worker> => {
+  // The thread's broker failures, one line per reason per window, across restarts of the actor.
+  const sampler = LogSampler.make()
+  return Actor.make<StopChannelFailed, Worker>({
     name: "stop_channel",
     init: (ctx) =>
       Effect.gen(function*() {
@@ -196,6 +203,7 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                 host: options.host,
                 port: options.port,
                 brokerUrl: options.brokerUrl,
+                brokerSecurity: options.brokerSecurity,
                 clientId: `fleetvisor-stop-${process.pid}-${Date.now().toString(36)}`,
                 prefix: options.prefix,
                 table: options.table.buffer,
@@ -217,6 +225,12 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                   return Deferred.unsafeDone(ready, Effect.succeed(event))
                 case "failed":
                   return fail(event.error)
+                case "broker":
+                  return void Effect.runFork(sampler.warning(
+                    `broker:${event.reason}`,
+                    `stop channel broker connection failures (${event.reason})`,
+                    `stop channel's MQTT connection: ${LogSampler.excerpt(event.text)}`
+                  ))
                 case "stopped":
                   return void Effect.runFork(
                     Effect.ensuring(
@@ -271,3 +285,4 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
       }),
     receive: (_, failure) => Effect.dieMessage(`stop channel: ${failure.message}`)
   })
+}

@@ -39,7 +39,7 @@
  *
  * In:  { type: "slot", robot, manufacturer, serialNumber, slot }  { type: "result", key, error?, report? }
  *      { type: "tls", cert, key }
- * Out: { type: "ready", realtime, port }  { type: "failed", error }
+ * Out: { type: "ready", realtime, port }  { type: "failed", error }  { type: "broker", reason, text }: a failed broker connect
  *      { type: "stopped", key, robots, published: { robot: [cancelOrder actionId] }, who, all }
  *      { type: "forward", key, robot?, skip, who }  { type: "coalesced", robot?, count, who }
  */
@@ -49,11 +49,13 @@ import { isIP } from "node:net"
 import { performance } from "node:perf_hooks"
 import { parentPort, workerData } from "node:worker_threads"
 import { WebSocketServer } from "ws"
+import { connectArguments, refusal, secureClient } from "../../links/mqtt/BrokerSecurity.mjs"
 import { prioritizeThread } from "./ThreadPriority.mjs"
 
 const {
   allowedHosts,
   allowedOrigins,
+  brokerSecurity,
   brokerUrl,
   capacity,
   clientId,
@@ -84,9 +86,22 @@ const pending = new Map()
 let nextKey = 0
 let actionCounter = 0
 
-const broker = mqtt.connect(brokerUrl, { clientId, reconnectPeriod: 1_000, connectTimeout: 5_000, queueQoSZero: false })
+/** Why the broker connection failed, for the main thread's log (sampled there); never a secret. */
+const reportBroker = (error) => parentPort.postMessage({ type: "broker", ...refusal(error) })
+
+/** The fleet's credentials and TLS files (`BrokerSecurity`), read again before each reconnect; unreadable now: tried again then. */
+const brokerArguments = (options) => {
+  try {
+    return connectArguments(brokerUrl, brokerSecurity, options)
+  } catch (error) {
+    reportBroker(error)
+    return connectArguments(brokerUrl, { username: brokerSecurity?.username }, options)
+  }
+}
+const target = brokerArguments({ clientId, reconnectPeriod: 1_000, connectTimeout: 5_000, queueQoSZero: false })
+const broker = secureClient(mqtt.connect(target.url, target.options), brokerSecurity, { maxReconnectPeriod: 5_000, onSecretError: reportBroker })
 broker.on("connect", () => broker.stream?.setNoDelay?.(true))
-broker.on("error", () => {}) // mqtt.js reconnects by itself; stops are handed over while it is down
+broker.on("error", reportBroker) // mqtt.js reconnects by itself; stops are handed over while it is down
 
 /** The stop's message, and the id of its `cancelOrder` (the AGV's link watches for it to finish). */
 const instantActions = (agv, now) => {

@@ -2,15 +2,22 @@
  * One MQTT client connection (mqtt.js) as a scoped resource: connected when acquired,
  * disconnected when its scope closes. What arrives (connects, disconnects, messages) is queued
  * as {@link MqttEvent}s for one consumer; mqtt.js reconnects by itself and re-subscribes.
+ *
+ * With `security` ({@link BrokerSecurity}), the credentials and TLS files are read at the
+ * connect and again before every reconnect. Failed attempts back off (the reconnect period
+ * doubles up to `maxReconnectPeriod`), and each failure is logged as one line saying why
+ * (`BrokerSecurity.refusal`), sampled per reason, with the URL's password redacted.
  */
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Runtime from "effect/Runtime"
+import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from "mqtt"
 import * as LogSampler from "../../actors/LogSampler.js"
+import * as BrokerSecurity from "./BrokerSecurity.mjs"
 
 /** The message the broker publishes for a client that vanishes without saying goodbye. */
 export interface LastWill {
@@ -38,6 +45,19 @@ export interface MqttConnectionOptions {
    * forwards messages to a mailbox, so that thousands a second cost no fiber step each.
    */
   readonly onMessage?: ((topic: string, payload: Uint8Array) => void) | undefined
+  /** User name, password file, CA, client certificate and key; files read at each (re)connect. */
+  readonly security?: BrokerSecurity.BrokerSecurity | undefined
+  /** Longest delay between reconnect attempts while they fail; default 10 seconds. */
+  readonly maxReconnectPeriod?: Duration.DurationInput | undefined
+  /**
+   * The first connect keeps trying (with the same backoff) through refusals and unreachable
+   * brokers instead of failing; interrupting it stops it.
+   */
+  readonly untilConnected?: boolean | undefined
+  /** Hears of every failed attempt, first connect and reconnects alike (a status, a metric). */
+  readonly onFailure?: ((refusal: BrokerSecurity.Refusal) => void) | undefined
+  /** Where failure lines are sampled (one per reason per window); default: one sampler per connection. */
+  readonly sampler?: LogSampler.LogSampler | undefined
 }
 
 /** Something that happened on the connection, in order. */
@@ -96,49 +116,81 @@ export const connect = (options: MqttConnectionOptions): Effect.Effect<MqttConne
   Effect.gen(function* () {
     const runtime = yield* Effect.runtime<never>()
     const events = yield* Effect.acquireRelease(Queue.unbounded<MqttEvent>(), Queue.shutdown)
+    const reconnectPeriod = Duration.toMillis(options.reconnectPeriod ?? "1 second")
+    const maxReconnectPeriod = Math.max(reconnectPeriod, Duration.toMillis(options.maxReconnectPeriod ?? "10 seconds"))
     const clientOptions: IClientOptions = {
       clientId: options.clientId,
       keepalive: options.keepaliveSeconds ?? 15,
-      reconnectPeriod: Duration.toMillis(options.reconnectPeriod ?? "1 second"),
+      reconnectPeriod,
       connectTimeout: Duration.toMillis(options.connectTimeout ?? "5 seconds"),
       queueQoSZero: false,
       ...(options.will === undefined ? {} : { will: { ...options.will } })
     }
-    const client = yield* Effect.acquireRelease(
-      Effect.async<MqttClient, MqttError>((resume) => {
-        const client = mqttConnect(options.url, clientOptions)
-        const onError = (cause: unknown) => {
-          client.end(true)
-          resume(Effect.fail(new MqttError({ operation: "connect", cause })))
-        }
-        client.once("error", onError)
-        client.once("connect", () => {
-          client.off("error", onError)
-          resume(Effect.succeed(client))
-        })
-        client.on("connect", () => {
-          // mqtt.js leaves Nagle on, and writes a packet in pieces: a stop would wait for a delayed ACK (40 ms).
-          ;(client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true)
-          Queue.unsafeOffer(events, MqttEvent.Connected())
-        })
-        client.on("close", () => Queue.unsafeOffer(events, MqttEvent.Disconnected()))
-        const onMessage = options.onMessage
-        if (onMessage !== undefined) client.on("message", (topic, payload) => onMessage(topic, payload))
-        else {
-          client.on("message", (topic, payload, packet) =>
-            Queue.unsafeOffer(events, MqttEvent.Message({ topic, payload, retain: packet.retain }))
+    const sampler = options.sampler ?? LogSampler.make()
+    const where = BrokerSecurity.redactUrl(options.url)
+    /** Reports a failure: the caller's hook, and one sampled line per reason. */
+    const report = (error: unknown) => {
+      const refusal = BrokerSecurity.refusal(error)
+      options.onFailure?.(refusal)
+      Runtime.runFork(runtime)(
+        sampler.warning(
+          `connect:${refusal.reason}`,
+          `MQTT connection failures (${refusal.reason}) of ${options.clientId}`,
+          () => `MQTT client ${options.clientId} to ${where}: ${LogSampler.excerpt(refusal.text)}`
+        )
+      )
+    }
+    /** One connect: a client that reconnects by itself once connected, or the first failure. */
+    const open = Effect.async<MqttClient, MqttError>((resume) => {
+      let client: MqttClient
+      try {
+        const target = BrokerSecurity.connectArguments(options.url, options.security, clientOptions)
+        client = mqttConnect(target.url, target.options)
+      } catch (cause) {
+        report(cause)
+        return resume(Effect.fail(new MqttError({ operation: "connect", cause })))
+      }
+      BrokerSecurity.secureClient(client, options.security, { maxReconnectPeriod, onSecretError: report })
+      const onError = (cause: unknown) => {
+        client.end(true)
+        resume(Effect.fail(new MqttError({ operation: "connect", cause })))
+      }
+      client.once("error", onError)
+      client.once("connect", () => {
+        client.off("error", onError)
+        resume(Effect.succeed(client))
+      })
+      client.on("connect", () => {
+        // mqtt.js leaves Nagle on, and writes a packet in pieces: a stop would wait for a delayed ACK (40 ms).
+        ;(client.stream as { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true)
+        Queue.unsafeOffer(events, MqttEvent.Connected())
+      })
+      client.on("close", () => Queue.unsafeOffer(events, MqttEvent.Disconnected()))
+      const onMessage = options.onMessage
+      if (onMessage !== undefined) client.on("message", (topic, payload) => onMessage(topic, payload))
+      else {
+        client.on("message", (topic, payload, packet) =>
+          Queue.unsafeOffer(events, MqttEvent.Message({ topic, payload, retain: packet.retain }))
+        )
+      }
+      client.on("error", report)
+      return Effect.sync(() => client.end(true))
+    })
+    const retrying = options.untilConnected === true
+      ? Effect.retry(
+        open,
+        Schedule.exponential(Duration.millis(reconnectPeriod)).pipe(Schedule.union(Schedule.spaced(Duration.millis(maxReconnectPeriod))))
+      )
+      : open
+    // The attempts may be interrupted; a client, once connected, is released with the scope.
+    const client = yield* Effect.uninterruptibleMask((restore) =>
+      Effect.tap(restore(retrying), (client) =>
+        Effect.addFinalizer(() =>
+          endClient(client, false).pipe(
+            Effect.timeout("2 seconds"),
+            Effect.catchAll(() => endClient(client, true))
           )
-        }
-        client.on("error", (error) =>
-          Runtime.runFork(runtime)(Effect.logWarning(`MQTT client ${options.clientId}: ${LogSampler.excerpt(error.message)}`))
-        )
-        return Effect.sync(() => client.end(true))
-      }),
-      (client) =>
-        endClient(client, false).pipe(
-          Effect.timeout("2 seconds"),
-          Effect.catchAll(() => endClient(client, true))
-        )
+        ))
     )
     return {
       clientId: options.clientId,

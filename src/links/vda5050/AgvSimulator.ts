@@ -23,6 +23,7 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
+import type * as BrokerSecurity from "../mqtt/BrokerSecurity.mjs"
 import * as MqttConnection from "../mqtt/MqttConnection.js"
 import type { Factsheet } from "./Factsheet.js"
 import * as Header from "./Header.js"
@@ -37,6 +38,8 @@ import * as LogSampler from "../../actors/LogSampler.js"
 /** What to simulate, and where. */
 export interface AgvSimulatorOptions {
   readonly brokerUrl: string
+  /** Credentials and TLS files of a protected broker (the fleet's own, in the demo). */
+  readonly security?: BrokerSecurity.BrokerSecurity | undefined
   /** Topic prefix (`interfaceName/majorVersion`); defaults to `uagv/v2`. */
   readonly prefix?: string
   /** Defaults to `fleetvisor`. */
@@ -86,6 +89,7 @@ export interface AgvSimulator {
 
 interface Config {
   readonly brokerUrl: string
+  readonly security: BrokerSecurity.BrokerSecurity | undefined
   readonly prefix: string
   readonly manufacturer: string
   readonly serialPrefix: string
@@ -162,6 +166,7 @@ const startAgv = (
     const clientId = `${agv.serialNumber}-${config.instance}`
     const connection = yield* MqttConnection.connect({
       url: config.brokerUrl,
+      security: config.security,
       clientId,
       will: {
         topic: topic("connection"),
@@ -263,6 +268,7 @@ export const make = (options: AgvSimulatorOptions): Effect.Effect<AgvSimulator, 
     const visualizationPeriod = visualizationHz > 0 ? 1000 / visualizationHz : Infinity
     const config: Config = {
       brokerUrl: options.brokerUrl,
+      security: options.security,
       prefix: options.prefix ?? Topic.DEFAULT_PREFIX,
       manufacturer: options.manufacturer ?? "fleetvisor",
       serialPrefix: options.serialPrefix ?? "sim-",

@@ -22,6 +22,7 @@ import * as esbuild from "esbuild"
 import { fileURLToPath } from "node:url"
 import { Worker } from "node:worker_threads"
 import * as WorkerThread from "../../actors/WorkerThread.js"
+import type * as BrokerSecurity from "../mqtt/BrokerSecurity.mjs"
 import type * as Inbound from "./Inbound.js"
 import * as Counters from "./internal/ingestCounters.js"
 
@@ -35,6 +36,8 @@ export class IngestThreadFailed extends Data.TaggedError("IngestThreadFailed")<{
 /** Options of the thread. */
 export interface IngestThreadOptions {
   readonly url: string
+  /** Credentials and TLS files of the broker; the thread reads the files itself, at each (re)connect. */
+  readonly security?: BrokerSecurity.BrokerSecurity | undefined
   readonly prefix: string
   readonly clientId: string
   /** Receives each batch, in order, on the main thread. */
@@ -129,6 +132,7 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
     worker.postMessage({
       type: "start",
       url: options.url,
+      security: options.security,
       prefix: options.prefix,
       clientId: options.clientId,
       counters: counters.buffer,

@@ -30,9 +30,13 @@
  *   the QoS and retain flag of the specification's table. An emergency stop's message uses
  *   the urgent lane and overtakes whatever is queued.
  *
- * The connection is opened after `init`, so the actor starts even while the broker is down;
- * mqtt.js then reconnects by itself. A first connect that fails fails the actor, and its
- * supervisor retries.
+ * The connection is opened after `init`, so the actor starts even while the broker is down.
+ * A broker that is unreachable or refuses the connection (credentials, TLS: see
+ * `BrokerSecurity`) is a status, not a crash: the connection keeps trying with backoff (1 s
+ * doubling to 10 s), each failure is counted by reason ({@link MqttLinkStats.connectFailures})
+ * and logged as one line saying why, sampled per reason; once connected, mqtt.js reconnects by
+ * itself, reading the secret files again each time. A failure of the ingest thread fails the
+ * actor, and its supervisor retries.
  *
  * @since 0.1.0
  */
@@ -48,6 +52,7 @@ import * as Actor from "../../actors/Actor.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
 import * as LogSampler from "../../actors/LogSampler.js"
 import * as Registry from "../../actors/Registry.js"
+import * as BrokerSecurity from "../mqtt/BrokerSecurity.mjs"
 import * as MqttConnection from "../mqtt/MqttConnection.js"
 import * as AgvLink from "./AgvLink.js"
 import type { AgvIdentity } from "./Header.js"
@@ -82,6 +87,8 @@ export interface MqttLinkOptions {
   ) => Effect.Effect<ActorRef<AgvLink.AgvLinkMessage>, unknown>
   /** Which AGVs get a link; default: every one (no cap, no rate, no allow-list). */
   readonly admission?: Admission | undefined
+  /** Credentials and TLS files of the broker, for this connection and the ingest thread's. */
+  readonly security?: BrokerSecurity.BrokerSecurity | undefined
 }
 
 /** Which AGVs get a link; see the module documentation. */
@@ -132,6 +139,10 @@ export interface MqttLinkStats {
   readonly publishFailed: number
   /** Messages the ingest thread dropped because the main thread was too far behind (0 without one). */
   readonly ingestDropped: number
+  /** Failed connects and reconnects to the broker, by reason (refused credentials, TLS, unreachable, …). */
+  readonly connectFailures: Readonly<Record<BrokerSecurity.RefusalReason, number>>
+  /** The last failure's line, for the operator; never a secret. */
+  readonly lastConnectFailure: string | undefined
 }
 
 /** Publishes a message of an AGV link. */
@@ -222,15 +233,36 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
   // Repeated warnings (invalid messages, refusals, failed publishes) sampled per kind; shared by
   // every incarnation of this actor, so a restart does not reopen the windows.
   const sampler = LogSampler.make()
+  const connectFailures = Object.fromEntries(BrokerSecurity.refusalReasons.map((reason) => [reason, 0])) as Record<
+    BrokerSecurity.RefusalReason,
+    number
+  >
+  let lastConnectFailure: string | undefined
+  const where = BrokerSecurity.redactUrl(options.url)
+  let warnedInline = false
 
   const session = (self: ActorRef<MqttLinkMessage>, scope: Scope.Scope) =>
     Effect.gen(function*() {
       const clientId = options.clientId ?? `fleetvisor-${randomBytes(4).toString("hex")}`
       const subscribeHere = options.ingestThread !== true
+      if (!warnedInline && BrokerSecurity.hasInlinePassword(options.url)) {
+        warnedInline = true
+        yield* Effect.logWarning(
+          `the broker's password is inline in FLEET_MQTT_URL (${where}), where the environment and the process list show it: ` +
+            "use FLEET_MQTT_USERNAME and FLEET_MQTT_PASSWORD_FILE"
+        )
+      }
       const connection = yield* Scope.extend(
         MqttConnection.connect({
           url: options.url,
           clientId,
+          security: options.security,
+          untilConnected: true,
+          sampler,
+          onFailure: (refusal) => {
+            connectFailures[refusal.reason]++
+            lastConnectFailure = refusal.text
+          },
           onMessage: (topic, payload) => self.unsafeTell(new Incoming(topic, payload))
         }),
         scope
@@ -240,6 +272,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         const thread = yield* Scope.extend(
           IngestThread.start({
             url: options.url,
+            security: options.security,
             prefix,
             clientId: `${clientId}-ingest`,
             onBatch: (items) => self.unsafeTell(new Checked(items)),
@@ -257,7 +290,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             event._tag === "Connected"
               ? subscribeHere ? Effect.ignore(connection.subscribe([filter], 0)) : Effect.void
               : event._tag === "Disconnected"
-              ? Effect.logWarning(`MQTT connection to ${options.url} lost; mqtt.js reconnects`)
+              ? Effect.logWarning(`MQTT connection to ${where} lost; mqtt.js reconnects`)
               : Effect.void)
         ),
         scope
@@ -483,7 +516,9 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             agvLinks: state.links.size,
             published: state.published,
             publishFailed: state.publishFailed,
-            ingestDropped: state.ingest?.dropped() ?? 0
+            ingestDropped: state.ingest?.dropped() ?? 0,
+            connectFailures: { ...connectFailures },
+            lastConnectFailure
           })
           return state
         case "Connected":

@@ -8,7 +8,7 @@
  * The thread loads its modules, then waits for its configuration, which `IngestThread` posts as
  * soon as the thread exists.
  *
- * In:  { type: "start", url, prefix, clientId, counters: SharedArrayBuffer, maxInFlight, batchSize }
+ * In:  { type: "start", url, security?, prefix, clientId, counters: SharedArrayBuffer, maxInFlight, batchSize }
  * Out: { type: "ready" }  { type: "failed", error }  { type: "batch", items: Array<Checked> }
  *      { type: "log", level, message }: this thread's log lines, for the main thread's logger
  */
@@ -16,6 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
 import * as Queue from "effect/Queue"
 import { parentPort } from "node:worker_threads"
+import type * as BrokerSecurity from "../../mqtt/BrokerSecurity.mjs"
 import * as MqttConnection from "../../mqtt/MqttConnection.js"
 import * as Inbound from "../Inbound.js"
 import * as Topic from "../Topic.js"
@@ -25,6 +26,8 @@ import { Counter } from "./ingestCounters.js"
 interface Start {
   readonly type: "start"
   readonly url: string
+  /** The broker's user name and secret files, read by this thread at each (re)connect. */
+  readonly security: BrokerSecurity.BrokerSecurity | undefined
   readonly prefix: string
   readonly clientId: string
   readonly counters: SharedArrayBuffer
@@ -34,7 +37,7 @@ interface Start {
 
 const port = parentPort!
 
-const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, url }: Start) => {
+const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, security, url }: Start) => {
   const counters = new Int32Array(buffer)
   const check = Inbound.makeChecker(prefix)
   const filter = Topic.subscriptionFilter(prefix)
@@ -68,7 +71,7 @@ const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, url }
   Effect.runFork(
     Effect.scoped(
       Effect.gen(function*() {
-        const connection = yield* MqttConnection.connect({ url, clientId, onMessage })
+        const connection = yield* MqttConnection.connect({ url, clientId, security, onMessage })
         yield* connection.subscribe([filter], 0)
         port.postMessage({ type: "ready" })
         yield* Effect.forever(
