@@ -171,8 +171,13 @@ describe("the broker connection, like a plant's", () => {
     expect(lines).toHaveLength(1)
     expect(lines[0]).toMatch(/^FLEET_MQTT_KEY_FILE: .*set both .* or neither/)
     const usage = ServiceConfig.usage(Main.allSettings)
-    for (const name of ["USERNAME", "PASSWORD_FILE", "CA_FILE", "CERT_FILE", "KEY_FILE"]) {
-      expect(usage).toContain(`--fleet-mqtt-${name.toLowerCase().replace("_", "-")}`)
+    const readme = fs.readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
+    const service = fs.readFileSync(new URL("../../../docs/service.md", import.meta.url), "utf8")
+    for (const name of ["USERNAME", "PASSWORD_FILE", "CA_FILE", "CERT_FILE", "KEY_FILE"].map((n) => `FLEET_MQTT_${n}`)) {
+      const flag = `--${name.toLowerCase().replaceAll("_", "-")}`
+      expect(usage, name).toContain(flag)
+      expect(readme, name).toContain(`| \`${name}\` | \`${flag}\` |`)
+      expect(service, name).toContain(`| \`${name}\` | \`${flag}\` |`)
     }
     const stderr = process.stderr.write
     process.stderr.write = () => true
