@@ -49,18 +49,25 @@ export interface Refusal {
   readonly text: string
 }
 
+/** True when the URL carries a password (`mqtt://user:pass@host`). */
 export declare const hasInlinePassword: (url: string) => boolean
+/** The URL with its password replaced by `***`, for logs. */
 export declare const redactUrl: (url: string) => string
+/** Reads the files now; throws {@link BrokerSecretError}. */
 export declare const readSecrets: (security?: BrokerSecurity) => BrokerSecrets
+/** The URL (without user info) and options (credentials, TLS files read) to give `mqtt.connect`; throws {@link BrokerSecretError}. */
 export declare const connectArguments: (
   url: string,
   security: BrokerSecurity | undefined,
   options: IClientOptions
 ) => { readonly url: string; readonly options: IClientOptions }
+/** Reads the secrets again before each reconnect of `client`, and backs its reconnects off while they fail. */
 export declare const secureClient: (
   client: MqttClient,
   security: BrokerSecurity | undefined,
   options?: { readonly maxReconnectPeriod?: number; readonly onSecretError?: (error: BrokerSecretError) => void }
 ) => MqttClient
+/** Why a connection failed, as a reason and a line saying what to check. */
 export declare const refusal: (error: unknown) => Refusal
+/** Every {@link RefusalReason}, in a fixed order. */
 export declare const refusalReasons: ReadonlyArray<RefusalReason>
