@@ -43,7 +43,7 @@ export const inspect = async (options: InspectOptions): Promise<string> => {
     const why = cause?.code ?? cause?.message ?? (error as Error).message
     throw new InspectError(`cannot reach ${endpoint.origin}: ${why}`)
   }
-  if (response.status === 401) throw new InspectError(`${endpoint}: 401, pass the service's ADMIN_TOKEN with --token`)
+  if (response.status === 401) throw new InspectError(`${endpoint}: 401, pass an admin's token (or the service's ADMIN_TOKEN) with --token-file or $FLEETVISOR_TOKEN`)
   if (response.status === 403) throw new InspectError(`${endpoint}: 403, ${(await response.json()).error}`)
   if (!response.ok) throw new InspectError(`${endpoint}: HTTP ${response.status}`)
   const tree = (await response.json()) as ActorTree

@@ -8,11 +8,13 @@ import * as TestService from "./support/TestService.js"
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
 /** Runs `npx fleetvisor …` as a user would (the package's bin). */
-const fleetvisor = (...args: ReadonlyArray<string>) =>
+const fleetvisorWith = (env: Record<string, string>, ...args: ReadonlyArray<string>) =>
   Effect.async<{ code: number; stdout: string; stderr: string }>((resume) => {
-    execFile("npx", ["--no-install", "fleetvisor", ...args], { cwd: root, timeout: 30_000 }, (error, stdout, stderr) =>
+    execFile("npx", ["--no-install", "fleetvisor", ...args], { cwd: root, timeout: 30_000, env: { ...process.env, ...env } }, (error, stdout, stderr) =>
       resume(Effect.succeed({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr })))
   })
+
+const fleetvisor = (...args: ReadonlyArray<string>) => fleetvisorWith({}, ...args)
 
 /** A port nothing listens on: bound, then released. */
 const closedPort = Effect.async<number>((resume) => {
@@ -39,10 +41,14 @@ describe("npx fleetvisor inspect", () => {
       const service = yield* TestService.start({ ADMIN_TOKEN: token })
       const refused = yield* fleetvisor("inspect", "--url", service.url)
       expect(refused.code).toBe(1)
-      expect(refused.stderr).toMatch(/401, pass the service's ADMIN_TOKEN with --token/)
+      expect(refused.stderr).toMatch(/401, pass an admin's token \(or the service's ADMIN_TOKEN\) with --token-file or \$FLEETVISOR_TOKEN/)
       const allowed = yield* fleetvisor("inspect", "--url", service.url, "--token", token)
       expect(allowed.code).toBe(0)
       expect(allowed.stdout).toMatch(/^root \(one_for_one\)$/m)
+      // Kept off the command line: from the environment, as `tree`.
+      const fromEnv = yield* fleetvisorWith({ FLEETVISOR_TOKEN: token }, "tree", "--url", service.url)
+      expect(fromEnv.code).toBe(0)
+      expect(fromEnv.stdout).toMatch(/^root \(one_for_one\)$/m)
     }))
 
   it.live("reports a service it cannot reach", () =>
