@@ -63,7 +63,7 @@ import * as FleetMetrics from "./apps/fleet/FleetMetrics.js"
 import * as LinkEvent from "./links/LinkEvent.js"
 import * as AdminRoutes from "./http/AdminRoutes.js"
 import * as CanvasUnavailable from "./http/CanvasUnavailable.js"
-import * as ClientAddress from "./http/ClientAddress.js"
+import * as Authenticator from "./http/Authenticator.js"
 import * as FleetHandlers from "./http/FleetHandlers.js"
 import * as FleetStream from "./http/FleetStream.js"
 import * as Foxglove from "./http/Foxglove.js"
@@ -72,6 +72,7 @@ import type * as Listener from "./http/Listener.js"
 import * as GatewayMetrics from "./http/GatewayMetrics.js"
 import * as HealthRoutes from "./http/HealthRoutes.js"
 import * as HostCheck from "./http/HostCheck.js"
+import * as LoginRoutes from "./http/LoginRoutes.js"
 import * as Route from "./http/Route.js"
 import * as SdNotify from "./http/SdNotify.js"
 import * as ServerSentEvents from "./http/ServerSentEvents.js"
@@ -264,7 +265,7 @@ const pageRoutes = (name: string): ReadonlyArray<Route.Route> => [
       "cache-control": "no-cache"
     })
     response.end(script)
-  }),
+  }, { access: "public" }),
   Route.make("GET", `/${name}/*`, async (request, response, url) => {
     if (url.pathname === `/${name}`) {
       response.writeHead(301, { location: `/${name}/` })
@@ -274,7 +275,7 @@ const pageRoutes = (name: string): ReadonlyArray<Route.Route> => [
     const page = await fs.promises.readFile(`${root}/web/${name}/index.html`)
     response.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length })
     response.end(request.method === "HEAD" ? undefined : page)
-  })
+  }, { access: "public" })
 ]
 
 /** The routes of the canvas: its page at `/canvas/` (also the home page) and its event stream. */
@@ -282,7 +283,7 @@ const canvasRoutes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route>
   Route.make("GET", "/", (_, response) => {
     response.writeHead(302, { location: "/canvas/" })
     response.end()
-  }),
+  }, { access: "public" }),
   // An event stream of the listener's (bounded, cut off when stalled). Each chunk waits for the
   // socket to drain, so a slow client's updates wait in its CANVAS_SSE_BUFFER, whose overflow ends the stream.
   Route.make("GET", "/canvas/stream", (_, response) => {
@@ -369,6 +370,8 @@ export interface Service {
   readonly root: ActorRefOf<never>
   readonly registries: Gateway.GatewayRegistries
   readonly metrics: GatewayMetrics.GatewayMetrics
+  /** Who may connect, and the connections it tracks. */
+  readonly auth: Authenticator.Authenticator
   /** The canvas, when the node runs it. */
   readonly canvas: Option.Option<Canvas.Canvas["Type"]>
   /** The fleet, when the node runs it. */
@@ -406,6 +409,13 @@ export const start = (
     const system = yield* ActorSystem.make({ name: "fleetvisor" })
     const registries = Gateway.registries()
     const metrics = yield* GatewayMetrics.make(system, () => Gateway.sessionsOf(registries))
+    // Who may connect (AUTH); a token file or key that cannot be read stops the start.
+    const auth = config.auth.mode === "none"
+      ? Authenticator.none
+      : yield* Authenticator.make(
+        { ...config.auth, adminToken: config.adminToken },
+        { onClosed: (reason, endpoint) => metrics.authRefused(reason, endpoint) }
+      )
 
     const canvas = yield* Option.match(canvasSettings, {
       onNone: () => Effect.succeedNone,
@@ -450,6 +460,10 @@ export const start = (
         onSome: (service) =>
           FleetApp.handlersLayer.pipe(
             Layer.provide(Layer.succeed(FleetApp.Fleet, service)),
+            Layer.provide(Layer.succeed(FleetApp.AccessPolicy, {
+              stopRole: config.auth.stopRole,
+              onRefused: (error) => metrics.authRefused(error._tag === "Forbidden" ? "forbidden" : "expired", "rpc")
+            })),
             Layer.provide(FleetApp.SessionDirectory.fromRegistry(registries.sessions))
           )
       }),
@@ -498,14 +512,22 @@ export const start = (
         system,
         node,
         token: config.adminToken,
+        checkedByListener: auth.mode !== "none",
         pageDirectory: `${root}/web/admin`
+      }),
+      ...LoginRoutes.routes({
+        auth,
+        allowedOrigins: config.allowedOrigins,
+        trustedProxies: config.trustedProxies,
+        onRefused: (reason) => metrics.authRefused(reason, "login"),
+        home: Option.isSome(fleet) ? "/fleet/" : Option.isSome(canvas) ? "/canvas/" : "/admin/"
       }),
       ...Option.match(canvas, {
         onNone: () => [
           Route.make("GET", "/", (_, response) => {
             response.writeHead(302, { location: "/admin/" })
             response.end()
-          })
+          }, { access: "public" })
         ],
         onSome: canvasRoutes
       }),
@@ -559,16 +581,25 @@ export const start = (
           routes,
           upgrades: new Map(Option.toArray(Option.map(foxglove, (endpoint): [string, Listener.UpgradeHandler] => [
             "/foxglove",
-            (request, socket, head) => endpoint.handleUpgrade(request, socket, head)
+            (request, socket, head, opened) => endpoint.handleUpgrade(request, socket, head, opened)
           ]))),
           bridge,
           metrics,
           draining: () => draining,
-          // The user is the client's address (behind a trusted proxy, the forwarded one): cooldowns count per address.
-          requestHeaders: (request) => {
-            const user = ClientAddress.ofRequest(request, config.trustedProxies)
-            return [[CanvasHandlers.userHeader, user], ["x-user", user]]
-          },
+          // Who the session's user is (the listener authenticated them), and their roles for the
+          // fleet's checks. Under AUTH=none the user is the client's address (behind a trusted
+          // proxy, the forwarded one), cooldowns count per address, and no roles header means
+          // no check (every session is an admin; nothing more is kept per session).
+          requestHeaders: (_, identity) =>
+            identity.via === "none"
+              ? [[CanvasHandlers.userHeader, identity.user], [FleetApp.UserHeader, identity.user]]
+              : [
+                [CanvasHandlers.userHeader, identity.user],
+                [FleetApp.UserHeader, identity.user],
+                [FleetApp.RolesHeader, identity.roles.join(",")],
+                ...(identity.expiresAt === undefined ? [] : [[FleetApp.ExpiresHeader, String(identity.expiresAt)] as const])
+              ],
+          auth,
           onListening: (address) => Deferred.unsafeDone(listening, Exit.succeed(address)),
           tls: certificate
         }, registries)
@@ -580,7 +611,8 @@ export const start = (
     yield* Effect.annotateLogs(Effect.logInfo("ready"), {
       url: `${scheme}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/`,
       port: address.port,
-      database: ServiceConfig.databaseFile(config)
+      database: ServiceConfig.databaseFile(config),
+      auth: auth.mode
     })
     yield* notifier.notify("READY=1", `STATUS=Listening on ${address.address}:${address.port}`, `MAINPID=${process.pid}`)
     yield* SdNotify.watchdog(notifier, () => rootRef.isAlive())
@@ -604,6 +636,7 @@ export const start = (
       root: rootRef,
       registries,
       metrics,
+      auth,
       canvas,
       fleet,
       crashed: Effect.flatMap(system.awaitExit(rootRef), (reason) =>
@@ -692,7 +725,7 @@ export const main = async (argv: ReadonlyArray<string> = process.argv.slice(2)):
   )
   if (Exit.isSuccess(exit)) return 0
   process.stderr.write(`fleetvisor: ${rootCause(exit.cause)}\n`)
-  const configurationError = new Set(["CanvasShapeMismatch", "TlsFilesInvalid"])
+  const configurationError = new Set(["CanvasShapeMismatch", "TlsFilesInvalid", "AuthSetupFailed"])
   return Option.exists(Cause.failureOption(exit.cause), (error) => configurationError.has((error as { _tag?: string })._tag ?? ""))
     ? 78
     : 1

@@ -3,9 +3,10 @@
  * (`/admin/actors/stream`, Server-Sent Events, a `tree` event whenever it changed), and the page
  * that draws it (`/admin/`).
  *
- * Access: with a token configured, requests must carry `Authorization: Bearer <token>`; without
- * one, only loopback clients are served, so a fresh install does not show its insides to the
- * network.
+ * Access: when `AUTH` is `tokens` or `jwt`, the listener lets only admins through (`ADMIN_TOKEN`
+ * is an admin credential then too). With `AUTH=none` and a token configured, requests must carry
+ * `Authorization: Bearer <token>`; without one, only loopback clients are served, so a fresh
+ * install does not show its insides to the network.
  * Whatever the token, the listener answers these routes only for a `Host` the server goes by
  * (`HostCheck`: 421 otherwise), so a page that rebinds its DNS name to 127.0.0.1 reads nothing.
  *
@@ -42,6 +43,8 @@ export interface AdminOptions {
   readonly token: Option.Option<Redacted.Redacted<string>>
   /** The page's files. */
   readonly pageDirectory: string
+  /** The listener checks every request for the role admin (`AUTH` is not `none`): no check of its own. */
+  readonly checkedByListener?: boolean | undefined
   /** How often the stream looks for changes. Default: 500 ms. */
   readonly streamIntervalMs?: number | undefined
 }
@@ -82,6 +85,8 @@ export const routes = (options: AdminOptions): ReadonlyArray<Route.Route> => {
     actors: Effect.runSync(options.system.snapshot)
   })
   const interval = options.streamIntervalMs ?? 500
+  const allowed = (request: IncomingMessage, response: ServerResponse) =>
+    options.checkedByListener === true || authorize(options.token, request, response)
   // Every open stream is fed by one timer: the tree is read and encoded once per interval, and
   // sent to the streams that have not seen it (compared without the clock fields, so an idle
   // tree sends nothing).
@@ -101,10 +106,10 @@ export const routes = (options: AdminOptions): ReadonlyArray<Route.Route> => {
   }
   return [
     Route.make("GET", "/admin/actors", (request, response) => {
-      if (authorize(options.token, request, response)) Route.json(response, 200, tree())
-    }),
+      if (allowed(request, response)) Route.json(response, 200, tree())
+    }, { access: "admin" }),
     Route.make("GET", "/admin/actors/stream", (request, response) => {
-      if (!authorize(options.token, request, response)) return
+      if (!allowed(request, response)) return
       const stream = ServerSentEvents.open(response)
       const { key, text } = current()
       const watcher = { stream, last: key }
@@ -118,7 +123,7 @@ export const routes = (options: AdminOptions): ReadonlyArray<Route.Route> => {
           timer = undefined
         }
       })
-    }, { eventStream: true }),
+    }, { eventStream: true, access: "admin" }),
     StaticFiles.route("/admin", options.pageDirectory)
   ]
 }

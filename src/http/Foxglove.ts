@@ -106,8 +106,12 @@ export const foxgloveWebApp = "https://app.foxglove.dev"
 
 /** A running endpoint. */
 export interface FoxgloveEndpoint {
-  /** Takes an HTTP upgrade (of `/foxglove`) over: refuses it, or starts a connection actor that completes it. */
-  readonly handleUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void
+  /**
+   * Takes an HTTP upgrade (of `/foxglove`) over: refuses it, or starts a connection actor that
+   * completes it; `opened` hears how to close that connection (with a code: 4401 when its
+   * user's access ends) and whether it still lives.
+   */
+  readonly handleUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer, opened?: Opened) => void
   /** Closes every client with 1001 (waiting up to 3 s) and refuses new ones. */
   readonly close: Effect.Effect<void>
   /** The `foxglove` dynamic supervisor of the connections. */
@@ -115,6 +119,12 @@ export interface FoxgloveEndpoint {
   /** The channels advertised so far. */
   readonly catalog: Catalog.Catalog
 }
+
+/** Hears a connection that started: how to close it, and whether it still lives. */
+export type Opened = (connection: {
+  readonly close: (code: number, reason: string) => void
+  readonly alive: () => boolean
+}) => void
 
 const offered = (request: IncomingMessage): Array<string> =>
   (request.headers["sec-websocket-protocol"] ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
@@ -186,7 +196,7 @@ export const make = (
     const connectionsOf = (address: string) =>
       Registry.unsafeLookup(byAddress, address).length + (starting.get(address) ?? 0)
 
-    const handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer, opened?: Opened): void => {
       const refuse = (reason: FoxgloveRefuseReason, status: number, body: string, headers?: Record<string, string>) => {
         options.onRefused?.(reason)
         Route.refuseUpgrade(socket, status, body, headers)
@@ -231,7 +241,12 @@ export const make = (
                   registered = true
                   started(address)
                 }
-                return Registry.unsafeRegister(byAddress, address, ref as ActorRef<Connection.ConnectionMessage>)
+                const connection = ref as ActorRef<Connection.ConnectionMessage>
+                opened?.({
+                  close: (code, reason) => void connection.unsafeTellUrgent({ _tag: "Revoke", code, reason }),
+                  alive: () => connection.isAlive()
+                })
+                return Registry.unsafeRegister(byAddress, address, connection)
               }
             }
           })

@@ -19,7 +19,6 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { IncomingMessage } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as Registry from "../actors/Registry.js"
 import type * as RpcBridge from "../protocol/RpcBridge.js"
@@ -59,7 +58,9 @@ export interface GatewayOptions {
   readonly bridge: RpcBridge.RpcBridge["Type"]
   readonly metrics: GatewayMetrics
   readonly draining: () => boolean
-  readonly requestHeaders?: ((request: IncomingMessage) => ReadonlyArray<readonly [string, string]>) | undefined
+  readonly requestHeaders?: Listener.ListenerOptions["requestHeaders"]
+  /** Who may connect (`AUTH`); absent: everyone, as an admin. */
+  readonly auth?: Listener.ListenerOptions["auth"]
   readonly onListening?: ((address: AddressInfo) => void) | undefined
   /** The certificate to serve HTTPS and WSS with; absent: plain HTTP and WS. */
   readonly tls?: Listener.ListenerOptions["tls"]

@@ -14,6 +14,7 @@ import type * as Scope from "effect/Scope"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import * as Prometheus from "prom-client"
 import type { ActorSystem } from "../actors/ActorSystem.js"
+import type * as Authenticator from "./Authenticator.js"
 import type { ActorNode } from "../actors/Inspection.js"
 import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
 
@@ -37,7 +38,17 @@ export type RejectReason =
   | "open_streams"
 
 /** Why an upgrade to `/ws` was refused (label `reason` of `fleetvisor_ws_upgrades_refused_total`). */
-export type RefuseReason = "capacity" | "draining" | "restarting" | "origin" | "version" | "path" | "bad_request" | "address"
+export type RefuseReason =
+  | "capacity"
+  | "draining"
+  | "restarting"
+  | "origin"
+  | "version"
+  | "path"
+  | "bad_request"
+  | "address"
+  | "unauthorized"
+  | "forbidden"
 
 /** Why a server frame was not delivered (label `reason` of `fleetvisor_ws_frames_dropped_total`). */
 export type DropReason = "closed" | "slow_consumer"
@@ -71,6 +82,12 @@ export interface GatewayMetrics {
   /** Requests and connections the listener refused or closed before any handler. */
   readonly httpRefused: (reason: HttpRefuseReason) => void
   readonly foxgloveRefused: (reason: FoxgloveRefuseReason) => void
+  /**
+   * Clients refused or cut off for their credential (label `reason`: no_credential,
+   * bad_credential, expired, forbidden, revoked; label `endpoint`: http, sse, ws, foxglove, rpc,
+   * stop, login) in `fleetvisor_auth_refused_total`.
+   */
+  readonly authRefused: (reason: Authenticator.RefuseReason, endpoint: Authenticator.Endpoint) => void
   /** Event streams (SSE) open now, kept by the listener and read at scrape time. */
   readonly sse: { open: number }
   readonly sseEnded: (reason: SseEndReason) => void
@@ -138,6 +155,7 @@ export const make = (
       sessionEnded: (reason) => ended.inc({ reason }),
       httpRefused: (reason) => httpRefused.inc({ reason }),
       foxgloveRefused: (reason) => foxgloveRefused.inc({ reason }),
+      authRefused: (reason, endpoint) => authRefused.inc({ reason, endpoint }),
       sse,
       sseEnded: (reason) => sseEnded.inc({ reason }),
       text: Effect.promise(() => registry.metrics())
@@ -197,6 +215,12 @@ export const make = (
       name: "fleetvisor_foxglove_upgrades_refused_total",
       help: "Foxglove WebSocket upgrades refused, by reason (origin, address, capacity, draining, subprotocol).",
       labelNames: ["reason"],
+      registers: [registry]
+    })
+    const authRefused = new Prometheus.Counter({
+      name: "fleetvisor_auth_refused_total",
+      help: "Clients refused or cut off for their credential, by reason (no_credential, bad_credential, expired, forbidden, revoked) and endpoint.",
+      labelNames: ["reason", "endpoint"],
       registers: [registry]
     })
     new Prometheus.Gauge({

@@ -1,6 +1,6 @@
 /**
  * `/healthz` (the process answers), `/readyz` (it should get traffic: listening, not draining,
- * its checks pass) and `/metrics` (Prometheus text).
+ * its checks pass) and `/metrics` (Prometheus text). All three are public whatever `AUTH` is.
  *
  * @since 0.1.0
  */
@@ -16,7 +16,7 @@ export const routes = (options: {
   readonly metrics: GatewayMetrics
   readonly readiness: Readonly<Record<string, ReadinessCheck>>
 }): ReadonlyArray<Route.Route> => [
-  Route.make("GET", "/healthz", (_, response) => Route.json(response, 200, { status: "ok" })),
+  Route.make("GET", "/healthz", (_, response) => Route.json(response, 200, { status: "ok" }), { access: "public" }),
   Route.make("GET", "/readyz", async (_, response) => {
     const checks = await Effect.runPromise(
       Effect.all(options.readiness, { concurrency: "unbounded" })
@@ -26,9 +26,9 @@ export const routes = (options: {
       status: failing.length === 0 ? "ready" : "not ready",
       checks: Object.fromEntries(Object.entries(checks).map(([name, problem]) => [name, problem ?? "ok"]))
     })
-  }),
+  }, { access: "public" }),
   Route.make("GET", "/metrics", async (_, response) => {
     const body = await Effect.runPromise(options.metrics.text)
     Route.text(response, 200, body, { "content-type": options.metrics.registry.contentType })
-  })
+  }, { access: "public" })
 ]

@@ -37,8 +37,10 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
@@ -51,10 +53,12 @@ import { WebSocketServer } from "ws"
 import type * as Actor from "../actors/Actor.js"
 import type { ActorRef, Reply } from "../actors/ActorRef.js"
 import * as Registry from "../actors/Registry.js"
+import * as CloseCode from "../protocol/CloseCode.js"
 import * as Subprotocol from "../protocol/Subprotocol.js"
 import type * as RpcBridge from "../protocol/RpcBridge.js"
 import * as ChildSpec from "../supervisors/ChildSpec.js"
 import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
+import * as Authenticator from "./Authenticator.js"
 import * as ClientAddress from "./ClientAddress.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as HostCheck from "./HostCheck.js"
@@ -101,7 +105,11 @@ export interface ListenerOptions {
   /** A fresh session id. */
   readonly nextSessionId: () => string
   /** Headers the RPC handlers of a session see, from its upgrade request (who the user is). */
-  readonly requestHeaders?: ((request: http.IncomingMessage) => ReadonlyArray<readonly [string, string]>) | undefined
+  readonly requestHeaders?:
+    | ((request: http.IncomingMessage, identity: Authenticator.Identity) => ReadonlyArray<readonly [string, string]>)
+    | undefined
+  /** Who may connect (`AUTH`); absent: everyone, as an admin named by their address. */
+  readonly auth?: Authenticator.Authenticator | undefined
   /** Whether the service is shutting down: upgrades are then refused. */
   readonly draining: () => boolean
   /** Called with the bound address each time the listener starts. */
@@ -119,8 +127,8 @@ export interface ListenerState {
   readonly address: AddressInfo
 }
 
-const offered = (request: http.IncomingMessage): Array<string> =>
-  (request.headers["sec-websocket-protocol"] ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
+/** The subprotocols offered, without the entry that carries a token (never selected, never echoed). */
+const offered = Authenticator.offeredProtocols
 
 /** The request's target as a URL; `undefined` for a target that is not one (`//x`, `http://[/`). */
 const requestUrl = (request: http.IncomingMessage): URL | undefined => {
@@ -133,8 +141,17 @@ const requestUrl = (request: http.IncomingMessage): URL | undefined => {
   }
 }
 
-/** Takes over an HTTP upgrade request and its socket. */
-export type UpgradeHandler = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => void
+/**
+ * Takes over an HTTP upgrade request and its socket; `opened`, when given, must hear each
+ * connection it starts (how to close it, whether it lives), so that it is closed when its
+ * user's access ends.
+ */
+export type UpgradeHandler = (
+  request: http.IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  opened?: (connection: Authenticator.Connection) => void
+) => void
 
 /** Whether a browser page of `origin` may open `/ws` on this server. Non-browser clients send no Origin. */
 export const originAllowed = HostCheck.originAllowed
@@ -238,6 +255,41 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
       const headersTimeoutMs = options.headersTimeoutMs ?? 10_000
 
       const sessionMailbox = { capacity: Math.max(256, options.limits.rateLimit.burst * 4) }
+      const auth = options.auth ?? Authenticator.none
+
+      /**
+       * Checks a credential (once per connection, never per frame), then `admitted`; a refusal
+       * completes the handshake and closes at once with 4401/4403, which a page can read (it
+       * cannot read an upgrade's 401). The subprotocol selected is one the client offered, never
+       * its token entry.
+       */
+      const authenticateUpgrade = (
+        request: http.IncomingMessage,
+        socket: Duplex,
+        head: Buffer,
+        access: Authenticator.Access,
+        endpoint: "ws" | "foxglove",
+        query: URL | undefined,
+        admitted: (identity: Authenticator.Identity, credential: Authenticator.Credential | undefined) => void
+      ) => {
+        const address = ClientAddress.ofRequest(request, trusted)
+        if (auth.mode === "none") return admitted(Authenticator.anonymous(address), undefined)
+        const credential = Authenticator.credentialOf(request, { query })
+        Runtime.runCallback(runtime)(auth.check(credential, address, access), {
+          onExit: (exit) => {
+            if (socket.destroyed) return
+            if (Exit.isSuccess(exit)) return admitted(exit.value, credential)
+            const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+            if (error === undefined) return socket.destroy()
+            metrics.authRefused(Authenticator.reasonOf(error), endpoint)
+            if (endpoint === "ws") metrics.refused(error._tag === "Forbidden" ? "forbidden" : "unauthorized")
+            selected.set(request, offered(request)[0] ?? false)
+            const code = error._tag === "Forbidden" ? Authenticator.CloseForbidden : Authenticator.CloseUnauthorized
+            wss.handleUpgrade(request, socket, head, (ws) => ws.close(code, CloseCode.reason(error.message)))
+          }
+        })
+      }
+
       const upgrade = (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
         spoke(socket)
         const url = requestUrl(request)
@@ -250,7 +302,13 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           return Route.refuseUpgrade(socket, 421, "This server does not answer to that Host (set ALLOWED_HOSTS)\n")
         }
         const endpoint = options.upgrades?.get(url.pathname)
-        if (endpoint !== undefined) return endpoint(request, socket, head)
+        if (endpoint !== undefined) {
+          if (auth.mode === "none") return endpoint(request, socket, head)
+          // Foxglove and Lichtblick take only a URL: `/foxglove?token=` (redacted from every log line).
+          const query = url.pathname === "/foxglove" ? url : undefined
+          return authenticateUpgrade(request, socket, head, "viewer", "foxglove", query, (identity, credential) =>
+            endpoint(request, socket, head, (connection) => auth.track(identity, credential, { ...connection, endpoint: "foxglove" })))
+        }
         if (url.pathname !== "/ws") {
           metrics.refused("path")
           return Route.refuseUpgrade(socket, 404, "WebSocket endpoint is /ws\n")
@@ -263,6 +321,18 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           metrics.refused("origin")
           return Route.refuseUpgrade(socket, 403, "Origin not allowed\n")
         }
+        authenticateUpgrade(request, socket, head, "user", "ws", undefined, (identity, credential) =>
+          startSession(request, socket, head, identity, credential))
+      }
+
+      /** Starts `session:<id>` for an upgrade of `/ws` whose user is known; the session completes the handshake. */
+      const startSession = (
+        request: http.IncomingMessage,
+        socket: Duplex,
+        head: Buffer,
+        identity: Authenticator.Identity,
+        credential: Authenticator.Credential | undefined
+      ) => {
         const sessions = options.sessions()
         if (Option.isNone(sessions)) {
           metrics.refused("restarting")
@@ -292,7 +362,7 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           metrics,
           limits: options.limits,
           clients: options.clients,
-          headers: options.requestHeaders?.(request) ?? [],
+          headers: options.requestHeaders?.(request, identity) ?? [],
           upgrade: Route.deferredUpgrade(wss, request, socket, head),
           transport: socket
         })
@@ -300,9 +370,18 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           restart: "temporary",
           via: {
             name: key,
-            register: (ref) =>
-              Registry.unsafeRegister(options.sessionRegistry, key, ref as ActorRef<Session.SessionMessage>) ??
-                Registry.unsafeRegister(options.addressRegistry, address, ref as ActorRef<Session.SessionMessage>)
+            register: (ref) => {
+              const session = ref as ActorRef<Session.SessionMessage>
+              const failed = Registry.unsafeRegister(options.sessionRegistry, key, session) ??
+                Registry.unsafeRegister(options.addressRegistry, address, session)
+              if (failed === undefined && identity.via !== "none") {
+                auth.track(identity, credential, {
+                  close: (code, reason) => void session.unsafeTellUrgent({ _tag: "Revoke", code, reason }),
+                  alive: () => session.isAlive()
+                })
+              }
+              return failed
+            }
           },
           mailbox: sessionMailbox
         })
@@ -345,6 +424,39 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           metrics.httpRefused("method")
           return Route.text(response, 405, "Method not allowed\n", { allow: allow.join(", ") })
         }
+        const access = route.access ?? "viewer"
+        if (auth.mode === "none" || access === "public") return serve(request, response, url, route)
+        const credential = Authenticator.credentialOf(request)
+        Runtime.runCallback(runtime)(auth.check(credential, ClientAddress.ofRequest(request, trusted), access), {
+          onExit: (exit) => {
+            if (response.destroyed) return
+            if (Exit.isSuccess(exit)) {
+              serve(request, response, url, route)
+              if (route.eventStream === true && !response.writableEnded) {
+                // An event stream lasts: it ends when its user's access does.
+                auth.track(exit.value, credential, {
+                  endpoint: "sse",
+                  close: () => response.end(),
+                  alive: () => !response.writableEnded && !response.destroyed
+                })
+              }
+              return
+            }
+            const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+            if (error === undefined) return Route.text(response, 500, "Internal error\n")
+            metrics.authRefused(Authenticator.reasonOf(error), route.eventStream === true ? "sse" : "http")
+            if (error._tag === "Forbidden") return Route.json(response, 403, { error: error.message })
+            response.setHeader(
+              "www-authenticate",
+              error.reason === "none" ? "Bearer realm=\"fleetvisor\"" : "Bearer realm=\"fleetvisor\", error=\"invalid_token\""
+            )
+            Route.json(response, 401, { error: error.message })
+          }
+        })
+      }
+
+      /** Runs a route's handler; an event stream first passes its bounds. */
+      const serve = (request: http.IncomingMessage, response: http.ServerResponse, url: URL, route: Route.Route) => {
         if (route.eventStream === true) {
           const admitted = streams.admit(response, ClientAddress.ofRequest(request, trusted))
           if (admitted === "capacity") {

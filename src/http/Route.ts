@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
 import type { WebSocket, WebSocketServer } from "ws"
+import type { Access } from "./Authenticator.js"
 
 /** Handles one request; a thrown error or rejected promise answers 500. */
 export type Handler = (request: IncomingMessage, response: ServerResponse, url: URL) => void | Promise<void>
@@ -26,6 +27,12 @@ export interface Route {
    * `SSE_STALL_TIMEOUT`. Its handler must honour backpressure (`ServerSentEvents`).
    */
   readonly eventStream?: boolean | undefined
+  /**
+   * Who may use it when `AUTH` is not `none` (the listener checks before the handler runs):
+   * `public` (probes, the login page, the pages' HTML, scripts and styles: their data is not
+   * public), `user` (any identity), or the least role. Default `viewer`.
+   */
+  readonly access?: Access | undefined
 }
 
 /** Builds a route. */
@@ -33,8 +40,14 @@ export const make = (
   method: Route["method"],
   path: string,
   handler: Handler,
-  options: { readonly eventStream?: boolean | undefined } = {}
-): Route => ({ method, path, handler, ...(options.eventStream === true ? { eventStream: true } : {}) })
+  options: { readonly eventStream?: boolean | undefined; readonly access?: Access | undefined } = {}
+): Route => ({
+  method,
+  path,
+  handler,
+  ...(options.eventStream === true ? { eventStream: true } : {}),
+  ...(options.access === undefined ? {} : { access: options.access })
+})
 
 const matches = (route: Route, pathname: string): boolean =>
   route.path.endsWith("/*")
@@ -79,6 +92,7 @@ export const text = (response: ServerResponse, status: number, body: string, hea
 
 const reasons: Record<number, string> = {
   400: "Bad Request",
+  401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",

@@ -20,6 +20,7 @@ import * as path from "node:path"
 import { parseArgs } from "node:util"
 import * as ClientAddress from "./ClientAddress.js"
 import * as HostCheck from "./HostCheck.js"
+import type * as Role from "./Role.js"
 import type * as TlsFiles from "./TlsFiles.js"
 
 /** The validated configuration of one service process. */
@@ -60,6 +61,31 @@ export interface ServiceConfig {
   readonly foxgloveMaxConnectionsPerAddress: number
   readonly shutdownTimeout: Duration.Duration
   readonly logLevel: LogLevel.LogLevel
+  /** Who may connect, and how it is checked (`AUTH` and the settings of its modes). */
+  readonly auth: AuthSettings
+}
+
+/** How clients prove who they are: `none` (everyone is an admin), a token file, or signed JWTs. */
+export type AuthMode = "none" | "tokens" | "jwt"
+
+/** The settings of authentication. */
+export interface AuthSettings {
+  readonly mode: AuthMode
+  /** The token file of `AUTH=tokens` (`AUTH_TOKENS_FILE`, default `<DATA_DIR>/tokens.json`). */
+  readonly tokensFile: string
+  /** The settings of `AUTH=jwt` (checked present when it is the mode). */
+  readonly jwt: {
+    /** A PEM public key, or a JWKS JSON file. */
+    readonly keyFile: string
+    readonly issuer: string
+    readonly audience: string
+    /** The claim of the roles: a string or an array of strings. */
+    readonly rolesClaim: string
+    /** The claim naming the user. */
+    readonly userClaim: string
+  }
+  /** The least role of an emergency stop. */
+  readonly stopRole: Role.Role
 }
 
 /** One configuration variable, for `--help` and the docs. */
@@ -185,7 +211,31 @@ export const settings: ReadonlyArray<Setting> = [
     "10 seconds",
     "On SIGTERM/SIGINT, how long sessions, actors and the database get to stop before the process exits anyway."
   ),
-  setting("LOG_LEVEL", "info", "Least level of the JSON log lines: trace, debug, info, warn, error, fatal, or off.")
+  setting("LOG_LEVEL", "info", "Least level of the JSON log lines: trace, debug, info, warn, error, fatal, or off."),
+  setting(
+    "AUTH",
+    "none on a loopback HOST, else required",
+    "Who may connect: `tokens` (bearer tokens of AUTH_TOKENS_FILE), `jwt` (signed JWTs), or `none` (everyone is an admin). Unset with a non-loopback HOST or TRUSTED_PROXIES the service refuses to start (exit 78). See docs/security.md."
+  ),
+  setting(
+    "AUTH_TOKENS_FILE",
+    "<DATA_DIR>/tokens.json",
+    "The token file of AUTH=tokens (hashes only, mode 0600; `fleetvisor token add` writes it). Read again when it changes; removed tokens' connections close with 4401."
+  ),
+  setting(
+    "AUTH_JWT_KEY_FILE",
+    "(none)",
+    "AUTH=jwt: the issuer's public key (PEM), or a JWKS JSON file. Read again when it changes."
+  ),
+  setting("AUTH_JWT_ISSUER", "(none)", "AUTH=jwt: the `iss` every token must carry."),
+  setting("AUTH_JWT_AUDIENCE", "(none)", "AUTH=jwt: the `aud` every token must carry."),
+  setting("AUTH_JWT_ROLES_CLAIM", "roles", "AUTH=jwt: the claim of the user's roles (viewer, operator, admin): a string or an array."),
+  setting("AUTH_JWT_USER_CLAIM", "sub", "AUTH=jwt: the claim naming the user."),
+  setting(
+    "STOP_ROLE",
+    "viewer",
+    "The least role of an emergency stop (`viewer`: whoever sees danger may stop; `operator`; `admin`)."
+  )
 ]
 
 const positiveInt = (name: string, defaultValue: number, max = Number.MAX_SAFE_INTEGER) =>
@@ -207,6 +257,61 @@ const origin = /^(\*|https?:\/\/[^/\s]+)$/
 
 const originList = (list: string): Array<string> =>
   list.split(",").map((entry) => entry.trim().replace(/\/$/, "")).filter((entry) => entry !== "")
+
+/** Whether `host` reaches this machine only (`127.0.0.0/8`, `::1`, `localhost`). */
+export const loopbackHost = (host: string): boolean =>
+  host === "localhost" || host === "::1" || host === "[::1]" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(host)
+
+interface RawAuth {
+  readonly mode: Option.Option<AuthMode>
+  readonly tokensFile: Option.Option<string>
+  readonly keyFile: Option.Option<string>
+  readonly issuer: Option.Option<string>
+  readonly audience: Option.Option<string>
+  readonly rolesClaim: string
+  readonly userClaim: string
+  readonly stopRole: Role.Role
+}
+
+/**
+ * Settles `AUTH`: unset, it is `none` only on a loopback `HOST` without `TRUSTED_PROXIES`
+ * (anything else would open the robots to the network without anyone choosing to); `jwt`
+ * needs its key, issuer and audience.
+ */
+const resolveAuth = (
+  raw: Omit<ServiceConfig, "auth"> & { readonly auth: RawAuth }
+): Either.Either<ServiceConfig, ConfigError.ConfigError> => {
+  const { auth } = raw
+  if (Option.isNone(auth.mode) && (!loopbackHost(raw.host) || raw.trustedProxies.entries.length > 0)) {
+    return Either.left(ConfigError.InvalidData(
+      ["AUTH"],
+      `must be set when HOST (${raw.host}) is not loopback or TRUSTED_PROXIES is set: AUTH=tokens or AUTH=jwt, or AUTH=none to let anyone who reaches the port move robots`
+    ))
+  }
+  const mode = Option.getOrElse(auth.mode, () => "none" as const)
+  if (mode === "jwt") {
+    const missing = (["keyFile", "issuer", "audience"] as const).filter((key) => Option.isNone(auth[key]))
+    if (missing.length > 0) {
+      const names = { keyFile: "AUTH_JWT_KEY_FILE", issuer: "AUTH_JWT_ISSUER", audience: "AUTH_JWT_AUDIENCE" }
+      return Either.left(ConfigError.InvalidData([names[missing[0]!]], "must be set with AUTH=jwt"))
+    }
+  }
+  return Either.right({
+    ...raw,
+    auth: {
+      mode,
+      tokensFile: Option.getOrElse(auth.tokensFile, () => path.join(raw.dataDir, "tokens.json")),
+      jwt: {
+        keyFile: Option.getOrElse(auth.keyFile, () => ""),
+        issuer: Option.getOrElse(auth.issuer, () => ""),
+        audience: Option.getOrElse(auth.audience, () => ""),
+        rolesClaim: auth.rolesClaim,
+        userClaim: auth.userClaim
+      },
+      stopRole: auth.stopRole
+    }
+  })
+}
 
 /** The configuration, as Effect `Config`. */
 export const config: Config.Config<ServiceConfig> = Config.all({
@@ -303,8 +408,18 @@ export const config: Config.Config<ServiceConfig> = Config.all({
     Config.withDefault(8)
   ),
   shutdownTimeout: positiveDuration("SHUTDOWN_TIMEOUT", "10 seconds"),
-  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
-})
+  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  auth: Config.all({
+    mode: Config.option(Config.literal("none", "tokens", "jwt")("AUTH")),
+    tokensFile: Config.option(Config.nonEmptyString("AUTH_TOKENS_FILE")),
+    keyFile: Config.option(Config.nonEmptyString("AUTH_JWT_KEY_FILE")),
+    issuer: Config.option(Config.nonEmptyString("AUTH_JWT_ISSUER")),
+    audience: Config.option(Config.nonEmptyString("AUTH_JWT_AUDIENCE")),
+    rolesClaim: Config.nonEmptyString("AUTH_JWT_ROLES_CLAIM").pipe(Config.withDefault("roles")),
+    userClaim: Config.nonEmptyString("AUTH_JWT_USER_CLAIM").pipe(Config.withDefault("sub")),
+    stopRole: Config.literal("viewer", "operator", "admin")("STOP_ROLE").pipe(Config.withDefault("viewer" as const))
+  })
+}).pipe(Config.mapOrFail(resolveAuth))
 
 /** The SQLite file of a configuration. */
 export const databaseFile = (config: ServiceConfig): string => path.join(config.dataDir, "fleetvisor.db")

@@ -45,6 +45,8 @@ export type SessionMessage =
   | { readonly _tag: "HeartbeatTimeout" }
   /** The server is going away: close with 1001 now. */
   | { readonly _tag: "GoAway" }
+  /** The user's access ended (revoked, expired): close with `code` (4401) now. */
+  | { readonly _tag: "Revoke"; readonly code: number; readonly reason: string }
 
 /** Limits of every session. */
 export interface SessionLimits {
@@ -484,6 +486,11 @@ export class Session
       case "GoAway":
         state.closeWith = goingAway
         ctx.stop(ExitReason.shutdown("server shutting down"))
+        return state
+      case "Revoke":
+        state.closeWith = { code: message.code, reason: message.reason }
+        state.ended = "revoked"
+        ctx.stop(ExitReason.normal)
         return state
     }
   }

@@ -18,7 +18,7 @@ const types: Record<string, string> = {
   ".json": "application/json; charset=utf-8"
 }
 
-/** Serves `directory` at `prefix/*`; the prefix itself serves `index.html`. */
+/** Serves `directory` at `prefix/*`; the prefix itself serves `index.html`. Public: a page's files hold no data. */
 export const route = (prefix: string, directory: string): Route.Route =>
   Route.make("GET", `${prefix}/*`, async (request, response, url) => {
     if (url.pathname === prefix) {
@@ -45,4 +45,4 @@ export const route = (prefix: string, directory: string): Route.Route =>
       "cache-control": "no-cache"
     })
     response.end(request.method === "HEAD" ? undefined : body)
-  })
+  }, { access: "public" })

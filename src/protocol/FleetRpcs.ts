@@ -7,6 +7,10 @@
  * latches the robot, which then refuses every motion, order and program start
  * (`RobotStopped`) until its lease holder sends `Reset`.
  *
+ * Roles (docs/security.md): subscribing needs `viewer`; leases and commands `operator`; the
+ * emergency stop the server's `STOP_ROLE` (`viewer` by default). A refusal is `Forbidden`, a
+ * credential that expired meanwhile `Unauthorized`.
+ *
  * @since 0.1.0
  */
 import * as Rpc from "@effect/rpc/Rpc"
@@ -270,6 +274,23 @@ export class InvalidRequest extends Schema.TaggedError<InvalidRequest>()("Invali
   reason: Schema.String
 }) {}
 
+/**
+ * The session's credential is no longer valid (`reason`: `expired`, `revoked`): sign in again.
+ * The server closes such a session with 4401 within seconds anyway. Added after v1 froze.
+ */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  reason: Schema.String
+}) {}
+
+/**
+ * The session's user lacks the role this needs (`needed`: `viewer`, `operator` or `admin`;
+ * see docs/security.md). Added after v1 froze.
+ */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  needed: Schema.String,
+  user: Schema.String
+}) {}
+
 /** What an emergency stop did: the robots it reached over a live link, and those it could only latch. */
 export const StopReport = Schema.Struct({
   reached: Schema.Array(RobotId),
@@ -286,6 +307,8 @@ export const FleetSubscribe = Rpc.make("FleetSubscribe", {
     robots: Schema.optional(Schema.Array(RobotId))
   },
   success: FleetEvent,
+  /** Added after v1 froze: the role `viewer` is needed. */
+  error: Schema.Union(Unauthorized, Forbidden),
   stream: true
 })
 
@@ -297,20 +320,20 @@ export const FleetSubscribe = Rpc.make("FleetSubscribe", {
 export const FleetAcquire = Rpc.make("FleetAcquire", {
   payload: { robot: RobotId, ttlMs: Schema.optional(Schema.Int.pipe(Schema.positive())) },
   success: Lease,
-  error: Schema.Union(ControlHeld, UnknownRobot, InvalidRequest)
+  error: Schema.Union(ControlHeld, UnknownRobot, InvalidRequest, Unauthorized, Forbidden)
 })
 
 /** Extends a held lease (`ttlMs` as in `FleetAcquire`). */
 export const FleetRenew = Rpc.make("FleetRenew", {
   payload: { robot: RobotId, ttlMs: Schema.optional(Schema.Int.pipe(Schema.positive())) },
   success: Lease,
-  error: Schema.Union(NotController, UnknownRobot, InvalidRequest)
+  error: Schema.Union(NotController, UnknownRobot, InvalidRequest, Unauthorized, Forbidden)
 })
 
 /** Gives a held lease back. */
 export const FleetRelease = Rpc.make("FleetRelease", {
   payload: { robot: RobotId },
-  error: Schema.Union(NotController, UnknownRobot)
+  error: Schema.Union(NotController, UnknownRobot, Unauthorized, Forbidden)
 })
 
 /**
@@ -327,7 +350,9 @@ export const FleetCommand = Rpc.make("FleetCommand", {
     CommandNotSupported,
     CommandRefused,
     RobotStopped,
-    InvalidRequest
+    InvalidRequest,
+    Unauthorized,
+    Forbidden
   )
 })
 
@@ -340,7 +365,7 @@ export const FleetCommand = Rpc.make("FleetCommand", {
 export const FleetEmergencyStop = Rpc.make("FleetEmergencyStop", {
   payload: { robot: Schema.optional(RobotId) },
   success: Schema.UndefinedOr(StopReport),
-  error: UnknownRobot
+  error: Schema.Union(UnknownRobot, Unauthorized, Forbidden)
 })
 
 /** The fleet RPCs. */

@@ -21,6 +21,10 @@ export const AuditEntry = Schema.Struct({
   at: Schema.Number,
   /** Who issued it (user or service identity). */
   who: Schema.String,
+  /** The user's highest role when they were authenticated (`operator`). */
+  role: Schema.optional(Schema.String),
+  /** The session it came through (`session:<id>` without the prefix). */
+  session: Schema.optional(Schema.String),
   robot: Schema.String,
   command: Schema.String,
   /** The command's parameters; any JSON value. */
@@ -46,7 +50,9 @@ export interface AuditQuery {
 const AuditRow = Schema.Struct({
   ...AuditEntry.fields,
   params: Schema.parseJson(),
-  message: Schema.optionalWith(Schema.String, { nullable: true })
+  message: Schema.optionalWith(Schema.String, { nullable: true }),
+  role: Schema.optionalWith(Schema.String, { nullable: true }),
+  session: Schema.optionalWith(Schema.String, { nullable: true })
 })
 
 /** The control audit log. */
@@ -74,7 +80,7 @@ export const layer: Layer.Layer<AuditLog, never, Database | SqlClient.SqlClient>
       Result: AuditRow,
       execute: ({ limit, robot, since }) =>
         sql`
-          SELECT at, who, robot, command, params, result, message FROM audit_log
+          SELECT at, who, role, session, robot, command, params, result, message FROM audit_log
           WHERE ${
           sql.and([
             ...(robot === undefined ? [] : [sql`robot = ${robot}`]),

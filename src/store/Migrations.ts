@@ -73,10 +73,17 @@ const stopLatches = statements(
   ) WITHOUT ROWID`
 )
 
+const auditIdentity = statements(
+  // Who was authenticated: the user's role and the session of each control action (NULL before).
+  `ALTER TABLE audit_log ADD COLUMN role TEXT`,
+  `ALTER TABLE audit_log ADD COLUMN session TEXT`
+)
+
 /** Every migration, in order. */
 export const loader: Migrator.Loader = Migrator.fromRecord({
   "0001_initial": initial,
-  "0002_stop_latches": stopLatches
+  "0002_stop_latches": stopLatches,
+  "0003_audit_identity": auditIdentity
 })
 
 /** Brings the schema up to date, each migration in a transaction. */

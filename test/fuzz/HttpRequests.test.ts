@@ -171,7 +171,7 @@ describe("fuzzing the HTTP routes", () => {
     Effect.gen(function*() {
       const external = externalAddress()
       expect(external, "this test needs a non-loopback IPv4 interface").toBeDefined()
-      const tokenless = yield* TestService.start({ HOST: "0.0.0.0" })
+      const tokenless = yield* TestService.start({ HOST: "0.0.0.0", AUTH: "none" })
       const tokened = yield* TestService.start({ ADMIN_TOKEN: token })
       const client = yield* TestService.connect(tokened, "json")
       let pings = 0

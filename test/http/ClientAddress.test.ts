@@ -99,10 +99,10 @@ describe("TRUSTED_PROXIES", () => {
   it("trusts no one by default, and reads the variable and the flag (which wins)", () => {
     const byDefault = Either.getOrThrow(ServiceConfig.load(new Map(), {}))
     expect(byDefault.trustedProxies.entries).toEqual([])
-    const fromEnv = Either.getOrThrow(ServiceConfig.load(new Map(), { TRUSTED_PROXIES: "loopback,10.0.0.0/8" }))
+    const fromEnv = Either.getOrThrow(ServiceConfig.load(new Map(), { TRUSTED_PROXIES: "loopback,10.0.0.0/8", AUTH: "none" }))
     expect(fromEnv.trustedProxies.entries).toEqual(["loopback", "10.0.0.0/8"])
     const flags = ServiceConfig.parseFlags(["--trusted-proxies", "::1"]) as Map<string, string>
-    const fromFlag = Either.getOrThrow(ServiceConfig.load(flags, { TRUSTED_PROXIES: "loopback" }))
+    const fromFlag = Either.getOrThrow(ServiceConfig.load(flags, { TRUSTED_PROXIES: "loopback", AUTH: "none" }))
     expect(fromFlag.trustedProxies.entries).toEqual(["::1"])
     expect(ServiceConfig.usage()).toContain("--trusted-proxies")
   })

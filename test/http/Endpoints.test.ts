@@ -64,7 +64,7 @@ describe("health, metrics and admin endpoints", () => {
 
   it.scopedLive("/admin/actors is the live tree; without a token it answers loopback clients only", () =>
     Effect.gen(function*() {
-      const service = yield* TestService.start({ HOST: "0.0.0.0" })
+      const service = yield* TestService.start({ HOST: "0.0.0.0", AUTH: "none" })
       const port = service.address.port
       const local = yield* get(`http://127.0.0.1:${port}/admin/actors`)
       expect(local.status).toBe(200)

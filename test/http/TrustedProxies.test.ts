@@ -60,7 +60,7 @@ const place = (socket: Forwarded, id: string, x: number) =>
 describe("behind a reverse proxy", () => {
   it.scopedLive("with TRUSTED_PROXIES=loopback each forwarded client has its own per-address budget", () =>
     Effect.gen(function*() {
-      const service = yield* TestService.start({ MAX_CONNECTIONS_PER_ADDRESS: "1", TRUSTED_PROXIES: "loopback" })
+      const service = yield* TestService.start({ MAX_CONNECTIONS_PER_ADDRESS: "1", TRUSTED_PROXIES: "loopback", AUTH: "none" })
       expect((yield* forwardedFor(service, "203.0.113.7")).status).toBe(101)
       expect((yield* forwardedFor(service, "203.0.113.7")).status).toBe(429)
       expect((yield* forwardedFor(service, "203.0.113.8")).status).toBe(101)
@@ -80,7 +80,7 @@ describe("behind a reverse proxy", () => {
 
   it.scopedLive("the canvas cooldown counts per forwarded client", () =>
     Effect.gen(function*() {
-      const service = yield* TestService.start({ TRUSTED_PROXIES: "loopback", CANVAS_COOLDOWN: "1 minute" })
+      const service = yield* TestService.start({ TRUSTED_PROXIES: "loopback", CANVAS_COOLDOWN: "1 minute", AUTH: "none" })
       const ada = yield* forwardedFor(service, "203.0.113.7")
       const adaAgain = yield* forwardedFor(service, "203.0.113.7")
       const bob = yield* forwardedFor(service, "203.0.113.8")
@@ -91,7 +91,7 @@ describe("behind a reverse proxy", () => {
 
   it.scopedLive("a forwarded address never changes the admin endpoints' loopback check", () =>
     Effect.gen(function*() {
-      const service = yield* TestService.start({ TRUSTED_PROXIES: "loopback" })
+      const service = yield* TestService.start({ TRUSTED_PROXIES: "loopback", AUTH: "none" })
       const response = yield* Effect.promise(() =>
         fetch(`${service.url}/admin/actors`, { headers: { "x-forwarded-for": "203.0.113.7" } })
       )

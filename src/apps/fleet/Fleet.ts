@@ -68,6 +68,13 @@ import * as StopLatches from "./StopLatches.js"
 export type { FleetView } from "./FleetState.js"
 export type { Holder } from "./Leases.js"
 
+/** Who did something, for the audit log: the user, and their role and session when known. */
+export interface Caller {
+  readonly user: string
+  readonly role?: string | undefined
+  readonly session?: string | undefined
+}
+
 /** The PubSub hub the fleet publishes on: link events (`fleet`, `robot:<id>`) and views (`fleet/views`). */
 export class FleetHub extends Context.Tag("fleetvisor/apps/fleet/FleetHub")<FleetHub, PubSub.PubSub>() {
   /** A hub of the fleet's own. */
@@ -112,10 +119,11 @@ export interface FleetService {
   /** Sends a command to a robot whose lease `holder` has; resolves once the link took it. */
   readonly command: (robot: string, holder: Leases.Holder, command: RobotCommand) => Effect.Effect<void, CommandError>
   /**
-   * Stops and latches one robot, or every robot known when `robot` is omitted; allowed to
-   * everyone. Resolves once the latches are committed, with which robots the stop reached.
+   * Stops and latches one robot, or every robot known when `robot` is omitted; needs no lease
+   * (the gateway checks `STOP_ROLE`). Resolves once the latches are committed, with which robots
+   * the stop reached. `who` is the user's name, or the caller with their role and session.
    */
-  readonly emergencyStop: (robot: string | undefined, who: string) => Effect.Effect<StopReport, UnknownRobot>
+  readonly emergencyStop: (robot: string | undefined, who: string | Caller) => Effect.Effect<StopReport, UnknownRobot>
   /** What the fleet's parts measure of themselves, for `/metrics` and benchmarks. */
   readonly stats: Effect.Effect<FleetStats>
   /** The stop channel's port and counters, when `stopPort` is configured. */
@@ -219,14 +227,25 @@ export const makeUnstarted = (
           Effect.catchAll((error) => (isKernelError(error) ? Effect.die(error) : Effect.fail(error as E)))
         ))
 
-    const record = (who: string, robot: string, command: string, params: unknown, result: "ok" | "error", message?: string) => {
+    const record = (who: string | Caller, robot: string, command: string, params: unknown, result: "ok" | "error", message?: string) => {
       const log = options.auditLog
       if (log === undefined) return Effect.void
-      return log.record({ at: Date.now(), who, robot, command, params, result, ...(message === undefined ? {} : { message }) })
+      const caller = typeof who === "string" ? { user: who } : who
+      return log.record({
+        at: Date.now(),
+        who: caller.user,
+        ...(caller.role === undefined ? {} : { role: caller.role }),
+        ...(caller.session === undefined ? {} : { session: caller.session }),
+        robot,
+        command,
+        params,
+        result,
+        ...(message === undefined ? {} : { message })
+      })
         .pipe(Effect.catchAll((error) => Effect.logWarning(`audit log unavailable: ${error.message}`)))
     }
 
-    const audit = (who: string, robot: string, command: string, params: unknown) =>
+    const audit = (who: string | Caller, robot: string, command: string, params: unknown) =>
     <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
       options.auditLog === undefined ? effect : Effect.onExit(effect, (exit) =>
         exit._tag === "Success"
@@ -448,8 +467,8 @@ export const makeUnstarted = (
         pause.pipe(
           Effect.matchEffect({
             onFailure: (error) =>
-              record(lease.holder.user, lease.robot, "LeaseLost", { why, action }, "error", String((error as { _tag?: string })._tag ?? error)),
-            onSuccess: () => record(lease.holder.user, lease.robot, "LeaseLost", { why, action }, "ok")
+              record(lease.holder, lease.robot, "LeaseLost", { why, action }, "error", String((error as { _tag?: string })._tag ?? error)),
+            onSuccess: () => record(lease.holder, lease.robot, "LeaseLost", { why, action }, "ok")
           })
         )
       )
@@ -536,7 +555,7 @@ export const makeUnstarted = (
           holder,
           ttlMs: ttl(ttlMs),
           reply
-        })).pipe(audit(holder.user, robot, "Acquire", { ttlMs: ttl(ttlMs) })),
+        })).pipe(audit(holder, robot, "Acquire", { ttlMs: ttl(ttlMs) })),
       renew: (robot, holder, ttlMs) =>
         ask<Lease, NotController | UnknownRobot | InvalidRequest>((reply) => ({
           _tag: "Renew",
@@ -544,10 +563,10 @@ export const makeUnstarted = (
           holder,
           ttlMs: ttl(ttlMs),
           reply
-        })).pipe(audit(holder.user, robot, "Renew", { ttlMs: ttl(ttlMs) })),
+        })).pipe(audit(holder, robot, "Renew", { ttlMs: ttl(ttlMs) })),
       release: (robot, holder) =>
         ask<void, NotController | UnknownRobot>((reply) => ({ _tag: "Release", robot, holder, reply })).pipe(
-          audit(holder.user, robot, "Release", {})
+          audit(holder, robot, "Release", {})
         ),
       command: (robot, holder, command) =>
         Effect.gen(function*() {
@@ -566,8 +585,9 @@ export const makeUnstarted = (
           if (kind === "arm") yield* onArm(robot, link, command)
           else yield* onAgv(robot, link, command)
           if (command._tag === "Reset") yield* persist([robot])
-        }).pipe(audit(holder.user, robot, command._tag, command)),
-      emergencyStop: (robot, who) => stopRobots(robot, [], who).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
+        }).pipe(audit(holder, robot, command._tag, command)),
+      emergencyStop: (robot, who) =>
+        stopRobots(robot, [], typeof who === "string" ? who : who.user).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
       stats,
       stopChannel: stopChannel?.status
     } satisfies FleetService

@@ -2,8 +2,17 @@
  * The handlers of `FleetRpcs`, as a Layer for the `RpcBridge`, over the {@link Fleet} service.
  *
  * Who calls is read from the request headers the gateway sets (a client cannot override
- * them): {@link SessionHeader} names the session, {@link UserHeader} the authenticated user.
- * Without a session header, the bridge's client id stands in. When a {@link SessionDirectory}
+ * them): {@link SessionHeader} names the session, {@link UserHeader} the authenticated user,
+ * {@link RolesHeader} their roles and {@link ExpiresHeader} when their credential ends.
+ * Without a session header, the bridge's client id stands in.
+ *
+ * Each RPC checks the caller's role once per request (never per frame of a stream):
+ * `FleetSubscribe` needs `viewer`; `FleetAcquire`, `FleetRenew`, `FleetRelease` and
+ * `FleetCommand` (a `Reset` too) need `operator`; `FleetEmergencyStop` needs the
+ * {@link AccessPolicy}'s `stopRole` (`STOP_ROLE`, `viewer` by default). A refusal is a typed
+ * `Forbidden` (`Unauthorized` when the credential expired meanwhile), counted through
+ * `AccessPolicy.onRefused`. Without a roles header (no gateway in front: tests, embedding)
+ * nothing is checked. When a {@link SessionDirectory}
  * is provided, a lease holder's session actor is monitored, so its leases are released the
  * moment it dies; without one, leases only expire.
  *
@@ -25,7 +34,16 @@ import type { Encoded } from "../../actors/Encoded.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
 import * as SlicedScheduler from "../../actors/SlicedScheduler.js"
-import { FleetRpcs, FleetSnapshot, FleetSubscribe, FleetUpdate, type RobotView } from "../../protocol/FleetRpcs.js"
+import * as Stream from "effect/Stream"
+import {
+  FleetRpcs,
+  FleetSnapshot,
+  FleetSubscribe,
+  FleetUpdate,
+  Forbidden,
+  type RobotView,
+  Unauthorized
+} from "../../protocol/FleetRpcs.js"
 import * as RpcBridge from "../../protocol/RpcBridge.js"
 import * as SharedFrame from "../../protocol/SharedFrame.js"
 import { Fleet, type Holder } from "./Fleet.js"
@@ -35,6 +53,35 @@ export const SessionHeader = "x-session-id"
 
 /** The request header naming the caller's authenticated user. */
 export const UserHeader = "x-user"
+
+/** The request header of the caller's roles, comma-separated (`operator`). */
+export const RolesHeader = "x-roles"
+
+/** The request header of when the caller's credential expires, ms since the epoch; absent: never. */
+export const ExpiresHeader = "x-credential-expires"
+
+/** A role, lowest first: what a user may do (docs/security.md). */
+export type Role = "viewer" | "operator" | "admin"
+
+const rank: Record<string, number> = { viewer: 0, operator: 1, admin: 2 }
+
+/** Who may stop, and where refusals are counted. The node provides it; default: viewers may stop. */
+export class AccessPolicy extends Context.Tag("fleetvisor/apps/fleet/AccessPolicy")<AccessPolicy, {
+  /** The least role of `FleetEmergencyStop` (`STOP_ROLE`). */
+  readonly stopRole: Role
+  /** Hears each refused request. */
+  readonly onRefused?: ((error: Unauthorized | Forbidden) => void) | undefined
+}>() {}
+
+/** Whether the caller of `headers` may do what needs `needed`; `undefined` when it may. */
+export const refusal = (headers: Headers, needed: Role, now: number): Unauthorized | Forbidden | undefined => {
+  const roles = headers[RolesHeader]
+  if (roles === undefined) return undefined
+  const expires = headers[ExpiresHeader]
+  if (expires !== undefined && Number(expires) <= now) return new Unauthorized({ reason: "expired" })
+  for (const role of roles.split(",")) if ((rank[role] ?? -1) >= rank[needed]) return undefined
+  return new Forbidden({ needed, user: headers[UserHeader] ?? "" })
+}
 
 /** Finds the actor of a session, to monitor lease holders. The gateway provides it. */
 export class SessionDirectory extends Context.Tag("fleetvisor/apps/fleet/SessionDirectory")<SessionDirectory, {
@@ -46,6 +93,13 @@ export class SessionDirectory extends Context.Tag("fleetvisor/apps/fleet/Session
       lookup: (session) => Registry.unsafeLookup(registry, `session:${session}`)[0]?.ref as ActorRef<never> | undefined
     })
   }
+}
+
+/** The highest role of a roles header, for audit rows. */
+const highest = (roles: string): string | undefined => {
+  let best: string | undefined
+  for (const role of roles.split(",")) if (role in rank && (best === undefined || rank[role]! > rank[best]!)) best = role
+  return best
 }
 
 const frameKey = "fleetvisor/FleetSubscribe"
@@ -62,10 +116,26 @@ export const layer = FleetRpcs.toLayer(
   Effect.gen(function*() {
     const fleet = yield* Fleet
     const directory = Option.getOrUndefined(yield* Effect.serviceOption(SessionDirectory))
+    const policy = Option.getOrUndefined(yield* Effect.serviceOption(AccessPolicy))
+    const stopRole = policy?.stopRole ?? "viewer"
 
     const holderOf = (clientId: number, headers: Headers): Holder => {
       const session = headers[SessionHeader] ?? `client-${clientId}`
-      return { session, user: headers[UserHeader] ?? session, ref: directory?.lookup(session) }
+      const roles = headers[RolesHeader]
+      return {
+        session,
+        user: headers[UserHeader] ?? session,
+        ...(roles === undefined ? {} : { role: highest(roles) }),
+        ref: directory?.lookup(session)
+      }
+    }
+
+    /** `effect` if the caller may do what needs `needed`, else the refusal (counted). */
+    const guarded = <A, E>(headers: Headers, needed: Role, effect: () => Effect.Effect<A, E>) => {
+      const refused = refusal(headers, needed, Date.now())
+      if (refused === undefined) return effect()
+      policy?.onRefused?.(refused)
+      return Effect.fail(refused)
     }
 
     const subscribe = (only: ReadonlyArray<string> | undefined) =>
@@ -104,14 +174,22 @@ export const layer = FleetRpcs.toLayer(
       )
 
     return {
-      FleetSubscribe: ({ robots }) => subscribe(robots),
-      FleetAcquire: ({ robot, ttlMs }, { clientId, headers }) => fleet.acquire(robot, holderOf(clientId, headers), ttlMs),
-      FleetRenew: ({ robot, ttlMs }, { clientId, headers }) => fleet.renew(robot, holderOf(clientId, headers), ttlMs),
-      FleetRelease: ({ robot }, { clientId, headers }) => fleet.release(robot, holderOf(clientId, headers)),
+      FleetSubscribe: ({ robots }, { headers }) => {
+        const refused = refusal(headers, "viewer", Date.now())
+        if (refused === undefined) return subscribe(robots)
+        policy?.onRefused?.(refused)
+        return Stream.fail(refused)
+      },
+      FleetAcquire: ({ robot, ttlMs }, { clientId, headers }) =>
+        guarded(headers, "operator", () => fleet.acquire(robot, holderOf(clientId, headers), ttlMs)),
+      FleetRenew: ({ robot, ttlMs }, { clientId, headers }) =>
+        guarded(headers, "operator", () => fleet.renew(robot, holderOf(clientId, headers), ttlMs)),
+      FleetRelease: ({ robot }, { clientId, headers }) =>
+        guarded(headers, "operator", () => fleet.release(robot, holderOf(clientId, headers))),
       FleetCommand: ({ command, robot }, { clientId, headers }) =>
-        fleet.command(robot, holderOf(clientId, headers), command),
+        guarded(headers, "operator", () => fleet.command(robot, holderOf(clientId, headers), command)),
       FleetEmergencyStop: ({ robot }, { clientId, headers }) =>
-        fleet.emergencyStop(robot, holderOf(clientId, headers).user)
+        guarded(headers, stopRole, () => fleet.emergencyStop(robot, holderOf(clientId, headers)))
     }
   })
 )

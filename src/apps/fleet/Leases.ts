@@ -9,10 +9,12 @@
  */
 import type { ActorRef } from "../../actors/ActorRef.js"
 
-/** Who asks: the session (its id, its user, and its actor if the gateway has one). */
+/** Who asks: the session (its id, its user and their role, and its actor if the gateway has one). */
 export interface Holder {
   readonly session: string
   readonly user: string
+  /** The user's highest role, for the audit log; absent without authentication. */
+  readonly role?: string | undefined
   readonly ref?: ActorRef<never> | undefined
 }
 

@@ -39,7 +39,14 @@ import * as FleetHandlers from "./FleetHandlers.js"
 
 export { Fleet, FleetHub, type FleetService, type FleetStats, type Holder, type FleetView, layerUnstarted, makeUnstarted } from "./Fleet.js"
 export { FleetConfig, type FleetSettings, type RmiRobot } from "./FleetConfig.js"
-export { SessionDirectory, SessionHeader, UserHeader } from "./FleetHandlers.js"
+export {
+  AccessPolicy,
+  ExpiresHeader,
+  RolesHeader,
+  SessionDirectory,
+  SessionHeader,
+  UserHeader
+} from "./FleetHandlers.js"
 export * as FleetState from "./FleetState.js"
 export * as FleetTree from "./FleetTree.js"
 export * as Demo from "./Demo.js"

@@ -38,6 +38,8 @@ export type ConnectionMessage =
   | { readonly _tag: "HeartbeatTimeout" }
   /** The endpoint is closing: close with 1001 now. */
   | { readonly _tag: "GoAway" }
+  /** The user's access ended (revoked, expired): close with `code` (4401) now. */
+  | { readonly _tag: "Revoke"; readonly code: number; readonly reason: string }
 
 /** A running connection. */
 export type ConnectionRef = ActorRef<ConnectionMessage>
@@ -316,6 +318,10 @@ export const make = (options: ConnectionOptions): Actor.Behaviour<ConnectionMess
         case "GoAway":
           state.close = { code: CloseCode.GoingAway, reason: "Server shutting down" }
           ctx.stop(ExitReason.shutdown("endpoint closing"))
+          return state
+        case "Revoke":
+          state.close = { code: message.code, reason: message.reason }
+          ctx.stop(ExitReason.normal)
           return state
       }
     },
