@@ -116,6 +116,41 @@ describe("the service process", () => {
     deaf.destroy()
   })
 
+  it("SIGTERM to `npm start` reaches the service: it shuts down and frees its port (no orphan)", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-npm-start-"))
+    const npm = spawn("npm", ["start", "--silent"], {
+      cwd: root,
+      env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, FLEET: "off" },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    try {
+      let output = ""
+      const ready = await new Promise<{ url: string }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not ready: ${output}`)), 60_000)
+        npm.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+          output += chunk
+          const line = output.split("\n").find((l) => l.includes('"message":"ready"'))
+          if (line !== undefined) {
+            clearTimeout(timer)
+            resolve(JSON.parse(line).annotations)
+          }
+        })
+      })
+      expect(await status(`${ready.url}healthz`)).toBe(200)
+      const exited = new Promise<number | string>((resolve) => npm.once("exit", (code, signal) => resolve(code ?? signal ?? -1)))
+      npm.kill("SIGTERM")
+      await exited
+      // The service itself (not only npm) went away: its port answers no more.
+      const deadline = Date.now() + 10_000
+      while (await status(`${ready.url}healthz`) !== -1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      expect(await status(`${ready.url}healthz`)).toBe(-1)
+      expect(output).toMatch(/"message":"shutting down"/)
+    } finally {
+      npm.kill("SIGKILL")
+      fs.rmSync(dataDir, { recursive: true, force: true })
+    }
+  }, 90_000)
+
   it("tells systemd READY=1, WATCHDOG=1 and STOPPING=1 through $NOTIFY_SOCKET", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-notify-"))
     const socketPath = path.join(dir, "notify.sock")
