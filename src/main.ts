@@ -188,9 +188,14 @@ export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
     "Per-arm limits: `arm-1:speed=1500,x=-800..800,y=-800..800,z=0..1200;arm-2:speed=500` (mm/s, mm in the user frame); a target outside is refused."
   ),
   ServiceConfig.setting(
+    "FLEET_ARM_BASES",
+    "(none; the demo's arms stand beside its AGVs)",
+    "Where arms stand on the dashboard's map, meters: `arm-1=6,1.5;arm-2=12,1.5`. An arm without one is listed, not drawn."
+  ),
+  ServiceConfig.setting(
     "FLEET_AGV_GRACE_MS",
     "60000",
-    "How long an OFFLINE, CONNECTIONBROKEN or silent AGV stays listed before its link stops; also how long a new AGV may go without a state or visualization."
+    "How long an OFFLINE, CONNECTIONBROKEN or silent AGV keeps its link before the link is let go (the AGV stays listed, offline, until the service restarts); also how long a new AGV may go without a state or visualization."
   ),
   ServiceConfig.setting(
     "FLEET_MAX_AGVS",

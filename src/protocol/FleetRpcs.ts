@@ -103,15 +103,60 @@ const robotFields = {
   stop: Schema.optional(StopInfo)
 }
 
+/** A point on the fleet's map, in meters. */
+export const MapPoint = Schema.Struct({ x: Schema.Number, y: Schema.Number })
+
+/** A node of an AGV's order it has yet to pass; `x`, `y` when the order gave its position. */
+export const OrderNodeView = Schema.Struct({
+  nodeId: Schema.String,
+  sequenceId: Schema.Int,
+  released: Schema.Boolean,
+  x: Schema.optional(Schema.Number),
+  y: Schema.optional(Schema.Number)
+})
+
+/** An edge of an AGV's order it has yet to traverse: it joins the nodes of `sequenceId` − 1 and + 1. */
+export const OrderEdgeView = Schema.Struct({
+  edgeId: Schema.String,
+  sequenceId: Schema.Int,
+  released: Schema.Boolean
+})
+
+/**
+ * The part of an AGV's current order it has not yet done, from its VDA 5050 `state`
+ * (`nodeStates`, `edgeStates`): released nodes and edges are its base, the others its horizon.
+ */
+export const OrderView = Schema.Struct({
+  orderId: Schema.String,
+  nodes: Schema.Array(OrderNodeView),
+  edges: Schema.Array(OrderEdgeView)
+})
+
+/** @see OrderView */
+export type OrderView = typeof OrderView.Type
+
 /** An AGV as the dashboard shows it. */
-export const AgvView = Schema.Struct({ kind: Schema.Literal("agv"), ...robotFields, pose: Pose })
+export const AgvView = Schema.Struct({
+  kind: Schema.Literal("agv"),
+  ...robotFields,
+  pose: Pose,
+  /**
+   * Added after v1 froze: `false` while the AGV has not reported a position (its `pose` then
+   * reads 0, 0, 0 and is not a place on the map).
+   */
+  poseKnown: Schema.optional(Schema.Boolean),
+  /** Added after v1 froze: what is left of its current order, while it has one. */
+  order: Schema.optional(OrderView)
+})
 
 /** A robot arm as the dashboard shows it; `joints` in degrees, J1 first. */
 export const ArmView = Schema.Struct({
   kind: Schema.Literal("arm"),
   ...robotFields,
   position: CartesianPosition,
-  joints: Schema.Array(Schema.Number)
+  joints: Schema.Array(Schema.Number),
+  /** Added after v1 froze: where the arm's base stands on the fleet's map (`FLEET_ARM_BASES`), when configured. */
+  base: Schema.optional(MapPoint)
 })
 
 /** A robot as the dashboard shows it. */

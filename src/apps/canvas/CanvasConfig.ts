@@ -16,9 +16,11 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Layer from "effect/Layer"
 import type { CanvasOptions } from "../../store/CanvasStore.js"
 
@@ -91,7 +93,17 @@ export const config: Config.Config<CanvasSettings> = Config.all({
       validation: (colours) => colours.length >= 2 && colours.length <= 256 && colours.every((c) => cssColor.test(c))
     })
   ),
-  cooldown: Config.duration("CANVAS_COOLDOWN").pipe(Config.withDefault(defaults.cooldown)),
+  // A bare `0` turns the cooldown off, as the docs say; anything else is a duration ("5 seconds").
+  cooldown: Config.string("CANVAS_COOLDOWN").pipe(
+    Config.mapOrFail((text) =>
+      text.trim() === "0" ? Either.right(Duration.zero) : Option.match(Duration.decodeUnknown(text.trim()), {
+        onNone: () =>
+          Either.left(ConfigError.InvalidData([], `Expected a duration ("5 seconds", "500 millis") or 0 but received "${text}"`)),
+        onSome: Either.right
+      })
+    ),
+    Config.withDefault(defaults.cooldown)
+  ),
   tick: Config.duration("CANVAS_TICK").pipe(
     Config.withDefault(defaults.tick),
     Config.validate({

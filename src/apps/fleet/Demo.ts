@@ -44,7 +44,12 @@ export const start = (settings: FleetSettings) =>
       })
     }
     yield* Effect.logInfo(`demo fleet: ${arms.length} simulated arms, ${settings.demoAgvs} simulated AGVs on ${BrokerSecurity.redactUrl(brokerUrl)}`)
-    return { ...settings, rmiRobots: [...settings.rmiRobots, ...arms], mqttUrl: brokerUrl } satisfies FleetSettings
+    // The demo arms stand in a row beside the AGVs' site (x 5–40 m, y 5–25 m), unless placed otherwise.
+    const armBases = new Map(settings.armBases)
+    arms.forEach((arm, i) => {
+      if (!armBases.has(arm.id)) armBases.set(arm.id, { x: 8 + 7 * i, y: 1.5 })
+    })
+    return { ...settings, rmiRobots: [...settings.rmiRobots, ...arms], mqttUrl: brokerUrl, armBases } satisfies FleetSettings
   })
 
 const square: ReadonlyArray<[number, number]> = [[100, 0], [0, 100], [-100, 0], [0, -100]]

@@ -21,7 +21,8 @@
  * | `FLEET_LEASE_LOST_AGV` | `none`    | the same for an AGV (`none` lets its order run)                |
  * | `FLEET_ARM_MAX_SPEED`  | 2000      | highest tool speed of a linear motion, mm/s, for arms without their own |
  * | `FLEET_ARM_LIMITS`     | none      | per arm: `arm-1:speed=1500,x=-800..800,z=0..1200;arm-2:speed=500` |
- * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE, CONNECTIONBROKEN or silent AGV stays in the fleet, and how long a new one may go without a state or visualization |
+ * | `FLEET_ARM_BASES`      | none      | where arms stand on the map, meters: `arm-1=6,1.5;arm-2=12,1.5` (an arm without one is listed, not drawn) |
+ * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE, CONNECTIONBROKEN or silent AGV keeps its link before it is let go (it stays listed, offline, until the service restarts), and how long a new one may go without a state or visualization |
  * | `FLEET_MAX_AGVS`       | 2000      | the most AGV links at once; an AGV past it is refused (counted, logged sampled) |
  * | `FLEET_AGV_DISCOVERY_RATE` | 50    | new AGVs (not in the roster, not latched) admitted per second; known AGVs never wait |
  * | `FLEET_AGV_MANUFACTURERS` | any    | comma-separated manufacturers whose AGVs may be admitted |
@@ -71,6 +72,8 @@ export interface FleetSettings {
   readonly armMaxSpeed: number
   /** Limits of particular arms (speed, workspace envelope). */
   readonly armLimits: ReadonlyMap<string, Partial<ArmLimits>>
+  /** Where arms stand on the fleet's map, meters (the dashboard draws them there). */
+  readonly armBases: ReadonlyMap<string, { readonly x: number; readonly y: number }>
   readonly agvGraceMs: number
   /** The most AGV links at once (`MqttLink`'s admission). */
   readonly maxAgvs: number
@@ -130,6 +133,17 @@ export const parseArmLimits = (text: string): Either.Either<ReadonlyMap<string, 
     limits.set(id, arm)
   }
   return Either.right(limits)
+}
+
+/** Parses `arm-1=6,1.5;arm-2=12,1.5`: each arm's base on the map, x and y in meters. */
+export const parseArmBases = (text: string): Either.Either<ReadonlyMap<string, { readonly x: number; readonly y: number }>, string> => {
+  const bases = new Map<string, { readonly x: number; readonly y: number }>()
+  for (const entry of text.split(";").map((s) => s.trim()).filter((s) => s !== "")) {
+    const match = /^([^=/\s]+)\s*=\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)$/.exec(entry)
+    if (match === null) return Either.left(`"${entry}" is not id=x,y (meters; an arm id without "/")`)
+    bases.set(match[1], { x: Number(match[2]), y: Number(match[3]) })
+  }
+  return Either.right(bases)
 }
 
 /** The fleet's configuration as a service. */
@@ -224,6 +238,12 @@ export const config: Config.Config<FleetSettings> = Config.all({
       Either.mapLeft(parseArmLimits(text), (reason) => ConfigError.InvalidData(["FLEET_ARM_LIMITS"], reason))
     )
   ),
+  armBases: Config.string("FLEET_ARM_BASES").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) =>
+      Either.mapLeft(parseArmBases(text), (reason) => ConfigError.InvalidData(["FLEET_ARM_BASES"], reason))
+    )
+  ),
   agvGraceMs: bounded("FLEET_AGV_GRACE_MS", 60_000, 0, 86_400_000),
   maxAgvs: bounded("FLEET_MAX_AGVS", 2_000, 1, 1_000_000),
   agvDiscoveryRate: bounded("FLEET_AGV_DISCOVERY_RATE", 50, 1, 1_000_000),
@@ -272,6 +292,7 @@ export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
   onLeaseLost: { arm: "pause", agv: "none" },
   armMaxSpeed: defaultMaxSpeed,
   armLimits: new Map(),
+  armBases: new Map(),
   agvGraceMs: 60_000,
   maxAgvs: 2_000,
   agvDiscoveryRate: 50,

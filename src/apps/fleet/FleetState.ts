@@ -120,6 +120,8 @@ export interface FleetStateOptions {
   readonly hub: PubSub.PubSub
   /** Arms known from the configuration: listed (disconnected) before their first connection. */
   readonly arms: ReadonlyArray<string>
+  /** Where arms stand on the map (`FLEET_ARM_BASES`), shown in their views. */
+  readonly armBases?: ReadonlyMap<string, { readonly x: number; readonly y: number }> | undefined
   /** The lease table, owned above this actor. */
   readonly leases: Leases.Leases
   /** The emergency-stop latches, owned above this actor. */
@@ -182,7 +184,8 @@ const viewOf = (
   record: RobotRecord,
   lease: Leases.LeaseRecord | undefined,
   latch: Latch | undefined,
-  now: number
+  now: number,
+  base?: { readonly x: number; readonly y: number } | undefined
 ): RobotView => {
   const alarms = [...record.alarms.values()]
   if (overdue(latch, now)) {
@@ -223,7 +226,8 @@ const viewOf = (
       position: t === undefined
         ? { x: 0, y: 0, z: 0, w: 0, p: 0, r: 0 }
         : { x: t.position.X, y: t.position.Y, z: t.position.Z, w: t.position.W, p: t.position.P, r: t.position.R },
-      joints: t === undefined ? [] : jointList(t.joints)
+      joints: t === undefined ? [] : jointList(t.joints),
+      ...(base === undefined ? {} : { base })
     }
   }
   const s = record.agv.state
@@ -235,9 +239,23 @@ const viewOf = (
       battery: clampPercent(s.batteryState.batteryCharge),
       reportedSafety: { eStop: s.safetyState.eStop, fieldViolation: s.safetyState.fieldViolation }
     }),
-    pose: position === undefined ? { x: 0, y: 0, theta: 0 } : { x: position.x, y: position.y, theta: position.theta }
+    pose: position === undefined ? { x: 0, y: 0, theta: 0 } : { x: position.x, y: position.y, theta: position.theta },
+    poseKnown: position !== undefined,
+    ...(s === undefined || (s.nodeStates.length === 0 && s.edgeStates.length === 0) ? {} : { order: orderOf(s) })
   }
 }
+
+/** What is left of an AGV's order, from its state. */
+const orderOf = (state: NonNullable<LinkEvent.AgvTelemetry["state"]>) => ({
+  orderId: state.orderId,
+  nodes: state.nodeStates.map(({ nodeId, nodePosition, released, sequenceId }) => ({
+    nodeId,
+    sequenceId,
+    released,
+    ...(nodePosition === undefined ? {} : { x: nodePosition.x, y: nodePosition.y })
+  })),
+  edges: state.edgeStates.map(({ edgeId, released, sequenceId }) => ({ edgeId, sequenceId, released }))
+})
 
 const newRecord = (id: string, kind: LinkEvent.RobotKind): RobotRecord => ({
   id,
@@ -427,7 +445,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
       case "GetState":
         return message.reply.succeed({
           tick: state.tick,
-          robots: [...state.robots.values()].map((r) => viewOf(r, leases.get(r.id), latches.get(r.id), now))
+          robots: [...state.robots.values()].map((r) => viewOf(r, leases.get(r.id), latches.get(r.id), now, options.armBases?.get(r.id)))
         })
     }
   }
@@ -490,7 +508,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
           const robots: Array<RobotView> = []
           for (const id of state.dirty) {
             const r = state.robots.get(id)
-            if (r !== undefined) robots.push(viewOf(r, leases.get(id), latches.get(id), now))
+            if (r !== undefined) robots.push(viewOf(r, leases.get(id), latches.get(id), now, options.armBases?.get(id)))
           }
           state.dirty.clear()
           const update: typeof FleetUpdate.Type = { _tag: "FleetUpdate", tick: state.tick, robots }

@@ -222,6 +222,7 @@ export const make = (options: FleetTreeOptions) => {
         FleetState.make({
           hub: options.hub,
           arms: settings.rmiRobots.map((r) => r.id),
+          armBases: settings.armBases,
           leases: options.leases,
           latches: options.latches,
           roster: options.roster,
