@@ -53,6 +53,11 @@ export interface Options {
   readonly openTimeout?: Duration.DurationInput | undefined
   /** Turns off client spans, and the trace ids they add to every request. */
   readonly disableTracing?: boolean | undefined
+  /**
+   * The access token (`AUTH=tokens` or `jwt`), sent as a `fleetvisor.bearer.<token>` subprotocol
+   * entry, which the server strips; a page signed in through `/login` needs none (its cookie goes).
+   */
+  readonly token?: string | undefined
 }
 
 /** A connected client of an RPC group. */
@@ -133,7 +138,7 @@ export const makeWith = <Rpcs extends Rpc.Any>(
     )
     const construct = yield* Socket.WebSocketConstructor
     const socket = yield* Socket.makeWebSocket(options.url, {
-      protocols: [subprotocol.name],
+      protocols: options.token === undefined ? [subprotocol.name] : [subprotocol.name, `${Subprotocol.bearerPrefix}${options.token}`],
       closeCodeIsError: () => true,
       openTimeout: options.openTimeout
     }).pipe(

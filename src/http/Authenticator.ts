@@ -42,6 +42,7 @@ import * as jose from "jose"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import type { IncomingMessage } from "node:http"
+import * as Subprotocol from "../protocol/Subprotocol.js"
 import * as Role from "./Role.js"
 import type { AuthMode } from "./ServiceConfig.js"
 import * as TokenFile from "./TokenFile.js"
@@ -111,7 +112,7 @@ export const reasonOf = (error: Unauthorized | Forbidden): RefuseReason =>
     : error.reason
 
 /** The prefix of the `Sec-WebSocket-Protocol` entry that carries a token. */
-export const bearerProtocol = "fleetvisor.bearer."
+export const bearerProtocol = Subprotocol.bearerPrefix
 
 /** The cookie the login page sets. */
 export const cookieName = "fleetvisor_token"

@@ -41,6 +41,13 @@ export const v1MsgPack: Subprotocol = make(1, "msgpack")
 /** Every subprotocol this server accepts. A version stays here until no released client speaks it. */
 export const supported: ReadonlyArray<Subprotocol> = [v1Json, v1MsgPack]
 
+/**
+ * The prefix of the `Sec-WebSocket-Protocol` entry that carries a client's token
+ * (`fleetvisor.bearer.<token>`), for clients that cannot set headers (browsers). The server
+ * strips it before negotiating: it is never selected, echoed nor logged.
+ */
+export const bearerPrefix = "fleetvisor.bearer."
+
 /** The subprotocol a current client offers for a wire format. */
 export const current = (wire: WireFormat): Subprotocol => make(currentVersion, wire)
 
