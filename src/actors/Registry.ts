@@ -155,6 +155,10 @@ export const lookup = <K, M, V>(self: Registry<K, M, V>, key: K): Effect.Effect<
 export const whereis = <K, M, V>(self: Registry<K, M, V>, key: K): Effect.Effect<Option.Option<ActorRef<M>>> =>
   Effect.sync(() => Option.fromNullable(entriesOf(self, key)[0]?.ref))
 
+/** The actor under a unique key now, if any (`whereis` without the Effect). */
+export const unsafeWhereis = <K, M, V>(self: Registry<K, M, V>, key: K): ActorRef<M> | undefined =>
+  entriesOf(self, key)[0]?.ref
+
 /** The keys `ref` is registered under. */
 export const keysOf = <K, M, V>(self: Registry<K, M, V>, ref: ActorRef<M>): Effect.Effect<ReadonlyArray<K>> =>
   Effect.sync(() => {

@@ -22,6 +22,7 @@
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Actor from "./Actor.js"
 import type { ActorRef } from "./ActorRef.js"
@@ -73,22 +74,57 @@ export const awaitUntil = (
     return loop
   })
 
-/** Waits until the rendered tree equals `expected` (indentation of the template literal ignored). */
+/** Which part of the tree `awaitTree` and `renderTree` look at. */
+export interface TreeOptions {
+  /** Only the subtree of the actor with this name (itself included). */
+  readonly under?: string | undefined
+  /** Actors left out with their subtrees: names, or patterns matched against names. */
+  readonly ignore?: ReadonlyArray<string | RegExp> | undefined
+}
+
+const ignored = (ignore: ReadonlyArray<string | RegExp>, name: string): boolean =>
+  ignore.some((pattern) => typeof pattern === "string" ? pattern === name : pattern.test(name))
+
+const prune = (nodes: ReadonlyArray<Inspection.ActorNode>, ignore: ReadonlyArray<string | RegExp>): Array<Inspection.ActorNode> =>
+  nodes.filter((node) => !ignored(ignore, node.name)).map((node) => ({ ...node, children: prune(node.children, ignore) }))
+
+/** The tree (or the part `options` names) rendered as `Inspection.render` does; empty when `under` is not in it. */
+export const renderTree = (system: ActorSystem, options: TreeOptions = {}): Effect.Effect<string> =>
+  Effect.map(system.snapshot, (nodes) => {
+    const from = options.under === undefined ? nodes : Option.toArray(Option.fromNullable(Inspection.find(nodes, options.under)))
+    return Inspection.render(options.ignore === undefined ? from : prune(from, options.ignore))
+  })
+
+/**
+ * Waits until the rendered tree (or the part `options` names) equals `expected` (indentation of
+ * the template literal ignored).
+ *
+ * ```ts
+ * yield* TestKit.awaitTree(system, `
+ *   links (dynamic, 2/∞)
+ *   ├─ robot:arm-1 running mailbox=0 restarts=0
+ *   └─ robot:arm-2 running mailbox=0 restarts=1`, { under: "links" })
+ * ```
+ */
 export const awaitTree = (
   system: ActorSystem,
   expected: string,
-  options?: { readonly timeoutMillis?: number }
+  options?: TreeOptions & { readonly timeoutMillis?: number }
 ): Effect.Effect<void, WaitTimeout> => {
   const want = dedent(expected)
-  return awaitUntil(Effect.map(system.render, (tree) => tree === want), {
-    ...options,
-    describe: system.render,
+  const rendered = renderTree(system, options)
+  return awaitUntil(Effect.map(rendered, (tree) => tree === want), {
+    timeoutMillis: options?.timeoutMillis,
+    describe: rendered,
     waitedFor: `the tree\n${want}`
   })
 }
 
-/** Finds a live actor by its name in the tree (a supervisor's child id, a `via` name or a spawn name). */
-export const findActor = (system: ActorSystem, name: string): Effect.Effect<ActorRef<unknown>, WaitTimeout> =>
+/**
+ * Finds a live actor by its name in the tree (a supervisor's child id, a `via` name or a spawn
+ * name), typed with the messages the caller knows it takes.
+ */
+export const findActor = <M = unknown>(system: ActorSystem, name: string): Effect.Effect<ActorRef<M>, WaitTimeout> =>
   Effect.gen(function*() {
     let found: ActorRef<unknown> | undefined
     yield* awaitUntil(
@@ -101,7 +137,7 @@ export const findActor = (system: ActorSystem, name: string): Effect.Effect<Acto
       }),
       { waitedFor: `a running actor named ${name}`, describe: system.render }
     )
-    return found as ActorRef<unknown>
+    return found as ActorRef<M>
   })
 
 /** Crashes the live actor named `name` (fault injection) and returns it. */

@@ -91,7 +91,7 @@ describe("broker restart", () => {
           }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("not every AGV was heard from") }))
         yield* everyAgvHeardFrom(Date.now())
         const before = yield* mqtt.ask(MqttLink.getStats)
-        const refs = serials.map((s) => Registry.unsafeLookup(registry, `agv:fleetvisor/${s}`)[0]?.ref)
+        const refs = serials.map((s) => Registry.unsafeWhereis(registry, `agv:fleetvisor/${s}`))
 
         for (let round = 1; round <= 2; round++) {
           yield* broker.stop
@@ -106,7 +106,7 @@ describe("broker restart", () => {
           yield* everyAgvHeardFrom(restartedAt)
           // Same actors: nothing duplicated, nothing restarted, the registry holds one entry per AGV.
           yield* TestKit.awaitTree(system, healthyTree)
-          expect(serials.map((s) => Registry.unsafeLookup(registry, `agv:fleetvisor/${s}`)[0]?.ref)).toEqual(refs)
+          expect(serials.map((s) => Registry.unsafeWhereis(registry, `agv:fleetvisor/${s}`))).toEqual(refs)
           expect(Registry.all(registry).map((e) => String(e.key)).sort()).toEqual(serials.map((s) => `agv:fleetvisor/${s}`))
           expect(mqtt.isAlive()).toBe(true)
         }

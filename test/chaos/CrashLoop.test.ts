@@ -66,7 +66,7 @@ describe("a robot that refuses every connection", () => {
 
       // Nobody restarted: not the broken arm's link, not the healthy robots', not links (which gives up after 2).
       const nodes = yield* node.service.system.snapshot
-      const tree = Inspection.render([Inspection.find(nodes, "links")!])
+      const tree = yield* TestKit.renderTree(node.service.system, { under: "links" })
       expect(tree).toMatch(/robot:broken-arm running mailbox=\d+ restarts=0/)
       expect(tree).toMatch(/robot:demo-arm-1 running mailbox=\d+ restarts=0/)
       expect(tree).toMatch(/agv:fleetvisor\/demo-0001 running mailbox=\d+ restarts=0/)

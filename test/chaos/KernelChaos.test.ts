@@ -63,7 +63,7 @@ describe("kernel chaos", () => {
         }),
         { name: "root" }
       )
-      const pool = (yield* TestKit.findActor(system, "subscribers")) as DynamicSupervisor.DynamicSupervisorRef
+      const pool = yield* TestKit.findActor<DynamicSupervisor.DynamicSupervisorMessage>(system, "subscribers")
       for (let i = 0; i < subscribers; i++) {
         const key = `sub:${i}`
         yield* DynamicSupervisor.startChild(pool, ChildSpec.make(key, Subscriber(hub, names, key, received)))

@@ -28,7 +28,7 @@ describe("fleet/state restarting", () => {
       const operator = yield* FleetNode.connect(service)
       yield* operator.rpc.FleetAcquire({ robot: arm })
       yield* operator.rpc.FleetAcquire({ robot: agv })
-      const stateRef = () => Registry.unsafeLookup(fleet.registry, "state")[0]?.ref as ActorRef<never> | undefined
+      const stateRef = () => Registry.unsafeWhereis(fleet.registry, "state") as ActorRef<never> | undefined
 
       const recoveries: Array<number> = []
       for (let round = 0; round < rounds; round++) {

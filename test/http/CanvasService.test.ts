@@ -6,7 +6,6 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Inspection from "../../src/actors/Inspection.js"
 import * as PubSub from "../../src/actors/PubSub.js"
 import * as TestKit from "../../src/actors/TestKit.js"
 import { type CanvasEvent, unpackPixels } from "../../src/protocol/CanvasRpcs.js"
@@ -22,8 +21,7 @@ describe("the canvas in the service", () => {
   it.scopedLive("a pixel placed by one session reaches another session's CanvasJoin stream", () =>
     Effect.gen(function*() {
       const service = yield* TestService.start()
-      const nodes = yield* service.system.snapshot
-      expect(Inspection.render([Inspection.find(nodes, "canvas")!])).toBe("canvas running mailbox=0 restarts=0")
+      expect(yield* TestKit.renderTree(service.system, { under: "canvas" })).toBe("canvas running mailbox=0 restarts=0")
       const painter = yield* TestService.connect(service, "json")
       const viewer = yield* TestService.connect(service, "msgpack")
       const events = yield* Queue.unbounded<CanvasEvent>()

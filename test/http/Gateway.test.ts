@@ -8,7 +8,6 @@ import * as Exit from "effect/Exit"
 import * as http from "node:http"
 import * as net from "node:net"
 import { WebSocket } from "ws"
-import * as Inspection from "../../src/actors/Inspection.js"
 import * as Registry from "../../src/actors/Registry.js"
 import * as TestKit from "../../src/actors/TestKit.js"
 import type * as Main from "../../src/main.js"
@@ -19,14 +18,10 @@ import { rawSocket } from "../protocol/support/TestClients.js"
 import * as TestService from "./support/TestService.js"
 
 /** The gateway's subtree, rendered. */
-const gatewayTree = (service: Main.Service) =>
-  Effect.map(service.system.snapshot, (nodes) => Inspection.render([Inspection.find(nodes, "gateway")!]))
+const gatewayTree = (service: Main.Service) => TestKit.renderTree(service.system, { under: "gateway" })
 
 const awaitGateway = (service: Main.Service, expected: string) =>
-  TestKit.awaitUntil(Effect.map(gatewayTree(service), (tree) => tree === TestKit.dedent(expected)), {
-    describe: gatewayTree(service),
-    waitedFor: `the gateway tree\n${TestKit.dedent(expected)}`
-  })
+  TestKit.awaitTree(service.system, expected, { under: "gateway" })
 
 const registered = (service: Main.Service) => Registry.all(service.registries.sessions).map((entry) => entry.key)
 

@@ -96,7 +96,7 @@ const run = (steps: ReadonlyArray<Op>) =>
       }),
       { name: "root" }
     )
-    const pool = (yield* TestKit.findActor(system, "pool")) as DynamicSupervisor.DynamicSupervisorRef
+    const pool = yield* TestKit.findActor<DynamicSupervisor.DynamicSupervisorMessage>(system, "pool")
     const kids: Array<{ ref: ActorRef.ActorRef<Msg>; restart: ChildSpec.Restart }> = []
     const pick = (i: number) => kids[i % kids.length]
     for (const step of steps) {

@@ -132,7 +132,7 @@ describe("an arm's emergency stop", () => {
 
       yield* sim.faults.dropConnection
       // The link opens a new session itself (a dropped connection is the arm's status, not a crash of the link).
-      const link = (yield* TestKit.findActor(system, "robot:arm-1")) as ActorRef<RmiLink.RmiLinkMessage>
+      const link = yield* TestKit.findActor<RmiLink.RmiLinkMessage>(system, "robot:arm-1")
       yield* eventually(link.ask(RmiLink.getInfo), (info) => info.sessions >= 2 && info.connected)
       yield* eventually(Effect.zip(view("arm-1"), sim.snapshot), ([robot, s]) => robot.connection === "online" && s.connected)
       expect((yield* sim.snapshot).program).toBe("aborted")
