@@ -78,6 +78,7 @@ import * as SdNotify from "./http/SdNotify.js"
 import * as ServerSentEvents from "./http/ServerSentEvents.js"
 import * as ServiceConfig from "./http/ServiceConfig.js"
 import * as SystemHandlers from "./http/SystemHandlers.js"
+import * as TelemetryRoutes from "./http/TelemetryRoutes.js"
 import * as TlsFiles from "./http/TlsFiles.js"
 import { FleetvisorRpcs } from "./protocol/FleetvisorRpcs.js"
 import * as Rejection from "./protocol/Rejection.js"
@@ -85,6 +86,7 @@ import * as RpcBridge from "./protocol/RpcBridge.js"
 import * as Store from "./store/Store.js"
 import * as StoreHealth from "./store/StoreHealth.js"
 import * as TelemetryLog from "./store/TelemetryLog.js"
+import * as TelemetryReader from "./store/TelemetryReader.js"
 import * as ChildSpec from "./supervisors/ChildSpec.js"
 import * as Supervisor from "./supervisors/Supervisor.js"
 
@@ -448,6 +450,11 @@ export const start = (
         )
     })
     if (Option.isSome(fleet)) FleetMetrics.register(metrics.registry, fleet.value)
+    if (auth.mode !== "none" && Option.exists(fleetSettings, (settings) => settings.stopPort !== undefined)) {
+      yield* Effect.logWarning(
+        "the stop channel (FLEET_STOP_PORT) checks Host and Origin but no credential yet: anyone who reaches its port can stop robots (docs/security.md)"
+      )
+    }
     const features: Array<string> = [
       ...(Option.isSome(canvas) ? ["canvas"] : []),
       ...(Option.isSome(fleet) ? ["fleet"] : [])
@@ -489,6 +496,10 @@ export const start = (
     let draining = false
     const listening = yield* Deferred.make<AddressInfo>()
     const storeHealth = StoreHealth.StoreHealth.pipe(Effect.provide(store))
+    // The dashboard's plots read the telemetry log on a thread of their own.
+    const telemetryRoutes = Option.isSome(fleet)
+      ? TelemetryRoutes.routes(yield* TelemetryReader.make({ filename: ServiceConfig.databaseFile(config) }))
+      : []
     const routes: Array<Route.Route> = [
       ...HealthRoutes.routes({
         metrics,
@@ -536,7 +547,8 @@ export const start = (
         ],
         onSome: canvasRoutes
       }),
-      ...Option.match(fleet, { onNone: () => [], onSome: fleetRoutes })
+      ...Option.match(fleet, { onNone: () => [], onSome: fleetRoutes }),
+      ...telemetryRoutes
     ]
 
     // Foxglove Studio and Lichtblick see the fleet at /foxglove (read-only).
