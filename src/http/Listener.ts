@@ -29,6 +29,15 @@
  *
  * Each refusal is counted in `fleetvisor_http_refused_total{reason}`.
  *
+ * **Identity** (`auth`, docs/security.md): when `AUTH` is not `none`, every route but the public
+ * ones (`Route.access`) and every upgrade needs a credential (`Authenticator.credentialOf`),
+ * checked once per connection after the Host and Origin checks: a route answers 401/403, an
+ * upgrade completes the handshake and closes at once with 4401/4403 (a page cannot read an
+ * upgrade's 401). A `/ws` session carries its user and roles in its request headers
+ * (`requestHeaders`); sessions, `/foxglove` clients and event streams are tracked by the
+ * authenticator, which closes them when their credential is revoked or expires. The token entry
+ * of `Sec-WebSocket-Protocol` is stripped before negotiation: never selected, never echoed.
+ *
  * With `tls` the same server is an HTTPS one (every route, `/ws`, `/foxglove` and event streams
  * over TLS), whose certificate a reload replaces for new handshakes (`TlsFiles`).
  *

@@ -88,13 +88,23 @@ export const read = (file: string): Effect.Effect<TokenFileContents, TokenFileEr
     (text) => text === undefined ? Effect.succeed(empty) : parse(text, file)
   )
 
-/** Writes the whole file: to a temporary file beside it, then renamed over it (mode 0600). */
+/**
+ * Writes the whole file: to a temporary file beside it, then renamed over it (mode 0600). The
+ * new file keeps the owner of the one it replaces when the writer may give it (root): `sudo
+ * fleetvisor token revoke` leaves a file the service's own user can still read.
+ */
 export const write = (file: string, contents: TokenFileContents): Effect.Effect<void, TokenFileError> =>
   Effect.try({
     try: () => {
       fs.mkdirSync(path.dirname(file), { recursive: true })
       const temporary = `${file}.${process.pid}.tmp`
       fs.writeFileSync(temporary, `${JSON.stringify(contents, null, 2)}\n`, { mode: 0o600 })
+      try {
+        const previous = fs.statSync(file)
+        if (process.getuid?.() === 0) fs.chownSync(temporary, previous.uid, previous.gid)
+      } catch {
+        // No file before it, or not ours to give away: the writer keeps it.
+      }
       fs.renameSync(temporary, file)
     },
     catch: (error) => new TokenFileError({ path: file, reason: String((error as Error).message ?? error) })
