@@ -3,7 +3,7 @@ import * as Fiber from "effect/Fiber"
 import * as Scheduler from "effect/Scheduler"
 import { performance } from "node:perf_hooks"
 import { describe, expect, it } from "vitest"
-import * as SlicedScheduler from "../../src/actors/SlicedScheduler.js"
+import * as SlicedScheduler from "../../src/node/SlicedScheduler.js"
 
 const busy = (ms: number) => {
   const end = performance.now() + ms

@@ -24,7 +24,7 @@ import type * as Scope from "effect/Scope"
 import { type Transferable, Worker } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
-import * as WorkerThread from "../../actors/WorkerThread.js"
+import * as WorkerThread from "../../node/WorkerThread.js"
 import { Meter, runGrid } from "./LoopGrid.mjs"
 
 /** What a phase knows about the tick it runs in. */

@@ -33,7 +33,7 @@ import type { ActorRef } from "../../actors/ActorRef.js"
 import type { Encoded } from "../../actors/Encoded.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
-import * as SlicedScheduler from "../../actors/SlicedScheduler.js"
+import * as SlicedScheduler from "../../node/SlicedScheduler.js"
 import * as Stream from "effect/Stream"
 import {
   FleetRpcs,
