@@ -92,7 +92,7 @@ export const registries = (): GatewayRegistries => {
 /** The live `sessions` supervisor, if it runs. */
 export const sessionsOf = (registries: GatewayRegistries): Option.Option<DynamicSupervisor.DynamicSupervisorRef> =>
   Option.fromNullable(
-    Registry.unsafeLookup(registries.names, "sessions")[0]?.ref as DynamicSupervisor.DynamicSupervisorRef | undefined
+    Registry.unsafeWhereis(registries.names, "sessions") as DynamicSupervisor.DynamicSupervisorRef | undefined
   )
 
 /** The gateway as a child of the root supervisor. */

@@ -72,7 +72,7 @@ export const animate = (
   Effect.forEach(arms, (arm) => {
     const lap = Effect.gen(function*() {
       const view = (yield* fleet.state).robots.find((robot) => robot.id === arm)
-      const link = Registry.unsafeLookup(fleet.registry, `robot:${arm}`)[0]?.ref as ActorRef<RmiLink.RmiLinkMessage> | undefined
+      const link = Registry.unsafeWhereis(fleet.registry, `robot:${arm}`) as ActorRef<RmiLink.RmiLinkMessage> | undefined
       if (link === undefined || view === undefined || view.controlledBy !== undefined || view.status !== "online") {
         return yield* Effect.sleep("1 second")
       }

@@ -259,7 +259,7 @@ export const makeUnstarted = (
             exit.cause._tag === "Fail" ? String((exit.cause.error as { _tag?: string })._tag ?? exit.cause.error) : "defect"
           ))
 
-    const linkOf = (robot: string) => Registry.unsafeLookup(registry, FleetTree.linkKey(robot))[0]?.ref
+    const linkOf = (robot: string) => Registry.unsafeWhereis(registry, FleetTree.linkKey(robot))
 
     const persist = (robots: Iterable<string>) =>
       Effect.tap(latches.persist(robots), (written) =>
@@ -392,7 +392,7 @@ export const makeUnstarted = (
 
     /** Asks the actor registered as `key`, on its urgent lane (its mailbox may be long), if it runs and answers within a second. */
     const askPart = <A>(key: string, message: (reply: Reply<A>) => unknown): Effect.Effect<A | undefined> => {
-      const ref = Registry.unsafeLookup(registry, key)[0]?.ref as ActorRef<unknown> | undefined
+      const ref = Registry.unsafeWhereis(registry, key) as ActorRef<unknown> | undefined
       if (ref === undefined) return Effect.succeed(undefined)
       return ref.ask(message, { timeout: "1 second", urgent: true }).pipe(Effect.orElseSucceed(() => undefined))
     }

@@ -90,7 +90,7 @@ export class SessionDirectory extends Context.Tag("fleetvisor/apps/fleet/Session
   /** The directory of a gateway whose sessions are registered as `session:<id>` in `registry`. */
   static fromRegistry(registry: Registry.Registry<string, any>): Layer.Layer<SessionDirectory> {
     return Layer.succeed(SessionDirectory, {
-      lookup: (session) => Registry.unsafeLookup(registry, `session:${session}`)[0]?.ref as ActorRef<never> | undefined
+      lookup: (session) => Registry.unsafeWhereis(registry, `session:${session}`) as ActorRef<never> | undefined
     })
   }
 }
