@@ -29,6 +29,20 @@ export interface ConnectionView {
   readonly tone: "ok" | "wait" | "down" | "fatal"
 }
 
+/** Why a socket closed, in words: the close code's meaning rather than a socket error's tag. */
+const closedReason = (code: number, reason: string): string => {
+  switch (code) {
+    case 1006:
+      return "Cannot reach the server"
+    case 1001:
+      return "The server is restarting"
+    case 1013:
+      return "The server is busy"
+    default:
+      return reason === "" ? `Disconnected (close code ${code})` : `Disconnected: ${reason}`
+  }
+}
+
 /** The connection state in words. */
 export const describe = (state: ConnectionState.ConnectionState): ConnectionView => {
   switch (state._tag) {
@@ -37,7 +51,7 @@ export const describe = (state: ConnectionState.ConnectionState): ConnectionView
     case "Open":
       return { text: "Live", tone: "ok" }
     case "Closed":
-      return { text: `Disconnected (${state.reason || state.code}); retrying…`, tone: "down" }
+      return { text: `${closedReason(state.code, state.reason)}; retrying…`, tone: "down" }
     case "Refused":
       return { text: "This page is out of date: reload it.", tone: "fatal" }
   }
