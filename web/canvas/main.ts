@@ -1,6 +1,9 @@
 /**
  * The canvas page: the shared board on a <canvas> (wheel or buttons to zoom, drag to pan, click
- * to paint), the palette, the cooldown, and the connection state. The board comes from
+ * to paint), the palette, the cooldown, and the connection state. The board has a visible
+ * frame; the pixel under the pointer shows in the selected colour where a click would paint; it
+ * opens at a zoom where one pixel is a few screen pixels (`Fit` shows the whole board); a first
+ * visit shows how to paint; the cooldown is a neutral countdown, not an error. The board comes from
  * `CanvasJoin`: a snapshot, then one `Updates` per tick; when the socket drops, the client
  * reconnects and the page joins again from a fresh snapshot. A gap in the sequence numbers (a
  * frame skipped because this tab fell behind) also makes it join again.
@@ -25,7 +28,10 @@ const element = <T extends HTMLElement>(id: string) => document.getElementById(i
 const view = element<HTMLCanvasElement>("board")
 const status = element<HTMLSpanElement>("status")
 const paletteBar = element<HTMLDivElement>("palette")
-const cooldownText = element<HTMLSpanElement>("cooldown")
+const cooldownText = element<HTMLSpanElement>("cooldown-text")
+const cooldownBar = element<HTMLSpanElement>("cooldown-bar").firstElementChild as HTMLSpanElement
+const currentSwatch = element<HTMLElement>("current-swatch")
+const hint = element<HTMLDivElement>("hint")
 const position = element<HTMLSpanElement>("position")
 const message = element<HTMLSpanElement>("message")
 const context = view.getContext("2d")!
@@ -50,6 +56,8 @@ let fitted = false
 let hover: { x: number; y: number } | undefined
 let selected = 3
 let cooldownUntil = 0
+/** How long the current cooldown lasts in all, for its bar. */
+let cooldownLength = 0
 let serverOffsetMs = 0
 let drawQueued = false
 
@@ -81,17 +89,47 @@ function draw() {
   context.imageSmoothingEnabled = false
   context.setTransform(ratio * scale, 0, 0, ratio * scale, ratio * offsetX, ratio * offsetY)
   context.drawImage(offscreen, 0, 0)
-  if (hover !== undefined) {
-    context.lineWidth = 2 / scale
-    context.strokeStyle = palette[selected] === "#222222" ? "#ffffff" : "#222222"
-    context.strokeRect(hover.x, hover.y, 1, 1)
-  }
+  // The board's frame, in screen pixels: a shadow and a dark edge, so a white board shows where it ends.
+  context.setTransform(ratio, 0, 0, ratio, 0, 0)
+  context.strokeStyle = "#555"
+  context.lineWidth = 1
+  context.strokeRect(offsetX - 0.5, offsetY - 0.5, width * scale + 1, height * scale + 1)
+  context.strokeStyle = "#0002"
+  context.lineWidth = 4
+  context.strokeRect(offsetX - 3, offsetY - 3, width * scale + 6, height * scale + 6)
+  if (hover !== undefined && drag?.moved !== true) drawCursor(hover.x, hover.y)
 }
 
-const fit = () => {
+/**
+ * The pixel a click would paint, in the selected colour, framed in a contrasting colour; at
+ * least 10 screen pixels wide so it shows at any zoom (then centred on the pixel).
+ */
+const drawCursor = (x: number, y: number) => {
+  const size = Math.max(scale, 10)
+  const left = offsetX + (x + 0.5) * scale - size / 2
+  const top = offsetY + (y + 0.5) * scale - size / 2
+  const colour = palette[selected] ?? "#000000"
+  const n = parseInt(colour.slice(1), 16)
+  const light = ((n >> 16) & 0xff) * 0.3 + ((n >> 8) & 0xff) * 0.59 + (n & 0xff) * 0.11 > 150
+  context.fillStyle = colour
+  context.fillRect(left, top, size, size)
+  context.lineWidth = 2
+  context.strokeStyle = light ? "#222" : "#fff"
+  context.strokeRect(left - 1, top - 1, size + 2, size + 2)
+  context.lineWidth = 1
+  context.strokeStyle = light ? "#fff" : "#222"
+  context.strokeRect(left - 2.5, top - 2.5, size + 5, size + 5)
+}
+
+/** Screen pixels per board pixel at first: enough to see, and aim at, one pixel. */
+const openingScale = 4
+
+/** Shows the whole board, or (`opening`) its centre at a zoom where one pixel is visible. */
+const fit = (opening = false) => {
   const w = view.clientWidth
   const h = view.clientHeight
-  scale = Math.max(0.05, Math.min(w / width, h / height) * 0.95)
+  const whole = Math.max(0.05, Math.min(w / width, h / height) * 0.95)
+  scale = opening ? Math.max(whole, openingScale) : whole
   offsetX = (w - width * scale) / 2
   offsetY = (h - height * scale) / 2
   fitted = true
@@ -122,9 +160,12 @@ const renderPalette = () => {
     swatch.onclick = () => {
       selected = index
       renderPalette()
+      requestDraw()
     }
     return swatch
   }))
+  currentSwatch.style.background = palette[selected] ?? ""
+  currentSwatch.title = palette[selected] ?? ""
 }
 
 const setPixel = (x: number, y: number, color: number) => {
@@ -150,7 +191,7 @@ const apply = (event: CanvasEvent): Effect.Effect<void, SequenceGap> => {
     offscreenContext.putImageData(image, 0, 0)
     if (selected >= palette.length) selected = 0
     if (paletteChanged) renderPalette()
-    if (!fitted) fit()
+    if (!fitted) fit(true)
     document.body.dataset.seq = String(seq)
     requestDraw()
     return Effect.void
@@ -176,14 +217,24 @@ const apply = (event: CanvasEvent): Effect.Effect<void, SequenceGap> => {
   return Effect.void
 }
 
-const showMessage = (text: string) => {
+/** Shows a message: `error` for a refusal, `info` for something to know (red is for errors only). */
+const showMessage = (text: string, tone: "info" | "error" = "error") => {
   message.textContent = text
+  message.dataset.tone = tone
   message.hidden = text === ""
+}
+
+/** Starts the countdown to `until` (the server's clock). */
+const startCooldown = (until: number) => {
+  cooldownUntil = until
+  cooldownLength = Math.max(1, until - (Date.now() + serverOffsetMs))
+  tickCooldown()
 }
 
 const tickCooldown = () => {
   const left = cooldownUntil - (Date.now() + serverOffsetMs)
   cooldownText.textContent = left > 0 ? `Next pixel in ${(left / 1000).toFixed(1)} s` : "Ready to paint"
+  cooldownBar.style.width = left > 0 ? `${Math.min(100, (1 - left / cooldownLength) * 100)}%` : "0"
   document.body.dataset.cooldown = left > 0 ? "waiting" : "ready"
 }
 setInterval(tickCooldown, 100)
@@ -197,14 +248,16 @@ const place = (x: number, y: number) =>
     const exit = yield* Effect.exit(client.rpc.CanvasPlace({ x, y, color }))
     // The pixel itself arrives with the tick's `Updates`, in order with everyone else's.
     if (Exit.isSuccess(exit)) {
-      cooldownUntil = DateTime.toEpochMillis(exit.value.cooldownUntil)
+      startCooldown(DateTime.toEpochMillis(exit.value.cooldownUntil))
+      dismissHint()
       return showMessage("")
     }
     const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
     switch (error?._tag) {
       case "Cooldown":
-        cooldownUntil = Date.now() + serverOffsetMs + error.retryAfterMs
-        return showMessage("Wait for the cooldown")
+        // Not an error: the countdown says when the next pixel may go.
+        startCooldown(Date.now() + serverOffsetMs + error.retryAfterMs)
+        return showMessage("")
       case "OutOfBounds":
         return showMessage("That pixel is outside the board")
       case "InvalidColor":
@@ -212,7 +265,7 @@ const place = (x: number, y: number) =>
       case "Unavailable":
         return showMessage(`The canvas is unavailable: ${error.reason}`)
       default:
-        return showMessage("Not connected; try again in a moment")
+        return showMessage("No answer from the server (the connection is down); try again when it reads Live")
     }
   })
 
@@ -254,7 +307,7 @@ view.addEventListener("pointerdown", (event) => {
 })
 view.addEventListener("pointermove", (event) => {
   hover = boardAt(event.clientX, event.clientY)
-  position.textContent = hover === undefined ? "" : `(${hover.x}, ${hover.y})`
+  position.textContent = hover === undefined ? "" : `(${hover.x}, ${hover.y}) · a click paints it ${palette[selected] ?? ""}`
   if (drag !== undefined) {
     if (Math.abs(event.clientX - drag.startX) + Math.abs(event.clientY - drag.startY) > 4) drag.moved = true
     if (drag.moved) {
@@ -283,6 +336,27 @@ element<HTMLButtonElement>("zoom-out").onclick = () => zoomAt(1 / 1.5, view.clie
 element<HTMLButtonElement>("zoom-fit").onclick = () => {
   fit()
   requestDraw()
+}
+view.addEventListener("pointerleave", () => {
+  hover = undefined
+  position.textContent = ""
+  requestDraw()
+})
+
+/** The first-visit hint: shown until the first pixel is placed (remembered in `localStorage`). */
+const hintKey = "fleetvisor.canvas.hinted"
+const dismissHint = () => {
+  hint.hidden = true
+  try {
+    localStorage.setItem(hintKey, "1")
+  } catch {
+    // Storage may be off; the hint then shows on each visit.
+  }
+}
+try {
+  hint.hidden = localStorage.getItem(hintKey) === "1"
+} catch {
+  hint.hidden = false
 }
 window.addEventListener("resize", requestDraw)
 
