@@ -46,6 +46,7 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
+import type { IncomingMessage } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
@@ -60,6 +61,7 @@ import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream, ClientSockets } fro
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
 import * as FleetMetrics from "./apps/fleet/FleetMetrics.js"
+import type { StopChannelAccess } from "./apps/fleet/StopChannel.js"
 import * as LinkEvent from "./links/LinkEvent.js"
 import * as AdminRoutes from "./http/AdminRoutes.js"
 import * as CanvasUnavailable from "./http/CanvasUnavailable.js"
@@ -367,6 +369,36 @@ const rejectReason = Rejection.$match({
   Overloaded: (rejection) => rejection.limit
 })
 
+
+/**
+ * The stop channel's check of a connection's credential: the node's identities, needing
+ * `STOP_ROLE`; refusals counted as the listener's are, closed with 4401 or 4403.
+ */
+const stopChannelAccess = (
+  auth: Authenticator.Authenticator,
+  metrics: GatewayMetrics.GatewayMetrics
+): StopChannelAccess => ({
+  admit: (headers, address) => {
+    const credential = Authenticator.credentialOf({ headers } as IncomingMessage)
+    return auth.check(credential, address, auth.stopRole).pipe(
+      Effect.map((identity) => ({ user: identity.user, ticket: { identity, credential } })),
+      Effect.mapError((error) => {
+        metrics.authRefused(Authenticator.reasonOf(error), "stop")
+        return {
+          code: error._tag === "Forbidden" ? Authenticator.CloseForbidden : Authenticator.CloseUnauthorized,
+          reason: error.message
+        }
+      })
+    )
+  },
+  track: (admission, connection) => {
+    const { credential, identity } = admission.ticket as {
+      readonly identity: Authenticator.Identity
+      readonly credential: Authenticator.Credential | undefined
+    }
+    auth.track(identity, credential, { ...connection, endpoint: "stop" })
+  }
+})
 /** A started service. */
 export interface Service {
   readonly config: ServiceConfig.ServiceConfig
@@ -444,17 +476,13 @@ export const start = (
             edge: {
               allowedHosts: HostCheck.forService(config.host, config.allowedHosts).allowedHosts,
               allowedOrigins: config.allowedOrigins,
-              tls: certificate
+              tls: certificate,
+              access: auth.mode === "none" ? undefined : stopChannelAccess(auth, metrics)
             }
           }).pipe(Effect.provide(store))
         )
     })
     if (Option.isSome(fleet)) FleetMetrics.register(metrics.registry, fleet.value)
-    if (auth.mode !== "none" && Option.exists(fleetSettings, (settings) => settings.stopPort !== undefined)) {
-      yield* Effect.logWarning(
-        "the stop channel (FLEET_STOP_PORT) checks Host and Origin but no credential yet: anyone who reaches its port can stop robots (docs/security.md)"
-      )
-    }
     const features: Array<string> = [
       ...(Option.isSome(canvas) ? ["canvas"] : []),
       ...(Option.isSome(fleet) ? ["fleet"] : [])

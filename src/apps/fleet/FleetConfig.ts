@@ -42,7 +42,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { BrokerSecurity } from "../../links/mqtt/BrokerSecurity.mjs"
 import { type ArmLimits, defaultMaxSpeed, type Range } from "./CommandLimits.js"
-import type { StopChannelTls } from "./StopChannel.js"
+import type { StopChannelAccess, StopChannelTls } from "./StopChannel.js"
 
 /** One FANUC arm to link to. */
 export interface RmiRobot {
@@ -101,6 +101,8 @@ export interface FleetSettings {
     readonly allowedOrigins: ReadonlyArray<string>
     /** The node's certificate (`TLS_CERT_FILE`): the stop channel then serves WSS. */
     readonly tls?: StopChannelTls | undefined
+    /** The node's identities (`AUTH` set): the stop channel then checks each connection's credential. */
+    readonly access?: StopChannelAccess | undefined
   }
 }
 

@@ -136,6 +136,8 @@ export const register = (registry: Prometheus.Registry, fleet: Pick<FleetService
     s.stopChannel?.refusedOrigin)
   counter("fleetvisor_stop_channel_refused_address_total", "Stop channel upgrades refused: the address had its connections (429).", (s) =>
     s.stopChannel?.refusedAddress)
+  counter("fleetvisor_stop_channel_refused_auth_total", "Stop channel connections closed at once: no, a wrong or revoked credential (4401), a role below STOP_ROLE (4403).", (s) =>
+    s.stopChannel?.refusedAuth)
   counter("fleetvisor_stop_channel_throttled_total", "Stop channel connections closed for sending stops too fast.", (s) =>
     s.stopChannel?.throttled)
   counter("fleetvisor_stop_channel_coalesced_total", "Stops answered by an identical stop of the last second.", (s) =>

@@ -197,7 +197,8 @@ export const make = (options: FleetTreeOptions) => {
             realtimePriority: settings.stopRealtimePriority,
             allowedHosts: settings.edge.allowedHosts,
             allowedOrigins: settings.edge.allowedOrigins,
-            tls: settings.edge.tls
+            tls: settings.edge.tls,
+            access: settings.edge.access
           }),
           { via: Registry.via(registry, "stop") }
         )

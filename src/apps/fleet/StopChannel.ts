@@ -15,6 +15,13 @@
  * With `tls` the port serves WSS; each certificate a reload installs is posted to the thread,
  * which puts it in place for new handshakes (open connections stay).
  *
+ * With `access` (the node's identities, `AUTH` set) every connection is checked once, when it
+ * opens: the thread hands the upgrade's credential headers to the main thread, which answers
+ * who it is or refuses it (the thread then completes the handshake and closes with 4401 or
+ * 4403, which a browser can read). An admitted connection never waits on the main thread again;
+ * its stops are audited under its user, and it is closed with 4401 when its credential is
+ * revoked or expires.
+ *
  * @since 0.1.0
  */
 import * as Deferred from "effect/Deferred"
@@ -69,6 +76,33 @@ export interface StopChannelTls {
   readonly subscribe: (onChange: (certificate: StopChannelCertificate) => void) => () => void
 }
 
+/** The headers of an upgrade that may carry a credential (`Authorization`, `Sec-WebSocket-Protocol`, `Cookie`). */
+export interface StopChannelCredentialHeaders {
+  readonly authorization?: string | undefined
+  readonly "sec-websocket-protocol"?: string | undefined
+  readonly cookie?: string | undefined
+}
+
+/** A connection the access check let in: the user its stops are audited under, and what `track` needs. */
+export interface StopChannelAdmission {
+  readonly user: string
+  readonly ticket: unknown
+}
+
+/** Who may stop through the channel; the node's identities (the service wires them in). */
+export interface StopChannelAccess {
+  /** Checks an upgrade's credential; a refusal carries the close code (4401, 4403) and its reason. */
+  readonly admit: (
+    headers: StopChannelCredentialHeaders,
+    address: string
+  ) => Effect.Effect<StopChannelAdmission, { readonly code: number; readonly reason: string }>
+  /** Watches an admitted connection while it is open: `close` ends it once its credential is revoked or expires. */
+  readonly track: (
+    admission: StopChannelAdmission,
+    connection: { readonly close: (code: number, reason: string) => void; readonly alive: () => boolean }
+  ) => void
+}
+
 /** Options of the channel. */
 export interface StopChannelOptions {
   readonly host: string
@@ -95,6 +129,8 @@ export interface StopChannelOptions {
   readonly coalesceMs?: number | undefined
   /** Serve WSS with this certificate (the node's `TLS_CERT_FILE`); absent: plain WS. */
   readonly tls?: StopChannelTls | undefined
+  /** Check every connection's credential when it opens (`AUTH` set); absent: every client may stop. */
+  readonly access?: StopChannelAccess | undefined
 }
 
 /** The channel's counters since the node started. */
@@ -117,6 +153,8 @@ export interface StopChannelStats {
   readonly throttled: number
   /** Stops answered by an identical one of the coalescing window. */
   readonly coalesced: number
+  /** Connections closed at once (4401/4403) because their credential was missing, wrong, or its role too low. */
+  readonly refusedAuth: number
 }
 
 /** The channel as the rest of the node sees it: its port once listening, and its counters. */
@@ -129,7 +167,7 @@ export interface StopChannelStatus {
 
 /** A status to give the channel's options; it outlives restarts of the actor. */
 export const makeStatus = (): StopChannelStatus => {
-  const counters = new Float64Array(new SharedArrayBuffer(11 * Float64Array.BYTES_PER_ELEMENT))
+  const counters = new Float64Array(new SharedArrayBuffer(12 * Float64Array.BYTES_PER_ELEMENT))
   const shared = { counters, port: undefined as number | undefined }
   return {
     port: () => shared.port,
@@ -144,7 +182,8 @@ export const makeStatus = (): StopChannelStatus => {
       refusedOrigin: counters[7],
       refusedAddress: counters[8],
       throttled: counters[9],
-      coalesced: counters[10]
+      coalesced: counters[10],
+      refusedAuth: counters[11]
     }),
     shared
   }
@@ -168,6 +207,14 @@ type WorkerEvent =
     readonly all: boolean
   }
   | { readonly type: "coalesced"; readonly robot: string | undefined; readonly count: number; readonly who: string }
+  | {
+    readonly type: "admit"
+    readonly key: number
+    readonly headers: StopChannelCredentialHeaders
+    readonly address: string
+  }
+  | { readonly type: "opened"; readonly key: number }
+  | { readonly type: "closed"; readonly key: number }
   | {
     readonly type: "forward"
     readonly key: number
@@ -196,6 +243,31 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
           Deferred.unsafeDone(ready, Effect.fail(new StopChannelFailed(error)))
           ctx.self.unsafeTellUrgent(new StopChannelFailed(error))
         }
+        // Connections let in and not yet open (by their key), and the open ones the access check watches.
+        const admitted = new Map<number, StopChannelAdmission>()
+        const open = new Set<number>()
+        const admit = (event: Extract<WorkerEvent, { type: "admit" }>) =>
+          options.access!.admit(event.headers, event.address).pipe(
+            Effect.match({
+              onFailure: (refusal) => worker.postMessage({ type: "admitted", key: event.key, refusal }),
+              onSuccess: (admission) => {
+                admitted.set(event.key, admission)
+                // An upgrade that never opens (the client went away meanwhile) is forgotten.
+                setTimeout(() => admitted.delete(event.key), 30_000).unref()
+                worker.postMessage({ type: "admitted", key: event.key, user: admission.user })
+              }
+            })
+          )
+        const opened = (key: number) => {
+          const admission = admitted.get(key)
+          admitted.delete(key)
+          if (admission === undefined || options.access === undefined) return
+          open.add(key)
+          options.access.track(admission, {
+            close: (code, reason) => worker.postMessage({ type: "close", key, code, reason }),
+            alive: () => open.has(key)
+          })
+        }
         const worker = yield* WorkerThread.start<WorkerEvent>(
           () =>
             new Worker(workerUrl, {
@@ -215,7 +287,8 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                 allowedOrigins: options.allowedOrigins ?? [],
                 maxPerAddress: options.maxPerAddress ?? 16,
                 coalesceMs: options.coalesceMs ?? 1_000,
-                tls: tlsOf(options.tls?.current())
+                tls: tlsOf(options.tls?.current()),
+                auth: options.access !== undefined
               }
             }),
           {
@@ -240,6 +313,12 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                   )
                 case "coalesced":
                   return options.hooks.coalesced(event.robot, event.count, event.who)
+                case "admit":
+                  return void Effect.runFork(admit(event))
+                case "opened":
+                  return opened(event.key)
+                case "closed":
+                  return void open.delete(event.key)
                 case "forward":
                   return void Effect.runFork(
                     options.hooks.stop(event.robot, event.skip, event.who).pipe(

@@ -37,11 +37,18 @@
  * With `workerData.tls` (PEM `{ cert, key }`) the port serves WSS; `{ type: "tls", cert, key }`
  * replaces the certificate for the handshakes that follow (a reload on SIGHUP).
  *
+ * With `workerData.auth` (the node has identities) each upgrade that passes those checks is
+ * admitted by the main thread (`admit`: its credential headers), once: a refused one completes
+ * the handshake and is closed with the refusal's code (4401/4403, which a browser can read, as
+ * on `/ws`); an admitted one's stops are audited under its user (`who`), and the main thread
+ * closes it (`close`) when its credential is revoked or expires.
+ *
  * In:  { type: "slot", robot, manufacturer, serialNumber, slot }  { type: "result", key, error?, report? }
- *      { type: "tls", cert, key }
+ *      { type: "tls", cert, key }  { type: "admitted", key, user?, refusal?: { code, reason } }  { type: "close", key, code, reason }
  * Out: { type: "ready", realtime, port }  { type: "failed", error }  { type: "broker", reason, text }: a failed broker connect
  *      { type: "stopped", key, robots, published: { robot: [cancelOrder actionId] }, who, all }
  *      { type: "forward", key, robot?, skip, who }  { type: "coalesced", robot?, count, who }
+ *      { type: "admit", key, headers, address }  { type: "opened", key }  { type: "closed", key }
  */
 import mqtt from "mqtt"
 import { createServer as createHttpsServer } from "node:https"
@@ -55,6 +62,7 @@ import { prioritizeThread } from "./ThreadPriority.mjs"
 const {
   allowedHosts,
   allowedOrigins,
+  auth,
   brokerSecurity,
   brokerUrl,
   capacity,
@@ -76,7 +84,7 @@ const latched = new Int32Array(table, 2 * capacity * Uint32Array.BYTES_PER_ELEME
 /** Counters read by the main thread for metrics; the order is StopChannel.ts's `makeStatus`. */
 const stats = new Float64Array(statsBuffer)
 const REQUESTS = 0, PUBLISHED = 1, FORWARDED = 2, BAD = 3, FAILED = 4, CONNECTIONS = 5
-const REFUSED_HOST = 6, REFUSED_ORIGIN = 7, REFUSED_ADDRESS = 8, THROTTLED = 9, COALESCED = 10
+const REFUSED_HOST = 6, REFUSED_ORIGIN = 7, REFUSED_ADDRESS = 8, THROTTLED = 9, COALESCED = 10, REFUSED_AUTH = 11
 
 const { realtime } = prioritizeThread({ priority, realtimePriority })
 
@@ -251,6 +259,25 @@ const originAllowed = (origin, header) => {
 
 const perAddress = new Map()
 
+/** Upgrades waiting for the main thread's admission, by key: resolve with `{ user?, refusal? }`. */
+const admissions = new Map()
+/** Open connections the main thread admitted, by their admission's key. */
+const admittedSockets = new Map()
+
+/** Asks the main thread who the upgrade's credential is; resolves with `{ key, user?, refusal? }`. */
+const admit = (request) =>
+  new Promise((resolve) => {
+    const key = nextKey++
+    admissions.set(key, (answer) => resolve({ key, ...answer }))
+    const { authorization, cookie } = request.headers
+    parentPort.postMessage({
+      type: "admit",
+      key,
+      headers: { authorization, "sec-websocket-protocol": request.headers["sec-websocket-protocol"], cookie },
+      address: request.socket.remoteAddress ?? "unknown"
+    })
+  })
+
 /** Over TLS (`tls`: PEM `{ cert, key }`), the WebSocket server rides an HTTPS server; otherwise `ws` makes a plain one. */
 const secure = tls === undefined ? undefined : createHttpsServer(
   { cert: tls.cert, key: tls.key, handshakeTimeout: 10_000 },
@@ -276,7 +303,12 @@ const server = new WebSocketServer({
       stats[REFUSED_ADDRESS]++
       return done(false, 429, "Too Many Requests")
     }
-    done(true)
+    if (!auth) return done(true)
+    // Admitted or not, the handshake completes: a refusal is a close code a browser can read.
+    admit(req).then((admission) => {
+      req.admission = admission
+      done(true)
+    })
   }
 })
 
@@ -310,14 +342,29 @@ const ratePerSecond = 20
 const burst = 40
 
 server.on("connection", (socket, request) => {
+  const admission = request.admission
+  if (admission?.refusal !== undefined) {
+    stats[REFUSED_AUTH]++
+    return socket.close(admission.refusal.code, admission.refusal.reason)
+  }
   stats[CONNECTIONS]++
-  const who = request.socket.remoteAddress ?? "unknown"
-  perAddress.set(who, (perAddress.get(who) ?? 0) + 1)
+  const address = request.socket.remoteAddress ?? "unknown"
+  // Stops are audited under the user when the node has identities, else under the address.
+  const who = admission?.user ?? address
+  if (admission !== undefined) {
+    admittedSockets.set(admission.key, socket)
+    parentPort.postMessage({ type: "opened", key: admission.key })
+  }
+  perAddress.set(address, (perAddress.get(address) ?? 0) + 1)
   socket.on("close", () => {
     stats[CONNECTIONS]--
-    const left = (perAddress.get(who) ?? 1) - 1
-    if (left === 0) perAddress.delete(who)
-    else perAddress.set(who, left)
+    const left = (perAddress.get(address) ?? 1) - 1
+    if (left === 0) perAddress.delete(address)
+    else perAddress.set(address, left)
+    if (admission !== undefined) {
+      admittedSockets.delete(admission.key)
+      parentPort.postMessage({ type: "closed", key: admission.key })
+    }
   })
   socket.on("error", () => {})
   let tokens = burst
@@ -363,6 +410,15 @@ parentPort.on("message", (message) => {
     case "tls":
       // Checked by the main thread; new handshakes get it, open connections keep theirs.
       secure?.setSecureContext({ cert: message.cert, key: message.key })
+      return
+    case "admitted": {
+      const resolve = admissions.get(message.key)
+      admissions.delete(message.key)
+      resolve?.({ user: message.user, refusal: message.refusal })
+      return
+    }
+    case "close":
+      admittedSockets.get(message.key)?.close(message.code, message.reason)
       return
     case "result": {
       const resolve = pending.get(message.key)
