@@ -31,6 +31,8 @@ interface Box {
 const linkLength = 0.6
 /** The least span of the map, meters: a lone robot is shown in a box this wide. */
 const minSpan = 10
+/** Above this many robots on the map, only the selected AGV's order is drawn, and only robots that need a look are labelled. */
+const crowdedAt = 60
 /** Drawn links are at least this long, CSS pixels, so a pose reads at any zoom. */
 const minLinkPixels = 18
 
@@ -134,7 +136,13 @@ export const make = (canvas: HTMLCanvasElement, unplaced: HTMLElement) => {
 
     drawGrid(context, box, sx, sy, width, height)
     context.font = "11px system-ui, sans-serif"
-    for (const { robot } of placed) if (robot.kind === "agv" && robot.order !== undefined) drawOrder(context, robot, sx, sy, robot.id === selected)
+    // A crowded map draws only the selected AGV's order, and labels only the robots that need a look.
+    const crowded = placed.length > crowdedAt
+    for (const { robot } of placed) {
+      if (robot.kind === "agv" && robot.order !== undefined && (!crowded || robot.id === selected)) {
+        drawOrder(context, robot, sx, sy, robot.id === selected)
+      }
+    }
     for (const { robot, x, y } of placed) {
       const px = sx(x)
       const py = sy(y)
@@ -156,6 +164,7 @@ export const make = (canvas: HTMLCanvasElement, unplaced: HTMLElement) => {
         context.arc(px, py, 20, 0, 2 * Math.PI)
         context.stroke()
       }
+      if (crowded && robot.id !== selected && safetyOf(robot) === "normal" && connectionOf(robot) === "online") continue
       context.fillStyle = "#333"
       context.fillText(`${robot.id.split("/").pop() ?? robot.id}${safetyOf(robot) === "stopped" ? " STOPPED" : ""}`, px + 10, py - 10)
     }
