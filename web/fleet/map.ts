@@ -2,8 +2,8 @@
  * The fleet's map: every robot with a place, fitted to their extent with a margin and following
  * them as they move (a single robot is centred in a 10 m box). AGVs are arrows at their pose,
  * with what is left of their order (released edges solid, the horizon dashed); arms stand at
- * their configured base (`FLEET_ARM_BASES`) as a top view of their linkage (J1 turns it, J2 and
- * J3 set how far the elbow and the wrist reach). Robots without a place (an AGV that never
+ * their configured base (`FLEET_ARM_BASES`) with a sketch of their pose (a side view of the
+ * links from J2 and J3, laid on the map in the direction J1 turns the arm to). Robots without a place (an AGV that never
  * reported a position, an arm without a base) are listed under the map, never drawn at 0, 0.
  *
  * @since 0.1.0
@@ -34,7 +34,7 @@ const minSpan = 10
 /** Above this many robots on the map, only the selected AGV's order is drawn, and only robots that need a look are labelled. */
 const crowdedAt = 60
 /** Drawn links are at least this long, CSS pixels, so a pose reads at any zoom. */
-const minLinkPixels = 18
+const minLinkPixels = 24
 
 const colourOf = (robot: RobotView): string => {
   const safety = safetyOf(robot)
@@ -166,7 +166,8 @@ export const make = (canvas: HTMLCanvasElement, unplaced: HTMLElement) => {
       }
       if (crowded && robot.id !== selected && safetyOf(robot) === "normal" && connectionOf(robot) === "online") continue
       context.fillStyle = "#333"
-      context.fillText(`${robot.id.split("/").pop() ?? robot.id}${safetyOf(robot) === "stopped" ? " STOPPED" : ""}`, px + 10, py - 10)
+      // An arm's label goes under its base, clear of the sketch above it.
+      context.fillText(`${robot.id.split("/").pop() ?? robot.id}${safetyOf(robot) === "stopped" ? " STOPPED" : ""}`, px + 10, robot.kind === "arm" ? py + 20 : py - 10)
     }
   }
 
@@ -233,7 +234,11 @@ const drawAgv = (context: CanvasRenderingContext2D, agv: Extract<RobotView, { ki
   context.restore()
 }
 
-/** A top view of the arm: base, elbow and wrist along J1, the reach of each link from J2 and J3. */
+/**
+ * A sketch of the arm's pose: a side view of its links (J2 tilts the upper arm from the
+ * vertical, J3 sets the forearm from the horizontal) laid on the map in the direction J1 turns
+ * the arm to, so turning, reaching out and folding all show.
+ */
 const drawArm = (
   context: CanvasRenderingContext2D,
   arm: Extract<RobotView, { kind: "arm" }>,
@@ -247,12 +252,14 @@ const drawArm = (
   const joints = axesOf(arm.joints)
   if (joints.length < 3) return
   const [j1, j2, j3] = joints.map((degrees) => (degrees * Math.PI) / 180)
-  const upper = link * Math.cos(Math.PI / 2 - j2)
-  const fore = link * Math.cos(j3)
-  const dx = Math.cos(j1)
-  const dy = -Math.sin(j1)
-  const elbow = [x + upper * dx, y + upper * dy] as const
-  const wrist = [elbow[0] + fore * dx, elbow[1] + fore * dy] as const
+  // u: where J1 points (screen y grows downwards); n: u turned a quarter to its left.
+  const u = [Math.cos(j1), -Math.sin(j1)] as const
+  const n = [u[1], -u[0]] as const
+  const shoulder = Math.PI / 2 - j2
+  const at = (from: readonly [number, number], angle: number) =>
+    [from[0] + link * (Math.cos(angle) * u[0] + Math.sin(angle) * n[0]), from[1] + link * (Math.cos(angle) * u[1] + Math.sin(angle) * n[1])] as const
+  const elbow = at([x, y], shoulder)
+  const wrist = at(elbow, j3)
   context.strokeStyle = colour
   context.lineWidth = 4
   context.lineCap = "round"
