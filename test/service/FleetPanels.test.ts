@@ -153,7 +153,12 @@ describe("the fleet page's panels", () => {
         expect(await page.getAttribute("#message", "data-tone")).toBe("error")
         await page.click("#reset")
         await event("reset", /^Reset: the stop is cleared$/)
+        // Continue while the program runs: the controller's refusal, with its code and text.
+        await page.click(`#commands button[data-command="Continue"]`)
+        await event("refusal", /refused Continue: RMIT-010 /)
       })
+      const refusal = yield* Effect.promise(() => page.textContent("#message"))
+      expect(refusal).toBe(`${arm} refused Continue: RMIT-010 TP Program is Not Paused (2556938)`)
 
       // The plots of the arm: joints from the log, through the endpoint, with the arm's id.
       yield* Effect.promise(() =>

@@ -112,9 +112,11 @@ export const explain = (error: { readonly _tag: string }): string => {
     }
     case "CommandRefused": {
       const { code, command, reason, robot } = error as CommandRefused
-      return code === undefined
-        ? `${robot} refused ${command}: ${reason}`
-        : `${robot} refused ${command}: ${code} ${reason}`
+      // The link's text may repeat what refused it ("FRC_Continue refused: RMIT-010 …"): keep the controller's part.
+      const text = reason.replace(/^\S+ refused: /, "")
+      return code === undefined || text.includes(code)
+        ? `${robot} refused ${command}: ${text}`
+        : `${robot} refused ${command}: ${code} ${text}`
     }
     case "RobotStopped": {
       const stop = error as RobotStopped
