@@ -38,6 +38,10 @@ const closedReason = (code: number, reason: string): string => {
       return "The server is restarting"
     case 1013:
       return "The server is busy"
+    case 4401:
+      return "Sign in first"
+    case 4403:
+      return "Your role does not allow this page"
     default:
       return reason === "" ? `Disconnected (close code ${code})` : `Disconnected: ${reason}`
   }
@@ -51,18 +55,28 @@ export const describe = (state: ConnectionState.ConnectionState): ConnectionView
     case "Open":
       return { text: "Live", tone: "ok" }
     case "Closed":
-      return { text: `${closedReason(state.code, state.reason)}; retrying…`, tone: "down" }
+      return state.code === 4403
+        ? { text: closedReason(state.code, state.reason), tone: "fatal" }
+        : { text: `${closedReason(state.code, state.reason)}; retrying…`, tone: "down" }
     case "Refused":
       return { text: "This page is out of date: reload it.", tone: "fatal" }
   }
 }
 
-/** Shows the connection state in `element` (text and `data-tone`) and on `<body data-connection>`. */
+/** The login page, coming back to this page once signed in. */
+export const loginUrl = (): string => `/login?next=${encodeURIComponent(location.pathname + location.search)}`
+
+/**
+ * Shows the connection state in `element` (text and `data-tone`) and on `<body data-connection>`;
+ * when the server refuses the page's credential (4401: none, wrong, expired or revoked), the
+ * browser goes to the login page, which brings it back here.
+ */
 export const showConnection = (element: HTMLElement, state: ConnectionState.ConnectionState): void => {
   const { text, tone } = describe(state)
   element.textContent = text
   element.dataset.tone = tone
   document.body.dataset.connection = state._tag
+  if (state._tag === "Closed" && state.code === 4401) location.assign(loginUrl())
 }
 
 /**
