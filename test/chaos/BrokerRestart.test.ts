@@ -9,7 +9,6 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as net from "node:net"
 import { PubSub, Registry, TestKit } from "../../src/actors/index.js"
 import * as LinkEvent from "../../src/links/LinkEvent.js"
 import type { ActorRef } from "../../src/actors/ActorRef.js"
@@ -17,26 +16,14 @@ import * as AgvLink from "../../src/links/vda5050/AgvLink.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as MqttLink from "../../src/links/vda5050/MqttLink.js"
 import * as AgvLinks from "../links/vda5050/support/AgvLinks.js"
+import * as Ports from "../support/Ports.js"
 
 const agvs = 6
 
 /** A port nothing listens on now. */
-const freePort = Effect.async<number>((resume) => {
-  const server = net.createServer().listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as net.AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+const freePort = Effect.promise(Ports.freePort)
 
-const accepts = (port: number) =>
-  Effect.async<boolean>((resume) => {
-    const socket = net.connect(port, "127.0.0.1")
-    socket.once("connect", () => {
-      socket.destroy()
-      resume(Effect.succeed(true))
-    })
-    socket.once("error", () => resume(Effect.succeed(false)))
-  })
+const accepts = (port: number) => Effect.promise(() => Ports.accepts(port))
 
 /** A Mosquitto of this test's own on `port`, until `stop` (or the scope's end). */
 const mosquitto = (port: number) =>

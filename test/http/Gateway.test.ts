@@ -6,7 +6,6 @@ import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Exit from "effect/Exit"
 import * as http from "node:http"
-import * as net from "node:net"
 import { WebSocket } from "ws"
 import * as Registry from "../../src/actors/Registry.js"
 import * as TestKit from "../../src/actors/TestKit.js"
@@ -16,6 +15,7 @@ import * as Subprotocol from "../../src/protocol/Subprotocol.js"
 import * as WireCodec from "../../src/protocol/WireCodec.js"
 import { rawSocket } from "../protocol/support/TestClients.js"
 import * as TestService from "./support/TestService.js"
+import * as Ports from "../support/Ports.js"
 
 /** The gateway's subtree, rendered. */
 const gatewayTree = (service: Main.Service) => TestKit.renderTree(service.system, { under: "gateway" })
@@ -60,12 +60,7 @@ const metric = (service: Main.Service, line: string) =>
   Effect.map(service.metrics.text, (text) => text.split("\n").find((l) => l.startsWith(line + " "))?.split(" ")[1])
 
 /** A port nothing listens on now, for a service that must bind the same port again after a restart. */
-const freePort = Effect.async<number>((resume) => {
-  const server = net.createServer().listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as net.AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+const freePort = Effect.promise(Ports.freePort)
 
 describe("gateway sessions", () => {
   it.scopedLive("a WebSocket is a session actor under gateway/sessions, gone after a clean close", () =>

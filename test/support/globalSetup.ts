@@ -14,9 +14,9 @@
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { awaitListening, freePort } from "./Ports.js"
 
 /** Debian package → what the tests run from it. */
 const packages: ReadonlyArray<readonly [string, string]> = [
@@ -55,20 +55,6 @@ const install = (missing: ReadonlyArray<string>) => {
   }
 }
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer().once("error", reject).listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, "127.0.0.1")
-    socket.once("connect", () => (socket.destroy(), resolve(true))).once("error", () => resolve(false))
-  })
-
 /** Starts Mosquitto on a spare port; resolves with its URL and a way to stop it. */
 const startMosquitto = async () => {
   const port = await freePort()
@@ -77,8 +63,7 @@ const startMosquitto = async () => {
   fs.writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n`)
   const binary = fs.existsSync("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto"
   const broker = spawn(binary, ["-c", conf], { stdio: "ignore", detached: false })
-  for (let i = 0; i < 100 && !(await accepts(port)); i++) await new Promise((resolve) => setTimeout(resolve, 50))
-  if (!(await accepts(port))) throw new Error(`mosquitto did not start on 127.0.0.1:${port}`)
+  await awaitListening(port, "mosquitto")
   return {
     url: `mqtt://127.0.0.1:${port}`,
     stop: () => {

@@ -13,7 +13,6 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { WebSocket } from "ws"
@@ -24,6 +23,7 @@ import * as MqttConnection from "../../../src/links/mqtt/MqttConnection.js"
 import * as MqttLink from "../../../src/links/vda5050/MqttLink.js"
 import * as Main from "../../../src/main.js"
 import * as FleetNode from "../../service/support/FleetNode.js"
+import { awaitListening, freePort } from "../../support/Ports.js"
 
 const user = "fleet"
 const password = "s3cret-Horse-battery"
@@ -39,20 +39,6 @@ interface Broker {
 
 let broker: Broker
 let mosquitto: ChildProcess | undefined
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer().once("error", reject).listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-
-const accepts = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, "127.0.0.1")
-    socket.once("connect", () => (socket.destroy(), resolve(true))).once("error", () => resolve(false))
-  })
 
 /** A CA, a server certificate for 127.0.0.1 and a client certificate, each signed by the CA; EC keys (fast). */
 const makeCertificates = (dir: string) => {
@@ -95,8 +81,7 @@ beforeAll(async () => {
   fs.chmodSync(dir, 0o755)
   for (const name of fs.readdirSync(dir)) fs.chmodSync(file(name), 0o644)
   mosquitto = spawn("/usr/sbin/mosquitto", ["-c", file("mosquitto.conf")], { stdio: "ignore" })
-  for (let i = 0; i < 100 && !(await accepts(clientCert)); i++) await new Promise((resolve) => setTimeout(resolve, 50))
-  if (!(await accepts(clientCert))) throw new Error("mosquitto did not start")
+  await awaitListening(clientCert, "mosquitto")
   broker = { dir, plain, tls, clientCert, file }
 })
 
