@@ -44,7 +44,7 @@ import * as fs from "node:fs"
 import type { IncomingMessage } from "node:http"
 import * as Subprotocol from "../protocol/Subprotocol.js"
 import * as Role from "./Role.js"
-import type { AuthMode } from "./ServiceConfig.js"
+import type { AuthMode, AuthSettings } from "./ServiceConfig.js"
 import * as TokenFile from "./TokenFile.js"
 import * as WatchedFile from "./WatchedFile.js"
 
@@ -188,18 +188,8 @@ export interface Connection {
   readonly endpoint?: Endpoint | undefined
 }
 
-/** The settings the authenticator reads (`ServiceConfig.auth` and `ADMIN_TOKEN`). */
-export interface AuthenticatorSettings {
-  readonly mode: AuthMode
-  readonly tokensFile: string
-  readonly jwt: {
-    readonly keyFile: string
-    readonly issuer: string
-    readonly audience: string
-    readonly rolesClaim: string
-    readonly userClaim: string
-  }
-  readonly stopRole: Role.Role
+/** The settings the authenticator reads: `ServiceConfig.auth`, and `ADMIN_TOKEN`. */
+export interface AuthenticatorSettings extends AuthSettings {
   readonly adminToken?: Option.Option<Redacted.Redacted<string>> | undefined
   /** How often a changed file is looked for besides file-system events; default 1 s. */
   readonly pollMs?: number | undefined
