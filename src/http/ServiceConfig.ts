@@ -464,12 +464,16 @@ export const parseFlags = (
 }
 
 /** `--help`: every setting, its flag, variable and default. */
-export const usage = (known: ReadonlyArray<Setting> = settings): string =>
-  [
+export const usage = (known: ReadonlyArray<Setting> = settings): string => {
+  // Columns as wide as the longest flag and variable, two spaces apart: names never run together.
+  const flagWidth = Math.max(0, ...known.map((s) => s.flag.length)) + 2
+  const envWidth = Math.max(0, ...known.map((s) => s.env.length)) + 2
+  return [
     "Usage: fleetvisor [--flag value]…   (each flag also reads from its environment variable)",
     "",
-    ...known.map((s) => `  ${s.flag.padEnd(26)}${s.env.padEnd(24)}default ${s.default}\n      ${s.description}`)
+    ...known.map((s) => `  ${s.flag.padEnd(flagWidth)}${s.env.padEnd(envWidth)}default ${s.default}\n      ${s.description}`)
   ].join("\n")
+}
 
 /** Where flags win over the environment. */
 export const provider = (

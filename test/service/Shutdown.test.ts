@@ -199,6 +199,10 @@ describe("the service process", () => {
     for (const name of ["PORT", "HOST", "DATA_DIR", "MAX_CONNECTIONS", "MAX_FRAME_BYTES", "ADMIN_TOKEN", "SHUTDOWN_TIMEOUT"]) {
       expect(help.stdout).toContain(name)
     }
+    // Every setting's line: its flag, its variable and its default, in columns that never run together.
+    const rows = help.stdout.split("\n").filter((line) => line.startsWith("  --"))
+    expect(rows.length).toBeGreaterThan(50)
+    for (const row of rows) expect(row).toMatch(/^ {2}--[a-z0-9-]+ {2,}[A-Z0-9_]+ {2,}default /)
     const wrong = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts", "--prot", "1"], { cwd: root, encoding: "utf8", timeout: 20_000 })
     expect(wrong.status).toBe(64)
     expect(wrong.stderr).toMatch(/Unknown argument --prot/)
