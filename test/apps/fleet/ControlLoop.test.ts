@@ -336,18 +336,36 @@ describe("ControlLoop", () => {
           { name: "in-process" }
         )
         yield* eventually(inWorker.ask(ControlLoop.getMetrics), (m) => m.ticks >= 50)
-        const before = yield* inWorker.ask(ControlLoop.getMetrics)
-        const mainBefore = yield* inProcess.ask(ControlLoop.getMetrics)
-        busyWait(50)
-        yield* Effect.sleep("100 millis")
-        const worker = yield* inWorker.ask(ControlLoop.getMetrics)
-        const main = yield* inProcess.ask(ControlLoop.getMetrics)
+        // Blocks the main thread 50 ms and reports what each grid did meanwhile.
+        const blockOnce = Effect.gen(function*() {
+          const before = yield* inWorker.ask(ControlLoop.getMetrics)
+          const mainBefore = yield* inProcess.ask(ControlLoop.getMetrics)
+          busyWait(50)
+          yield* Effect.sleep("100 millis")
+          const worker = yield* inWorker.ask(ControlLoop.getMetrics)
+          const main = yield* inProcess.ask(ControlLoop.getMetrics)
+          return {
+            workerMissed: worker.missed - before.missed,
+            workerTicks: worker.ticks - before.ticks,
+            workerJitterMaxMs: worker.jitterMaxMs,
+            mainMissed: main.missed - mainBefore.missed
+          }
+        })
         // A tick more than a period late skips the grid points it missed and records only the
-        // rest as jitter: lateness beyond a period shows as `missed`.
-        expect(worker.missed - before.missed).toBeLessThanOrEqual(1)
-        expect(worker.ticks - before.ticks).toBeGreaterThanOrEqual(10)
-        expect(worker.jitterMaxMs).toBeLessThan(10)
-        expect(main.missed - mainBefore.missed).toBeGreaterThanOrEqual(3)
+        // rest as jitter: lateness beyond a period shows as `missed`. On a machine whose cores
+        // the rest of the suite keeps busy the worker's thread itself may wait for a core, so
+        // the block is tried up to three times: once is enough to show that it is not the main
+        // thread's block that delays the worker (an in-process grid misses every time).
+        let outcome = yield* blockOnce
+        for (let attempt = 1; attempt < 3 && (outcome.workerMissed > 1 || outcome.workerJitterMaxMs >= 10); attempt++) {
+          expect(outcome.mainMissed).toBeGreaterThanOrEqual(3)
+          yield* Effect.sleep("200 millis")
+          outcome = yield* blockOnce
+        }
+        expect(outcome.workerMissed).toBeLessThanOrEqual(1)
+        expect(outcome.workerTicks).toBeGreaterThanOrEqual(10)
+        expect(outcome.workerJitterMaxMs).toBeLessThan(10)
+        expect(outcome.mainMissed).toBeGreaterThanOrEqual(3)
       }))
   })
 })
