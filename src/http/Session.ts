@@ -28,6 +28,7 @@ import * as Priority from "../protocol/Priority.js"
 import type * as RpcBridge from "../protocol/RpcBridge.js"
 import type * as Subprotocol from "../protocol/Subprotocol.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
+import * as Heartbeat from "./Heartbeat.js"
 import * as TokenBucket from "./TokenBucket.js"
 import * as WebSocketFrame from "./WebSocketFrame.js"
 import * as WriteBatch from "./WriteBatch.js"
@@ -204,87 +205,8 @@ function onPong(this: SessionSocket): void {
   this[sessionOf]!.pingRound = 0
 }
 
-/**
- * A round pings this many sessions at a time, `pingGapMs` apart: a ping is a system call and
- * brings back a pong, so a round over thousands of sessions is spread out, as the per-session
- * timers it replaces were, instead of stalling everyone's frames at once.
- */
-const pingsPerSlice = 64
-const pingGapMs = 5
-
-/**
- * The pings of every session with the same limits, on one timer: every interval each session
- * whose last ping was answered is pinged (in spaced slices), and `timeout` after the round's
- * last ping every session whose ping is still unanswered is told `HeartbeatTimeout`. The timer
- * runs while there are sessions.
- */
-class Heartbeat {
-  private first: Session | undefined = undefined
-  /** The next session the current round pings, and the timer of its next slice. */
-  private cursor: Session | undefined = undefined
-  private pending: ReturnType<typeof setTimeout> | undefined = undefined
-  private round = 0
-  private pinger: ReturnType<typeof setInterval> | undefined = undefined
-  /** The checks of the rounds not yet checked, oldest first. */
-  private readonly checks: Array<ReturnType<typeof setTimeout>> = []
-
-  constructor(readonly intervalMs: number, readonly timeoutMs: number) {}
-
-  join(session: Session): void {
-    session.nextBeat = this.first
-    if (this.first !== undefined) this.first.prevBeat = session
-    this.first = session
-    this.pinger ??= setInterval(() => this.ping(), this.intervalMs)
-  }
-
-  leave(session: Session): void {
-    if (this.cursor === session) this.cursor = session.nextBeat
-    if (session.prevBeat !== undefined) session.prevBeat.nextBeat = session.nextBeat
-    else if (this.first === session) this.first = session.nextBeat
-    else return
-    if (session.nextBeat !== undefined) session.nextBeat.prevBeat = session.prevBeat
-    session.prevBeat = session.nextBeat = undefined
-    if (this.first === undefined) {
-      clearInterval(this.pinger)
-      clearTimeout(this.pending)
-      this.pinger = this.pending = undefined
-      for (const check of this.checks.splice(0)) clearTimeout(check)
-    }
-  }
-
-  private ping(): void {
-    const round = ++this.round
-    this.cursor = this.first
-    this.pingSlice(round)
-  }
-
-  private pingSlice(round: number): void {
-    if (round !== this.round) return
-    for (let pinged = 0; this.cursor !== undefined && pinged < pingsPerSlice; pinged++) {
-      const session = this.cursor
-      this.cursor = session.nextBeat
-      const socket = session.socket
-      if (session.pingRound !== 0 || socket.readyState !== socket.OPEN) continue
-      session.pingRound = round
-      socket.ping()
-    }
-    // The round's check counts from its last ping: every session has the whole timeout to answer.
-    if (this.cursor !== undefined) this.pending = setTimeout(() => this.pingSlice(round), pingGapMs)
-    else this.checks.push(setTimeout(() => this.check(round), this.timeoutMs))
-  }
-
-  private check(round: number): void {
-    this.checks.shift()
-    for (let session = this.first; session !== undefined; session = session.nextBeat) {
-      if (session.pingRound === 0 || session.pingRound > round) continue
-      session.pingRound = 0
-      session.owner.unsafeTellUrgent(heartbeatTimeout)
-    }
-  }
-}
-
 /** The heartbeat of each set of limits (one per gateway). */
-const heartbeats = new WeakMap<SessionLimits, Heartbeat>()
+const heartbeats = new WeakMap<SessionLimits, Heartbeat.Heartbeat>()
 
 /** The bridge's bounds of each set of limits (one per gateway). */
 const requestLimits = new WeakMap<SessionLimits, RpcBridge.RequestLimits>()
@@ -302,10 +224,10 @@ const requestLimitsOf = (limits: SessionLimits): RpcBridge.RequestLimits => {
   return bounds
 }
 
-const heartbeatOf = (limits: SessionLimits): Heartbeat => {
+const heartbeatOf = (limits: SessionLimits): Heartbeat.Heartbeat => {
   let heartbeat = heartbeats.get(limits)
   if (heartbeat === undefined) {
-    heartbeat = new Heartbeat(limits.heartbeatIntervalMs, limits.heartbeatTimeoutMs)
+    heartbeat = Heartbeat.make(limits.heartbeatIntervalMs, limits.heartbeatTimeoutMs)
     heartbeats.set(limits, heartbeat)
   }
   return heartbeat
@@ -320,7 +242,13 @@ const heartbeatOf = (limits: SessionLimits): Heartbeat => {
  * held back, the headers of its requests) is made when first needed.
  */
 export class Session
-  implements Actor.Behaviour<SessionMessage, Session>, SessionState, SessionClient, RpcBridge.ConnectOptions, WriteBatch.Batched
+  implements
+    Actor.Behaviour<SessionMessage, Session>,
+    SessionState,
+    SessionClient,
+    RpcBridge.ConnectOptions,
+    WriteBatch.Batched,
+    Heartbeat.Member
 {
   readonly id: string
   readonly who: SessionState["who"]
@@ -348,10 +276,10 @@ export class Session
   closeWith: { readonly code: number; readonly reason: string } | undefined = undefined
   ended: string | undefined = undefined
   private requestHeaders: ReadonlyArray<readonly [string, string]> | undefined = undefined
-  /** The heartbeat round of the unanswered ping, 0 when none is. */
+  /** The heartbeat round of the unanswered ping, 0 when none is (`Heartbeat.Member`). */
   pingRound = 0
-  prevBeat: Session | undefined = undefined
-  nextBeat: Session | undefined = undefined
+  prevBeat: Heartbeat.Member | undefined = undefined
+  nextBeat: Heartbeat.Member | undefined = undefined
 
   constructor(options: SessionOptions) {
     this.id = options.id
@@ -414,6 +342,10 @@ export class Session
     WriteBatch.beforeWrite(this)
     if (this.rawFrames) this.transport.write(WebSocketFrame.of(frame))
     else socket.send(frame)
+  }
+
+  timedOut(): void {
+    this.owner.unsafeTellUrgent(heartbeatTimeout)
   }
 
   close(code: number, reason: string): void {

@@ -150,6 +150,30 @@ describe("Foxglove endpoint", () => {
       expect(new Set(v.channels.map((c) => c.id)).size).toBe(4)
     })))
 
+  it.live("shares the node's heartbeat: a client that answers pings stays, one that does not is cut off", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const { url } = yield* setup({ heartbeatIntervalMs: 50 })
+      const open = (autoPong: boolean) =>
+        Effect.acquireRelease(
+          Effect.async<{ ws: WebSocket; closed: () => boolean }>((resume) => {
+            const ws = new WebSocket(url, ["foxglove.websocket.v1"], { autoPong })
+            let closed = false
+            ws.on("close", () => (closed = true))
+            ws.on("error", () => {})
+            ws.once("open", () => resume(Effect.succeed({ ws, closed: () => closed })))
+          }),
+          ({ ws }) => Effect.sync(() => ws.terminate())
+        )
+      const answering = yield* open(true)
+      const silent = yield* open(false)
+      let pinged = 0
+      silent.ws.on("ping", () => pinged++)
+      yield* until(() => silent.closed(), "the silent client cut off")
+      expect(pinged).toBeGreaterThanOrEqual(1)
+      yield* Effect.sleep("150 millis")
+      expect(answering.closed()).toBe(false)
+    })))
+
   it.live("advertises the robots the fleet knew before the endpoint started", () =>
     Effect.scoped(Effect.gen(function*() {
       const { url } = yield* setup(undefined, (publish, fleet) =>

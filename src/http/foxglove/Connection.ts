@@ -25,6 +25,7 @@ import type { ActorRef } from "../../actors/ActorRef.js"
 import * as ExitReason from "../../actors/ExitReason.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as CloseCode from "../../protocol/CloseCode.js"
+import * as Heartbeat from "../Heartbeat.js"
 import * as Catalog from "./Catalog.js"
 import * as Wire from "./Wire.js"
 
@@ -40,6 +41,18 @@ export type ConnectionMessage =
   | { readonly _tag: "GoAway" }
   /** The user's access ended (revoked, expired): close with `code` (4401) now. */
   | { readonly _tag: "Revoke"; readonly code: number; readonly reason: string }
+
+/** The heartbeat of each endpoint's settings: its connections share one timer. */
+const heartbeats = new WeakMap<ConnectionSettings, Heartbeat.Heartbeat>()
+
+const heartbeatOf = (settings: ConnectionSettings): Heartbeat.Heartbeat => {
+  let heartbeat = heartbeats.get(settings)
+  if (heartbeat === undefined) {
+    heartbeat = Heartbeat.make(settings.heartbeatIntervalMs, settings.heartbeatIntervalMs)
+    heartbeats.set(settings, heartbeat)
+  }
+  return heartbeat
+}
 
 /** A running connection. */
 export type ConnectionRef = ActorRef<ConnectionMessage>
@@ -259,17 +272,20 @@ export const make = (options: ConnectionOptions): Actor.Behaviour<ConnectionMess
         socket.once("close", () => self.unsafeTellUrgent({ _tag: "SocketClosed" }))
         socket.on("error", () => {})
 
-        let awaitingPong = false
+        // Pinged with the endpoint's other connections on one timer; a ping unanswered for an interval ends it.
+        const beat: Heartbeat.Member = {
+          prevBeat: undefined,
+          nextBeat: undefined,
+          pingRound: 0,
+          socket,
+          timedOut: () => self.unsafeTellUrgent({ _tag: "HeartbeatTimeout" })
+        }
         socket.on("pong", () => {
-          awaitingPong = false
+          beat.pingRound = 0
         })
-        const pinger = setInterval(() => {
-          if (socket.readyState !== socket.OPEN) return
-          if (awaitingPong) return self.unsafeTellUrgent({ _tag: "HeartbeatTimeout" })
-          awaitingPong = true
-          socket.ping()
-        }, settings.heartbeatIntervalMs)
-        yield* Effect.addFinalizer(() => Effect.sync(() => clearInterval(pinger)))
+        const heartbeat = heartbeatOf(settings)
+        heartbeat.join(beat)
+        yield* Effect.addFinalizer(() => Effect.sync(() => heartbeat.leave(beat)))
 
         sendText(
           state,
