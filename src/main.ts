@@ -385,7 +385,7 @@ const stopChannelAccess = (
       Effect.mapError((error) => {
         metrics.authRefused(Authenticator.reasonOf(error), "stop")
         return {
-          code: error._tag === "Forbidden" ? Authenticator.CloseForbidden : Authenticator.CloseUnauthorized,
+          code: Authenticator.closeCodeOf(error),
           reason: error.message
         }
       })

@@ -101,6 +101,10 @@ export const CloseUnauthorized = 4401
 /** The close code of a WebSocket whose user lacks the role. */
 export const CloseForbidden = 4403
 
+/** The close code a WebSocket refused with `error` gets: 4403 for a role too low, else 4401. */
+export const closeCodeOf = (error: Unauthorized | Forbidden): number =>
+  error._tag === "Forbidden" ? CloseForbidden : CloseUnauthorized
+
 /** The metric reason of a refusal. */
 export const reasonOf = (error: Unauthorized | Forbidden): RefuseReason =>
   error._tag === "Forbidden"

@@ -293,7 +293,7 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
             metrics.authRefused(Authenticator.reasonOf(error), endpoint)
             if (endpoint === "ws") metrics.refused(error._tag === "Forbidden" ? "forbidden" : "unauthorized")
             selected.set(request, offered(request)[0] ?? false)
-            const code = error._tag === "Forbidden" ? Authenticator.CloseForbidden : Authenticator.CloseUnauthorized
+            const code = Authenticator.closeCodeOf(error)
             wss.handleUpgrade(request, socket, head, (ws) => ws.close(code, CloseCode.reason(error.message)))
           }
         })
