@@ -109,3 +109,18 @@ class Rounds implements Heartbeat {
 
 /** A heartbeat pinging every `intervalMs`, giving each ping `timeoutMs` to be answered. */
 export const make = (intervalMs: number, timeoutMs: number): Heartbeat => new Rounds(intervalMs, timeoutMs)
+
+const shared = new WeakMap<object, Heartbeat>()
+
+/**
+ * The heartbeat of `owner` (a gateway's session limits, a Foxglove endpoint's settings): made
+ * at the first call, so that all of its connections share one timer.
+ */
+export const of = (owner: object, intervalMs: number, timeoutMs: number): Heartbeat => {
+  let heartbeat = shared.get(owner)
+  if (heartbeat === undefined) {
+    heartbeat = make(intervalMs, timeoutMs)
+    shared.set(owner, heartbeat)
+  }
+  return heartbeat
+}

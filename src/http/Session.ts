@@ -205,9 +205,6 @@ function onPong(this: SessionSocket): void {
   this[sessionOf]!.pingRound = 0
 }
 
-/** The heartbeat of each set of limits (one per gateway). */
-const heartbeats = new WeakMap<SessionLimits, Heartbeat.Heartbeat>()
-
 /** The bridge's bounds of each set of limits (one per gateway). */
 const requestLimits = new WeakMap<SessionLimits, RpcBridge.RequestLimits>()
 
@@ -224,14 +221,9 @@ const requestLimitsOf = (limits: SessionLimits): RpcBridge.RequestLimits => {
   return bounds
 }
 
-const heartbeatOf = (limits: SessionLimits): Heartbeat.Heartbeat => {
-  let heartbeat = heartbeats.get(limits)
-  if (heartbeat === undefined) {
-    heartbeat = Heartbeat.make(limits.heartbeatIntervalMs, limits.heartbeatTimeoutMs)
-    heartbeats.set(limits, heartbeat)
-  }
-  return heartbeat
-}
+/** The heartbeat of a gateway's sessions (one per set of limits). */
+const heartbeatOf = (limits: SessionLimits): Heartbeat.Heartbeat =>
+  Heartbeat.of(limits, limits.heartbeatIntervalMs, limits.heartbeatTimeoutMs)
 
 /**
  * One session: the actor's behaviour, and, once `init` has upgraded the socket, its state too

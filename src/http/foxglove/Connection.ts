@@ -42,17 +42,9 @@ export type ConnectionMessage =
   /** The user's access ended (revoked, expired): close with `code` (4401) now. */
   | { readonly _tag: "Revoke"; readonly code: number; readonly reason: string }
 
-/** The heartbeat of each endpoint's settings: its connections share one timer. */
-const heartbeats = new WeakMap<ConnectionSettings, Heartbeat.Heartbeat>()
-
-const heartbeatOf = (settings: ConnectionSettings): Heartbeat.Heartbeat => {
-  let heartbeat = heartbeats.get(settings)
-  if (heartbeat === undefined) {
-    heartbeat = Heartbeat.make(settings.heartbeatIntervalMs, settings.heartbeatIntervalMs)
-    heartbeats.set(settings, heartbeat)
-  }
-  return heartbeat
-}
+/** The heartbeat of an endpoint's connections: a ping unanswered for an interval ends one. */
+const heartbeatOf = (settings: ConnectionSettings): Heartbeat.Heartbeat =>
+  Heartbeat.of(settings, settings.heartbeatIntervalMs, settings.heartbeatIntervalMs)
 
 /** A running connection. */
 export type ConnectionRef = ActorRef<ConnectionMessage>
