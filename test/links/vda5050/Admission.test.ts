@@ -16,9 +16,10 @@ import * as LinkEvent from "../../../src/links/LinkEvent.js"
 import * as AgvLink from "../../../src/links/vda5050/AgvLink.js"
 import * as AgvSimulator from "../../../src/links/vda5050/AgvSimulator.js"
 import * as MqttLink from "../../../src/links/vda5050/MqttLink.js"
-import { ChildSpec, DynamicSupervisor } from "../../../src/supervisors/index.js"
+import { DynamicSupervisor } from "../../../src/supervisors/index.js"
 import { eventually } from "../rmi/eventually.js"
 import { next } from "../support/nextEvent.js"
+import * as AgvLinks from "./support/AgvLinks.js"
 import * as FleetProbe from "./support/FleetProbe.js"
 
 /** Log lines, captured instead of printed. */
@@ -42,28 +43,18 @@ const setup = (
     const events = yield* PubSub.subscribeQueue<LinkEvent.LinkEvent>(hub, LinkEvent.FleetTopic, { bufferSize: 100_000 })
     const registry = yield* Registry.make<string, any>({ keys: "unique" })
     const system = yield* TestKit.system()
-    const links = yield* system.spawn(DynamicSupervisor.make({ maxRestarts: 1 }), { name: "links" })
     const started: Array<{ robot: string; known: boolean }> = []
-    const mqtt = yield* system.spawn(
-      MqttLink.make({
-        url: FleetProbe.MOSQUITTO_URL,
-        prefix,
-        registry,
-        admission,
-        startAgv: (identity, outbox, known) => {
-          started.push({ robot: AgvLink.robotId(identity), known })
-          return DynamicSupervisor.startChild(
-            links,
-            ChildSpec.make(
-              MqttLink.agvKey(identity),
-              AgvLink.make({ identity, hub, outbox, probation: !known, ...agvOptions }),
-              { restart: "transient", via: Registry.via(registry, MqttLink.agvKey(identity)) }
-            )
-          )
-        }
-      }),
-      { name: "mqtt" }
-    )
+    const { links, mqtt } = yield* AgvLinks.start({
+      system,
+      hub,
+      registry,
+      url: FleetProbe.MOSQUITTO_URL,
+      prefix,
+      agvOptions,
+      admission,
+      linksMaxRestarts: 1,
+      onStart: (robot, known) => started.push({ robot, known })
+    })
     yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected)
     const raw = yield* Effect.acquireRelease(
       Effect.promise(() => Mqtt.connectAsync(FleetProbe.MOSQUITTO_URL)),

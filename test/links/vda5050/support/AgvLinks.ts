@@ -20,24 +20,34 @@ export const start = (options: {
   readonly agvOptions?: Partial<AgvLink.AgvLinkOptions> | undefined
   /** Check messages on the ingest thread (`MqttLink`'s `ingestThread`). */
   readonly ingestThread?: boolean | undefined
+  /** Admit AGVs as the fleet does: an AGV it did not know starts on probation. Absent: every AGV, none on probation. */
+  readonly admission?: MqttLink.Admission | undefined
+  /** `links`' restart intensity; default 100. */
+  readonly linksMaxRestarts?: number | undefined
+  /** Hears each link started, and whether the fleet knew its AGV. */
+  readonly onStart?: ((robot: string, known: boolean) => void) | undefined
 }) =>
   Effect.gen(function*() {
     const { hub, registry, system } = options
-    const links = yield* system.spawn(DynamicSupervisor.make({ maxRestarts: 100 }), { name: "links" })
+    const links = yield* system.spawn(DynamicSupervisor.make({ maxRestarts: options.linksMaxRestarts ?? 100 }), { name: "links" })
     const mqtt = yield* system.spawn(
       MqttLink.make({
         url: options.url,
         prefix: options.prefix,
         ingestThread: options.ingestThread,
         registry,
-        startAgv: (identity, outbox) =>
-          DynamicSupervisor.startChild(
+        admission: options.admission,
+        startAgv: (identity, outbox, known) => {
+          options.onStart?.(AgvLink.robotId(identity), known)
+          const probation = options.admission !== undefined && !known
+          return DynamicSupervisor.startChild(
             links,
-            ChildSpec.make(MqttLink.agvKey(identity), AgvLink.make({ identity, hub, outbox, ...options.agvOptions }), {
+            ChildSpec.make(MqttLink.agvKey(identity), AgvLink.make({ identity, hub, outbox, probation, ...options.agvOptions }), {
               restart: "transient",
               via: Registry.via(registry, MqttLink.agvKey(identity))
             })
           )
+        }
       }),
       { name: "mqtt" }
     )
