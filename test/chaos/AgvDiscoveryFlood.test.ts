@@ -15,13 +15,10 @@
  * One JSON line of figures is printed.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import { execFile } from "node:child_process"
-import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { performance as NodePerformance } from "node:perf_hooks"
@@ -31,9 +28,7 @@ import { fileURLToPath } from "node:url"
 import * as Inspection from "../../src/actors/Inspection.js"
 import * as Registry from "../../src/actors/Registry.js"
 import * as TestKit from "../../src/actors/TestKit.js"
-import * as ServiceConfig from "../../src/http/ServiceConfig.js"
 import * as MqttLink from "../../src/links/vda5050/MqttLink.js"
-import * as Main from "../../src/main.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
 import * as FleetNode from "../service/support/FleetNode.js"
 
@@ -80,36 +75,16 @@ describe("an AGV discovery flood", () => {
         if (logLevel._tag === "Warning" && logs.warnings.length < 50) logs.warnings.push(text.slice(0, 300))
       })
 
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-flood-"))),
-        (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-      )
       const prefix = `fv${process.pid}${Math.random().toString(36).slice(2, 8)}/v2`
-      const loaded = ServiceConfig.loadConfig(Main.config, new Map(), {
-        PORT: "0",
-        HOST: "127.0.0.1",
-        DATA_DIR: dir,
-        CANVAS: "off",
-        FLEET_DEMO: "on",
-        FLEET_DEMO_ARMS: "2",
-        FLEET_DEMO_AGVS: "3",
-        FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
-        FLEET_MQTT_PREFIX: prefix,
-        FLEET_MAX_AGVS: String(maxAgvs),
-        FLEET_AGV_GRACE_MS: String(graceMs)
+      const node = yield* FleetNode.start({
+        arms: 2,
+        agvs: 3,
+        logger: counting,
+        env: { FLEET_MQTT_PREFIX: prefix, FLEET_MAX_AGVS: String(maxAgvs), FLEET_AGV_GRACE_MS: String(graceMs) }
       })
-      if (Either.isLeft(loaded)) throw new Error(loaded.left.join("; "))
-      const service = yield* Main.start(loaded.right.service, loaded.right.canvas, loaded.right.fleet).pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, counting))
-      )
-      yield* Effect.addFinalizer(() => service.shutdown.pipe(Effect.timeout(Duration.seconds(10)), Effect.ignore))
+      const { fleet, service } = node
       yield* Effect.addFinalizer(() => Effect.ignore(attacker(prefix, "clear")))
-      const fleet = Option.getOrThrow(service.fleet)
-      const demo = ["demo-arm-1", "demo-arm-2", "fleetvisor/demo-0001", "fleetvisor/demo-0002", "fleetvisor/demo-0003"]
-      yield* TestKit.awaitUntil(
-        Effect.map(fleet.state, (view) => demo.every((id) => view.robots.some((r) => r.id === id && r.status === "online"))),
-        { timeoutMillis: 15_000, waitedFor: "every demo robot online" }
-      )
+      const demo = [...node.arms, ...node.agvs]
 
       // The operator: two leases, renewed every 5 s, and a ping every 100 ms throughout.
       const operator = yield* FleetNode.connect(service)

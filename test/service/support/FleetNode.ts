@@ -38,7 +38,13 @@ export interface FleetNode {
  * Resolves once every demo robot is in the fleet's state.
  */
 export const start = (
-  options: { readonly arms?: number; readonly agvs?: number; readonly env?: Record<string, string> } = {}
+  options: {
+    readonly arms?: number
+    readonly agvs?: number
+    readonly env?: Record<string, string>
+    /** Where the node's log lines go; absent: nowhere. */
+    readonly logger?: Logger.Logger<unknown, void> | undefined
+  } = {}
 ): Effect.Effect<FleetNode, unknown, Scope.Scope> =>
   Effect.gen(function*() {
     const dir = yield* Effect.acquireRelease(
@@ -72,7 +78,9 @@ export const start = (
       { timeoutMillis: 12_000, waitedFor: "every demo robot online" }
     )
     return { service, fleet, agvs: agvIds, arms: armIds }
-  }).pipe(Effect.provide(Logger.minimumLogLevel(LogLevel.None)))
+  }).pipe(Effect.provide(
+    options.logger === undefined ? Logger.minimumLogLevel(LogLevel.None) : Logger.replace(Logger.defaultLogger, options.logger)
+  ))
 
 /** `ws://host:port/ws` of a service. */
 export const wsUrl = (service: Main.Service): string => `${service.url.replace(/^http/, "ws")}/ws`
