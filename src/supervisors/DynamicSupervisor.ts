@@ -17,7 +17,7 @@ import * as Effect from "effect/Effect"
 import type { Behaviour } from "../actors/Actor.js"
 import { ActorStopped, AlreadyRegistered, type InitFailed } from "../actors/ActorError.js"
 import type { ActorRef } from "../actors/ActorRef.js"
-import { type ActorCell, RUNNING, STOPPED } from "../actors/internal/cell.js"
+import * as Supervising from "../actors/Supervising.js"
 import * as ExitReason from "../actors/ExitReason.js"
 import type { Backoff } from "./Backoff.js"
 import type { ChildInfo, ChildSpec } from "./ChildSpec.js"
@@ -104,13 +104,14 @@ export const make = (options?: Options): Behaviour<DynamicSupervisorMessage, Sta
  * they cannot come back, and a dynamic supervisor keeps no placeholder for them.
  */
 const forgetRefused = (state: State): State => {
-  for (const slot of state.slots) if (slot.status === "stopped" && slot.cell === undefined) state.slots.delete(slot)
+  for (const slot of state.slots) if (slot.status === "stopped" && slot.child === undefined) state.slots.delete(slot)
   return state
 }
 
 const stateOf = (ref: DynamicSupervisorRef): State | undefined => {
-  const cell = ref as unknown as ActorCell
-  return cell.status === RUNNING && cell.state instanceof State ? cell.state : undefined
+  if (Supervising.lifecycle(ref) !== "running") return undefined
+  const state = Supervising.stateOf(ref)
+  return state instanceof State ? state : undefined
 }
 
 const stopped = (ref: DynamicSupervisorRef) => new ActorStopped({ actor: String(ref), reason: ref.exitReason() })
@@ -131,22 +132,23 @@ export const startChild = <M>(
       return Effect.fail(new MaxChildren({ supervisor: String(supervisor), maxChildren: state.maxChildren }))
     }
     const supervision = state.supervision
-    const slot = new Slot(spec, supervision.system.envOf(fiber, status.runtimeFlags))
+    const slot = new Slot(spec, Supervising.callerEnv(supervisor, fiber, status.runtimeFlags))
     const child = supervision.spawn(slot)
     if (child instanceof AlreadyRegistered) return Effect.fail(child)
-    if (child.status === RUNNING) {
+    const lifecycle = Supervising.lifecycle(child)
+    if (lifecycle === "running") {
       state.slots.add(slot)
       return Effect.succeed(child as ActorRef<M>)
     }
-    if (child.status === STOPPED) {
-      slot.cell = undefined
-      return Effect.fail(child.initError())
+    if (lifecycle === "stopped") {
+      slot.child = undefined
+      return Effect.fail(Supervising.initError(child))
     }
     state.slots.add(slot)
-    return Effect.tapError(supervision.system.awaitStarted(child as ActorCell<M>), () =>
+    return Effect.tapError(Supervising.awaitStarted(child as ActorRef<M>), () =>
       Effect.sync(() => {
         state.slots.delete(slot)
-        slot.cell = undefined
+        slot.child = undefined
       }))
   })
 
@@ -157,14 +159,13 @@ export const terminateChild = (
 ): Effect.Effect<void, ChildNotFound> =>
   Effect.suspend(() => {
     const state = stateOf(supervisor)
-    const cell = child as unknown as ActorCell
-    const slot = cell.slot as Slot | undefined
+    const slot = Supervising.tagOf(child) as Slot | undefined
     if (state === undefined || slot === undefined || !state.slots.has(slot)) {
       return Effect.fail(new ChildNotFound({ supervisor: String(supervisor), child: String(child) }))
     }
     state.slots.delete(slot)
-    slot.cell = undefined
-    return state.supervision.system.stopAndAwait(cell, ExitReason.shutdown())
+    slot.child = undefined
+    return Supervising.stopAndAwait(child, ExitReason.shutdown())
   })
 
 /** The children, oldest first. */
@@ -183,7 +184,7 @@ export const countChildren = (supervisor: DynamicSupervisorRef): Effect.Effect<C
     let active = 0
     let supervisors = 0
     for (const slot of state.slots) {
-      if (slot.cell !== undefined) active++
+      if (slot.child !== undefined) active++
       if (slot.spec.behaviour.describe !== undefined) supervisors++
     }
     return Effect.succeed({ specs: state.slots.size, active, supervisors, workers: state.slots.size - supervisors })

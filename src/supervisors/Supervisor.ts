@@ -27,7 +27,7 @@ import * as Effect from "effect/Effect"
 import type { Behaviour } from "../actors/Actor.js"
 import { ActorStopped, AlreadyRegistered, type InitFailed } from "../actors/ActorError.js"
 import type { ActorRef } from "../actors/ActorRef.js"
-import { type ActorCell, RUNNING, STARTING } from "../actors/internal/cell.js"
+import * as Supervising from "../actors/Supervising.js"
 import type { Backoff } from "./Backoff.js"
 import type { ChildInfo, ChildSpec } from "./ChildSpec.js"
 import { childInfo, defaultIntensity, RestartSlots, shouldRestart, Slot, Supervision } from "./internal/supervision.js"
@@ -74,7 +74,7 @@ export const make = (options: Options): Behaviour<SupervisorMessage, State> => {
     shutdown: "infinity",
     init: (ctx) => {
       const supervision = Supervision.of(ctx, intensity, options.backoff)
-      const env = (ctx.self as unknown as ActorCell).env
+      const env = supervision.parent.env
       const state = new State(supervision, options.children.map((spec) => new Slot(spec, env)), strategy)
       return startInOrder(state, 0)
     },
@@ -124,11 +124,12 @@ const startInOrder = (state: State, from: number): State | Effect.Effect<State, 
   for (let i = from; i < state.slots.length; i++) {
     const started = supervision.spawn(state.slots[i])
     if (started instanceof AlreadyRegistered) return abortStart(state, i, started)
-    if (started.status === RUNNING) continue
-    if (started.status !== STARTING) {
-      return Effect.flatMap(started.awaitExit, () => abortStart(state, i, started.initError()))
+    const lifecycle = Supervising.lifecycle(started)
+    if (lifecycle === "running") continue
+    if (lifecycle !== "starting") {
+      return Effect.flatMap(Supervising.awaitExit(started), () => abortStart(state, i, Supervising.initError(started)))
     }
-    return Effect.matchEffect(supervision.system.awaitStarted(started), {
+    return Effect.matchEffect(Supervising.awaitStarted(started), {
       onFailure: (error) => abortStart(state, i, error),
       onSuccess: () => {
         const rest = startInOrder(state, i + 1)
@@ -143,7 +144,7 @@ const abortStart = <E>(state: State, failedAt: number, error: E): Effect.Effect<
   Effect.zipRight(state.supervision.stop(state.slots.slice(0, failedAt).reverse()), Effect.fail(error))
 
 const stateOf = (ref: SupervisorRef): State | undefined => {
-  const state = (ref as unknown as ActorCell).state
+  const state = Supervising.stateOf(ref)
   return state instanceof State ? state : undefined
 }
 

@@ -7,9 +7,9 @@ import type { ActorContext, Placeholder, ShutdownPolicy, SpawnOptions, Via } fro
 import { AlreadyRegistered } from "../../actors/ActorError.js"
 import type { ActorRef } from "../../actors/ActorRef.js"
 import * as ExitReason from "../../actors/ExitReason.js"
-import type { ActorCell, ActorEnv } from "../../actors/internal/cell.js"
 import type { MailboxOptions } from "../../actors/Mailbox.js"
 import type { ExitSignal, Signal } from "../../actors/Signal.js"
+import * as Supervising from "../../actors/Supervising.js"
 import * as Backoff from "../Backoff.js"
 import type { ChildInfo, ChildSpec, Restart } from "../ChildSpec.js"
 import { MaxRestartsExceeded } from "../SupervisorError.js"
@@ -42,7 +42,8 @@ export const defaultIntensity = (options: {
  * of the spec only what identifies the child.
  */
 export class Slot implements SpawnOptions {
-  cell: ActorCell | undefined = undefined
+  /** The live child, if any. */
+  child: ActorRef<any> | undefined = undefined
   restarts = 0
   /** Abnormal exits in a row, for backoff. */
   failures = 0
@@ -55,7 +56,7 @@ export class Slot implements SpawnOptions {
   readonly mailbox: MailboxOptions | undefined
   readonly shutdown: ShutdownPolicy | undefined
   readonly trapExits: boolean | undefined
-  constructor(spec: ChildSpec, readonly env: ActorEnv) {
+  constructor(spec: ChildSpec, readonly env: Supervising.ChildEnv) {
     this.spec = spec.restart === "temporary" && spec.via !== undefined
       ? { id: spec.id, behaviour: spec.behaviour, restart: spec.restart }
       : spec
@@ -100,46 +101,40 @@ export class Supervision {
   private restartTimes: Array<number> = []
 
   constructor(
-    readonly self: ActorCell,
+    readonly ctx: ActorContext<any>,
+    readonly parent: Supervising.Parent,
     readonly intensity: Intensity,
     readonly backoff: Backoff.Backoff | undefined
   ) {}
 
   static of(ctx: ActorContext<any>, intensity: Intensity, backoff: Backoff.Backoff | undefined): Supervision {
     ctx.trapExits(true)
-    return new Supervision(ctx.self as unknown as ActorCell, intensity, backoff)
-  }
-
-  get system() {
-    return this.self.system
+    return new Supervision(ctx, Supervising.parentOf(ctx), intensity, backoff)
   }
 
   get label(): string {
-    return this.self.label
+    return this.parent.label
   }
 
-  /** Starts the slot's child now; returns it (check its status) or the refusal of its name. */
-  spawn(slot: Slot): ActorCell | AlreadyRegistered {
-    const cell = this.system.spawnCell(this.self, slot.spec.behaviour, slot, slot.env)
-    if (cell instanceof AlreadyRegistered) {
+  /** Starts the slot's child now; returns it (check its lifecycle) or the refusal of its name. */
+  spawn(slot: Slot): ActorRef<any> | AlreadyRegistered {
+    const child = this.parent.spawn(slot.spec.behaviour, slot, slot.env, slot, slot.restarts)
+    if (child instanceof AlreadyRegistered) {
       slot.status = "stopped"
-      return cell
+      return child
     }
     if (slot.spec.restart === "temporary") slot.via = undefined
-    cell.slot = slot
-    cell.restarts = slot.restarts
-    slot.cell = cell
-    slot.startedAt = this.system.now()
+    slot.child = child
+    slot.startedAt = this.parent.now()
     slot.status = "running"
-    return cell
+    return child
   }
 
   /** The slot of the live child that sent this exit, or `undefined` for an exit the supervisor caused or does not know. */
   slotOf(signal: ExitSignal): Slot | undefined {
-    const cell = signal.from as unknown as ActorCell
-    const slot = cell.slot as Slot | undefined
-    if (slot === undefined || slot.cell !== cell) return undefined
-    slot.cell = undefined
+    const slot = Supervising.tagOf(signal.from) as Slot | undefined
+    if (slot === undefined || slot.child !== signal.from) return undefined
+    slot.child = undefined
     slot.status = "stopped"
     return slot
   }
@@ -150,8 +145,8 @@ export class Supervision {
    */
   exitedChild(signal: Signal): Slot | undefined {
     if (signal._tag !== "ExitSignal") return undefined
-    if ((signal.from as unknown) === this.self.parentCell) {
-      this.self.stop(signal.reason)
+    if (this.parent.isParent(signal.from)) {
+      this.ctx.stop(signal.reason)
       return undefined
     }
     return this.slotOf(signal)
@@ -164,7 +159,7 @@ export class Supervision {
 
   /** Counts one restart; `true` when that exceeds the intensity. */
   recordRestart(): boolean {
-    const now = this.system.now()
+    const now = this.parent.now()
     const cutoff = now - this.intensity.periodMillis
     this.restartTimes = this.restartTimes.filter((t) => t > cutoff)
     this.restartTimes.push(now)
@@ -174,31 +169,31 @@ export class Supervision {
   /** The delay before restarting after this exit, or 0 without backoff. */
   backoffDelay(slot: Slot, reason: ExitReason.ExitReason): number {
     if (this.backoff === undefined) return 0
-    if (this.system.now() - slot.startedAt >= Duration.toMillis(this.backoff.resetAfter)) slot.failures = 0
+    if (this.parent.now() - slot.startedAt >= Duration.toMillis(this.backoff.resetAfter)) slot.failures = 0
     if (ExitReason.isAbnormal(reason)) slot.failures++
     return Backoff.delayMillis(this.backoff, Math.max(1, slot.failures), Math.random())
   }
 
   /** Marks slots as restarting and asks this supervisor to start them after `delayMillis`. */
   restartLater(slots: ReadonlyArray<Slot>, delayMillis: number): void {
-    const timer = this.system.fork(this.self.env, Effect.sleep(Duration.millis(delayMillis)))
+    const timer = this.parent.fork(Effect.sleep(Duration.millis(delayMillis)))
     for (const slot of slots) {
       slot.status = "restarting"
       slot.timer = timer
     }
     timer.addObserver((exit) => {
-      if (exit._tag === "Success") this.self.unsafeTellUrgent(new RestartSlots(slots))
+      if (exit._tag === "Success") this.ctx.self.unsafeTellUrgent(new RestartSlots(slots))
     })
   }
 
   /** Starts slots that are still waiting to restart, in order; counts their restarts. */
   restartNow(slots: ReadonlyArray<Slot>): void {
     for (const slot of slots) {
-      if (slot.status === "running" && slot.cell !== undefined) continue
+      if (slot.status === "running" && slot.child !== undefined) continue
       slot.timer = undefined
       slot.restarts++
       this.spawn(slot)
-      this.system.emit({ _tag: "Restarted", supervisor: this.self, child: slot.spec.id, restarts: slot.restarts })
+      this.parent.restarted(slot.spec.id, slot.restarts)
     }
   }
 
@@ -208,10 +203,10 @@ export class Supervision {
       Effect.suspend(() => {
         slot.timer?.unsafeInterruptAsFork(FiberId.none)
         slot.timer = undefined
-        const cell = slot.cell
-        slot.cell = undefined
+        const child = slot.child
+        slot.child = undefined
         if (slot.status === "running") slot.status = "stopped"
-        return cell === undefined ? Effect.void : this.system.stopAndAwait(cell, reason)
+        return child === undefined ? Effect.void : Supervising.stopAndAwait(child, reason)
       }), { discard: true })
   }
 
@@ -231,14 +226,14 @@ export class Supervision {
 
   /** What the inspector shows for a slot. */
   static view(slot: Slot): ActorRef<never> | Placeholder {
-    return slot.cell !== undefined ? slot.cell : slot.placeholder
+    return slot.child !== undefined ? slot.child : slot.placeholder
   }
 }
 
 /** What `whichChildren` reports of a slot. */
 export const childInfo = (slot: Slot): ChildInfo => ({
   id: slot.spec.id,
-  ref: Option.fromNullable(slot.cell as ActorRef<unknown> | undefined),
+  ref: Option.fromNullable(slot.child as ActorRef<unknown> | undefined),
   status: slot.status,
   restarts: slot.restarts
 })
