@@ -1,7 +1,8 @@
 /**
  * Bundles a page's TypeScript entry into one browser script with esbuild, on demand: the
- * gateway serves `bundle("web/canvas/main.ts")` as `/canvas/main.js`, so there is no build step
- * before `npm start`. Each entry is bundled once per process; a failed bundle is not cached.
+ * gateway serves `bundle("web/canvas/main.ts")` as `/canvas/main.js`, so pages need no build step,
+ * neither before `npm start` nor in the compiled service (`dist/`), which ships `web/` beside it.
+ * Each entry is bundled once per process; a failed bundle is not cached.
  *
  * @since 0.1.0
  */

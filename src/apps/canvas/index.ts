@@ -28,7 +28,7 @@
  * //                     response's backpressure (wait for 'drain'), so a slow reader stays bounded.
  * //
  * // The page: web/canvas/index.html at /canvas/ (or /), and `bundle("web/canvas/main.ts")` from
- * //                     web/build.ts as main.js next to it (text/javascript).
+ * //                     src/http/PageBundle.ts as main.js next to it (text/javascript).
  * const settings = yield* CanvasConfig.config
  * const store = Store.layer({ database: { filename }, canvas: CanvasConfig.storeOptions(settings) })
  * const canvas = Canvas.layer.pipe(

@@ -30,12 +30,17 @@ export interface ServiceProcess {
 /** Starts the service; resolves once it logged "ready". A given `dataDir` is kept on dispose. */
 export const startProcess = async (
   env: Record<string, string> = {},
-  options: { readonly args?: ReadonlyArray<string>; readonly dataDir?: string } = {}
+  options: {
+    readonly args?: ReadonlyArray<string>
+    readonly dataDir?: string
+    /** Node's arguments before `args`; the TypeScript sources through tsx by default. */
+    readonly entry?: ReadonlyArray<string>
+  } = {}
 ): Promise<ServiceProcess> => {
   const owned = options.dataDir === undefined
   const dataDir = options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "fleetvisor-process-"))
   const args = options.args ?? []
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", ...args], {
+  const child = spawn(process.execPath, [...(options.entry ?? ["--import", "tsx", "src/main.ts"]), ...args], {
     cwd: root,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, ...env },
     stdio: ["ignore", "pipe", "pipe"]
