@@ -34,7 +34,6 @@
  */
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
-import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -46,41 +45,30 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
-import type { IncomingMessage } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
-import { bundle } from "./http/PageBundle.js"
 import type * as Actor from "./actors/Actor.js"
 import * as ActorError from "./actors/ActorError.js"
 import type { ActorRef as ActorRefOf, Reply } from "./actors/ActorRef.js"
 import * as ActorSystem from "./actors/ActorSystem.js"
 import * as ExitReason from "./actors/ExitReason.js"
-import * as Registry from "./actors/Registry.js"
-import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream, ClientSockets } from "./apps/canvas/index.js"
+import { Canvas, CanvasConfig, CanvasHandlers, ClientSockets } from "./apps/canvas/index.js"
+import * as CanvasFeature from "./apps/canvas/CanvasFeature.js"
+import * as FleetFeature from "./apps/fleet/FleetFeature.js"
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
-import * as FleetMetrics from "./apps/fleet/FleetMetrics.js"
-import type { StopChannelAccess } from "./apps/fleet/StopChannel.js"
-import * as LinkEvent from "./links/LinkEvent.js"
 import * as AdminRoutes from "./http/AdminRoutes.js"
-import * as CanvasUnavailable from "./http/CanvasUnavailable.js"
 import * as Authenticator from "./http/Authenticator.js"
-import * as FleetHandlers from "./http/FleetHandlers.js"
-import * as FleetStream from "./http/FleetStream.js"
-import * as Foxglove from "./http/Foxglove.js"
 import * as Gateway from "./http/Gateway.js"
-import type * as Listener from "./http/Listener.js"
 import * as GatewayMetrics from "./http/GatewayMetrics.js"
 import * as HealthRoutes from "./http/HealthRoutes.js"
-import * as HostCheck from "./http/HostCheck.js"
+import * as PageBundle from "./http/PageBundle.js"
 import * as LoginRoutes from "./http/LoginRoutes.js"
 import * as Route from "./http/Route.js"
 import * as SdNotify from "./http/SdNotify.js"
-import * as ServerSentEvents from "./http/ServerSentEvents.js"
 import * as ServiceConfig from "./http/ServiceConfig.js"
 import * as SystemHandlers from "./http/SystemHandlers.js"
-import * as TelemetryRoutes from "./http/TelemetryRoutes.js"
 import * as TlsFiles from "./http/TlsFiles.js"
 import { FleetvisorRpcs } from "./protocol/FleetvisorRpcs.js"
 import * as Rejection from "./protocol/Rejection.js"
@@ -88,7 +76,6 @@ import * as RpcBridge from "./protocol/RpcBridge.js"
 import * as Store from "./store/Store.js"
 import * as StoreHealth from "./store/StoreHealth.js"
 import * as TelemetryLog from "./store/TelemetryLog.js"
-import * as TelemetryReader from "./store/TelemetryReader.js"
 import * as ChildSpec from "./supervisors/ChildSpec.js"
 import * as Supervisor from "./supervisors/Supervisor.js"
 
@@ -261,90 +248,6 @@ export const config = Config.all({
   )
 })
 
-/**
- * A page of `web/<name>/`: its `index.html` at `/<name>/`, and its script `main.ts` bundled with
- * esbuild on first request at `/<name>/main.js`.
- */
-const pageRoutes = (name: string): ReadonlyArray<Route.Route> => [
-  Route.make("GET", `/${name}/main.js`, async (_, response) => {
-    const script = await bundle(`${root}/web/${name}/main.ts`)
-    response.writeHead(200, {
-      "content-type": "text/javascript; charset=utf-8",
-      "content-length": Buffer.byteLength(script),
-      "cache-control": "no-cache"
-    })
-    response.end(script)
-  }, { access: "public" }),
-  Route.make("GET", `/${name}/*`, async (request, response, url) => {
-    if (url.pathname === `/${name}`) {
-      response.writeHead(301, { location: `/${name}/` })
-      return void response.end()
-    }
-    if (url.pathname !== `/${name}/`) return Route.text(response, 404, "Not found\n")
-    const page = await fs.promises.readFile(`${root}/web/${name}/index.html`)
-    response.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length })
-    response.end(request.method === "HEAD" ? undefined : page)
-  }, { access: "public" })
-]
-
-/** The routes of the canvas: its page at `/canvas/` (also the home page) and its event stream. */
-const canvasRoutes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route> => [
-  Route.make("GET", "/", (_, response) => {
-    response.writeHead(302, { location: "/canvas/" })
-    response.end()
-  }, { access: "public" }),
-  // An event stream of the listener's (bounded, cut off when stalled). Each chunk waits for the
-  // socket to drain, so a slow client's updates wait in its CANVAS_SSE_BUFFER, whose overflow ends the stream.
-  Route.make("GET", "/canvas/stream", (_, response) => {
-    response.writeHead(200, { ...CanvasStream.headers })
-    response.flushHeaders()
-    const fiber = Effect.runFork(
-      CanvasStream.serverSentEvents.pipe(
-        Stream.runForEach((chunk) => ServerSentEvents.write(response, chunk)),
-        Effect.provideService(Canvas.Canvas, canvas),
-        Effect.ensuring(Effect.sync(() => response.end()))
-      )
-    )
-    response.once("close", () => fiber.unsafeInterruptAsFork(fiber.id()))
-  }, { eventStream: true }),
-  ...pageRoutes("canvas")
-]
-
-/**
- * The routes of the fleet: its dashboard at `/fleet/`, its event streams (`/stream`,
- * `/stream/{manufacturer}/{serial}`) and where its stop channel listens (`/fleet/stop-channel`).
- */
-const fleetRoutes = (fleet: FleetApp.FleetService): ReadonlyArray<Route.Route> => [
-  ...FleetStream.routes(fleet),
-  // Where the dashboard sends emergency stops when the stop channel runs (its host is the page's).
-  Route.make("GET", "/fleet/stop-channel", (_, response) => {
-    const port = fleet.stopChannel?.port()
-    if (port === undefined) Route.json(response, 404, { error: "the stop channel is off (FLEET_STOP_PORT)" })
-    else Route.json(response, 200, { port, protocol: "fleetvisor.stop.v1" })
-  }),
-  ...pageRoutes("fleet")
-]
-
-/**
- * The fleet's service over its settings, recording into the store's `AuditLog` and `TelemetryLog`
- * when the context has them. The demo's simulators start here and stop with the scope; the
- * `fleet` subtree is the caller's to start.
- */
-const startFleet = (settings: FleetApp.FleetSettings) =>
-  Effect.gen(function*() {
-    const resolved = settings.demo ? yield* FleetApp.Demo.start(settings) : settings
-    const context = yield* Layer.build(
-      FleetApp.layerUnstarted.pipe(
-        Layer.provide(Layer.mergeAll(Layer.succeed(FleetApp.FleetConfig, resolved), FleetApp.FleetHub.layer))
-      )
-    )
-    const service = Context.get(context, FleetApp.Fleet)
-    if (resolved.demo) {
-      yield* FleetApp.Demo.animate(service, resolved.rmiRobots.map((robot) => robot.id).filter((id) => id.startsWith("demo-arm-")))
-    }
-    return service
-  })
-
 /** The innermost reason of a failed start: through `InitFailed`s down to the error that began it. */
 const rootCause = (cause: Cause.Cause<unknown>): string => {
   let current: Cause.Cause<unknown> = cause
@@ -370,35 +273,6 @@ const rejectReason = Rejection.$match({
 })
 
 
-/**
- * The stop channel's check of a connection's credential: the node's identities, needing
- * `STOP_ROLE`; refusals counted as the listener's are, closed with 4401 or 4403.
- */
-const stopChannelAccess = (
-  auth: Authenticator.Authenticator,
-  metrics: GatewayMetrics.GatewayMetrics
-): StopChannelAccess => ({
-  admit: (headers, address) => {
-    const credential = Authenticator.credentialOf({ headers } as IncomingMessage)
-    return auth.check(credential, address, auth.stopRole).pipe(
-      Effect.map((identity) => ({ user: identity.user, ticket: { identity, credential } })),
-      Effect.mapError((error) => {
-        metrics.authRefused(Authenticator.reasonOf(error), "stop")
-        return {
-          code: Authenticator.closeCodeOf(error),
-          reason: error.message
-        }
-      })
-    )
-  },
-  track: (admission, connection) => {
-    const { credential, identity } = admission.ticket as {
-      readonly identity: Authenticator.Identity
-      readonly credential: Authenticator.Credential | undefined
-    }
-    auth.track(identity, credential, { ...connection, endpoint: "stop" })
-  }
-})
 /** A started service. */
 export interface Service {
   readonly config: ServiceConfig.ServiceConfig
@@ -456,65 +330,29 @@ export const start = (
         { onClosed: (reason, endpoint) => metrics.authRefused(reason, endpoint) }
       )
 
-    const canvas = yield* Option.match(canvasSettings, {
-      onNone: () => Effect.succeedNone,
-      onSome: (settings) =>
-        Layer.build(Canvas.layerUnstarted).pipe(
-          Effect.map((context) => Option.some(Context.get(context, Canvas.Canvas))),
-          Effect.provide(store),
-          Effect.provideService(CanvasConfig.CanvasConfig, settings),
-          Effect.provideService(ActorSystem.ActorSystem, system)
-        )
-    })
-    const fleet = yield* Option.match(fleetSettings, {
-      onNone: () => Effect.succeedNone,
-      onSome: (settings) =>
-        Effect.asSome(
-          // The stop channel's port checks clients as the listener does.
-          startFleet({
-            ...settings,
-            edge: {
-              allowedHosts: HostCheck.forService(config.host, config.allowedHosts).allowedHosts,
-              allowedOrigins: config.allowedOrigins,
-              tls: certificate,
-              access: auth.mode === "none" ? undefined : stopChannelAccess(auth, metrics)
-            }
-          }).pipe(Effect.provide(store))
-        )
-    })
-    if (Option.isSome(fleet)) FleetMetrics.register(metrics.registry, fleet.value)
-    const features: Array<string> = [
-      ...(Option.isSome(canvas) ? ["canvas"] : []),
-      ...(Option.isSome(fleet) ? ["fleet"] : [])
-    ]
     const clientSockets = ClientSockets.ClientSockets.of({
       find: (clientId) => {
         const client = registries.clients.get(clientId)
         return client && { owner: client.owner, backlog: () => client.socket.bufferedAmount }
       }
     })
+    const inStore = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      effect.pipe(Effect.provide(store), Effect.provideService(ActorSystem.ActorSystem, system))
+    const canvas = yield* inStore(CanvasFeature.make(canvasSettings, clientSockets))
+    const fleet = yield* inStore(FleetFeature.make(fleetSettings, {
+      config,
+      certificate,
+      auth,
+      metrics,
+      sessions: registries.sessions
+    }))
+    // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
+    const features = [fleet.feature, canvas.feature]
+    const running = features.filter((feature) => feature.enabled)
     const handlers = Layer.mergeAll(
-      SystemHandlers.layer({ serverVersion: serverVersion(), node, features }),
-      Option.match(fleet, {
-        onNone: () => FleetHandlers.emptyFleet,
-        onSome: (service) =>
-          FleetApp.handlersLayer.pipe(
-            Layer.provide(Layer.succeed(FleetApp.Fleet, service)),
-            Layer.provide(Layer.succeed(FleetApp.AccessPolicy, {
-              stopRole: config.auth.stopRole,
-              onRefused: (error) => metrics.authRefused(error._tag === "Forbidden" ? "forbidden" : "expired", "rpc")
-            })),
-            Layer.provide(FleetApp.SessionDirectory.fromRegistry(registries.sessions))
-          )
-      }),
-      Option.match(canvas, {
-        onNone: () => CanvasUnavailable.layer,
-        onSome: (service) =>
-          CanvasHandlers.layer.pipe(
-            Layer.provide(Layer.succeed(Canvas.Canvas, service)),
-            Layer.provide(Layer.succeed(ClientSockets.ClientSockets, clientSockets))
-          )
-      })
+      SystemHandlers.layer({ serverVersion: serverVersion(), node, features: running.map((feature) => feature.name).sort() }),
+      fleet.feature.handlers,
+      canvas.feature.handlers
     )
     const bridge = yield* RpcBridge.make(FleetvisorRpcs, {
       disableTracing: true,
@@ -524,10 +362,6 @@ export const start = (
     let draining = false
     const listening = yield* Deferred.make<AddressInfo>()
     const storeHealth = StoreHealth.StoreHealth.pipe(Effect.provide(store))
-    // The dashboard's plots read the telemetry log on a thread of their own.
-    const telemetryRoutes = Option.isSome(fleet)
-      ? TelemetryRoutes.routes(yield* TelemetryReader.make({ filename: ServiceConfig.databaseFile(config) }))
-      : []
     const routes: Array<Route.Route> = [
       ...HealthRoutes.routes({
         metrics,
@@ -536,20 +370,7 @@ export const start = (
           sessions: Effect.sync(() => Option.isSome(Gateway.sessionsOf(registries)) ? undefined : "sessions supervisor not running"),
           store: Effect.map(Effect.flatMap(storeHealth, (health) => health.get), (status) =>
             status._tag === "Ok" ? undefined : `degraded: ${status.error.message}`),
-          ...Option.match(canvas, {
-            onNone: () => ({}),
-            onSome: (service) => ({
-              canvas: Effect.match(service.actor, { onFailure: (error) => error.reason, onSuccess: () => undefined })
-            })
-          }),
-          ...Option.match(fleet, {
-            onNone: () => ({}),
-            onSome: (service) => ({
-              fleet: Effect.sync(() =>
-                Registry.unsafeLookup(service.registry, "state").length > 0 ? undefined : "fleet/state not running"
-              )
-            })
-          })
+          ...Object.assign({}, ...running.map((feature) => feature.readiness))
         }
       }),
       ...AdminRoutes.routes({
@@ -557,49 +378,30 @@ export const start = (
         node,
         token: config.adminToken,
         checkedByListener: auth.mode !== "none",
-        pageDirectory: `${root}/web/admin`
+        pageDirectory: `${PageBundle.packageRoot}/web/admin`
       }),
       ...LoginRoutes.routes({
         auth,
         allowedOrigins: config.allowedOrigins,
         trustedProxies: config.trustedProxies,
         onRefused: (reason) => metrics.authRefused(reason, "login"),
-        home: Option.isSome(fleet) ? "/fleet/" : Option.isSome(canvas) ? "/canvas/" : "/admin/"
+        home: running.find((feature) => feature.home !== undefined)?.home ?? "/admin/"
       }),
-      ...Option.match(canvas, {
-        onNone: () => [
-          Route.make("GET", "/", (_, response) => {
-            response.writeHead(302, { location: "/admin/" })
-            response.end()
-          }, { access: "public" })
-        ],
-        onSome: canvasRoutes
-      }),
-      ...Option.match(fleet, { onNone: () => [], onSome: fleetRoutes }),
-      ...telemetryRoutes
+      ...running.flatMap((feature) => feature.routes)
     ]
+    if (!routes.some((route) => route.path === "/")) {
+      routes.push(Route.make("GET", "/", (_, response) => {
+        response.writeHead(302, { location: "/admin/" })
+        response.end()
+      }, { access: "public" }))
+    }
 
-    // Foxglove Studio and Lichtblick see the fleet at /foxglove (read-only).
-    const foxglove = yield* Option.match(fleet, {
-      onNone: () => Effect.succeed(Option.none<Foxglove.FoxgloveEndpoint>()),
-      onSome: (service) =>
-        Foxglove.make({ ...service, eventsTopic: LinkEvent.robotTopic }, {
-          allowedOrigins: config.foxgloveAllowedOrigins,
-          maxConnectionsPerAddress: config.foxgloveMaxConnectionsPerAddress,
-          trustedProxies: config.trustedProxies,
-          onRefused: metrics.foxgloveRefused
-        }).pipe(
-          Effect.provideService(ActorSystem.ActorSystem, system),
-          Effect.map(Option.some)
-        )
-    })
     const telemetry = yield* TelemetryLog.TelemetryLog.pipe(Effect.provide(store))
     const tree = Supervisor.make({
       strategy: "one_for_one",
       children: [
         ChildSpec.make("store", storeActor(telemetry, config.shutdownTimeout)),
-        ...Option.toArray(Option.map(fleet, (service) => service.child)),
-        ...Option.toArray(Option.map(canvas, (service) => service.child)),
+        ...running.flatMap((feature) => feature.children),
         Gateway.childSpec({
           host: config.host,
           port: config.port,
@@ -624,10 +426,7 @@ export const start = (
             maxBufferedBytes: 4 * 1024 * 1024
           },
           routes,
-          upgrades: new Map(Option.toArray(Option.map(foxglove, (endpoint): [string, Listener.UpgradeHandler] => [
-            "/foxglove",
-            (request, socket, head, opened) => endpoint.handleUpgrade(request, socket, head, opened)
-          ]))),
+          upgrades: new Map(running.flatMap((feature) => feature.upgrades)),
           bridge,
           metrics,
           draining: () => draining,
@@ -666,7 +465,7 @@ export const start = (
       draining = true
       yield* Effect.logInfo("shutting down")
       yield* notifier.notify("STOPPING=1", "STATUS=Shutting down")
-      yield* Option.match(foxglove, { onNone: () => Effect.void, onSome: (endpoint) => endpoint.close })
+      for (const feature of running) if (feature.drain !== undefined) yield* feature.drain
       const left = yield* Gateway.drain(registries, Duration.toMillis(config.shutdownTimeout) / 2)
       if (left > 0) yield* Effect.logWarning(`${left} sessions did not close in time; stopping them`)
       yield* system.stop(rootRef)
@@ -682,8 +481,8 @@ export const start = (
       registries,
       metrics,
       auth,
-      canvas,
-      fleet,
+      canvas: canvas.canvas,
+      fleet: fleet.fleet,
       crashed: Effect.flatMap(system.awaitExit(rootRef), (reason) =>
         Effect.logError(`the actor tree stopped (${ExitReason.format(reason)}); shutting down`)),
       shutdown,

@@ -7,7 +7,10 @@
  * @since 0.1.0
  */
 import * as esbuild from "esbuild"
+import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as Route from "./Route.js"
 
 const bundles = new Map<string, Promise<string>>()
 
@@ -34,3 +37,33 @@ export const bundle = (entryPath: string): Promise<string> => {
   }
   return cached
 }
+
+/**
+ * The routes of a page `<root>/web/<name>/`: its `index.html` at `/<name>/`, and its script
+ * `main.ts` bundled on first request at `/<name>/main.js`. Both are public (the page asks for its
+ * credential itself).
+ */
+export const routes = (root: string, name: string): ReadonlyArray<Route.Route> => [
+  Route.make("GET", `/${name}/main.js`, async (_, response) => {
+    const script = await bundle(`${root}/web/${name}/main.ts`)
+    response.writeHead(200, {
+      "content-type": "text/javascript; charset=utf-8",
+      "content-length": Buffer.byteLength(script),
+      "cache-control": "no-cache"
+    })
+    response.end(script)
+  }, { access: "public" }),
+  Route.make("GET", `/${name}/*`, async (request, response, url) => {
+    if (url.pathname === `/${name}`) {
+      response.writeHead(301, { location: `/${name}/` })
+      return void response.end()
+    }
+    if (url.pathname !== `/${name}/`) return Route.text(response, 404, "Not found\n")
+    const page = await fs.promises.readFile(`${root}/web/${name}/index.html`)
+    response.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": page.length })
+    response.end(request.method === "HEAD" ? undefined : page)
+  }, { access: "public" })
+]
+
+/** The package's root folder (where `web/` is), from `src/http` and from `dist/http` alike. */
+export const packageRoot = fileURLToPath(new URL("../..", import.meta.url))
