@@ -375,7 +375,7 @@ const brokerSecurity: Config.Config<BrokerSecurity> = Config.all({
   )
 )
 
-/** Reads the configuration; see the module documentation. */
+/** Reads the fleet's settings, declared above; `FLEET_DEMO` unset means a demo when neither arms nor a broker are set. */
 export const config: Config.Config<FleetSettings> = Config.all({
   rmiRobots: declared.rmiRobots.config,
   pollHz: declared.pollHz.config,
