@@ -58,6 +58,7 @@ import * as CanvasFeature from "./apps/canvas/CanvasFeature.js"
 import * as FleetFeature from "./apps/fleet/FleetFeature.js"
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
+import * as Setting from "./node/Setting.js"
 import * as AdminRoutes from "./http/AdminRoutes.js"
 import * as Authenticator from "./http/Authenticator.js"
 import * as Gateway from "./http/Gateway.js"
@@ -104,145 +105,23 @@ const storeActor = (telemetry: TelemetryLog.TelemetryLog["Type"], timeout: Durat
   terminate: () => Effect.ignore(Effect.timeout(telemetry.flush, timeout))
 })
 
-/** The canvas's settings (read by `CanvasConfig`), for `--help` and the flags. */
-export const canvasSettings: ReadonlyArray<ServiceConfig.Setting> = [
-  ServiceConfig.setting("CANVAS", "on", "`off` runs the node without the canvas (its RPCs answer Unavailable, pages hide it)."),
-  ServiceConfig.setting("CANVAS_WIDTH", "1000", "Board width in pixels (1–65536). Fixed once the database holds a board."),
-  ServiceConfig.setting("CANVAS_HEIGHT", "1000", "Board height in pixels (1–65536)."),
-  ServiceConfig.setting("CANVAS_PALETTE", "16 r/place colours", "Comma-separated `#rrggbb` colours, 2 to 256."),
-  ServiceConfig.setting("CANVAS_COOLDOWN", "5 seconds", "Least time between two pixels of one user (a client address); 0 turns it off."),
-  ServiceConfig.setting("CANVAS_TICK", "33 millis", "Broadcast period: the pixels of one tick are committed and sent as one frame."),
-  ServiceConfig.setting(
-    "CANVAS_CLIENT_BACKLOG",
-    "1048576",
-    "Bytes a socket may hold unsent beyond one snapshot before the slow-client policy applies."
-  ),
-  ServiceConfig.setting("CANVAS_SLOW_CLIENT", "disconnect", "`disconnect` (reconnect to a fresh snapshot) or `dropping` (skip frames)."),
-  ServiceConfig.setting("CANVAS_SSE_BUFFER", "256", "Update events an SSE client may hold unsent before its stream ends.")
-]
-
-/** The fleet's settings (read by `FleetConfig`), for `--help` and the flags. */
-export const fleetSettings: ReadonlyArray<ServiceConfig.Setting> = [
-  ServiceConfig.setting("FLEET", "on", "`off` runs the node without the fleet (its RPCs answer from an empty fleet, `/fleet/` and `/stream` are 404)."),
-  ServiceConfig.setting(
-    "FLEET_RMI_ROBOTS",
-    "(none)",
-    "FANUC arms over RMI: `arm-1=10.0.0.5:16001,arm-2=10.0.0.6` (port 16001 when left out)."
-  ),
-  ServiceConfig.setting("FLEET_RMI_POLL_HZ", "10", "Polls per second of each arm's status, position and joints (10–125)."),
-  ServiceConfig.setting(
-    "FLEET_MQTT_URL",
-    "(none)",
-    "The VDA 5050 broker, e.g. `mqtt://127.0.0.1:1883`. None: no AGVs, or the demo's embedded broker on 127.0.0.1:18830."
-  ),
-  ServiceConfig.setting("FLEET_MQTT_PREFIX", "uagv/v2", "`interfaceName/majorVersion` of the AGV topics."),
-  ServiceConfig.setting("FLEET_MQTT_USERNAME", "(none)", "User name at the broker, for every broker connection of the node (main, ingest thread, stop channel, demo simulators)."),
-  ServiceConfig.setting(
-    "FLEET_MQTT_PASSWORD_FILE",
-    "(none)",
-    "File whose content (one trailing newline removed) is the broker password, read at each connect and reconnect (systemd: `LoadCredential=` and `%d/…`)."
-  ),
-  ServiceConfig.setting("FLEET_MQTT_CA_FILE", "(none)", "PEM CA bundle the `mqtts://` or `wss://` broker's certificate must chain to (a private CA); read at each (re)connect."),
-  ServiceConfig.setting("FLEET_MQTT_CERT_FILE", "(none)", "PEM client certificate for brokers that require one; with `FLEET_MQTT_KEY_FILE` (both or neither)."),
-  ServiceConfig.setting("FLEET_MQTT_KEY_FILE", "(none)", "PEM private key of `FLEET_MQTT_CERT_FILE`; read at each (re)connect."),
-  ServiceConfig.setting(
-    "FLEET_MQTT_INGEST_THREAD",
-    "off",
-    "Parse and check AGV messages on a thread of their own, with a second broker connection (for fleets of thousands of messages a second); off: on the main thread."
-  ),
-  ServiceConfig.setting(
-    "FLEET_DEMO",
-    "on when neither arms nor a broker are set",
-    "Simulated arms (RMI over TCP) and AGVs (over the broker, or an embedded one), so the dashboard moves at once."
-  ),
-  ServiceConfig.setting("FLEET_DEMO_ARMS", "3", "Simulated arms of the demo (0–100)."),
-  ServiceConfig.setting("FLEET_DEMO_AGVS", "12", "Simulated AGVs of the demo (0–10000)."),
-  ServiceConfig.setting("FLEET_LEASE_TTL_MS", "30000", "A control lease's default time to live; the dashboard renews it while held."),
-  ServiceConfig.setting(
-    "FLEET_LEASE_LOST_ARM",
-    "pause",
-    "What an arm does when its lease ends by its TTL or its holder's death: `pause` (FRC_Pause) or `none`."
-  ),
-  ServiceConfig.setting(
-    "FLEET_LEASE_LOST_AGV",
-    "none",
-    "What an AGV does when its lease ends by its TTL or its holder's death: `none` (its order runs on) or `pause` (startPause)."
-  ),
-  ServiceConfig.setting(
-    "FLEET_ARM_MAX_SPEED",
-    "2000",
-    "Highest tool speed (mm/s) of a linear motion to an arm without limits of its own; faster is refused with InvalidRequest."
-  ),
-  ServiceConfig.setting(
-    "FLEET_ARM_LIMITS",
-    "(none)",
-    "Per-arm limits: `arm-1:speed=1500,x=-800..800,y=-800..800,z=0..1200;arm-2:speed=500` (mm/s, mm in the user frame); a target outside is refused."
-  ),
-  ServiceConfig.setting(
-    "FLEET_ARM_BASES",
-    "(none; the demo's arms stand beside its AGVs)",
-    "Where arms stand on the dashboard's map, meters: `arm-1=6,1.5;arm-2=12,1.5`. An arm without one is listed, not drawn."
-  ),
-  ServiceConfig.setting(
-    "FLEET_AGV_GRACE_MS",
-    "60000",
-    "How long an OFFLINE, CONNECTIONBROKEN or silent AGV keeps its link before the link is let go (the AGV stays listed, offline, until the service restarts); also how long a new AGV may go without a state or visualization."
-  ),
-  ServiceConfig.setting(
-    "FLEET_MAX_AGVS",
-    "2000",
-    "Most AGV links at once; an AGV past it is refused (counted in fleetvisor_mqtt_agvs_refused_total, logged sampled) until links are let go."
-  ),
-  ServiceConfig.setting(
-    "FLEET_AGV_DISCOVERY_RATE",
-    "50",
-    "New AGVs (not in the roster, not latched) admitted per second, one second's worth at once; known AGVs never wait."
-  ),
-  ServiceConfig.setting(
-    "FLEET_AGV_MANUFACTURERS",
-    "(any)",
-    "Comma-separated manufacturers whose AGVs may be admitted, e.g. `acme,kit`; others are refused."
-  ),
-  ServiceConfig.setting(
-    "FLEET_LINK_MAX_RESTARTS",
-    "10000",
-    "Crashes (bugs) of robot links within a minute before `fleet/links` gives up and `fleet` restarts it; a robot's silence, garbage or dropped connection never counts."
-  ),
-  ServiceConfig.setting(
-    "FLEET_CONTROL_LOOP_REALTIME_PRIORITY",
-    "off",
-    "SCHED_FIFO priority (1–99) of the control loop's thread, so it runs on time when the cores are busy. Needs CAP_SYS_NICE or LimitRTPRIO=; refused, a warning is logged and it runs at normal priority."
-  ),
-  ServiceConfig.setting(
-    "FLEET_STOP_PORT",
-    "off",
-    "Port of the stop channel: emergency stops over a WebSocket served by a thread of its own, published to AGVs without waiting for the main thread (0 picks a free port). The dashboard uses it when it is on."
-  ),
-  ServiceConfig.setting("FLEET_STOP_HOST", "127.0.0.1", "Address the stop channel listens on."),
-  ServiceConfig.setting(
-    "FLEET_STOP_REALTIME_PRIORITY",
-    "off",
-    "SCHED_FIFO priority (1–99) of the stop channel's thread, as for the control loop."
-  )
-]
-
-/** Every setting of the service process. */
-export const allSettings: ReadonlyArray<ServiceConfig.Setting> = [
+/** Every setting of the service process, in the order of `--help` and docs/service.md. */
+export const allSettings: ReadonlyArray<Setting.Setting<unknown>> = [
   ...ServiceConfig.settings,
-  ...canvasSettings,
-  ...fleetSettings
+  ...CanvasConfig.settings,
+  ...FleetConfig.settings
 ]
 
 /** The node's configuration: the service's, and the canvas's and the fleet's when they run. */
 export const config = Config.all({
   service: ServiceConfig.config,
   canvas: Config.zipWith(
-    Config.boolean("CANVAS").pipe(Config.withDefault(true)),
+    CanvasConfig.enabled,
     CanvasConfig.config,
     (enabled, settings) => (enabled ? Option.some(settings) : Option.none())
   ),
   fleet: Config.zipWith(
-    Config.boolean("FLEET").pipe(Config.withDefault(true)),
+    FleetConfig.enabled,
     FleetConfig.config,
     (enabled, settings) => (enabled ? Option.some(settings) : Option.none())
   )
@@ -524,13 +403,13 @@ export const run = (
 export const main = async (argv: ReadonlyArray<string> = process.argv.slice(2)): Promise<number> => {
   let flags: Map<string, string> | "help"
   try {
-    flags = ServiceConfig.parseFlags(argv, allSettings)
+    flags = Setting.parseFlags(argv, allSettings)
   } catch (error) {
     process.stderr.write(`fleetvisor: ${(error as Error).message}\n`)
     return 64
   }
   if (flags === "help") {
-    process.stdout.write(`${ServiceConfig.usage(allSettings)}\n`)
+    process.stdout.write(`${Setting.usage(allSettings)}\n`)
     return 0
   }
   const loaded = ServiceConfig.loadConfig(config, flags, process.env)

@@ -3,10 +3,11 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as fs from "node:fs"
 import * as ServiceConfig from "../../src/http/ServiceConfig.js"
+import * as Setting from "../../src/node/Setting.js"
 import * as Main from "../../src/main.js"
 
 const load = (env: Record<string, string>, flags: ReadonlyArray<string> = []) => {
-  const parsed = ServiceConfig.parseFlags(flags, Main.allSettings)
+  const parsed = Setting.parseFlags(flags, Main.allSettings)
   if (parsed === "help") throw new Error("help")
   return ServiceConfig.loadConfig(Main.config, parsed, env)
 }
@@ -34,7 +35,7 @@ describe("the AGV admission settings", () => {
   })
 
   it("are listed by --help and documented in README and docs/service.md", () => {
-    const usage = ServiceConfig.usage(Main.allSettings)
+    const usage = Setting.usage(Main.allSettings)
     const readme = fs.readFileSync(new URL("../../README.md", import.meta.url), "utf8")
     const service = fs.readFileSync(new URL("../../docs/service.md", import.meta.url), "utf8")
     for (const name of admissionSettings) {

@@ -18,6 +18,7 @@ import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as TestKit from "../../src/actors/TestKit.js"
 import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
 import * as ServiceConfig from "../../src/http/ServiceConfig.js"
+import * as Setting from "../../src/node/Setting.js"
 import * as TokenFile from "../../src/http/TokenFile.js"
 import * as Main from "../../src/main.js"
 import type * as MainTypes from "../../src/main.js"
@@ -344,7 +345,7 @@ describe("the start rule", () => {
   }, 60_000)
 
   it("every auth setting is listed by --help and documented in docs/service.md", () => {
-    const usage = ServiceConfig.usage(Main.allSettings)
+    const usage = Setting.usage(Main.allSettings)
     const docs = fs.readFileSync(new URL("../../docs/service.md", import.meta.url), "utf8")
     for (const name of ["AUTH", "AUTH_TOKENS_FILE", "AUTH_JWT_KEY_FILE", "AUTH_JWT_ISSUER", "AUTH_JWT_AUDIENCE", "AUTH_JWT_ROLES_CLAIM", "AUTH_JWT_USER_CLAIM", "STOP_ROLE"]) {
       const flag = `--${name.toLowerCase().replaceAll("_", "-")}`

@@ -4,6 +4,7 @@ import type * as http from "node:http"
 import { describe, expect, it } from "vitest"
 import * as ClientAddress from "../../src/http/ClientAddress.js"
 import * as ServiceConfig from "../../src/http/ServiceConfig.js"
+import * as Setting from "../../src/node/Setting.js"
 
 const trusting = (list: string) => Either.getOrThrow(ClientAddress.parse(list))
 
@@ -101,10 +102,10 @@ describe("TRUSTED_PROXIES", () => {
     expect(byDefault.trustedProxies.entries).toEqual([])
     const fromEnv = Either.getOrThrow(ServiceConfig.load(new Map(), { TRUSTED_PROXIES: "loopback,10.0.0.0/8", AUTH: "none" }))
     expect(fromEnv.trustedProxies.entries).toEqual(["loopback", "10.0.0.0/8"])
-    const flags = ServiceConfig.parseFlags(["--trusted-proxies", "::1"]) as Map<string, string>
+    const flags = Setting.parseFlags(["--trusted-proxies", "::1"], ServiceConfig.settings) as Map<string, string>
     const fromFlag = Either.getOrThrow(ServiceConfig.load(flags, { TRUSTED_PROXIES: "loopback", AUTH: "none" }))
     expect(fromFlag.trustedProxies.entries).toEqual(["::1"])
-    expect(ServiceConfig.usage()).toContain("--trusted-proxies")
+    expect(Setting.usage(ServiceConfig.settings)).toContain("--trusted-proxies")
   })
 
   it("names the entry that is not an address", () => {

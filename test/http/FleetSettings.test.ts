@@ -2,10 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ServiceConfig from "../../src/http/ServiceConfig.js"
+import * as Setting from "../../src/node/Setting.js"
 import * as Main from "../../src/main.js"
 
 const load = (env: Record<string, string>, flags: ReadonlyArray<string> = []) => {
-  const parsed = ServiceConfig.parseFlags(flags, Main.allSettings)
+  const parsed = Setting.parseFlags(flags, Main.allSettings)
   if (parsed === "help") throw new Error("help")
   return ServiceConfig.loadConfig(Main.config, parsed, env)
 }

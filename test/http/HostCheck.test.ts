@@ -7,6 +7,7 @@ import * as os from "node:os"
 import { describe, expect, it } from "vitest"
 import * as HostCheck from "../../src/http/HostCheck.js"
 import * as ServiceConfig from "../../src/http/ServiceConfig.js"
+import * as Setting from "../../src/node/Setting.js"
 
 const loopbackOnly = { listenHost: "127.0.0.1", allowedHosts: [] }
 const everywhere = { listenHost: "0.0.0.0", allowedHosts: [] }
@@ -71,7 +72,7 @@ describe("ALLOWED_HOSTS", () => {
     expect(config.maxSseStreamsPerAddress).toBe(100)
     expect(config.foxgloveAllowedOrigins).toEqual(["https://app.foxglove.dev"])
     expect(config.foxgloveMaxConnectionsPerAddress).toBe(8)
-    expect(ServiceConfig.usage()).toContain("--allowed-hosts")
-    expect(ServiceConfig.usage()).toContain("--headers-timeout")
+    expect(Setting.usage(ServiceConfig.settings)).toContain("--allowed-hosts")
+    expect(Setting.usage(ServiceConfig.settings)).toContain("--headers-timeout")
   })
 })

@@ -4,6 +4,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { describe, expect, it } from "vitest"
 import * as ServiceConfig from "../../src/http/ServiceConfig.js"
+import * as Setting from "../../src/node/Setting.js"
 
 describe("ServiceConfig", () => {
   it("has deliberate defaults", () => {
@@ -23,7 +24,7 @@ describe("ServiceConfig", () => {
   })
 
   it("reads the environment, and flags win over it", () => {
-    const flags = ServiceConfig.parseFlags(["--port", "9001", "--heartbeat-interval=2 seconds"])
+    const flags = Setting.parseFlags(["--port", "9001", "--heartbeat-interval=2 seconds"], ServiceConfig.settings)
     expect(flags).toEqual(new Map([["PORT", "9001"], ["HEARTBEAT_INTERVAL", "2 seconds"]]))
     const config = Either.getOrThrow(ServiceConfig.load(flags as Map<string, string>, {
       PORT: "8000",
@@ -54,8 +55,8 @@ describe("ServiceConfig", () => {
   })
 
   it("refuses unknown flags and flags without a value", () => {
-    expect(() => ServiceConfig.parseFlags(["--prot", "1"])).toThrow(/Unknown argument --prot/)
-    expect(() => ServiceConfig.parseFlags(["--port"])).toThrow(/--port needs a value/)
-    expect(ServiceConfig.parseFlags(["--help"])).toBe("help")
+    expect(() => Setting.parseFlags(["--prot", "1"], ServiceConfig.settings)).toThrow(/Unknown argument --prot/)
+    expect(() => Setting.parseFlags(["--port"], ServiceConfig.settings)).toThrow(/--port needs a value/)
+    expect(Setting.parseFlags(["--help"], ServiceConfig.settings)).toBe("help")
   })
 })

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process"
 import { afterEach, describe, expect, it } from "vitest"
-import { fleetSettings } from "../../src/main.js"
+import { settings as fleetSettings } from "../../src/apps/fleet/FleetConfig.js"
 import { root, type ServiceProcess, startProcess } from "./support/ServiceProcess.js"
 
 const running: Array<ServiceProcess> = []

@@ -1,36 +1,7 @@
 /**
- * The fleet's configuration, read with effect `Config` (environment variables by default):
- *
- * | variable               | default   | meaning                                                        |
- * |------------------------|-----------|----------------------------------------------------------------|
- * | `FLEET_RMI_ROBOTS`     | none      | FANUC arms: `arm-1=10.0.0.5:16001,arm-2=10.0.0.6` (port 16001 if left out) |
- * | `FLEET_RMI_POLL_HZ`    | 10        | polls per second of each arm's status, position and joints (10–125) |
- * | `FLEET_MQTT_URL`       | none      | the VDA 5050 broker; none: no AGVs (or the demo's embedded broker) |
- * | `FLEET_MQTT_PREFIX`    | `uagv/v2` | `interfaceName/majorVersion` of the AGV topics                 |
- * | `FLEET_MQTT_USERNAME`  | none      | user name at the broker (every broker connection of the node)  |
- * | `FLEET_MQTT_PASSWORD_FILE` | none  | file whose content (one trailing newline removed) is the password; read at each (re)connect |
- * | `FLEET_MQTT_CA_FILE`   | none      | PEM CA bundle of an `mqtts://`/`wss://` broker (a private CA); read at each (re)connect |
- * | `FLEET_MQTT_CERT_FILE` | none      | PEM client certificate, for brokers that require one; with `FLEET_MQTT_KEY_FILE` |
- * | `FLEET_MQTT_KEY_FILE`  | none      | its PEM private key; both or neither                           |
- * | `FLEET_MQTT_INGEST_THREAD` | off   | parse and check AGV messages on a thread of their own (`IngestThread`) |
- * | `FLEET_DEMO`           | on when neither arms nor a broker are configured | simulated arms and AGVs |
- * | `FLEET_DEMO_ARMS`      | 3         | simulated arms in the demo                                     |
- * | `FLEET_DEMO_AGVS`      | 12        | simulated AGVs in the demo                                     |
- * | `FLEET_LEASE_TTL_MS`   | 30000     | a control lease's default time to live                         |
- * | `FLEET_LEASE_LOST_ARM` | `pause`   | what an arm does when its lease ends by TTL or its holder's death: `pause` or `none` |
- * | `FLEET_LEASE_LOST_AGV` | `none`    | the same for an AGV (`none` lets its order run)                |
- * | `FLEET_ARM_MAX_SPEED`  | 2000      | highest tool speed of a linear motion, mm/s, for arms without their own |
- * | `FLEET_ARM_LIMITS`     | none      | per arm: `arm-1:speed=1500,x=-800..800,z=0..1200;arm-2:speed=500` |
- * | `FLEET_ARM_BASES`      | none      | where arms stand on the map, meters: `arm-1=6,1.5;arm-2=12,1.5` (an arm without one is listed, not drawn) |
- * | `FLEET_AGV_GRACE_MS`   | 60000     | how long an OFFLINE, CONNECTIONBROKEN or silent AGV keeps its link before it is let go (it stays listed, offline, until the service restarts), and how long a new one may go without a state or visualization |
- * | `FLEET_MAX_AGVS`       | 2000      | the most AGV links at once; an AGV past it is refused (counted, logged sampled) |
- * | `FLEET_AGV_DISCOVERY_RATE` | 50    | new AGVs (not in the roster, not latched) admitted per second; known AGVs never wait |
- * | `FLEET_AGV_MANUFACTURERS` | any    | comma-separated manufacturers whose AGVs may be admitted |
- * | `FLEET_LINK_MAX_RESTARTS` | 10000  | restarts of robot links a minute before `fleet/links` gives up and `fleet` restarts it |
- * | `FLEET_CONTROL_LOOP_REALTIME_PRIORITY` | off | SCHED_FIFO priority (1–99) of the control loop's thread; refused: a warning, normal priority |
- * | `FLEET_STOP_PORT`      | off       | port of the stop channel (`StopChannel`; 0: a free one); off: stops go through the gateway only |
- * | `FLEET_STOP_HOST`      | 127.0.0.1 | address the stop channel listens on                            |
- * | `FLEET_STOP_REALTIME_PRIORITY` | off | SCHED_FIFO priority (1–99) of the stop channel's thread       |
+ * The fleet's configuration, read with effect `Config` (environment variables by default).
+ * Each setting is declared once below (`Setting`: variable, `Config`, default, help); `--help`
+ * and docs/service.md list them from there.
  *
  * @since 0.1.0
  */
@@ -43,6 +14,7 @@ import * as Option from "effect/Option"
 import type { BrokerSecurity } from "../../links/mqtt/BrokerSecurity.mjs"
 import { type ArmLimits, defaultMaxSpeed, type Range } from "./CommandLimits.js"
 import type { StopChannelAccess, StopChannelTls } from "./StopChannel.js"
+import * as Setting from "../../node/Setting.js"
 
 /** One FANUC arm to link to. */
 export interface RmiRobot {
@@ -165,50 +137,233 @@ export const parseRobots = (text: string): Either.Either<ReadonlyArray<RmiRobot>
   return Either.right(robots)
 }
 
-const robots = Config.string("FLEET_RMI_ROBOTS").pipe(
-  Config.withDefault(""),
-  Config.mapOrFail((text) =>
-    Either.mapLeft(parseRobots(text), (reason) => ConfigError.InvalidData(["FLEET_RMI_ROBOTS"], reason))
-  )
-)
+// Refusals of a variable's value carry no path: `Config` prefixes the variable's name.
 
-const bounded = (name: string, fallback: number, min: number, max: number) =>
+/** A list read by `parse`, its refusal an error naming the variable. */
+const parsed = <A>(parse: (text: string) => Either.Either<A, string>) => (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((text) => Either.mapLeft(parse(text), (reason) => ConfigError.InvalidData([], reason)))
+  )
+
+const bounded = (min: number, max: number) => (name: string) =>
   Config.integer(name).pipe(
-    Config.withDefault(fallback),
     Config.mapOrFail((n) =>
       n >= min && n <= max
         ? Either.right(n)
-        : Either.left(ConfigError.InvalidData([name], `${n} must be between ${min} and ${max}`))
+        : Either.left(ConfigError.InvalidData([], `${n} must be between ${min} and ${max}`))
     )
   )
 
-const leaseLost = (name: string, fallback: LeaseLostAction) =>
-  Config.literal("pause", "none")(name).pipe(Config.withDefault(fallback))
+const leaseLost = Config.literal("pause", "none")
 
 /** `off`, or an integer from `min` to `max`. */
-const offOr = (name: string, min: number, max: number) =>
+const offOr = (min: number, max: number) => (name: string) =>
   Config.string(name).pipe(
-    Config.withDefault("off"),
     Config.mapOrFail((text) => {
       if (text === "off") return Either.right(undefined)
       const n = Number(text)
       return text.trim() !== "" && Number.isInteger(n) && n >= min && n <= max
         ? Either.right(n)
-        : Either.left(ConfigError.InvalidData([name], `"${text}" must be off or an integer from ${min} to ${max}`))
+        : Either.left(ConfigError.InvalidData([], `"${text}" must be off or an integer from ${min} to ${max}`))
     })
   )
 
 /** An optional setting, empty meaning unset. */
-const optionalString = (name: string) =>
-  Config.option(Config.string(name)).pipe(Config.map((value) => Option.getOrUndefined(Option.filter(value, (s) => s !== ""))))
+const nonEmpty = (value: Option.Option<string>): string | undefined => Option.getOrUndefined(Option.filter(value, (s) => s !== ""))
+
+/** The fleet's settings, each declared once; `--help` and docs/service.md list them in this order. */
+const declared = Setting.group("Fleet", {
+  enabled: Setting.make("FLEET", {
+    config: Config.boolean,
+    default: "on",
+    help: "`off` runs the node without the fleet (its RPCs answer from an empty fleet, `/fleet/` and `/stream` are 404)."
+  }),
+  rmiRobots: Setting.make("FLEET_RMI_ROBOTS", {
+    config: parsed(parseRobots),
+    default: "",
+    shown: "(none)",
+    help: "FANUC arms over RMI: `arm-1=10.0.0.5:16001,arm-2=10.0.0.6` (port 16001 when left out)."
+  }),
+  pollHz: Setting.make("FLEET_RMI_POLL_HZ", {
+    config: bounded(10, 125),
+    default: "10",
+    help: "Polls per second of each arm's status, position and joints (10–125)."
+  }),
+  mqttUrl: Setting.optional("FLEET_MQTT_URL", {
+    config: Config.string,
+    unset: "(none)",
+    help:
+      "The VDA 5050 broker, e.g. `mqtt://127.0.0.1:1883`. None: no AGVs, or the demo's embedded broker on 127.0.0.1:18830."
+  }),
+  mqttPrefix: Setting.make("FLEET_MQTT_PREFIX", {
+    config: Config.string,
+    default: "uagv/v2",
+    help: "`interfaceName/majorVersion` of the AGV topics."
+  }),
+  mqttUsername: Setting.optional("FLEET_MQTT_USERNAME", {
+    config: Config.string,
+    unset: "(none)",
+    help:
+      "User name at the broker, for every broker connection of the node: `fleet/mqtt`, the ingest thread, the stop channel's thread, the demo's simulators ([links.md](links.md#broker-security))."
+  }),
+  mqttPasswordFile: Setting.optional("FLEET_MQTT_PASSWORD_FILE", {
+    config: Config.string,
+    unset: "(none)",
+    help:
+      "File whose content (one trailing newline removed) is the broker password; read at each connect and reconnect, so a rotated file is used without a restart. With systemd: `LoadCredential=mqtt-password:/etc/fleetvisor/mqtt-password` and `FLEET_MQTT_PASSWORD_FILE=%d/mqtt-password`."
+  }),
+  mqttCaFile: Setting.optional("FLEET_MQTT_CA_FILE", {
+    config: Config.string,
+    unset: "(none)",
+    help:
+      "PEM CA bundle the certificate of an `mqtts://` or `wss://` broker must chain to (a private CA); none: the system's public CAs. Read at each (re)connect."
+  }),
+  mqttCertFile: Setting.optional("FLEET_MQTT_CERT_FILE", {
+    config: Config.string,
+    unset: "(none)",
+    help:
+      "PEM client certificate, for brokers that require one; with `FLEET_MQTT_KEY_FILE`: both or neither, else the service exits with 78. Read at each (re)connect."
+  }),
+  mqttKeyFile: Setting.optional("FLEET_MQTT_KEY_FILE", {
+    config: Config.string,
+    unset: "(none)",
+    help: "PEM private key of `FLEET_MQTT_CERT_FILE`."
+  }),
+  mqttIngestThread: Setting.make("FLEET_MQTT_INGEST_THREAD", {
+    config: Config.boolean,
+    default: "off",
+    help:
+      "`on`: parse and check AGV messages on a thread of their own (`IngestThread`), with a second broker connection (`<client id>-ingest`), for fleets of thousands of messages a second; `off`: on the main thread ([links.md](links.md#vda-5050-agvs))."
+  }),
+  demo: Setting.optional("FLEET_DEMO", {
+    config: Config.boolean,
+    unset: "on when neither arms nor a broker are set",
+    help: "Simulated arms (RMI over TCP) and AGVs (over the broker, or an embedded one), so the dashboard moves at once."
+  }),
+  demoArms: Setting.make("FLEET_DEMO_ARMS", {
+    config: bounded(0, 100),
+    default: "3",
+    help: "Simulated arms of the demo (0–100)."
+  }),
+  demoAgvs: Setting.make("FLEET_DEMO_AGVS", {
+    config: bounded(0, 10_000),
+    default: "12",
+    help: "Simulated AGVs of the demo (0–10000)."
+  }),
+  leaseTtlMs: Setting.make("FLEET_LEASE_TTL_MS", {
+    config: bounded(1_000, 3_600_000),
+    default: "30000",
+    help:
+      "A control lease's default time to live; the dashboard renews it while held. A client may ask 1 s to 10 min (or up to this default, if longer)."
+  }),
+  leaseLostArm: Setting.make("FLEET_LEASE_LOST_ARM", {
+    config: leaseLost,
+    default: "pause",
+    help: "What an arm does when its lease ends by its TTL or its holder's death: `pause` (FRC_Pause) or `none`."
+  }),
+  leaseLostAgv: Setting.make("FLEET_LEASE_LOST_AGV", {
+    config: leaseLost,
+    default: "none",
+    help: "The same for an AGV: `none` (its order runs on) or `pause` (startPause)."
+  }),
+  armMaxSpeed: Setting.make("FLEET_ARM_MAX_SPEED", {
+    config: bounded(1, 100_000),
+    default: String(defaultMaxSpeed),
+    help:
+      "Highest tool speed (mm/s) of a linear motion to an arm without limits of its own; faster is refused with `InvalidRequest`."
+  }),
+  armLimits: Setting.make("FLEET_ARM_LIMITS", {
+    config: parsed(parseArmLimits),
+    default: "",
+    shown: "(none)",
+    help:
+      "Per-arm speed and workspace envelope: `arm-1:speed=1500,x=-800..800,y=-800..800,z=0..1200;arm-2:speed=500` (mm/s; mm in the user frame). A target outside is refused; without an envelope, a target beyond 10 m is."
+  }),
+  armBases: Setting.make("FLEET_ARM_BASES", {
+    config: parsed(parseArmBases),
+    default: "",
+    shown: "(none; the demo's arms stand beside its AGVs)",
+    help:
+      "Where arms stand on the dashboard's map, meters: `arm-1=6,1.5;arm-2=12,1.5`. An arm without one is listed, not drawn."
+  }),
+  agvGraceMs: Setting.make("FLEET_AGV_GRACE_MS", {
+    config: bounded(0, 86_400_000),
+    default: "60000",
+    help:
+      "How long an OFFLINE, CONNECTIONBROKEN or silent AGV keeps its link before the link is let go; the AGV stays listed, offline, until the service restarts. Also how long a newly discovered AGV may go without sending a state or visualization before its link is let go."
+  }),
+  maxAgvs: Setting.make("FLEET_MAX_AGVS", {
+    config: bounded(1, 1_000_000),
+    default: "2000",
+    help:
+      "Most AGV links at once. Past it, an AGV without a link is refused (its messages dropped, counted in `fleetvisor_mqtt_agvs_refused_total{reason=\"cap\"}`, logged sampled) until links are let go. Size it above the fleet ([links.md](links.md#admission))."
+  }),
+  agvDiscoveryRate: Setting.make("FLEET_AGV_DISCOVERY_RATE", {
+    config: bounded(1, 1_000_000),
+    default: "50",
+    help:
+      "New AGVs admitted per second (a bucket of one second's worth). New: neither in the fleet's roster (every robot it has listed since the process started) nor latched. Known AGVs never wait: after a restart of `fleet/links` their retained `connection` admits them at once."
+  }),
+  agvManufacturers: Setting.make("FLEET_AGV_MANUFACTURERS", {
+    config: (name) =>
+      Config.string(name).pipe(
+        Config.mapOrFail((text) => {
+          const list = text.split(",").map((s) => s.trim()).filter((s) => s !== "")
+          if (list.some((m) => /[/+#]/.test(m))) {
+            return Either.left(ConfigError.InvalidData([], `"${text}" must be manufacturers without / + #`))
+          }
+          return Either.right(list.length === 0 ? undefined : list)
+        })
+      ),
+    default: "",
+    shown: "(any)",
+    help:
+      "Comma-separated manufacturers whose AGVs may be admitted (`acme,kit`); any other is refused. The demo's AGVs are `fleetvisor`."
+  }),
+  linkMaxRestarts: Setting.make("FLEET_LINK_MAX_RESTARTS", {
+    config: bounded(1, 1_000_000),
+    default: "10000",
+    help:
+      "Crashes of robot links within a minute before `fleet/links` gives up and `fleet` restarts it (the links' restart intensity; each crashing link is backed off, 200 ms doubling to 10 s). Only bugs crash a link: a robot's silence, garbage, refusals or dropped connections are its status, handled inside its link with a backoff of its own, and never count."
+  }),
+  controlLoopRealtimePriority: Setting.make("FLEET_CONTROL_LOOP_REALTIME_PRIORITY", {
+    config: offOr(1, 99),
+    default: "off",
+    help:
+      "SCHED_FIFO priority (1–99) of the control loop's thread only, so its ticks stay on time when the cores are busy. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least that (systemd `LimitRTPRIO=`, see [Real-time priority of the control loop](#real-time-priority-of-the-control-loop)); refused, a warning is logged and the loop runs at normal priority."
+  }),
+  stopPort: Setting.make("FLEET_STOP_PORT", {
+    config: offOr(0, 65_535),
+    default: "off",
+    help:
+      "Port of the stop channel: emergency stops over a WebSocket served by a thread of its own with its own MQTT connection, published to AGVs without the main thread ([links.md](links.md#the-stop-channel)); `0` picks a free port. The dashboard uses it when it is on."
+  }),
+  stopHost: Setting.make("FLEET_STOP_HOST", {
+    config: Config.string,
+    default: "127.0.0.1",
+    help: "Address the stop channel listens on."
+  }),
+  stopRealtimePriority: Setting.make("FLEET_STOP_REALTIME_PRIORITY", {
+    config: offOr(1, 99),
+    default: "off",
+    help:
+      "SCHED_FIFO priority (1–99) of the stop channel's thread, as for the control loop (same drop-in: `LimitRTPRIO=` at least the higher of the two)."
+  })
+})
+
+/** Every variable of the fleet, `FLEET` first, in the order of `--help`. */
+export const settings: ReadonlyArray<Setting.Setting<unknown>> = Object.values(declared)
+
+/** `FLEET`: whether the node runs the fleet at all. */
+export const enabled: Config.Config<boolean> = declared.enabled.config
 
 /** The broker's user name and secret files; a certificate goes with its key. */
 const brokerSecurity: Config.Config<BrokerSecurity> = Config.all({
-  username: optionalString("FLEET_MQTT_USERNAME"),
-  passwordFile: optionalString("FLEET_MQTT_PASSWORD_FILE"),
-  caFile: optionalString("FLEET_MQTT_CA_FILE"),
-  certFile: optionalString("FLEET_MQTT_CERT_FILE"),
-  keyFile: optionalString("FLEET_MQTT_KEY_FILE")
+  username: Config.map(declared.mqttUsername.config, nonEmpty),
+  passwordFile: Config.map(declared.mqttPasswordFile.config, nonEmpty),
+  caFile: Config.map(declared.mqttCaFile.config, nonEmpty),
+  certFile: Config.map(declared.mqttCertFile.config, nonEmpty),
+  keyFile: Config.map(declared.mqttKeyFile.config, nonEmpty)
 }).pipe(
   Config.mapOrFail((security) =>
     (security.certFile === undefined) === (security.keyFile === undefined)
@@ -220,50 +375,31 @@ const brokerSecurity: Config.Config<BrokerSecurity> = Config.all({
   )
 )
 
-/** Reads the configuration; see the module documentation. */
+/** Reads the fleet's settings, declared above; `FLEET_DEMO` unset means a demo when neither arms nor a broker are set. */
 export const config: Config.Config<FleetSettings> = Config.all({
-  rmiRobots: robots,
-  pollHz: bounded("FLEET_RMI_POLL_HZ", 10, 10, 125),
-  mqttUrl: Config.option(Config.string("FLEET_MQTT_URL")),
-  mqttPrefix: Config.string("FLEET_MQTT_PREFIX").pipe(Config.withDefault("uagv/v2")),
+  rmiRobots: declared.rmiRobots.config,
+  pollHz: declared.pollHz.config,
+  mqttUrl: declared.mqttUrl.config,
+  mqttPrefix: declared.mqttPrefix.config,
   mqttSecurity: brokerSecurity,
-  mqttIngestThread: Config.boolean("FLEET_MQTT_INGEST_THREAD").pipe(Config.withDefault(false)),
-  demo: Config.option(Config.boolean("FLEET_DEMO")),
-  demoArms: bounded("FLEET_DEMO_ARMS", 3, 0, 100),
-  demoAgvs: bounded("FLEET_DEMO_AGVS", 12, 0, 10_000),
-  leaseTtlMs: bounded("FLEET_LEASE_TTL_MS", 30_000, 1_000, 3_600_000),
-  onLeaseLost: Config.all({ arm: leaseLost("FLEET_LEASE_LOST_ARM", "pause"), agv: leaseLost("FLEET_LEASE_LOST_AGV", "none") }),
-  armMaxSpeed: bounded("FLEET_ARM_MAX_SPEED", defaultMaxSpeed, 1, 100_000),
-  armLimits: Config.string("FLEET_ARM_LIMITS").pipe(
-    Config.withDefault(""),
-    Config.mapOrFail((text) =>
-      Either.mapLeft(parseArmLimits(text), (reason) => ConfigError.InvalidData(["FLEET_ARM_LIMITS"], reason))
-    )
-  ),
-  armBases: Config.string("FLEET_ARM_BASES").pipe(
-    Config.withDefault(""),
-    Config.mapOrFail((text) =>
-      Either.mapLeft(parseArmBases(text), (reason) => ConfigError.InvalidData(["FLEET_ARM_BASES"], reason))
-    )
-  ),
-  agvGraceMs: bounded("FLEET_AGV_GRACE_MS", 60_000, 0, 86_400_000),
-  maxAgvs: bounded("FLEET_MAX_AGVS", 2_000, 1, 1_000_000),
-  agvDiscoveryRate: bounded("FLEET_AGV_DISCOVERY_RATE", 50, 1, 1_000_000),
-  agvManufacturers: Config.string("FLEET_AGV_MANUFACTURERS").pipe(
-    Config.withDefault(""),
-    Config.mapOrFail((text) => {
-      const list = text.split(",").map((s) => s.trim()).filter((s) => s !== "")
-      if (list.some((m) => /[/+#]/.test(m))) {
-        return Either.left(ConfigError.InvalidData(["FLEET_AGV_MANUFACTURERS"], `"${text}" must be manufacturers without / + #`))
-      }
-      return Either.right(list.length === 0 ? undefined : list)
-    })
-  ),
-  linkMaxRestarts: bounded("FLEET_LINK_MAX_RESTARTS", 10_000, 1, 1_000_000),
-  controlLoopRealtimePriority: offOr("FLEET_CONTROL_LOOP_REALTIME_PRIORITY", 1, 99),
-  stopPort: offOr("FLEET_STOP_PORT", 0, 65_535),
-  stopHost: Config.string("FLEET_STOP_HOST").pipe(Config.withDefault("127.0.0.1")),
-  stopRealtimePriority: offOr("FLEET_STOP_REALTIME_PRIORITY", 1, 99)
+  mqttIngestThread: declared.mqttIngestThread.config,
+  demo: declared.demo.config,
+  demoArms: declared.demoArms.config,
+  demoAgvs: declared.demoAgvs.config,
+  leaseTtlMs: declared.leaseTtlMs.config,
+  onLeaseLost: Config.all({ arm: declared.leaseLostArm.config, agv: declared.leaseLostAgv.config }),
+  armMaxSpeed: declared.armMaxSpeed.config,
+  armLimits: declared.armLimits.config,
+  armBases: declared.armBases.config,
+  agvGraceMs: declared.agvGraceMs.config,
+  maxAgvs: declared.maxAgvs.config,
+  agvDiscoveryRate: declared.agvDiscoveryRate.config,
+  agvManufacturers: declared.agvManufacturers.config,
+  linkMaxRestarts: declared.linkMaxRestarts.config,
+  controlLoopRealtimePriority: declared.controlLoopRealtimePriority.config,
+  stopPort: declared.stopPort.config,
+  stopHost: declared.stopHost.config,
+  stopRealtimePriority: declared.stopRealtimePriority.config
 }).pipe(
   Config.map(({ demo, mqttUrl, ...rest }) => {
     const url = Option.getOrUndefined(Option.filter(mqttUrl, (u) => u !== ""))
@@ -279,31 +415,8 @@ export const config: Config.Config<FleetSettings> = Config.all({
 /** The configuration read from the environment. */
 export const layer: Layer.Layer<FleetConfig, ConfigError.ConfigError> = Layer.effect(FleetConfig, config)
 
-/** A fixed configuration (tests, embedding); unspecified fields take their defaults. */
-export const make = (settings: Partial<FleetSettings>): FleetSettings => ({
-  rmiRobots: [],
-  pollHz: 10,
-  mqttUrl: undefined,
-  mqttPrefix: "uagv/v2",
-  mqttSecurity: {},
-  mqttIngestThread: false,
-  demo: false,
-  demoArms: 3,
-  demoAgvs: 12,
-  leaseTtlMs: 30_000,
-  onLeaseLost: { arm: "pause", agv: "none" },
-  armMaxSpeed: defaultMaxSpeed,
-  armLimits: new Map(),
-  armBases: new Map(),
-  agvGraceMs: 60_000,
-  maxAgvs: 2_000,
-  agvDiscoveryRate: 50,
-  agvManufacturers: undefined,
-  linkMaxRestarts: 10_000,
-  controlLoopRealtimePriority: undefined,
-  stopPort: undefined,
-  stopHost: "127.0.0.1",
-  stopRealtimePriority: undefined,
-  edge: { allowedHosts: [], allowedOrigins: [] },
-  ...settings
-})
+/** The settings with every variable unset, but no demo: what `make` starts from. */
+const defaults: FleetSettings = { ...Setting.defaultsOf(config), demo: false }
+
+/** A fixed configuration (tests, embedding); unspecified fields take their defaults (no demo). */
+export const make = (settings: Partial<FleetSettings>): FleetSettings => ({ ...defaults, ...settings })

@@ -18,6 +18,7 @@ import * as path from "node:path"
 import { WebSocket } from "ws"
 import { Registry, TestKit } from "../../../src/actors/index.js"
 import * as ServiceConfig from "../../../src/http/ServiceConfig.js"
+import * as Setting from "../../../src/node/Setting.js"
 import * as BrokerSecurity from "../../../src/links/mqtt/BrokerSecurity.mjs"
 import * as MqttConnection from "../../../src/links/mqtt/MqttConnection.js"
 import * as MqttLink from "../../../src/links/vda5050/MqttLink.js"
@@ -155,7 +156,7 @@ describe("the broker connection, like a plant's", () => {
     const lines = Option.getOrThrow(Either.getLeft(load({ FLEET_MQTT_CERT_FILE: "/etc/fleetvisor/client.pem" })))
     expect(lines).toHaveLength(1)
     expect(lines[0]).toMatch(/^FLEET_MQTT_KEY_FILE: .*set both .* or neither/)
-    const usage = ServiceConfig.usage(Main.allSettings)
+    const usage = Setting.usage(Main.allSettings)
     const readme = fs.readFileSync(new URL("../../../README.md", import.meta.url), "utf8")
     const service = fs.readFileSync(new URL("../../../docs/service.md", import.meta.url), "utf8")
     for (const name of ["USERNAME", "PASSWORD_FILE", "CA_FILE", "CERT_FILE", "KEY_FILE"].map((n) => `FLEET_MQTT_${n}`)) {
