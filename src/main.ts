@@ -57,7 +57,7 @@ import type { ActorRef as ActorRefOf, Reply } from "./actors/ActorRef.js"
 import * as ActorSystem from "./actors/ActorSystem.js"
 import * as ExitReason from "./actors/ExitReason.js"
 import * as Registry from "./actors/Registry.js"
-import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream, ClientSockets } from "./apps/canvas/index.js"
+import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream } from "./apps/canvas/index.js"
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
 import * as FleetMetrics from "./apps/fleet/FleetMetrics.js"
@@ -487,12 +487,6 @@ export const start = (
       ...(Option.isSome(canvas) ? ["canvas"] : []),
       ...(Option.isSome(fleet) ? ["fleet"] : [])
     ]
-    const clientSockets = ClientSockets.ClientSockets.of({
-      find: (clientId) => {
-        const client = registries.clients.get(clientId)
-        return client && { owner: client.owner, backlog: () => client.socket.bufferedAmount }
-      }
-    })
     const handlers = Layer.mergeAll(
       SystemHandlers.layer({ serverVersion: serverVersion(), node, features }),
       Option.match(fleet, {
@@ -503,17 +497,13 @@ export const start = (
             Layer.provide(Layer.succeed(FleetApp.AccessPolicy, {
               stopRole: config.auth.stopRole,
               onRefused: (error) => metrics.authRefused(error._tag === "Forbidden" ? "forbidden" : "expired", "rpc")
-            })),
-            Layer.provide(FleetApp.SessionDirectory.fromRegistry(registries.sessions))
+            }))
           )
       }),
       Option.match(canvas, {
         onNone: () => CanvasUnavailable.layer,
         onSome: (service) =>
-          CanvasHandlers.layer.pipe(
-            Layer.provide(Layer.succeed(Canvas.Canvas, service)),
-            Layer.provide(Layer.succeed(ClientSockets.ClientSockets, clientSockets))
-          )
+          CanvasHandlers.layer.pipe(Layer.provide(Layer.succeed(Canvas.Canvas, service)))
       })
     )
     const bridge = yield* RpcBridge.make(FleetvisorRpcs, {
@@ -631,19 +621,6 @@ export const start = (
           bridge,
           metrics,
           draining: () => draining,
-          // Who the session's user is (the listener authenticated them), and their roles for the
-          // fleet's checks. Under AUTH=none the user is the client's address (behind a trusted
-          // proxy, the forwarded one), cooldowns count per address, and no roles header means
-          // no check (every session is an admin; nothing more is kept per session).
-          requestHeaders: (_, identity) =>
-            identity.via === "none"
-              ? [[CanvasHandlers.userHeader, identity.user], [FleetApp.UserHeader, identity.user]]
-              : [
-                [CanvasHandlers.userHeader, identity.user],
-                [FleetApp.UserHeader, identity.user],
-                [FleetApp.RolesHeader, identity.roles.join(",")],
-                ...(identity.expiresAt === undefined ? [] : [[FleetApp.ExpiresHeader, String(identity.expiresAt)] as const])
-              ],
           auth,
           onListening: (address) => Deferred.unsafeDone(listening, Exit.succeed(address)),
           tls: certificate

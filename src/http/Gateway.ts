@@ -58,7 +58,6 @@ export interface GatewayOptions {
   readonly bridge: RpcBridge.RpcBridge["Type"]
   readonly metrics: GatewayMetrics
   readonly draining: () => boolean
-  readonly requestHeaders?: Listener.ListenerOptions["requestHeaders"]
   /** Who may connect (`AUTH`); absent: everyone, as an admin. */
   readonly auth?: Listener.ListenerOptions["auth"]
   readonly onListening?: ((address: AddressInfo) => void) | undefined
@@ -66,13 +65,12 @@ export interface GatewayOptions {
   readonly tls?: Listener.ListenerOptions["tls"]
 }
 
-/** The registries of a gateway: its own actors by name, the sessions by `session:<id>` and by bridge client id. */
+/** The registries of a gateway: its own actors by name, the sessions by `session:<id>` and by client address. */
 export interface GatewayRegistries {
   readonly names: Registry.Registry<string, never>
   readonly sessions: Registry.Registry<string, Session.SessionMessage>
   /** The sessions by client address (duplicate keys): an entry leaves with its session's exit. */
   readonly byAddress: Registry.Registry<string, Session.SessionMessage>
-  readonly clients: Map<number, Session.SessionClient>
   /** The next session id; ids are never reused within a node's life, even across listener restarts. */
   readonly nextSessionId: () => string
 }
@@ -84,7 +82,6 @@ export const registries = (): GatewayRegistries => {
     names: Registry.unsafeMake({ keys: "unique" }),
     sessions: Registry.unsafeMake({ keys: "unique" }),
     byAddress: Registry.unsafeMake({ keys: "duplicate" }),
-    clients: new Map(),
     nextSessionId: () => String(++last)
   }
 }
@@ -109,7 +106,6 @@ export const childSpec = (options: GatewayOptions, registries: GatewayRegistries
             sessions: () => sessionsOf(registries),
             sessionRegistry: registries.sessions,
             addressRegistry: registries.byAddress,
-            clients: registries.clients,
             nextSessionId: registries.nextSessionId
           }),
           { via: Registry.via(registries.names, "listener") }

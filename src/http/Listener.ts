@@ -33,8 +33,8 @@
  * ones (`Route.access`) and every upgrade needs a credential (`Authenticator.credentialOf`),
  * checked once per connection after the Host and Origin checks: a route answers 401/403, an
  * upgrade completes the handshake and closes at once with 4401/4403 (a page cannot read an
- * upgrade's 401). A `/ws` session carries its user and roles in its request headers
- * (`requestHeaders`); sessions, `/foxglove` clients and event streams are tracked by the
+ * upgrade's 401). A `/ws` session keeps its user and roles (its `identity`), which its requests'
+ * handlers read as their `Caller`; sessions, `/foxglove` clients and event streams are tracked by the
  * authenticator, which closes them when their credential is revoked or expires. The token entry
  * of `Sec-WebSocket-Protocol` is stripped before negotiation: never selected, never echoed.
  *
@@ -109,14 +109,8 @@ export interface ListenerOptions {
   readonly sessionRegistry: Registry.Registry<string, Session.SessionMessage>
   /** The sessions by client address, for `maxConnectionsPerAddress`. */
   readonly addressRegistry: Registry.Registry<string, Session.SessionMessage>
-  /** Where sessions register by bridge client id. */
-  readonly clients: Map<number, Session.SessionClient>
   /** A fresh session id. */
   readonly nextSessionId: () => string
-  /** Headers the RPC handlers of a session see, from its upgrade request (who the user is). */
-  readonly requestHeaders?:
-    | ((request: http.IncomingMessage, identity: Authenticator.Identity) => ReadonlyArray<readonly [string, string]>)
-    | undefined
   /** Who may connect (`AUTH`); absent: everyone, as an admin named by their address. */
   readonly auth?: Authenticator.Authenticator | undefined
   /** Whether the service is shutting down: upgrades are then refused. */
@@ -370,8 +364,7 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           bridge: options.bridge,
           metrics,
           limits: options.limits,
-          clients: options.clients,
-          headers: options.requestHeaders?.(request, identity) ?? [],
+          identity,
           upgrade: Route.deferredUpgrade(wss, request, socket, head),
           transport: socket
         })
