@@ -15,7 +15,9 @@
  * ├─ canvas running mailbox=0 restarts=0
  * └─ gateway (rest_for_one)
  *    ├─ listener running mailbox=0 restarts=0
- *    └─ sessions (dynamic, 0/20000)
+ *    ├─ sessions (dynamic, 0/20000)   session:<id>, one per /ws WebSocket
+ *    ├─ foxglove (dynamic, 0/64)      foxglove:<n>, one per /foxglove client (with the fleet)
+ *    └─ streams (dynamic, 0/1000)     stream:<n>, one per Server-Sent Events stream
  * ```
  *
  * With nothing configured (no `FLEET_RMI_ROBOTS`, no `FLEET_MQTT_URL`), the fleet is a demo:
@@ -23,7 +25,8 @@
  * once. `FLEET=off` runs the node without a fleet (its RPCs answer from an empty one).
  *
  * Shutdown (SIGTERM or SIGINT): `/readyz` turns 503 and upgrades are refused, systemd hears
- * STOPPING=1, every session closes with 1001, the tree stops youngest first (the store flushes
+ * STOPPING=1, every session and Foxglove client closes with 1001 and every event stream ends
+ * (`Gateway.drain`), the tree stops youngest first (the store flushes
  * the telemetry log), the database closes, and the process exits 0. If that takes longer than
  * `SHUTDOWN_TIMEOUT` the process exits 1; a second signal exits at once.
  *
@@ -293,20 +296,19 @@ const canvasRoutes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route>
     response.writeHead(302, { location: "/canvas/" })
     response.end()
   }, { access: "public" }),
-  // An event stream of the listener's (bounded, cut off when stalled). Each chunk waits for the
-  // socket to drain, so a slow client's updates wait in its CANVAS_SSE_BUFFER, whose overflow ends the stream.
-  Route.make("GET", "/canvas/stream", (_, response) => {
-    response.writeHead(200, { ...CanvasStream.headers })
-    response.flushHeaders()
-    const fiber = Effect.runFork(
-      CanvasStream.serverSentEvents.pipe(
+  // An event stream of the gateway's (an actor under gateway/streams, bounded, cut off when stalled).
+  // Each chunk waits for the socket to drain, so a slow client's updates wait in its
+  // CANVAS_SSE_BUFFER, whose overflow ends the stream.
+  Route.eventStream("/canvas/stream", (_, response) =>
+    Effect.suspend(() => {
+      response.writeHead(200, { ...CanvasStream.headers })
+      response.flushHeaders()
+      return CanvasStream.serverSentEvents.pipe(
         Stream.runForEach((chunk) => ServerSentEvents.write(response, chunk)),
         Effect.provideService(Canvas.Canvas, canvas),
-        Effect.ensuring(Effect.sync(() => response.end()))
+        Effect.ignore
       )
-    )
-    response.once("close", () => fiber.unsafeInterruptAsFork(fiber.id()))
-  }, { eventStream: true }),
+    })),
   ...pageRoutes("canvas")
 ]
 
@@ -446,7 +448,22 @@ export const start = (
       canvas: Option.getOrUndefined(Option.map(canvasSettings, CanvasConfig.storeOptions))
     }))
     const system = yield* ActorSystem.make({ name: "fleetvisor" })
-    const registries = Gateway.registries()
+    const registries = Gateway.registries({
+      maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      eventStreams: {
+        maxStreams: config.maxSseStreams,
+        maxStreamsPerAddress: config.maxSseStreamsPerAddress,
+        stallMs: Duration.toMillis(config.sseStallTimeout)
+      },
+      // Foxglove Studio and Lichtblick see the fleet at /foxglove.
+      foxglove: Option.isSome(fleetSettings)
+        ? {
+          maxConnections: Foxglove.defaultMaxConnections,
+          maxConnectionsPerAddress: config.foxgloveMaxConnectionsPerAddress
+        }
+        : undefined
+    })
     const metrics = yield* GatewayMetrics.make(system, () => Gateway.sessionsOf(registries))
     // Who may connect (AUTH); a token file or key that cannot be read stops the start.
     const auth = config.auth.mode === "none"
@@ -574,14 +591,12 @@ export const start = (
       onNone: () => Effect.succeed(Option.none<Foxglove.FoxgloveEndpoint>()),
       onSome: (service) =>
         Foxglove.make({ ...service, eventsTopic: LinkEvent.robotTopic }, {
+          connections: registries.connections.foxglove!,
+          draining: () => draining,
           allowedOrigins: config.foxgloveAllowedOrigins,
-          maxConnectionsPerAddress: config.foxgloveMaxConnectionsPerAddress,
           trustedProxies: config.trustedProxies,
           onRefused: metrics.foxgloveRefused
-        }).pipe(
-          Effect.provideService(ActorSystem.ActorSystem, system),
-          Effect.map(Option.some)
-        )
+        }).pipe(Effect.map(Option.some))
     })
     const telemetry = yield* TelemetryLog.TelemetryLog.pipe(Effect.provide(store))
     const tree = Supervisor.make({
@@ -593,18 +608,11 @@ export const start = (
         Gateway.childSpec({
           host: config.host,
           port: config.port,
-          maxConnections: config.maxConnections,
-          maxConnectionsPerAddress: config.maxConnectionsPerAddress,
           trustedProxies: config.trustedProxies,
           maxFrameBytes: config.maxFrameBytes,
           allowedOrigins: config.allowedOrigins,
           allowedHosts: config.allowedHosts,
           headersTimeoutMs: Duration.toMillis(config.headersTimeout),
-          eventStreams: {
-            maxStreams: config.maxSseStreams,
-            maxStreamsPerAddress: config.maxSseStreamsPerAddress,
-            stallMs: Duration.toMillis(config.sseStallTimeout)
-          },
           limits: {
             rateLimit: config.rateLimit,
             maxRequestsInFlight: config.maxRequestsInFlight,
@@ -643,9 +651,8 @@ export const start = (
       draining = true
       yield* Effect.logInfo("shutting down")
       yield* notifier.notify("STOPPING=1", "STATUS=Shutting down")
-      yield* Option.match(foxglove, { onNone: () => Effect.void, onSome: (endpoint) => endpoint.close })
       const left = yield* Gateway.drain(registries, Duration.toMillis(config.shutdownTimeout) / 2)
-      if (left > 0) yield* Effect.logWarning(`${left} sessions did not close in time; stopping them`)
+      if (left > 0) yield* Effect.logWarning(`${left} connections did not close in time; stopping them`)
       yield* system.stop(rootRef)
       yield* Effect.logInfo("stopped; closing the database")
     })
