@@ -22,7 +22,8 @@
  *   `Registry`, whose entries leave with their actors), which is the per-address limit's count
  *   and the kind's one index;
  * - **draining**: `goAway` tells every connection `GoAway`, on which it closes at once (1001 for a
- *   WebSocket, the end of the body for an event stream).
+ *   WebSocket, the end of the body for an event stream); a WebSocket's actor lets go of its socket
+ *   with `closeSocket` (the close, then at most a second for the peer's answer).
  *
  * What differs stays with each kind: the handshake and the refusals (a WebSocket's close codes,
  * HTTP statuses and their metrics), the heartbeat (sockets only: `Heartbeat`), and the
@@ -33,6 +34,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type { WebSocket } from "ws"
 import type * as Actor from "../actors/Actor.js"
 import type { ActorRef } from "../actors/ActorRef.js"
 import type { ActorStopped, AlreadyRegistered, InitFailed } from "../actors/ActorError.js"
@@ -49,6 +51,29 @@ export interface GoAway {
 
 /** The one `GoAway` message. */
 export const goAway: GoAway = { _tag: "GoAway" }
+
+/**
+ * How a connection's actor lets go of its WebSocket: closes it with `code` and `reason` and
+ * waits for the peer's close frame, at most `waitMs` (then the socket is terminated).
+ */
+export const closeSocket = (socket: WebSocket, code: number, reason: string, waitMs: number): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (socket.readyState === socket.CLOSED) return resume(Effect.void)
+    const done = () => {
+      clearTimeout(timer)
+      resume(Effect.void)
+    }
+    const timer = setTimeout(() => {
+      socket.terminate()
+      done()
+    }, waitMs)
+    socket.once("close", done)
+    if (socket.readyState === socket.OPEN) socket.close(code, reason)
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      socket.off("close", done)
+    })
+  })
 
 /** The supervisor of a kind is not running (it is being restarted with the gateway). */
 export class NotRunning extends Error {

@@ -32,6 +32,7 @@ import type * as RpcBridge from "../protocol/RpcBridge.js"
 import type * as Subprotocol from "../protocol/Subprotocol.js"
 import type * as Caller from "../protocol/Caller.js"
 import type * as Authenticator from "./Authenticator.js"
+import * as Connections from "./Connections.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as Heartbeat from "./Heartbeat.js"
 import * as TokenBucket from "./TokenBucket.js"
@@ -110,22 +111,6 @@ export interface SessionState {
   /** Why the session ended, for `fleetvisor_sessions_ended_total`. */
   readonly ended: string | undefined
 }
-
-const closeAndWait = (socket: WebSocket, code: number, reason: string, waitMs: number) =>
-  Effect.async<void>((resume) => {
-    if (socket.readyState === socket.CLOSED) return resume(Effect.void)
-    const done = () => {
-      clearTimeout(timer)
-      resume(Effect.void)
-    }
-    const timer = setTimeout(() => {
-      socket.terminate()
-      done()
-    }, waitMs)
-    socket.once("close", done)
-    if (socket.readyState === socket.OPEN) socket.close(code, reason)
-    return Effect.sync(() => socket.off("close", done))
-  })
 
 const closeFor = (reason: ExitReason.ExitReason): { code: number; reason: string } => {
   switch (reason._tag) {
@@ -490,7 +475,7 @@ export class Session
     clearTimeout(this.releaseTimer)
     const connection = this.connection
     const close = this.closeWith ?? goingAway
-    const closeSocket = socket === undefined ? Effect.void : closeAndWait(socket, close.code, close.reason, 1000)
+    const closeSocket = socket === undefined ? Effect.void : Connections.closeSocket(socket, close.code, close.reason, 1000)
     if (connection === undefined) return closeSocket
     return Effect.zipRight(connection.disconnect, closeSocket)
   }
