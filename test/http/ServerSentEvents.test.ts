@@ -73,7 +73,7 @@ describe("ServerSentEvents.open (drop to latest)", () => {
     }), { timeout: 30_000 })
 })
 
-describe("ServerSentEvents.streams", () => {
+describe("ServerSentEvents.stallGuard", () => {
   // How many streams there are (MAX_SSE_STREAMS, per address) is the gateway's `streams`
   // supervisor's business: test/chaos/EdgeAttacks.test.ts and test/service/GatewayTree.test.ts.
   it.scopedLive("watches each stream until it closes, and cuts off a stalled one", () =>
