@@ -137,7 +137,7 @@ const fleetvisorServer = async (): Promise<Server> => {
       return {
         tree,
         registry: Registry.count(service.registries.sessions),
-        clients: service.registries.clients.size
+        clients: Registry.count(service.registries.byAddress)
       }
     },
     publish: (seq) => Effect.runSync(PubSub.broadcast(canvas.hub, topic, new CanvasFrame(updatesOf(seq))))

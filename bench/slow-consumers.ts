@@ -36,6 +36,7 @@ import * as Scope from "effect/Scope"
 import * as os from "node:os"
 import { WebSocket } from "ws"
 import * as PubSub from "../src/actors/PubSub.js"
+import * as Registry from "../src/actors/Registry.js"
 import { topic } from "../src/apps/canvas/Canvas.js"
 import { CanvasFrame } from "../src/apps/canvas/CanvasFrame.js"
 import * as Subprotocol from "../src/protocol/Subprotocol.js"
@@ -143,9 +144,12 @@ const runServer = async () => {
         stampsLength = 0
         let max = 0
         let total = 0
-        for (const { socket } of service.registries.clients.values()) {
-          max = Math.max(max, socket.bufferedAmount)
-          total += socket.bufferedAmount
+        for (const { ref } of Registry.all(service.registries.sessions)) {
+          const session = await Effect.runPromise(Effect.either(service.system.getState(ref)))
+          if (session._tag === "Left") continue
+          const buffered = (session.right as { readonly socket: { readonly bufferedAmount: number } }).socket.bufferedAmount
+          max = Math.max(max, buffered)
+          total += buffered
         }
         return send({ _tag: "Stamps", stamps: out, peakHeapUsed: peak, buffered: { max, total } })
       }

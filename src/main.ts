@@ -15,7 +15,9 @@
  * ├─ canvas running mailbox=0 restarts=0
  * └─ gateway (rest_for_one)
  *    ├─ listener running mailbox=0 restarts=0
- *    └─ sessions (dynamic, 0/20000)
+ *    ├─ sessions (dynamic, 0/20000)   session:<id>, one per /ws WebSocket
+ *    ├─ foxglove (dynamic, 0/64)      foxglove:<n>, one per /foxglove client (with the fleet)
+ *    └─ streams (dynamic, 0/1000)     stream:<n>, one per Server-Sent Events stream
  * ```
  *
  * With nothing configured (no `FLEET_RMI_ROBOTS`, no `FLEET_MQTT_URL`), the fleet is a demo:
@@ -23,7 +25,8 @@
  * once. `FLEET=off` runs the node without a fleet (its RPCs answer from an empty one).
  *
  * Shutdown (SIGTERM or SIGINT): `/readyz` turns 503 and upgrades are refused, systemd hears
- * STOPPING=1, every session closes with 1001, the tree stops youngest first (the store flushes
+ * STOPPING=1, every session and Foxglove client closes with 1001 and every event stream ends
+ * (`Gateway.drain`), the tree stops youngest first (the store flushes
  * the telemetry log), the database closes, and the process exits 0. If that takes longer than
  * `SHUTDOWN_TIMEOUT` the process exits 1; a second signal exits at once.
  *
@@ -53,7 +56,7 @@ import * as ActorError from "./actors/ActorError.js"
 import type { ActorRef as ActorRefOf, Reply } from "./actors/ActorRef.js"
 import * as ActorSystem from "./actors/ActorSystem.js"
 import * as ExitReason from "./actors/ExitReason.js"
-import { Canvas, CanvasConfig, CanvasHandlers, ClientSockets } from "./apps/canvas/index.js"
+import { Canvas, CanvasConfig } from "./apps/canvas/index.js"
 import * as CanvasFeature from "./apps/canvas/CanvasFeature.js"
 import * as FleetFeature from "./apps/fleet/FleetFeature.js"
 import * as FleetApp from "./apps/fleet/index.js"
@@ -61,6 +64,7 @@ import * as FleetConfig from "./apps/fleet/FleetConfig.js"
 import * as Setting from "./node/Setting.js"
 import * as AdminRoutes from "./http/AdminRoutes.js"
 import * as Authenticator from "./http/Authenticator.js"
+import * as Foxglove from "./http/Foxglove.js"
 import * as Gateway from "./http/Gateway.js"
 import * as GatewayMetrics from "./http/GatewayMetrics.js"
 import * as HealthRoutes from "./http/HealthRoutes.js"
@@ -199,7 +203,22 @@ export const start = (
       canvas: Option.getOrUndefined(Option.map(canvasSettings, CanvasConfig.storeOptions))
     }))
     const system = yield* ActorSystem.make({ name: "fleetvisor" })
-    const registries = Gateway.registries()
+    const registries = Gateway.registries({
+      maxConnections: config.maxConnections,
+      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+      eventStreams: {
+        maxStreams: config.maxSseStreams,
+        maxStreamsPerAddress: config.maxSseStreamsPerAddress,
+        stallMs: Duration.toMillis(config.sseStallTimeout)
+      },
+      // Foxglove Studio and Lichtblick see the fleet at /foxglove.
+      foxglove: Option.isSome(fleetSettings)
+        ? {
+          maxConnections: Foxglove.defaultMaxConnections,
+          maxConnectionsPerAddress: config.foxgloveMaxConnectionsPerAddress
+        }
+        : undefined
+    })
     const metrics = yield* GatewayMetrics.make(system, () => Gateway.sessionsOf(registries))
     // Who may connect (AUTH); a token file or key that cannot be read stops the start.
     const auth = config.auth.mode === "none"
@@ -209,21 +228,17 @@ export const start = (
         { onClosed: (reason, endpoint) => metrics.authRefused(reason, endpoint) }
       )
 
-    const clientSockets = ClientSockets.ClientSockets.of({
-      find: (clientId) => {
-        const client = registries.clients.get(clientId)
-        return client && { owner: client.owner, backlog: () => client.socket.bufferedAmount }
-      }
-    })
+    let draining = false
     const inStore = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       effect.pipe(Effect.provide(store), Effect.provideService(ActorSystem.ActorSystem, system))
-    const canvas = yield* inStore(CanvasFeature.make(canvasSettings, clientSockets))
+    const canvas = yield* inStore(CanvasFeature.make(canvasSettings))
     const fleet = yield* inStore(FleetFeature.make(fleetSettings, {
       config,
       certificate,
       auth,
       metrics,
-      sessions: registries.sessions
+      foxglove: registries.connections.foxglove,
+      draining: () => draining
     }))
     // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
     const features = [fleet.feature, canvas.feature]
@@ -238,7 +253,6 @@ export const start = (
       onReject: (_, rejection) => metrics.rejected(rejectReason(rejection))
     }).pipe(Effect.provide(handlers))
 
-    let draining = false
     const listening = yield* Deferred.make<AddressInfo>()
     const storeHealth = StoreHealth.StoreHealth.pipe(Effect.provide(store))
     const routes: Array<Route.Route> = [
@@ -284,18 +298,11 @@ export const start = (
         Gateway.childSpec({
           host: config.host,
           port: config.port,
-          maxConnections: config.maxConnections,
-          maxConnectionsPerAddress: config.maxConnectionsPerAddress,
           trustedProxies: config.trustedProxies,
           maxFrameBytes: config.maxFrameBytes,
           allowedOrigins: config.allowedOrigins,
           allowedHosts: config.allowedHosts,
           headersTimeoutMs: Duration.toMillis(config.headersTimeout),
-          eventStreams: {
-            maxStreams: config.maxSseStreams,
-            maxStreamsPerAddress: config.maxSseStreamsPerAddress,
-            stallMs: Duration.toMillis(config.sseStallTimeout)
-          },
           limits: {
             rateLimit: config.rateLimit,
             maxRequestsInFlight: config.maxRequestsInFlight,
@@ -309,19 +316,6 @@ export const start = (
           bridge,
           metrics,
           draining: () => draining,
-          // Who the session's user is (the listener authenticated them), and their roles for the
-          // fleet's checks. Under AUTH=none the user is the client's address (behind a trusted
-          // proxy, the forwarded one), cooldowns count per address, and no roles header means
-          // no check (every session is an admin; nothing more is kept per session).
-          requestHeaders: (_, identity) =>
-            identity.via === "none"
-              ? [[CanvasHandlers.userHeader, identity.user], [FleetApp.UserHeader, identity.user]]
-              : [
-                [CanvasHandlers.userHeader, identity.user],
-                [FleetApp.UserHeader, identity.user],
-                [FleetApp.RolesHeader, identity.roles.join(",")],
-                ...(identity.expiresAt === undefined ? [] : [[FleetApp.ExpiresHeader, String(identity.expiresAt)] as const])
-              ],
           auth,
           onListening: (address) => Deferred.unsafeDone(listening, Exit.succeed(address)),
           tls: certificate
@@ -344,9 +338,8 @@ export const start = (
       draining = true
       yield* Effect.logInfo("shutting down")
       yield* notifier.notify("STOPPING=1", "STATUS=Shutting down")
-      for (const feature of running) if (feature.drain !== undefined) yield* feature.drain
       const left = yield* Gateway.drain(registries, Duration.toMillis(config.shutdownTimeout) / 2)
-      if (left > 0) yield* Effect.logWarning(`${left} sessions did not close in time; stopping them`)
+      if (left > 0) yield* Effect.logWarning(`${left} connections did not close in time; stopping them`)
       yield* system.stop(rootRef)
       yield* Effect.logInfo("stopped; closing the database")
     })

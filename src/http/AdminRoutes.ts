@@ -11,7 +11,8 @@
  * (`HostCheck`: 421 otherwise), so a page that rebinds its DNS name to 127.0.0.1 reads nothing.
  *
  * The stream drops to the latest tree while the client's socket is full (`ServerSentEvents.open`),
- * and is an event stream of the listener's (bounded in number, cut off when stalled).
+ * and is an event stream of the gateway's (an actor under `gateway/streams`, bounded in number,
+ * cut off when stalled).
  *
  * @since 0.1.0
  */

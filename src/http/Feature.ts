@@ -31,8 +31,6 @@ export interface Feature<Handlers> {
   readonly readiness: Readonly<Record<string, Effect.Effect<string | undefined>>>
   /** What the login page sends a user to, when the feature has a page. */
   readonly home?: string | undefined
-  /** Run first in a graceful shutdown, before sessions are drained (closes its own connections). */
-  readonly drain?: Effect.Effect<void> | undefined
 }
 
 /** A feature that is off: only its handlers. */

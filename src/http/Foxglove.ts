@@ -12,17 +12,18 @@
  * if (url.pathname === "/foxglove") return foxglove.handleUpgrade(request, socket, head)
  * ```
  *
- * with `const foxglove = yield* Foxglove.make({ ...fleet, eventsTopic: LinkEvent.robotTopic })`
- * (`fleet` the `Fleet` service) in a scope that outlives the listener (the node's), and
- * `yield* foxglove.close` early in the graceful shutdown (it closes every Foxglove client with 1001).
+ * with `const foxglove = yield* Foxglove.make({ ...fleet, eventsTopic: LinkEvent.robotTopic }, { connections })`
+ * (`fleet` the `Fleet` service, `connections` the gateway's `foxglove` kind of connection) in a
+ * scope that outlives the listener (the node's). The gateway's `drain` closes every Foxglove
+ * client with 1001 with the other connections.
  *
- * Each client is an actor `foxglove:<n>` under the endpoint's `foxglove` dynamic supervisor
- * (see `foxglove/Connection.ts`): its socket, its PubSub sinks and its heartbeat are resources
- * of the actor, so any way it ends cleans them all up, and `maxConnections` is the supervisor's
- * `maxChildren` (one more is refused with 503).
+ * Each client is an actor `foxglove:<n>` under `gateway/foxglove`, a dynamic supervisor
+ * (`Connections`; see `foxglove/Connection.ts`): its socket, its PubSub sinks and its heartbeat
+ * are resources of the actor, so any way it ends cleans them all up, and the supervisor's
+ * `maxChildren` is the limit of clients (64; one more is refused with 503).
  *
  * Before a connection starts, an upgrade is refused with a plain HTTP answer: 503 while the
- * endpoint closes, 403 for a browser page of an origin not in `allowedOrigins` (default the
+ * service shuts down or the supervisor restarts, 403 for a browser page of an origin not in `allowedOrigins` (default the
  * Foxglove web app, `https://app.foxglove.dev`; clients without an `Origin`, the desktop apps,
  * are always accepted), 400 without a Foxglove subprotocol, 429 to an address that has
  * `maxConnectionsPerAddress` clients already (default 8), 503 when all `maxConnections` are
@@ -38,13 +39,9 @@ import type * as Scope from "effect/Scope"
 import type { IncomingMessage } from "node:http"
 import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
-import type { ActorRef } from "../actors/ActorRef.js"
-import { ActorSystem } from "../actors/ActorSystem.js"
-import * as Registry from "../actors/Registry.js"
 import * as PubSub from "../actors/PubSub.js"
 import type { RobotView } from "../protocol/FleetRpcs.js"
-import * as ChildSpec from "../supervisors/ChildSpec.js"
-import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
+import type * as Connections from "./Connections.js"
 import * as Catalog from "./foxglove/Catalog.js"
 import * as Connection from "./foxglove/Connection.js"
 import * as Wire from "./foxglove/Wire.js"
@@ -70,12 +67,23 @@ export interface FoxgloveSource {
   readonly state?: Effect.Effect<{ readonly robots: ReadonlyArray<RobotView> }> | undefined
 }
 
-/** Options of the endpoint; every one has a default. */
+/** Foxglove clients at once by default: a viewer per operator, not a fan-out. */
+export const defaultMaxConnections = 64
+
+/** Clients from one address at once by default. */
+export const defaultMaxConnectionsPerAddress = 8
+
+/** Options of the endpoint; every one but `connections` has a default. */
 export interface FoxgloveOptions {
+  /**
+   * Where the clients run: the gateway's `foxglove` supervisor, whose limits are the endpoint's
+   * (at once: 503 past it, `defaultMaxConnections`; per address: 429 past it, `defaultMaxConnectionsPerAddress`).
+   */
+  readonly connections: Connections.Connections<Connection.ConnectionMessage>
+  /** Whether the service is shutting down: upgrades are then refused with 503. */
+  readonly draining?: (() => boolean) | undefined
   /** `serverInfo.name`, shown by Foxglove. Default: `fleetvisor`. */
   readonly name?: string | undefined
-  /** Foxglove clients at once; one more is refused with 503. Default: 64: a viewer per operator, not a fan-out. */
-  readonly maxConnections?: number | undefined
   /**
    * Bytes a client may have unsent before the overflow policy applies. Default: 1 MiB, a few
    * seconds of every robot's state; a viewer that far behind is better served fresh data.
@@ -93,8 +101,6 @@ export interface FoxgloveOptions {
    * Default: the Foxglove web app, {@link foxgloveWebApp}.
    */
   readonly allowedOrigins?: ReadonlyArray<string> | undefined
-  /** Clients from one address at once; one more is refused with 429. 0: no limit. Default: 8. */
-  readonly maxConnectionsPerAddress?: number | undefined
   /** Reverse proxies whose forwarding headers name the client (for the per-address limit); default none. */
   readonly trustedProxies?: ClientAddress.TrustedProxies | undefined
   /** Called with the reason of every refused upgrade (for metrics). */
@@ -112,10 +118,6 @@ export interface FoxgloveEndpoint {
    * user's access ends) and whether it still lives.
    */
   readonly handleUpgrade: (request: IncomingMessage, socket: Duplex, head: Buffer, opened?: Opened) => void
-  /** Closes every client with 1001 (waiting up to 3 s) and refuses new ones. */
-  readonly close: Effect.Effect<void>
-  /** The `foxglove` dynamic supervisor of the connections. */
-  readonly supervisor: DynamicSupervisor.DynamicSupervisorRef
   /** The channels advertised so far. */
   readonly catalog: Catalog.Catalog
 }
@@ -130,16 +132,14 @@ const offered = (request: IncomingMessage): Array<string> =>
   (request.headers["sec-websocket-protocol"] ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
 
 /**
- * Starts the endpoint: its `foxglove` supervisor (a top-level actor of the system, stopped with
- * the scope) and its catalog of robots, fed by the fleet's views and seeded with the robots of
- * `source.state`.
+ * Starts the endpoint: its catalog of robots, fed by the fleet's views (while the scope lasts)
+ * and seeded with the robots of `source.state`. Its clients run under `options.connections`.
  */
 export const make = (
   source: FoxgloveSource,
-  options: FoxgloveOptions = {}
-): Effect.Effect<FoxgloveEndpoint, never, ActorSystem | Scope.Scope> =>
+  options: FoxgloveOptions
+): Effect.Effect<FoxgloveEndpoint, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const system = yield* ActorSystem
     const { hub, viewsTopic } = source
     const runtime = yield* Effect.runtime<never>()
     const catalog = Catalog.make()
@@ -159,11 +159,6 @@ export const make = (
       )
     }
 
-    const supervisor = yield* Effect.acquireRelease(
-      system.spawn(DynamicSupervisor.make({ maxChildren: options.maxConnections ?? 64 }), { name: "foxglove" }),
-      (ref) => system.stop(ref)
-    ).pipe(Effect.orDie)
-
     const settings: Connection.ConnectionSettings = {
       name: options.name ?? "fleetvisor",
       sessionId: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
@@ -179,29 +174,19 @@ export const make = (
       maxPayload: options.maxFrameBytes ?? 64 * 1024,
       handleProtocols: (_, request) => selected.get(request) ?? false
     })
-    let closing = false
     let next = 0
     const allowedOrigins = options.allowedOrigins ?? [foxgloveWebApp]
-    const perAddress = options.maxConnectionsPerAddress ?? 8
     const trustedProxies = options.trustedProxies ?? ClientAddress.none
-    // The connections by client address: an entry leaves with its actor. `starting` counts those
-    // accepted but not registered yet, so a burst of upgrades cannot pass the limit together.
-    const byAddress = Registry.unsafeMake<string, Connection.ConnectionMessage>({ keys: "duplicate" })
-    const starting = new Map<string, number>()
-    const started = (address: string) => {
-      const left = (starting.get(address) ?? 1) - 1
-      if (left <= 0) starting.delete(address)
-      else starting.set(address, left)
-    }
-    const connectionsOf = (address: string) =>
-      Registry.unsafeLookup(byAddress, address).length + (starting.get(address) ?? 0)
+    const connections = options.connections
 
     const handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer, opened?: Opened): void => {
       const refuse = (reason: FoxgloveRefuseReason, status: number, body: string, headers?: Record<string, string>) => {
         options.onRefused?.(reason)
         Route.refuseUpgrade(socket, status, body, headers)
       }
-      if (closing) return refuse("draining", 503, "Server shutting down\n", { "Retry-After": "5" })
+      if (options.draining?.() === true || Option.isNone(connections.supervisor())) {
+        return refuse("draining", 503, "Server shutting down\n", { "Retry-After": "5" })
+      }
       if (!HostCheck.originAllowed(request, allowedOrigins)) {
         return refuse("origin", 403, "Origin not allowed (FOXGLOVE_ALLOWED_ORIGINS)\n")
       }
@@ -210,13 +195,11 @@ export const make = (
         return refuse("subprotocol", 400, `Foxglove WebSocket needs the subprotocol ${Wire.Subprotocols.join(" or ")}\n`)
       }
       const address = ClientAddress.ofRequest(request, trustedProxies)
-      if (perAddress > 0 && connectionsOf(address) >= perAddress) {
+      if (connections.addressFull(address)) {
         return refuse("address", 429, "Too many Foxglove connections from this address\n", { "Retry-After": "5" })
       }
       selected.set(request, subprotocol)
       const id = `foxglove:${++next}`
-      starting.set(address, (starting.get(address) ?? 0) + 1)
-      let registered = false
       const behaviour = Connection.make({
         id,
         subprotocol,
@@ -229,28 +212,17 @@ export const make = (
         upgrade: Route.deferredUpgrade(wss, request, socket, head)
       })
       Runtime.runFork(runtime)(
-        DynamicSupervisor.startChild(
-          supervisor,
-          ChildSpec.make(id, behaviour, {
-            restart: "temporary",
-            mailbox: { capacity: 256 },
-            via: {
-              name: id,
-              register: (ref) => {
-                if (!registered) {
-                  registered = true
-                  started(address)
-                }
-                const connection = ref as ActorRef<Connection.ConnectionMessage>
-                opened?.({
-                  close: (code, reason) => void connection.unsafeTellUrgent({ _tag: "Revoke", code, reason }),
-                  alive: () => connection.isAlive()
-                })
-                return Registry.unsafeRegister(byAddress, address, connection)
-              }
-            }
-          })
-        ).pipe(
+        connections.start(id, behaviour, {
+          address,
+          mailbox: { capacity: 256 },
+          register: (connection) => {
+            opened?.({
+              close: (code, reason) => void connection.unsafeTellUrgent({ _tag: "Revoke", code, reason }),
+              alive: () => connection.isAlive()
+            })
+            return undefined
+          }
+        }).pipe(
           Effect.catchTag("MaxChildren", () =>
             Effect.sync(() => refuse("capacity", 503, "Too many Foxglove connections\n", { "Retry-After": "5" }))),
           Effect.catchAll((error) =>
@@ -258,26 +230,10 @@ export const make = (
               Effect.logDebug("foxglove connection did not start", error),
               Effect.sync(() => socket.destroy())
             )
-          ),
-          Effect.ensuring(Effect.sync(() => {
-            if (!registered) {
-              registered = true
-              started(address)
-            }
-          }))
+          )
         )
       )
     }
 
-    const close = Effect.gen(function*() {
-      closing = true
-      const children = yield* DynamicSupervisor.whichChildren(supervisor).pipe(Effect.orElseSucceed(() => []))
-      for (const child of children) {
-        if (Option.isSome(child.ref)) (child.ref.value as Connection.ConnectionRef).unsafeTellUrgent({ _tag: "GoAway" })
-      }
-      const deadline = Date.now() + 3000
-      while (DynamicSupervisor.unsafeCount(supervisor) > 0 && Date.now() < deadline) yield* Effect.sleep("10 millis")
-    })
-
-    return { handleUpgrade, close, supervisor, catalog }
+    return { handleUpgrade, catalog }
   })

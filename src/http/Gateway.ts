@@ -1,18 +1,25 @@
 /**
  * The gateway of a node: a `rest_for_one` supervisor of the `listener` (the HTTP server) and
- * `sessions` (a dynamic supervisor whose `maxChildren` is the connection limit), each one
- * registered by name so that the listener finds the live `sessions` after a restart.
+ * the dynamic supervisors of its client connections (`Connections`): `sessions` (`/ws`, whose
+ * `maxChildren` is `MAX_CONNECTIONS`), `foxglove` (`/foxglove`, when the node has a fleet) and
+ * `streams` (Server-Sent Events, `MAX_SSE_STREAMS`), each one registered by name so that the
+ * listener finds the live ones after a restart. Every socket of the service is under it.
  *
  * ```text
  * gateway (rest_for_one)
  * ├─ listener running mailbox=0 restarts=0
- * └─ sessions (dynamic, 2/20000)
- *    ├─ session:1 running mailbox=0 restarts=0
- *    └─ session:2 running mailbox=0 restarts=0
+ * ├─ sessions (dynamic, 2/20000)
+ * │  ├─ session:1 running mailbox=0 restarts=0
+ * │  └─ session:2 running mailbox=0 restarts=0
+ * ├─ foxglove (dynamic, 1/64)
+ * │  └─ foxglove:1 running mailbox=0 restarts=0
+ * └─ streams (dynamic, 1/1000)
+ *    └─ stream:1 running mailbox=0 restarts=0
  * ```
  *
- * `drain` is the first step of a graceful shutdown: every session closes with 1001 at once (not
- * one after the other, as stopping the supervisor would), and it waits until they are gone.
+ * `drain` is the first step of a graceful shutdown: every connection is told `GoAway` at once
+ * (not one after the other, as stopping the supervisors would): sessions and Foxglove clients
+ * close with 1001, event streams end; it waits until they are gone.
  *
  * @since 0.1.0
  */
@@ -23,22 +30,22 @@ import type { AddressInfo } from "node:net"
 import * as Registry from "../actors/Registry.js"
 import type * as RpcBridge from "../protocol/RpcBridge.js"
 import * as ChildSpec from "../supervisors/ChildSpec.js"
-import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
+import type * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
 import * as Supervisor from "../supervisors/Supervisor.js"
 import type * as ClientAddress from "./ClientAddress.js"
+import * as Connections from "./Connections.js"
+import type * as FoxgloveConnection from "./foxglove/Connection.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as Listener from "./Listener.js"
 import type * as Route from "./Route.js"
 import type * as ServerSentEvents from "./ServerSentEvents.js"
 import type * as Session from "./Session.js"
+import type * as StreamConnection from "./StreamConnection.js"
 
 /** What the gateway needs. */
 export interface GatewayOptions {
   readonly host: string
   readonly port: number
-  readonly maxConnections: number
-  /** Most sessions from one client address; 0 for no limit. */
-  readonly maxConnectionsPerAddress?: number | undefined
   /** Reverse proxies whose forwarding headers name the client; absent: none. */
   readonly trustedProxies?: ClientAddress.TrustedProxies | undefined
   readonly maxFrameBytes: number
@@ -47,8 +54,6 @@ export interface GatewayOptions {
   readonly allowedHosts?: ReadonlyArray<string> | undefined
   /** How long a connection may take to send complete request headers; default 10 s. */
   readonly headersTimeoutMs?: number | undefined
-  /** The bounds of event streams (`MAX_SSE_STREAMS`, `MAX_SSE_STREAMS_PER_ADDRESS`, `SSE_STALL_TIMEOUT`). */
-  readonly eventStreams?: ServerSentEvents.StreamLimits | undefined
   /** Most connections at once; default: from the open-file limit (`Listener.connectionLimit`). */
   readonly maxHttpConnections?: number | undefined
   readonly limits: Session.SessionLimits
@@ -58,7 +63,6 @@ export interface GatewayOptions {
   readonly bridge: RpcBridge.RpcBridge["Type"]
   readonly metrics: GatewayMetrics
   readonly draining: () => boolean
-  readonly requestHeaders?: Listener.ListenerOptions["requestHeaders"]
   /** Who may connect (`AUTH`); absent: everyone, as an admin. */
   readonly auth?: Listener.ListenerOptions["auth"]
   readonly onListening?: ((address: AddressInfo) => void) | undefined
@@ -66,34 +70,80 @@ export interface GatewayOptions {
   readonly tls?: Listener.ListenerOptions["tls"]
 }
 
-/** The registries of a gateway: its own actors by name, the sessions by `session:<id>` and by bridge client id. */
+/** How many connections of each kind a gateway takes. */
+export interface ConnectionLimits {
+  /** `/ws` sessions at once (`MAX_CONNECTIONS`). */
+  readonly maxConnections: number
+  /** Sessions from one client address (`MAX_CONNECTIONS_PER_ADDRESS`); 0 or absent for no limit. */
+  readonly maxConnectionsPerAddress?: number | undefined
+  /** Event streams (`MAX_SSE_STREAMS`, `MAX_SSE_STREAMS_PER_ADDRESS`, `SSE_STALL_TIMEOUT`); default `Listener.defaultStreamLimits`. */
+  readonly eventStreams?: ServerSentEvents.StreamLimits | undefined
+  /** `/foxglove` clients at once and from one address; absent: the node serves no Foxglove endpoint. */
+  readonly foxglove?: { readonly maxConnections: number; readonly maxConnectionsPerAddress: number } | undefined
+}
+
+/**
+ * The registries of a gateway, the one index of its connections: its own actors by name, the
+ * sessions by `session:<id>`, and each kind of connection by client address.
+ */
 export interface GatewayRegistries {
   readonly names: Registry.Registry<string, never>
   readonly sessions: Registry.Registry<string, Session.SessionMessage>
   /** The sessions by client address (duplicate keys): an entry leaves with its session's exit. */
   readonly byAddress: Registry.Registry<string, Session.SessionMessage>
-  readonly clients: Map<number, Session.SessionClient>
   /** The next session id; ids are never reused within a node's life, even across listener restarts. */
   readonly nextSessionId: () => string
+  /** The kinds of connection: `/ws` sessions, event streams, and `/foxglove` clients when there are. */
+  readonly connections: {
+    readonly sessions: Connections.Connections<Session.SessionMessage>
+    readonly streams: Connections.Connections<StreamConnection.StreamMessage>
+    readonly foxglove: Connections.Connections<FoxgloveConnection.ConnectionMessage> | undefined
+  }
+  readonly limits: ConnectionLimits
 }
 
-/** Fresh registries. */
-export const registries = (): GatewayRegistries => {
+/** Fresh registries for connections within `limits`. */
+export const registries = (limits: ConnectionLimits = { maxConnections: 20_000 }): GatewayRegistries => {
   let last = 0
+  const names = Registry.unsafeMake<string, never>({ keys: "unique" })
+  const sessions = Connections.make<Session.SessionMessage>(names, {
+    name: "sessions",
+    maxConnections: limits.maxConnections,
+    maxPerAddress: limits.maxConnectionsPerAddress ?? 0
+  })
+  const streamLimits = limits.eventStreams ?? Listener.defaultStreamLimits
   return {
-    names: Registry.unsafeMake({ keys: "unique" }),
+    names,
     sessions: Registry.unsafeMake({ keys: "unique" }),
-    byAddress: Registry.unsafeMake({ keys: "duplicate" }),
-    clients: new Map(),
-    nextSessionId: () => String(++last)
+    byAddress: sessions.byAddress,
+    nextSessionId: () => String(++last),
+    connections: {
+      sessions,
+      streams: Connections.make(names, {
+        name: "streams",
+        maxConnections: streamLimits.maxStreams,
+        maxPerAddress: streamLimits.maxStreamsPerAddress
+      }),
+      foxglove: limits.foxglove === undefined ? undefined : Connections.make(names, {
+        name: "foxglove",
+        maxConnections: limits.foxglove.maxConnections,
+        maxPerAddress: limits.foxglove.maxConnectionsPerAddress
+      })
+    },
+    limits
   }
 }
 
 /** The live `sessions` supervisor, if it runs. */
 export const sessionsOf = (registries: GatewayRegistries): Option.Option<DynamicSupervisor.DynamicSupervisorRef> =>
-  Option.fromNullable(
-    Registry.unsafeWhereis(registries.names, "sessions") as DynamicSupervisor.DynamicSupervisorRef | undefined
-  )
+  registries.connections.sessions.supervisor()
+
+/** Every kind of connection of a gateway: sessions, Foxglove clients (when there are), event streams. */
+export const kindsOf = (registries: GatewayRegistries): ReadonlyArray<Connections.Connections<any>> => {
+  const { foxglove, sessions, streams } = registries.connections
+  const kinds = foxglove === undefined ? [sessions, streams] : [sessions, foxglove, streams]
+  return kinds as ReadonlyArray<Connections.Connections<any>>
+}
 
 /** The gateway as a child of the root supervisor. */
 export const childSpec = (options: GatewayOptions, registries: GatewayRegistries): ChildSpec.ChildSpec =>
@@ -106,37 +156,30 @@ export const childSpec = (options: GatewayOptions, registries: GatewayRegistries
           "listener",
           Listener.make({
             ...options,
-            sessions: () => sessionsOf(registries),
+            maxConnections: registries.limits.maxConnections,
+            eventStreams: registries.limits.eventStreams,
+            sessions: registries.connections.sessions,
+            streams: registries.connections.streams,
             sessionRegistry: registries.sessions,
-            addressRegistry: registries.byAddress,
-            clients: registries.clients,
             nextSessionId: registries.nextSessionId
           }),
           { via: Registry.via(registries.names, "listener") }
         ),
-        ChildSpec.make(
-          "sessions",
-          DynamicSupervisor.make({ maxChildren: options.maxConnections }),
-          { via: Registry.via(registries.names, "sessions"), shutdown: "infinity" }
-        )
+        ...kindsOf(registries).map((kind) => kind.childSpec)
       ]
     })
   )
 
 /**
- * Tells every session to close with 1001 and waits (up to `timeout`) until none is left.
- * Returns how many were still there when the wait ended.
+ * Tells every connection to go away (sessions and Foxglove clients close with 1001, event
+ * streams end) and waits (up to `timeout`) until none is left. Returns how many were still there
+ * when the wait ended.
  */
 export const drain = (registries: GatewayRegistries, timeout: Duration.DurationInput): Effect.Effect<number> =>
   Effect.gen(function*() {
-    const count = Effect.map(
-      Effect.sync(() => sessionsOf(registries)),
-      Option.match({
-        onNone: () => 0,
-        onSome: (ref) => DynamicSupervisor.unsafeCount(ref)
-      })
-    )
-    for (const { ref } of Registry.all(registries.sessions)) ref.unsafeTellUrgent({ _tag: "GoAway" })
+    const kinds = kindsOf(registries)
+    const count = Effect.sync(() => kinds.reduce((n, kind) => n + kind.count(), 0))
+    for (const kind of kinds) kind.goAway()
     const deadline = Date.now() + Duration.toMillis(Duration.decode(timeout))
     while ((yield* count) > 0 && Date.now() < deadline) yield* Effect.sleep("10 millis")
     return yield* count

@@ -96,14 +96,16 @@ export interface GatewayMetrics {
 }
 
 const sessionName = /^session:/
+/** The other connections of the gateway (`Connections`), whose mailboxes are summed by kind. */
+const connectionName = /^(foxglove|stream):/
 
 /**
- * The `child` label of a restart: sessions and robot links by kind (`session`, `robot`, `agv`,
- * `foxglove`), since their ids are per connection or chosen by the robot (an AGV's serial number
+ * The `child` label of a restart: connections and robot links by kind (`session`, `robot`, `agv`,
+ * `foxglove`, `stream`), since their ids are per connection or chosen by the robot (an AGV's serial number
  * comes from the broker); other children by their fixed names.
  */
 const restartLabel = (child: string): string => {
-  const kind = /^(session|robot|agv|foxglove):/.exec(child)
+  const kind = /^(session|robot|agv|foxglove|stream):/.exec(child)
   return kind === null ? child : kind[1]
 }
 
@@ -119,7 +121,8 @@ const mailboxDepths = (nodes: ReadonlyArray<ActorNode>) => {
           sessionsTotal += node.mailbox
           sessionsMax = Math.max(sessionsMax, node.mailbox)
         } else {
-          named.set(node.name, (named.get(node.name) ?? 0) + node.mailbox)
+          const name = connectionName.exec(node.name)?.[1] ?? node.name
+          named.set(name, (named.get(name) ?? 0) + node.mailbox)
         }
       }
       walk(node.children)

@@ -1,6 +1,8 @@
 /**
- * The listener: an actor that owns the node's HTTP server. It answers the routes it is given
- * and turns each upgrade of `/ws` into a session actor under `gateway/sessions`.
+ * The listener: an actor that owns the node's HTTP server. It answers the routes it is given,
+ * turns each upgrade of `/ws` into a session actor under `gateway/sessions` and each event
+ * stream into a stream actor under `gateway/streams` (`StreamConnection`); other upgrades
+ * (`/foxglove`) go to their endpoints, which start their own connection actors.
  *
  * Before a session exists the listener refuses, with a plain HTTP answer on the raw socket:
  * another path (404), a foreign `Origin` (403), a server that is draining or full (503, the
@@ -17,9 +19,9 @@
  * - **Host** (`HostCheck`): a request or upgrade whose `Host` the server does not go by gets 421
  *   (DNS rebinding), whatever `ADMIN_TOKEN` is; only `/healthz` and `/readyz` answer any Host.
  * - **Methods**: a path served with other methods gets 405 with `Allow`; `CONNECT` gets 405.
- * - **Event streams** (routes marked `eventStream`): at most `MAX_SSE_STREAMS` (503) and
- *   `MAX_SSE_STREAMS_PER_ADDRESS` (429); one whose socket stays full for `SSE_STALL_TIMEOUT` is
- *   destroyed (`ServerSentEvents.streams`).
+ * - **Event streams** (routes marked `eventStream`): at most `MAX_SSE_STREAMS` (503, the
+ *   `streams` supervisor is full) and `MAX_SSE_STREAMS_PER_ADDRESS` (429); one whose socket
+ *   stays full for `SSE_STALL_TIMEOUT` is destroyed (`ServerSentEvents.stallGuard`).
  * - **Connections**: one that has not sent complete request headers within `HEADERS_TIMEOUT` is
  *   closed, also one that sends nothing at all (Node's `headersTimeout` starts at the first
  *   byte). `server.maxConnections` is the open-file limit less a reserve
@@ -33,8 +35,8 @@
  * ones (`Route.access`) and every upgrade needs a credential (`Authenticator.credentialOf`),
  * checked once per connection after the Host and Origin checks: a route answers 401/403, an
  * upgrade completes the handshake and closes at once with 4401/4403 (a page cannot read an
- * upgrade's 401). A `/ws` session carries its user and roles in its request headers
- * (`requestHeaders`); sessions, `/foxglove` clients and event streams are tracked by the
+ * upgrade's 401). A `/ws` session keeps its user and roles (its `identity`), which its requests'
+ * handlers read as their `Caller`; sessions, `/foxglove` clients and event streams are tracked by the
  * authenticator, which closes them when their credential is revoked or expires. The token entry
  * of `Sec-WebSocket-Protocol` is stripped before negotiation: never selected, never echoed.
  *
@@ -42,7 +44,7 @@
  * over TLS), whose certificate a reload replaces for new handshakes (`TlsFiles`).
  *
  * The server lives in the actor's scope: when the listener stops it stops accepting, ends
- * keep-alive and event-stream connections, and closes.
+ * keep-alive connections, and closes (event streams end with their actors, restarted after it).
  *
  * @since 0.1.0
  */
@@ -60,20 +62,20 @@ import type { AddressInfo, Socket } from "node:net"
 import type { Duplex } from "node:stream"
 import { WebSocketServer } from "ws"
 import type * as Actor from "../actors/Actor.js"
-import type { ActorRef, Reply } from "../actors/ActorRef.js"
+import type { Reply } from "../actors/ActorRef.js"
 import * as Registry from "../actors/Registry.js"
 import * as CloseCode from "../protocol/CloseCode.js"
 import * as Subprotocol from "../protocol/Subprotocol.js"
 import type * as RpcBridge from "../protocol/RpcBridge.js"
-import * as ChildSpec from "../supervisors/ChildSpec.js"
-import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
 import * as Authenticator from "./Authenticator.js"
 import * as ClientAddress from "./ClientAddress.js"
+import type * as Connections from "./Connections.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as HostCheck from "./HostCheck.js"
 import * as Route from "./Route.js"
 import * as ServerSentEvents from "./ServerSentEvents.js"
 import * as Session from "./Session.js"
+import * as StreamConnection from "./StreamConnection.js"
 import * as TlsFiles from "./TlsFiles.js"
 
 /** What the listener needs. */
@@ -81,8 +83,6 @@ export interface ListenerOptions {
   readonly host: string
   readonly port: number
   readonly maxFrameBytes: number
-  /** Most sessions from one client address; 0 or absent for no limit. */
-  readonly maxConnectionsPerAddress?: number | undefined
   /** Reverse proxies whose `X-Forwarded-For`/`Forwarded` name the client; absent: none. */
   readonly trustedProxies?: ClientAddress.TrustedProxies | undefined
   /** Origins besides the server's own whose pages may open `/ws`; `*` allows any. */
@@ -103,20 +103,14 @@ export interface ListenerOptions {
   readonly upgrades?: ReadonlyMap<string, UpgradeHandler> | undefined
   readonly bridge: RpcBridge.RpcBridge["Type"]
   readonly metrics: GatewayMetrics
-  /** Finds the `sessions` supervisor (by its name in the gateway's registry). */
-  readonly sessions: () => Option.Option<DynamicSupervisor.DynamicSupervisorRef>
+  /** The `/ws` sessions (`gateway/sessions`, `MAX_CONNECTIONS`, `MAX_CONNECTIONS_PER_ADDRESS`). */
+  readonly sessions: Connections.Connections<Session.SessionMessage>
+  /** The event streams (`gateway/streams`, `MAX_SSE_STREAMS`, `MAX_SSE_STREAMS_PER_ADDRESS`). */
+  readonly streams: Connections.Connections<StreamConnection.StreamMessage>
   /** Where sessions register as `session:<id>`. */
   readonly sessionRegistry: Registry.Registry<string, Session.SessionMessage>
-  /** The sessions by client address, for `maxConnectionsPerAddress`. */
-  readonly addressRegistry: Registry.Registry<string, Session.SessionMessage>
-  /** Where sessions register by bridge client id. */
-  readonly clients: Map<number, Session.SessionClient>
   /** A fresh session id. */
   readonly nextSessionId: () => string
-  /** Headers the RPC handlers of a session see, from its upgrade request (who the user is). */
-  readonly requestHeaders?:
-    | ((request: http.IncomingMessage, identity: Authenticator.Identity) => ReadonlyArray<readonly [string, string]>)
-    | undefined
   /** Who may connect (`AUTH`); absent: everyone, as an admin named by their address. */
   readonly auth?: Authenticator.Authenticator | undefined
   /** Whether the service is shutting down: upgrades are then refused. */
@@ -342,14 +336,13 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         identity: Authenticator.Identity,
         credential: Authenticator.Credential | undefined
       ) => {
-        const sessions = options.sessions()
-        if (Option.isNone(sessions)) {
+        const sessions = options.sessions
+        if (Option.isNone(sessions.supervisor())) {
           metrics.refused("restarting")
           return Route.refuseUpgrade(socket, 503, "Sessions are restarting\n", { "Retry-After": "1" })
         }
         const address = ClientAddress.ofRequest(request, options.trustedProxies ?? ClientAddress.none)
-        const perAddress = options.maxConnectionsPerAddress ?? 0
-        if (perAddress > 0 && Registry.unsafeLookup(options.addressRegistry, address).length >= perAddress) {
+        if (sessions.addressFull(address)) {
           metrics.refused("address")
           return Route.refuseUpgrade(socket, 429, "Too many connections from this address\n", { "Retry-After": "5" })
         }
@@ -370,19 +363,16 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
           bridge: options.bridge,
           metrics,
           limits: options.limits,
-          clients: options.clients,
-          headers: options.requestHeaders?.(request, identity) ?? [],
+          identity,
           upgrade: Route.deferredUpgrade(wss, request, socket, head),
           transport: socket
         })
-        const spec = ChildSpec.make(key, session, {
-          restart: "temporary",
-          via: {
-            name: key,
-            register: (ref) => {
-              const session = ref as ActorRef<Session.SessionMessage>
-              const failed = Registry.unsafeRegister(options.sessionRegistry, key, session) ??
-                Registry.unsafeRegister(options.addressRegistry, address, session)
+        Runtime.runFork(runtime)(
+          sessions.start(key, session, {
+            address,
+            mailbox: sessionMailbox,
+            register: (session) => {
+              const failed = Registry.unsafeRegister(options.sessionRegistry, key, session)
               if (failed === undefined && identity.via !== "none") {
                 auth.track(identity, credential, {
                   close: (code, reason) => void session.unsafeTellUrgent({ _tag: "Revoke", code, reason }),
@@ -391,11 +381,7 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
               }
               return failed
             }
-          },
-          mailbox: sessionMailbox
-        })
-        Runtime.runFork(runtime)(
-          DynamicSupervisor.startChild(sessions.value, spec).pipe(
+          }).pipe(
             Effect.catchTag("MaxChildren", () =>
               Effect.sync(() => {
                 metrics.refused("capacity")
@@ -411,12 +397,8 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         )
       }
 
-      const streams = ServerSentEvents.streams(options.eventStreams ?? defaultStreamLimits, {
-        onEnded: (reason) => {
-          metrics.sse.open--
-          metrics.sseEnded(reason)
-        }
-      })
+      const stallGuard = ServerSentEvents.stallGuard((options.eventStreams ?? defaultStreamLimits).stallMs)
+      let nextStream = 0
 
       const respond = (request: http.IncomingMessage, response: http.ServerResponse) => {
         spoke(request.socket)
@@ -464,20 +446,33 @@ export const make = (options: ListenerOptions): Actor.Behaviour<ListenerMessage,
         })
       }
 
-      /** Runs a route's handler; an event stream first passes its bounds. */
-      const serve = (request: http.IncomingMessage, response: http.ServerResponse, url: URL, route: Route.Route) => {
-        if (route.eventStream === true) {
-          const admitted = streams.admit(response, ClientAddress.ofRequest(request, trusted))
-          if (admitted === "capacity") {
-            metrics.httpRefused("sse_capacity")
-            return Route.text(response, 503, "Too many event streams\n", { "retry-after": "5" })
-          }
-          if (admitted === "address") {
-            metrics.httpRefused("sse_address")
-            return Route.text(response, 429, "Too many event streams from this address\n", { "retry-after": "5" })
-          }
-          metrics.sse.open++
+      /** Serves an event stream as `stream:<n>` under `gateway/streams`, within its bounds. */
+      const startStream = (request: http.IncomingMessage, response: http.ServerResponse, url: URL, route: Route.Route) => {
+        const streams = options.streams
+        const capacity = () => {
+          metrics.httpRefused("sse_capacity")
+          Route.text(response, 503, "Too many event streams\n", { "retry-after": "5" })
         }
+        if (Option.isNone(streams.supervisor())) return capacity()
+        const address = ClientAddress.ofRequest(request, trusted)
+        if (streams.addressFull(address)) {
+          metrics.httpRefused("sse_address")
+          return Route.text(response, 429, "Too many event streams from this address\n", { "retry-after": "5" })
+        }
+        const stream = StreamConnection.make({ request, response, url, route, address, guard: stallGuard, metrics })
+        Runtime.runFork(runtime)(
+          streams.start(`stream:${++nextStream}`, stream, { address }).pipe(
+            Effect.catchTag("MaxChildren", () => Effect.sync(capacity)),
+            Effect.catchAll((error) =>
+              Effect.zipRight(Effect.logDebug("event stream did not start", error), Effect.sync(() => response.destroy()))
+            )
+          )
+        )
+      }
+
+      /** Runs a route's handler; an event stream is an actor's. */
+      const serve = (request: http.IncomingMessage, response: http.ServerResponse, url: URL, route: Route.Route) => {
+        if (route.eventStream === true) return startStream(request, response, url, route)
         const fail = (error: unknown) => {
           Runtime.runFork(runtime)(Effect.logError("request failed", url.pathname, error))
           if (!response.headersSent) Route.text(response, 500, "Internal error\n")

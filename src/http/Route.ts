@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
 import type { WebSocket, WebSocketServer } from "ws"
@@ -15,6 +16,12 @@ import type { Access } from "./Authenticator.js"
 /** Handles one request; a thrown error or rejected promise answers 500. */
 export type Handler = (request: IncomingMessage, response: ServerResponse, url: URL) => void | Promise<void>
 
+/**
+ * The body of an event stream as an effect, run by the stream's actor (`gateway/streams`) in its
+ * scope: the stream ends when it completes, and it is interrupted when the stream ends otherwise.
+ */
+export type StreamBody = (request: IncomingMessage, response: ServerResponse, url: URL) => Effect.Effect<void, never, Scope.Scope>
+
 /** One route. */
 export interface Route {
   readonly method: "GET" | "POST" | "HEAD"
@@ -22,11 +29,14 @@ export interface Route {
   readonly path: string
   readonly handler: Handler
   /**
-   * A Server-Sent Events stream: the listener admits it within `MAX_SSE_STREAMS` (503) and
-   * `MAX_SSE_STREAMS_PER_ADDRESS` (429), and cuts it off when its socket stays full for
-   * `SSE_STALL_TIMEOUT`. Its handler must honour backpressure (`ServerSentEvents`).
+   * A Server-Sent Events stream: the listener serves it as an actor `stream:<n>` under
+   * `gateway/streams` (at most `MAX_SSE_STREAMS`: 503; `MAX_SSE_STREAMS_PER_ADDRESS`: 429),
+   * which owns the response, and cuts it off when its socket stays full for
+   * `SSE_STALL_TIMEOUT`. Its handler (or `body`) must honour backpressure (`ServerSentEvents`).
    */
   readonly eventStream?: boolean | undefined
+  /** The stream's body as an effect (`eventStream` routes made by `eventStream`), run instead of `handler`. */
+  readonly body?: StreamBody | undefined
   /**
    * Who may use it when `AUTH` is not `none` (the listener checks before the handler runs):
    * `public` (probes, the login page, the pages' HTML, scripts and styles: their data is not
@@ -46,6 +56,20 @@ export const make = (
   path,
   handler,
   ...(options.eventStream === true ? { eventStream: true } : {}),
+  ...(options.access === undefined ? {} : { access: options.access })
+})
+
+/** An event stream whose body is an effect, run by its stream actor (GET). */
+export const eventStream = (
+  path: string,
+  body: StreamBody,
+  options: { readonly access?: Access | undefined } = {}
+): Route => ({
+  method: "GET",
+  path,
+  handler: (_, response) => text(response, 500, "An event stream is served by a gateway\n"),
+  eventStream: true,
+  body,
   ...(options.access === undefined ? {} : { access: options.access })
 })
 

@@ -1,7 +1,7 @@
 /**
  * Server-Sent Events on a Node response: the headers, one event at a time, keep-alive comments,
- * and the end of the stream when the client goes away or the server stops; and the bounds every
- * event stream of the node shares.
+ * and the end of the stream when the client goes away or the server stops; and the stall guard
+ * every event stream of the node shares.
  *
  * Every writer honours backpressure (`response.write` returning `false`) in one of two ways:
  *
@@ -12,10 +12,10 @@
  *   so events wait in the writer's bounded queue; when that overflows the stream ends and
  *   EventSource reconnects to a fresh snapshot (`/canvas/stream`, `CANVAS_SSE_BUFFER`).
  *
- * Either way a client that reads nothing holds one event beyond its socket buffers. `streams`
- * bounds the streams themselves: how many at once (`MAX_SSE_STREAMS`), how many from one address
- * (`MAX_SSE_STREAMS_PER_ADDRESS`), and how long a socket may stay full before its stream is cut
- * off (`SSE_STALL_TIMEOUT`); the listener applies it to every route marked `eventStream`.
+ * Either way a client that reads nothing holds one event beyond its socket buffers. How many
+ * streams there are at once (`MAX_SSE_STREAMS`) and from one address (`MAX_SSE_STREAMS_PER_ADDRESS`)
+ * is the `gateway/streams` supervisor's business (`StreamConnection`); `stallGuard` cuts off a
+ * stream whose socket stayed full for `SSE_STALL_TIMEOUT`.
  *
  * @since 0.1.0
  */
@@ -116,44 +116,33 @@ export interface StreamLimits {
 /** How a stream ended: the client left (`closed`), the server ended it (`ended`), or it was cut off (`stalled`). */
 export type EndReason = "closed" | "ended" | "stalled"
 
-/** What `streams` tells its owner. */
-export interface StreamHooks {
-  /** A stream admitted by `admit` closed, and how. */
-  readonly onEnded?: ((reason: EndReason) => void) | undefined
-}
-
-/** The open event streams of a node. */
-export interface Streams {
-  /**
-   * Counts `response` as a stream of `address` and watches it until it closes; or, over a
-   * limit, says which one (`capacity`: `maxStreams`, `address`: `maxStreamsPerAddress`) and
-   * counts nothing.
-   */
-  readonly admit: (response: ServerResponse, address: string) => "ok" | "capacity" | "address"
-  /** Streams open now. */
+/** Cuts off the event streams whose socket stays full too long. */
+export interface StallGuard {
+  /** Watches `response` until it closes; it is destroyed once its socket stayed full for the guard's time. */
+  readonly watch: (response: ServerResponse) => void
+  /** Streams watched now. */
   readonly count: () => number
-  /** Streams open now from `address`. */
-  readonly countOf: (address: string) => number
+  /** How a watched stream ended (once its response closed). */
+  readonly endOf: (response: ServerResponse) => EndReason
 }
 
 interface Watched {
   readonly response: ServerResponse
   /** When the socket last had room (or drained). */
   progressAt: number
-  stalled: boolean
 }
 
 /**
- * The streams of a node within `limits`. One timer for all of them (running only while some
- * are open) checks every second (or a quarter of `stallMs`, if shorter) whether a stream's
- * socket has stayed full since `stallMs` ago; such a stream is destroyed, whatever its writer
- * waits for, and its slot is free at once.
+ * The guard of a node's streams. One timer for all of them (running only while some are
+ * watched) checks every second (or a quarter of `stallMs`, if shorter) whether a stream's socket
+ * has stayed full since `stallMs` ago; such a stream is destroyed, whatever its writer waits
+ * for, and its slot is free at once.
  */
-export const streams = (limits: StreamLimits, hooks: StreamHooks = {}): Streams => {
+export const stallGuard = (stallMs: number): StallGuard => {
   const watched = new Set<Watched>()
-  const byAddress = new Map<string, number>()
+  const stalled = new WeakSet<ServerResponse>()
   let timer: ReturnType<typeof setInterval> | undefined
-  const period = Math.max(10, Math.min(1000, Math.floor(limits.stallMs / 4)))
+  const period = Math.max(10, Math.min(1000, Math.floor(stallMs / 4)))
 
   // Full: a write waits for the socket, or the stream ended with bytes the client has not taken.
   const full = (response: ServerResponse) =>
@@ -162,20 +151,16 @@ export const streams = (limits: StreamLimits, hooks: StreamHooks = {}): Streams 
     const now = Date.now()
     for (const stream of watched) {
       if (!full(stream.response)) stream.progressAt = now
-      else if (now - stream.progressAt >= limits.stallMs && !stream.stalled) {
-        stream.stalled = true
+      else if (now - stream.progressAt >= stallMs && !stalled.has(stream.response)) {
+        stalled.add(stream.response)
         stream.response.destroy()
       }
     }
   }
 
-  const admit = (response: ServerResponse, address: string): "ok" | "capacity" | "address" => {
-    if (watched.size >= limits.maxStreams) return "capacity"
-    const mine = byAddress.get(address) ?? 0
-    if (limits.maxStreamsPerAddress > 0 && mine >= limits.maxStreamsPerAddress) return "address"
-    const stream: Watched = { response, progressAt: Date.now(), stalled: false }
+  const watch = (response: ServerResponse): void => {
+    const stream: Watched = { response, progressAt: Date.now() }
     watched.add(stream)
-    byAddress.set(address, mine + 1)
     const drained = () => {
       stream.progressAt = Date.now()
     }
@@ -183,21 +168,20 @@ export const streams = (limits: StreamLimits, hooks: StreamHooks = {}): Streams 
     response.once("close", () => {
       response.off("drain", drained)
       watched.delete(stream)
-      const left = (byAddress.get(address) ?? 1) - 1
-      if (left <= 0) byAddress.delete(address)
-      else byAddress.set(address, left)
       if (watched.size === 0 && timer !== undefined) {
         clearInterval(timer)
         timer = undefined
       }
-      hooks.onEnded?.(stream.stalled ? "stalled" : response.writableEnded ? "ended" : "closed")
     })
     if (timer === undefined) {
       timer = setInterval(check, period)
       timer.unref()
     }
-    return "ok"
   }
 
-  return { admit, count: () => watched.size, countOf: (address) => byAddress.get(address) ?? 0 }
+  return {
+    watch,
+    count: () => watched.size,
+    endOf: (response) => (stalled.has(response) ? "stalled" : response.writableEnded ? "ended" : "closed")
+  }
 }

@@ -7,6 +7,9 @@
  * server shutting down) closes it, unplugs its requests and streams, and drops its Registry
  * entry. Nothing else keeps a list of sessions but the heartbeat, which a session leaves as it ends.
  *
+ * It is also its requests' `Caller` (its id, its actor, its user and roles, its address and
+ * backlog): the bridge provides it to the RPC handlers, which need no header or lookup to find it.
+ *
  * Its state is the session's: who it is, the protocol version it speaks, its flood limit
  * (`TokenBucket`) and the frames that limit holds back.
  *
@@ -27,6 +30,9 @@ import * as CloseCode from "../protocol/CloseCode.js"
 import * as Priority from "../protocol/Priority.js"
 import type * as RpcBridge from "../protocol/RpcBridge.js"
 import type * as Subprotocol from "../protocol/Subprotocol.js"
+import type * as Caller from "../protocol/Caller.js"
+import type * as Authenticator from "./Authenticator.js"
+import * as Connections from "./Connections.js"
 import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as Heartbeat from "./Heartbeat.js"
 import * as TokenBucket from "./TokenBucket.js"
@@ -66,13 +72,6 @@ export interface SessionLimits {
   readonly maxBufferedBytes: number
 }
 
-/** A session as the RPC handlers find it from their `clientId`. */
-export interface SessionClient {
-  /** The session actor: its exit ends everything the client subscribed to. */
-  readonly owner: Actor.ActorContext<SessionMessage>["self"]
-  readonly socket: WebSocket
-}
-
 /** What one session needs from the gateway. */
 export interface SessionOptions {
   readonly id: string
@@ -86,10 +85,8 @@ export interface SessionOptions {
   readonly bridge: RpcBridge.RpcBridge["Type"]
   readonly metrics: GatewayMetrics
   readonly limits: SessionLimits
-  /** Headers every request of the session carries besides `x-session-id` and `x-remote-address` (e.g. the user). */
-  readonly headers: ReadonlyArray<readonly [string, string]>
-  /** The node's sessions by bridge client id; the session is in it while it lives. */
-  readonly clients: Map<number, SessionClient>
+  /** Who the user is, as the listener authenticated them. */
+  readonly identity: Authenticator.Identity
 }
 
 /** A session's state, as `getState` and the admin view see it. */
@@ -114,22 +111,6 @@ export interface SessionState {
   /** Why the session ended, for `fleetvisor_sessions_ended_total`. */
   readonly ended: string | undefined
 }
-
-const closeAndWait = (socket: WebSocket, code: number, reason: string, waitMs: number) =>
-  Effect.async<void>((resume) => {
-    if (socket.readyState === socket.CLOSED) return resume(Effect.void)
-    const done = () => {
-      clearTimeout(timer)
-      resume(Effect.void)
-    }
-    const timer = setTimeout(() => {
-      socket.terminate()
-      done()
-    }, waitMs)
-    socket.once("close", done)
-    if (socket.readyState === socket.OPEN) socket.close(code, reason)
-    return Effect.sync(() => socket.off("close", done))
-  })
 
 const closeFor = (reason: ExitReason.ExitReason): { code: number; reason: string } => {
   switch (reason._tag) {
@@ -227,17 +208,17 @@ const heartbeatOf = (limits: SessionLimits): Heartbeat.Heartbeat =>
 
 /**
  * One session: the actor's behaviour, and, once `init` has upgraded the socket, its state too
- * (a behaviour made for one socket, whose handshake it completes once). It is also the client
- * that RPC handlers find and the bridge's view of the socket (`send`, `close`), so that tens of
+ * (a behaviour made for one socket, whose handshake it completes once). It is also the `Caller`
+ * of its requests and the bridge's view of the socket (`send`, `close`), so that tens of
  * thousands of idle sessions are mostly one object each: the socket's listeners are functions
  * shared by all sessions, and whatever an idle session never uses (its flood limit, the frames
- * held back, the headers of its requests) is made when first needed.
+ * held back) is made when first needed.
  */
 export class Session
   implements
     Actor.Behaviour<SessionMessage, Session>,
     SessionState,
-    SessionClient,
+    Caller.CallerInfo,
     RpcBridge.ConnectOptions,
     WriteBatch.Batched,
     Heartbeat.Member
@@ -248,15 +229,14 @@ export class Session
   readonly bridge: RpcBridge.RpcBridge["Type"]
   readonly metrics: GatewayMetrics
   readonly limits: SessionLimits
-  readonly clients: Map<number, SessionClient>
-  readonly extraHeaders: ReadonlyArray<readonly [string, string]>
+  readonly identity: Authenticator.Identity
   readonly transport: Duplex
   writesThisTurn = 0
   /** No extension was negotiated: frames can be written to the transport as `ws` would write them. */
   rawFrames = false
   /** Cleared once called: the handshake's inputs are not kept. */
   private upgrade: SessionOptions["upgrade"] | undefined
-  owner: SessionClient["owner"] = undefined as unknown as SessionClient["owner"]
+  owner: Actor.ActorContext<SessionMessage>["self"] = undefined as unknown as Actor.ActorContext<SessionMessage>["self"]
   socket: SessionSocket = undefined as unknown as SessionSocket
   connection: RpcBridge.Connection = undefined as unknown as RpcBridge.Connection
   connectedAt = 0
@@ -267,7 +247,6 @@ export class Session
   releaseTimer: ReturnType<typeof setTimeout> | undefined = undefined
   closeWith: { readonly code: number; readonly reason: string } | undefined = undefined
   ended: string | undefined = undefined
-  private requestHeaders: ReadonlyArray<readonly [string, string]> | undefined = undefined
   /** The heartbeat round of the unanswered ping, 0 when none is (`Heartbeat.Member`). */
   pingRound = 0
   prevBeat: Heartbeat.Member | undefined = undefined
@@ -280,8 +259,7 @@ export class Session
     this.bridge = options.bridge
     this.metrics = options.metrics
     this.limits = options.limits
-    this.clients = options.clients
-    this.extraHeaders = options.headers
+    this.identity = options.identity
     this.upgrade = options.upgrade
     this.transport = options.transport
   }
@@ -313,11 +291,34 @@ export class Session
     return requestLimitsOf(this.limits)
   }
 
-  get headers(): ReadonlyArray<readonly [string, string]> {
-    return (this.requestHeaders ??= ([
-      ["x-session-id", this.id],
-      ["x-remote-address", this.who.address]
-    ] as Array<readonly [string, string]>).concat(this.extraHeaders))
+  get caller(): Caller.CallerInfo {
+    return this
+  }
+
+  // Caller.CallerInfo
+
+  get session(): string {
+    return this.id
+  }
+
+  get user(): string {
+    return this.identity.user
+  }
+
+  get roles(): ReadonlyArray<string> | undefined {
+    return this.identity.via === "none" ? undefined : this.identity.roles
+  }
+
+  get expiresAt(): number | undefined {
+    return this.identity.expiresAt
+  }
+
+  get address(): string {
+    return this.who.address
+  }
+
+  backlog(): number {
+    return this.socket.bufferedAmount
   }
 
   send(frame: string | Uint8Array): void {
@@ -435,7 +436,6 @@ export class Session
     const socket = this.socket
     this.connection = connection
     this.connectedAt = Date.now()
-    this.clients.set(connection.clientId, this)
     socket.on("message", onMessage)
     socket.on("close", onClose)
     socket.on("error", onError)
@@ -468,16 +468,15 @@ export class Session
     return this
   }
 
-  /** Undoes `init`: leaves the heartbeat and the client table, unplugs the bridge, closes the socket. */
+  /** Undoes `init`: leaves the heartbeat, unplugs the bridge, closes the socket. */
   release(): Effect.Effect<void> {
     const socket = this.socket
     heartbeatOf(this.limits).leave(this)
     clearTimeout(this.releaseTimer)
     const connection = this.connection
     const close = this.closeWith ?? goingAway
-    const closeSocket = socket === undefined ? Effect.void : closeAndWait(socket, close.code, close.reason, 1000)
+    const closeSocket = socket === undefined ? Effect.void : Connections.closeSocket(socket, close.code, close.reason, 1000)
     if (connection === undefined) return closeSocket
-    this.clients.delete(connection.clientId)
     return Effect.zipRight(connection.disconnect, closeSocket)
   }
 }

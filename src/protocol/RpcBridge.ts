@@ -4,7 +4,8 @@
  * One @effect/rpc `RpcServer` serves the whole node. Each socket plugs in with `connect` and
  * becomes one of its clients: the gateway feeds every frame it receives to `onFrame`, and the
  * bridge writes frames back through the `send` it was given. Handlers see the client as
- * `{ clientId, headers }`.
+ * `{ clientId, headers }`, and, when the socket connected with a `caller`, as the `Caller`
+ * service of each of its requests (provided in the context its handlers run in).
  *
  * Streams that many clients share take a fast path: a handler returns `directStream(run)`, and
  * `run` gets a `ChunkWriter` for that one request. The application encodes each stream item once
@@ -46,6 +47,7 @@ import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { Caller, type CallerInfo } from "./Caller.js"
 import * as ClientFrame from "./ClientFrame.js"
 import * as CloseCode from "./CloseCode.js"
 import * as Priority from "./Priority.js"
@@ -69,6 +71,8 @@ export interface ConnectOptions {
   readonly headers?: ReadonlyArray<readonly [string, string]> | undefined
   /** The bounds of this socket's work, read once when it connects; none without them. */
   readonly requestLimits?: RequestLimits | undefined
+  /** Who calls through this socket, provided to its handlers as `Caller`; read at its first message. */
+  readonly caller?: CallerInfo | undefined
 }
 
 /** The bounds of one socket's work (each may be `Infinity`). */
@@ -500,8 +504,10 @@ export const make = <Rpcs extends Rpc.Any>(
     /** The client's inbox, made with its intake fiber (as `FiberMap.run` would fork it) at the first message. */
     const inboxOf = (client: Client): Mailbox.Mailbox<FromClientEncoded> => {
       if (client.inbox !== undefined) return client.inbox
+      // RpcServer runs each request with the context of the fiber that handed it over: this one's.
+      const caller = client.options.caller
       const runtime = Runtime.make({
-        context: client.context,
+        context: caller === undefined ? client.context : Context.add(client.context, Caller, caller),
         fiberRefs: client.fiberRefs,
         runtimeFlags: Runtime.defaultRuntime.runtimeFlags
       })

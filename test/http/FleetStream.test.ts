@@ -240,16 +240,13 @@ describe("backpressure of the fleet's event stream", () => {
     Effect.gen(function*() {
       const fleet = yield* fakeFleet(20)
       const routes = FleetStream.routes(fleet.source, { bufferSize: 8 })
-      const ended: Array<ServerSentEvents.EndReason> = []
-      // The listener's bounds, as it applies them to every event-stream route.
-      const streams = ServerSentEvents.streams({ maxStreams: 10, maxStreamsPerAddress: 0, stallMs: 500 }, {
-        onEnded: (reason) => ended.push(reason)
-      })
+      // The listener's stall guard, as its stream actors apply it to every event-stream route.
+      const streams = ServerSentEvents.stallGuard(500)
       const { response } = yield* silentClient("/stream", (request, response) => {
         const url = new URL(request.url!, "http://localhost")
         const route = Route.find(routes, request.method!, url.pathname)!
         expect(route.eventStream).toBe(true)
-        expect(streams.admit(response, request.socket.remoteAddress!)).toBe("ok")
+        streams.watch(response)
         void route.handler(request, response, url)
       })
       let published = 0
@@ -264,7 +261,7 @@ describe("backpressure of the fleet's event stream", () => {
       yield* TestKit.awaitUntil(Effect.sync(() => response.destroyed), { timeoutMillis: 5_000, waitedFor: "the stream cut off" })
       const cutAfterMs = Date.now() - fullAt
       yield* TestKit.awaitUntil(Effect.sync(() => streams.count() === 0), { waitedFor: "the stream's slot free" })
-      expect(ended).toEqual(["stalled"])
+      expect(streams.endOf(response)).toBe("stalled")
       expect(cutAfterMs).toBeGreaterThanOrEqual(250)
       expect(cutAfterMs).toBeLessThan(2_000)
       console.log(JSON.stringify({ test: "FleetStream stall", updatesBeforeFull: published, cutAfterMs }))

@@ -16,12 +16,15 @@ import type { AddressInfo } from "node:net"
 import { WebSocket } from "ws"
 import { PubSub, TestKit } from "../../src/actors/index.js"
 import type { ActorSystem as ActorSystemService } from "../../src/actors/ActorSystem.js"
-import { ActorSystem } from "../../src/actors/ActorSystem.js"
+import * as Registry from "../../src/actors/Registry.js"
 import * as Fleet from "../../src/apps/fleet/Fleet.js"
 import * as FleetConfig from "../../src/apps/fleet/FleetConfig.js"
+import * as Connections from "../../src/http/Connections.js"
 import * as Foxglove from "../../src/http/Foxglove.js"
+import type * as FoxgloveConnection from "../../src/http/foxglove/Connection.js"
 import * as LinkEvent from "../../src/links/LinkEvent.js"
 import * as DynamicSupervisor from "../../src/supervisors/DynamicSupervisor.js"
+import * as Supervisor from "../../src/supervisors/Supervisor.js"
 
 interface Received {
   readonly subscriptionId: number
@@ -84,9 +87,12 @@ const armTelemetry = (robot: string, x: number): LinkEvent.LinkEvent => ({
 
 const agvUp = (robot: string): LinkEvent.LinkEvent => ({ _tag: "LinkUp", robot, kind: "agv", at: Date.now() })
 
-/** A fleet without links (events are published as its links would), the endpoint, and an HTTP server routing upgrades to it. */
+/**
+ * A fleet without links (events are published as its links would), the endpoint, its clients'
+ * supervisor under a `gateway` as the node's, and an HTTP server routing upgrades to it.
+ */
 const setup = (
-  options?: Foxglove.FoxgloveOptions,
+  options?: Omit<Foxglove.FoxgloveOptions, "connections">,
   /** Runs before the endpoint starts. */
   prelude?: (publish: (event: LinkEvent.LinkEvent) => Effect.Effect<void>, fleet: Fleet.FleetService) => Effect.Effect<void>
 ) =>
@@ -95,9 +101,18 @@ const setup = (
     const hub = yield* PubSub.make()
     const fleet = yield* Fleet.make({ settings: FleetConfig.make({}), hub, system })
     if (prelude !== undefined) yield* prelude((event) => LinkEvent.publish(hub, event), fleet)
-    const endpoint = yield* Foxglove.make({ ...fleet, eventsTopic: LinkEvent.robotTopic }, options).pipe(
-      Effect.provideService(ActorSystem, system)
+    const connections = Connections.make<FoxgloveConnection.ConnectionMessage>(
+      Registry.unsafeMake({ keys: "unique" }),
+      { name: "foxglove", maxConnections: Foxglove.defaultMaxConnections, maxPerAddress: Foxglove.defaultMaxConnectionsPerAddress }
     )
+    yield* system.spawn(Supervisor.make({ strategy: "one_for_one", children: [connections.childSpec] }), { name: "gateway" })
+    const started = yield* Foxglove.make({ ...fleet, eventsTopic: LinkEvent.robotTopic }, { ...options, connections })
+    const endpoint = {
+      ...started,
+      supervisor: Option.getOrThrow(connections.supervisor()),
+      /** What the gateway's drain does to every Foxglove client. */
+      close: Effect.sync(() => connections.goAway())
+    }
     const server = http.createServer((_, response) => response.writeHead(404).end())
     server.on("upgrade", (request, socket, head) => {
       if (request.url === "/foxglove") endpoint.handleUpgrade(request, socket, head)
@@ -272,7 +287,7 @@ describe("Foxglove endpoint", () => {
       const { endpoint, system, url } = yield* setup()
       const v = yield* viewer(url, "foxglove.websocket.v1")
       yield* until(() => v.serverInfo.length === 1, "serverInfo")
-      expect(yield* system.render).toContain("foxglove (dynamic, 1/64)\n└─ foxglove:1 running mailbox=0 restarts=0")
+      expect(yield* system.render).toContain("gateway (one_for_one)\n└─ foxglove (dynamic, 1/64)\n   └─ foxglove:1 running mailbox=0 restarts=0")
       v.ws.close()
       yield* TestKit.awaitUntil(
         Effect.map(DynamicSupervisor.countChildren(endpoint.supervisor), (c) => c.active === 0).pipe(Effect.orDie),

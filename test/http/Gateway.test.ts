@@ -69,7 +69,8 @@ describe("gateway sessions", () => {
       yield* awaitGateway(service, `
         gateway (rest_for_one)
         ├─ listener running mailbox=0 restarts=0
-        └─ sessions (dynamic, 0/20000)`)
+        ├─ sessions (dynamic, 0/20000)
+        └─ streams (dynamic, 0/1000)`)
       const scope = yield* Scope.make()
       const client = yield* Scope.extend(TestService.connect(service, "json"), scope)
       const reply = yield* client.rpc.Hello({ app: "test", version: "1" })
@@ -77,8 +78,9 @@ describe("gateway sessions", () => {
       yield* awaitGateway(service, `
         gateway (rest_for_one)
         ├─ listener running mailbox=0 restarts=0
-        └─ sessions (dynamic, 1/20000)
-           └─ session:1 running mailbox=0 restarts=0`)
+        ├─ sessions (dynamic, 1/20000)
+        │  └─ session:1 running mailbox=0 restarts=0
+        └─ streams (dynamic, 0/1000)`)
       expect(registered(service)).toEqual(["session:1"])
       expect(yield* metric(service, "fleetvisor_sessions")).toBe("1")
 
@@ -86,7 +88,8 @@ describe("gateway sessions", () => {
       yield* awaitGateway(service, `
         gateway (rest_for_one)
         ├─ listener running mailbox=0 restarts=0
-        └─ sessions (dynamic, 0/20000)`)
+        ├─ sessions (dynamic, 0/20000)
+        └─ streams (dynamic, 0/1000)`)
       expect(registered(service)).toEqual([])
       expect(yield* metric(service, "fleetvisor_sessions")).toBe("0")
       expect(yield* metric(service, "fleetvisor_sessions_ended_total{reason=\"closed\"}")).toBe("1")
@@ -102,7 +105,8 @@ describe("gateway sessions", () => {
       yield* awaitGateway(service, `
         gateway (rest_for_one)
         ├─ listener running mailbox=0 restarts=0
-        └─ sessions (dynamic, 0/20000)`)
+        ├─ sessions (dynamic, 0/20000)
+        └─ streams (dynamic, 0/1000)`)
     }))
 
   it.scopedLive("a crash injected into a session closes its socket with 1011 and leaves nothing behind", () =>
@@ -113,16 +117,18 @@ describe("gateway sessions", () => {
       yield* awaitGateway(service, `
         gateway (rest_for_one)
         ├─ listener running mailbox=0 restarts=0
-        └─ sessions (dynamic, 2/20000)
-           ├─ session:1 running mailbox=0 restarts=0
-           └─ session:2 running mailbox=0 restarts=0`)
+        ├─ sessions (dynamic, 2/20000)
+        │  ├─ session:1 running mailbox=0 restarts=0
+        │  └─ session:2 running mailbox=0 restarts=0
+        └─ streams (dynamic, 0/1000)`)
       yield* TestKit.crashChild(service.system, "session:1", "injected")
       expect((yield* Deferred.await(victim.closed)).code).toBe(CloseCode.InternalError)
       yield* awaitGateway(service, `
         gateway (rest_for_one)
         ├─ listener running mailbox=0 restarts=0
-        └─ sessions (dynamic, 1/20000)
-           └─ session:2 running mailbox=0 restarts=0`)
+        ├─ sessions (dynamic, 1/20000)
+        │  └─ session:2 running mailbox=0 restarts=0
+        └─ streams (dynamic, 0/1000)`)
       expect(registered(service)).toEqual(["session:2"])
       bystander.socket.send(hello("1"))
       expect(WireCodec.json.decode(yield* Queue.take(bystander.received))[0]).toMatchObject({
@@ -142,9 +148,10 @@ describe("gateway sessions", () => {
       yield* awaitGateway(service, `
         gateway (rest_for_one)
         ├─ listener running mailbox=0 restarts=0
-        └─ sessions (dynamic, 2/2)
-           ├─ session:1 running mailbox=0 restarts=0
-           └─ session:2 running mailbox=0 restarts=0`)
+        ├─ sessions (dynamic, 2/2)
+        │  ├─ session:1 running mailbox=0 restarts=0
+        │  └─ session:2 running mailbox=0 restarts=0
+        └─ streams (dynamic, 0/1000)`)
     }))
 
   it.scopedLive("over MAX_CONNECTIONS_PER_ADDRESS one address is refused with 429; a session leaving makes room", () =>
@@ -270,8 +277,9 @@ describe("gateway sessions", () => {
       yield* awaitGateway(service, `
         gateway (rest_for_one)
         ├─ listener running mailbox=0 restarts=1
-        └─ sessions (dynamic, 1/20000) restarts=1
-           └─ session:2 running mailbox=0 restarts=0`)
+        ├─ sessions (dynamic, 1/20000) restarts=1
+        │  └─ session:2 running mailbox=0 restarts=0
+        └─ streams (dynamic, 0/1000) restarts=1`)
       // session:2 is the client's new connection to the restarted listener; its calls get through
       // once its side of the socket is open too.
       yield* client.rpc.Ping().pipe(Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo("3 seconds"))))

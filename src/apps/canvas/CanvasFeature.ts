@@ -22,7 +22,6 @@ import * as Canvas from "./Canvas.js"
 import * as CanvasConfig from "./CanvasConfig.js"
 import * as CanvasHandlers from "./CanvasHandlers.js"
 import * as CanvasStream from "./CanvasStream.js"
-import * as ClientSockets from "./ClientSockets.js"
 
 /** The RPC handlers the canvas feature provides, on or off. */
 export type Handlers = Layer.Layer.Success<typeof CanvasUnavailable.layer>
@@ -33,20 +32,19 @@ const routes = (canvas: Canvas.Canvas["Type"]): ReadonlyArray<Route.Route> => [
     response.writeHead(302, { location: "/canvas/" })
     response.end()
   }, { access: "public" }),
+  // An event stream of the gateway's (an actor under gateway/streams, bounded, cut off when stalled).
   // Each chunk waits for the socket to drain, so a slow client's updates wait in its
   // CANVAS_SSE_BUFFER, whose overflow ends the stream.
-  Route.make("GET", "/canvas/stream", (_, response) => {
-    response.writeHead(200, { ...CanvasStream.headers })
-    response.flushHeaders()
-    const fiber = Effect.runFork(
-      CanvasStream.serverSentEvents.pipe(
+  Route.eventStream("/canvas/stream", (_, response) =>
+    Effect.suspend(() => {
+      response.writeHead(200, { ...CanvasStream.headers })
+      response.flushHeaders()
+      return CanvasStream.serverSentEvents.pipe(
         Stream.runForEach((chunk) => ServerSentEvents.write(response, chunk)),
         Effect.provideService(Canvas.Canvas, canvas),
-        Effect.ensuring(Effect.sync(() => response.end()))
+        Effect.ignore
       )
-    )
-    response.once("close", () => fiber.unsafeInterruptAsFork(fiber.id()))
-  }, { eventStream: true }),
+    })),
   ...PageBundle.routes(PageBundle.packageRoot, "canvas")
 ]
 
@@ -56,13 +54,9 @@ export interface CanvasFeature {
   readonly canvas: Option.Option<Canvas.Canvas["Type"]>
 }
 
-/**
- * The canvas feature over its settings (`None`: off). `sockets` lets its handlers see a
- * session's socket backlog, for `CANVAS_SLOW_CLIENT`.
- */
+/** The canvas feature over its settings (`None`: off). */
 export const make = (
-  settings: Option.Option<CanvasConfig.CanvasSettings>,
-  sockets: ClientSockets.ClientSockets["Type"]
+  settings: Option.Option<CanvasConfig.CanvasSettings>
 ): Effect.Effect<CanvasFeature, never, Scope.Scope | CanvasStore | ActorSystem> =>
   Option.match(settings, {
     onNone: () => Effect.succeed({ feature: Feature.off("canvas", CanvasUnavailable.layer), canvas: Option.none() }),
@@ -75,10 +69,7 @@ export const make = (
             name: "canvas",
             enabled: true,
             children: [canvas.child],
-            handlers: CanvasHandlers.layer.pipe(
-              Layer.provide(Layer.succeed(Canvas.Canvas, canvas)),
-              Layer.provide(Layer.succeed(ClientSockets.ClientSockets, sockets))
-            ),
+            handlers: CanvasHandlers.layer.pipe(Layer.provide(Layer.succeed(Canvas.Canvas, canvas))),
             routes: routes(canvas),
             upgrades: [],
             readiness: {

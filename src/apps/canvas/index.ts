@@ -4,7 +4,7 @@
  * Wiring it into a node (what `src/main.ts` does):
  *
  * ```ts
- * import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream, ClientSockets } from "./apps/canvas/index.js"
+ * import { Canvas, CanvasConfig, CanvasHandlers, CanvasStream } from "./apps/canvas/index.js"
  *
  * // CanvasConfig.layer reads CANVAS_* (fails with a ConfigError naming the variable).
  * // The store must be opened with the same shape: CanvasStore.layer(CanvasConfig.storeOptions(settings)).
@@ -15,13 +15,12 @@
  * //                     in the root supervisor's children, as in DESIGN.md's tree.
  * //
  * // CanvasHandlers.layer  provides the CanvasJoin and CanvasPlace handlers for
- * //                     RpcBridge.layer(FleetvisorRpcs); it needs Canvas, and uses ClientSockets if
- * //                     the gateway provides it (clientId → { owner: session actor, backlog: () =>
- * //                     socket.bufferedAmount }) so that slow sockets meet CANVAS_SLOW_CLIENT.
- * //                     The gateway sets the request header `x-fleetvisor-user`
- * //                     (CanvasHandlers.userHeader) on every connection (its headers override the
- * //                     client's; unset, a client could name itself to dodge the cooldown) to the
- * //                     user a pixel counts for (the session id when there is no login).
+ * //                     RpcBridge.layer(FleetvisorRpcs); it needs Canvas, and reads each request's
+ * //                     `Caller` (src/protocol/Caller.ts), which the gateway's session provides
+ * //                     through the bridge: its actor and socket backlog, so that slow sockets meet
+ * //                     CANVAS_SLOW_CLIENT, and its user, whom a pixel counts for (the client's
+ * //                     address when there is no login). Nothing of it comes from the wire, so a
+ * //                     client cannot name itself to dodge the cooldown.
  * //
  * // CanvasStream.serverSentEvents is the body of GET /canvas/stream (Stream<Uint8Array, Unavailable,
  * //                     Canvas>), with CanvasStream.headers as response headers. Write it with the
@@ -38,7 +37,7 @@
  * )
  * const bridge = RpcBridge.layer(FleetvisorRpcs).pipe(
  *   Layer.provide(Layer.mergeAll(CanvasHandlers.layer, FleetHandlers, SystemHandlers)),
- *   Layer.provide(Layer.merge(canvas, clientSocketsLayer)) // clientSocketsLayer: optional, see ClientSockets.ts
+ *   Layer.provide(canvas)
  * )
  * ```
  *
@@ -49,4 +48,3 @@ export * as CanvasConfig from "./CanvasConfig.js"
 export * as CanvasFrame from "./CanvasFrame.js"
 export * as CanvasHandlers from "./CanvasHandlers.js"
 export * as CanvasStream from "./CanvasStream.js"
-export * as ClientSockets from "./ClientSockets.js"

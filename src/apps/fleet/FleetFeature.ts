@@ -15,6 +15,8 @@ import * as Option from "effect/Option"
 import type { IncomingMessage } from "node:http"
 import * as Registry from "../../actors/Registry.js"
 import * as Authenticator from "../../http/Authenticator.js"
+import type * as Connections from "../../http/Connections.js"
+import type * as FoxgloveConnection from "../../http/foxglove/Connection.js"
 import * as Feature from "../../http/Feature.js"
 import * as EmptyFleet from "../../http/FleetHandlers.js"
 import * as FleetStream from "../../http/FleetStream.js"
@@ -31,7 +33,7 @@ import * as TelemetryReader from "../../store/TelemetryReader.js"
 import * as Demo from "./Demo.js"
 import { Fleet, FleetHub, type FleetService, layerUnstarted } from "./Fleet.js"
 import { FleetConfig, type FleetSettings } from "./FleetConfig.js"
-import { AccessPolicy, layer as handlersLayer, SessionDirectory } from "./FleetHandlers.js"
+import { AccessPolicy, layer as handlersLayer } from "./FleetHandlers.js"
 import * as FleetMetrics from "./FleetMetrics.js"
 import type { StopChannelAccess } from "./StopChannel.js"
 
@@ -45,8 +47,10 @@ export interface Node {
   readonly certificate: TlsCertificate | undefined
   readonly auth: Authenticator.Authenticator
   readonly metrics: GatewayMetrics.GatewayMetrics
-  /** The gateway's registry, where a session is `session:<id>` (for releasing a closed session's leases). */
-  readonly sessions: Registry.Registry<string, any>
+  /** The gateway's `foxglove` supervisor, where `/foxglove` clients run. */
+  readonly foxglove: Connections.Connections<FoxgloveConnection.ConnectionMessage> | undefined
+  /** Whether the node is shutting down (upgrades are then refused). */
+  readonly draining: () => boolean
 }
 
 /**
@@ -132,12 +136,16 @@ export const make = (
         FleetMetrics.register(metrics.registry, fleet)
         const reader = yield* TelemetryReader.make({ filename: ServiceConfig.databaseFile(config) })
         // Foxglove Studio and Lichtblick see the fleet at /foxglove (read-only).
-        const foxglove = yield* Foxglove.make({ ...fleet, eventsTopic: LinkEvent.robotTopic }, {
-          allowedOrigins: config.foxgloveAllowedOrigins,
-          maxConnectionsPerAddress: config.foxgloveMaxConnectionsPerAddress,
-          trustedProxies: config.trustedProxies,
-          onRefused: metrics.foxgloveRefused
-        })
+        const foxglove = node.foxglove === undefined ? undefined : yield* Foxglove.make(
+          { ...fleet, eventsTopic: LinkEvent.robotTopic },
+          {
+            connections: node.foxglove,
+            draining: node.draining,
+            allowedOrigins: config.foxgloveAllowedOrigins,
+            trustedProxies: config.trustedProxies,
+            onRefused: metrics.foxgloveRefused
+          }
+        )
         const feature: Feature.Feature<Handlers> = {
           name: "fleet",
           enabled: true,
@@ -147,16 +155,16 @@ export const make = (
             Layer.provide(Layer.succeed(AccessPolicy, {
               stopRole: config.auth.stopRole,
               onRefused: (error) => metrics.authRefused(error._tag === "Forbidden" ? "forbidden" : "expired", "rpc")
-            })),
-            Layer.provide(SessionDirectory.fromRegistry(node.sessions))
+            }))
           ),
           routes: routes(fleet, reader),
-          upgrades: [["/foxglove", (request, socket, head, opened) => foxglove.handleUpgrade(request, socket, head, opened)]],
+          upgrades: foxglove === undefined
+            ? []
+            : [["/foxglove", (request, socket, head, opened) => foxglove.handleUpgrade(request, socket, head, opened)]],
           readiness: {
             fleet: Effect.sync(() => Registry.unsafeLookup(fleet.registry, "state").length > 0 ? undefined : "fleet/state not running")
           },
-          home: "/fleet/",
-          drain: foxglove.close
+          home: "/fleet/"
         }
         return { feature, fleet: Option.some(fleet) }
       })

@@ -1,20 +1,19 @@
 /**
  * The handlers of `FleetRpcs`, as a Layer for the `RpcBridge`, over the {@link Fleet} service.
  *
- * Who calls is read from the request headers the gateway sets (a client cannot override
- * them): {@link SessionHeader} names the session, {@link UserHeader} the authenticated user,
- * {@link RolesHeader} their roles and {@link ExpiresHeader} when their credential ends.
- * Without a session header, the bridge's client id stands in.
+ * Who calls is the request's `Caller`, which the gateway's session provides through the bridge
+ * (nothing of it comes from the wire): its session, its user, their roles, when their credential
+ * ends, and the session's actor. Without a caller (no gateway in front: tests, embedding), the
+ * bridge's client id stands in for the session and the user.
  *
  * Each RPC checks the caller's role once per request (never per frame of a stream):
  * `FleetSubscribe` needs `viewer`; `FleetAcquire`, `FleetRenew`, `FleetRelease` and
  * `FleetCommand` (a `Reset` too) need `operator`; `FleetEmergencyStop` needs the
  * {@link AccessPolicy}'s `stopRole` (`STOP_ROLE`, `viewer` by default). A refusal is a typed
  * `Forbidden` (`Unauthorized` when the credential expired meanwhile), counted through
- * `AccessPolicy.onRefused`. Without a roles header (no gateway in front: tests, embedding)
- * nothing is checked. When a {@link SessionDirectory}
- * is provided, a lease holder's session actor is monitored, so its leases are released the
- * moment it dies; without one, leases only expire.
+ * `AccessPolicy.onRefused`. A caller without roles (no authentication) and no caller at all
+ * are not checked. A lease holder's session actor (the caller's `owner`) is monitored, so its
+ * leases are released the moment it dies; without a caller, leases only expire.
  *
  * `FleetSubscribe` streams through the bridge's fast path: a snapshot first, then each
  * conflated update of the `fleet/state` actor, encoded once for all subscribers (per subscriber
@@ -23,16 +22,12 @@
  *
  * @since 0.1.0
  */
-import type { Headers } from "@effect/platform/Headers"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import type { ActorRef } from "../../actors/ActorRef.js"
 import type { Encoded } from "../../actors/Encoded.js"
 import * as PubSub from "../../actors/PubSub.js"
-import * as Registry from "../../actors/Registry.js"
 import * as SlicedScheduler from "../../node/SlicedScheduler.js"
 import * as Stream from "effect/Stream"
 import {
@@ -44,21 +39,10 @@ import {
   type RobotView,
   Unauthorized
 } from "../../protocol/FleetRpcs.js"
+import { Caller, type CallerInfo } from "../../protocol/Caller.js"
 import * as RpcBridge from "../../protocol/RpcBridge.js"
 import * as SharedFrame from "../../protocol/SharedFrame.js"
 import { Fleet, type Holder } from "./Fleet.js"
-
-/** The request header naming the caller's session. */
-export const SessionHeader = "x-session-id"
-
-/** The request header naming the caller's authenticated user. */
-export const UserHeader = "x-user"
-
-/** The request header of the caller's roles, comma-separated (`operator`). */
-export const RolesHeader = "x-roles"
-
-/** The request header of when the caller's credential expires, ms since the epoch; absent: never. */
-export const ExpiresHeader = "x-credential-expires"
 
 /** A role, lowest first: what a user may do (docs/security.md). */
 export type Role = "viewer" | "operator" | "admin"
@@ -73,34 +57,35 @@ export class AccessPolicy extends Context.Tag("fleetvisor/apps/fleet/AccessPolic
   readonly onRefused?: ((error: Unauthorized | Forbidden) => void) | undefined
 }>() {}
 
-/** Whether the caller of `headers` may do what needs `needed`; `undefined` when it may. */
-export const refusal = (headers: Headers, needed: Role, now: number): Unauthorized | Forbidden | undefined => {
-  const roles = headers[RolesHeader]
+/** Whether `caller` may do what needs `needed`; `undefined` when it may (or nothing is checked). */
+export const refusal = (caller: CallerInfo | undefined, needed: Role, now: number): Unauthorized | Forbidden | undefined => {
+  const roles = caller?.roles
   if (roles === undefined) return undefined
-  const expires = headers[ExpiresHeader]
-  if (expires !== undefined && Number(expires) <= now) return new Unauthorized({ reason: "expired" })
-  for (const role of roles.split(",")) if ((rank[role] ?? -1) >= rank[needed]) return undefined
-  return new Forbidden({ needed, user: headers[UserHeader] ?? "" })
+  if (caller!.expiresAt !== undefined && caller!.expiresAt <= now) return new Unauthorized({ reason: "expired" })
+  for (const role of roles) if ((rank[role] ?? -1) >= rank[needed]) return undefined
+  return new Forbidden({ needed, user: caller!.user })
 }
 
-/** Finds the actor of a session, to monitor lease holders. The gateway provides it. */
-export class SessionDirectory extends Context.Tag("fleetvisor/apps/fleet/SessionDirectory")<SessionDirectory, {
-  readonly lookup: (session: string) => ActorRef<never> | undefined
-}>() {
-  /** The directory of a gateway whose sessions are registered as `session:<id>` in `registry`. */
-  static fromRegistry(registry: Registry.Registry<string, any>): Layer.Layer<SessionDirectory> {
-    return Layer.succeed(SessionDirectory, {
-      lookup: (session) => Registry.unsafeWhereis(registry, `session:${session}`) as ActorRef<never> | undefined
-    })
+/** The highest of `roles`, for audit rows. */
+const highest = (roles: ReadonlyArray<string>): string | undefined => {
+  let best: string | undefined
+  for (const role of roles) if (role in rank && (best === undefined || rank[role]! > rank[best]!)) best = role
+  return best
+}
+
+/** The lease holder of a request: its caller, or without one the bridge's client. */
+const holderOf = (caller: CallerInfo | undefined, clientId: number): Holder => {
+  if (caller === undefined) return { session: `client-${clientId}`, user: `client-${clientId}` }
+  const roles = caller.roles
+  return {
+    session: caller.session,
+    user: caller.user,
+    ...(roles === undefined ? {} : { role: highest(roles) }),
+    ref: caller.owner
   }
 }
 
-/** The highest role of a roles header, for audit rows. */
-const highest = (roles: string): string | undefined => {
-  let best: string | undefined
-  for (const role of roles.split(",")) if (role in rank && (best === undefined || rank[role]! > rank[best]!)) best = role
-  return best
-}
+const currentCaller = Effect.map(Effect.serviceOption(Caller), Option.getOrUndefined)
 
 const frameKey = "fleetvisor/FleetSubscribe"
 
@@ -111,32 +96,21 @@ const frameKey = "fleetvisor/FleetSubscribe"
  */
 const viewScheduler = SlicedScheduler.make({ sliceMs: 1 })
 
-/** The `FleetRpcs` handlers; needs `Fleet`, and uses `SessionDirectory` when present. */
+/** The `FleetRpcs` handlers; needs `Fleet`, and reads each request's `Caller` when there is one. */
 export const layer = FleetRpcs.toLayer(
   Effect.gen(function*() {
     const fleet = yield* Fleet
-    const directory = Option.getOrUndefined(yield* Effect.serviceOption(SessionDirectory))
     const policy = Option.getOrUndefined(yield* Effect.serviceOption(AccessPolicy))
     const stopRole = policy?.stopRole ?? "viewer"
 
-    const holderOf = (clientId: number, headers: Headers): Holder => {
-      const session = headers[SessionHeader] ?? `client-${clientId}`
-      const roles = headers[RolesHeader]
-      return {
-        session,
-        user: headers[UserHeader] ?? session,
-        ...(roles === undefined ? {} : { role: highest(roles) }),
-        ref: directory?.lookup(session)
-      }
-    }
-
-    /** `effect` if the caller may do what needs `needed`, else the refusal (counted). */
-    const guarded = <A, E>(headers: Headers, needed: Role, effect: () => Effect.Effect<A, E>) => {
-      const refused = refusal(headers, needed, Date.now())
-      if (refused === undefined) return effect()
-      policy?.onRefused?.(refused)
-      return Effect.fail(refused)
-    }
+    /** `effect` for the caller's lease holder if the caller may do what needs `needed`, else the refusal (counted). */
+    const guarded = <A, E>(clientId: number, needed: Role, effect: (holder: Holder) => Effect.Effect<A, E>) =>
+      Effect.flatMap(currentCaller, (caller): Effect.Effect<A, E | Unauthorized | Forbidden> => {
+        const refused = refusal(caller, needed, Date.now())
+        if (refused === undefined) return effect(holderOf(caller, clientId))
+        policy?.onRefused?.(refused)
+        return Effect.fail(refused)
+      })
 
     const subscribe = (only: ReadonlyArray<string> | undefined) =>
       RpcBridge.directStream((writer) =>
@@ -174,22 +148,23 @@ export const layer = FleetRpcs.toLayer(
       )
 
     return {
-      FleetSubscribe: ({ robots }, { headers }) => {
-        const refused = refusal(headers, "viewer", Date.now())
-        if (refused === undefined) return subscribe(robots)
-        policy?.onRefused?.(refused)
-        return Stream.fail(refused)
-      },
-      FleetAcquire: ({ robot, ttlMs }, { clientId, headers }) =>
-        guarded(headers, "operator", () => fleet.acquire(robot, holderOf(clientId, headers), ttlMs)),
-      FleetRenew: ({ robot, ttlMs }, { clientId, headers }) =>
-        guarded(headers, "operator", () => fleet.renew(robot, holderOf(clientId, headers), ttlMs)),
-      FleetRelease: ({ robot }, { clientId, headers }) =>
-        guarded(headers, "operator", () => fleet.release(robot, holderOf(clientId, headers))),
-      FleetCommand: ({ command, robot }, { clientId, headers }) =>
-        guarded(headers, "operator", () => fleet.command(robot, holderOf(clientId, headers), command)),
-      FleetEmergencyStop: ({ robot }, { clientId, headers }) =>
-        guarded(headers, stopRole, () => fleet.emergencyStop(robot, holderOf(clientId, headers)))
+      FleetSubscribe: ({ robots }) =>
+        Stream.unwrap(Effect.map(currentCaller, (caller) => {
+          const refused = refusal(caller, "viewer", Date.now())
+          if (refused === undefined) return subscribe(robots)
+          policy?.onRefused?.(refused)
+          return Stream.fail(refused)
+        })),
+      FleetAcquire: ({ robot, ttlMs }, { clientId }) =>
+        guarded(clientId, "operator", (holder) => fleet.acquire(robot, holder, ttlMs)),
+      FleetRenew: ({ robot, ttlMs }, { clientId }) =>
+        guarded(clientId, "operator", (holder) => fleet.renew(robot, holder, ttlMs)),
+      FleetRelease: ({ robot }, { clientId }) =>
+        guarded(clientId, "operator", (holder) => fleet.release(robot, holder)),
+      FleetCommand: ({ command, robot }, { clientId }) =>
+        guarded(clientId, "operator", (holder) => fleet.command(robot, holder, command)),
+      FleetEmergencyStop: ({ robot }, { clientId }) =>
+        guarded(clientId, stopRole, (holder) => fleet.emergencyStop(robot, holder))
     }
   })
 )

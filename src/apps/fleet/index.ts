@@ -9,7 +9,7 @@
  * | `layer`         | `Fleet`, `FleetHub`, `FleetConfig`   | `ActorSystem`; reads `FleetConfig` from the environment; uses `AuditLog` and `TelemetryLog` if provided |
  * | `layerWith(s)`  | the same, with fixed settings `s`    | `ActorSystem`; uses `AuditLog` and `TelemetryLog` if provided |
  * | `Fleet.layerUnstarted` | `Fleet`, whose `child` the caller starts under its root supervisor | `FleetConfig`, `FleetHub`; uses `AuditLog`, `TelemetryLog` |
- * | `handlersLayer` | the `FleetRpcs` handlers (for `RpcBridge`) | `Fleet`; uses `SessionDirectory` if provided  |
+ * | `handlersLayer` | the `FleetRpcs` handlers (for `RpcBridge`) | `Fleet`; uses `AccessPolicy` if provided; reads each request's `Caller` |
  *
  * With the demo on (the default when neither `FLEET_RMI_ROBOTS` nor `FLEET_MQTT_URL` is set),
  * the layers also start simulated arms, a dozen simulated AGVs and, without a broker URL, an
@@ -18,9 +18,8 @@
  * `layer` spawns the `fleet` subtree as a top-level actor of the `ActorSystem`; with
  * `layerUnstarted` (plus `FleetConfig`, `FleetHub` and, for the demo, `Demo.start`) the node puts
  * `fleet.child` in its root supervisor's children instead, as DESIGN.md draws the tree.
- * Callers that read headers should set `x-session-id` and `x-user` on each request (the
- * gateway's headers) and provide a `SessionDirectory` so that a dead session's leases are
- * released at once.
+ * A gateway that connects its sessions to the bridge with a `caller` (`src/protocol/Caller.ts`)
+ * names each request's session and user, and a dead session's leases are released at once.
  *
  * ```ts
  * const fleet = Fleet.layer.pipe(Layer.provide(ActorSystem.layer()))
@@ -39,14 +38,7 @@ import * as FleetHandlers from "./FleetHandlers.js"
 
 export { Fleet, FleetHub, type FleetService, type FleetStats, type Holder, type FleetView, layerUnstarted, makeUnstarted } from "./Fleet.js"
 export { FleetConfig, type FleetSettings, type RmiRobot } from "./FleetConfig.js"
-export {
-  AccessPolicy,
-  ExpiresHeader,
-  RolesHeader,
-  SessionDirectory,
-  SessionHeader,
-  UserHeader
-} from "./FleetHandlers.js"
+export { AccessPolicy } from "./FleetHandlers.js"
 export * as FleetState from "./FleetState.js"
 export * as FleetTree from "./FleetTree.js"
 export * as Demo from "./Demo.js"

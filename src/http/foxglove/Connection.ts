@@ -1,6 +1,6 @@
 /**
- * One Foxglove client as an actor, a child of the endpoint's `foxglove` dynamic supervisor
- * (`foxglove:<n>`, temporary: a client that goes away reconnects by itself).
+ * One Foxglove client as an actor, a child of `gateway/foxglove` (`foxglove:<n>`, temporary: a
+ * client that goes away reconnects by itself; see `Connections`).
  *
  * Like a gateway session, it completes the WebSocket handshake in its `init`, so the socket is
  * its resource from the first byte and whatever stops the actor closes it. On connect it sends
@@ -25,6 +25,7 @@ import type { ActorRef } from "../../actors/ActorRef.js"
 import * as ExitReason from "../../actors/ExitReason.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as CloseCode from "../../protocol/CloseCode.js"
+import * as Connections from "../Connections.js"
 import * as Heartbeat from "../Heartbeat.js"
 import * as Catalog from "./Catalog.js"
 import * as Wire from "./Wire.js"
@@ -98,25 +99,6 @@ export interface ConnectionState {
   /** How the socket is closed when the actor stops. */
   close: { readonly code: number; readonly reason: string } | undefined
 }
-
-const closeAndWait = (socket: WebSocket, code: number, reason: string, waitMs: number) =>
-  Effect.async<void>((resume) => {
-    if (socket.readyState === socket.CLOSED) return resume(Effect.void)
-    const timer = setTimeout(() => {
-      socket.terminate()
-      resume(Effect.void)
-    }, waitMs)
-    const done = () => {
-      clearTimeout(timer)
-      resume(Effect.void)
-    }
-    socket.once("close", done)
-    if (socket.readyState === socket.OPEN) socket.close(code, reason)
-    return Effect.sync(() => {
-      clearTimeout(timer)
-      socket.off("close", done)
-    })
-  })
 
 const closeFor = (reason: ExitReason.ExitReason): { code: number; reason: string } => {
   switch (reason._tag) {
@@ -242,7 +224,7 @@ export const make = (options: ConnectionOptions): Actor.Behaviour<ConnectionMess
         const socket = yield* Effect.acquireRelease(Effect.suspend(options.upgrade), (socket) =>
           Effect.suspend(() => {
             const close = state?.close ?? { code: CloseCode.GoingAway, reason: "Server shutting down" }
-            return closeAndWait(socket, close.code, close.reason, 1000)
+            return Connections.closeSocket(socket, close.code, close.reason, 1000)
           }))
         state = {
           id: options.id,

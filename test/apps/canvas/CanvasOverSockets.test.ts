@@ -13,7 +13,6 @@ import * as Actor from "../../../src/actors/Actor.js"
 import type { ActorRef } from "../../../src/actors/ActorRef.js"
 import * as ExitReason from "../../../src/actors/ExitReason.js"
 import * as TestKit from "../../../src/actors/TestKit.js"
-import { ClientSockets } from "../../../src/apps/canvas/ClientSockets.js"
 import { Canvas } from "../../../src/apps/canvas/Canvas.js"
 import * as CanvasHandlers from "../../../src/apps/canvas/CanvasHandlers.js"
 import * as CanvasStream from "../../../src/apps/canvas/CanvasStream.js"
@@ -130,7 +129,7 @@ describe("Canvas over real sockets", () => {
     })))
 })
 
-describe("Canvas over real sockets, with the gateway's ClientSockets", () => {
+describe("Canvas over real sockets, each with its Caller (its session's actor and backlog)", () => {
   it.scopedLive("a session over its backlog is stopped by the policy and its join fails with Unavailable", () =>
     Effect.gen(function*() {
       const dir = yield* tempDirectory
@@ -138,20 +137,23 @@ describe("Canvas over real sockets, with the gateway's ClientSockets", () => {
       const owners = new Map<number, ActorRef<never>>()
       const system = yield* TestKit.system()
       const session = Actor.make<never, void>({ name: "session", receive: () => undefined })
-      const sockets = Layer.succeed(ClientSockets, {
-        find: (clientId) => {
-          let owner = owners.get(clientId)
-          if (owner === undefined) {
-            owner = Effect.runSync(Effect.orDie(system.spawn(session, { name: `session:${clientId}` })))
-            owners.set(clientId, owner)
-          }
-          return { owner, backlog: () => backlogs.get(clientId) ?? 0 }
+      // Each accepted socket is owned by a session actor of its own, as the gateway's are.
+      const callerOf = (index: number) => {
+        const owner = Effect.runSync(Effect.orDie(system.spawn(session, { name: `session:${index}` })))
+        owners.set(index, owner)
+        return {
+          session: String(index),
+          owner,
+          user: `user-${index}`,
+          roles: undefined,
+          expiresAt: undefined,
+          address: "127.0.0.1",
+          backlog: () => backlogs.get(index) ?? 0
         }
-      })
-      const layer = TestGateway.layer().pipe(
+      }
+      const layer = TestGateway.layer(undefined, { callerOf }).pipe(
         Layer.provideMerge(RpcBridge.layer(CanvasRpcs, { disableTracing: true })),
         Layer.provide(CanvasHandlers.layer),
-        Layer.provide(sockets),
         Layer.provideMerge(canvasLayer(path.join(dir, "canvas.db")))
       )
       yield* Effect.gen(function*() {

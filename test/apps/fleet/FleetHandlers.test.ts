@@ -1,6 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import { Actor, ActorSystem } from "../../../src/actors/index.js"
@@ -10,14 +9,26 @@ import * as FleetApp from "../../../src/apps/fleet/index.js"
 import type { FleetEvent } from "../../../src/protocol/FleetRpcs.js"
 import { eventually } from "../../links/rmi/eventually.js"
 import * as TestClients from "../../protocol/support/TestClients.js"
+import * as TestGateway from "../../protocol/support/TestGateway.js"
 import * as ArmFleet from "./support/ArmFleet.js"
 
-/** Session actors by session id, as a gateway would register them. */
-const sessions = new Map<string, ActorRef<never>>()
-const directory = Layer.succeed(FleetApp.SessionDirectory, { lookup: (session) => sessions.get(session) })
+/** Session actors by the order their sockets were accepted in, as a gateway's sessions own their sockets. */
+const sessions = new Map<number, ActorRef<never>>()
+/** Each socket's requests are called by its session (the actor set for it here, if any) and its user. */
+const callerOf: TestGateway.CallerOf = (index, socket) => ({
+  session: `session-${index}`,
+  user: `user-${index}`,
+  roles: undefined,
+  expiresAt: undefined,
+  address: "127.0.0.1",
+  get owner() {
+    return sessions.get(index) as ActorRef<never>
+  },
+  backlog: () => socket.bufferedAmount
+})
 
 /** A simulated arm, the fleet over it, its RPC handlers behind the stand-in gateway. */
-const server = ArmFleet.server(directory)
+const server = ArmFleet.server(callerOf)
 
 describe("FleetHandlers over the RPC bridge", () => {
   it.scopedLive("two clients contend for control: typed errors for the one without the lease; anyone stops", () =>
@@ -65,12 +76,12 @@ describe("FleetHandlers over the RPC bridge", () => {
       yield* eventually(fleet.state, (s) => s.robots.some((r) => r.id === "arm-1" && r.status === "online"))
       const alice = yield* TestClients.connect("json")
       const bob = yield* TestClients.connect("json")
-      // The stand-in gateway sets no session header: sessions are named after bridge client ids.
+      // Alice's socket is the first the stand-in gateway accepted: its caller's actor is this one.
       const aliceSession = yield* system.spawn(
         Actor.make<unknown, null>({ name: "session", init: () => null, receive: (s) => s }),
         { name: "session:alice" }
       )
-      sessions.set("client-0", aliceSession as ActorRef<never>)
+      sessions.set(0, aliceSession as ActorRef<never>)
       yield* alice.rpc.FleetAcquire({ robot: "arm-1", ttlMs: 60_000 })
       expect(yield* Effect.flip(bob.rpc.FleetAcquire({ robot: "arm-1" }))).toMatchObject({ _tag: "ControlHeld" })
       yield* system.crash(aliceSession, "socket reset")

@@ -1,6 +1,8 @@
 /**
  * A stand-in for the fleetvisor gateway: a plain `ws` server on 127.0.0.1 (ephemeral port) that
- * negotiates the subprotocol and plugs every accepted socket into the `RpcBridge`.
+ * negotiates the subprotocol and plugs every accepted socket into the `RpcBridge`; with
+ * `callerOf`, each socket's requests see the `Caller` it makes for that socket (the n-th accepted,
+ * from 0), as a session of the real gateway is its requests' caller.
  */
 import type { IncomingMessage } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -12,6 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import * as Scope from "effect/Scope"
 import { type WebSocket, WebSocketServer } from "ws"
+import type { CallerInfo } from "../../../src/protocol/Caller.js"
 import * as RpcBridge from "../../../src/protocol/RpcBridge.js"
 import * as Subprotocol from "../../../src/protocol/Subprotocol.js"
 
@@ -26,8 +29,12 @@ export class TestGateway extends Context.Tag("test/protocol/TestGateway")<TestGa
 const offeredBy = (request: IncomingMessage): Array<string> =>
   (request.headers["sec-websocket-protocol"] ?? "").split(",").map((name) => name.trim()).filter((name) => name !== "")
 
-const make = (accepted: ReadonlyArray<Subprotocol.Subprotocol>) =>
+/** Makes the caller of the `index`-th accepted socket. */
+export type CallerOf = (index: number, socket: WebSocket) => CallerInfo
+
+const make = (accepted: ReadonlyArray<Subprotocol.Subprotocol>, callerOf: CallerOf | undefined) =>
   Effect.gen(function*() {
+    let acceptedCount = 0
     const bridge = yield* RpcBridge.RpcBridge
     const runtime = yield* Effect.runtime<never>()
     const server = yield* Effect.acquireRelease(
@@ -59,6 +66,7 @@ const make = (accepted: ReadonlyArray<Subprotocol.Subprotocol>) =>
           bridge.connect({
             wire: negotiated.right.wire,
             headers: [["x-remote-address", request.socket.remoteAddress ?? ""]],
+            caller: callerOf?.(acceptedCount++, socket),
             send: (frame) => socket.send(frame),
             close: (code, reason) => socket.close(code, reason)
           }),
@@ -82,5 +90,6 @@ const make = (accepted: ReadonlyArray<Subprotocol.Subprotocol>) =>
 
 /** The gateway, accepting `accepted` (every supported subprotocol by default). */
 export const layer = (
-  accepted: ReadonlyArray<Subprotocol.Subprotocol> = Subprotocol.supported
-): Layer.Layer<TestGateway, never, RpcBridge.RpcBridge> => Layer.scoped(TestGateway, make(accepted))
+  accepted: ReadonlyArray<Subprotocol.Subprotocol> = Subprotocol.supported,
+  options: { readonly callerOf?: CallerOf | undefined } = {}
+): Layer.Layer<TestGateway, never, RpcBridge.RpcBridge> => Layer.scoped(TestGateway, make(accepted, options.callerOf))
