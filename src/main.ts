@@ -51,9 +51,8 @@ import * as fs from "node:fs"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
-import type * as Actor from "./actors/Actor.js"
 import * as ActorError from "./actors/ActorError.js"
-import type { ActorRef as ActorRefOf, Reply } from "./actors/ActorRef.js"
+import type { ActorRef as ActorRefOf } from "./actors/ActorRef.js"
 import * as ActorSystem from "./actors/ActorSystem.js"
 import * as ExitReason from "./actors/ExitReason.js"
 import { Canvas, CanvasConfig } from "./apps/canvas/index.js"
@@ -76,10 +75,10 @@ import * as ServiceConfig from "./http/ServiceConfig.js"
 import * as SystemHandlers from "./http/SystemHandlers.js"
 import * as TlsFiles from "./http/TlsFiles.js"
 import { FleetvisorRpcs } from "./protocol/FleetvisorRpcs.js"
-import * as Rejection from "./protocol/Rejection.js"
 import * as RpcBridge from "./protocol/RpcBridge.js"
 import * as Store from "./store/Store.js"
 import * as StoreHealth from "./store/StoreHealth.js"
+import * as StoreActor from "./store/StoreActor.js"
 import * as TelemetryLog from "./store/TelemetryLog.js"
 import * as ChildSpec from "./supervisors/ChildSpec.js"
 import * as Supervisor from "./supervisors/Supervisor.js"
@@ -93,21 +92,6 @@ const serverVersion = (): string => {
     return "0.0.0"
   }
 }
-
-/** The `store` actor: the store's place in the tree. Stopping it flushes the telemetry log. */
-const storeActor = (telemetry: TelemetryLog.TelemetryLog["Type"], timeout: Duration.Duration): Actor.Behaviour<
-  { readonly _tag: "Flush"; readonly reply: Reply<void> },
-  null
-> => ({
-  name: "store",
-  init: () => null,
-  receive: (state, message) =>
-    Effect.as(
-      Effect.tap(Effect.either(telemetry.flush), () => Effect.sync(() => message.reply.succeed())),
-      state
-    ),
-  terminate: () => Effect.ignore(Effect.timeout(telemetry.flush, timeout))
-})
 
 /** Every setting of the service process, in the order of `--help` and docs/service.md. */
 export const allSettings: ReadonlyArray<Setting.Setting<unknown>> = [
@@ -144,17 +128,6 @@ const rootCause = (cause: Cause.Cause<unknown>): string => {
     return error === undefined ? Cause.pretty(current) : String(error)
   }
 }
-
-const rejectReason = Rejection.$match({
-  WrongFrameType: () => "wrong_frame_type" as const,
-  Undecodable: () => "undecodable" as const,
-  MalformedMessage: () => "malformed_message" as const,
-  UnknownRpc: () => "unknown_rpc" as const,
-  InvalidPayload: () => "invalid_payload" as const,
-  TooManyRequests: () => "requests_per_frame" as const,
-  Overloaded: (rejection) => rejection.limit
-})
-
 
 /** A started service. */
 export interface Service {
@@ -203,22 +176,10 @@ export const start = (
       canvas: Option.getOrUndefined(Option.map(canvasSettings, CanvasConfig.storeOptions))
     }))
     const system = yield* ActorSystem.make({ name: "fleetvisor" })
-    const registries = Gateway.registries({
-      maxConnections: config.maxConnections,
-      maxConnectionsPerAddress: config.maxConnectionsPerAddress,
-      eventStreams: {
-        maxStreams: config.maxSseStreams,
-        maxStreamsPerAddress: config.maxSseStreamsPerAddress,
-        stallMs: Duration.toMillis(config.sseStallTimeout)
-      },
-      // Foxglove Studio and Lichtblick see the fleet at /foxglove.
-      foxglove: Option.isSome(fleetSettings)
-        ? {
-          maxConnections: Foxglove.defaultMaxConnections,
-          maxConnectionsPerAddress: config.foxgloveMaxConnectionsPerAddress
-        }
-        : undefined
-    })
+    // Foxglove Studio and Lichtblick see the fleet at /foxglove.
+    const registries = Gateway.registries(
+      Gateway.limitsOf(config, Option.isSome(fleetSettings) ? Foxglove.defaultMaxConnections : undefined)
+    )
     const metrics = yield* GatewayMetrics.make(system, () => Gateway.sessionsOf(registries))
     // Who may connect (AUTH); a token file or key that cannot be read stops the start.
     const auth = config.auth.mode === "none"
@@ -250,7 +211,7 @@ export const start = (
     )
     const bridge = yield* RpcBridge.make(FleetvisorRpcs, {
       disableTracing: true,
-      onReject: (_, rejection) => metrics.rejected(rejectReason(rejection))
+      onReject: (_, rejection) => metrics.rejected(GatewayMetrics.reasonOf(rejection))
     }).pipe(Effect.provide(handlers))
 
     const listening = yield* Deferred.make<AddressInfo>()
@@ -293,24 +254,10 @@ export const start = (
     const tree = Supervisor.make({
       strategy: "one_for_one",
       children: [
-        ChildSpec.make("store", storeActor(telemetry, config.shutdownTimeout)),
+        ChildSpec.make("store", StoreActor.make(telemetry, config.shutdownTimeout)),
         ...running.flatMap((feature) => feature.children),
         Gateway.childSpec({
-          host: config.host,
-          port: config.port,
-          trustedProxies: config.trustedProxies,
-          maxFrameBytes: config.maxFrameBytes,
-          allowedOrigins: config.allowedOrigins,
-          allowedHosts: config.allowedHosts,
-          headersTimeoutMs: Duration.toMillis(config.headersTimeout),
-          limits: {
-            rateLimit: config.rateLimit,
-            maxRequestsInFlight: config.maxRequestsInFlight,
-            maxStreams: config.maxStreamsPerSession,
-            heartbeatIntervalMs: Duration.toMillis(config.heartbeat.interval),
-            heartbeatTimeoutMs: Duration.toMillis(config.heartbeat.timeout),
-            maxBufferedBytes: 4 * 1024 * 1024
-          },
+          ...Gateway.settingsOf(config),
           routes,
           upgrades: new Map(running.flatMap((feature) => feature.upgrades)),
           bridge,
@@ -358,19 +305,7 @@ export const start = (
       crashed: Effect.flatMap(system.awaitExit(rootRef), (reason) =>
         Effect.logError(`the actor tree stopped (${ExitReason.format(reason)}); shutting down`)),
       shutdown,
-      reload: certificate === undefined
-        ? Effect.logInfo("reload (SIGHUP): nothing to reload (no TLS_CERT_FILE)")
-        : certificate.reload.pipe(
-          Effect.flatMap((pair) =>
-            Effect.annotateLogs(Effect.logInfo("TLS certificate reloaded"), {
-              subject: pair.subject,
-              fingerprint256: pair.fingerprint256,
-              validTo: pair.validTo
-            })
-          ),
-          Effect.catchTag("TlsFilesInvalid", (error) =>
-            Effect.logError(`TLS certificate not reloaded, the one in use stays: ${error.message}`))
-        )
+      reload: TlsFiles.reloadLogged(certificate)
     } satisfies Service
   })
 

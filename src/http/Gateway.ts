@@ -39,6 +39,7 @@ import type { GatewayMetrics } from "./GatewayMetrics.js"
 import * as Listener from "./Listener.js"
 import type * as Route from "./Route.js"
 import type * as ServerSentEvents from "./ServerSentEvents.js"
+import type * as ServiceConfig from "./ServiceConfig.js"
 import type * as Session from "./Session.js"
 import type * as StreamConnection from "./StreamConnection.js"
 
@@ -133,6 +134,45 @@ export const registries = (limits: ConnectionLimits = { maxConnections: 20_000 }
     limits
   }
 }
+
+/**
+ * The connection limits of the service's settings (`MAX_CONNECTIONS`, `MAX_SSE_STREAMS`, …);
+ * `foxglove` (its limit at once) when the node serves `/foxglove`.
+ */
+export const limitsOf = (config: ServiceConfig.ServiceConfig, foxglove: number | undefined): ConnectionLimits => ({
+  maxConnections: config.maxConnections,
+  maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+  eventStreams: {
+    maxStreams: config.maxSseStreams,
+    maxStreamsPerAddress: config.maxSseStreamsPerAddress,
+    stallMs: Duration.toMillis(config.sseStallTimeout)
+  },
+  foxglove: foxglove === undefined
+    ? undefined
+    : { maxConnections: foxglove, maxConnectionsPerAddress: config.foxgloveMaxConnectionsPerAddress }
+})
+
+/** The gateway's options that come from the service's settings alone. */
+export const settingsOf = (config: ServiceConfig.ServiceConfig): Pick<
+  GatewayOptions,
+  "host" | "port" | "trustedProxies" | "maxFrameBytes" | "allowedOrigins" | "allowedHosts" | "headersTimeoutMs" | "limits"
+> => ({
+  host: config.host,
+  port: config.port,
+  trustedProxies: config.trustedProxies,
+  maxFrameBytes: config.maxFrameBytes,
+  allowedOrigins: config.allowedOrigins,
+  allowedHosts: config.allowedHosts,
+  headersTimeoutMs: Duration.toMillis(config.headersTimeout),
+  limits: {
+    rateLimit: config.rateLimit,
+    maxRequestsInFlight: config.maxRequestsInFlight,
+    maxStreams: config.maxStreamsPerSession,
+    heartbeatIntervalMs: Duration.toMillis(config.heartbeat.interval),
+    heartbeatTimeoutMs: Duration.toMillis(config.heartbeat.timeout),
+    maxBufferedBytes: 4 * 1024 * 1024
+  }
+})
 
 /** The live `sessions` supervisor, if it runs. */
 export const sessionsOf = (registries: GatewayRegistries): Option.Option<DynamicSupervisor.DynamicSupervisorRef> =>

@@ -17,6 +17,7 @@ import type { ActorSystem } from "../actors/ActorSystem.js"
 import type * as Authenticator from "./Authenticator.js"
 import type { ActorNode } from "../actors/Inspection.js"
 import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
+import * as Rejection from "../protocol/Rejection.js"
 
 /**
  * Why a client frame, or one request of it, was rejected (label `reason` of
@@ -326,3 +327,14 @@ export const make = (
     lagGauge("fleetvisor_event_loop_lag_max_seconds", "Longest event-loop delay since the previous scrape.", () => lag.max, true)
     return metrics
   })
+
+/** The `reason` label of a request the RPC bridge rejected. */
+export const reasonOf: (rejection: Rejection.Rejection) => RejectReason = Rejection.$match({
+  WrongFrameType: () => "wrong_frame_type" as const,
+  Undecodable: () => "undecodable" as const,
+  MalformedMessage: () => "malformed_message" as const,
+  UnknownRpc: () => "unknown_rpc" as const,
+  InvalidPayload: () => "invalid_payload" as const,
+  TooManyRequests: () => "requests_per_frame" as const,
+  Overloaded: (rejection) => rejection.limit
+})

@@ -103,3 +103,22 @@ export const make = (files: TlsFiles): Effect.Effect<TlsCertificate, TlsFilesInv
 
 /** The options a Node TLS server takes for a pair. */
 export const secureContextOptions = (pair: TlsPair): tls.SecureContextOptions => ({ cert: pair.cert, key: pair.key })
+
+/**
+ * What SIGHUP does: reads the certificate and key again (new handshakes get them) and logs what
+ * it did; a reload that fails keeps the certificate in use. Without a certificate, says so.
+ */
+export const reloadLogged = (certificate: TlsCertificate | undefined): Effect.Effect<void> =>
+  certificate === undefined
+    ? Effect.logInfo("reload (SIGHUP): nothing to reload (no TLS_CERT_FILE)")
+    : certificate.reload.pipe(
+      Effect.flatMap((pair) =>
+        Effect.annotateLogs(Effect.logInfo("TLS certificate reloaded"), {
+          subject: pair.subject,
+          fingerprint256: pair.fingerprint256,
+          validTo: pair.validTo
+        })
+      ),
+      Effect.catchTag("TlsFilesInvalid", (error) =>
+        Effect.logError(`TLS certificate not reloaded, the one in use stays: ${error.message}`))
+    )

@@ -101,7 +101,11 @@ export const startProcess = async (
       if (owned) fs.rmSync(dataDir, { recursive: true, force: true })
     }
   }
-  const ready = await logged(/"message":"ready"/)
+  // A service that never became ready (a timeout under load, a refused start) is no one's to dispose: kill it here.
+  const ready = await logged(/"message":"ready"/).catch(async (error) => {
+    await service.dispose()
+    throw error
+  })
   service.url = `http://127.0.0.1:${(ready.annotations as { port: number }).port}`
   return service
 }
