@@ -102,7 +102,7 @@ export const startProcess = async (
     }
   }
   // A service that never became ready (a timeout under load, a refused start) is no one's to dispose: kill it here.
-  const ready = await logged(/"message":"ready"/).catch(async (error) => {
+  const ready = await logged(/"message":"ready"/, 45_000).catch(async (error) => {
     await service.dispose()
     throw error
   })
