@@ -40,7 +40,7 @@ import * as Context from "effect/Context"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { BrokerSecurity } from "../../links/mqtt/BrokerSecurity.mjs"
+import type { BrokerSecurity } from "../../links/mqtt/BrokerSecurity.js"
 import { type ArmLimits, defaultMaxSpeed, type Range } from "./CommandLimits.js"
 import type { StopChannelAccess, StopChannelTls } from "./StopChannel.js"
 
