@@ -137,7 +137,7 @@ export const bundle = (module: Entry): Effect.Effect<URL, WorkerEntryFailed> =>
 const loaderOption = /^(--import|--require|-r|--loader|--experimental-loader)(=|$)/
 
 /** The process's `execArgv` without its module loaders. */
-const threadExecArgv = (argv: ReadonlyArray<string>): Array<string> => {
+const withoutLoaders = (argv: ReadonlyArray<string>): Array<string> => {
   const kept: Array<string> = []
   for (let i = 0; i < argv.length; i++) {
     const match = loaderOption.exec(argv[i])
@@ -145,6 +145,30 @@ const threadExecArgv = (argv: ReadonlyArray<string>): Array<string> => {
     else if (match[2] === "") i++
   }
   return kept
+}
+
+/**
+ * The `execArgv` of the threads: `undefined` (the process's, inherited) when it has no module
+ * loader, else the process's without them, less the per-process options a thread refuses
+ * when they are given rather than inherited (`--max-old-space-size`, `--expose-gc`), learnt
+ * from the first refusal.
+ */
+let threadExecArgv: Array<string> | undefined = process.execArgv.some((arg) => loaderOption.test(arg))
+  ? withoutLoaders(process.execArgv)
+  : undefined
+
+const makeWorker = (url: URL, data: unknown): Worker => {
+  try {
+    return new Worker(url, { workerData: data, execArgv: threadExecArgv })
+  } catch (error) {
+    if ((error as { readonly code?: unknown }).code !== "ERR_WORKER_INVALID_EXEC_ARGV" || threadExecArgv === undefined) throw error
+    // "Initiated Worker with invalid execArgv flags: --expose-gc, --max-old-space-size=2048"
+    const refused = new Set(String((error as Error).message).split(": ").slice(1).join(": ").split(", "))
+    const kept = threadExecArgv.filter((arg) => !refused.has(arg))
+    // Not understood: inherit them all, loaders included (slower to start, never refused).
+    threadExecArgv = kept.length < threadExecArgv.length ? kept : undefined
+    return new Worker(url, { workerData: data, execArgv: threadExecArgv })
+  }
 }
 
 /** The owner's end of a thread started by {@link run}: its messages typed by the module's protocol. */
@@ -164,7 +188,7 @@ export const run = <P extends Protocol>(
 ): Effect.Effect<Thread<P["in"]>, WorkerEntryFailed, Scope.Scope> =>
   Effect.flatMap(bundle(module), (url) =>
     Effect.map(
-      start(() => new Worker(url, { workerData: data, execArgv: threadExecArgv(process.execArgv) }), hooks),
+      start(() => makeWorker(url, data), hooks),
       (worker) => ({ worker, post: (message, transfer) => worker.postMessage(message, transfer) })
     ))
 

@@ -3,10 +3,11 @@ import Database from "better-sqlite3"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { pathToFileURL } from "node:url"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import * as WorkerThread from "../../src/node/WorkerThread.js"
 import type { SqliteWorkerProtocol } from "./fixtures/sqliteWorker.js"
 
@@ -63,4 +64,16 @@ describe("WorkerThread.run", () => {
       })
       expect(yield* Deferred.await(answer)).toBe(42)
     }))
+
+  it("starts threads without the process's module loaders, in a process with options a thread refuses", () => {
+    // A thread refuses per-process options given explicitly (--max-old-space-size, --expose-gc).
+    const output = execFileSync(
+      process.execPath,
+      ["--expose-gc", "--max-old-space-size=512", "--trace-warnings", "--import", "tsx", fileURLToPath(new URL("./fixtures/startThread.ts", here))],
+      { encoding: "utf8", timeout: 30_000 }
+    )
+    const execArgv = JSON.parse(output) as Array<string>
+    expect(execArgv).toContain("--trace-warnings")
+    expect(execArgv.filter((arg) => /tsx|--import/.test(arg))).toEqual([])
+  })
 })
