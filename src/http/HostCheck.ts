@@ -5,8 +5,7 @@
  * `Host: evil.example:8080`. A server that answers only the names it goes by closes that door,
  * whatever `ADMIN_TOKEN` is. The listener answers any other name with 421 Misdirected Request.
  *
- * The rule, kept simple so that code which cannot import TypeScript (the stop channel's worker,
- * `src/apps/fleet/StopChannelWorker.mjs`) can restate it line for line:
+ * The rule (the stop channel's thread applies it too, `src/apps/fleet/internal/stopChannelWorker.ts`):
  *
  * 1. No `Host` header at all: allowed (an HTTP/1.0 client; every browser sends one).
  * 2. The name is the header without its port (`[::1]:8080` → `::1`, `Fleet.Example.:80` →

@@ -41,7 +41,7 @@ const reasons: Readonly<Record<string, Reason>> = {
   SQLITE_CANTOPEN: "cannot-open"
 }
 
-/** The primary codes above, for the telemetry worker (which cannot import this module). */
+/** The primary codes above, handed to the telemetry worker's thread. */
 export const unavailableCodes: ReadonlyArray<string> = Object.keys(reasons)
 
 /** `SQLITE_IOERR_WRITE` → `SQLITE_IOERR`. */

@@ -26,9 +26,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import { Worker } from "node:worker_threads"
+import { Pending } from "../node/Pending.js"
+import * as WorkerThread from "../node/WorkerThread.js"
 import { Database } from "./Database.js"
 import { TelemetryRing } from "./internal/telemetryBatch.js"
+import type { TelemetryWorkerProtocol } from "./internal/telemetryWorker.js"
 import { StoreHealth } from "./StoreHealth.js"
 import { fromSqliteError, StoreUnavailable, unavailableCodes } from "./StoreUnavailable.js"
 
@@ -119,19 +121,11 @@ export class TelemetryLog extends Context.Tag("fleetvisor/store/TelemetryLog")<T
   readonly stats: Effect.Effect<TelemetryStats>
 }>() {}
 
-/** The messages of TelemetryWorker.mjs, and the worker's own events. */
-type WorkerEvent =
-  | { readonly type: "ready" }
-  | { readonly type: "committed"; readonly seq: number; readonly rows: number }
-  | { readonly type: "failed"; readonly code: string; readonly message: string }
-  | { readonly type: "rejected"; readonly seq: number; readonly rows: number; readonly code: string; readonly message: string }
-  | { readonly type: "pruned"; readonly id: number; readonly deleted: number }
-  | { readonly type: "pruneFailed"; readonly id: number; readonly code: string; readonly message: string }
-  | { readonly type: "error"; readonly error: unknown }
-  | { readonly type: "exit"; readonly code: number }
+/** The worker's messages, and its end (an error, or an exit, with the reason). */
+type WorkerEvent = TelemetryWorkerProtocol["out"] | { readonly type: "gone"; readonly reason: string }
 
-/** Not a `.ts` file: see the worker's header for why. */
-const workerUrl = new URL("./TelemetryWorker.mjs", import.meta.url)
+/** The writer's thread. */
+const telemetryWorker = WorkerThread.entry(import.meta.url, "./internal/telemetryWorker")
 
 /** How the worker reports a failure: classified, or as an I/O error if SQLite gave no known code. */
 const unavailable = (error: { readonly code: string; readonly message: string }) =>
@@ -151,35 +145,35 @@ export const layer = (
 
       const events = yield* Queue.unbounded<WorkerEvent>()
       const ring = new TelemetryRing(config.maxQueuedRows)
-      const worker = yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          const worker = new Worker(workerUrl, {
-            workerData: {
-              filename: database.filename,
-              gate: database.gate.buffer,
-              ring: ring.columns,
-              busyTimeoutMillis: Duration.toMillis(database.busyTimeout),
-              maxTransactionRows: config.maxTransactionRows,
-              retentionMillis: Duration.toMillis(config.retention),
-              retentionIntervalMillis: Duration.toMillis(config.retentionInterval),
-              pruneChunkRows: 5_000,
-              retryMillis: 1_000,
-              checkpointIntervalMillis: 1_000,
-              unavailableCodes
-            }
-          })
-          worker.on("message", (event: WorkerEvent) => Queue.unsafeOffer(events, event))
-          worker.on("error", (error) => Queue.unsafeOffer(events, { type: "error", error }))
-          worker.on("exit", (code) => Queue.unsafeOffer(events, { type: "exit", code }))
-          return worker
-        }),
-        (worker) => Effect.promise(() => worker.terminate())
-      )
+      const worker = yield* WorkerThread.run<TelemetryWorkerProtocol>(
+        telemetryWorker,
+        {
+          filename: database.filename,
+          gate: database.gate.buffer,
+          ring: ring.columns,
+          busyTimeoutMillis: Duration.toMillis(database.busyTimeout),
+          maxTransactionRows: config.maxTransactionRows,
+          retentionMillis: Duration.toMillis(config.retention),
+          retentionIntervalMillis: Duration.toMillis(config.retentionInterval),
+          pruneChunkRows: 5_000,
+          retryMillis: 1_000,
+          checkpointIntervalMillis: 1_000,
+          unavailableCodes
+        },
+        {
+          onMessage: (event) => Queue.unsafeOffer(events, event),
+          onFailure: (reason) => Queue.unsafeOffer(events, { type: "gone", reason })
+        }
+      ).pipe(Effect.orDie)
       const first = yield* Queue.take(events)
       if (first.type !== "ready") {
         return yield* first.type === "failed"
           ? unavailable(first)
-          : new StoreUnavailable({ reason: "worker-exited", code: first.type, detail: "the telemetry worker did not start" })
+          : new StoreUnavailable({
+            reason: "worker-exited",
+            code: first.type === "gone" ? first.reason : first.type,
+            detail: "the telemetry worker did not start"
+          })
       }
 
       // The worker checkpoints the WAL; a checkpoint on the event loop would stall it for an fsync.
@@ -195,13 +189,13 @@ export const layer = (
       let closing = false
       let stopped: StoreUnavailable | undefined
       const flushes: Array<{ readonly seq: number; readonly done: Deferred.Deferred<void, StoreUnavailable> }> = []
-      const prunes = new Map<number, Deferred.Deferred<number, StoreUnavailable>>()
+      const prunes = new Pending<Deferred.Deferred<number, StoreUnavailable>>()
       const exited = yield* Deferred.make<void>()
 
       const post = () => {
         clearTimeout(scheduledPost)
         scheduledPost = undefined
-        if (ring.length > 0) worker.postMessage(ring.take(++postedSeq))
+        if (ring.length > 0) worker.post(ring.take(++postedSeq))
       }
 
       const add = (row: TelemetryRow) => {
@@ -232,8 +226,7 @@ export const layer = (
           stopped = error
           counts.dropped += counts.queued
           counts.queued = 0
-          const waiting = [...flushes.splice(0).map((flush) => Deferred.fail(flush.done, error)), ...[...prunes.values()].map((done) => Deferred.fail(done, error))]
-          prunes.clear()
+          const waiting = [...flushes.splice(0).map((flush) => Deferred.fail(flush.done, error)), ...prunes.takeAll().map((done) => Deferred.fail(done, error))]
           return Effect.all(waiting, { discard: true })
         }).pipe(Effect.zipRight(database.gate.releaseWorker))
 
@@ -252,8 +245,7 @@ export const layer = (
             return health.recordFailure(unavailable(event))
           case "pruned":
           case "pruneFailed": {
-            const done = prunes.get(event.id)
-            prunes.delete(event.id)
+            const done = prunes.take(event.id)
             if (done === undefined) return Effect.void
             return event.type === "pruned"
               ? Deferred.succeed(done, event.deleted)
@@ -262,16 +254,19 @@ export const layer = (
                 onSome: (error) => Deferred.fail(done, error)
               })
           }
-          case "error":
-            return Effect.logError("telemetry worker crashed", event.error)
-          case "exit": {
+          case "gone": {
             const error = new StoreUnavailable({
               reason: "worker-exited",
-              code: `exit ${event.code}`,
+              code: event.reason,
               detail: "the telemetry worker stopped"
             })
             return Effect.zipRight(
-              closing ? stop(error) : Effect.zipRight(stop(error), health.recordFailure(error)),
+              closing
+                ? stop(error)
+                : Effect.zipRight(
+                  Effect.logError(`telemetry worker stopped: ${event.reason}`),
+                  Effect.zipRight(stop(error), health.recordFailure(error))
+                ),
               Deferred.succeed(exited, undefined)
             )
           }
@@ -291,13 +286,10 @@ export const layer = (
         yield* Deferred.await(done)
       })
 
-      let pruneIds = 0
       const prune = Effect.gen(function*() {
         if (stopped !== undefined) return yield* stopped
-        const id = ++pruneIds
         const done = yield* Deferred.make<number, StoreUnavailable>()
-        prunes.set(id, done)
-        worker.postMessage({ type: "prune", id })
+        worker.post({ type: "prune", id: prunes.add(done) })
         return yield* Deferred.await(done)
       })
 
@@ -307,7 +299,7 @@ export const layer = (
           yield* flush.pipe(Effect.timeout(config.closeTimeout), Effect.ignore)
           if (stopped !== undefined) return
           closing = true
-          worker.postMessage({ type: "close" })
+          worker.post({ type: "close" })
           yield* Deferred.await(exited).pipe(Effect.timeout("1 second"), Effect.ignore)
         })
       )

@@ -1,6 +1,6 @@
 /**
  * Reads a robot's recent telemetry from the telemetry log, off the event loop: a worker
- * thread of its own (TelemetryReaderWorker.mjs) with a read-only connection to the database
+ * thread of its own (internal/telemetryReaderWorker.ts) with a read-only connection to the database
  * file, so a query neither blocks the event loop nor holds up the log's writer.
  *
  * Queries are bounded: at most `maxPending` wait for the thread at once (more are refused as
@@ -15,7 +15,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
 import type * as Scope from "effect/Scope"
-import { Worker } from "node:worker_threads"
+import { Pending } from "../node/Pending.js"
+import * as WorkerThread from "../node/WorkerThread.js"
+import type { TelemetryReaderWorkerProtocol } from "./internal/telemetryReaderWorker.js"
 
 /** One stored sample, as the log keeps it (`TelemetryRecorder` says what each kind carries). */
 export interface TelemetrySample {
@@ -68,11 +70,8 @@ export interface TelemetryReaderOptions {
   readonly timeout?: Duration.DurationInput | undefined
 }
 
-type Answer =
-  | { readonly type: "rows"; readonly id: number; readonly rows: ReadonlyArray<TelemetrySample>; readonly scanned: number; readonly truncated: boolean }
-  | { readonly type: "failed"; readonly id: number; readonly code: string; readonly message: string }
-
-const workerUrl = new URL("./TelemetryReaderWorker.mjs", import.meta.url)
+/** The reader's thread. */
+const telemetryReaderWorker = WorkerThread.entry(import.meta.url, "./internal/telemetryReaderWorker")
 
 /** Starts the reader's thread; it stops when the scope closes. */
 export const make = (options: TelemetryReaderOptions): Effect.Effect<TelemetryReader, never, Scope.Scope> =>
@@ -80,44 +79,42 @@ export const make = (options: TelemetryReaderOptions): Effect.Effect<TelemetryRe
     const maxPending = options.maxPending ?? 8
     const scanLimit = options.scanLimit ?? 50_000
     const timeout = options.timeout ?? "5 seconds"
-    const pending = new Map<number, Deferred.Deferred<TelemetryRows, TelemetryReadFailed>>()
-    let nextId = 0
+    const pending = new Pending<Deferred.Deferred<TelemetryRows, TelemetryReadFailed>>()
     let gone: TelemetryReadFailed | undefined
 
     const settle = (id: number, outcome: Effect.Effect<TelemetryRows, TelemetryReadFailed>) => {
-      const done = pending.get(id)
-      pending.delete(id)
+      const done = pending.take(id)
       if (done !== undefined) Deferred.unsafeDone(done, outcome)
     }
-    const failAll = (error: TelemetryReadFailed) => {
-      gone = error
-      for (const id of [...pending.keys()]) settle(id, Effect.fail(error))
-    }
 
-    const worker = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const worker = new Worker(workerUrl, { workerData: { filename: options.filename, busyTimeoutMillis: 1_000 } })
-        worker.on("message", (answer: Answer) =>
+    const thread = yield* WorkerThread.run<TelemetryReaderWorkerProtocol>(
+      telemetryReaderWorker,
+      { filename: options.filename, busyTimeoutMillis: 1_000 },
+      {
+        onMessage: (answer) =>
           settle(
             answer.id,
             answer.type === "rows"
               ? Effect.succeed({ rows: answer.rows, scanned: answer.scanned, truncated: answer.truncated })
               : Effect.fail(new TelemetryReadFailed({ reason: "failed", detail: `${answer.code}: ${answer.message}` }))
-          ))
-        worker.on("error", (error) => failAll(new TelemetryReadFailed({ reason: "failed", detail: String(error) })))
-        worker.on("exit", (code) => failAll(new TelemetryReadFailed({ reason: "failed", detail: `the reader thread exited (${code})` })))
-        // The thread must not keep the process alive on its own.
-        worker.unref()
-        return worker
-      }),
-      (worker) =>
-        Effect.promise(() => {
-          worker.postMessage({ type: "close" })
-          return Promise.race([
-            new Promise((resolve) => worker.once("exit", resolve)),
-            new Promise((resolve) => setTimeout(resolve, 1_000))
-          ]).then(() => worker.terminate())
-        })
+          ),
+        onFailure: (reason) => {
+          gone = new TelemetryReadFailed({ reason: "failed", detail: `the reader thread stopped: ${reason}` })
+          for (const done of pending.takeAll()) Deferred.unsafeDone(done, Effect.fail(gone))
+        }
+      }
+    ).pipe(Effect.orDie)
+    // The thread must not keep the process alive on its own.
+    thread.worker.unref()
+    // Before the thread is terminated: let it close its connection.
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => {
+        thread.post({ type: "close" })
+        return Promise.race([
+          new Promise((resolve) => thread.worker.once("exit", resolve)),
+          new Promise((resolve) => setTimeout(resolve, 1_000))
+        ])
+      })
     )
 
     const read = (query: TelemetryQuery): Effect.Effect<TelemetryRows, TelemetryReadFailed> =>
@@ -126,17 +123,16 @@ export const make = (options: TelemetryReaderOptions): Effect.Effect<TelemetryRe
         if (pending.size >= maxPending) {
           return Effect.fail(new TelemetryReadFailed({ reason: "busy", detail: `${pending.size} queries are waiting` }))
         }
-        const id = nextId++
         const done = Deferred.unsafeMake<TelemetryRows, TelemetryReadFailed>(FiberId.none)
-        pending.set(id, done)
-        worker.postMessage({ type: "query", id, ...query, scanLimit })
+        const id = pending.add(done)
+        thread.post({ type: "query", id, ...query, scanLimit })
         return Deferred.await(done).pipe(
           Effect.timeoutFail({
             duration: timeout,
             onTimeout: () => new TelemetryReadFailed({ reason: "timeout", detail: `no answer within ${Duration.format(Duration.decode(timeout))}` })
           }),
           // A query that timed out or was interrupted still runs; its answer is dropped.
-          Effect.ensuring(Effect.sync(() => pending.delete(id)))
+          Effect.ensuring(Effect.sync(() => pending.drop(id)))
         )
       })
 

@@ -12,18 +12,16 @@
  * and never blocks the loop. SQLite's `busy_timeout` stays as the backstop for
  * other processes.
  *
- * The worker side of the protocol is `acquireGate` in `TelemetryWorker.mjs`.
+ * The worker side of the protocol is `withWorkerGate` in internal/writeGateCells.ts.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import { HOLDER, Holder, WANTED } from "./internal/writeGateCells.js"
 
-/** Cell indices and values of the shared `Int32Array`; mirrored in TelemetryWorker.mjs. */
-const HOLDER = 0
-const WANTED = 1
-const FREE = 0
-const EVENT_LOOP = 1
-const WORKER = 2
+const FREE = Holder.free
+const EVENT_LOOP = Holder.eventLoop
+const WORKER = Holder.worker
 
 /** `Atomics.waitAsync` (Node ≥ 16), typed only from lib ES2024. */
 const waitAsync = (Atomics as unknown as {

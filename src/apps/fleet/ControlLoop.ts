@@ -11,9 +11,9 @@
  * The loop runs on Node's timers, not through the actor's mailbox, so a flood of mail to
  * anyone (the actor included) does not delay it; the actor owns the timer, answers metric
  * requests, and stops the loop when it stops. `make` runs it on the actor's own thread, with
- * phases as closures; `makeWorker` runs the same grid (LoopGrid.mjs) and phases from a module
- * on a worker thread of its own, so the main thread's work and garbage collections do not
- * delay it either.
+ * phases as closures; `makeWorker` runs the same grid (LoopGrid.ts) and phases from a module
+ * on a worker thread of its own (internal/controlLoopWorker.ts), so the main thread's work and
+ * garbage collections do not delay it either.
  *
  * @since 0.1.0
  */
@@ -21,11 +21,13 @@ import * as Deferred from "effect/Deferred"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { type Transferable, Worker } from "node:worker_threads"
+import type { Transferable } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
+import { Pending } from "../../node/Pending.js"
 import * as WorkerThread from "../../node/WorkerThread.js"
-import { Meter, runGrid } from "./LoopGrid.mjs"
+import type { ControlLoopWorkerProtocol } from "./internal/controlLoopWorker.js"
+import { Meter, runGrid } from "./LoopGrid.js"
 
 /** What a phase knows about the tick it runs in. */
 export interface Tick {
@@ -150,8 +152,8 @@ export interface WorkerPort {
 
 /** Phases that run on the loop's worker thread. */
 export interface WorkerPhases {
-  /** A plain JavaScript module exporting `phases(config, io: WorkerIo): Array<Phase>`. */
-  readonly module: URL
+  /** A module exporting `phases(config, io: WorkerIo): Array<Phase>` (see `WorkerThread.entry`). */
+  readonly module: WorkerThread.Entry
   /** Passed to `phases`, structured-cloned (a SharedArrayBuffer is shared). */
   readonly config?: unknown
   /**
@@ -189,21 +191,12 @@ export interface ControlLoopWorkerOptions {
   readonly startTimeout?: Duration.DurationInput | undefined
 }
 
-/** The messages of ControlLoopWorker.mjs. */
-type WorkerEvent =
-  | { readonly type: "ready"; readonly prioritized: boolean; readonly realtime: boolean | string }
-  | { readonly type: "output"; readonly data: unknown }
-  | { readonly type: "metrics"; readonly id: number; readonly metrics: LoopMetrics }
-  | { readonly type: "report"; readonly metrics: LoopMetrics }
-  | { readonly type: "failed"; readonly phase: string; readonly error: string }
-
-/** Not a `.ts` file: see the worker's header for why. */
-const workerUrl = new URL("./ControlLoopWorker.mjs", import.meta.url)
+/** The loop's thread. */
+const controlLoopWorker = WorkerThread.entry(import.meta.url, "./internal/controlLoopWorker")
 
 interface WorkerState {
-  readonly worker: Worker
-  readonly pending: Map<number, Reply<LoopMetrics>>
-  nextId: number
+  readonly thread: WorkerThread.Thread<ControlLoopWorkerProtocol["in"]>
+  readonly pending: Pending<Reply<LoopMetrics>>
 }
 
 /**
@@ -226,27 +219,26 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
           Deferred.unsafeDone(ready, Effect.fail(failure))
           ctx.self.unsafeTellUrgent(failure)
         }
-        const pending = new Map<number, Reply<LoopMetrics>>()
-        let worker: Worker | undefined
+        const pending = new Pending<Reply<LoopMetrics>>()
+        let thread: WorkerThread.Thread<ControlLoopWorkerProtocol["in"]> | undefined
         const port: WorkerPort = {
-          send: (input, transfer) => worker?.postMessage({ type: "input", data: input }, transfer)
+          send: (input, transfer) => thread?.post({ type: "input", data: input }, transfer)
         }
         const output = options.phases.connect === undefined
           ? () => {}
           : yield* options.phases.connect(port, ctx.self as ActorRef<never>)
-        const started = yield* WorkerThread.start<WorkerEvent>(
-          () =>
-            new Worker(workerUrl, {
-              workerData: {
-                hz: options.hz ?? 100,
-                window: options.window ?? 1000,
-                report: options.report !== undefined,
-                module: options.phases.module.href,
-                config: options.phases.config,
-                priority: options.priority,
-                realtimePriority: options.realtimePriority
-              }
-            }),
+        const module = yield* WorkerThread.bundle(options.phases.module).pipe(Effect.orDie)
+        thread = yield* WorkerThread.run<ControlLoopWorkerProtocol>(
+          controlLoopWorker,
+          {
+            hz: options.hz ?? 100,
+            window: options.window ?? 1000,
+            report: options.report !== undefined,
+            module: module.href,
+            config: options.phases.config,
+            priority: options.priority,
+            realtimePriority: options.realtimePriority
+          },
           {
             onMessage: (event) => {
               switch (event.type) {
@@ -254,11 +246,8 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
                   return Deferred.unsafeDone(ready, Effect.succeed(event))
                 case "output":
                   return output(event.data)
-                case "metrics": {
-                  pending.get(event.id)?.succeed(event.metrics)
-                  pending.delete(event.id)
-                  return
-                }
+                case "metrics":
+                  return pending.take(event.id)?.succeed(event.metrics)
                 case "report":
                   return options.report?.(event.metrics)
                 case "failed":
@@ -267,8 +256,7 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
             },
             onFailure: (reason) => fail(new WorkerFailed(reason))
           }
-        )
-        worker = started
+        ).pipe(Effect.orDie)
         const { prioritized, realtime } = yield* Deferred.await(ready).pipe(
           Effect.timeoutFail({
             duration: options.startTimeout ?? "10 seconds",
@@ -287,13 +275,11 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
         if (options.priority !== undefined && !prioritized && realtime !== true) {
           yield* Effect.logWarning(`control loop thread runs at the process's priority: nice ${options.priority} was refused`)
         }
-        return { worker: started, pending, nextId: 0 }
+        return { thread, pending }
       }),
     receive: (state, message) => {
       if (message._tag !== "GetMetrics") return Effect.dieMessage(describeFailure(message))
-      const id = state.nextId++
-      state.pending.set(id, message.reply)
-      state.worker.postMessage({ type: "metrics", id })
+      state.thread.post({ type: "metrics", id: state.pending.add(message.reply) })
       return state
     }
   })

@@ -20,8 +20,9 @@ import type * as Scope from "effect/Scope"
 import type { ActorRef } from "../../actors/ActorRef.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import * as WorkerThread from "../../node/WorkerThread.js"
 import type { Phase, WorkerPhases } from "./ControlLoop.js"
-import { makeFeed, makeGuard, type Sample } from "./SpeedGuardCore.mjs"
+import { makeFeed, makeGuard, type Sample } from "./SpeedGuardCore.js"
 
 /** Speed limits. */
 export interface SpeedLimits {
@@ -79,7 +80,7 @@ export const phases = (
 
 /** The four phases on the loop's worker thread, fed from a subscription of the loop's actor. */
 export const workerPhases = (hub: PubSub.PubSub, limits: SpeedLimits = {}): WorkerPhases => ({
-  module: new URL("./SpeedGuardCore.mjs", import.meta.url),
+  module: WorkerThread.entry(import.meta.url, "./SpeedGuardCore"),
   config: guardLimits(limits),
   connect: (port, owner) =>
     Effect.gen(function*() {

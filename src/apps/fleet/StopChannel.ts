@@ -1,7 +1,7 @@
 /**
  * The stop channel (`fleet/stop`): emergency stops that do not wait for the main thread. A
  * WebSocket endpoint on a port of its own, served by a worker thread with its own MQTT
- * connection (StopChannelWorker.mjs; its header has the protocol). A stop for a live AGV is
+ * connection (internal/stopChannelWorker.ts; its header has the protocol). A stop for a live AGV is
  * published there, with the next headerId of the AGV's shared counter (`SharedHeaderIds`), so
  * neither a long task nor a garbage collection of the main event loop delays it; the thread
  * may run under SCHED_FIFO, as the control loop's does.
@@ -26,18 +26,23 @@
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import { Worker } from "node:worker_threads"
 import * as Actor from "../../actors/Actor.js"
 import * as LogSampler from "../../actors/LogSampler.js"
-import * as WorkerThread from "../../node/WorkerThread.js"
-import type * as BrokerSecurity from "../../links/mqtt/BrokerSecurity.mjs"
+import type * as BrokerSecurity from "../../links/mqtt/BrokerSecurity.js"
 import type * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
+import * as WorkerThread from "../../node/WorkerThread.js"
 import type { StopReport } from "../../protocol/FleetRpcs.js"
+import {
+  type CredentialHeaders,
+  type Pem,
+  Stat,
+  statCount,
+  type StopChannelWorkerProtocol,
+  type StopError as ThreadStopError
+} from "./internal/stopChannelProtocol.js"
 
 /** Why a stop failed, as the client gets it: an error's `_tag` and fields. */
-export interface StopError {
-  readonly _tag: string
-}
+export type StopError = ThreadStopError
 
 /** What the fleet does for the channel on the main thread. */
 export interface StopChannelHooks {
@@ -77,11 +82,7 @@ export interface StopChannelTls {
 }
 
 /** The headers of an upgrade that may carry a credential (`Authorization`, `Sec-WebSocket-Protocol`, `Cookie`). */
-export interface StopChannelCredentialHeaders {
-  readonly authorization?: string | undefined
-  readonly "sec-websocket-protocol"?: string | undefined
-  readonly cookie?: string | undefined
-}
+export interface StopChannelCredentialHeaders extends CredentialHeaders {}
 
 /** A connection the access check let in: the user its stops are audited under, and what `track` needs. */
 export interface StopChannelAdmission {
@@ -167,23 +168,23 @@ export interface StopChannelStatus {
 
 /** A status to give the channel's options; it outlives restarts of the actor. */
 export const makeStatus = (): StopChannelStatus => {
-  const counters = new Float64Array(new SharedArrayBuffer(12 * Float64Array.BYTES_PER_ELEMENT))
+  const counters = new Float64Array(new SharedArrayBuffer(statCount * Float64Array.BYTES_PER_ELEMENT))
   const shared = { counters, port: undefined as number | undefined }
   return {
     port: () => shared.port,
     stats: () => ({
-      requests: counters[0],
-      published: counters[1],
-      forwarded: counters[2],
-      badRequests: counters[3],
-      publishFailed: counters[4],
-      connections: counters[5],
-      refusedHost: counters[6],
-      refusedOrigin: counters[7],
-      refusedAddress: counters[8],
-      throttled: counters[9],
-      coalesced: counters[10],
-      refusedAuth: counters[11]
+      requests: counters[Stat.requests],
+      published: counters[Stat.published],
+      forwarded: counters[Stat.forwarded],
+      badRequests: counters[Stat.badRequests],
+      publishFailed: counters[Stat.publishFailed],
+      connections: counters[Stat.connections],
+      refusedHost: counters[Stat.refusedHost],
+      refusedOrigin: counters[Stat.refusedOrigin],
+      refusedAddress: counters[Stat.refusedAddress],
+      throttled: counters[Stat.throttled],
+      coalesced: counters[Stat.coalesced],
+      refusedAuth: counters[Stat.refusedAuth]
     }),
     shared
   }
@@ -194,47 +195,24 @@ class StopChannelFailed extends Error {
   readonly _tag = "StopChannelFailed"
 }
 
-type WorkerEvent =
-  | { readonly type: "ready"; readonly realtime: boolean | string; readonly port: number }
-  | { readonly type: "failed"; readonly error: string }
-  | { readonly type: "broker"; readonly reason: BrokerSecurity.RefusalReason; readonly text: string }
-  | {
-    readonly type: "stopped"
-    readonly key: number
-    readonly robots: ReadonlyArray<string>
-    readonly published: Readonly<Record<string, ReadonlyArray<string>>>
-    readonly who: string
-    readonly all: boolean
-  }
-  | { readonly type: "coalesced"; readonly robot: string | undefined; readonly count: number; readonly who: string }
-  | {
-    readonly type: "admit"
-    readonly key: number
-    readonly headers: StopChannelCredentialHeaders
-    readonly address: string
-  }
-  | { readonly type: "opened"; readonly key: number }
-  | { readonly type: "closed"; readonly key: number }
-  | {
-    readonly type: "forward"
-    readonly key: number
-    readonly robot: string | undefined
-    readonly skip: ReadonlyArray<string>
-    readonly who: string
-  }
-
 /** A certificate as the thread takes it (strings: no copy of a Buffer's whole pool). */
-const tlsOf = (certificate: StopChannelCertificate | undefined) =>
-  certificate === undefined ? undefined : { cert: certificate.cert.toString(), key: certificate.key.toString() }
+const pemOf = (certificate: StopChannelCertificate): Pem => ({
+  cert: certificate.cert.toString(),
+  key: certificate.key.toString()
+})
 
-/** Not a `.ts` file: see ControlLoopWorker.mjs's header for why. */
-const workerUrl = new URL("./StopChannelWorker.mjs", import.meta.url)
+/** The channel's thread. */
+const stopChannelWorker = WorkerThread.entry(import.meta.url, "./internal/stopChannelWorker")
+
+type WorkerEvent = StopChannelWorkerProtocol["out"]
 
 /** The `fleet/stop` actor; see the module documentation. Its only mail is its thread's failure. */
-export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFailed, Worker> => {
+export const make = (
+  options: StopChannelOptions
+): Actor.Behaviour<StopChannelFailed, WorkerThread.Thread<StopChannelWorkerProtocol["in"]>> => {
   // The thread's broker failures, one line per reason per window, across restarts of the actor.
   const sampler = LogSampler.make()
-  return Actor.make<StopChannelFailed, Worker>({
+  return Actor.make<StopChannelFailed, WorkerThread.Thread<StopChannelWorkerProtocol["in"]>>({
     name: "stop_channel",
     init: (ctx) =>
       Effect.gen(function*() {
@@ -249,12 +227,12 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
         const admit = (event: Extract<WorkerEvent, { type: "admit" }>) =>
           options.access!.admit(event.headers, event.address).pipe(
             Effect.match({
-              onFailure: (refusal) => worker.postMessage({ type: "admitted", key: event.key, refusal }),
+              onFailure: (refusal) => worker.post({ type: "admitted", key: event.key, refusal }),
               onSuccess: (admission) => {
                 admitted.set(event.key, admission)
                 // An upgrade that never opens (the client went away meanwhile) is forgotten.
                 setTimeout(() => admitted.delete(event.key), 30_000).unref()
-                worker.postMessage({ type: "admitted", key: event.key, user: admission.user })
+                worker.post({ type: "admitted", key: event.key, user: admission.user })
               }
             })
           )
@@ -264,33 +242,31 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
           if (admission === undefined || options.access === undefined) return
           open.add(key)
           options.access.track(admission, {
-            close: (code, reason) => worker.postMessage({ type: "close", key, code, reason }),
+            close: (code, reason) => worker.post({ type: "close", key, code, reason }),
             alive: () => open.has(key)
           })
         }
-        const worker = yield* WorkerThread.start<WorkerEvent>(
-          () =>
-            new Worker(workerUrl, {
-              workerData: {
-                host: options.host,
-                port: options.port,
-                brokerUrl: options.brokerUrl,
-                brokerSecurity: options.brokerSecurity,
-                clientId: `fleetvisor-stop-${process.pid}-${Date.now().toString(36)}`,
-                prefix: options.prefix,
-                table: options.table.buffer,
-                capacity: options.table.capacity,
-                stats: options.status.shared.counters.buffer,
-                priority: -10,
-                realtimePriority: options.realtimePriority,
-                allowedHosts: (options.allowedHosts ?? []).map((name) => name.toLowerCase()),
-                allowedOrigins: options.allowedOrigins ?? [],
-                maxPerAddress: options.maxPerAddress ?? 16,
-                coalesceMs: options.coalesceMs ?? 1_000,
-                tls: tlsOf(options.tls?.current()),
-                auth: options.access !== undefined
-              }
-            }),
+        const worker = yield* WorkerThread.run<StopChannelWorkerProtocol>(
+          stopChannelWorker,
+          {
+            host: options.host,
+            port: options.port,
+            brokerUrl: options.brokerUrl,
+            brokerSecurity: options.brokerSecurity,
+            clientId: `fleetvisor-stop-${process.pid}-${Date.now().toString(36)}`,
+            prefix: options.prefix,
+            table: options.table.buffer,
+            capacity: options.table.capacity,
+            stats: options.status.shared.counters.buffer as SharedArrayBuffer,
+            priority: -10,
+            realtimePriority: options.realtimePriority,
+            allowedHosts: (options.allowedHosts ?? []).map((name) => name.toLowerCase()),
+            allowedOrigins: options.allowedOrigins ?? [],
+            maxPerAddress: options.maxPerAddress ?? 16,
+            coalesceMs: options.coalesceMs ?? 1_000,
+            tls: options.tls === undefined ? undefined : pemOf(options.tls.current()),
+            auth: options.access !== undefined
+          },
           {
             onMessage: (event) => {
               switch (event.type) {
@@ -308,7 +284,7 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                   return void Effect.runFork(
                     Effect.ensuring(
                       options.hooks.stopped(event.robots, event.who, event.published, event.all),
-                      Effect.sync(() => worker.postMessage({ type: "result", key: event.key }))
+                      Effect.sync(() => worker.post({ type: "result", key: event.key }))
                     )
                   )
                 case "coalesced":
@@ -324,8 +300,8 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
                     options.hooks.stop(event.robot, event.skip, event.who).pipe(
                       Effect.match({
                         onFailure: (error) =>
-                          worker.postMessage({ type: "result", key: event.key, error: { ...error, _tag: error._tag } }),
-                        onSuccess: (report) => worker.postMessage({ type: "result", key: event.key, report })
+                          worker.post({ type: "result", key: event.key, error: { ...error, _tag: error._tag } }),
+                        onSuccess: (report) => worker.post({ type: "result", key: event.key, report })
                       })
                     )
                   )
@@ -333,14 +309,14 @@ export const make = (options: StopChannelOptions): Actor.Behaviour<StopChannelFa
             },
             onFailure: fail
           }
-        )
+        ).pipe(Effect.orDieWith((error) => new Error(`stop channel: ${error.message}`)))
         if (options.tls !== undefined) {
           const unsubscribe = options.tls.subscribe((certificate) =>
-            worker.postMessage({ type: "tls", ...tlsOf(certificate) })
+            worker.post({ type: "tls", ...pemOf(certificate) })
           )
           yield* Effect.addFinalizer(() => Effect.sync(unsubscribe))
         }
-        const handOver = (slot: SharedHeaderIds.SlotAssigned) => worker.postMessage({ type: "slot", ...slot })
+        const handOver = (slot: SharedHeaderIds.SlotAssigned) => worker.post({ type: "slot", ...slot })
         for (const slot of options.table.slots()) handOver(slot)
         options.table.onSlot = handOver
         yield* Effect.addFinalizer(() =>

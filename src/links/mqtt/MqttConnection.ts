@@ -17,7 +17,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { connect as mqttConnect, type IClientOptions, type MqttClient } from "mqtt"
 import * as LogSampler from "../../actors/LogSampler.js"
-import * as BrokerSecurity from "./BrokerSecurity.mjs"
+import * as BrokerSecurity from "./BrokerSecurity.js"
 
 /** The message the broker publishes for a client that vanishes without saying goodbye. */
 export interface LastWill {

@@ -18,13 +18,11 @@ import * as Effect from "effect/Effect"
 import * as LogLevel from "effect/LogLevel"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
-import * as esbuild from "esbuild"
-import { fileURLToPath } from "node:url"
-import { Worker } from "node:worker_threads"
 import * as WorkerThread from "../../node/WorkerThread.js"
-import type * as BrokerSecurity from "../mqtt/BrokerSecurity.mjs"
+import type * as BrokerSecurity from "../mqtt/BrokerSecurity.js"
 import type * as Inbound from "./Inbound.js"
 import * as Counters from "./internal/ingestCounters.js"
+import type * as IngestWorker from "./internal/ingestWorker.js"
 
 /** The thread failed, or could not connect the first time. */
 export class IngestThreadFailed extends Data.TaggedError("IngestThreadFailed")<{ readonly reason: string }> {
@@ -58,38 +56,8 @@ export interface IngestThread {
   readonly dropped: () => number
 }
 
-type WorkerEvent =
-  | { readonly type: "ready" }
-  | { readonly type: "failed"; readonly error: string }
-  | { readonly type: "batch"; readonly items: ReadonlyArray<Inbound.Checked> }
-  | { readonly type: "log"; readonly level: LogLevel.Literal; readonly message: string }
-
-const bodyPath = fileURLToPath(new URL("./internal/ingestWorkerBody.ts", import.meta.url))
-let bundled: Promise<string> | undefined
-
-/**
- * The thread's body and everything it imports (the same TypeScript modules as the main
- * thread's, effect and mqtt.js) as one ES module, bundled with esbuild once per process and
- * started from a `data:` URL. It runs the same under tsx, node and vitest, and a thread is
- * connected in about 0.5 s (1.2 s the first time, bundling included) where loading the modules
- * one by one through tsx's loader took 1.5 s. An ES module, not CommonJS: a CommonJS bundle
- * runs in sloppy mode and cost the thread 4 % more CPU.
- */
-const bundle = (): Promise<string> => {
-  bundled ??= esbuild.build({
-    entryPoints: [bodyPath],
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    write: false,
-    logLevel: "silent",
-    // The CommonJS packages inside (mqtt.js) require Node's modules: give the module a `require`.
-    banner: { js: `import { createRequire as __createRequire } from "node:module"; const require = __createRequire(${JSON.stringify(bodyPath)});` }
-  }).then((result) => `data:text/javascript;base64,${Buffer.from(result.outputFiles[0].text).toString("base64")}`)
-  bundled.catch(() => (bundled = undefined))
-  return bundled
-}
+/** The thread's module. */
+const ingestWorker = WorkerThread.entry(import.meta.url, "./internal/ingestWorker")
 
 /**
  * Starts the thread; succeeds once it is connected and subscribed. It stops with the scope.
@@ -106,12 +74,17 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
       if (started) options.onFailure(failure)
       else Deferred.unsafeDone(ready, Effect.fail(failure))
     }
-    const code = yield* Effect.tryPromise({
-      try: bundle,
-      catch: (error) => new IngestThreadFailed({ reason: `could not bundle its body: ${String(error)}` })
-    })
-    const worker = yield* WorkerThread.start<WorkerEvent>(
-      () => new Worker(new URL(code)),
+    yield* WorkerThread.run<IngestWorker.IngestWorkerProtocol>(
+      ingestWorker,
+      {
+        url: options.url,
+        security: options.security,
+        prefix: options.prefix,
+        clientId: options.clientId,
+        counters: counters.buffer as SharedArrayBuffer,
+        maxInFlight: options.maxInFlight ?? 100_000,
+        batchSize: options.batchSize ?? 64
+      },
       {
         onMessage: (event) => {
           switch (event.type) {
@@ -128,17 +101,7 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
         },
         onFailure: fail
       }
-    )
-    worker.postMessage({
-      type: "start",
-      url: options.url,
-      security: options.security,
-      prefix: options.prefix,
-      clientId: options.clientId,
-      counters: counters.buffer,
-      maxInFlight: options.maxInFlight ?? 100_000,
-      batchSize: options.batchSize ?? 64
-    })
+    ).pipe(Effect.mapError((error) => new IngestThreadFailed({ reason: error.message })))
     yield* Deferred.await(ready).pipe(
       Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new IngestThreadFailed({ reason: "did not start in time" }) })
     )

@@ -48,12 +48,24 @@ export interface SharedHeaderIds {
   onSlot: ((slot: SlotAssigned) => void) | undefined
 }
 
+/** The table's columns, indexed by slot, over its `buffer`: for the other thread, which gets only the buffer. */
+export interface Columns {
+  readonly counters: Uint32Array
+  readonly live: Int32Array
+  readonly latches: Int32Array
+}
+
+/** The columns of a table's `buffer` of `capacity` slots. */
+export const columns = (buffer: SharedArrayBuffer, capacity: number): Columns => ({
+  counters: new Uint32Array(buffer, 0, capacity),
+  live: new Int32Array(buffer, capacity * Uint32Array.BYTES_PER_ELEMENT, capacity),
+  latches: new Int32Array(buffer, 2 * capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
+})
+
 /** A table for up to `capacity` AGVs (default 65,536: 768 KB). */
 export const make = (capacity = 65_536): SharedHeaderIds => {
   const buffer = new SharedArrayBuffer(capacity * 3 * Uint32Array.BYTES_PER_ELEMENT)
-  const counters = new Uint32Array(buffer, 0, capacity)
-  const live = new Int32Array(buffer, capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
-  const latches = new Int32Array(buffer, 2 * capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
+  const { counters, latches, live } = columns(buffer, capacity)
   const assigned = new Map<string, SlotAssigned>()
   const assign = (identity: AgvIdentity): SlotAssigned | undefined => {
     const robot = `${identity.manufacturer}/${identity.serialNumber}`

@@ -12,7 +12,7 @@
  * batch order (a batch carries only its new names); past `maxNames` it starts
  * over (`reset`), so a stream of ever-new ids cannot grow it without bound.
  *
- * The worker reads it in `TelemetryWorker.mjs` (`receive`, `writeBatches`).
+ * The worker reads it in telemetryWorker.ts (`receive`, `writeBatches`).
  *
  * @internal
  */

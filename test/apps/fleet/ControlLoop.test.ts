@@ -8,13 +8,14 @@ import { ExitReason, PubSub, TestKit } from "../../../src/actors/index.js"
 import type { ActorRef } from "../../../src/actors/ActorRef.js"
 import * as ControlLoop from "../../../src/apps/fleet/ControlLoop.js"
 import * as SpeedGuard from "../../../src/apps/fleet/SpeedGuard.js"
-import { makeFeed, makeGuard, phases as workerGuardPhases } from "../../../src/apps/fleet/SpeedGuardCore.mjs"
+import { makeFeed, makeGuard, phases as workerGuardPhases } from "../../../src/apps/fleet/SpeedGuardCore.js"
 import * as LinkEvent from "../../../src/links/LinkEvent.js"
+import * as WorkerThread from "../../../src/node/WorkerThread.js"
 import * as ChildSpec from "../../../src/supervisors/ChildSpec.js"
 import * as Supervisor from "../../../src/supervisors/Supervisor.js"
 import { eventually } from "../../links/rmi/eventually.js"
 
-const crashing = new URL("./fixtures/crashingPhases.mjs", import.meta.url)
+const crashing = WorkerThread.entry(import.meta.url, "./fixtures/crashingPhases")
 
 /** A phases module config that crashes at tick `atTick`, `times` times over every incarnation. */
 const crashConfig = (mode: "throw" | "exit" | "uncaught", times = 1) => ({

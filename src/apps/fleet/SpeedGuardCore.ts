@@ -1,6 +1,6 @@
 /**
  * The speed guard's phases over samples (see SpeedGuard.ts), shared by the in-process loop and
- * the loop's worker thread. Plain JavaScript for the worker's sake: see ControlLoopWorker.mjs.
+ * the loop's worker thread.
  *
  * Each robot gets a slot, and its samples, positions and speeds live in typed arrays indexed by
  * slot, so that a tick allocates nothing: on the loop's thread, garbage means scavenges, and a
@@ -9,15 +9,51 @@
  * As a worker phases module (`phases(config, io)`), it reads the samples from shared memory
  * written by the main thread's feed (`makeFeed`), whose only messages name new robots; its
  * outputs are the alarms it posts.
+ *
+ * @since 0.1.0
  */
+import type * as LinkEvent from "../../links/LinkEvent.js"
+import type { Phase, Tick, WorkerIo } from "./ControlLoop.js"
+
+/** One position of a robot; `t` in seconds. */
+export interface Sample {
+  readonly kind: LinkEvent.RobotKind
+  readonly x: number
+  readonly y: number
+  readonly z: number
+  readonly t: number
+}
+
+/** Speed limits: arms in mm/s, AGVs in m/s. */
+export interface GuardLimits {
+  readonly armLimit: number
+  readonly agvLimit: number
+}
+
+/** What a feed posts to the worker: a new robot's slot, and the feed's table when it grew. */
+export interface FeedNaming {
+  readonly slot: number
+  readonly robot: string
+  readonly table: { readonly seq: Int32Array; readonly values: Float64Array } | undefined
+}
+
+/** The guard's inputs and phases; see {@link makeGuard}. */
+export interface Guard {
+  /** Conflates `robot`'s latest sample. */
+  readonly offer: (robot: string, sample: Sample) => void
+  /** Names a slot for `offerAt`. */
+  readonly name: (slot: number, robot: string) => void
+  /** Conflates the latest sample of the robot in `slot`; `kind` 0 for an arm, 1 for an AGV. */
+  readonly offerAt: (slot: number, kind: number, x: number, y: number, z: number, t: number) => void
+  readonly phases: ReadonlyArray<Phase>
+}
 
 /** Speeds are measured over at least this many seconds, so that bursts of samples do not read as jumps. */
 const minInterval = 0.05
 
-/** Numbers per robot in a batch's `values`: slot, kind, x, y, z, t. */
-const stride = 6
+const kinds: ReadonlyArray<LinkEvent.RobotKind> = ["arm", "agv"]
 
-const kinds = ["arm", "agv"]
+type Column = Uint8Array | Int32Array | Float64Array
 
 /** Per-slot columns that grow by doubling (rarely: when a fleet grows past the capacity). */
 const makeColumns = () => {
@@ -39,17 +75,18 @@ const makeColumns = () => {
     speedKind: new Uint8Array(0),
     offered: new Int32Array(0),
     current: new Int32Array(0),
-    ensure: (slot) => {
+    ensure: (slot: number) => {
       if (slot < columns.capacity) return
       let capacity = Math.max(64, columns.capacity)
       while (capacity <= slot) capacity *= 2
-      for (const key of Object.keys(columns)) {
-        const old = columns[key]
+      const table = columns as unknown as Record<string, unknown>
+      for (const key of Object.keys(table)) {
+        const old = table[key]
         if (!ArrayBuffer.isView(old)) continue
-        const grown = new old.constructor(capacity)
-        grown.set(old)
-        if (key === "prevT" || key === "speed") grown.fill(NaN, old.length)
-        columns[key] = grown
+        const grown = new (old.constructor as new(length: number) => Column)(capacity)
+        grown.set(old as Column)
+        if (key === "prevT" || key === "speed") grown.fill(NaN, (old as Column).length)
+        table[key] = grown
       }
       columns.capacity = capacity
     }
@@ -61,19 +98,19 @@ const makeColumns = () => {
  * The guard: `offer` (by robot) or `offerAt` (by slot, once `name`d) conflates the latest sample
  * per robot, the four phases consume them, `emit` gets each new alarm.
  */
-export const makeGuard = (limits, emit) => {
+export const makeGuard = (limits: GuardLimits, emit: (alarm: LinkEvent.Alarm) => void): Guard => {
   const { armLimit, agvLimit } = limits
   const c = makeColumns()
-  const names = []
-  const slots = new Map()
+  const names: Array<string> = []
+  const slots = new Map<string, number>()
   let offered = 0
   let current = 0
-  const alarms = []
-  const name = (slot, robot) => {
+  const alarms: Array<LinkEvent.Alarm> = []
+  const name = (slot: number, robot: string) => {
     c.ensure(slot)
     names[slot] = robot
   }
-  const offerAt = (slot, kind, x, y, z, t) => {
+  const offerAt = (slot: number, kind: number, x: number, y: number, z: number, t: number) => {
     if (slot >= c.capacity) c.ensure(slot)
     if (c.fresh[slot] === 0) {
       c.fresh[slot] = 1
@@ -88,7 +125,7 @@ export const makeGuard = (limits, emit) => {
   return {
     name,
     offerAt,
-    offer: (robot, sample) => {
+    offer: (robot: string, sample: Sample) => {
       let slot = slots.get(robot)
       if (slot === undefined) {
         slot = slots.size
@@ -177,11 +214,11 @@ const fields = 5
  * written), so that the worker reads the samples at its tick without a message or an
  * allocation. `post` sends the worker each new slot's robot, and the table when it grows.
  */
-export const makeFeed = (post) => {
-  const slots = new Map()
-  let seq = new Int32Array(0)
-  let values = new Float64Array(0)
-  const grow = (needed) => {
+export const makeFeed = (post: (naming: FeedNaming) => void): (robot: string, sample: Sample) => void => {
+  const slots = new Map<string, number>()
+  let seq: Int32Array = new Int32Array(0)
+  let values: Float64Array = new Float64Array(0)
+  const grow = (needed: number) => {
     let capacity = Math.max(64, seq.length)
     while (capacity < needed) capacity *= 2
     const grownSeq = new Int32Array(new SharedArrayBuffer(capacity * Int32Array.BYTES_PER_ELEMENT))
@@ -192,7 +229,7 @@ export const makeFeed = (post) => {
     values = grownValues
     return { seq, values }
   }
-  return (robot, sample) => {
+  return (robot: string, sample: Sample) => {
     let slot = slots.get(robot)
     if (slot === undefined) {
       slot = slots.size
@@ -211,13 +248,13 @@ export const makeFeed = (post) => {
 }
 
 /** The worker phases module: the guard fed from a feed's table at each tick, its alarms posted back. */
-export const phases = (config, io) => {
+export const phases = (config: GuardLimits, io: WorkerIo): ReadonlyArray<Phase> => {
   const guard = makeGuard(config, io.post)
-  let seq = new Int32Array(0)
-  let values = new Float64Array(0)
+  let seq: Int32Array = new Int32Array(0)
+  let values: Float64Array = new Float64Array(0)
   let seen = new Int32Array(0)
   let named = 0
-  io.onInput(({ slot, robot, table }) => {
+  io.onInput(({ robot, slot, table }: FeedNaming) => {
     if (table !== undefined) {
       seq = table.seq
       values = table.values
@@ -244,5 +281,5 @@ export const phases = (config, io) => {
       guard.offerAt(slot, kind, x, y, z, t)
     }
   }
-  return [{ name: read.name, run: (tick) => (poll(), read.run(tick)) }, ...rest]
+  return [{ name: read.name, run: (tick: Tick) => (poll(), read.run(tick)) }, ...rest]
 }

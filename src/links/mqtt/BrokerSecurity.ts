@@ -15,13 +15,57 @@
  * - {@link refusal} turns what mqtt.js or TLS threw into a reason of a small fixed set (a
  *   metric label, a sampling key) and one line saying what to check; never a secret.
  *
- * Plain JavaScript, as ThreadPriority.mjs: the stop channel's thread loads it with Node's own
- * loader. Types in BrokerSecurity.d.mts.
+ * Used by the main thread and by the threads that connect on their own (ingest, stop channel).
+ *
+ * @since 0.1.0
  */
+import type { IClientOptions, MqttClient } from "mqtt"
 import * as fs from "node:fs"
 
+/** How to authenticate to the broker: a user name, and file paths read at each (re)connect. Plain data: it crosses to threads. */
+export interface BrokerSecurity {
+  readonly username?: string | undefined
+  /** Its content, one trailing newline removed, is the password. */
+  readonly passwordFile?: string | undefined
+  /** PEM CA bundle the broker's certificate must chain to (`mqtts://`, `wss://`). */
+  readonly caFile?: string | undefined
+  /** PEM client certificate and its key, for brokers that require one; both or neither. */
+  readonly certFile?: string | undefined
+  readonly keyFile?: string | undefined
+}
+
+/** What the files hold, read now. */
+export interface BrokerSecrets {
+  username?: string
+  password?: string
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
+}
+
+/** Why a connection failed, as a fixed set (metric labels, sampling keys). */
+export type RefusalReason =
+  | "bad-credentials"
+  | "not-authorized"
+  | "refused"
+  | "unknown-ca"
+  | "certificate-required"
+  | "bad-certificate"
+  | "hostname"
+  | "expired"
+  | "tls"
+  | "secret-file"
+  | "unreachable"
+  | "other"
+
+/** A failure's reason and one line saying what happened and what to check. */
+export interface Refusal {
+  readonly reason: RefusalReason
+  readonly text: string
+}
+
 /** The settings' names, for the lines that tell the operator what to set. */
-const setting = {
+const setting: Record<"passwordFile" | "caFile" | "certFile" | "keyFile", string> = {
   passwordFile: "FLEET_MQTT_PASSWORD_FILE",
   caFile: "FLEET_MQTT_CA_FILE",
   certFile: "FLEET_MQTT_CERT_FILE",
@@ -30,14 +74,17 @@ const setting = {
 
 /** A secret file that could not be read: names the setting and the path, never the content. */
 export class BrokerSecretError extends Error {
-  constructor(settingName, path, cause) {
-    super(`${settingName} ${path} cannot be read (${cause?.code ?? cause?.message ?? String(cause)})`)
+  readonly code = "BROKER_SECRET_FILE"
+  constructor(settingName: string, path: string, cause: unknown) {
+    const reason = cause as { code?: unknown; message?: unknown } | undefined
+    super(`${settingName} ${path} cannot be read (${reason?.code ?? reason?.message ?? String(cause)})`)
     this.name = "BrokerSecretError"
-    this.code = "BROKER_SECRET_FILE"
   }
 }
 
-const read = (key, path, encoding) => {
+function read(key: keyof typeof setting, path: string, encoding: "utf8"): string
+function read(key: keyof typeof setting, path: string): Buffer
+function read(key: keyof typeof setting, path: string, encoding?: "utf8"): string | Buffer {
   try {
     return fs.readFileSync(path, encoding)
   } catch (error) {
@@ -46,7 +93,7 @@ const read = (key, path, encoding) => {
 }
 
 /** True when `url` carries a password (`mqtt://user:pass@host`). */
-export const hasInlinePassword = (url) => {
+export const hasInlinePassword = (url: string): boolean => {
   try {
     return new URL(url).password !== ""
   } catch {
@@ -55,7 +102,7 @@ export const hasInlinePassword = (url) => {
 }
 
 /** `url` with its password replaced by `***`, for logs. */
-export const redactUrl = (url) => {
+export const redactUrl = (url: string): string => {
   try {
     const parsed = new URL(url)
     if (parsed.password === "") return url
@@ -67,7 +114,7 @@ export const redactUrl = (url) => {
 }
 
 /** The user name and password of `url`'s user info, decoded (undefined when absent). */
-const inlineCredentials = (url) => {
+const inlineCredentials = (url: string): { username: string | undefined; password: string | undefined } => {
   try {
     const parsed = new URL(url)
     return {
@@ -80,7 +127,7 @@ const inlineCredentials = (url) => {
 }
 
 /** `url` without user info: mqtt.js would otherwise let it override the options' credentials. */
-const withoutCredentials = (url) => {
+const withoutCredentials = (url: string): string => {
   try {
     const parsed = new URL(url)
     if (parsed.username === "" && parsed.password === "") return url
@@ -97,8 +144,8 @@ const withoutCredentials = (url) => {
  * The password file's content loses one trailing newline (`\n` or `\r\n`). Throws
  * {@link BrokerSecretError}.
  */
-export const readSecrets = (security = {}) => {
-  const secrets = {}
+export const readSecrets = (security: BrokerSecurity = {}): BrokerSecrets => {
+  const secrets: BrokerSecrets = {}
   if (security.username !== undefined && security.username !== "") secrets.username = security.username
   if (security.passwordFile !== undefined) secrets.password = read("passwordFile", security.passwordFile, "utf8").replace(/\r?\n$/, "")
   if (security.caFile !== undefined) secrets.ca = read("caFile", security.caFile)
@@ -107,13 +154,13 @@ export const readSecrets = (security = {}) => {
   return secrets
 }
 
-const tlsFields = ["ca", "cert", "key"]
+const tlsFields = ["ca", "cert", "key"] as const
 
 /** Writes `secrets` into a client's options, and into its WebSocket options (`wss://`), which mqtt.js copies once. */
-const apply = (options, secrets) => {
+const apply = (options: IClientOptions, secrets: BrokerSecrets) => {
   Object.assign(options, secrets)
   if (options.wsOptions !== undefined) {
-    for (const field of tlsFields) if (secrets[field] !== undefined) options.wsOptions[field] = secrets[field]
+    for (const field of tlsFields) if (secrets[field] !== undefined) (options.wsOptions as Record<string, unknown>)[field] = secrets[field]
   }
 }
 
@@ -122,10 +169,14 @@ const apply = (options, secrets) => {
  * info, `options` with the credentials (the settings', else the URL's) and the TLS files read.
  * Throws {@link BrokerSecretError}.
  */
-export const connectArguments = (url, security, options) => {
+export const connectArguments = (
+  url: string,
+  security: BrokerSecurity | undefined,
+  options: IClientOptions
+): { readonly url: string; readonly options: IClientOptions } => {
   const inline = inlineCredentials(url)
   const secrets = readSecrets(security)
-  const merged = { ...options }
+  const merged: IClientOptions = { ...options }
   if (inline.username !== undefined) merged.username = inline.username
   if (inline.password !== undefined) merged.password = inline.password
   apply(merged, secrets)
@@ -138,14 +189,21 @@ export const connectArguments = (url, security, options) => {
  * to `maxReconnectPeriod` while attempts fail. `onSecretError` hears of a file that could not
  * be read (the last secrets are kept).
  */
-export const secureClient = (client, security, { maxReconnectPeriod = 10_000, onSecretError = () => {} } = {}) => {
-  const base = client.options.reconnectPeriod
+export const secureClient = (
+  client: MqttClient,
+  security: BrokerSecurity | undefined,
+  { maxReconnectPeriod = 10_000, onSecretError = () => {} }: {
+    readonly maxReconnectPeriod?: number
+    readonly onSecretError?: (error: BrokerSecretError) => void
+  } = {}
+): MqttClient => {
+  const base = client.options.reconnectPeriod ?? 0
   let failures = 0
   client.on("reconnect", () => {
     try {
       apply(client.options, readSecrets(security))
     } catch (error) {
-      onSecretError(error)
+      onSecretError(error as BrokerSecretError)
     }
   })
   client.on("connect", () => {
@@ -159,7 +217,7 @@ export const secureClient = (client, security, { maxReconnectPeriod = 10_000, on
   return client
 }
 
-const certificateCodes = new Set([
+const certificateCodes = new Set<unknown>([
   "SELF_SIGNED_CERT_IN_CHAIN",
   "DEPTH_ZERO_SELF_SIGNED_CERT",
   "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
@@ -169,7 +227,7 @@ const certificateCodes = new Set([
   "CERT_SIGNATURE_FAILURE"
 ])
 
-const unreachableCodes = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE"])
+const unreachableCodes = new Set<unknown>(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "EPIPE"])
 
 /**
  * Why a connection failed: `{ reason, text }`, `reason` one of `bad-credentials`,
@@ -177,9 +235,9 @@ const unreachableCodes = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EA
  * `bad-certificate`, `hostname`, `expired`, `tls`, `secret-file`, `unreachable`, `other`;
  * `text` says what happened and what to check.
  */
-export const refusal = (error) => {
-  const code = error?.code
-  const message = String(error?.message ?? error)
+export const refusal = (error: unknown): Refusal => {
+  const { code, message: text } = (error ?? {}) as { code?: unknown; message?: unknown }
+  const message = String(text ?? error)
   if (code === "BROKER_SECRET_FILE") return { reason: "secret-file", text: message }
   if (typeof code === "number") {
     if (code === 4 || code === 134) {
@@ -213,7 +271,7 @@ export const refusal = (error) => {
 }
 
 /** Every reason {@link refusal} gives, in a fixed order (metric labels). */
-export const refusalReasons = [
+export const refusalReasons: ReadonlyArray<RefusalReason> = [
   "bad-credentials",
   "not-authorized",
   "refused",

@@ -2,21 +2,47 @@
  * The telemetry reader thread, started by TelemetryReader.ts: answers queries of one robot's
  * recent telemetry on a read-only better-sqlite3 connection of its own, so a scan never runs
  * on the event loop and never holds the write lock (WAL: readers and the writer do not block
- * each other). Plain JavaScript for the reason TelemetryWorker.mjs gives.
- *
- * In:  { type: "query", id, robot, since, until, scanLimit, points }  { type: "close" }
- * Out: { type: "rows", id, rows, scanned, truncated }  { type: "failed", id, code, message }
+ * each other).
  *
  * A query reads the newest `scanLimit` rows of the robot between `since` and `until` (epoch
  * ms), oldest first, and thins them evenly to at most `points` (the first and last kept).
  */
 import Database from "better-sqlite3"
-import { parentPort, workerData } from "node:worker_threads"
+import * as ParentPort from "../../node/ParentPort.js"
+import type { TelemetryQuery, TelemetrySample } from "../TelemetryReader.js"
 
-const { busyTimeoutMillis, filename } = workerData
+/** The thread's messages. */
+export interface TelemetryReaderWorkerProtocol {
+  readonly data: { readonly filename: string; readonly busyTimeoutMillis: number }
+  readonly in:
+    | ({ readonly type: "query"; readonly id: number; readonly scanLimit: number } & TelemetryQuery)
+    | { readonly type: "close" }
+  readonly out:
+    | {
+      readonly type: "rows"
+      readonly id: number
+      readonly rows: ReadonlyArray<TelemetrySample>
+      readonly scanned: number
+      readonly truncated: boolean
+    }
+    | { readonly type: "failed"; readonly id: number; readonly code: string; readonly message: string }
+}
 
-let db
-let select
+/** A row of the `telemetry` table, as selected. */
+interface Row {
+  readonly at: number
+  readonly kind: string
+  readonly x: number | null
+  readonly y: number | null
+  readonly theta: number | null
+  readonly payload: string | null
+}
+
+const parent = ParentPort.make<TelemetryReaderWorkerProtocol>()
+const { busyTimeoutMillis, filename } = parent.data
+
+let db: Database.Database | undefined
+let select: Database.Statement<[number, number, string, number], Row>
 
 const open = () => {
   if (db !== undefined) return
@@ -26,14 +52,14 @@ const open = () => {
   )
 }
 
-const thin = (rows, points) => {
+const thin = (rows: ReadonlyArray<Row>, points: number) => {
   if (rows.length <= points) return rows
   const step = (rows.length - 1) / (points - 1)
   return Array.from({ length: points }, (_, i) => rows[Math.round(i * step)])
 }
 
-const sampleOf = (row) => {
-  const sample = { at: row.at, kind: row.kind }
+const sampleOf = (row: Row): TelemetrySample => {
+  const sample: { -readonly [K in keyof TelemetrySample]: TelemetrySample[K] } = { at: row.at, kind: row.kind }
   if (row.x !== null) sample.x = row.x
   if (row.y !== null) sample.y = row.y
   if (row.theta !== null) sample.theta = row.theta
@@ -47,16 +73,19 @@ const sampleOf = (row) => {
   return sample
 }
 
-const describe = (error) => ({ code: String(error?.code ?? "UNKNOWN"), message: String(error?.message ?? error) })
+const describe = (error: unknown) => {
+  const failure = error as { readonly code?: unknown; readonly message?: unknown } | undefined
+  return { code: String(failure?.code ?? "UNKNOWN"), message: String(failure?.message ?? error) }
+}
 
-parentPort.on("message", (message) => {
+parent.onMessage((message) => {
   switch (message.type) {
     case "query": {
       try {
         open()
         const newest = select.all(message.since, message.until, message.robot, message.scanLimit)
         newest.reverse()
-        parentPort.postMessage({
+        parent.post({
           type: "rows",
           id: message.id,
           rows: thin(newest, message.points).map(sampleOf),
@@ -64,7 +93,7 @@ parentPort.on("message", (message) => {
           truncated: newest.length === message.scanLimit
         })
       } catch (error) {
-        parentPort.postMessage({ type: "failed", id: message.id, ...describe(error) })
+        parent.post({ type: "failed", id: message.id, ...describe(error) })
       }
       return
     }

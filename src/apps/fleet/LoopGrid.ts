@@ -1,32 +1,37 @@
 /**
  * The fixed-timestep grid of the control loop and its meter, shared by the in-process loop
- * (ControlLoop.ts) and the loop's worker thread (ControlLoopWorker.mjs), so both run the same
- * algorithm. Plain JavaScript for the worker's sake: see ControlLoopWorker.mjs.
+ * (ControlLoop.ts) and the loop's worker thread (internal/controlLoopWorker.ts), so both run
+ * the same algorithm.
+ *
+ * @since 0.1.0
  */
 import { performance } from "node:perf_hooks"
+import type { LoopMetrics, Phase, Tick } from "./ControlLoop.js"
 
 /** Tick count, overruns, missed grid points, and ring buffers of the last `window` ticks. */
 export class Meter {
-  constructor(hz, window) {
-    this.hz = hz
-    this.window = window
-    this.ticks = 0
-    this.overruns = 0
-    this.missed = 0
+  ticks = 0
+  overruns = 0
+  missed = 0
+  private readonly jitter: Float64Array
+  private readonly duration: Float64Array
+  constructor(readonly hz: number, readonly window: number) {
     this.jitter = new Float64Array(window)
     this.duration = new Float64Array(window)
   }
-  record(jitterMs, durationMs) {
+  /** Records one tick's lateness and phase time, ms. */
+  record(jitterMs: number, durationMs: number): void {
     const i = this.ticks % this.window
     this.jitter[i] = jitterMs
     this.duration[i] = durationMs
     this.ticks++
   }
-  metrics() {
+  /** The metrics of the ticks so far. */
+  metrics(): LoopMetrics {
     const n = Math.min(this.ticks, this.window)
     const jitter = Array.from(this.jitter.subarray(0, n)).sort((a, b) => a - b)
     const duration = Array.from(this.duration.subarray(0, n)).sort((a, b) => a - b)
-    const at = (sorted, q) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))])
+    const at = (sorted: ReadonlyArray<number>, q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))])
     return {
       hz: this.hz,
       ticks: this.ticks,
@@ -45,14 +50,24 @@ export class Meter {
 /** How early a blocking loop's timer fires, ms. */
 const blockMillis = 2
 
+/** What the grid calls besides the phases. */
+export interface GridHooks {
+  /** A phase threw: the grid has stopped. */
+  readonly fail: (phase: string, error: unknown) => void
+  /** Called once a second with the metrics. */
+  readonly report?: ((metrics: LoopMetrics) => void) | undefined
+  /** Block the thread (Atomics.wait) for the last milliseconds before a tick; only on a thread of its own. */
+  readonly block?: boolean | undefined
+}
+
 /** Runs `phases` on the grid `start + n × period` until the returned function is called. */
-export const runGrid = (meter, phases, hooks) => {
+export const runGrid = (meter: Meter, phases: ReadonlyArray<Phase>, hooks: GridHooks): () => void => {
   const period = 1000 / meter.hz
   const dt = 1 / meter.hz
   const start = performance.now()
   let index = 0
   let lastReport = start
-  let timer
+  let timer: ReturnType<typeof setTimeout> | undefined
   let stopped = false
   // With `hooks.block`, the timer wakes the loop up to `blockMillis` early and it blocks the
   // thread for the rest: sub-millisecond wake-ups, for a thread that has nothing else to do.
@@ -86,7 +101,7 @@ export const runGrid = (meter, phases, hooks) => {
       index += skip
       due = start + index * period
     }
-    const info = { index, dt, scheduledAt: due }
+    const info: Tick = { index, dt, scheduledAt: due }
     for (const phase of phases) {
       try {
         phase.run(info)

@@ -1,43 +1,49 @@
 /**
- * The ingest thread's body: subscribes to the prefix on a connection of its own, checks each
- * message (`Inbound.makeChecker`) and posts them to the main thread in batches of at most
- * `batchSize`, at least one per turn of this thread's event loop. Messages beyond `maxInFlight`
- * (posted and not yet taken by the main thread) are dropped and counted. `IngestThread` bundles
- * this module with its imports and runs it as the thread's script.
- *
- * The thread loads its modules, then waits for its configuration, which `IngestThread` posts as
- * soon as the thread exists.
- *
- * In:  { type: "start", url, security?, prefix, clientId, counters: SharedArrayBuffer, maxInFlight, batchSize }
- * Out: { type: "ready" }  { type: "failed", error }  { type: "batch", items: Array<Checked> }
- *      { type: "log", level, message }: this thread's log lines, for the main thread's logger
+ * The ingest thread's module (started by `IngestThread` with `WorkerThread.run`): subscribes to
+ * the prefix on a connection of its own, checks each message (`Inbound.makeChecker`) and posts
+ * them to the main thread in batches of at most `batchSize`, at least one per turn of this
+ * thread's event loop. Messages beyond `maxInFlight` (posted and not yet taken by the main
+ * thread) are dropped and counted.
  */
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
+import type * as LogLevel from "effect/LogLevel"
 import * as Queue from "effect/Queue"
-import { parentPort } from "node:worker_threads"
-import type * as BrokerSecurity from "../../mqtt/BrokerSecurity.mjs"
+import * as ParentPort from "../../../node/ParentPort.js"
+import type * as BrokerSecurity from "../../mqtt/BrokerSecurity.js"
 import * as MqttConnection from "../../mqtt/MqttConnection.js"
 import * as Inbound from "../Inbound.js"
 import * as Topic from "../Topic.js"
 import { Counter } from "./ingestCounters.js"
 
-/** The thread's configuration, sent once by `IngestThread`. */
-interface Start {
-  readonly type: "start"
+/** The thread's configuration. */
+export interface IngestWorkerData {
   readonly url: string
   /** The broker's user name and secret files, read by this thread at each (re)connect. */
   readonly security: BrokerSecurity.BrokerSecurity | undefined
   readonly prefix: string
   readonly clientId: string
+  /** `ingestCounters.Counter`s, shared with the main thread. */
   readonly counters: SharedArrayBuffer
   readonly maxInFlight: number
   readonly batchSize: number
 }
 
-const port = parentPort!
+/** The thread's messages: it takes none; it posts its state, its batches and its log lines. */
+export interface IngestWorkerProtocol {
+  readonly data: IngestWorkerData
+  readonly in: never
+  readonly out:
+    | { readonly type: "ready" }
+    | { readonly type: "failed"; readonly error: string }
+    | { readonly type: "batch"; readonly items: ReadonlyArray<Inbound.Checked> }
+    /** This thread's log lines, for the main thread's logger. */
+    | { readonly type: "log"; readonly level: LogLevel.Literal; readonly message: string }
+}
 
-const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, security, url }: Start) => {
+const port = ParentPort.make<IngestWorkerProtocol>()
+
+const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, security, url }: IngestWorkerData) => {
   const counters = new Int32Array(buffer)
   const check = Inbound.makeChecker(prefix)
   const filter = Topic.subscriptionFilter(prefix)
@@ -49,7 +55,7 @@ const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, secur
     scheduled = false
     if (batch.length === 0) return
     Atomics.add(counters, Counter.inFlight, batch.length)
-    port.postMessage({ type: "batch", items: batch })
+    port.post({ type: "batch", items: batch })
     batch = []
   }
 
@@ -73,18 +79,18 @@ const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, secur
       Effect.gen(function*() {
         const connection = yield* MqttConnection.connect({ url, clientId, security, onMessage })
         yield* connection.subscribe([filter], 0)
-        port.postMessage({ type: "ready" })
+        port.post({ type: "ready" })
         yield* Effect.forever(
           Effect.flatMap(Queue.take(connection.events), (event) =>
             event._tag === "Connected" ? Effect.ignore(connection.subscribe([filter], 0)) : Effect.void)
         )
       })
     ).pipe(
-      Effect.catchAll((error) => Effect.sync(() => port.postMessage({ type: "failed", error: error.message }))),
+      Effect.catchAll((error) => Effect.sync(() => port.post({ type: "failed", error: error.message }))),
       Effect.provide(Logger.replace(
         Logger.defaultLogger,
         Logger.make(({ logLevel, message }) =>
-          port.postMessage({
+          port.post({
             type: "log",
             level: logLevel._tag,
             message: (Array.isArray(message) ? message : [message]).map(String).join(" ")
@@ -95,4 +101,4 @@ const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, secur
   )
 }
 
-port.once("message", (message: Start) => run(message))
+run(port.data)
