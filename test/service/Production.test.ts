@@ -1,7 +1,7 @@
 /**
  * The service as production runs it: the compiled JavaScript of `npm run build`, with nothing
  * but the runtime dependencies. The build goes to a folder laid out as an installed package
- * (dist/, web/, bin/, package.json); a module hook refuses every package that `npm ci
+ * (dist/, src/, web/, bin/, package.json); a module hook refuses every package that `npm ci
  * --omit=dev` would not install (tsx, vitest, TypeScript…), in the main thread and in every
  * worker thread. The demo fleet runs on it: its control loop, ingest, telemetry and stop channel
  * threads start from the compiled modules.
@@ -26,7 +26,8 @@ beforeAll(() => {
     { cwd: root, encoding: "utf8", timeout: 240_000 }
   )
   expect(build.stdout + build.stderr).toBe("")
-  for (const entry of ["package.json", "web", "bin"]) {
+  // What `npm pack` ships ("files" in package.json): the pages are bundled from web/ and the client's sources in src/.
+  for (const entry of ["package.json", "src", "web", "bin"]) {
     fs.cpSync(path.join(root, entry), path.join(installed, entry), { recursive: true })
   }
   fs.symlinkSync(path.join(root, "node_modules"), path.join(installed, "node_modules"))
@@ -60,7 +61,13 @@ describe("production: node dist/main.js without dev dependencies", () => {
         { ...env(), FLEET_STOP_PORT: "0", FLEET_MQTT_INGEST_THREAD: "true" },
         { entry: ["--import", hook, path.join(installed, "dist/main.js")] }
       )
-      expect((await fetch(`${service.url}/readyz`)).status).toBe(200)
+      // Ready once every subtree runs (the demo's links connect a moment after the listener).
+      let ready = 0
+      for (let tries = 0; tries < 60 && ready !== 200; tries++) {
+        if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 500))
+        ready = (await fetch(`${service.url}/readyz`)).status
+      }
+      expect(ready).toBe(200)
       const page = await fetch(`${service.url}/fleet/main.js`)
       expect(page.status).toBe(200)
       expect((await page.text()).length).toBeGreaterThan(1_000)
