@@ -1,6 +1,8 @@
 /**
  * The fleetvisor service: configuration, the store, the RPC bridge, the actor tree, systemd
- * notifications and the graceful shutdown.
+ * notifications and the graceful shutdown. What the node serves beyond its gateway comes from its
+ * features (`apps/fleet/FleetFeature.ts`, `apps/canvas/CanvasFeature.ts`, see `http/Feature.ts`):
+ * `start` folds their subtrees, handlers, routes, upgrades and readiness checks into one node.
  *
  * ```text
  * root (one_for_one)
