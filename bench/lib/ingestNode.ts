@@ -32,6 +32,9 @@ const loaded = ServiceConfig.loadConfig(Main.config, new Map(), {
   FLEET_DEMO: "off",
   FLEET_MQTT_URL: brokerUrl,
   FLEET_MQTT_PREFIX: prefix,
+  // The whole fleet comes online at once, as a plant's does after a broker restart: admit it in one go
+  // (the default, 50 new AGVs a second, is for AGVs nobody announced).
+  FLEET_AGV_DISCOVERY_RATE: process.env.FLEET_AGV_DISCOVERY_RATE ?? "10000",
   MAX_CONNECTIONS_PER_ADDRESS: "10000",
   FLEET_CONTROL_LOOP_REALTIME_PRIORITY: process.env.FLEET_CONTROL_LOOP_REALTIME_PRIORITY,
   FLEET_STOP_PORT: "0",
