@@ -39,6 +39,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -173,10 +174,15 @@ export const start = (
       yield* Effect.transposeOption(Option.map(config.tls, TlsFiles.make))
     )
     const node = os.hostname()
-    const store = yield* Layer.build(Store.layer({
-      database: { filename: ServiceConfig.databaseFile(config) },
-      canvas: Option.getOrUndefined(Option.map(canvasSettings, CanvasConfig.storeOptions))
-    }))
+    // The database, when a feature keeps anything in it: the gateway alone needs none.
+    const store = Option.isSome(canvasSettings) || Option.isSome(fleetSettings)
+      ? Option.some(
+        yield* Layer.build(Store.layer({
+          database: { filename: ServiceConfig.databaseFile(config) },
+          canvas: Option.getOrUndefined(Option.map(canvasSettings, CanvasConfig.storeOptions))
+        }))
+      )
+      : Option.none()
     const system = yield* ActorSystem.make({ name: "fleetvisor" })
     // Foxglove Studio and Lichtblick see the fleet at /foxglove.
     const registries = Gateway.registries(
@@ -192,17 +198,20 @@ export const start = (
       )
 
     let draining = false
-    const inStore = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(Effect.provide(store), Effect.provideService(ActorSystem.ActorSystem, system))
-    const canvas = yield* inStore(CanvasFeature.make(canvasSettings))
-    const fleet = yield* inStore(FleetFeature.make(fleetSettings, {
+    const withStore = <A, E, R>(effect: Effect.Effect<A, E, R>, off: A) =>
+      Option.match(store, {
+        onNone: () => Effect.succeed(off),
+        onSome: (context) => effect.pipe(Effect.provide(context), Effect.provideService(ActorSystem.ActorSystem, system))
+      })
+    const canvas = yield* withStore(CanvasFeature.make(canvasSettings), CanvasFeature.off)
+    const fleet = yield* withStore(FleetFeature.make(fleetSettings, {
       config,
       certificate,
       auth,
       metrics,
       foxglove: registries.connections.foxglove,
       draining: () => draining
-    }))
+    }), FleetFeature.off)
     // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
     const features = [fleet.feature, canvas.feature]
     const running = features.filter((feature) => feature.enabled)
@@ -217,15 +226,24 @@ export const start = (
     }).pipe(Effect.provide(handlers))
 
     const listening = yield* Deferred.make<AddressInfo>()
-    const storeHealth = StoreHealth.StoreHealth.pipe(Effect.provide(store))
+    // The store's place in the tree (first, so it stops last and flushes the telemetry log) and its health.
+    const storeParts = Option.match(store, {
+      onNone: () => ({ children: [], readiness: {} }),
+      onSome: (context) => ({
+        children: [ChildSpec.make("store", StoreActor.make(Context.get(context, TelemetryLog.TelemetryLog), config.shutdownTimeout))],
+        readiness: {
+          store: Effect.map(Context.get(context, StoreHealth.StoreHealth).get, (status) =>
+            status._tag === "Ok" ? undefined : `degraded: ${status.error.message}`)
+        }
+      })
+    })
     const routes: Array<Route.Route> = [
       ...HealthRoutes.routes({
         metrics,
         readiness: {
           draining: Effect.sync(() => (draining ? "shutting down" : undefined)),
           sessions: Effect.sync(() => Option.isSome(Gateway.sessionsOf(registries)) ? undefined : "sessions supervisor not running"),
-          store: Effect.map(Effect.flatMap(storeHealth, (health) => health.get), (status) =>
-            status._tag === "Ok" ? undefined : `degraded: ${status.error.message}`),
+          ...storeParts.readiness,
           ...Object.assign({}, ...running.map((feature) => feature.readiness))
         }
       }),
@@ -252,11 +270,10 @@ export const start = (
       }, { access: "public" }))
     }
 
-    const telemetry = yield* TelemetryLog.TelemetryLog.pipe(Effect.provide(store))
     const tree = Supervisor.make({
       strategy: "one_for_one",
       children: [
-        ChildSpec.make("store", StoreActor.make(telemetry, config.shutdownTimeout)),
+        ...storeParts.children,
         ...running.flatMap((feature) => feature.children),
         Gateway.childSpec({
           ...Gateway.settingsOf(config),

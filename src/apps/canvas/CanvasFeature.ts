@@ -54,12 +54,15 @@ export interface CanvasFeature {
   readonly canvas: Option.Option<Canvas.Canvas["Type"]>
 }
 
+/** The canvas feature of a node that does not run the canvas: its handlers answer `Unavailable`. */
+export const off: CanvasFeature = { feature: Feature.off("canvas", CanvasUnavailable.layer), canvas: Option.none() }
+
 /** The canvas feature over its settings (`None`: off). */
 export const make = (
   settings: Option.Option<CanvasConfig.CanvasSettings>
 ): Effect.Effect<CanvasFeature, never, Scope.Scope | CanvasStore | ActorSystem> =>
   Option.match(settings, {
-    onNone: () => Effect.succeed({ feature: Feature.off("canvas", CanvasUnavailable.layer), canvas: Option.none() }),
+    onNone: () => Effect.succeed(off),
     onSome: (settings) =>
       Effect.map(
         Layer.build(Canvas.layerUnstarted).pipe(Effect.provideService(CanvasConfig.CanvasConfig, settings)),

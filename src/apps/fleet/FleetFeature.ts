@@ -112,14 +112,16 @@ const routes = (fleet: FleetService, reader: TelemetryReader.TelemetryReader): R
   ...TelemetryRoutes.routes(reader)
 ]
 
+/** The fleet feature of a node that does not run the fleet: its handlers answer from an empty fleet. */
+export const off = { feature: Feature.off("fleet", EmptyFleet.emptyFleet), fleet: Option.none<FleetService>() }
+
 /** The fleet feature over its settings (`None`: off), with the running fleet's service when on. */
 export const make = (
   settings: Option.Option<FleetSettings>,
   node: Node
 ) =>
   Option.match(settings, {
-    onNone: () =>
-      Effect.succeed({ feature: Feature.off("fleet", EmptyFleet.emptyFleet), fleet: Option.none<FleetService>() }),
+    onNone: () => Effect.succeed(off),
     onSome: (settings) =>
       Effect.gen(function*() {
         const { auth, certificate, config, metrics } = node
