@@ -63,7 +63,7 @@ describe("the gateway's connections", () => {
     Effect.gen(function*() {
       const node = yield* FleetNode.start({ arms: 1, agvs: 1 })
       const { system } = node.service
-      yield* TestKit.awaitTree(system, idle, { under: "gateway" })
+      yield* TestKit.awaitTree(system, idle, { under: "gateway", timeoutMillis: 10_000 })
 
       const scope = yield* Scope.make()
       const session = yield* Scope.extend(socket(node, "/ws", "fleetvisor.v1.json"), scope)
@@ -77,7 +77,7 @@ describe("the gateway's connections", () => {
         ├─ foxglove (dynamic, 1/64)
         │  └─ foxglove:1 running mailbox=0 restarts=0
         └─ streams (dynamic, 1/1000)
-           └─ stream:1 running mailbox=0 restarts=0`, { under: "gateway" })
+           └─ stream:1 running mailbox=0 restarts=0`, { under: "gateway", timeoutMillis: 10_000 })
 
       // One root: nothing of the service lives beside it.
       const tree = yield* Effect.promise(() =>
@@ -88,7 +88,7 @@ describe("the gateway's connections", () => {
       session.ws.close()
       foxglove.ws.close()
       yield* Scope.close(scope, Exit.void)
-      yield* TestKit.awaitTree(system, idle, { under: "gateway" })
+      yield* TestKit.awaitTree(system, idle, { under: "gateway", timeoutMillis: 10_000 })
     }))
 
   it.scopedLive("the gateway's drain closes sessions and Foxglove clients with 1001 and ends event streams", () =>
@@ -105,6 +105,6 @@ describe("the gateway's connections", () => {
       expect(yield* Deferred.await(session.closed)).toBe(1001)
       expect(yield* Deferred.await(foxglove.closed)).toBe(1001)
       yield* Deferred.await(stream.ended)
-      yield* TestKit.awaitTree(node.service.system, idle, { under: "gateway" })
+      yield* TestKit.awaitTree(node.service.system, idle, { under: "gateway", timeoutMillis: 10_000 })
     }))
 })
