@@ -221,8 +221,14 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
         }
         const pending = new Pending<Reply<LoopMetrics>>()
         let thread: WorkerThread.Thread<ControlLoopWorkerProtocol["in"]> | undefined
+        // Inputs sent before the thread exists (its module is still being bundled) wait for it, in
+        // order: the first of a feed carries the shared table every later one relies on.
+        const early: Array<readonly [input: unknown, transfer: ReadonlyArray<Transferable> | undefined]> = []
         const port: WorkerPort = {
-          send: (input, transfer) => thread?.post({ type: "input", data: input }, transfer)
+          send: (input, transfer) => {
+            if (thread === undefined) early.push([input, transfer])
+            else thread.post({ type: "input", data: input }, transfer)
+          }
         }
         const output = options.phases.connect === undefined
           ? () => {}
@@ -257,6 +263,7 @@ export const makeWorker = (options: ControlLoopWorkerOptions): Actor.Behaviour<C
             onFailure: (reason) => fail(new WorkerFailed(reason))
           }
         ).pipe(Effect.orDie)
+        for (const [input, transfer] of early.splice(0)) thread.post({ type: "input", data: input }, transfer)
         const { prioritized, realtime } = yield* Deferred.await(ready).pipe(
           Effect.timeoutFail({
             duration: options.startTimeout ?? "10 seconds",

@@ -233,6 +233,32 @@ describe("ControlLoop", () => {
         expect((overspeed[0] as LinkEvent.Alarm).message).toMatch(/^1900\.0 mm\/s/)
       }))
 
+    it.scopedLive("an input sent while its thread is still starting reaches the thread, in order", () =>
+      Effect.gen(function*() {
+        const system = yield* TestKit.system()
+        const echoed = yield* Queue.unbounded<unknown>()
+        yield* system.spawn(
+          ControlLoop.makeWorker({
+            phases: {
+              module: crashing,
+              config: crashConfig("throw", 0),
+              // A feed's first input (its shared table) goes out as soon as the incarnation connects,
+              // before the module is bundled and the thread started.
+              connect: (port) =>
+                Effect.sync(() => {
+                  port.send("first")
+                  port.send("second")
+                  return (output) => Queue.unsafeOffer(echoed, output)
+                })
+            }
+          }),
+          { name: "control" }
+        )
+        const first = yield* Queue.take(echoed).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "lost" }))
+        const second = yield* Queue.take(echoed).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "lost" }))
+        expect([first, second]).toEqual(["first", "second"])
+      }))
+
     it.scopedLive("reports its metrics once a second on the main thread", () =>
       Effect.gen(function*() {
         const system = yield* TestKit.system()
