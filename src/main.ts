@@ -64,15 +64,11 @@ import * as FleetFeature from "./apps/fleet/FleetFeature.js"
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
 import * as Setting from "./node/Setting.js"
-import * as AdminRoutes from "./http/AdminRoutes.js"
 import * as Authenticator from "./http/Authenticator.js"
 import * as Foxglove from "./http/Foxglove.js"
 import * as Gateway from "./http/Gateway.js"
+import * as NodeRoutes from "./http/NodeRoutes.js"
 import * as GatewayMetrics from "./http/GatewayMetrics.js"
-import * as HealthRoutes from "./http/HealthRoutes.js"
-import * as PageBundle from "./http/PageBundle.js"
-import * as LoginRoutes from "./http/LoginRoutes.js"
-import * as Route from "./http/Route.js"
 import * as SdNotify from "./http/SdNotify.js"
 import * as ServiceConfig from "./http/ServiceConfig.js"
 import * as SystemHandlers from "./http/SystemHandlers.js"
@@ -237,38 +233,19 @@ export const start = (
         }
       })
     })
-    const routes: Array<Route.Route> = [
-      ...HealthRoutes.routes({
-        metrics,
-        readiness: {
-          draining: Effect.sync(() => (draining ? "shutting down" : undefined)),
-          sessions: Effect.sync(() => Option.isSome(Gateway.sessionsOf(registries)) ? undefined : "sessions supervisor not running"),
-          ...storeParts.readiness,
-          ...Object.assign({}, ...running.map((feature) => feature.readiness))
-        }
-      }),
-      ...AdminRoutes.routes({
-        system,
-        node,
-        token: config.adminToken,
-        checkedByListener: auth.mode !== "none",
-        pageDirectory: `${PageBundle.packageRoot}/web/admin`
-      }),
-      ...LoginRoutes.routes({
-        auth,
-        allowedOrigins: config.allowedOrigins,
-        trustedProxies: config.trustedProxies,
-        onRefused: (reason) => metrics.authRefused(reason, "login"),
-        home: running.find((feature) => feature.home !== undefined)?.home ?? "/admin/"
-      }),
-      ...running.flatMap((feature) => feature.routes)
-    ]
-    if (!routes.some((route) => route.path === "/")) {
-      routes.push(Route.make("GET", "/", (_, response) => {
-        response.writeHead(302, { location: "/admin/" })
-        response.end()
-      }, { access: "public" }))
-    }
+    const routes = NodeRoutes.make({
+      config,
+      system,
+      node,
+      auth,
+      metrics,
+      readiness: {
+        draining: Effect.sync(() => (draining ? "shutting down" : undefined)),
+        sessions: Effect.sync(() => Option.isSome(Gateway.sessionsOf(registries)) ? undefined : "sessions supervisor not running"),
+        ...storeParts.readiness
+      },
+      features: running
+    })
 
     const tree = Supervisor.make({
       strategy: "one_for_one",
