@@ -268,10 +268,12 @@ export const start = (
     const scheme = certificate === undefined ? "http" : "https"
     const rootRef = yield* system.spawn(tree, { name: "root" })
     const address = yield* Deferred.await(listening)
+    const url = `${scheme}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`
     yield* Effect.annotateLogs(Effect.logInfo("ready"), {
-      url: `${scheme}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}/`,
+      url: `${url}/`,
       port: address.port,
-      database: ServiceConfig.databaseFile(config),
+      // The gateway alone opens no database.
+      database: Option.isSome(store) ? ServiceConfig.databaseFile(config) : "none",
       auth: auth.mode
     })
     yield* notifier.notify("READY=1", `STATUS=Listening on ${address.address}:${address.port}`, `MAINPID=${process.pid}`)
@@ -286,11 +288,10 @@ export const start = (
       yield* system.stop(rootRef)
       yield* Effect.logInfo("stopped; closing the database")
     })
-    const host = address.family === "IPv6" ? `[${address.address}]` : address.address
     return {
       config,
       address,
-      url: `${scheme}://${host}:${address.port}`,
+      url,
       system,
       root: rootRef,
       registries,

@@ -164,7 +164,7 @@ export const make = (
             ? []
             : [["/foxglove", (request, socket, head, opened) => foxglove.handleUpgrade(request, socket, head, opened)]],
           readiness: {
-            fleet: Effect.sync(() => Registry.unsafeLookup(fleet.registry, "state").length > 0 ? undefined : "fleet/state not running")
+            fleet: Effect.sync(() => Registry.unsafeWhereis(fleet.registry, "state") !== undefined ? undefined : "fleet/state not running")
           },
           home: "/fleet/"
         }
