@@ -15,8 +15,10 @@
  *   remembers the number it last read knows whether a robot moved since (the 30 Hz views sweep
  *   every slot and encode only the robots that changed).
  * - **Events on demand.** A link that must hear its robot's next sample as a message (a new link
- *   waiting for its robot's first word, or one whose robot fell silent) raises the slot's `wants`
- *   flag; the writer then also posts that one sample as an event and lowers the flag.
+ *   waiting for its robot's first word, or one whose robot fell silent or went down) raises the
+ *   slot's `wants` flag ({@link want}); the writer then also posts that one sample as an event
+ *   and lowers the flag. A slot whose link stopped ({@link unlink}) has every sample posted, so
+ *   that the robot's next word starts its link again.
  *
  * The memory is `SharedArrayBuffer`s of a fixed capacity, made once by the fleet, above the
  * actors that read and write them, so that no restart loses a robot's last sample. Which slot
@@ -72,7 +74,7 @@ export interface SampleColumns {
   readonly capacity: number
   /** Per slot: 0 while never written, odd while being written, then even. */
   readonly seq: Int32Array
-  /** Per slot: 1 while the robot's link wants its next sample as an event. */
+  /** Per slot, a {@link Delivery}: whether the writer also posts samples as events. */
   readonly wants: Int32Array
   /** `capacity × fieldCount` numbers, slot-major. */
   readonly values: Float64Array
@@ -137,14 +139,33 @@ export const read = (columns: SampleColumns, slot: number, into: Float64Array): 
 /** The slot's sequence number now: it differs from one read earlier exactly when a sample was written since. */
 export const version = (columns: SampleColumns, slot: number): number => Atomics.load(columns.seq, slot)
 
+/** Whether a slot's samples are also posted as events: the values of `wants`. */
+export const Delivery = {
+  /** Written to the columns only: the robot's link runs and needs no word from it. */
+  columnsOnly: 0,
+  /** The next sample is posted as an event too, then `columnsOnly`. */
+  nextAsEvent: 1,
+  /** Every sample is posted as an event too: the robot's link is not running. */
+  asEvents: 2
+} as const
+
 /** Asks `slot`'s writer to post the robot's next sample as an event too. */
 export const want = (columns: SampleColumns, slot: number): void => {
-  Atomics.store(columns.wants, slot, 1)
+  Atomics.store(columns.wants, slot, Delivery.nextAsEvent)
 }
 
-/** The writer's side of {@link want}: true, once, when the sample being written is wanted as an event. */
-export const takeWanted = (columns: SampleColumns, slot: number): boolean =>
-  Atomics.load(columns.wants, slot) === 1 && Atomics.compareExchange(columns.wants, slot, 1, 0) === 1
+/** Says that `slot`'s link stopped: its writer posts every sample as an event until a link wants one. */
+export const unlink = (columns: SampleColumns, slot: number): void => {
+  Atomics.store(columns.wants, slot, Delivery.asEvents)
+}
+
+/** The writer's side of {@link want} and {@link unlink}: whether the sample being written is to be posted too. */
+export const takeWanted = (columns: SampleColumns, slot: number): boolean => {
+  const delivery = Atomics.load(columns.wants, slot)
+  return delivery === Delivery.asEvents ||
+    (delivery === Delivery.nextAsEvent &&
+      Atomics.compareExchange(columns.wants, slot, Delivery.nextAsEvent, Delivery.columnsOnly) === Delivery.nextAsEvent)
+}
 
 /**
  * Which slot each robot has, on the thread that hands them out (the fleet's main thread). A slot
@@ -162,12 +183,15 @@ export interface Directory {
   readonly entries: () => IterableIterator<[robot: string, slot: number]>
   /** Robots refused a slot because the store was full. */
   readonly refused: () => number
+  /** Calls `listener` with every robot that has a slot now and each one given a slot later, until the returned function is called. */
+  readonly watch: (listener: (robot: string, slot: number) => void) => () => void
 }
 
 /** A directory of a new store of `capacity` slots. */
 export const makeDirectory = (capacity: number): Directory => {
   const columns = make(capacity)
   const slots = new Map<string, number>()
+  const listeners = new Set<(robot: string, slot: number) => void>()
   let refused = 0
   return {
     columns,
@@ -180,10 +204,16 @@ export const makeDirectory = (capacity: number): Directory => {
       }
       const slot = slots.size
       slots.set(robot, slot)
+      for (const listener of listeners) listener(robot, slot)
       return slot
     },
     slotOf: (robot) => slots.get(robot),
     entries: () => slots.entries(),
-    refused: () => refused
+    refused: () => refused,
+    watch: (listener) => {
+      for (const [robot, slot] of slots) listener(robot, slot)
+      listeners.add(listener)
+      return () => void listeners.delete(listener)
+    }
   }
 }

@@ -4,7 +4,9 @@
  * time the robot is heard again and falls silent again. The link then raises an alarm and shows
  * the robot as disconnected; it handles the silence itself (an arm's link opens a new session, an
  * AGV's link asks for a state with backoff): a silent robot is a robot's status, never a crash.
- * It checks four times per deadline, so silence is noticed within 1.25 deadlines.
+ * It checks four times per deadline, so silence is noticed within 1.25 deadlines. A robot whose
+ * samples go to the sample columns rather than to its link is heard through `lastSample`: the
+ * time its latest sample was written.
  *
  * @since 0.1.0
  */
@@ -21,28 +23,37 @@ export interface Watchdog {
   silentForMillis(): number
 }
 
-/** Starts a watchdog for as long as the scope lasts; `onSilent` runs once per silence. */
+/**
+ * Starts a watchdog for as long as the scope lasts; `onSilent` runs once per silence. `lastSample`
+ * gives when the robot's latest sample was written elsewhere (ms since the epoch, NaN for never).
+ */
 export const start = (
   deadline: Duration.DurationInput,
-  onSilent: (silentForMillis: number) => void
+  onSilent: (silentForMillis: number) => void,
+  lastSample?: () => number
 ): Effect.Effect<Watchdog, never, Scope.Scope> =>
   Effect.gen(function*() {
     const clock = yield* Effect.clock
     const deadlineMillis = Duration.toMillis(deadline)
     let lastHeard = clock.unsafeCurrentTimeMillis()
     let fired = false
+    const heardAt = () => {
+      const sampled = lastSample?.() ?? NaN
+      return sampled > lastHeard ? sampled : lastHeard
+    }
     const watchdog: Watchdog = {
       heard: () => {
         lastHeard = clock.unsafeCurrentTimeMillis()
         fired = false
       },
-      silentForMillis: () => clock.unsafeCurrentTimeMillis() - lastHeard
+      silentForMillis: () => clock.unsafeCurrentTimeMillis() - heardAt()
     }
     const check = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.sync(() => {
-        if (!fired && now - lastHeard > deadlineMillis) {
+        const silentFor = now - heardAt()
+        if (!fired && silentFor > deadlineMillis) {
           fired = true
-          onSilent(now - lastHeard)
+          onSilent(silentFor)
         }
       }))
     yield* Effect.forkScoped(

@@ -5,7 +5,8 @@
  * - The view (every robot's latest state) is kept by the `fleet/state` actor, fed by the links
  *   over PubSub; this service asks it. What must outlive that actor is held here, above the
  *   `fleet` subtree: the lease table ({@link Leases}), the emergency-stop latches
- *   ({@link StopLatches}, also on disk) and the roster of every robot heard of.
+ *   ({@link StopLatches}, also on disk), the roster of every robot heard of, and the sample
+ *   columns ({@link SampleColumns}) where links' threads write what robots measure.
  * - Commands need the robot's control lease and pass {@link CommandLimits} first; they go to the
  *   robot's link actor (`robot:<id>` or `agv:<manufacturer>/<serial>` in the fleet registry).
  *   While a robot is latched, motion, orders and program starts are refused (`RobotStopped`),
@@ -29,6 +30,7 @@ import { ActorSystem } from "../../actors/ActorSystem.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import * as SampleColumns from "../../links/SampleColumns.js"
 import * as RmiLink from "../../links/rmi/RmiLink.js"
 import * as RmiPacket from "../../links/rmi/RmiPacket.js"
 import type { StopOutcome } from "../../links/StopLatch.js"
@@ -209,6 +211,8 @@ export const makeUnstarted = (
     const leases = Leases.make()
     const roster = new Map<string, LinkEvent.RobotKind>(settings.rmiRobots.map((robot) => [robot.id, "arm"]))
     for (const latch of latches.all()) roster.set(latch.robot, latch.kind)
+    // A slot per robot for the process's life: room for the cap of AGV links, every arm, and AGVs let go and back.
+    const samples = SampleColumns.makeDirectory(2 * settings.maxAgvs + settings.rmiRobots.length)
     const counters = { stops: 0, latchWriteFailures: 0 }
     const ttlBounds = { min: FleetState.defaultTtlBounds.min, max: Math.max(FleetState.defaultTtlBounds.max, settings.leaseTtlMs) }
 
@@ -507,6 +511,7 @@ export const makeUnstarted = (
         latches,
         leases,
         roster,
+        samples,
         ttlBounds,
         onLeaseLost,
         linkBackoff: options.linkBackoff,

@@ -49,6 +49,8 @@ export interface FleetSettings {
   readonly agvGraceMs: number
   /** The most AGV links at once (`MqttLink`'s admission). */
   readonly maxAgvs: number
+  /** Poses recorded per robot per second from the sample columns into the telemetry log; 0: none. */
+  readonly telemetryPoseHz: number
   /** New AGVs admitted per second (known ones never wait). */
   readonly agvDiscoveryRate: number
   /** Manufacturers whose AGVs may be admitted; none: any. */
@@ -298,6 +300,12 @@ const declared = Setting.group("Fleet", {
     help:
       "Most AGV links at once. Past it, an AGV without a link is refused (its messages dropped, counted in `fleetvisor_mqtt_agvs_refused_total{reason=\"cap\"}`, logged sampled) until links are let go. Size it above the fleet ([links.md](links.md#admission))."
   }),
+  telemetryPoseHz: Setting.make("FLEET_TELEMETRY_POSE_HZ", {
+    config: bounded(0, 100),
+    default: "10",
+    help:
+      "AGV poses recorded in the telemetry log per robot per second, sampled from the fleet's sample columns whatever rate the AGVs publish at (`0`: none; states and alarms are recorded as they come) ([links.md](links.md#samples-and-events))."
+  }),
   agvDiscoveryRate: Setting.make("FLEET_AGV_DISCOVERY_RATE", {
     config: bounded(1, 1_000_000),
     default: "50",
@@ -393,6 +401,7 @@ export const config: Config.Config<FleetSettings> = Config.all({
   armBases: declared.armBases.config,
   agvGraceMs: declared.agvGraceMs.config,
   maxAgvs: declared.maxAgvs.config,
+  telemetryPoseHz: declared.telemetryPoseHz.config,
   agvDiscoveryRate: declared.agvDiscoveryRate.config,
   agvManufacturers: declared.agvManufacturers.config,
   linkMaxRestarts: declared.linkMaxRestarts.config,

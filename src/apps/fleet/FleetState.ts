@@ -4,6 +4,11 @@
  * leases, and 30 times a second publishes the robots that changed, conflated (the latest view of
  * each), as one `FleetUpdate` wrapped in `Encoded` so it is encoded once for every subscriber.
  *
+ * Samples are not messages: an AGV's `visualization`s are written to the fleet's sample columns
+ * (`samples`), and at each tick this actor sweeps every robot's slot, marks the robots whose
+ * sequence number moved as changed, and takes their pose from the columns when it is newer than
+ * what their events said.
+ *
  * What must survive a crash of this actor is not kept in it:
  * - the leases are in a table the fleet service owns ({@link Leases}); a restarted `state`
  *   finds them there and monitors each holder's session again;
@@ -34,6 +39,7 @@ import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
 import type { MonitorRef } from "../../actors/Signal.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import * as SampleColumns from "../../links/SampleColumns.js"
 import type { Latch } from "../../links/StopLatch.js"
 import {
   ControlHeld,
@@ -136,6 +142,8 @@ export interface FleetStateOptions {
   readonly onLeaseLost?: ((lease: Leases.LeaseRecord, kind: LinkEvent.RobotKind, why: Leases.LeaseLost) => void) | undefined
   /** View updates per second; default 30. */
   readonly updateHz?: number | undefined
+  /** The fleet's sample columns, swept at each tick. */
+  readonly samples?: SampleColumns.Directory | undefined
 }
 
 type AlarmView = { code: string; level: "warning" | "fatal"; message: string }
@@ -152,6 +160,10 @@ interface RobotRecord {
   heardAt: number | undefined
   /** The latest AGV message's header timestamp (ISO 8601), parsed only when a view is made. */
   stamp: string | undefined
+  /** The robot's slot in the sample columns, once it has one. */
+  slot: number | undefined
+  /** The slot's sequence number at the last sweep. */
+  seen: number
 }
 
 interface State {
@@ -174,6 +186,12 @@ const updatedAt = (stamp: string | undefined, heardAt: number): number => {
   return Number.isNaN(said) ? heardAt : said
 }
 
+const { Field } = SampleColumns
+
+/** The robot's latest sample, when the columns hold one newer than its latest telemetry event. */
+const newerSample = (record: RobotRecord, sample: Float64Array | undefined): Float64Array | undefined =>
+  sample !== undefined && !(record.heardAt !== undefined && record.heardAt > sample[Field.at]) ? sample : undefined
+
 const clampPercent = (n: number) => Math.max(0, Math.min(100, n))
 
 const overdue = (latch: Latch | undefined, now: number) =>
@@ -185,8 +203,10 @@ const viewOf = (
   lease: Leases.LeaseRecord | undefined,
   latch: Latch | undefined,
   now: number,
-  base?: { readonly x: number; readonly y: number } | undefined
+  base: { readonly x: number; readonly y: number } | undefined,
+  sample: Float64Array | undefined
 ): RobotView => {
+  const newer = newerSample(record, sample)
   const alarms = [...record.alarms.values()]
   if (overdue(latch, now)) {
     alarms.push({
@@ -214,7 +234,11 @@ const viewOf = (
     connection,
     safety: latch !== undefined ? "stopped" as const : fatal ? "fault" as const : paused ? "paused" as const : "normal" as const,
     ...(controlledBy === undefined ? {} : { controlledBy }),
-    ...(record.heardAt === undefined ? {} : { updatedAt: updatedAt(record.stamp, record.heardAt) }),
+    ...(newer !== undefined
+      ? { updatedAt: Number.isNaN(newer[Field.clock]) ? newer[Field.at] : newer[Field.clock] }
+      : record.heardAt === undefined
+      ? {}
+      : { updatedAt: updatedAt(record.stamp, record.heardAt) }),
     ...(latch === undefined ? {} : { stop: { since: latch.since, by: latch.by, confirmed: latch.confirmed } })
   }
   if (record.kind === "arm") {
@@ -231,7 +255,9 @@ const viewOf = (
     }
   }
   const s = record.agv.state
-  const position = record.agv.visualization?.agvPosition ?? s?.agvPosition
+  const position = newer !== undefined && newer[Field.poseKnown] === 1
+    ? { x: newer[Field.x], y: newer[Field.y], theta: newer[Field.theta] }
+    : record.agv.visualization?.agvPosition ?? s?.agvPosition
   return {
     kind: "agv",
     ...common,
@@ -266,7 +292,9 @@ const newRecord = (id: string, kind: LinkEvent.RobotKind): RobotRecord => ({
   arm: undefined,
   agv: {},
   heardAt: undefined,
-  stamp: undefined
+  stamp: undefined,
+  slot: undefined,
+  seen: 0
 })
 
 const leaseOf = (lease: Leases.LeaseRecord): Lease => ({
@@ -280,8 +308,35 @@ export const defaultTtlBounds = { min: 1_000, max: 600_000 } as const
 /** The actor's behaviour; see the module documentation. */
 export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMessage, State> => {
   const period = Duration.millis(1000 / (options.updateHz ?? 30))
-  const { latches, leases, roster } = options
+  const { latches, leases, roster, samples } = options
   const bounds = options.ttlBounds ?? defaultTtlBounds
+
+  const scratch = new Float64Array(SampleColumns.fieldCount)
+
+  /** The robot's latest sample, read into a scratch array good until the next call; undefined when it has none. */
+  const sampleOf = (record: RobotRecord): Float64Array | undefined => {
+    if (samples === undefined) return undefined
+    if (record.slot === undefined) record.slot = samples.slotOf(record.id)
+    return record.slot !== undefined && SampleColumns.read(samples.columns, record.slot, scratch) > 0 ? scratch : undefined
+  }
+
+  /** Marks the robots whose slot was written since the last sweep as changed. */
+  const sweep = (state: State) => {
+    if (samples === undefined) return
+    for (const record of state.robots.values()) {
+      if (record.slot === undefined) record.slot = samples.slotOf(record.id)
+      if (record.slot === undefined) continue
+      const version = SampleColumns.version(samples.columns, record.slot)
+      if (version !== record.seen && (version & 1) === 0) {
+        record.seen = version
+        state.dirty.add(record.id)
+      }
+    }
+  }
+
+  /** The view of the robot now. */
+  const view = (record: RobotRecord, now: number): RobotView =>
+    viewOf(record, leases.get(record.id), latches.get(record.id), now, options.armBases?.get(record.id), sampleOf(record))
 
   const checkTtl = (ttlMs: number): InvalidRequest | undefined =>
     Number.isInteger(ttlMs) && ttlMs >= bounds.min && ttlMs <= bounds.max
@@ -445,7 +500,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
       case "GetState":
         return message.reply.succeed({
           tick: state.tick,
-          robots: [...state.robots.values()].map((r) => viewOf(r, leases.get(r.id), latches.get(r.id), now, options.armBases?.get(r.id)))
+          robots: [...state.robots.values()].map((r) => view(r, now))
         })
     }
   }
@@ -503,12 +558,13 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
           for (const robot of state.overdue) {
             if (!overdue(latches.get(robot), now)) state.overdue.delete(robot)
           }
+          sweep(state)
           if (state.dirty.size === 0) return state
           state.tick++
           const robots: Array<RobotView> = []
           for (const id of state.dirty) {
             const r = state.robots.get(id)
-            if (r !== undefined) robots.push(viewOf(r, leases.get(id), latches.get(id), now, options.armBases?.get(id)))
+            if (r !== undefined) robots.push(view(r, now))
           }
           state.dirty.clear()
           const update: typeof FleetUpdate.Type = { _tag: "FleetUpdate", tick: state.tick, robots }

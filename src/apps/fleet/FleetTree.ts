@@ -42,6 +42,7 @@ import * as FleetState from "./FleetState.js"
 import type * as Leases from "./Leases.js"
 import type { StopLatches } from "./StopLatches.js"
 import type * as LinkEvent from "../../links/LinkEvent.js"
+import * as SampleColumns from "../../links/SampleColumns.js"
 import * as StopChannel from "./StopChannel.js"
 import * as SpeedGuard from "./SpeedGuard.js"
 import * as TelemetryRecorder from "./TelemetryRecorder.js"
@@ -66,6 +67,8 @@ export interface FleetTreeOptions {
   readonly leases: Leases.Leases
   /** Every robot heard of, kept across restarts of `state`. */
   readonly roster: Map<string, LinkEvent.RobotKind>
+  /** Where robots' samples are written (by the links' threads) and read (by `state`, `control`, `telemetry`). */
+  readonly samples: SampleColumns.Directory
   /** The bounds of a lease's TTL. */
   readonly ttlBounds: { readonly min: number; readonly max: number }
   /** Told when a lease ends by its TTL or its holder's death. */
@@ -122,8 +125,9 @@ const knownAgv = (options: FleetTreeOptions) => (robot: string): boolean =>
   options.roster.has(robot) || options.latches.get(robot) !== undefined
 
 const startAgv = (options: FleetTreeOptions) =>
-(identity: AgvLink.AgvLinkOptions["identity"], outbox: AgvLink.Outbox, known: boolean) =>
-  Effect.flatMap(links(options.registry), (supervisor) =>
+(identity: AgvLink.AgvLinkOptions["identity"], outbox: AgvLink.Outbox, known: boolean) => {
+  const slot = options.samples.assign(AgvLink.robotId(identity))
+  return Effect.flatMap(links(options.registry), (supervisor) =>
     DynamicSupervisor.startChild(
       supervisor,
       ChildSpec.make(
@@ -136,11 +140,13 @@ const startAgv = (options: FleetTreeOptions) =>
           shared: options.stopChannel?.table.slotOf(identity),
           latches: options.latches,
           // An AGV the fleet did not know is not listed until it reports (a state or a visualization).
-          probation: !known
+          probation: !known,
+          samples: slot === undefined ? undefined : { columns: options.samples.columns, slot }
         }),
         { restart: "transient", via: Registry.via(options.registry, MqttLink.agvKey(identity)), mailbox: { capacity: 1_000 } }
       )
     )) as Effect.Effect<ActorRef<AgvLink.AgvLinkMessage>, unknown>
+}
 
 /** The `fleet` supervisor; spawn it, or nest it as a child of the service's root. */
 export const make = (options: FleetTreeOptions) => {
@@ -169,6 +175,7 @@ export const make = (options: FleetTreeOptions) => {
             security: settings.mqttSecurity,
             ingestThread: settings.mqttIngestThread,
             registry,
+            samples: options.samples,
             startAgv: startAgv(options),
             admission: {
               maxAgvs: settings.maxAgvs,
@@ -207,7 +214,7 @@ export const make = (options: FleetTreeOptions) => {
         "control",
         ControlLoop.makeWorker({
           hz: 100,
-          phases: SpeedGuard.workerPhases(options.hub),
+          phases: SpeedGuard.workerPhases(options.hub, {}, options.samples),
           priority: -10,
           realtimePriority: settings.controlLoopRealtimePriority,
           report: (metrics) => void Effect.runFork(PubSub.broadcast(options.hub, LoopTopic, metrics))
@@ -215,7 +222,10 @@ export const make = (options: FleetTreeOptions) => {
         { via: Registry.via(registry, "control") }
       ),
       ...(options.telemetryLog === undefined ? [] : [
-        ChildSpec.make("telemetry", TelemetryRecorder.make(options.hub, options.telemetryLog))
+        ChildSpec.make(
+          "telemetry",
+          TelemetryRecorder.make(options.hub, options.telemetryLog, { samples: options.samples, poseHz: settings.telemetryPoseHz })
+        )
       ]),
       // Last: its crash restarts no sibling, and what it needs to rebuild its view lives above the tree.
       ChildSpec.make(
@@ -228,6 +238,7 @@ export const make = (options: FleetTreeOptions) => {
           latches: options.latches,
           roster: options.roster,
           registry,
+          samples: options.samples,
           ttlBounds: options.ttlBounds,
           onLeaseLost: options.onLeaseLost
         }),

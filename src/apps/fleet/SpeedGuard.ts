@@ -8,10 +8,12 @@
  * - control: a robot faster than its limit is flagged, once, until it slows below 90 % of it;
  * - actuator outputs: each new flag is published as an `OVERSPEED` alarm (`fatal`).
  *
- * `phases` runs them in the loop's own process (`ControlLoop.make`); `workerPhases` runs them
- * on the loop's worker thread (`ControlLoop.makeWorker`): the sink stays on the main thread
- * and writes each robot's latest sample to memory shared with the worker (`makeFeed`), which
- * reads them at its tick, and the worker's alarms come back to be published here.
+ * `phases` runs them in the loop's own process (`ControlLoop.make`), from telemetry events only;
+ * `workerPhases` runs them on the loop's worker thread (`ControlLoop.makeWorker`), which reads
+ * the fleet's sample columns itself (AGVs' visualizations never cross the hub) and, for what
+ * still comes as events (arms, AGVs' states), a sink on the main thread writes each robot's
+ * latest sample to memory shared with the worker (`makeFeed`); the worker reads both at its
+ * tick, and its alarms come back to be published here.
  *
  * @since 0.1.0
  */
@@ -20,9 +22,10 @@ import type * as Scope from "effect/Scope"
 import type { ActorRef } from "../../actors/ActorRef.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import type * as SampleColumns from "../../links/SampleColumns.js"
 import * as WorkerThread from "../../node/WorkerThread.js"
 import type { Phase, WorkerPhases } from "./ControlLoop.js"
-import { makeFeed, makeGuard, type Sample } from "./SpeedGuardCore.js"
+import { type ColumnNaming, makeFeed, makeGuard, type Sample } from "./SpeedGuardCore.js"
 
 /** Speed limits. */
 export interface SpeedLimits {
@@ -78,12 +81,25 @@ export const phases = (
     return guard.phases
   })
 
-/** The four phases on the loop's worker thread, fed from a subscription of the loop's actor. */
-export const workerPhases = (hub: PubSub.PubSub, limits: SpeedLimits = {}): WorkerPhases => ({
+/**
+ * The four phases on the loop's worker thread, fed from the fleet's sample columns (`samples`)
+ * and from a subscription of the loop's actor.
+ */
+export const workerPhases = (
+  hub: PubSub.PubSub,
+  limits: SpeedLimits = {},
+  samples?: SampleColumns.Directory
+): WorkerPhases => ({
   module: WorkerThread.entry(import.meta.url, "./SpeedGuardCore"),
-  config: guardLimits(limits),
+  config: { ...guardLimits(limits), columns: samples?.columns.shared },
   connect: (port, owner) =>
     Effect.gen(function*() {
+      if (samples !== undefined) {
+        yield* Effect.acquireRelease(
+          Effect.sync(() => samples.watch((robot, column) => port.send({ column, robot } satisfies ColumnNaming))),
+          (unwatch) => Effect.sync(unwatch)
+        )
+      }
       yield* subscribe(hub, owner, makeFeed((naming) => port.send(naming)))
       return (alarm: LinkEvent.Alarm) => LinkEvent.unsafePublish(hub, alarm)
     })

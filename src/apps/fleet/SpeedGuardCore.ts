@@ -6,13 +6,16 @@
  * slot, so that a tick allocates nothing: on the loop's thread, garbage means scavenges, and a
  * scavenge waits for V8's helper threads, which run at normal priority however urgent the loop.
  *
- * As a worker phases module (`phases(config, io)`), it reads the samples from shared memory
- * written by the main thread's feed (`makeFeed`), whose only messages name new robots; its
- * outputs are the alarms it posts.
+ * As a worker phases module (`phases(config, io)`), it reads the samples from shared memory:
+ * the fleet's sample columns (`config.columns`: AGVs' visualizations, written by the threads
+ * that parse them), and the table the main thread's feed (`makeFeed`) writes from telemetry
+ * events (arms, AGVs' states). Its only messages name the robots of new slots; its outputs are
+ * the alarms it posts.
  *
  * @since 0.1.0
  */
 import type * as LinkEvent from "../../links/LinkEvent.js"
+import * as SampleColumns from "../../links/SampleColumns.js"
 import type { Phase, Tick, WorkerIo } from "./ControlLoop.js"
 
 /** One position of a robot; `t` in seconds. */
@@ -28,6 +31,17 @@ export interface Sample {
 export interface GuardLimits {
   readonly armLimit: number
   readonly agvLimit: number
+}
+
+/** The worker guard's configuration: its limits, and the fleet's sample columns when there are some. */
+export interface GuardConfig extends GuardLimits {
+  readonly columns?: SampleColumns.SharedColumns | undefined
+}
+
+/** What the main thread posts the worker about the sample columns: the robot of a slot. */
+export interface ColumnNaming {
+  readonly column: number
+  readonly robot: string
 }
 
 /** What a feed posts to the worker: a new robot's slot, and the feed's table when it grew. */
@@ -247,14 +261,30 @@ export const makeFeed = (post: (naming: FeedNaming) => void): (robot: string, sa
   }
 }
 
-/** The worker phases module: the guard fed from a feed's table at each tick, its alarms posted back. */
-export const phases = (config: GuardLimits, io: WorkerIo): ReadonlyArray<Phase> => {
+const { Field } = SampleColumns
+
+/**
+ * The worker phases module: two guards, one fed from the sample columns and one from a feed's
+ * table, read at each tick, their phases run in turn and their alarms posted back.
+ */
+export const phases = (config: GuardConfig, io: WorkerIo): ReadonlyArray<Phase> => {
   const guard = makeGuard(config, io.post)
+  const sampled = makeGuard(config, io.post)
+  const columns = config.columns === undefined ? undefined : SampleColumns.fromShared(config.columns)
+  const columnSlots: Array<number> = []
+  const columnSeen = new Int32Array(columns?.capacity ?? 0)
+  const sample = new Float64Array(SampleColumns.fieldCount)
   let seq: Int32Array = new Int32Array(0)
   let values: Float64Array = new Float64Array(0)
   let seen = new Int32Array(0)
   let named = 0
-  io.onInput(({ robot, slot, table }: FeedNaming) => {
+  io.onInput((input: FeedNaming | ColumnNaming) => {
+    if ("column" in input) {
+      sampled.name(input.column, input.robot)
+      columnSlots.push(input.column)
+      return
+    }
+    const { robot, slot, table } = input
     if (table !== undefined) {
       seq = table.seq
       values = table.values
@@ -265,7 +295,20 @@ export const phases = (config: GuardLimits, io: WorkerIo): ReadonlyArray<Phase> 
     guard.name(slot, robot)
     named = Math.max(named, slot + 1)
   })
-  const [read, ...rest] = guard.phases
+  const pollColumns = () => {
+    if (columns === undefined) return
+    for (const slot of columnSlots) {
+      const version = SampleColumns.version(columns, slot)
+      if (version === columnSeen[slot] || (version & 1) === 1) continue
+      const read = SampleColumns.read(columns, slot, sample)
+      if (read <= 0) continue
+      columnSeen[slot] = read
+      const clock = sample[Field.clock]
+      const t = (Number.isNaN(clock) ? sample[Field.at] : clock) / 1000
+      if (sample[Field.kind] === 0) sampled.offerAt(slot, 0, sample[Field.x], sample[Field.y], sample[Field.z], t)
+      else if (sample[Field.poseKnown] === 1) sampled.offerAt(slot, 1, sample[Field.x], sample[Field.y], 0, t)
+    }
+  }
   const poll = () => {
     for (let slot = 0; slot < named; slot++) {
       const before = Atomics.load(seq, slot)
@@ -281,5 +324,10 @@ export const phases = (config: GuardLimits, io: WorkerIo): ReadonlyArray<Phase> 
       guard.offerAt(slot, kind, x, y, z, t)
     }
   }
-  return [{ name: read.name, run: (tick: Tick) => (poll(), read.run(tick)) }, ...rest]
+  return guard.phases.map((phase, i) => {
+    const other = sampled.phases[i]
+    return i === 0
+      ? { name: phase.name, run: (tick: Tick) => (poll(), pollColumns(), phase.run(tick), other.run(tick)) }
+      : { name: phase.name, run: (tick: Tick) => (phase.run(tick), other.run(tick)) }
+  })
 }

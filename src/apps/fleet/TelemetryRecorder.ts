@@ -9,14 +9,21 @@
  * |-------------|--------------------------|---------------|-------------------------------------------|
  * | `arm`       | each poll of an arm      | –             | position, joints, program status, override |
  * | `agv-state` | each VDA 5050 `state`    | x, y, theta   | battery, driving, paused, order, errors   |
- * | `pose`      | each VDA 5050 `visualization` | x, y, theta | velocity                                 |
+ * | `pose`      | an AGV's pose, at most `poseHz` a second | x, y, theta | velocity                   |
+ *
+ * AGVs' visualizations are samples, not events: they are read from the fleet's sample columns
+ * `poseHz` times a second (`FLEET_TELEMETRY_POSE_HZ`, default 10), one row per AGV that moved
+ * since, whatever rate the AGVs publish at. A visualization that still comes as an event (before
+ * the AGV's link has its slot) is recorded as it comes.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import * as Actor from "../../actors/Actor.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import * as SampleColumns from "../../links/SampleColumns.js"
 import type { TelemetryLog, TelemetryRow } from "../../store/TelemetryLog.js"
 
 /** The row a link event is recorded as, if it is telemetry. */
@@ -70,20 +77,62 @@ export const rowOf = (event: LinkEvent.LinkEvent): TelemetryRow | undefined => {
   }
 }
 
+const { Field } = SampleColumns
+
+/** Appends a `pose` row for every AGV whose slot was written since `seen` says; returns how many. */
+const recordPoses = (samples: SampleColumns.Directory, seen: Int32Array, log: TelemetryLog["Type"]): number => {
+  const sample = new Float64Array(SampleColumns.fieldCount)
+  let recorded = 0
+  for (const [robot, slot] of samples.entries()) {
+    const version = SampleColumns.version(samples.columns, slot)
+    if (version === seen[slot] || (version & 1) === 1) continue
+    const read = SampleColumns.read(samples.columns, slot, sample)
+    if (read <= 0) continue
+    seen[slot] = read
+    if (sample[Field.kind] !== 1 || sample[Field.poseKnown] !== 1) continue
+    const velocity = { vx: sample[Field.vx], vy: sample[Field.vy], omega: sample[Field.omega] }
+    log.unsafeAppend({
+      robot,
+      at: sample[Field.at],
+      kind: "pose",
+      x: sample[Field.x],
+      y: sample[Field.y],
+      theta: sample[Field.theta],
+      ...(Number.isNaN(velocity.vx) && Number.isNaN(velocity.vy) && Number.isNaN(velocity.omega) ? {} : { payload: velocity })
+    })
+    recorded++
+  }
+  return recorded
+}
+
+/** Where the recorder reads AGVs' poses, and how often. */
+export interface PoseSampling {
+  readonly samples: SampleColumns.Directory
+  /** Rows per AGV per second at most; 0 records none. */
+  readonly poseHz: number
+}
+
 /** The recorder's behaviour; see the module documentation. */
-export const make = (hub: PubSub.PubSub, log: TelemetryLog["Type"]) =>
+export const make = (hub: PubSub.PubSub, log: TelemetryLog["Type"], poses?: PoseSampling) =>
   Actor.make<unknown, null>({
     name: "telemetry_recorder",
     init: (ctx) =>
-      Effect.as(
-        PubSub.subscribeSink(hub, LinkEvent.FleetTopic, ctx.self, {
+      Effect.gen(function*() {
+        yield* PubSub.subscribeSink(hub, LinkEvent.FleetTopic, ctx.self, {
           deliver: (message) => {
             const row = rowOf(message as LinkEvent.LinkEvent)
             if (row !== undefined) log.unsafeAppend(row)
           },
           backlog: () => 0
-        }, { bufferSize: 1, overflow: "dropping" }),
-        null
-      ),
+        }, { bufferSize: 1, overflow: "dropping" })
+        if (poses !== undefined && poses.poseHz > 0) {
+          const seen = new Int32Array(poses.samples.columns.capacity)
+          yield* Effect.forkScoped(Effect.repeat(
+            Effect.sync(() => recordPoses(poses.samples, seen, log)),
+            Schedule.spaced(`${Math.round(1000 / poses.poseHz)} millis`)
+          ))
+        }
+        return null
+      }),
     receive: (state) => state
   })

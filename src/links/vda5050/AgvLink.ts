@@ -32,6 +32,11 @@
  *   `cancelOrder` actions FINISHED or FAILED). A link started for a latched AGV that is not
  *   confirmed (after a restart of the process, say) sends the stop at once. {@link ResetStop}
  *   clears a confirmed latch and sends `stopPause`.
+ * - Samples: with a slot in the fleet's sample columns (`samples`), the AGV's `visualization`s
+ *   go there, not to this actor. The link asks for the next one as a message whenever it must
+ *   hear the AGV (at start, when it goes down or falls silent), its watchdog counts a sample as
+ *   a sign of life, and when it stops its slot has every sample routed again (so the AGV's next
+ *   word starts a link).
  * - {@link LinkEvent.Announce} makes it publish again whether the AGV is up, and what it last
  *   said: how a restarted `fleet/state` learns the AGV's liveness.
  *
@@ -49,6 +54,7 @@ import type { ActorRef, Reply } from "../../actors/ActorRef.js"
 import * as ExitReason from "../../actors/ExitReason.js"
 import type * as PubSub from "../../actors/PubSub.js"
 import * as LinkEvent from "../LinkEvent.js"
+import * as SampleColumns from "../SampleColumns.js"
 import * as StopLatch from "../StopLatch.js"
 import * as Watchdog from "../Watchdog.js"
 import type { Action } from "./Action.js"
@@ -100,6 +106,8 @@ export interface AgvLinkOptions {
    * or `visualization` (or a stop). Default false.
    */
   readonly probation?: boolean | undefined
+  /** The AGV's slot in the fleet's sample columns, where its `visualization`s go instead of to this actor. */
+  readonly samples?: { readonly columns: SampleColumns.SampleColumns; readonly slot: number } | undefined
 }
 
 /** The first and the longest delay between the `stateRequest`s of a link whose AGV fell silent. */
@@ -305,6 +313,10 @@ let actionCounter = 0
 export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, State> => {
   const robot = robotId(options.identity)
   const grace = options.grace ?? Duration.seconds(60)
+  const samples = options.samples
+  const lastSample = samples === undefined
+    ? undefined
+    : () => samples.columns.values[samples.slot * SampleColumns.fieldCount + SampleColumns.Field.at]
   const publish = (state: State, event: LinkEvent.LinkEvent) => {
     if (state.listed) LinkEvent.unsafePublish(options.hub, event)
   }
@@ -382,6 +394,11 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
     return fiber
   }
 
+  /** Asks for the AGV's next sample as a message: its first word after a start, a fall or a silence. */
+  const wantSample = () => {
+    if (samples !== undefined) SampleColumns.want(samples.columns, samples.slot)
+  }
+
   const markUp = (state: State) => {
     state.grace = interrupt(state.grace)
     state.asking = interrupt(state.asking)
@@ -394,6 +411,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
 
   const markDown = (state: State, status: "offline" | "disconnected", reason: string) => {
     state.up = false
+    wantSample()
     publish(state, { _tag: "LinkDown", robot, kind: "agv", status, reason, at: Date.now() })
     if (state.grace === undefined) state.grace = after(state, grace, new GraceOver("down"))
   }
@@ -456,7 +474,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
         const run = yield* FiberSet.makeRuntime<never, unknown, unknown>()
         const watchdog = yield* Scope.extend(
           Watchdog.start(options.silenceDeadline ?? Duration.seconds(65), (silentForMillis) =>
-            ctx.self.unsafeTellUrgent(new Silent(new AgvLinkSilent({ robot, silentForMillis })))),
+            ctx.self.unsafeTellUrgent(new Silent(new AgvLinkSilent({ robot, silentForMillis }))), lastSample),
           ctx.scope
         )
         const state: State = {
@@ -487,6 +505,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           sendStop(state, latch)
           watchStop(state)
         }
+        wantSample()
         sendActions(state, ["stateRequest"], false)
         // A robot that never reports is not kept: let go after the grace period (a fake that only said ONLINE, say).
         state.unheard = after(state, grace, new GraceOver("unheard"))
@@ -668,6 +687,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
     },
     terminate: (state, reason) => {
       options.shared?.setLive(false)
+      if (samples !== undefined) SampleColumns.unlink(samples.columns, samples.slot)
       return state.listed && (state.up || reason._tag !== "Normal")
         ? LinkEvent.publish(options.hub, {
           _tag: "LinkDown",

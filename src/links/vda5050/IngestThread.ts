@@ -5,6 +5,10 @@
  * only routes them, so parsing and validation (a third of its time at 10,000 messages a second)
  * move to a core the main thread is not using.
  *
+ * Samples bypass the main thread: with the fleet's sample columns (`columns`), a `visualization`
+ * of an AGV given a slot ({@link IngestThread.assign}) is written into its slot by the thread,
+ * and posted only when its link asked for it (`SampleColumns.want`, `SampleColumns.unlink`).
+ *
  * Order is kept (one thread, one connection, batches in order). The main thread says how many
  * it took ({@link IngestThread.taken}); beyond `maxInFlight` messages posted and not taken, the
  * thread drops new ones and counts them, so a main thread that falls behind does not make it
@@ -20,6 +24,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as WorkerThread from "../../node/WorkerThread.js"
 import type * as BrokerSecurity from "../mqtt/BrokerSecurity.js"
+import type * as SampleColumns from "../SampleColumns.js"
 import type * as Inbound from "./Inbound.js"
 import * as Counters from "./internal/ingestCounters.js"
 import type * as IngestWorker from "./internal/ingestWorker.js"
@@ -46,6 +51,8 @@ export interface IngestThreadOptions {
   readonly maxInFlight?: number | undefined
   /** Most messages per batch; default 64, so that routing one batch is a short turn of the main thread. */
   readonly batchSize?: number | undefined
+  /** The fleet's sample columns, where the thread writes the samples of AGVs it is told the slot of. */
+  readonly columns?: SampleColumns.SampleColumns | undefined
 }
 
 /** A running ingest thread. */
@@ -54,6 +61,12 @@ export interface IngestThread {
   readonly taken: (count: number) => void
   /** Messages dropped because too many were in flight. */
   readonly dropped: () => number
+  /** Tells the thread an AGV's slot in the sample columns (`<manufacturer>/<serialNumber>`). */
+  readonly assign: (robot: string, slot: number) => void
+  /** Messages written to the sample columns and not posted. */
+  readonly sampled: () => number
+  /** Samples whose headerId did not follow their AGV's previous one. */
+  readonly gaps: () => number
 }
 
 /** The thread's module. */
@@ -74,7 +87,7 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
       if (started) options.onFailure(failure)
       else Deferred.unsafeDone(ready, Effect.fail(failure))
     }
-    yield* WorkerThread.run<IngestWorker.IngestWorkerProtocol>(
+    const thread = yield* WorkerThread.run<IngestWorker.IngestWorkerProtocol>(
       ingestWorker,
       {
         url: options.url,
@@ -83,7 +96,8 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
         clientId: options.clientId,
         counters: counters.buffer as SharedArrayBuffer,
         maxInFlight: options.maxInFlight ?? 100_000,
-        batchSize: options.batchSize ?? 64
+        batchSize: options.batchSize ?? 64,
+        columns: options.columns?.shared
       },
       {
         onMessage: (event) => {
@@ -107,6 +121,9 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
     )
     return {
       taken: (count) => void Atomics.sub(counters, Counters.Counter.inFlight, count),
-      dropped: () => Atomics.load(counters, Counters.Counter.dropped)
+      dropped: () => Atomics.load(counters, Counters.Counter.dropped),
+      assign: (robot, slot) => thread.post({ type: "assign", robot, slot }),
+      sampled: () => Atomics.load(counters, Counters.Counter.sampled),
+      gaps: () => Atomics.load(counters, Counters.Counter.gaps)
     }
   })

@@ -26,6 +26,12 @@
  *   asks again.
  * - Logs never carry a whole topic or payload: excerpts of 200 characters, and the repeated
  *   warnings (invalid messages, refusals, failed publishes) sampled ({@link LogSampler}).
+ * - Samples bypass the actors: with the fleet's sample columns (`samples`), each AGV gets a slot
+ *   when its link starts, and its `visualization`s are written there by whichever thread parsed
+ *   them (the ingest thread, or this actor), not routed to its link; a link asks for one as a
+ *   message when it needs to hear its AGV (`SampleColumns.want`), and a stopped link's slot has
+ *   every sample routed again, so the AGV's next word starts a link. A headerId that does not
+ *   follow the AGV's previous one is counted as a gap ({@link MqttLinkStats.gaps}).
  * - Outbound: AGV links hand their messages to this actor's outbox; it publishes them with
  *   the QoS and retain flag of the specification's table. An emergency stop's message uses
  *   the urgent lane and overtakes whatever is queued.
@@ -54,12 +60,15 @@ import * as LogSampler from "../../actors/LogSampler.js"
 import * as Registry from "../../actors/Registry.js"
 import * as BrokerSecurity from "../mqtt/BrokerSecurity.js"
 import * as MqttConnection from "../mqtt/MqttConnection.js"
+import * as SampleColumns from "../SampleColumns.js"
 import * as AgvLink from "./AgvLink.js"
 import type { AgvIdentity } from "./Header.js"
 import * as Inbound from "./Inbound.js"
 import * as IngestThread from "./IngestThread.js"
 import type * as MessageCodec from "./MessageCodec.js"
 import * as Topic from "./Topic.js"
+import type { Visualization } from "./Visualization.js"
+import * as VisualizationSample from "./VisualizationSample.js"
 
 /** Options of the fleet's broker connection. */
 export interface MqttLinkOptions {
@@ -89,6 +98,8 @@ export interface MqttLinkOptions {
   readonly admission?: Admission | undefined
   /** Credentials and TLS files of the broker, for this connection and the ingest thread's. */
   readonly security?: BrokerSecurity.BrokerSecurity | undefined
+  /** The fleet's sample columns: AGVs get a slot there when their link starts, and their samples go there. */
+  readonly samples?: SampleColumns.Directory | undefined
 }
 
 /** Which AGVs get a link; see the module documentation. */
@@ -120,8 +131,12 @@ export const agvKey = (identity: AgvIdentity): string => `agv:${AgvLink.robotId(
 /** Counters of the broker connection. */
 export interface MqttLinkStats {
   readonly connected: boolean
-  /** Messages received under the prefix. */
+  /** Messages received under the prefix (samples written to the columns included). */
   readonly received: number
+  /** Samples written to the sample columns without being routed to a link. */
+  readonly sampled: number
+  /** Samples whose headerId did not follow their AGV's previous one (a lost message, or an AGV that counted again). */
+  readonly gaps: number
   /** Messages refused: a topic that is not VDA 5050, or a payload its schema refuses. */
   readonly invalid: number
   /** Refusals by topic name (`state`, …, or `topic` for a topic that did not parse). */
@@ -198,6 +213,9 @@ interface State {
   /** Messages of AGVs whose link is starting. */
   readonly starting: Map<string, Array<AgvLink.Received>>
   received: number
+  /** Samples this actor wrote to the columns (those of the ingest thread are counted there). */
+  sampled: number
+  gaps: number
   invalid: number
   readonly invalidByTopic: Record<string, number>
   lastInvalid: { readonly topic: string; readonly reason: string } | undefined
@@ -275,6 +293,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             security: options.security,
             prefix,
             clientId: `${clientId}-ingest`,
+            columns: options.samples?.columns,
             onBatch: (items) => self.unsafeTell(new Checked(items)),
             onFailure: (failure) => self.unsafeTellUrgent(new Failed(failure))
           }),
@@ -395,6 +414,9 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     }
     const refusal = admit(state, identity, true)
     if (refusal !== undefined) return refuseAgv(state, identity, refusal)
+    const robot = AgvLink.robotId(identity)
+    const slot = options.samples?.assign(robot)
+    if (slot !== undefined) state.ingest?.assign(robot, slot)
     state.starting.set(key, [received])
     state.links.add(key)
     state.run(
@@ -402,6 +424,18 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         self.unsafeTellUrgent(new Discovered(key, exit)))
     )
     return undefined
+  }
+
+  /** Writes a sample into its AGV's slot (on this actor's thread, without an ingest thread); true when it need not be routed too. */
+  const sampled = (state: State, checked: Inbound.Valid): boolean => {
+    const samples = options.samples
+    if (samples === undefined || checked.topic !== "visualization") return false
+    const slot = samples.slotOf(AgvLink.robotId(checked.identity))
+    if (slot === undefined) return false
+    if (VisualizationSample.write(samples.columns, slot, checked.message as Visualization, Date.now())) state.gaps++
+    if (SampleColumns.takeWanted(samples.columns, slot)) return false
+    state.sampled++
+    return true
   }
 
   const outboxOf = (self: ActorRef<MqttLinkMessage>, identity: AgvIdentity): AgvLink.Outbox => ({
@@ -423,6 +457,8 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
           ingest: undefined,
           starting: new Map(),
           received: 0,
+          sampled: 0,
+          gaps: 0,
           invalid: 0,
           invalidByTopic: {},
           lastInvalid: undefined,
@@ -443,6 +479,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
           if (checked === undefined) return state
           state.received++
           if (checked._tag === "Invalid") return refuse(state, checked)
+          if (checked._tag === "Valid" && sampled(state, checked)) return state
           const refused = checked._tag === "Refused"
             ? refuseAgv(state, checked.identity, checked.reason)
             : route(state, ctx.self, checked)
@@ -460,6 +497,9 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         }
         case "IngestStarted":
           state.ingest = message.thread
+          for (const [robot, slot] of options.samples?.entries() ?? []) {
+            if (robot.includes("/")) message.thread.assign(robot, slot)
+          }
           return state
         case "Discovered": {
           const held = state.starting.get(message.key) ?? []
@@ -507,7 +547,9 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         case "GetStats":
           message.reply.succeed({
             connected: state.connection !== undefined,
-            received: state.received,
+            received: state.received + (state.ingest?.sampled() ?? 0),
+            sampled: state.sampled + (state.ingest?.sampled() ?? 0),
+            gaps: state.gaps + (state.ingest?.gaps() ?? 0),
             invalid: state.invalid,
             invalidByTopic: { ...state.invalidByTopic },
             lastInvalid: state.lastInvalid,

@@ -4,6 +4,10 @@
  * them to the main thread in batches of at most `batchSize`, at least one per turn of this
  * thread's event loop. Messages beyond `maxInFlight` (posted and not yet taken by the main
  * thread) are dropped and counted.
+ *
+ * Samples bypass the main thread: a `visualization` of an AGV that has a slot in the fleet's
+ * sample columns (the main thread says which, `Assign`) is written there and posted only when
+ * its link asked for it (`SampleColumns.takeWanted`).
  */
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"
@@ -12,8 +16,11 @@ import * as Queue from "effect/Queue"
 import * as ParentPort from "../../../node/ParentPort.js"
 import type * as BrokerSecurity from "../../mqtt/BrokerSecurity.js"
 import * as MqttConnection from "../../mqtt/MqttConnection.js"
+import * as SampleColumns from "../../SampleColumns.js"
 import * as Inbound from "../Inbound.js"
 import * as Topic from "../Topic.js"
+import type { Visualization } from "../Visualization.js"
+import * as VisualizationSample from "../VisualizationSample.js"
 import { Counter } from "./ingestCounters.js"
 
 /** The thread's configuration. */
@@ -27,12 +34,21 @@ export interface IngestWorkerData {
   readonly counters: SharedArrayBuffer
   readonly maxInFlight: number
   readonly batchSize: number
+  /** The fleet's sample columns, when it keeps samples there. */
+  readonly columns: SampleColumns.SharedColumns | undefined
+}
+
+/** An AGV's slot in the sample columns (`<manufacturer>/<serialNumber>`); slots are never taken back. */
+export interface Assign {
+  readonly type: "assign"
+  readonly robot: string
+  readonly slot: number
 }
 
 /** The thread's messages: it takes none; it posts its state, its batches and its log lines. */
 export interface IngestWorkerProtocol {
   readonly data: IngestWorkerData
-  readonly in: never
+  readonly in: Assign
   readonly out:
     | { readonly type: "ready" }
     | { readonly type: "failed"; readonly error: string }
@@ -43,8 +59,24 @@ export interface IngestWorkerProtocol {
 
 const port = ParentPort.make<IngestWorkerProtocol>()
 
-const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, security, url }: IngestWorkerData) => {
+const run = ({ batchSize, clientId, columns: shared, counters: buffer, maxInFlight, prefix, security, url }: IngestWorkerData) => {
   const counters = new Int32Array(buffer)
+  const columns = shared === undefined ? undefined : SampleColumns.fromShared(shared)
+  const slots = new Map<string, number>()
+  port.onMessage((message) => void slots.set(message.robot, message.slot))
+
+  /** Writes a sample into its AGV's slot; true when it need not be posted too. */
+  const sampled = (checked: Inbound.Valid): boolean => {
+    if (columns === undefined || checked.topic !== "visualization") return false
+    const slot = slots.get(`${checked.identity.manufacturer}/${checked.identity.serialNumber}`)
+    if (slot === undefined) return false
+    if (VisualizationSample.write(columns, slot, checked.message as Visualization, Date.now())) {
+      Atomics.add(counters, Counter.gaps, 1)
+    }
+    if (SampleColumns.takeWanted(columns, slot)) return false
+    Atomics.add(counters, Counter.sampled, 1)
+    return true
+  }
   const check = Inbound.makeChecker(prefix)
   const filter = Topic.subscriptionFilter(prefix)
 
@@ -60,12 +92,13 @@ const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, secur
   }
 
   const onMessage = (topic: string, payload: Uint8Array) => {
+    const checked = check(topic, payload)
+    if (checked === undefined) return
+    if (checked._tag === "Valid" && sampled(checked)) return
     if (Atomics.load(counters, Counter.inFlight) + batch.length >= maxInFlight) {
       Atomics.add(counters, Counter.dropped, 1)
       return
     }
-    const checked = check(topic, payload)
-    if (checked === undefined) return
     batch.push(checked)
     if (batch.length >= batchSize) flush()
     else if (!scheduled) {

@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import type { ActorSystem } from "../../../../src/actors/ActorSystem.js"
 import type * as PubSub from "../../../../src/actors/PubSub.js"
 import * as Registry from "../../../../src/actors/Registry.js"
+import type * as SampleColumns from "../../../../src/links/SampleColumns.js"
 import * as AgvLink from "../../../../src/links/vda5050/AgvLink.js"
 import * as MqttLink from "../../../../src/links/vda5050/MqttLink.js"
 import { ChildSpec, DynamicSupervisor } from "../../../../src/supervisors/index.js"
@@ -24,6 +25,8 @@ export const start = (options: {
   readonly admission?: MqttLink.Admission | undefined
   /** `links`' restart intensity; default 100. */
   readonly linksMaxRestarts?: number | undefined
+  /** The fleet's sample columns: each link gets a slot, as the fleet gives them. */
+  readonly samples?: SampleColumns.Directory | undefined
   /** Hears each link started, and whether the fleet knew its AGV. */
   readonly onStart?: ((robot: string, known: boolean) => void) | undefined
 }) =>
@@ -37,12 +40,15 @@ export const start = (options: {
         ingestThread: options.ingestThread,
         registry,
         admission: options.admission,
+        samples: options.samples,
         startAgv: (identity, outbox, known) => {
           options.onStart?.(AgvLink.robotId(identity), known)
           const probation = options.admission !== undefined && !known
+          const slot = options.samples?.assign(AgvLink.robotId(identity))
+          const samples = slot === undefined ? undefined : { columns: options.samples!.columns, slot }
           return DynamicSupervisor.startChild(
             links,
-            ChildSpec.make(MqttLink.agvKey(identity), AgvLink.make({ identity, hub, outbox, probation, ...options.agvOptions }), {
+            ChildSpec.make(MqttLink.agvKey(identity), AgvLink.make({ identity, hub, outbox, probation, samples, ...options.agvOptions }), {
               restart: "transient",
               via: Registry.via(registry, MqttLink.agvKey(identity))
             })
