@@ -79,9 +79,13 @@ export const rowOf = (event: LinkEvent.LinkEvent): TelemetryRow | undefined => {
 
 const { Field } = SampleColumns
 
-/** Appends a `pose` row for every AGV whose slot was written since `seen` says; returns how many. */
-const recordPoses = (samples: SampleColumns.Directory, seen: Int32Array, log: TelemetryLog["Type"]): number => {
-  const sample = new Float64Array(SampleColumns.fieldCount)
+/** Appends a `pose` row for every AGV whose slot was written since `seen` says (read through `sample`); returns how many. */
+const recordPoses = (
+  samples: SampleColumns.Directory,
+  seen: Int32Array,
+  sample: Float64Array,
+  log: TelemetryLog["Type"]
+): number => {
   let recorded = 0
   for (const [robot, slot] of samples.entries()) {
     const version = SampleColumns.version(samples.columns, slot)
@@ -127,8 +131,9 @@ export const make = (hub: PubSub.PubSub, log: TelemetryLog["Type"], poses?: Pose
         }, { bufferSize: 1, overflow: "dropping" })
         if (poses !== undefined && poses.poseHz > 0) {
           const seen = new Int32Array(poses.samples.columns.capacity)
+          const sample = new Float64Array(SampleColumns.fieldCount)
           yield* Effect.forkScoped(Effect.repeat(
-            Effect.sync(() => recordPoses(poses.samples, seen, log)),
+            Effect.sync(() => recordPoses(poses.samples, seen, sample, log)),
             Schedule.spaced(`${Math.round(1000 / poses.poseHz)} millis`)
           ))
         }

@@ -45,7 +45,7 @@ export interface Assign {
   readonly slot: number
 }
 
-/** The thread's messages: it takes none; it posts its state, its batches and its log lines. */
+/** The thread's messages: it takes AGVs' slots; it posts its state, its batches and its log lines. */
 export interface IngestWorkerProtocol {
   readonly data: IngestWorkerData
   readonly in: Assign
