@@ -34,6 +34,8 @@ export interface FleetSettings {
   readonly mqttSecurity: BrokerSecurity
   /** Parse and check AGV messages on a thread of their own (`IngestThread`). */
   readonly mqttIngestThread: boolean
+  /** How many ingest threads, with `mqttIngestThread`. */
+  readonly mqttIngestThreads: number
   readonly demo: boolean
   readonly demoArms: number
   readonly demoAgvs: number
@@ -237,6 +239,12 @@ const declared = Setting.group("Fleet", {
     help:
       "`on`: parse and check AGV messages on a thread of their own (`IngestThread`), with a second broker connection (`<client id>-ingest`), for fleets of thousands of messages a second; `off`: on the main thread ([links.md](links.md#vda-5050-agvs))."
   }),
+  mqttIngestThreads: Setting.make("FLEET_MQTT_INGEST_THREADS", {
+    config: bounded(1, 16),
+    default: "1",
+    help:
+      "With `FLEET_MQTT_INGEST_THREAD=on`, how many ingest threads. One subscribes to the whole prefix; with more, each AGV is given to one thread (by a hash of its id), which subscribes to its topics by name, and AGVs are discovered by their `connection` message (which VDA 5050 requires them to publish) ([links.md](links.md#samples-and-events))."
+  }),
   demo: Setting.optional("FLEET_DEMO", {
     config: Config.boolean,
     unset: "on when neither arms nor a broker are set",
@@ -391,6 +399,7 @@ export const config: Config.Config<FleetSettings> = Config.all({
   mqttPrefix: declared.mqttPrefix.config,
   mqttSecurity: brokerSecurity,
   mqttIngestThread: declared.mqttIngestThread.config,
+  mqttIngestThreads: declared.mqttIngestThreads.config,
   demo: declared.demo.config,
   demoArms: declared.demoArms.config,
   demoAgvs: declared.demoAgvs.config,

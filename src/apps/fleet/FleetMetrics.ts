@@ -109,6 +109,13 @@ export const register = (registry: Prometheus.Registry, fleet: Pick<FleetService
     s.mqtt?.agvLinks)
   counter("fleetvisor_mqtt_ingest_dropped_total", "AGV messages the ingest thread dropped: the main thread was too far behind.", (s) =>
     s.mqtt?.ingestDropped)
+  counter("fleetvisor_mqtt_samples_total", "AGV visualizations written to the sample columns without going through an actor.", (s) =>
+    s.mqtt?.sampled)
+  counter(
+    "fleetvisor_mqtt_sample_gaps_total",
+    "AGV visualizations whose headerId did not follow the AGV's previous one (a lost message, or an AGV that counted again).",
+    (s) => s.mqtt?.gaps
+  )
 
   counter("fleetvisor_telemetry_rows_appended_total", "Telemetry rows handed to the log.", (s) =>
     s.telemetry?.appended)

@@ -174,6 +174,7 @@ export const make = (options: FleetTreeOptions) => {
             prefix: settings.mqttPrefix,
             security: settings.mqttSecurity,
             ingestThread: settings.mqttIngestThread,
+            ingestThreads: settings.mqttIngestThreads,
             registry,
             samples: options.samples,
             startAgv: startAgv(options),

@@ -19,6 +19,7 @@
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as LogLevel from "effect/LogLevel"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
@@ -53,6 +54,11 @@ export interface IngestThreadOptions {
   readonly batchSize?: number | undefined
   /** The fleet's sample columns, where the thread writes the samples of AGVs it is told the slot of. */
   readonly columns?: SampleColumns.SampleColumns | undefined
+  /**
+   * One of several threads: subscribe to the topics of the AGVs assigned to it, by name, instead
+   * of to the whole prefix, and leave `connection` messages to the main thread. Default false.
+   */
+  readonly byName?: boolean | undefined
 }
 
 /** A running ingest thread. */
@@ -61,8 +67,11 @@ export interface IngestThread {
   readonly taken: (count: number) => void
   /** Messages dropped because too many were in flight. */
   readonly dropped: () => number
-  /** Tells the thread an AGV's slot in the sample columns (`<manufacturer>/<serialNumber>`). */
-  readonly assign: (robot: string, slot: number) => void
+  /**
+   * Gives the thread an AGV (`<manufacturer>/<serialNumber>`) and its slot in the sample columns;
+   * completes once the thread hears it (by name: once its subscription is acknowledged).
+   */
+  readonly assign: (robot: string, slot: number) => Effect.Effect<void>
   /** Messages written to the sample columns and not posted. */
   readonly sampled: () => number
   /** Samples whose headerId did not follow their AGV's previous one. */
@@ -81,6 +90,7 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
     const log = Runtime.runFork(yield* Effect.runtime<never>())
     const counters = new Int32Array(new SharedArrayBuffer(Counters.size * Int32Array.BYTES_PER_ELEMENT))
     const ready = yield* Deferred.make<void, IngestThreadFailed>()
+    const subscribing = new Map<string, Deferred.Deferred<void>>()
     let started = false
     const fail = (reason: string) => {
       const failure = new IngestThreadFailed({ reason })
@@ -97,7 +107,8 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
         counters: counters.buffer as SharedArrayBuffer,
         maxInFlight: options.maxInFlight ?? 100_000,
         batchSize: options.batchSize ?? 64,
-        columns: options.columns?.shared
+        columns: options.columns?.shared,
+        byName: options.byName === true
       },
       {
         onMessage: (event) => {
@@ -107,6 +118,11 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
             case "ready":
               started = true
               return Deferred.unsafeDone(ready, Effect.void)
+            case "subscribed": {
+              const waiting = subscribing.get(event.robot)
+              subscribing.delete(event.robot)
+              return waiting === undefined ? undefined : Deferred.unsafeDone(waiting, Effect.void)
+            }
             case "failed":
               return fail(event.error)
             case "log":
@@ -122,7 +138,17 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
     return {
       taken: (count) => void Atomics.sub(counters, Counters.Counter.inFlight, count),
       dropped: () => Atomics.load(counters, Counters.Counter.dropped),
-      assign: (robot, slot) => thread.post({ type: "assign", robot, slot }),
+      assign: (robot, slot) =>
+        Effect.suspend(() => {
+          thread.post({ type: "assign", robot, slot })
+          if (options.byName !== true) return Effect.void
+          let waiting = subscribing.get(robot)
+          if (waiting === undefined) {
+            waiting = Deferred.unsafeMake<void>(FiberId.none)
+            subscribing.set(robot, waiting)
+          }
+          return Deferred.await(waiting)
+        }),
       sampled: () => Atomics.load(counters, Counters.Counter.sampled),
       gaps: () => Atomics.load(counters, Counters.Counter.gaps)
     }

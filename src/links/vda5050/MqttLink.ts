@@ -86,6 +86,13 @@ export interface MqttLinkOptions {
    */
   readonly ingestThread?: boolean | undefined
   /**
+   * With `ingestThread`, how many threads (default 1). One subscribes to the whole prefix; with
+   * more, each AGV is given to one of them (by a hash of its id) when it is discovered, the thread
+   * subscribes to that AGV's topics by name, and this actor subscribes to the `connection` topic of
+   * every AGV, where discovery then happens.
+   */
+  readonly ingestThreads?: number | undefined
+  /**
    * Starts the link of a newly admitted AGV, registered under {@link agvKey}; `known` says
    * whether the fleet knew it (a link for an unknown AGV can start on probation).
    */
@@ -152,8 +159,10 @@ export interface MqttLinkStats {
   readonly published: number
   /** Messages that could not be published (no connection, or the publish failed). */
   readonly publishFailed: number
-  /** Messages the ingest thread dropped because the main thread was too far behind (0 without one). */
+  /** Messages the ingest threads dropped because the main thread was too far behind (0 without one). */
   readonly ingestDropped: number
+  /** Samples written by each ingest thread (empty without one). */
+  readonly ingestSampled: ReadonlyArray<number>
   /** Failed connects and reconnects to the broker, by reason (refused credentials, TLS, unreachable, …). */
   readonly connectFailures: Readonly<Record<BrokerSecurity.RefusalReason, number>>
   /** The last failure's line, for the operator; never a secret. */
@@ -182,11 +191,11 @@ class Incoming {
 }
 class Checked {
   readonly _tag = "Checked"
-  constructor(readonly items: ReadonlyArray<Inbound.Checked>) {}
+  constructor(readonly items: ReadonlyArray<Inbound.Checked>, readonly partition: number) {}
 }
 class IngestStarted {
   readonly _tag = "IngestStarted"
-  constructor(readonly thread: IngestThread.IngestThread) {}
+  constructor(readonly thread: IngestThread.IngestThread, readonly partition: number) {}
 }
 class Discovered {
   readonly _tag = "Discovered"
@@ -209,7 +218,8 @@ type Step = State | Effect.Effect<State>
 interface State {
   readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   connection: MqttConnection.MqttConnection | undefined
-  ingest: IngestThread.IngestThread | undefined
+  /** The ingest threads, by partition; an entry is undefined until its thread started. */
+  readonly ingest: Array<IngestThread.IngestThread | undefined>
   /** Messages of AGVs whose link is starting. */
   readonly starting: Map<string, Array<AgvLink.Received>>
   received: number
@@ -230,6 +240,19 @@ interface State {
   tokens: number
   refilledAt: number
   readonly refused: Record<RefusalReason, number>
+}
+
+/** `f` of each thread started, summed. */
+const sum = (
+  threads: ReadonlyArray<IngestThread.IngestThread | undefined>,
+  f: (thread: IngestThread.IngestThread) => number
+): number => threads.reduce((total, thread) => total + (thread === undefined ? 0 : f(thread)), 0)
+
+/** A stable hash of a string (FNV-1a, 32 bits). */
+const hash = (text: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193)
+  return h >>> 0
 }
 
 const refusalText: Record<RefusalReason, string> = {
@@ -259,10 +282,15 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
   const where = BrokerSecurity.redactUrl(options.url)
   let warnedInline = false
 
+  const threads = options.ingestThread === true ? Math.max(1, options.ingestThreads ?? 1) : 0
+  /** What this actor's own connection subscribes to. */
+  const ownFilters = threads === 0 ? [filter] : threads === 1 ? [] : [`${prefix}/+/+/connection`]
+  /** The ingest thread of an AGV: always the same one, whatever the order of discovery. */
+  const partitionOf = (robot: string): number => threads <= 1 ? 0 : hash(robot) % threads
+
   const session = (self: ActorRef<MqttLinkMessage>, scope: Scope.Scope) =>
     Effect.gen(function*() {
       const clientId = options.clientId ?? `fleetvisor-${randomBytes(4).toString("hex")}`
-      const subscribeHere = options.ingestThread !== true
       if (!warnedInline && BrokerSecurity.hasInlinePassword(options.url)) {
         warnedInline = true
         yield* Effect.logWarning(
@@ -285,21 +313,22 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         }),
         scope
       )
-      if (subscribeHere) yield* connection.subscribe([filter], 0)
-      else {
+      if (ownFilters.length > 0) yield* connection.subscribe(ownFilters, 0)
+      for (let partition = 0; partition < threads; partition++) {
         const thread = yield* Scope.extend(
           IngestThread.start({
             url: options.url,
             security: options.security,
             prefix,
-            clientId: `${clientId}-ingest`,
+            clientId: threads === 1 ? `${clientId}-ingest` : `${clientId}-ingest-${partition}`,
             columns: options.samples?.columns,
-            onBatch: (items) => self.unsafeTell(new Checked(items)),
+            byName: threads > 1,
+            onBatch: (items) => self.unsafeTell(new Checked(items, partition)),
             onFailure: (failure) => self.unsafeTellUrgent(new Failed(failure))
           }),
           scope
         )
-        self.unsafeTellUrgent(new IngestStarted(thread))
+        self.unsafeTellUrgent(new IngestStarted(thread, partition))
       }
       self.unsafeTellUrgent(new Connected(connection))
       // Forked into the scope after the connection, so it stops before the connection closes.
@@ -307,7 +336,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         Effect.forever(
           Effect.flatMap(Queue.take(connection.events), (event) =>
             event._tag === "Connected"
-              ? subscribeHere ? Effect.ignore(connection.subscribe([filter], 0)) : Effect.void
+              ? ownFilters.length > 0 ? Effect.ignore(connection.subscribe(ownFilters, 0)) : Effect.void
               : event._tag === "Disconnected"
               ? Effect.logWarning(`MQTT connection to ${where} lost; mqtt.js reconnects`)
               : Effect.void)
@@ -415,13 +444,17 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     const refusal = admit(state, identity, true)
     if (refusal !== undefined) return refuseAgv(state, identity, refusal)
     const robot = AgvLink.robotId(identity)
-    const slot = options.samples?.assign(robot)
-    if (slot !== undefined) state.ingest?.assign(robot, slot)
+    const slot = options.samples?.assign(robot) ?? -1
+    const thread = threads === 0 ? undefined : state.ingest[partitionOf(robot)]
+    // By name, the link starts once its thread hears the AGV (or after a while without an answer: a broker that lost the SUBSCRIBE).
+    const heard = thread === undefined ? Effect.void : Effect.ignore(Effect.timeout(thread.assign(robot, slot), "5 seconds"))
     state.starting.set(key, [received])
     state.links.add(key)
     state.run(
-      Effect.tap(Effect.exit(options.startAgv(identity, outboxOf(self, identity), known(AgvLink.robotId(identity)))), (exit) =>
-        self.unsafeTellUrgent(new Discovered(key, exit)))
+      Effect.tap(
+        Effect.exit(Effect.zipRight(heard, options.startAgv(identity, outboxOf(self, identity), known(robot)))),
+        (exit) => self.unsafeTellUrgent(new Discovered(key, exit))
+      )
     )
     return undefined
   }
@@ -454,7 +487,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         return current = {
           run,
           connection: undefined,
-          ingest: undefined,
+          ingest: Array.from({ length: threads }, () => undefined),
           starting: new Map(),
           received: 0,
           sampled: 0,
@@ -492,15 +525,24 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             const refused = checked!._tag === "Valid" ? route(state, ctx.self, checked!) : refuse(state, checked!)
             if (Effect.isEffect(refused)) refusals.push(refused)
           }
-          state.ingest?.taken(message.items.length)
+          state.ingest[message.partition]?.taken(message.items.length)
           return refusals.length === 0 ? state : Effect.as(Effect.all(refusals, { discard: true }), state)
         }
-        case "IngestStarted":
-          state.ingest = message.thread
-          for (const [robot, slot] of options.samples?.entries() ?? []) {
-            if (robot.includes("/")) message.thread.assign(robot, slot)
+        case "IngestStarted": {
+          state.ingest[message.partition] = message.thread
+          // The AGVs it hears (all of them, or its partition's), with their slots: links outlive this actor.
+          const robots = new Set<string>()
+          for (const [robot] of options.samples?.entries() ?? []) if (robot.includes("/")) robots.add(robot)
+          for (const entry of Registry.all(options.registry)) {
+            if (entry.key.startsWith("agv:")) robots.add(entry.key.slice("agv:".length))
+          }
+          for (const robot of robots) {
+            if (partitionOf(robot) === message.partition) {
+              state.run(message.thread.assign(robot, options.samples?.slotOf(robot) ?? -1))
+            }
           }
           return state
+        }
         case "Discovered": {
           const held = state.starting.get(message.key) ?? []
           state.starting.delete(message.key)
@@ -547,9 +589,9 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         case "GetStats":
           message.reply.succeed({
             connected: state.connection !== undefined,
-            received: state.received + (state.ingest?.sampled() ?? 0),
-            sampled: state.sampled + (state.ingest?.sampled() ?? 0),
-            gaps: state.gaps + (state.ingest?.gaps() ?? 0),
+            received: state.received + sum(state.ingest, (t) => t.sampled()),
+            sampled: state.sampled + sum(state.ingest, (t) => t.sampled()),
+            gaps: state.gaps + sum(state.ingest, (t) => t.gaps()),
             invalid: state.invalid,
             invalidByTopic: { ...state.invalidByTopic },
             lastInvalid: state.lastInvalid,
@@ -558,7 +600,8 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             agvLinks: state.links.size,
             published: state.published,
             publishFailed: state.publishFailed,
-            ingestDropped: state.ingest?.dropped() ?? 0,
+            ingestDropped: sum(state.ingest, (t) => t.dropped()),
+            ingestSampled: state.ingest.map((t) => t?.sampled() ?? 0),
             connectFailures: { ...connectFailures },
             lastConnectFailure
           })

@@ -140,3 +140,83 @@ describe.each([{ ingestThread: false }, { ingestThread: true }])("samples and ev
       expect(tree).toContain("agv:fleetvisor/agv-1 running")
     }))
 })
+
+describe("ingest partitioned over threads", () => {
+  it.scopedLive("each AGV is heard on one thread, subscribed by name: its samples in order, none twice, its states to its link", () =>
+    Effect.gen(function*() {
+      const prefix = FleetProbe.uniquePrefix()
+      const hub = yield* PubSub.make()
+      const events = yield* PubSub.subscribeQueue<LinkEvent.LinkEvent>(hub, LinkEvent.FleetTopic, { bufferSize: 100_000 })
+      const registry = yield* Registry.make<string, any>({ keys: "unique" })
+      const system = yield* TestKit.system()
+      const samples = SampleColumns.makeDirectory(32)
+      const { mqtt } = yield* AgvLinks.start({
+        system,
+        hub,
+        registry,
+        url: FleetProbe.MOSQUITTO_URL,
+        prefix,
+        ingestThread: true,
+        ingestThreads: 3,
+        samples
+      })
+      yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected && s.ingestSampled.length === 3)
+      const client = yield* Effect.acquireRelease(
+        Effect.promise(() => Mqtt.connectAsync(FleetProbe.MOSQUITTO_URL, { clientId: `agvs-${prefix}` })),
+        (c) => Effect.promise(() => c.endAsync())
+      )
+      const serials = ["agv-1", "agv-2", "agv-3", "agv-4", "agv-5", "agv-6", "agv-7", "agv-8"]
+      const header = (serial: string, headerId: number) => ({
+        headerId,
+        timestamp: new Date().toISOString(),
+        version: "2.0.0",
+        manufacturer: "fleetvisor",
+        serialNumber: serial
+      })
+      const publish = (serial: string, topic: string, body: object) =>
+        Effect.promise(() => client.publishAsync(`${prefix}/fleetvisor/${serial}/${topic}`, JSON.stringify(body)))
+      // Discovery by the connection topic; a link starts once its thread's subscription is acknowledged.
+      for (const serial of serials) yield* publish(serial, "connection", { ...header(serial, 0), connectionState: "ONLINE" })
+      const up = new Set<string>()
+      while (up.size < serials.length) up.add((yield* next(events, "LinkUp")).robot)
+      for (let i = 0; i < 100; i++) {
+        for (const serial of serials) {
+          yield* publish(serial, "visualization", { ...header(serial, i), agvPosition: { x: i, y: 0, theta: 0, mapId: "m", positionInitialized: true } })
+        }
+      }
+      const sample = new Float64Array(SampleColumns.fieldCount)
+      const lastHeaderId = (serial: string) =>
+        Effect.sync(() => {
+          const slot = samples.slotOf(`fleetvisor/${serial}`)
+          return slot === undefined || SampleColumns.read(samples.columns, slot, sample) <= 0 ? -1 : sample[SampleColumns.Field.headerId]
+        })
+      for (const serial of serials) yield* eventually(lastHeaderId(serial), (id) => id === 99)
+      const stats = yield* mqtt.ask(MqttLink.getStats)
+      // A sample heard twice (two threads subscribed to one AGV) would repeat a headerId: a gap.
+      expect(stats.gaps).toBe(0)
+      expect(stats.discovered).toBe(serials.length)
+      expect(stats.sampled).toBeGreaterThanOrEqual(serials.length * 99)
+      expect(stats.ingestSampled.reduce((a, b) => a + b, 0)).toBe(stats.sampled)
+      expect(stats.ingestSampled.filter((n) => n > 0).length).toBeGreaterThan(1)
+      // Events still go to the links: a state of each AGV, heard on its thread.
+      for (const serial of serials) {
+        yield* publish(serial, "state", {
+          ...header(serial, 1),
+          orderId: "",
+          orderUpdateId: 0,
+          lastNodeId: "",
+          lastNodeSequenceId: 0,
+          driving: false,
+          operatingMode: "AUTOMATIC",
+          nodeStates: [],
+          edgeStates: [],
+          actionStates: [],
+          batteryState: { batteryCharge: 50, charging: false },
+          errors: [],
+          safetyState: { eStop: "NONE", fieldViolation: false }
+        })
+      }
+      const heard = new Set<string>()
+      while (heard.size < serials.length) heard.add((yield* next(events, "AgvTelemetry", (e) => e.state?.headerId === 1)).robot)
+    }))
+})

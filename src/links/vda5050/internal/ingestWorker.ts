@@ -36,9 +36,14 @@ export interface IngestWorkerData {
   readonly batchSize: number
   /** The fleet's sample columns, when it keeps samples there. */
   readonly columns: SampleColumns.SharedColumns | undefined
+  /**
+   * Subscribe to each assigned AGV's topics by name (one of several threads, each with its own
+   * AGVs) instead of to the whole prefix; `connection` messages are then left to the main thread.
+   */
+  readonly byName: boolean
 }
 
-/** An AGV's slot in the sample columns (`<manufacturer>/<serialNumber>`); slots are never taken back. */
+/** An AGV given to this thread (`<manufacturer>/<serialNumber>`), and its slot in the sample columns (-1: none); never taken back. */
 export interface Assign {
   readonly type: "assign"
   readonly robot: string
@@ -51,6 +56,8 @@ export interface IngestWorkerProtocol {
   readonly in: Assign
   readonly out:
     | { readonly type: "ready" }
+    /** The thread's subscription to an assigned AGV's topics is in place (its SUBACK came), by name only. */
+    | { readonly type: "subscribed"; readonly robot: string }
     | { readonly type: "failed"; readonly error: string }
     | { readonly type: "batch"; readonly items: ReadonlyArray<Inbound.Checked> }
     /** This thread's log lines, for the main thread's logger. */
@@ -59,11 +66,31 @@ export interface IngestWorkerProtocol {
 
 const port = ParentPort.make<IngestWorkerProtocol>()
 
-const run = ({ batchSize, clientId, columns: shared, counters: buffer, maxInFlight, prefix, security, url }: IngestWorkerData) => {
+const run = (
+  { batchSize, byName, clientId, columns: shared, counters: buffer, maxInFlight, prefix, security, url }: IngestWorkerData
+) => {
   const counters = new Int32Array(buffer)
   const columns = shared === undefined ? undefined : SampleColumns.fromShared(shared)
   const slots = new Map<string, number>()
-  port.onMessage((message) => void slots.set(message.robot, message.slot))
+  const assigned = new Set<string>()
+  let connection: MqttConnection.MqttConnection | undefined
+  /** AGVs assigned before the connection was up, subscribed once it is. */
+  const unsubscribed: Array<string> = []
+  const subscribe = (conn: MqttConnection.MqttConnection, robot: string) =>
+    Effect.runFork(conn.subscribe([`${prefix}/${robot}/+`], 0).pipe(
+      Effect.match({
+        onSuccess: () => port.post({ type: "subscribed", robot }),
+        onFailure: (error) => port.post({ type: "log", level: "Warning", message: `could not subscribe to ${robot}: ${error.message}` })
+      })
+    ))
+  port.onMessage(({ robot, slot }) => {
+    if (slot >= 0) slots.set(robot, slot)
+    if (!byName) return
+    if (assigned.has(robot)) return port.post({ type: "subscribed", robot })
+    assigned.add(robot)
+    if (connection === undefined) unsubscribed.push(robot)
+    else subscribe(connection, robot)
+  })
 
   /** Writes a sample into its AGV's slot; true when it need not be posted too. */
   const sampled = (checked: Inbound.Valid): boolean => {
@@ -94,7 +121,7 @@ const run = ({ batchSize, clientId, columns: shared, counters: buffer, maxInFlig
   const onMessage = (topic: string, payload: Uint8Array) => {
     const checked = check(topic, payload)
     if (checked === undefined) return
-    if (checked._tag === "Valid" && sampled(checked)) return
+    if (checked._tag === "Valid" && (sampled(checked) || (byName && checked.topic === "connection"))) return
     if (Atomics.load(counters, Counter.inFlight) + batch.length >= maxInFlight) {
       Atomics.add(counters, Counter.dropped, 1)
       return
@@ -110,12 +137,18 @@ const run = ({ batchSize, clientId, columns: shared, counters: buffer, maxInFlig
   Effect.runFork(
     Effect.scoped(
       Effect.gen(function*() {
-        const connection = yield* MqttConnection.connect({ url, clientId, security, onMessage })
-        yield* connection.subscribe([filter], 0)
+        const conn = yield* MqttConnection.connect({ url, clientId, security, onMessage })
+        /** What this thread subscribes to: the whole prefix, or its AGVs' topics. */
+        const filters = () => byName ? [...assigned].map((robot) => `${prefix}/${robot}/+`) : [filter]
+        if (!byName) yield* conn.subscribe(filters(), 0)
+        connection = conn
+        for (const robot of unsubscribed.splice(0)) subscribe(conn, robot)
         port.post({ type: "ready" })
         yield* Effect.forever(
-          Effect.flatMap(Queue.take(connection.events), (event) =>
-            event._tag === "Connected" ? Effect.ignore(connection.subscribe([filter], 0)) : Effect.void)
+          Effect.flatMap(Queue.take(conn.events), (event) => {
+            const again = filters()
+            return event._tag === "Connected" && again.length > 0 ? Effect.ignore(conn.subscribe(again, 0)) : Effect.void
+          })
         )
       })
     ).pipe(

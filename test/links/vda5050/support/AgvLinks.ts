@@ -21,6 +21,8 @@ export const start = (options: {
   readonly agvOptions?: Partial<AgvLink.AgvLinkOptions> | undefined
   /** Check messages on the ingest thread (`MqttLink`'s `ingestThread`). */
   readonly ingestThread?: boolean | undefined
+  /** How many ingest threads (`MqttLink`'s `ingestThreads`). */
+  readonly ingestThreads?: number | undefined
   /** Admit AGVs as the fleet does: an AGV it did not know starts on probation. Absent: every AGV, none on probation. */
   readonly admission?: MqttLink.Admission | undefined
   /** `links`' restart intensity; default 100. */
@@ -38,6 +40,7 @@ export const start = (options: {
         url: options.url,
         prefix: options.prefix,
         ingestThread: options.ingestThread,
+        ingestThreads: options.ingestThreads,
         registry,
         admission: options.admission,
         samples: options.samples,
