@@ -4,7 +4,8 @@
  * and routes what arrives to the AGV links.
  *
  * - Every message is checked before anything else sees it: the topic must be a VDA 5050
- *   topic under the prefix, the payload must decode with the message schema of its topic.
+ *   topic under the prefix, the payload must decode with the message schema of its topic
+ *   (and pass the official schema of its version, with `officialSchemas`: see `Inbound`).
  *   An invalid one is counted (by topic) and logged with the reason, and goes no further; it
  *   never crashes a link. With `ingestThread`, the subscription and these checks run on a
  *   thread of their own (`IngestThread`, a second connection) and this actor routes what they
@@ -59,6 +60,7 @@ import type { AgvIdentity } from "./Header.js"
 import * as Inbound from "./Inbound.js"
 import * as IngestThread from "./IngestThread.js"
 import type * as MessageCodec from "./MessageCodec.js"
+import type * as OfficialSchemas from "./OfficialSchemas.js"
 import * as Topic from "./Topic.js"
 
 /** Options of the fleet's broker connection. */
@@ -89,6 +91,11 @@ export interface MqttLinkOptions {
   readonly admission?: Admission | undefined
   /** Credentials and TLS files of the broker, for this connection and the ingest thread's. */
   readonly security?: BrokerSecurity.BrokerSecurity | undefined
+  /**
+   * The official schemas incoming messages are checked against (`Inbound`); the ingest thread
+   * loads them again from their folder. Default: the message schemas alone.
+   */
+  readonly officialSchemas?: OfficialSchemas.OfficialSchemas | undefined
 }
 
 /** Which AGVs get a link; see the module documentation. */
@@ -274,6 +281,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             url: options.url,
             security: options.security,
             prefix,
+            officialSchemas: options.officialSchemas?.folder,
             clientId: `${clientId}-ingest`,
             onBatch: (items) => self.unsafeTell(new Checked(items)),
             onFailure: (failure) => self.unsafeTellUrgent(new Failed(failure))
@@ -299,14 +307,17 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
 
   /** The live incarnation's state, for the check that refuses before decoding. */
   let current: State | undefined
-  const check = Inbound.makeChecker(prefix, (identity): RefusalReason | undefined => {
-    const state = current
-    if (state === undefined) return undefined
-    // Before the key is built and hashed: a 60 KB serial number is refused by its length alone.
-    if (identity.manufacturer.length > maxNameLength || identity.serialNumber.length > maxNameLength) return "name"
-    const key = agvKey(identity)
-    if (state.starting.has(key) || Registry.unsafeLookup(options.registry, key).length > 0) return undefined
-    return admit(state, identity, false)
+  const check = Inbound.makeChecker(prefix, {
+    before: (identity): RefusalReason | undefined => {
+      const state = current
+      if (state === undefined) return undefined
+      // Before the key is built and hashed: a 60 KB serial number is refused by its length alone.
+      if (identity.manufacturer.length > maxNameLength || identity.serialNumber.length > maxNameLength) return "name"
+      const key = agvKey(identity)
+      if (state.starting.has(key) || Registry.unsafeLookup(options.registry, key).length > 0) return undefined
+      return admit(state, identity, false)
+    },
+    official: options.officialSchemas?.validate
   })
 
   const refuse = (state: State, { countedAs, reason, topic }: Inbound.Invalid): Step => {

@@ -19,3 +19,27 @@ export const Visualization = Schema.Struct({
 
 /** A `visualization` message. */
 export interface Visualization extends Schema.Schema.Type<typeof Visualization> {}
+
+const headerKeys = ["headerId", "timestamp", "version", "manufacturer", "serialNumber"] as const
+const positionKeys = ["x", "y", "theta", "mapId", "positionInitialized", "localizationScore", "deviationRange"] as const
+const velocityKeys = ["vx", "vy", "omega"] as const
+
+const pick = (record: Record<string, unknown>, keys: ReadonlyArray<string>): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const key of keys) if (record[key] !== undefined) out[key] = record[key]
+  return out
+}
+
+/**
+ * The fields of this model out of a parsed `visualization` the official schema has passed, as
+ * decoding would give them (others dropped, so an AGV's extra fields go no further), without
+ * the cost of decoding: `Inbound`'s fast path. The official schema's types and ranges are ours.
+ */
+export const fromChecked = (value: Record<string, unknown>): Visualization => {
+  const out = pick(value, headerKeys)
+  const position = value.agvPosition as Record<string, unknown> | undefined
+  if (position !== undefined) out.agvPosition = pick(position, positionKeys)
+  const velocity = value.velocity as Record<string, unknown> | undefined
+  if (velocity !== undefined) out.velocity = pick(velocity, velocityKeys)
+  return out as Visualization
+}

@@ -1,11 +1,13 @@
 /**
  * The ingest thread's module (started by `IngestThread` with `WorkerThread.run`): subscribes to
- * the prefix on a connection of its own, checks each message (`Inbound.makeChecker`) and posts
+ * the prefix on a connection of its own, checks each message (`Inbound.makeChecker`, with the
+ * official schemas when their folder is given: the thread loads them itself) and posts
  * them to the main thread in batches of at most `batchSize`, at least one per turn of this
  * thread's event loop. Messages beyond `maxInFlight` (posted and not yet taken by the main
  * thread) are dropped and counted.
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
 import * as Queue from "effect/Queue"
@@ -13,6 +15,7 @@ import * as ParentPort from "../../../node/ParentPort.js"
 import type * as BrokerSecurity from "../../mqtt/BrokerSecurity.js"
 import * as MqttConnection from "../../mqtt/MqttConnection.js"
 import * as Inbound from "../Inbound.js"
+import * as OfficialSchemas from "../OfficialSchemas.js"
 import * as Topic from "../Topic.js"
 import { Counter } from "./ingestCounters.js"
 
@@ -22,6 +25,8 @@ export interface IngestWorkerData {
   /** The broker's user name and secret files, read by this thread at each (re)connect. */
   readonly security: BrokerSecurity.BrokerSecurity | undefined
   readonly prefix: string
+  /** The folder of the official schemas (`OfficialSchemas.load`); none: the message schemas alone. */
+  readonly officialSchemas: string | undefined
   readonly clientId: string
   /** `ingestCounters.Counter`s, shared with the main thread. */
   readonly counters: SharedArrayBuffer
@@ -43,9 +48,14 @@ export interface IngestWorkerProtocol {
 
 const port = ParentPort.make<IngestWorkerProtocol>()
 
-const run = ({ batchSize, clientId, counters: buffer, maxInFlight, prefix, security, url }: IngestWorkerData) => {
+const run = ({ batchSize, clientId, counters: buffer, maxInFlight, officialSchemas, prefix, security, url }: IngestWorkerData) => {
+  const official = officialSchemas === undefined ? undefined : OfficialSchemas.load(officialSchemas)
+  if (official !== undefined && Either.isLeft(official)) {
+    port.post({ type: "failed", error: official.left.message })
+    return
+  }
   const counters = new Int32Array(buffer)
-  const check = Inbound.makeChecker(prefix)
+  const check = Inbound.makeChecker(prefix, { official: official?.right.validate })
   const filter = Topic.subscriptionFilter(prefix)
 
   let batch: Array<Inbound.Checked> = []

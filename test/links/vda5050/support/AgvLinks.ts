@@ -4,6 +4,7 @@ import type * as PubSub from "../../../../src/actors/PubSub.js"
 import * as Registry from "../../../../src/actors/Registry.js"
 import * as AgvLink from "../../../../src/links/vda5050/AgvLink.js"
 import * as MqttLink from "../../../../src/links/vda5050/MqttLink.js"
+import type * as OfficialSchemas from "../../../../src/links/vda5050/OfficialSchemas.js"
 import { ChildSpec, DynamicSupervisor } from "../../../../src/supervisors/index.js"
 
 /**
@@ -20,6 +21,8 @@ export const start = (options: {
   readonly agvOptions?: Partial<AgvLink.AgvLinkOptions> | undefined
   /** Check messages on the ingest thread (`MqttLink`'s `ingestThread`). */
   readonly ingestThread?: boolean | undefined
+  /** The official schemas messages are checked against (`MqttLink`'s `officialSchemas`). */
+  readonly officialSchemas?: OfficialSchemas.OfficialSchemas | undefined
   /** Admit AGVs as the fleet does: an AGV it did not know starts on probation. Absent: every AGV, none on probation. */
   readonly admission?: MqttLink.Admission | undefined
   /** `links`' restart intensity; default 100. */
@@ -35,6 +38,7 @@ export const start = (options: {
         url: options.url,
         prefix: options.prefix,
         ingestThread: options.ingestThread,
+        officialSchemas: options.officialSchemas,
         registry,
         admission: options.admission,
         startAgv: (identity, outbox, known) => {
