@@ -34,6 +34,8 @@ export interface FleetSettings {
   readonly mqttSecurity: BrokerSecurity
   /** Parse and check AGV messages on a thread of their own (`IngestThread`). */
   readonly mqttIngestThread: boolean
+  /** The folder of the official VDA 5050 JSON Schemas AGV messages are checked against (`OfficialSchemas`); none: the message schemas alone. */
+  readonly vda5050Schemas: string | undefined
   readonly demo: boolean
   readonly demoArms: number
   readonly demoAgvs: number
@@ -235,6 +237,12 @@ const declared = Setting.group("Fleet", {
     help:
       "`on`: parse and check AGV messages on a thread of their own (`IngestThread`), with a second broker connection (`<client id>-ingest`), for fleets of thousands of messages a second; `off`: on the main thread ([links.md](links.md#vda-5050-agvs))."
   }),
+  vda5050Schemas: Setting.optional("FLEET_VDA5050_SCHEMAS", {
+    config: Config.string,
+    unset: "(none: the message schemas alone)",
+    help:
+      "Folder of the official VDA 5050 JSON Schemas (each version's `json_schemas` of github.com/VDA5050/VDA5050): `schemas-2.0.0/`, `schemas-2.1.0/`… of `<topic>.schema` files, or one version's files. Each AGV message is checked against the schema of its header's version (compiled once, ajv); a visualization then skips the message schemas' decoding, about half the cost. A folder that cannot be loaded stops the start (exit 78) ([links.md](links.md#official-json-schemas))."
+  }),
   demo: Setting.optional("FLEET_DEMO", {
     config: Config.boolean,
     unset: "on when neither arms nor a broker are set",
@@ -383,6 +391,7 @@ export const config: Config.Config<FleetSettings> = Config.all({
   mqttPrefix: declared.mqttPrefix.config,
   mqttSecurity: brokerSecurity,
   mqttIngestThread: declared.mqttIngestThread.config,
+  vda5050Schemas: Config.map(declared.vda5050Schemas.config, nonEmpty),
   demo: declared.demo.config,
   demoArms: declared.demoArms.config,
   demoAgvs: declared.demoAgvs.config,
