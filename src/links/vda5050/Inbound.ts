@@ -10,7 +10,7 @@
  * once and checked against the schema of its topic and version. A `visualization` (a sample,
  * many a second per AGV) then goes on as it is, only its known fields kept; the other topics
  * (events the fleet acts on) are decoded into the message model as well. Without them, the
- * message schema decides alone, which costs about six times as much for a `visualization`.
+ * message schema decides alone, which costs about twice as much for a `visualization`.
  *
  * @since 0.1.0
  */
