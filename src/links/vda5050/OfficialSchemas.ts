@@ -123,6 +123,9 @@ const payloadVersion = /^(\d+)\.(\d+)(?:[.-]|$)/
 /** Versions remembered per distinct `version` string; a flood of made-up ones clears it. */
 const maxCachedVersions = 1_000
 
+/** Longer `version` strings are looked at each time, not remembered: 1,000 of 60 KB would hold 60 MB. */
+const maxCachedVersionLength = 32
+
 const validatorOver = (sets: ReadonlyArray<VersionSet>): Validate => {
   const newest = sets[sets.length - 1]
   const byMinor = new Map<string, VersionSet>()
@@ -146,7 +149,7 @@ const validatorOver = (sets: ReadonlyArray<VersionSet>): Validate => {
       else {
         if (chosen.size >= maxCachedVersions) chosen.clear()
         set = choose(version)
-        chosen.set(version, set)
+        if (version.length <= maxCachedVersionLength) chosen.set(version, set)
       }
     }
     if (typeof set === "string") return set

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Either from "effect/Either"
+import fc from "fast-check"
 import * as Inbound from "../../../src/links/vda5050/Inbound.js"
 import * as OfficialSchemas from "../../../src/links/vda5050/OfficialSchemas.js"
 import type * as Topic from "../../../src/links/vda5050/Topic.js"
@@ -38,6 +39,35 @@ describe("Inbound.makeChecker with the official schemas", () => {
     expect(checked).toEqual(alone(topicOf("visualization"), bytes(extra)))
     expect(checked).toMatchObject({ _tag: "Valid", message: visualization })
     expect((checked as Inbound.Valid).message).not.toHaveProperty("vendorBlob")
+  })
+
+  it("gives any visualization the schemas pass exactly as decoding gives it, whichever fields it has", () => {
+    const number = fc.double({ noNaN: true, noDefaultInfinity: true })
+    const visualizations = fc.record({
+      headerId: fc.integer({ min: 0 }),
+      timestamp: fc.date({ min: new Date(0), max: new Date(4e12), noInvalidDate: true }).map((d) => d.toISOString()),
+      version: fc.constantFrom("2.0.0", "2.1.0"),
+      manufacturer: fc.constant(agv.manufacturer),
+      serialNumber: fc.constant(agv.serialNumber),
+      agvPosition: fc.record({
+        x: number,
+        y: number,
+        theta: number,
+        mapId: fc.string(),
+        mapDescription: fc.string(),
+        positionInitialized: fc.boolean(),
+        localizationScore: fc.double({ min: 0, max: 1, noNaN: true }),
+        deviationRange: number,
+        vendor: fc.string()
+      }, { requiredKeys: ["x", "y", "theta", "mapId", "positionInitialized"] }),
+      velocity: fc.record({ vx: number, vy: number, omega: number, vendor: fc.string() }, { requiredKeys: [] }),
+      vendor: fc.jsonValue()
+    }, { requiredKeys: [] })
+    fc.assert(fc.property(visualizations, (message) => {
+      const checked = official(topicOf("visualization"), bytes(message))
+      expect(checked?._tag).toBe("Valid")
+      expect(checked).toEqual(alone(topicOf("visualization"), bytes(message)))
+    }), { numRuns: 500 })
   })
 
   it("refuses a payload naming another AGV", () => {
