@@ -47,7 +47,9 @@ const setup = (
       ingestThread,
       officialSchemas
     })
-    yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected)
+    // With the ingest thread, connected waits for the thread to be bundled, started (its schemas compiled) and subscribed:
+    // seconds when other tests and benchmarks share the two cores.
+    yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected, ingestThread ? "20 seconds" : "5 seconds")
     const agvRef = (serial: string) =>
       Effect.map(
         eventually(Registry.lookup(registry, `agv:fleetvisor/${serial}`), (entries) => entries.length === 1),
