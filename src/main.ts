@@ -373,7 +373,7 @@ export const main = async (argv: ReadonlyArray<string> = process.argv.slice(2)):
   )
   if (Exit.isSuccess(exit)) return 0
   process.stderr.write(`fleetvisor: ${rootCause(exit.cause)}\n`)
-  const configurationError = new Set(["CanvasShapeMismatch", "TlsFilesInvalid", "AuthSetupFailed"])
+  const configurationError = new Set(["CanvasShapeMismatch", "TlsFilesInvalid", "AuthSetupFailed", "OfficialSchemasInvalid"])
   return Option.exists(Cause.failureOption(exit.cause), (error) => configurationError.has((error as { _tag?: string })._tag ?? ""))
     ? 78
     : 1

@@ -36,6 +36,7 @@ import * as RmiPacket from "../../links/rmi/RmiPacket.js"
 import type { StopOutcome } from "../../links/StopLatch.js"
 import * as AgvLink from "../../links/vda5050/AgvLink.js"
 import * as MqttLink from "../../links/vda5050/MqttLink.js"
+import * as OfficialSchemas from "../../links/vda5050/OfficialSchemas.js"
 import * as Order from "../../links/vda5050/Order.js"
 import * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
 import {
@@ -185,7 +186,11 @@ const stopAnswerTimeout = "2 seconds"
  */
 export const make = (
   options: FleetOptions
-): Effect.Effect<FleetService, InitFailed | AlreadyRegistered | StoreUnavailable, Scope.Scope> =>
+): Effect.Effect<
+  FleetService,
+  InitFailed | AlreadyRegistered | StoreUnavailable | OfficialSchemas.OfficialSchemasInvalid,
+  Scope.Scope
+> =>
   Effect.gen(function*() {
     const service = yield* makeUnstarted(options)
     yield* Effect.acquireRelease(
@@ -202,9 +207,15 @@ export const make = (
  */
 export const makeUnstarted = (
   options: Omit<FleetOptions, "system">
-): Effect.Effect<FleetService, StoreUnavailable> =>
+): Effect.Effect<FleetService, StoreUnavailable | OfficialSchemas.OfficialSchemasInvalid> =>
   Effect.gen(function*() {
     const { hub, settings } = options
+    const officialSchemas = settings.vda5050Schemas === undefined ? undefined : yield* OfficialSchemas.load(settings.vda5050Schemas)
+    if (officialSchemas !== undefined) {
+      yield* Effect.logInfo(
+        `VDA 5050 messages checked against the official schemas ${officialSchemas.versions.join(", ")} of ${officialSchemas.folder}`
+      )
+    }
     const registry = Registry.unsafeMake<string, any>({ keys: "unique" })
     const shared = settings.stopPort === undefined ? undefined : SharedHeaderIds.make()
     const latches = yield* StopLatches.make({ store: options.latchStore, shared })
@@ -516,7 +527,8 @@ export const makeUnstarted = (
         onLeaseLost,
         linkBackoff: options.linkBackoff,
         telemetryLog: options.telemetryLog,
-        stopChannel
+        stopChannel,
+        officialSchemas
       })
     )
 
@@ -611,7 +623,11 @@ const stores = Effect.gen(function*() {
  * The fleet's service without its subtree started (see {@link makeUnstarted}): the node starts
  * `child` under its root supervisor. Uses `AuditLog`, `StopLatchStore` and `TelemetryLog` when present.
  */
-export const layerUnstarted: Layer.Layer<Fleet, StoreUnavailable, FleetConfig | FleetHub> = Layer.effect(
+export const layerUnstarted: Layer.Layer<
+  Fleet,
+  StoreUnavailable | OfficialSchemas.OfficialSchemasInvalid,
+  FleetConfig | FleetHub
+> = Layer.effect(
   Fleet,
   Effect.gen(function*() {
     return yield* makeUnstarted({ settings: yield* FleetConfig, hub: yield* FleetHub, ...yield* stores })
@@ -625,7 +641,7 @@ export const layerUnstarted: Layer.Layer<Fleet, StoreUnavailable, FleetConfig | 
  */
 export const layer: Layer.Layer<
   Fleet,
-  InitFailed | AlreadyRegistered | StoreUnavailable,
+  InitFailed | AlreadyRegistered | StoreUnavailable | OfficialSchemas.OfficialSchemasInvalid,
   ActorSystem | FleetConfig | FleetHub
 > = Layer.scoped(
   Fleet,

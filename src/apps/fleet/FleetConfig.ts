@@ -36,6 +36,8 @@ export interface FleetSettings {
   readonly mqttIngestThread: boolean
   /** How many ingest threads, with `mqttIngestThread`. */
   readonly mqttIngestThreads: number
+  /** The folder of the official VDA 5050 JSON Schemas AGV messages are checked against (`OfficialSchemas`); none: the message schemas alone. */
+  readonly vda5050Schemas: string | undefined
   readonly demo: boolean
   readonly demoArms: number
   readonly demoAgvs: number
@@ -245,6 +247,12 @@ const declared = Setting.group("Fleet", {
     help:
       "With `FLEET_MQTT_INGEST_THREAD=on`, how many ingest threads. One subscribes to the whole prefix; with more, each AGV is given to one thread (by a hash of its id), which subscribes to its topics by name, and AGVs are discovered by their `connection` message (which VDA 5050 requires them to publish) ([links.md](links.md#samples-and-events))."
   }),
+  vda5050Schemas: Setting.optional("FLEET_VDA5050_SCHEMAS", {
+    config: Config.string,
+    unset: "(none: the message schemas alone)",
+    help:
+      "Folder of the official VDA 5050 JSON Schemas (each version's `json_schemas` of github.com/VDA5050/VDA5050): `schemas-2.0.0/`, `schemas-2.1.0/`… of `<topic>.schema` files, or one version's files. Each AGV message is checked against the schema of its header's version (compiled once, ajv); a visualization then skips the message schemas' decoding, about half the cost. A folder that cannot be loaded stops the start (exit 78) ([links.md](links.md#official-json-schemas))."
+  }),
   demo: Setting.optional("FLEET_DEMO", {
     config: Config.boolean,
     unset: "on when neither arms nor a broker are set",
@@ -400,6 +408,7 @@ export const config: Config.Config<FleetSettings> = Config.all({
   mqttSecurity: brokerSecurity,
   mqttIngestThread: declared.mqttIngestThread.config,
   mqttIngestThreads: declared.mqttIngestThreads.config,
+  vda5050Schemas: Config.map(declared.vda5050Schemas.config, nonEmpty),
   demo: declared.demo.config,
   demoArms: declared.demoArms.config,
   demoAgvs: declared.demoAgvs.config,

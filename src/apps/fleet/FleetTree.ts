@@ -33,6 +33,7 @@ import * as Registry from "../../actors/Registry.js"
 import * as RmiLink from "../../links/rmi/RmiLink.js"
 import * as AgvLink from "../../links/vda5050/AgvLink.js"
 import * as MqttLink from "../../links/vda5050/MqttLink.js"
+import type * as OfficialSchemas from "../../links/vda5050/OfficialSchemas.js"
 import * as Backoff from "../../supervisors/Backoff.js"
 import * as ChildSpec from "../../supervisors/ChildSpec.js"
 import * as DynamicSupervisor from "../../supervisors/DynamicSupervisor.js"
@@ -73,6 +74,8 @@ export interface FleetTreeOptions {
   readonly ttlBounds: { readonly min: number; readonly max: number }
   /** Told when a lease ends by its TTL or its holder's death. */
   readonly onLeaseLost: FleetState.FleetStateOptions["onLeaseLost"]
+  /** The official schemas `mqtt` checks AGV messages against, loaded from `settings.vda5050Schemas`. */
+  readonly officialSchemas?: OfficialSchemas.OfficialSchemas | undefined
 }
 
 /** The PubSub topic of the control loop's metrics, once a second. */
@@ -175,6 +178,7 @@ export const make = (options: FleetTreeOptions) => {
             security: settings.mqttSecurity,
             ingestThread: settings.mqttIngestThread,
             ingestThreads: settings.mqttIngestThreads,
+            officialSchemas: options.officialSchemas,
             registry,
             samples: options.samples,
             startAgv: startAgv(options),

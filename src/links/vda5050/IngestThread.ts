@@ -43,6 +43,8 @@ export interface IngestThreadOptions {
   /** Credentials and TLS files of the broker; the thread reads the files itself, at each (re)connect. */
   readonly security?: BrokerSecurity.BrokerSecurity | undefined
   readonly prefix: string
+  /** The folder of the official schemas to check messages against (`OfficialSchemas.load`, done again by the thread); default none. */
+  readonly officialSchemas?: string | undefined
   readonly clientId: string
   /** Receives each batch, in order, on the main thread. */
   readonly onBatch: (items: ReadonlyArray<Inbound.Checked>) => void
@@ -103,6 +105,7 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
         url: options.url,
         security: options.security,
         prefix: options.prefix,
+        officialSchemas: options.officialSchemas,
         clientId: options.clientId,
         counters: counters.buffer as SharedArrayBuffer,
         maxInFlight: options.maxInFlight ?? 100_000,

@@ -81,6 +81,12 @@ const describe = (schema: Schema.Schema.Any, error: ParseResult.ParseError) => (
   }))
 })
 
+// JSON nested thousands of levels deep overflows the stack of the schema's decoder or of its error formatter.
+const thrown = (schema: Schema.Schema.Any, error: unknown): MessageDecodeError => {
+  const reason = error instanceof RangeError ? `payload nested too deeply (${error.message})` : String(error)
+  return new MessageDecodeError({ schema: schemaName(schema), reason, issues: [{ path: "", message: reason }] })
+}
+
 /** A decoder of JSON payloads (text or bytes, as MQTT delivers them) into messages of `schema`. */
 export const decoder = <A, I>(
   schema: Schema.Schema<A, I>
@@ -102,9 +108,22 @@ export const decoder = <A, I>(
       const decoded = decodeValue(value)
       return Either.isRight(decoded) ? Either.right(decoded.right) : decodeAll(text)
     } catch (error) {
-      // JSON nested thousands of levels deep overflows the stack of the schema's decoder or of its error formatter.
-      const reason = error instanceof RangeError ? `payload nested too deeply (${error.message})` : String(error)
-      return Either.left(new MessageDecodeError({ schema: schemaName(schema), reason, issues: [{ path: "", message: reason }] }))
+      return Either.left(thrown(schema, error))
+    }
+  }
+}
+
+/** A decoder of payloads already parsed from JSON (and checked against the official schemas, see `Inbound`) into messages of `schema`. */
+export const valueDecoder = <A, I>(schema: Schema.Schema<A, I>): ((value: unknown) => Either.Either<A, MessageDecodeError>) => {
+  const decodeFirst = Schema.decodeUnknownEither(schema)
+  const decodeAll = Schema.decodeUnknownEither(schema, { errors: "all" })
+  return (value) => {
+    try {
+      const decoded = decodeFirst(value)
+      if (Either.isRight(decoded)) return Either.right(decoded.right)
+      return Either.mapLeft(decodeAll(value), (error) => new MessageDecodeError(describe(schema, error)))
+    } catch (error) {
+      return Either.left(thrown(schema, error))
     }
   }
 }
@@ -125,6 +144,15 @@ const decoders = {
   factsheet: decoder(Factsheet)
 }
 
+const valueDecoders = {
+  order: valueDecoder(Order),
+  instantActions: valueDecoder(InstantActions),
+  state: valueDecoder(State),
+  visualization: valueDecoder(Visualization),
+  connection: valueDecoder(Connection),
+  factsheet: valueDecoder(Factsheet)
+}
+
 const encoders = {
   order: encoder(Order),
   instantActions: encoder(InstantActions),
@@ -140,6 +168,13 @@ export const decode = <T extends TopicName>(
   payload: string | Uint8Array
 ): Either.Either<MessageOf<T>, MessageDecodeError> =>
   (decoders[topic] as (payload: string | Uint8Array) => Either.Either<MessageOf<T>, MessageDecodeError>)(payload)
+
+/** Decodes the payload of a message received on `topic`, already parsed from JSON. */
+export const decodeValue = <T extends TopicName>(
+  topic: T,
+  value: unknown
+): Either.Either<MessageOf<T>, MessageDecodeError> =>
+  (valueDecoders[topic] as (value: unknown) => Either.Either<MessageOf<T>, MessageDecodeError>)(value)
 
 /** Encodes a message to send on `topic` as JSON text. */
 export const encode = <T extends TopicName>(

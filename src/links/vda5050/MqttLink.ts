@@ -4,7 +4,8 @@
  * and routes what arrives to the AGV links.
  *
  * - Every message is checked before anything else sees it: the topic must be a VDA 5050
- *   topic under the prefix, the payload must decode with the message schema of its topic.
+ *   topic under the prefix, the payload must decode with the message schema of its topic
+ *   (and pass the official schema of its version, with `officialSchemas`: see `Inbound`).
  *   An invalid one is counted (by topic) and logged with the reason, and goes no further; it
  *   never crashes a link. With `ingestThread`, the subscription and these checks run on a
  *   thread of their own (`IngestThread`, a second connection) and this actor routes what they
@@ -66,6 +67,7 @@ import type { AgvIdentity } from "./Header.js"
 import * as Inbound from "./Inbound.js"
 import * as IngestThread from "./IngestThread.js"
 import type * as MessageCodec from "./MessageCodec.js"
+import type * as OfficialSchemas from "./OfficialSchemas.js"
 import * as Topic from "./Topic.js"
 import type { Visualization } from "./Visualization.js"
 import * as VisualizationSample from "./VisualizationSample.js"
@@ -107,6 +109,11 @@ export interface MqttLinkOptions {
   readonly security?: BrokerSecurity.BrokerSecurity | undefined
   /** The fleet's sample columns: AGVs get a slot there when their link starts, and their samples go there. */
   readonly samples?: SampleColumns.Directory | undefined
+  /**
+   * The official schemas incoming messages are checked against (`Inbound`); the ingest thread
+   * loads them again from their folder. Default: the message schemas alone.
+   */
+  readonly officialSchemas?: OfficialSchemas.OfficialSchemas | undefined
 }
 
 /** Which AGVs get a link; see the module documentation. */
@@ -320,6 +327,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             url: options.url,
             security: options.security,
             prefix,
+            officialSchemas: options.officialSchemas?.folder,
             clientId: threads === 1 ? `${clientId}-ingest` : `${clientId}-ingest-${partition}`,
             columns: options.samples?.columns,
             byName: threads > 1,
@@ -347,14 +355,17 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
 
   /** The live incarnation's state, for the check that refuses before decoding. */
   let current: State | undefined
-  const check = Inbound.makeChecker(prefix, (identity): RefusalReason | undefined => {
-    const state = current
-    if (state === undefined) return undefined
-    // Before the key is built and hashed: a 60 KB serial number is refused by its length alone.
-    if (identity.manufacturer.length > maxNameLength || identity.serialNumber.length > maxNameLength) return "name"
-    const key = agvKey(identity)
-    if (state.starting.has(key) || Registry.unsafeLookup(options.registry, key).length > 0) return undefined
-    return admit(state, identity, false)
+  const check = Inbound.makeChecker(prefix, {
+    before: (identity): RefusalReason | undefined => {
+      const state = current
+      if (state === undefined) return undefined
+      // Before the key is built and hashed: a 60 KB serial number is refused by its length alone.
+      if (identity.manufacturer.length > maxNameLength || identity.serialNumber.length > maxNameLength) return "name"
+      const key = agvKey(identity)
+      if (state.starting.has(key) || Registry.unsafeLookup(options.registry, key).length > 0) return undefined
+      return admit(state, identity, false)
+    },
+    official: options.officialSchemas?.validate
   })
 
   const refuse = (state: State, { countedAs, reason, topic }: Inbound.Invalid): Step => {

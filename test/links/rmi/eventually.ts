@@ -1,12 +1,16 @@
-import { Effect, Schedule } from "effect"
+import { Duration, Effect, Schedule } from "effect"
 
-/** Polls `effect` every 5 ms until `predicate` holds and returns that value; dies after 5 seconds. */
-export const eventually = <A, E>(effect: Effect.Effect<A, E>, predicate: (a: A) => boolean): Effect.Effect<A, E> =>
+/** Polls `effect` every 5 ms until `predicate` holds and returns that value; dies after `within` (5 seconds). */
+export const eventually = <A, E>(
+  effect: Effect.Effect<A, E>,
+  predicate: (a: A) => boolean,
+  within: Duration.DurationInput = "5 seconds"
+): Effect.Effect<A, E> =>
   Effect.repeat(effect, Schedule.recurWhile<A>((a) => !predicate(a)).pipe(Schedule.addDelay(() => "5 millis"))).pipe(
     Effect.timeoutTo({
-      duration: "5 seconds",
+      duration: within,
       onSuccess: Effect.succeed,
-      onTimeout: () => Effect.dieMessage("condition not reached within 5 seconds")
+      onTimeout: () => Effect.dieMessage(`condition not reached within ${Duration.format(within)}`)
     }),
     Effect.flatten
   )

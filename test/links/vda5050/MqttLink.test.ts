@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Queue from "effect/Queue"
 import * as Mqtt from "mqtt"
 import type { ActorRef } from "../../../src/actors/ActorRef.js"
@@ -7,7 +8,9 @@ import { PubSub, Registry, TestKit } from "../../../src/actors/index.js"
 import * as LinkEvent from "../../../src/links/LinkEvent.js"
 import * as AgvLink from "../../../src/links/vda5050/AgvLink.js"
 import * as AgvSimulator from "../../../src/links/vda5050/AgvSimulator.js"
+import * as IngestThread from "../../../src/links/vda5050/IngestThread.js"
 import * as MqttLink from "../../../src/links/vda5050/MqttLink.js"
+import * as OfficialSchemas from "../../../src/links/vda5050/OfficialSchemas.js"
 import * as Order from "../../../src/links/vda5050/Order.js"
 import * as SimMap from "../../../src/links/vda5050/SimMap.js"
 import { DynamicSupervisor } from "../../../src/supervisors/index.js"
@@ -15,13 +18,18 @@ import { eventually } from "../rmi/eventually.js"
 import * as FleetProbe from "./support/FleetProbe.js"
 import { next } from "../support/nextEvent.js"
 import * as AgvLinks from "./support/AgvLinks.js"
+import { fixturesDir } from "./support/officialSchemas.js"
 
 /**
  * The VDA 5050 half of the fleet on the real Mosquitto, under a prefix of its own: a links
  * supervisor, the broker connection that discovers AGVs into it, and a probe (a second master
  * control) that sees every message on the prefix, ours included.
  */
-const setup = (agvOptions: Partial<AgvLink.AgvLinkOptions> = {}, ingestThread = false) =>
+const setup = (
+  agvOptions: Partial<AgvLink.AgvLinkOptions> = {},
+  ingestThread = false,
+  officialSchemas?: OfficialSchemas.OfficialSchemas
+) =>
   Effect.gen(function*() {
     const prefix = FleetProbe.uniquePrefix()
     const hub = yield* PubSub.make()
@@ -36,9 +44,12 @@ const setup = (agvOptions: Partial<AgvLink.AgvLinkOptions> = {}, ingestThread = 
       url: FleetProbe.MOSQUITTO_URL,
       prefix,
       agvOptions,
-      ingestThread
+      ingestThread,
+      officialSchemas
     })
-    yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected)
+    // With the ingest thread, connected waits for the thread to be bundled, started (its schemas compiled) and subscribed:
+    // seconds when other tests and benchmarks share the two cores.
+    yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected, ingestThread ? "20 seconds" : "5 seconds")
     const agvRef = (serial: string) =>
       Effect.map(
         eventually(Registry.lookup(registry, `agv:fleetvisor/${serial}`), (entries) => entries.length === 1),
@@ -235,5 +246,40 @@ describe("MqttLink with its ingest thread", () => {
       }
       const info = yield* eventually(link.ask(AgvLink.getInfo), (i) => i.visualization?.headerId === 500)
       expect(info.received - before).toBeGreaterThanOrEqual(500)
+    }))
+})
+
+describe("MqttLink with the official schemas", () => {
+  const schemas = Either.getOrThrowWith(OfficialSchemas.load(fixturesDir), (error) => new Error(error.message))
+
+  for (const ingestThread of [false, true]) {
+    it.scopedLive(`passes the simulator's messages and refuses what the schemas refuse (${ingestThread ? "on the ingest thread" : "inline"})`, () =>
+      Effect.gen(function*() {
+        const { agvRef, events, mqtt, prefix } = yield* setup({}, ingestThread, schemas)
+        const sim = yield* AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 1, visualizationHz: 10 })
+        const link = yield* agvRef("sim-0001")
+        yield* next(events, "AgvTelemetry", (e) => e.robot === "fleetvisor/sim-0001" && e.state !== undefined)
+        yield* next(events, "AgvTelemetry", (e) => e.robot === "fleetvisor/sim-0001" && e.visualization !== undefined)
+        expect((yield* mqtt.ask(MqttLink.getStats)).invalid).toBe(0)
+
+        yield* sim.agvs[0].publishRaw("visualization", JSON.stringify({ headerId: 1, timestamp: "yesterday" }))
+        const stats = yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.invalid >= 1)
+        expect(stats.invalidByTopic).toEqual({ visualization: 1 })
+        expect(stats.lastInvalid?.reason).toBe(`visualization 2.1.0: /timestamp must match format "date-time"`)
+        expect(link.isAlive()).toBe(true)
+      }))
+  }
+
+  it.scopedLive("fails the ingest thread's start when its folder cannot be loaded, saying why", () =>
+    Effect.gen(function*() {
+      const failed = yield* Effect.flip(IngestThread.start({
+        url: FleetProbe.MOSQUITTO_URL,
+        prefix: FleetProbe.uniquePrefix(),
+        officialSchemas: "/nonexistent/vda5050",
+        clientId: `schemas-${Date.now()}`,
+        onBatch: () => {},
+        onFailure: () => {}
+      }))
+      expect(failed.message).toBe("MQTT ingest thread: VDA 5050 schemas (FLEET_VDA5050_SCHEMAS): /nonexistent/vda5050: no such folder")
     }))
 })

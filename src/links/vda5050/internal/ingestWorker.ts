@@ -1,6 +1,7 @@
 /**
  * The ingest thread's module (started by `IngestThread` with `WorkerThread.run`): subscribes to
- * the prefix on a connection of its own, checks each message (`Inbound.makeChecker`) and posts
+ * the prefix on a connection of its own, checks each message (`Inbound.makeChecker`, with the
+ * official schemas when their folder is given: the thread loads them itself) and posts
  * them to the main thread in batches of at most `batchSize`, at least one per turn of this
  * thread's event loop. Messages beyond `maxInFlight` (posted and not yet taken by the main
  * thread) are dropped and counted.
@@ -10,6 +11,7 @@
  * its link asked for it (`SampleColumns.takeWanted`).
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
 import * as Queue from "effect/Queue"
@@ -18,6 +20,7 @@ import type * as BrokerSecurity from "../../mqtt/BrokerSecurity.js"
 import * as MqttConnection from "../../mqtt/MqttConnection.js"
 import * as SampleColumns from "../../SampleColumns.js"
 import * as Inbound from "../Inbound.js"
+import * as OfficialSchemas from "../OfficialSchemas.js"
 import * as Topic from "../Topic.js"
 import type { Visualization } from "../Visualization.js"
 import * as VisualizationSample from "../VisualizationSample.js"
@@ -29,6 +32,8 @@ export interface IngestWorkerData {
   /** The broker's user name and secret files, read by this thread at each (re)connect. */
   readonly security: BrokerSecurity.BrokerSecurity | undefined
   readonly prefix: string
+  /** The folder of the official schemas (`OfficialSchemas.load`); none: the message schemas alone. */
+  readonly officialSchemas: string | undefined
   readonly clientId: string
   /** `ingestCounters.Counter`s, shared with the main thread. */
   readonly counters: SharedArrayBuffer
@@ -67,8 +72,13 @@ export interface IngestWorkerProtocol {
 const port = ParentPort.make<IngestWorkerProtocol>()
 
 const run = (
-  { batchSize, byName, clientId, columns: shared, counters: buffer, maxInFlight, prefix, security, url }: IngestWorkerData
+  { batchSize, byName, clientId, columns: shared, counters: buffer, maxInFlight, officialSchemas, prefix, security, url }: IngestWorkerData
 ) => {
+  const official = officialSchemas === undefined ? undefined : OfficialSchemas.load(officialSchemas)
+  if (official !== undefined && Either.isLeft(official)) {
+    port.post({ type: "failed", error: official.left.message })
+    return
+  }
   const counters = new Int32Array(buffer)
   const columns = shared === undefined ? undefined : SampleColumns.fromShared(shared)
   const slots = new Map<string, number>()
@@ -104,7 +114,7 @@ const run = (
     Atomics.add(counters, Counter.sampled, 1)
     return true
   }
-  const check = Inbound.makeChecker(prefix)
+  const check = Inbound.makeChecker(prefix, { official: official?.right.validate })
   const filter = Topic.subscriptionFilter(prefix)
 
   let batch: Array<Inbound.Checked> = []

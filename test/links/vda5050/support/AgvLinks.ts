@@ -5,6 +5,7 @@ import * as Registry from "../../../../src/actors/Registry.js"
 import type * as SampleColumns from "../../../../src/links/SampleColumns.js"
 import * as AgvLink from "../../../../src/links/vda5050/AgvLink.js"
 import * as MqttLink from "../../../../src/links/vda5050/MqttLink.js"
+import type * as OfficialSchemas from "../../../../src/links/vda5050/OfficialSchemas.js"
 import { ChildSpec, DynamicSupervisor } from "../../../../src/supervisors/index.js"
 
 /**
@@ -23,6 +24,8 @@ export const start = (options: {
   readonly ingestThread?: boolean | undefined
   /** How many ingest threads (`MqttLink`'s `ingestThreads`). */
   readonly ingestThreads?: number | undefined
+  /** The official schemas messages are checked against (`MqttLink`'s `officialSchemas`). */
+  readonly officialSchemas?: OfficialSchemas.OfficialSchemas | undefined
   /** Admit AGVs as the fleet does: an AGV it did not know starts on probation. Absent: every AGV, none on probation. */
   readonly admission?: MqttLink.Admission | undefined
   /** `links`' restart intensity; default 100. */
@@ -41,6 +44,7 @@ export const start = (options: {
         prefix: options.prefix,
         ingestThread: options.ingestThread,
         ingestThreads: options.ingestThreads,
+        officialSchemas: options.officialSchemas,
         registry,
         admission: options.admission,
         samples: options.samples,
