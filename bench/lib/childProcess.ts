@@ -8,6 +8,8 @@ import { type ChildProcess, fork } from "node:child_process"
 export interface Child<In, Out> {
   /** The child's first message, when it greets (else never settles). */
   readonly first: Promise<Out>
+  /** Its process id, to read its CPU time from /proc. */
+  readonly pid: number
   readonly request: (message: In) => Promise<Out>
   /** Closes the IPC channel; a child ends (closing its scope) when it sees that. */
   readonly kill: () => void
@@ -38,6 +40,7 @@ export const spawnChild = <In, Out>(script: string, args: ReadonlyArray<string>,
   })
   return {
     first,
+    pid: child.pid!,
     request: (message) =>
       new Promise<Out>((resolve) => {
         pending.push(resolve)
