@@ -11,7 +11,7 @@
  * connection at its own phase of the period, or all at once with `INGEST_PHASES=burst`); the service
  * (`lib/ingestNode.ts`: `src/main.ts` with its fleet and its SQLite telemetry log); the
  * dashboards (`lib/dashboards.ts`, MessagePack, 5 of them decoding every frame to measure); and
- * this one, which measures the emergency stop of one of the loaded AGVs, taking turns between a
+ * this one, which measures emergency stops of the loaded AGVs (15 in turn), taking turns between a
  * client's `FleetEmergencyStop` on the gateway and a stop on the stop channel (`FLEET_STOP_PORT`):
  * from the request to the `instantActions` arriving at an MQTT subscriber of that AGV's topic
  * (an upper bound of "the command leaving the link": it includes the broker's hop), to the
@@ -57,6 +57,8 @@ const probes = 5
 const baselineSeconds = 15
 const warmupSeconds = 5
 const stopEveryMs = 200
+/** The AGVs stopped in turn: each at most every 1.5 s, past the stop channel's coalescing of a second. */
+const stoppedRobots = Array.from({ length: Math.min(15, robots) }, (_, i) => `bench/agv-${String(i + 1).padStart(4, "0")}`)
 const deadlineMs = (seconds + baselineSeconds + 120) * 1000
 const prefix = "bench/v2"
 const here = path.dirname(new URL(import.meta.url).pathname)
@@ -161,13 +163,14 @@ const main = async () => {
     await screens.request({ op: "open" })
 
     const channel = (await (await fetch(`${url}/fleet/stop-channel`)).json()) as { port: number }
-    const probe = await subscriberArrivals(brokerUrl, `${prefix}/bench/agv-0001/instantActions`)
-    const stops = await emergencyStops(wsUrl, `ws://127.0.0.1:${channel.port}/`, "bench/agv-0001", probe)
+    const probe = await subscriberArrivals(brokerUrl, prefix)
+    const stops = await emergencyStops(wsUrl, `ws://127.0.0.1:${channel.port}/`, stoppedRobots, probe)
     step("emergency stop, idle")
     const stopIdle = stopFigures(await stops.measure(5_000, stopEveryMs))
 
     step(`load: ${robots} AGVs at ${hz} Hz for ${seconds + warmupSeconds} s`)
     const start = await node.request({ op: "stats" })
+    const instantActionsBefore = probe.received()
     const running = load.request({ op: "run", seconds: seconds + warmupSeconds })
     await sleep(warmupSeconds * 1000)
     await screens.request({ op: "reset" })
@@ -192,12 +195,13 @@ const main = async () => {
     const ownCpu = process.cpuUsage(ownCpuBefore)
     await sleep(2_000)
     const after = await node.request({ op: "stats" })
+    const instantActions = probe.received() - instantActionsBefore
     await stops.close()
 
     // Published over the whole run (warm-up included) against received over the same span.
-    // The service also receives its own stops: `instantActions` under the prefix it subscribes to.
-    const stopsSent = [stopUnderLoad.gateway, stopUnderLoad.channel].reduce((n, s) => n + s.toAgv.samples + s.timedOut, 0)
-    const receivedInRun = after.mqtt.received - start.mqtt.received - stopsSent
+    // The service also receives its own `instantActions` (stops and their resends), under the prefix
+    // it subscribes to: as many as the probe, which subscribes to them all.
+    const receivedInRun = after.mqtt.received - start.mqtt.received - instantActions
     const serviceLoop = {
       active: during.process.eventLoop.active - before.process.eventLoop.active,
       idle: during.process.eventLoop.idle - before.process.eventLoop.idle

@@ -16,8 +16,8 @@ export interface Child<In, Out> {
 }
 
 /**
- * Forks `script` (with `--expose-gc`, under tsx) with `args`; `first` is its first message when it
- * `greets`. `BENCH_CHILD_ARGS` adds Node options, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+ * Forks `script` (with `--expose-gc`, under tsx) with `args`, its stdout and stderr to this
+ * process' stderr; `first` is its first message when it `greets`. `BENCH_CHILD_ARGS` adds Node options, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
  */
 export const spawnChild = <In, Out>(script: string, args: ReadonlyArray<string>, greets: boolean): Child<In, Out> => {
   const child: ChildProcess = fork(script, [...args], {
@@ -28,7 +28,8 @@ export const spawnChild = <In, Out>(script: string, args: ReadonlyArray<string>,
       "tsx",
       ...(process.env.BENCH_CHILD_ARGS?.split(" ").filter((arg) => arg !== "") ?? [])
     ],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    // The child's stdout goes to this process' stderr: a benchmark's stdout is its JSON alone.
+    stdio: ["ignore", 2, "inherit", "ipc"],
     serialization: "advanced"
   })
   let pending: Array<(message: Out) => void> = []
