@@ -3,8 +3,11 @@
  * `agvLoad.ts` names them (manufacturer `bench`, serial numbers `agv-0001` …, topics
  * `<prefix>/bench/<serial>/<topic>`), each with its retained `connection` ONLINE (QoS 1) in the
  * broker from the start, streaming VDA 5050 2.x `visualization` messages at a rate set per
- * stream, each AGV at its own phase of the period (AGV `i` of `n` at `i / n` of it). They send
- * no `state`: a visualization is the sign of life the service's AGV links wait for.
+ * stream, each AGV at its own phase of the period (AGV `i` of `n` at `i / n` of it). A
+ * visualization is the sign of life the service's AGV links wait for; an AGV sends a `state`
+ * only to answer an `instantActions`: every action of it FINISHED, paused after a `startPause`
+ * (until a `stopPause`), no order. That confirms an emergency stop (startPause + cancelOrder), so
+ * the service stops sending it again every 500 ms, as it does for a real AGV.
  *
  * A message goes only to the connections (of the stream's targets) with a subscription that
  * matches its topic, so a receiver subscribing the prefix's wildcard and one subscribing AGVs
@@ -80,6 +83,8 @@ interface Agv {
   readonly fields: Fields
   headerId: number
   xMillis: number
+  stateHeaderId: number
+  paused: boolean
 }
 
 /** Offsets in a payload: the end of the headerId field, the start of the timestamp, the end of x. */
@@ -133,7 +138,7 @@ const agvOf = (prefix: string, index: number): Agv => {
   const template = templateOf(serialNumber, index % 1000)
   const payload = Buffer.from(template, "latin1")
   const [prefix4, prefix5] = [prefixOf(topic, payload, 4), prefixOf(topic, payload, 5)]
-  return { serialNumber, topic, payload, prefix4, prefix5, fields: fieldsOf(template), headerId: 0, xMillis: 0 }
+  return { serialNumber, topic, payload, prefix4, prefix5, fields: fieldsOf(template), headerId: 0, xMillis: 0, stateHeaderId: 0, paused: false }
 }
 
 const connectionPayload = (serialNumber: string) =>
@@ -144,6 +149,29 @@ const connectionPayload = (serialNumber: string) =>
     manufacturer,
     serialNumber,
     connectionState: "ONLINE"
+  }))
+
+/** The state an AGV answers `actions` with: each FINISHED, no order, paused or not. */
+const stateOf = (agv: Agv, actions: ReadonlyArray<{ readonly actionId?: unknown; readonly actionType?: unknown }>) =>
+  Buffer.from(JSON.stringify({
+    headerId: ++agv.stateHeaderId,
+    timestamp: new Date().toISOString(),
+    version: "2.1.0",
+    manufacturer,
+    serialNumber: agv.serialNumber,
+    orderId: "",
+    orderUpdateId: 0,
+    lastNodeId: "",
+    lastNodeSequenceId: 0,
+    driving: false,
+    paused: agv.paused,
+    operatingMode: "AUTOMATIC",
+    nodeStates: [],
+    edgeStates: [],
+    actionStates: actions.map(({ actionId, actionType }) => ({ actionId: String(actionId), actionType: String(actionType), actionStatus: "FINISHED" })),
+    batteryState: { batteryCharge: 80, charging: false },
+    errors: [],
+    safetyState: { eStop: "NONE", fieldViolation: false }
   }))
 
 interface Target {
@@ -173,6 +201,26 @@ export const makeAgvStream = (broker: MiniBroker, robots: number, prefix: string
     return mask
   }
   broker.onSubscriptions((connection) => masks.delete(connection))
+
+  const bySerialNumber = new Map(agvs.map((agv) => [agv.serialNumber, agv]))
+  const actionsPrefix = `${prefix}/${manufacturer}/`
+  broker.onPublish((topic, payload) => {
+    if (!topic.startsWith(actionsPrefix) || !topic.endsWith("/instantActions")) return
+    const agv = bySerialNumber.get(topic.slice(actionsPrefix.length, -"/instantActions".length))
+    if (agv === undefined) return
+    let actions: unknown
+    try {
+      actions = JSON.parse(payload.toString()).actions
+    } catch {
+      return
+    }
+    if (!Array.isArray(actions)) return
+    for (const action of actions) {
+      if (action?.actionType === "startPause") agv.paused = true
+      if (action?.actionType === "stopPause") agv.paused = false
+    }
+    broker.publish(topicOf(prefix, agv.serialNumber, "state"), stateOf(agv, actions), 0)
+  })
 
   let run:
     | {

@@ -35,7 +35,7 @@ export interface BrokerConnection {
   /** Messages written to it, and QoS 0 messages dropped by the unread-bytes rule (whoever sends updates them). */
   delivered: number
   dropped: number
-  /** Of `delivered`, the messages routed as clients published them (not retained ones, nor a stream's). */
+  /** Of `delivered`, the messages routed as published, by clients or by `publish` (not retained ones on subscribe, nor a stream's). */
   relayed: number
   bytesIn: number
   bytesOut: number
@@ -58,6 +58,10 @@ export interface MiniBroker {
   readonly retain: (topic: string, payload: Buffer, qos: 0 | 1) => void
   /** Called when a connection's subscriptions change, it connects or it leaves. */
   readonly onSubscriptions: (listener: (connection: BrokerConnection) => void) => void
+  /** Called with each client's publish, after it was routed. */
+  readonly onPublish: (listener: (topic: string, payload: Buffer) => void) => void
+  /** Routes a message of the broker's own to the matching subscriptions, as a client's publish would be (not retained). */
+  readonly publish: (topic: string, payload: Buffer, qos: 0 | 1) => void
   /** Client publishes by topic. */
   readonly arrivals: ReadonlyMap<string, TopicArrivals>
   readonly close: () => Promise<void>
@@ -97,6 +101,7 @@ export const startMiniBroker = async (): Promise<MiniBroker> => {
   const retained = new Map<string, { readonly payload: Buffer; readonly qos: 0 | 1 }>()
   const arrivals = new Map<string, TopicArrivals>()
   const listeners: Array<(connection: BrokerConnection) => void> = []
+  const publishListeners: Array<(topic: string, payload: Buffer) => void> = []
   const sockets = new Set<net.Socket>()
   let anonymous = 0
 
@@ -137,6 +142,15 @@ export const startMiniBroker = async (): Promise<MiniBroker> => {
     if (seen.at.length > 2 * arrivalsKept) seen.at.splice(0, seen.at.length - arrivalsKept)
   }
 
+  /** Sends a message to every connection with a matching subscription but `from`'s own no-local ones, as published. */
+  const route = (from: BrokerConnection | undefined, topic: string, payload: Buffer, qos: 0 | 1 | 2) => {
+    for (const connection of connections) {
+      const granted = matchingQos(connection, topic, from)
+      if (granted === undefined) continue
+      if (deliver(connection, topic, payload, qos === 0 ? 0 : granted, false)) connection.relayed++
+    }
+  }
+
   const published = (from: BrokerConnection, packet: mqttPacket.IPublishPacket, at: number) => {
     record(packet.topic, at)
     if (packet.qos === 1) send(from, { cmd: "puback", messageId: packet.messageId })
@@ -146,11 +160,8 @@ export const startMiniBroker = async (): Promise<MiniBroker> => {
       if (payload.length === 0) retained.delete(packet.topic)
       else retained.set(packet.topic, { payload, qos: packet.qos === 0 ? 0 : 1 })
     }
-    for (const connection of connections) {
-      const granted = matchingQos(connection, packet.topic, from)
-      if (granted === undefined) continue
-      if (deliver(connection, packet.topic, payload, packet.qos === 0 ? 0 : granted, false)) connection.relayed++
-    }
+    route(from, packet.topic, payload, packet.qos)
+    for (const listener of publishListeners) listener(packet.topic, payload)
   }
 
   const subscribed = (connection: BrokerConnection, packet: mqttPacket.ISubscribePacket) => {
@@ -247,6 +258,8 @@ export const startMiniBroker = async (): Promise<MiniBroker> => {
     connections,
     retain: (topic, payload, qos) => void retained.set(topic, { payload, qos }),
     onSubscriptions: (listener) => void listeners.push(listener),
+    onPublish: (listener) => void publishListeners.push(listener),
+    publish: (topic, payload, qos) => route(undefined, topic, payload, qos),
     arrivals,
     close: () =>
       new Promise<void>((resolve) => {

@@ -13,6 +13,10 @@ import { afterEach, describe, expect, it } from "vitest"
 import { makeAgvStream } from "../../bench/lib/agvStream.js"
 import { spawnChild } from "../../bench/lib/childProcess.js"
 import { dropAboveBytes, type MiniBroker, startMiniBroker, topicMatches } from "../../bench/lib/miniBroker.js"
+import * as StopLatch from "../../src/links/StopLatch.js"
+import { confirmsStop } from "../../src/links/vda5050/AgvLink.js"
+import * as Inbound from "../../src/links/vda5050/Inbound.js"
+import type { State } from "../../src/links/vda5050/State.js"
 
 const prefix = "bench/v2"
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -20,15 +24,19 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 interface Seen {
   readonly topic: string
   readonly retain: boolean
-  readonly payload: Record<string, unknown>
+  readonly payload: Record<string, any>
 }
 
-/** An mqtt.js client that keeps every message it receives. */
+/** An mqtt.js client that keeps every message it receives, decoded and (in `raw`) as it came. */
 const client = async (url: string, clientId: string, protocolVersion: 4 | 5) => {
   const c = await mqtt.connectAsync(url, { clientId, protocolVersion, reconnectPeriod: 0 })
   const seen: Array<Seen> = []
-  c.on("message", (topic, payload, packet) => seen.push({ topic, retain: packet.retain, payload: JSON.parse(payload.toString()) }))
-  return { c, seen }
+  const raw: Array<{ readonly topic: string; readonly payload: Buffer }> = []
+  c.on("message", (topic, payload, packet) => {
+    seen.push({ topic, retain: packet.retain, payload: JSON.parse(payload.toString()) })
+    raw.push({ topic, payload })
+  })
+  return { c, seen, raw }
 }
 
 /** A raw TCP client that says CONNECT, PINGREQ and SUBSCRIBE and then, unless `reads`, never reads a byte. */
@@ -159,6 +167,45 @@ describe("replayer", () => {
     expect(arrived.at[0]).toBeLessThanOrEqual(after)
     expect(agv.seen).toEqual([{ topic, retain: false, payload: { headerId: 7, actions: [] } }])
     expect([...broker.connections].find((c) => c.clientId === "agv")!.relayed).toBe(1)
+  })
+
+  it("sends what the service's checks accept, and answers a stop with a state that confirms it", async () => {
+    broker = await startMiniBroker()
+    const agvs = makeAgvStream(broker, 3, prefix)
+    const service = await client(broker.url, "fleetvisor-test", 4)
+    cleanups.push(() => service.c.endAsync())
+    await service.c.subscribeAsync(`${prefix}/+/+/#`, { qos: 0 })
+    agvs.start(50)
+    await sleep(200)
+    agvs.halt()
+    const stop = {
+      headerId: 1,
+      timestamp: new Date().toISOString(),
+      version: "2.0.0",
+      manufacturer: "bench",
+      serialNumber: "agv-0003",
+      actions: [
+        { actionId: "pause-1", actionType: "startPause", blockingType: "HARD" },
+        { actionId: "cancel-1", actionType: "cancelOrder", blockingType: "HARD" }
+      ]
+    }
+    await service.c.publishAsync(`${prefix}/bench/agv-0003/instantActions`, JSON.stringify(stop), { qos: 0 })
+    await until(() => service.seen.some((m) => m.topic.endsWith("/state")), 2_000)
+
+    const check = Inbound.makeChecker(prefix)
+    for (const topic of ["connection", "visualization", "state"]) {
+      const sent = service.raw.filter((m) => m.topic.endsWith(`/${topic}`))
+      expect(sent.length).toBeGreaterThan(0)
+      for (const { topic: name, payload } of sent) expect(check(name, payload)).toMatchObject({ _tag: "Valid" })
+    }
+    const states = service.raw.filter((m) => m.topic.endsWith("/state")).map(({ topic, payload }) => check(topic, payload) as Inbound.Valid)
+    expect(states.map((s) => s.identity)).toEqual([{ manufacturer: "bench", serialNumber: "agv-0003" }])
+    const latch = StopLatch.memory().latch("bench/agv-0003", "agv", "test")
+    latch.cancelActions.add("cancel-1")
+    expect(confirmsStop(latch, states[0].message as State)).toBe(true)
+    latch.cancelActions.clear()
+    latch.cancelActions.add("cancel-0")
+    expect(confirmsStop(latch, states[0].message as State)).toBe(false)
   })
 
   it("drops a connection's messages past 4 MiB unread and counts them per AGV; a reading connection loses none", async () => {
