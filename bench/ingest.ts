@@ -11,7 +11,7 @@
  * connection at its own phase of the period, or all at once with `INGEST_PHASES=burst`); the service
  * (`lib/ingestNode.ts`: `src/main.ts` with its fleet and its SQLite telemetry log); the
  * dashboards (`lib/dashboards.ts`, MessagePack, 5 of them decoding every frame to measure); and
- * this one, which measures the emergency stop of one of the loaded AGVs, taking turns between a
+ * this one, which measures emergency stops of the loaded AGVs (15 in turn), taking turns between a
  * client's `FleetEmergencyStop` on the gateway and a stop on the stop channel (`FLEET_STOP_PORT`):
  * from the request to the `instantActions` arriving at an MQTT subscriber of that AGV's topic
  * (an upper bound of "the command leaving the link": it includes the broker's hop), to the
@@ -41,9 +41,10 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
-import { WebSocket } from "ws"
 import { type Child, spawnChild } from "./lib/childProcess.js"
+import { emergencyStops, stopFigures, subscriberArrivals } from "./lib/emergencyStops.js"
 import { summary } from "./lib/percentiles.js"
+import { cpuMsOfPid } from "./lib/processCpu.js"
 
 const robots = Number(process.env.INGEST_ROBOTS ?? 1_000)
 const hz = Number(process.env.INGEST_HZ ?? 100)
@@ -56,6 +57,8 @@ const probes = 5
 const baselineSeconds = 15
 const warmupSeconds = 5
 const stopEveryMs = 200
+/** The AGVs stopped in turn: each at most every 1.5 s, past the stop channel's coalescing of a second. */
+const stoppedRobots = Array.from({ length: Math.min(15, robots) }, (_, i) => `bench/agv-${String(i + 1).padStart(4, "0")}`)
 const deadlineMs = (seconds + baselineSeconds + 120) * 1000
 const prefix = "bench/v2"
 const here = path.dirname(new URL(import.meta.url).pathname)
@@ -73,12 +76,6 @@ const freePort = () =>
       server.close(() => resolve(port))
     })
   })
-
-/** CPU time (user + system) of a process, ms, from /proc. */
-const cpuOfPid = (pid: number) => {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
-}
 
 const startBroker = async (port: number, dir: string): Promise<ChildProcess> => {
   const conf = path.join(dir, "mosquitto.conf")
@@ -120,119 +117,6 @@ const baseline = async (brokerUrl: string, load: Child<object, any>) => {
     latency: summary(latencies),
     subscriberCpuMs: Math.round((cpu.user + cpu.system) / 1000),
     generatorCpuMs: run.cpuMs
-  }
-}
-
-/** The two ways a client stops a robot: an RPC on the gateway, or the stop channel's own socket. */
-type StopPath = "gateway" | "channel"
-
-const openSocket = async (url: string, protocol: string) => {
-  const socket = new WebSocket(url, protocol, { perMessageDeflate: false })
-  await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject))
-  return socket
-}
-
-/**
- * Raw JSON clients sending emergency stops and timing them, alternating between the gateway's
- * `FleetEmergencyStop` and the stop channel: from the request to the `instantActions` arriving
- * at the AGV's subscriber, and to the reply.
- */
-const emergencyStops = async (wsUrl: string, stopUrl: string, brokerUrl: string, robot: string) => {
-  const sockets: Record<StopPath, WebSocket> = {
-    gateway: await openSocket(wsUrl, "fleetvisor.v1.json"),
-    channel: await openSocket(stopUrl, "fleetvisor.stop.v1")
-  }
-  const agv = await mqtt.connectAsync(brokerUrl, { clientId: "bench-estop-probe" })
-  await agv.subscribeAsync(`${prefix}/${robot}/instantActions`, { qos: 1 })
-  let id = 0
-  let waiting:
-    | { id: string; sent: number; reply?: number; arrived?: number; writtenAt?: number; done: () => void }
-    | undefined
-  const settle = () => waiting?.reply !== undefined && waiting.arrived !== undefined && waiting.done()
-  const onReply = (requestId: unknown, writtenAt?: number) => {
-    const at = performance.now()
-    if (waiting !== undefined && requestId === waiting.id) {
-      waiting.reply = at
-      // The channel says when its thread wrote the stop (epoch ms); this process's clock in the same terms.
-      if (writtenAt !== undefined) waiting.writtenAt = writtenAt - performance.timeOrigin
-      settle()
-    }
-  }
-  sockets.gateway.on("message", (data: Buffer) => {
-    const frame = JSON.parse(data.toString())
-    if (frame._tag === "Exit") onReply(frame.requestId)
-  })
-  sockets.channel.on("message", (data: Buffer) => {
-    const reply = JSON.parse(data.toString())
-    onReply(reply.id, reply.writtenAt)
-  })
-  agv.on("message", () => {
-    const at = performance.now()
-    if (waiting !== undefined && waiting.arrived === undefined) {
-      waiting.arrived = at
-      settle()
-    }
-  })
-  const one = (via: StopPath) =>
-    new Promise<{ toAgvMs: number; replyMs: number; leftMs: number | undefined } | undefined>((resolve) => {
-      const requestId = String(++id)
-      const timeout = setTimeout(() => {
-        waiting = undefined
-        resolve(undefined)
-      }, 2_000)
-      waiting = {
-        id: requestId,
-        sent: performance.now(),
-        done: () => {
-          clearTimeout(timeout)
-          const w = waiting!
-          waiting = undefined
-          resolve({
-            toAgvMs: w.arrived! - w.sent,
-            replyMs: w.reply! - w.sent,
-            leftMs: w.writtenAt === undefined ? undefined : w.writtenAt - w.sent
-          })
-        }
-      }
-      sockets[via].send(JSON.stringify(
-        via === "gateway"
-          ? { _tag: "Request", id: requestId, tag: "FleetEmergencyStop", payload: { robot }, headers: [] }
-          : { id: requestId, robot }
-      ))
-    })
-  /** Stops one every `stopEveryMs / 2`, taking turns between the two paths. */
-  const measure = async (forMs: number) => {
-    const samples = {
-      gateway: { toAgv: [] as Array<number>, reply: [] as Array<number>, left: [] as Array<number>, timedOut: 0 },
-      channel: { toAgv: [] as Array<number>, reply: [] as Array<number>, left: [] as Array<number>, timedOut: 0 }
-    }
-    const until = performance.now() + forMs
-    for (let turn = 0; performance.now() < until; turn++) {
-      const via: StopPath = turn % 2 === 0 ? "gateway" : "channel"
-      const result = await one(via)
-      if (result === undefined) samples[via].timedOut++
-      else {
-        samples[via].toAgv.push(result.toAgvMs)
-        samples[via].reply.push(result.replyMs)
-        if (result.leftMs !== undefined) samples[via].left.push(result.leftMs)
-      }
-      await sleep(stopEveryMs / 2)
-    }
-    const report = (s: typeof samples.gateway) => ({
-      toAgv: summary(s.toAgv),
-      reply: summary(s.reply),
-      ...(s.left.length === 0 ? {} : { leftLink: summary(s.left) }),
-      timedOut: s.timedOut
-    })
-    return { gateway: report(samples.gateway), channel: report(samples.channel) }
-  }
-  return {
-    measure,
-    close: async () => {
-      sockets.gateway.close()
-      sockets.channel.close()
-      await agv.endAsync()
-    }
   }
 }
 
@@ -279,17 +163,19 @@ const main = async () => {
     await screens.request({ op: "open" })
 
     const channel = (await (await fetch(`${url}/fleet/stop-channel`)).json()) as { port: number }
-    const stops = await emergencyStops(wsUrl, `ws://127.0.0.1:${channel.port}/`, brokerUrl, "bench/agv-0001")
+    const probe = await subscriberArrivals(brokerUrl, prefix)
+    const stops = await emergencyStops(wsUrl, `ws://127.0.0.1:${channel.port}/`, stoppedRobots, probe)
     step("emergency stop, idle")
-    const stopIdle = await stops.measure(5_000)
+    const stopIdle = stopFigures(await stops.measure(5_000, stopEveryMs))
 
     step(`load: ${robots} AGVs at ${hz} Hz for ${seconds + warmupSeconds} s`)
     const start = await node.request({ op: "stats" })
+    const instantActionsBefore = probe.received()
     const running = load.request({ op: "run", seconds: seconds + warmupSeconds })
     await sleep(warmupSeconds * 1000)
     await screens.request({ op: "reset" })
     const before = await node.request({ op: "stats" })
-    const brokerCpuBefore = cpuOfPid(broker.pid!)
+    const brokerCpuBefore = cpuMsOfPid(broker.pid!)
     const ownCpuBefore = process.cpuUsage()
     const loopWindows: Array<{ jitterP99Ms: number; jitterMaxMs: number }> = []
     const sampling = (async () => {
@@ -300,21 +186,22 @@ const main = async () => {
         if (stats.loop !== undefined) loopWindows.push({ jitterP99Ms: stats.loop.jitterP99Ms, jitterMaxMs: stats.loop.jitterMaxMs })
       }
     })()
-    const stopUnderLoad = await stops.measure((seconds - 2) * 1000)
+    const stopUnderLoad = stopFigures(await stops.measure((seconds - 2) * 1000, stopEveryMs))
     await sampling
     const view = await screens.request({ op: "report" })
     const generated = await running
     const during = await node.request({ op: "stats" })
-    const brokerCpuMs = cpuOfPid(broker.pid!) - brokerCpuBefore
+    const brokerCpuMs = cpuMsOfPid(broker.pid!) - brokerCpuBefore
     const ownCpu = process.cpuUsage(ownCpuBefore)
     await sleep(2_000)
     const after = await node.request({ op: "stats" })
+    const instantActions = probe.received() - instantActionsBefore
     await stops.close()
 
     // Published over the whole run (warm-up included) against received over the same span.
-    // The service also receives its own stops: `instantActions` under the prefix it subscribes to.
-    const stopsSent = [stopUnderLoad.gateway, stopUnderLoad.channel].reduce((n, s) => n + s.toAgv.samples + s.timedOut, 0)
-    const receivedInRun = after.mqtt.received - start.mqtt.received - stopsSent
+    // The service also receives its own `instantActions` (stops and their resends), under the prefix
+    // it subscribes to: as many as the probe, which subscribes to them all.
+    const receivedInRun = after.mqtt.received - start.mqtt.received - instantActions
     const serviceLoop = {
       active: during.process.eventLoop.active - before.process.eventLoop.active,
       idle: during.process.eventLoop.idle - before.process.eventLoop.idle

@@ -8,14 +8,16 @@ import { type ChildProcess, fork } from "node:child_process"
 export interface Child<In, Out> {
   /** The child's first message, when it greets (else never settles). */
   readonly first: Promise<Out>
+  /** Its process id, to read its CPU time from /proc. */
+  readonly pid: number
   readonly request: (message: In) => Promise<Out>
   /** Closes the IPC channel; a child ends (closing its scope) when it sees that. */
   readonly kill: () => void
 }
 
 /**
- * Forks `script` (with `--expose-gc`, under tsx) with `args`; `first` is its first message when it
- * `greets`. `BENCH_CHILD_ARGS` adds Node options, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+ * Forks `script` (with `--expose-gc`, under tsx) with `args`, its stdout and stderr to this
+ * process' stderr; `first` is its first message when it `greets`. `BENCH_CHILD_ARGS` adds Node options, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
  */
 export const spawnChild = <In, Out>(script: string, args: ReadonlyArray<string>, greets: boolean): Child<In, Out> => {
   const child: ChildProcess = fork(script, [...args], {
@@ -26,7 +28,8 @@ export const spawnChild = <In, Out>(script: string, args: ReadonlyArray<string>,
       "tsx",
       ...(process.env.BENCH_CHILD_ARGS?.split(" ").filter((arg) => arg !== "") ?? [])
     ],
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    // The child's stdout goes to this process' stderr: a benchmark's stdout is its JSON alone.
+    stdio: ["ignore", 2, "inherit", "ipc"],
     serialization: "advanced"
   })
   let pending: Array<(message: Out) => void> = []
@@ -38,6 +41,7 @@ export const spawnChild = <In, Out>(script: string, args: ReadonlyArray<string>,
   })
   return {
     first,
+    pid: child.pid!,
     request: (message) =>
       new Promise<Out>((resolve) => {
         pending.push(resolve)
