@@ -39,6 +39,8 @@ const loaded = ServiceConfig.loadConfig(Main.config, new Map(), {
   FLEET_CONTROL_LOOP_REALTIME_PRIORITY: process.env.FLEET_CONTROL_LOOP_REALTIME_PRIORITY,
   FLEET_STOP_PORT: "0",
   FLEET_MQTT_INGEST_THREAD: process.env.FLEET_MQTT_INGEST_THREAD ?? "on",
+  FLEET_MQTT_INGEST_THREADS: process.env.FLEET_MQTT_INGEST_THREADS,
+  FLEET_VDA5050_SCHEMAS: process.env.FLEET_VDA5050_SCHEMAS,
   FLEET_STOP_REALTIME_PRIORITY: process.env.FLEET_STOP_REALTIME_PRIORITY
 })
 if (Either.isLeft(loaded)) throw new Error(loaded.left.join("; "))

@@ -13,6 +13,22 @@ import { next } from "../support/nextEvent.js"
 import * as AgvLinks from "./support/AgvLinks.js"
 import * as FleetProbe from "./support/FleetProbe.js"
 
+/** The body of a VDA 5050 `state` of an idle AGV, its battery at 80 % + `headerId`. */
+const stateBody = (headerId: number) => ({
+  orderId: "",
+  orderUpdateId: 0,
+  lastNodeId: "",
+  lastNodeSequenceId: 0,
+  driving: false,
+  operatingMode: "AUTOMATIC",
+  nodeStates: [],
+  edgeStates: [],
+  actionStates: [],
+  batteryState: { batteryCharge: 80 + headerId, charging: false },
+  errors: [],
+  safetyState: { eStop: "NONE", fieldViolation: false }
+})
+
 /**
  * Samples and events, on the real Mosquitto: an AGV's `visualization`s are written to its slot
  * of the sample columns by the thread that parsed them and never reach its link's mailbox, while
@@ -48,22 +64,7 @@ const setup = (ingestThread: boolean, agvOptions: Partial<AgvLink.AgvLinkOptions
         agvPosition: { x: headerId, y: 2, theta: 0.5, mapId: "hall", positionInitialized: true },
         velocity: { vx: 1, vy: 0, omega: 0 }
       })
-    const state = (headerId: number) =>
-      send("state", {
-        ...header(headerId),
-        orderId: "",
-        orderUpdateId: 0,
-        lastNodeId: "",
-        lastNodeSequenceId: 0,
-        driving: false,
-        operatingMode: "AUTOMATIC",
-        nodeStates: [],
-        edgeStates: [],
-        actionStates: [],
-        batteryState: { batteryCharge: 80 + headerId, charging: false },
-        errors: [],
-        safetyState: { eStop: "NONE", fieldViolation: false }
-      })
+    const state = (headerId: number) => send("state", { ...header(headerId), ...stateBody(headerId) })
     const sample = new Float64Array(SampleColumns.fieldCount)
     const slotSample = Effect.sync(() => {
       const slot = samples.slotOf("fleetvisor/agv-1")
@@ -201,21 +202,7 @@ describe("ingest partitioned over threads", () => {
       expect(stats.ingestSampled.filter((n) => n > 0).length).toBeGreaterThan(1)
       // Events still go to the links: a state of each AGV, heard on its thread.
       for (const serial of serials) {
-        yield* publish(serial, "state", {
-          ...header(serial, 1),
-          orderId: "",
-          orderUpdateId: 0,
-          lastNodeId: "",
-          lastNodeSequenceId: 0,
-          driving: false,
-          operatingMode: "AUTOMATIC",
-          nodeStates: [],
-          edgeStates: [],
-          actionStates: [],
-          batteryState: { batteryCharge: 50, charging: false },
-          errors: [],
-          safetyState: { eStop: "NONE", fieldViolation: false }
-        })
+        yield* publish(serial, "state", { ...header(serial, 1), ...stateBody(1) })
       }
       const heard = new Set<string>()
       while (heard.size < serials.length) heard.add((yield* next(events, "AgvTelemetry", (e) => e.state?.headerId === 1)).robot)
