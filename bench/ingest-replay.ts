@@ -4,7 +4,7 @@
  * at its own phase of the period; a fraction of what Mosquitto and a load generator take of a
  * 2-core machine), into the real service or into a plain subscriber, never both at once.
  *
- *   npm run -s bench:ingest:replay   → one JSON object on stdout (about four minutes)
+ *   npm run -s bench:ingest:replay   → one JSON object on stdout (about two and a half minutes)
  *
  * Processes: the replayer; the baseline (`lib/plainSubscriber.ts`: mqtt.js, JSON, headerIds per
  * AGV); the service (`lib/ingestNode.ts`, pointed at the replayer); `INGEST_DASHBOARDS` (100)
@@ -17,15 +17,18 @@
  *   `instantActions` arriving at the replayer (its own record of arrival times); the replayer's
  *   AGVs confirm their stops with a `state`, as real ones do, so the service does not resend them.
  * - knee: the highest loss-free rate of each side, trying `INGEST_KNEE_RATES` (10k, 25k, 50k, 75k,
- *   100k messages/s) for `INGEST_KNEE_SECONDS` (5) each and stopping a side at its first loss.
+ *   100k messages/s) for `INGEST_KNEE_SECONDS` (5) each and stopping a side at its first loss; and
+ *   the highest of those up to which it also kept up (had everything within a second of the
+ *   stream's end): a short turn can be loss-free with a backlog that would overflow in a longer one.
  *
  * Figures per turn: messages sent by the replayer to the receiver, dropped by it (more than 4 MiB
  * unread), received (the service's `received`, less what the replayer relayed to it: its own
- * stops, and the AGVs' states confirming them), lost = sent − received; the receiver's CPU time over the streaming span (all
- * its threads, /proc) per message received (the service's also above its idle CPU time, with the
- * dashboards open and no AGV speaking); latency (service: robot message → dashboard frame;
- * baseline: header timestamp → arrival); the replayer's own CPU. After each turn the receiver is
- * given time to take what is still on its way (its count unchanged for half a second).
+ * stops, and the AGVs' states confirming them), lost = sent − received; the receiver's CPU time
+ * over the streaming span (all its threads, /proc) per message received (the service's also above
+ * its idle CPU time, with the dashboards open and no AGV speaking); latency (service: robot
+ * message → dashboard frame; baseline: header timestamp → arrival); the replayer's own CPU. After
+ * each turn the receiver is given time to take what is still on its way (until its count has not
+ * changed for half a second): `drainMs` is how long it still took messages after the stream ended.
  */
 import * as os from "node:os"
 import * as path from "node:path"
@@ -43,6 +46,8 @@ const roundSeconds = Number(process.env.INGEST_ROUND_SECONDS ?? 10)
 const kneeRates = (process.env.INGEST_KNEE_RATES ?? "10000,25000,50000,75000,100000")
   .split(",").filter((rate) => rate.trim() !== "").map(Number)
 const kneeSeconds = Number(process.env.INGEST_KNEE_SECONDS ?? 5)
+/** A loss-free turn kept up when the receiver had taken everything within this long of the stream's end. */
+const keptUpDrainMs = 1_000
 const warmupSeconds = 3
 const idleSeconds = 3
 const probes = 5
@@ -65,16 +70,25 @@ const round = (value: number, digits = 2) => Number(value.toFixed(digits))
 const verbose = process.env.BENCH_VERBOSE === "1"
 const step = (message: string) => verbose && process.stderr.write(`[ingest-replay] ${message}\n`)
 
-/** Reads `count` until it has not changed for half a second (at most 15 s): what was on its way has arrived. */
-const settled = async <A>(read: () => Promise<A>, count: (a: A) => number): Promise<A> => {
+/**
+ * Reads `count` until it has not changed for half a second (at most 15 s): what was on its way has
+ * arrived. The last reading, and how long after the first one the count last changed (250 ms steps).
+ */
+const settled = async <A>(read: () => Promise<A>, count: (a: A) => number): Promise<{ readonly last: A; readonly drainMs: number }> => {
+  const started = performance.now()
   let last = await read()
+  let drainMs = 0
   for (let unchanged = 0, i = 0; unchanged < 2 && i < 60; i++) {
     await sleep(250)
     const next = await read()
-    unchanged = count(next) === count(last) ? unchanged + 1 : 0
+    if (count(next) === count(last)) unchanged++
+    else {
+      unchanged = 0
+      drainMs = Math.round(performance.now() - started)
+    }
     last = next
   }
-  return last
+  return { last, drainMs }
 }
 
 /** Arrivals of the stops' `instantActions` at the replayer, asked for until one is there. */
@@ -97,6 +111,8 @@ interface Turn {
   readonly droppedByReplayer: number
   readonly received: number
   readonly lost: number
+  /** How long after the stream's end the receiver was still taking messages (what it had fallen behind by). */
+  readonly drainMs: number
   readonly cpuMs: number
   readonly cpuUsPerMessage: number
   readonly latency: { readonly samples: number; readonly p50Ms: number; readonly p99Ms: number }
@@ -104,6 +120,7 @@ interface Turn {
 }
 
 const main = async () => {
+  const loadBefore = os.loadavg()
   const children: Array<Child<object, any>> = []
   const spawn = (script: string, args: ReadonlyArray<string>, greets: boolean) => {
     const child = spawnChild<object, any>(path.join(here, "lib", script), args, greets)
@@ -155,13 +172,14 @@ const main = async () => {
       await sleep(seconds * 1000)
       const streamed = await replayer.request({ op: "halt" })
       const cpuMs = cpuMsOfPid(subscriber.pid) - cpuBefore
-      const seen = await settled(() => subscriber.request({ op: "report" }), (report) => report.received)
+      const { last: seen, drainMs } = await settled(() => subscriber.request({ op: "report" }), (report) => report.received)
       return {
         offeredPerSecond: robots * turnHz,
         sent: streamed.sent,
         droppedByReplayer: streamed.dropped,
         received: seen.received,
         lost: streamed.sent - seen.received,
+        drainMs,
         gapsSeen: seen.gaps,
         cpuMs,
         cpuUsPerMessage: round((cpuMs * 1000) / Math.max(1, seen.received)),
@@ -186,7 +204,7 @@ const main = async () => {
       const streamed = await replayer.request({ op: "halt" })
       const cpuMs = cpuMsOfPid(node.pid) - cpuBefore
       const view = await screens.request({ op: "report" })
-      const after = await settled(() => node.request({ op: "stats" }), (stats) => stats.mqtt.received)
+      const { last: after, drainMs } = await settled(() => node.request({ op: "stats" }), (stats) => stats.mqtt.received)
       const received = after.mqtt.received - before.mqtt.received - (await relayedToService() - relayedBefore)
       return {
         offeredPerSecond: robots * turnHz,
@@ -194,6 +212,7 @@ const main = async () => {
         droppedByReplayer: streamed.dropped,
         received,
         lost: streamed.sent - received,
+        drainMs,
         invalid: after.mqtt.invalid - before.mqtt.invalid,
         droppedByIngestThread: after.mqtt.ingestDropped - before.mqtt.ingestDropped,
         cpuMs,
@@ -236,8 +255,8 @@ const main = async () => {
     await stops.close()
 
     const knee = {
-      baseline: { lossFreePerSecond: undefined as number | undefined, tried: [] as Array<Turn> },
-      service: { lossFreePerSecond: undefined as number | undefined, tried: [] as Array<Turn> }
+      baseline: { lossFreePerSecond: undefined as number | undefined, keptUpPerSecond: undefined as number | undefined, tried: [] as Array<Turn> },
+      service: { lossFreePerSecond: undefined as number | undefined, keptUpPerSecond: undefined as number | undefined, tried: [] as Array<Turn> }
     }
     for (const rate of kneeRates) {
       for (const side of ["baseline", "service"] as const) {
@@ -246,12 +265,15 @@ const main = async () => {
         step(`knee: ${side} at ${rate} messages/s`)
         const turn = side === "baseline" ? await baselineTurn(rate / robots, kneeSeconds) : await serviceTurn(rate / robots, kneeSeconds)
         tried.push(turn)
+        const keptUpSoFar = knee[side].keptUpPerSecond === knee[side].lossFreePerSecond
         if (turn.lost === 0) knee[side].lossFreePerSecond = rate
+        if (turn.lost === 0 && turn.drainMs <= keptUpDrainMs && keptUpSoFar) knee[side].keptUpPerSecond = rate
       }
     }
 
     const medians = (turns: ReadonlyArray<Turn & { cpuUsPerMessageAboveIdle?: number }>) => ({
       lost: median(turns.map((t) => t.lost)),
+      drainMs: median(turns.map((t) => t.drainMs)),
       cpuUsPerMessage: median(turns.map((t) => t.cpuUsPerMessage)),
       ...(turns[0]?.cpuUsPerMessageAboveIdle === undefined ? {} : { cpuUsPerMessageAboveIdle: median(turns.map((t) => t.cpuUsPerMessageAboveIdle!)) }),
       latencyP50Ms: median(turns.map((t) => t.latency.p50Ms)),
@@ -259,12 +281,12 @@ const main = async () => {
       replayerCpuShareOfCore: median(turns.map((t) => round(t.replayer.cpuMs / (roundSeconds * 1000), 3)))
     })
     const brief = (turn: Turn & { cpuUsPerMessageAboveIdle?: number }) => {
-      const { offeredPerSecond, sent, droppedByReplayer, received, lost, cpuUsPerMessage, cpuUsPerMessageAboveIdle, latency } = turn
-      return { offeredPerSecond, sent, droppedByReplayer, received, lost, cpuUsPerMessage, cpuUsPerMessageAboveIdle, latencyP99Ms: latency.p99Ms }
+      const { offeredPerSecond, sent, droppedByReplayer, received, lost, drainMs, cpuUsPerMessage, cpuUsPerMessageAboveIdle, latency } = turn
+      return { offeredPerSecond, sent, droppedByReplayer, received, lost, drainMs, cpuUsPerMessage, cpuUsPerMessageAboveIdle, latencyP99Ms: latency.p99Ms }
     }
     const result = {
       benchmark: "ingest-replay",
-      loadAverage: os.loadavg().map((l) => round(l)),
+      loadAverage: { before: loadBefore.map((l) => round(l)), after: os.loadavg().map((l) => round(l)) },
       cores: os.cpus().length,
       setup: {
         robots, hz, offeredPerSecond: robots * hz, rounds, roundSeconds, dashboards, latencyProbes: probes, kneeRates, kneeSeconds,
@@ -278,8 +300,16 @@ const main = async () => {
       },
       emergencyStop: { idle: stopIdle, underLoad: stopFigures(underLoad) },
       knee: {
-        baseline: { lossFreePerSecond: knee.baseline.lossFreePerSecond ?? null, tried: knee.baseline.tried.map(brief) },
-        service: { lossFreePerSecond: knee.service.lossFreePerSecond ?? null, tried: knee.service.tried.map(brief) }
+        baseline: {
+          lossFreePerSecond: knee.baseline.lossFreePerSecond ?? null,
+          keptUpPerSecond: knee.baseline.keptUpPerSecond ?? null,
+          tried: knee.baseline.tried.map(brief)
+        },
+        service: {
+          lossFreePerSecond: knee.service.lossFreePerSecond ?? null,
+          keptUpPerSecond: knee.service.keptUpPerSecond ?? null,
+          tried: knee.service.tried.map(brief)
+        }
       }
     }
     console.log(JSON.stringify(result, null, 2))
