@@ -3,11 +3,13 @@
  * keeps nothing that matters (leases, latches and the roster live above it), so every lease
  * survives, every live robot is online and commandable again within a second of each restart
  * (the figure is printed), an emergency stop sent while it is down still reaches its robot, and
- * nothing else in the tree restarts with it, the stop channel included.
+ * nothing else in the tree restarts with it, the stop channel included. A dashboard subscribed
+ * throughout keeps receiving updates after each restart.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Stream from "effect/Stream"
 import { performance } from "node:perf_hooks"
 import type { ActorRef } from "../../src/actors/ActorRef.js"
 import * as Inspection from "../../src/actors/Inspection.js"
@@ -29,6 +31,12 @@ describe("fleet/state restarting", () => {
       yield* operator.rpc.FleetAcquire({ robot: arm })
       yield* operator.rpc.FleetAcquire({ robot: agv })
       const stateRef = () => Registry.unsafeWhereis(fleet.registry, "state") as ActorRef<never> | undefined
+      const dashboard = yield* FleetNode.connect(service)
+      const frames: Array<number> = []
+      yield* dashboard.rpc.FleetSubscribe({}).pipe(
+        Stream.runForEach(() => Effect.sync(() => frames.push(performance.now()))),
+        Effect.forkScoped
+      )
 
       const recoveries: Array<number> = []
       for (let round = 0; round < rounds; round++) {
@@ -50,6 +58,10 @@ describe("fleet/state restarting", () => {
           { timeoutMillis: 5_000, waitedFor: "every robot online again" }
         )
         recoveries.push(Math.round(performance.now() - restartedAt))
+        yield* TestKit.awaitUntil(Effect.sync(() => frames.some((at) => at > restartedAt)), {
+          timeoutMillis: 3_000,
+          waitedFor: "the dashboard's first update from the restarted fleet/state"
+        })
 
         const view = yield* fleet.state
         expect(view.robots.find((robot) => robot.id === arm)?.controlledBy).toBe("127.0.0.1")

@@ -17,8 +17,9 @@
  *
  * `FleetSubscribe` streams through the bridge's fast path: a snapshot first, then each
  * conflated update of the `fleet/state` actor, encoded once for all subscribers (per subscriber
- * only when it asked for some robots). A subscriber that fell behind and lost an update gets
- * a fresh full view instead, so it never misses a robot's latest state.
+ * only when it asked for some robots). A subscriber that fell behind and lost an update, or
+ * whose `fleet/state` restarted (its ticks count from 1 again), gets a fresh full view instead,
+ * so it never misses a robot's latest state.
  *
  * @since 0.1.0
  */
@@ -128,7 +129,9 @@ export const layer = FleetRpcs.toLayer(
           while (true) {
             const encoded = yield* Queue.take(updates)
             const update = encoded.value
-            if (update.tick <= tick) continue
+            // A restarted fleet/state counts its ticks from 1 again: that is a gap too.
+            const restarted = update.tick === 1 && tick > 1
+            if (update.tick <= tick && !restarted) continue
             let ok: boolean
             if (update.tick !== tick + 1) {
               const now = yield* fleet.state
