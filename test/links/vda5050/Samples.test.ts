@@ -35,7 +35,7 @@ const stateBody = (headerId: number) => ({
  * its events (`connection`, `state`) still reach the link, in order. Both ways of parsing: on the
  * broker connection's actor, and on the ingest thread.
  */
-const setup = (ingestThread: boolean, agvOptions: Partial<AgvLink.AgvLinkOptions> = {}) =>
+const setup = (ingestThread: boolean, agvOptions: Partial<AgvLink.AgvLinkOptions> = {}, ingestThreads?: number) =>
   Effect.gen(function*() {
     const prefix = FleetProbe.uniquePrefix()
     const hub = yield* PubSub.make()
@@ -43,7 +43,17 @@ const setup = (ingestThread: boolean, agvOptions: Partial<AgvLink.AgvLinkOptions
     const registry = yield* Registry.make<string, any>({ keys: "unique" })
     const system = yield* TestKit.system()
     const samples = SampleColumns.makeDirectory(16)
-    const { mqtt } = yield* AgvLinks.start({ system, hub, registry, url: FleetProbe.MOSQUITTO_URL, prefix, ingestThread, samples, agvOptions })
+    const { mqtt } = yield* AgvLinks.start({
+      system,
+      hub,
+      registry,
+      url: FleetProbe.MOSQUITTO_URL,
+      prefix,
+      ingestThread,
+      ingestThreads,
+      samples,
+      agvOptions
+    })
     yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected)
     const client = yield* Effect.acquireRelease(
       Effect.promise(() => Mqtt.connectAsync(FleetProbe.MOSQUITTO_URL, { clientId: `agv-${prefix}` })),
@@ -74,7 +84,7 @@ const setup = (ingestThread: boolean, agvOptions: Partial<AgvLink.AgvLinkOptions
       eventually(Registry.lookup(registry, "agv:fleetvisor/agv-1"), (entries) => entries.length === 1),
       (entries) => entries[0].ref as ActorRef<AgvLink.AgvLinkMessage>
     )
-    return { events, mqtt, system, samples, send, visualization, state, slotSample, agvRef }
+    return { prefix, client, events, mqtt, system, samples, send, visualization, state, slotSample, agvRef }
   })
 
 const { Field } = SampleColumns
@@ -146,27 +156,8 @@ describe.each([{ ingestThread: false }, { ingestThread: true }])("samples and ev
 describe("ingest partitioned over threads", () => {
   it.scopedLive("each AGV is heard on one thread, subscribed by name: its samples in order, none twice, its states to its link", () =>
     Effect.gen(function*() {
-      const prefix = FleetProbe.uniquePrefix()
-      const hub = yield* PubSub.make()
-      const events = yield* PubSub.subscribeQueue<LinkEvent.LinkEvent>(hub, LinkEvent.FleetTopic, { bufferSize: 100_000 })
-      const registry = yield* Registry.make<string, any>({ keys: "unique" })
-      const system = yield* TestKit.system()
-      const samples = SampleColumns.makeDirectory(32)
-      const { mqtt } = yield* AgvLinks.start({
-        system,
-        hub,
-        registry,
-        url: FleetProbe.MOSQUITTO_URL,
-        prefix,
-        ingestThread: true,
-        ingestThreads: 3,
-        samples
-      })
-      yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.connected && s.ingestSampled.length === 3)
-      const client = yield* Effect.acquireRelease(
-        Effect.promise(() => Mqtt.connectAsync(FleetProbe.MOSQUITTO_URL, { clientId: `agvs-${prefix}` })),
-        (c) => Effect.promise(() => c.endAsync())
-      )
+      const { client, events, mqtt, prefix, samples } = yield* setup(true, {}, 3)
+      yield* eventually(mqtt.ask(MqttLink.getStats), (s) => s.ingestSampled.length === 3)
       const serials = ["agv-1", "agv-2", "agv-3", "agv-4", "agv-5", "agv-6", "agv-7", "agv-8"]
       const header = (serial: string, headerId: number) => ({
         headerId,
