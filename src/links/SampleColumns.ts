@@ -136,6 +136,19 @@ export const read = (columns: SampleColumns, slot: number, into: Float64Array): 
   return -1
 }
 
+/**
+ * Copies `slot` into `into` when a sample was written since `seen[slot]` (the sequence number of
+ * the caller's last copy, which it updates); false when nothing new could be read.
+ */
+export const readChanged = (columns: SampleColumns, slot: number, seen: Int32Array, into: Float64Array): boolean => {
+  const now = Atomics.load(columns.seq, slot)
+  if (now === seen[slot] || (now & 1) === 1) return false
+  const copied = read(columns, slot, into)
+  if (copied <= 0) return false
+  seen[slot] = copied
+  return true
+}
+
 /** The slot's sequence number now: it differs from one read earlier exactly when a sample was written since. */
 export const version = (columns: SampleColumns, slot: number): number => Atomics.load(columns.seq, slot)
 

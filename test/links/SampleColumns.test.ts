@@ -31,6 +31,20 @@ describe("SampleColumns", () => {
     expect(SampleColumns.version(columns, 1)).not.toBe(seen)
   })
 
+  it("readChanged copies a slot only when a sample was written since the caller's last copy", () => {
+    const columns = SampleColumns.make(2)
+    const seen = new Int32Array(2)
+    const into = new Float64Array(SampleColumns.fieldCount)
+    expect(SampleColumns.readChanged(columns, 0, seen, into)).toBe(false)
+    columns.values[SampleColumns.begin(columns, 0) + SampleColumns.Field.x] = 7
+    expect(SampleColumns.readChanged(columns, 0, seen, into)).toBe(false)
+    SampleColumns.commit(columns, 0)
+    expect(SampleColumns.readChanged(columns, 0, seen, into)).toBe(true)
+    expect(into[SampleColumns.Field.x]).toBe(7)
+    expect(seen[0]).toBe(2)
+    expect(SampleColumns.readChanged(columns, 0, seen, into)).toBe(false)
+  })
+
   /** Runs the writer thread over `slots`; `race` runs on this thread between its go and its stop. */
   const raceWriter = (columns: SampleColumns.SampleColumns, slots: ReadonlyArray<number>, race: () => void) =>
     Effect.gen(function*() {

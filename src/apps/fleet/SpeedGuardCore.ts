@@ -298,11 +298,7 @@ export const phases = (config: GuardConfig, io: WorkerIo): ReadonlyArray<Phase> 
   const pollColumns = () => {
     if (columns === undefined) return
     for (const slot of columnSlots) {
-      const version = SampleColumns.version(columns, slot)
-      if (version === columnSeen[slot] || (version & 1) === 1) continue
-      const read = SampleColumns.read(columns, slot, sample)
-      if (read <= 0) continue
-      columnSeen[slot] = read
+      if (!SampleColumns.readChanged(columns, slot, columnSeen, sample)) continue
       const clock = sample[Field.clock]
       const t = (Number.isNaN(clock) ? sample[Field.at] : clock) / 1000
       if (sample[Field.kind] === 0) sampled.offerAt(slot, 0, sample[Field.x], sample[Field.y], sample[Field.z], t)

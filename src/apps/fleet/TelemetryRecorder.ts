@@ -88,11 +88,7 @@ const recordPoses = (
 ): number => {
   let recorded = 0
   for (const [robot, slot] of samples.entries()) {
-    const version = SampleColumns.version(samples.columns, slot)
-    if (version === seen[slot] || (version & 1) === 1) continue
-    const read = SampleColumns.read(samples.columns, slot, sample)
-    if (read <= 0) continue
-    seen[slot] = read
+    if (!SampleColumns.readChanged(samples.columns, slot, seen, sample)) continue
     if (sample[Field.kind] !== 1 || sample[Field.poseKnown] !== 1) continue
     const velocity = { vx: sample[Field.vx], vy: sample[Field.vy], omega: sample[Field.omega] }
     log.unsafeAppend({

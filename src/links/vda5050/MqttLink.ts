@@ -69,7 +69,6 @@ import * as IngestThread from "./IngestThread.js"
 import type * as MessageCodec from "./MessageCodec.js"
 import type * as OfficialSchemas from "./OfficialSchemas.js"
 import * as Topic from "./Topic.js"
-import type { Visualization } from "./Visualization.js"
 import * as VisualizationSample from "./VisualizationSample.js"
 
 /** Options of the fleet's broker connection. */
@@ -471,15 +470,13 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
   }
 
   /** Writes a sample into its AGV's slot (on this actor's thread, without an ingest thread); true when it need not be routed too. */
-  const sampled = (state: State, checked: Inbound.Valid): boolean => {
-    const samples = options.samples
-    if (samples === undefined || checked.topic !== "visualization") return false
-    const slot = samples.slotOf(AgvLink.robotId(checked.identity))
-    if (slot === undefined) return false
-    if (VisualizationSample.write(samples.columns, slot, checked.message as Visualization, Date.now())) state.gaps++
-    if (SampleColumns.takeWanted(samples.columns, slot)) return false
-    state.sampled++
-    return true
+  const sampled = (checked: Inbound.Valid): boolean =>
+    options.samples !== undefined && VisualizationSample.take(options.samples.columns, options.samples.slotOf, checked, sampleCounts)
+
+  /** Counted in the live incarnation's state (the one receiving messages). */
+  const sampleCounts: VisualizationSample.SampleCounts = {
+    sampled: () => void current!.sampled++,
+    gap: () => void current!.gaps++
   }
 
   const outboxOf = (self: ActorRef<MqttLinkMessage>, identity: AgvIdentity): AgvLink.Outbox => ({
@@ -523,7 +520,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
           if (checked === undefined) return state
           state.received++
           if (checked._tag === "Invalid") return refuse(state, checked)
-          if (checked._tag === "Valid" && sampled(state, checked)) return state
+          if (checked._tag === "Valid" && sampled(checked)) return state
           const refused = checked._tag === "Refused"
             ? refuseAgv(state, checked.identity, checked.reason)
             : route(state, ctx.self, checked)

@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import * as SampleColumns from "../SampleColumns.js"
+import type * as Inbound from "./Inbound.js"
 import type { Visualization } from "./Visualization.js"
 
 const { Field } = SampleColumns
@@ -41,4 +42,33 @@ export const write = (columns: SampleColumns.SampleColumns, slot: number, messag
   }
   SampleColumns.commit(columns, slot)
   return !Number.isNaN(headerId) && !Number.isNaN(previous) && headerId !== previous + 1
+}
+
+/** Where a thread that parses messages counts what it did with samples. */
+export interface SampleCounts {
+  /** A sample written to the columns only. */
+  readonly sampled: () => void
+  /** A sample whose headerId did not follow its AGV's previous one. */
+  readonly gap: () => void
+}
+
+/**
+ * Takes a checked message as a sample when it is a `visualization` of an AGV that has a slot
+ * (`slotOf`, by `<manufacturer>/<serialNumber>`): writes it, and returns true when it goes no
+ * further; false when it is to go on to the AGV's link (not a sample, no slot, or the link asked
+ * for it).
+ */
+export const take = (
+  columns: SampleColumns.SampleColumns,
+  slotOf: (robot: string) => number | undefined,
+  checked: Inbound.Valid,
+  counts: SampleCounts
+): boolean => {
+  if (checked.topic !== "visualization") return false
+  const slot = slotOf(`${checked.identity.manufacturer}/${checked.identity.serialNumber}`)
+  if (slot === undefined) return false
+  if (write(columns, slot, checked.message as Visualization, Date.now())) counts.gap()
+  if (SampleColumns.takeWanted(columns, slot)) return false
+  counts.sampled()
+  return true
 }

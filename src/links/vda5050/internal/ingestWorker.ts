@@ -22,7 +22,6 @@ import * as SampleColumns from "../../SampleColumns.js"
 import * as Inbound from "../Inbound.js"
 import * as OfficialSchemas from "../OfficialSchemas.js"
 import * as Topic from "../Topic.js"
-import type { Visualization } from "../Visualization.js"
 import * as VisualizationSample from "../VisualizationSample.js"
 import { Counter } from "./ingestCounters.js"
 
@@ -102,18 +101,14 @@ const run = (
     else subscribe(connection, robot)
   })
 
-  /** Writes a sample into its AGV's slot; true when it need not be posted too. */
-  const sampled = (checked: Inbound.Valid): boolean => {
-    if (columns === undefined || checked.topic !== "visualization") return false
-    const slot = slots.get(`${checked.identity.manufacturer}/${checked.identity.serialNumber}`)
-    if (slot === undefined) return false
-    if (VisualizationSample.write(columns, slot, checked.message as Visualization, Date.now())) {
-      Atomics.add(counters, Counter.gaps, 1)
-    }
-    if (SampleColumns.takeWanted(columns, slot)) return false
-    Atomics.add(counters, Counter.sampled, 1)
-    return true
+  const counts: VisualizationSample.SampleCounts = {
+    sampled: () => void Atomics.add(counters, Counter.sampled, 1),
+    gap: () => void Atomics.add(counters, Counter.gaps, 1)
   }
+  const slotOf = (robot: string) => slots.get(robot)
+  /** Writes a sample into its AGV's slot; true when it need not be posted too. */
+  const sampled = (checked: Inbound.Valid): boolean =>
+    columns !== undefined && VisualizationSample.take(columns, slotOf, checked, counts)
   const check = Inbound.makeChecker(prefix, { official: official?.right.validate })
   const filter = Topic.subscriptionFilter(prefix)
 
