@@ -2,7 +2,8 @@
  * What the test run needs from the machine, brought up once before any test (vitest's global
  * setup), so that `npm test` passes on a fresh Debian machine with only Node and npm:
  *
- * - the Debian packages the tests use (chromium for the browser tests, mosquitto, socat,
+ * - the Debian packages the tests use (chromium for the browser tests, mosquitto, redis-server
+ *   for the cluster's tests (each starts its own, test/support/RedisServer.ts), socat,
  *   sqlite3, prometheus for `promtool`, systemd for `systemd-analyze`, perl, openssl for test
  *   certificates), installed when
  *   `dpkg-query` finds them missing and the run is root (`apt-get update`, then `apt-get install`
@@ -21,6 +22,7 @@ import { awaitListening, freePort } from "./Ports.js"
 /** Debian package → what the tests run from it. */
 const packages: ReadonlyArray<readonly [string, string]> = [
   ["mosquitto", "/usr/sbin/mosquitto"],
+  ["redis-server", "/usr/bin/redis-server"],
   ["chromium", "/usr/bin/chromium"],
   ["socat", "socat"],
   ["sqlite3", "sqlite3"],
