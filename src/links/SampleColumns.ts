@@ -55,11 +55,15 @@ export const Field = {
   /** Charge, percent. */
   battery: 15,
   /** An arm's joint angles J1 to J9, degrees. */
-  j1: 16
+  j1: 16,
+  /** An arm's program status: 0 running, 1 paused, 2 aborted. */
+  programStatus: 25,
+  /** An arm's speed override, percent. */
+  override: 26
 } as const
 
 /** Numbers per slot. */
-export const fieldCount = Field.j1 + 9
+export const fieldCount = Field.override + 1
 
 /** The shared memory of a column store, as it is posted to another thread. */
 export interface SharedColumns {

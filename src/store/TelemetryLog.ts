@@ -26,6 +26,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 import { Pending } from "../node/Pending.js"
 import * as WorkerThread from "../node/WorkerThread.js"
 import { Database } from "./Database.js"
@@ -104,6 +105,38 @@ export interface TelemetryStats {
   readonly dropped: number
   /** Appended, not yet committed. */
   readonly queued: number
+  /** Rows made and committed by samplers on the worker ({@link TelemetryLog} `sample`). */
+  readonly sampled: number
+  /** Samplers' turns whose rows SQLite refused or could not take (taken again at the next turn). */
+  readonly sampleFailures: number
+}
+
+/**
+ * A module the log's worker loads to make rows itself, `hz` times a second, from memory the
+ * event loop shares with it (a fleet's sample columns, say): rows that never cross the event
+ * loop. The module exports `sampler(config): TelemetrySampler`; `config` is structured-cloned,
+ * so a SharedArrayBuffer in it is shared.
+ */
+export interface SamplerModule {
+  readonly module: WorkerThread.Entry
+  readonly config: unknown
+  readonly hz: number
+}
+
+/** What a sampler module's `sampler(config)` makes, on the worker thread. */
+export interface TelemetrySampler {
+  /** Takes what the event loop told it (`tell` of {@link SamplerHandle}), in order. */
+  readonly onInput: (input: unknown) => void
+  /** Calls `row` with each row to record now: robot, time (epoch ms), kind, x, y, theta (NaN: none) and a JSON payload. */
+  readonly sample: (
+    row: (robot: string, at: number, kind: string, x: number, y: number, theta: number, payload: string | undefined) => void
+  ) => void
+}
+
+/** The event loop's side of a running sampler. */
+export interface SamplerHandle {
+  /** Posts `input` to the sampler's `onInput`. */
+  readonly tell: (input: unknown) => void
 }
 
 /** The telemetry log. */
@@ -119,6 +152,8 @@ export class TelemetryLog extends Context.Tag("fleetvisor/store/TelemetryLog")<T
   /** Deletes the rows past retention now; returns how many. */
   readonly prune: Effect.Effect<number, StoreUnavailable>
   readonly stats: Effect.Effect<TelemetryStats>
+  /** Runs `sampler` on the worker until the scope closes. */
+  readonly sample: (sampler: SamplerModule) => Effect.Effect<SamplerHandle, never, Scope.Scope>
 }>() {}
 
 /** The worker's messages, and its end (an error, or an exit, with the reason). */
@@ -182,7 +217,8 @@ export const layer = (
         () => Effect.ignore(sql.unsafe("PRAGMA wal_autocheckpoint = 1000"))
       )
 
-      const counts = { appended: 0, committed: 0, dropped: 0, queued: 0 }
+      const counts = { appended: 0, committed: 0, dropped: 0, queued: 0, sampled: 0, sampleFailures: 0 }
+      let samplers = 0
       let scheduledPost: NodeJS.Timeout | undefined
       let postedSeq = 0
       let committedSeq = 0
@@ -243,6 +279,12 @@ export const layer = (
             )
           case "failed":
             return health.recordFailure(unavailable(event))
+          case "sampled":
+            counts.sampled += event.committed
+            counts.sampleFailures += event.dropped
+            return event.committed > 0 ? health.recordSuccess : Effect.void
+          case "samplerFailed":
+            return Effect.logError(`telemetry sampler ${event.id} did not start: ${event.error}`)
           case "pruned":
           case "pruneFailed": {
             const done = prunes.take(event.id)
@@ -313,7 +355,17 @@ export const layer = (
           }),
         flush,
         prune,
-        stats: Effect.sync(() => ({ ...counts }))
+        stats: Effect.sync(() => ({ ...counts })),
+        sample: (sampler) =>
+          Effect.gen(function*() {
+            const module = yield* WorkerThread.bundle(sampler.module).pipe(Effect.orDie)
+            const id = ++samplers
+            yield* Effect.acquireRelease(
+              Effect.sync(() => worker.post({ type: "sampler", id, module: module.href, config: sampler.config, hz: sampler.hz })),
+              () => Effect.sync(() => stopped === undefined && !closing && worker.post({ type: "samplerStop", id }))
+            )
+            return { tell: (input: unknown) => void (stopped === undefined && worker.post({ type: "samplerInput", id, input })) }
+          })
       }
     })
   )

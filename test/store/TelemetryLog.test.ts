@@ -39,7 +39,7 @@ describe("TelemetryLog", () => {
         yield* log.appendAll(poses("agv-2", 10_000, 1_000))
         yield* log.flush
 
-        expect(yield* log.stats).toEqual({ appended: 10_002, committed: 10_002, dropped: 0, queued: 0 })
+        expect(yield* log.stats).toEqual({ appended: 10_002, committed: 10_002, dropped: 0, queued: 0, sampled: 0, sampleFailures: 0 })
         expect(yield* countRows).toBe(10_002)
         expect(yield* sql`SELECT robot, at, kind, x, y, theta, payload FROM telemetry WHERE at < 10 ORDER BY at`).toEqual([
           { robot: "arm-7", at: 5, kind: "joints", x: null, y: null, theta: null, payload: "{\"J1\":10,\"J2\":-20.5}" },
@@ -79,7 +79,7 @@ describe("TelemetryLog", () => {
           yield* log.flush
         }
 
-        expect(yield* log.stats).toEqual({ appended: rows.length, committed: rows.length, dropped: 0, queued: 0 })
+        expect(yield* log.stats).toEqual({ appended: rows.length, committed: rows.length, dropped: 0, queued: 0, sampled: 0, sampleFailures: 0 })
         const stored = yield* sql`SELECT robot, at, kind, x, y, theta, payload FROM telemetry ORDER BY rowid`
         const orNull = (value: number | undefined) => (value === undefined || Number.isNaN(value) ? null : value)
         expect(stored).toEqual(rows.map((row) => ({
@@ -104,7 +104,7 @@ describe("TelemetryLog", () => {
         log.unsafeAppend({ robot: "agv-1", at: 3, kind: "pose", x: 3 })
         yield* log.flush
 
-        expect(yield* log.stats).toEqual({ appended: 2, committed: 2, dropped: 0, queued: 0 })
+        expect(yield* log.stats).toEqual({ appended: 2, committed: 2, dropped: 0, queued: 0, sampled: 0, sampleFailures: 0 })
         expect(yield* sql`SELECT at, kind, x FROM telemetry ORDER BY rowid`).toEqual([
           { at: 1, kind: "pose", x: 1 },
           { at: 3, kind: "pose", x: 3 }
@@ -154,10 +154,10 @@ describe("TelemetryLog", () => {
         const log = yield* TelemetryLog
         // One synchronous burst: the worker cannot acknowledge anything before it ends.
         yield* log.appendAll(poses("agv-1", 5_000, 0))
-        expect(yield* log.stats).toEqual({ appended: 5_000, committed: 0, dropped: 4_000, queued: 1_000 })
+        expect(yield* log.stats).toEqual({ appended: 5_000, committed: 0, dropped: 4_000, queued: 1_000, sampled: 0, sampleFailures: 0 })
 
         yield* log.flush
-        expect(yield* log.stats).toEqual({ appended: 5_000, committed: 1_000, dropped: 4_000, queued: 0 })
+        expect(yield* log.stats).toEqual({ appended: 5_000, committed: 1_000, dropped: 4_000, queued: 0, sampled: 0, sampleFailures: 0 })
         expect(yield* countRows).toBe(1_000)
       }).pipe(Effect.provide(telemetry(filename, { maxQueuedRows: 1_000, batchRows: 100 })))
     ))

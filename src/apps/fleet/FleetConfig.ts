@@ -320,7 +320,7 @@ const declared = Setting.group("Fleet", {
     config: bounded(0, 100),
     default: "10",
     help:
-      "AGV poses recorded in the telemetry log per robot per second, sampled from the fleet's sample columns whatever rate the AGVs publish at (`0`: none; states and alarms are recorded as they come) ([links.md](links.md#samples-and-events))."
+      "AGV poses and arm polls recorded in the telemetry log per robot per second, sampled from the fleet's sample columns by the log's worker thread whatever rate the robots report at (`0`: none; states, arms' status changes and alarms are recorded as they come) ([links.md](links.md#samples-and-events))."
   }),
   agvDiscoveryRate: Setting.make("FLEET_AGV_DISCOVERY_RATE", {
     config: bounded(1, 1_000_000),

@@ -4,10 +4,10 @@
  * leases, and 30 times a second publishes the robots that changed, conflated (the latest view of
  * each), as one `FleetUpdate` wrapped in `Encoded` so it is encoded once for every subscriber.
  *
- * Samples are not messages: an AGV's `visualization`s are written to the fleet's sample columns
- * (`samples`), and at each tick this actor sweeps every robot's slot, marks the robots whose
- * sequence number moved as changed, and takes their pose from the columns when it is newer than
- * what their events said.
+ * Samples are not messages: an AGV's `visualization`s and an arm's polls are written to the
+ * fleet's sample columns (`samples`), and at each tick this actor sweeps every robot's slot,
+ * marks the robots whose sequence number moved as changed, and takes their pose (an arm's
+ * position and joints) from the columns when it is newer than what their events said.
  *
  * What must survive a crash of this actor is not kept in it:
  * - the leases are in a table the fleet service owns ({@link Leases}); a restarted `state`
@@ -39,6 +39,7 @@ import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
 import type { MonitorRef } from "../../actors/Signal.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import * as ArmSample from "../../links/rmi/ArmSample.js"
 import * as SampleColumns from "../../links/SampleColumns.js"
 import type { Latch } from "../../links/StopLatch.js"
 import {
@@ -192,6 +193,10 @@ const { Field } = SampleColumns
 const newerSample = (record: RobotRecord, sample: Float64Array | undefined): Float64Array | undefined =>
   sample !== undefined && !(record.heardAt !== undefined && record.heardAt > sample[Field.at]) ? sample : undefined
 
+/** When a sample was taken, ms since the epoch: an AGV's header timestamp; an arm's clock is the controller's own, so when it was read. */
+const sampledAt = (sample: Float64Array): number =>
+  sample[Field.kind] === 0 || Number.isNaN(sample[Field.clock]) ? sample[Field.at] : sample[Field.clock]
+
 const clampPercent = (n: number) => Math.max(0, Math.min(100, n))
 
 const overdue = (latch: Latch | undefined, now: number) =>
@@ -235,7 +240,7 @@ const viewOf = (
     safety: latch !== undefined ? "stopped" as const : fatal ? "fault" as const : paused ? "paused" as const : "normal" as const,
     ...(controlledBy === undefined ? {} : { controlledBy }),
     ...(newer !== undefined
-      ? { updatedAt: Number.isNaN(newer[Field.clock]) ? newer[Field.at] : newer[Field.clock] }
+      ? { updatedAt: sampledAt(newer) }
       : record.heardAt === undefined
       ? {}
       : { updatedAt: updatedAt(record.stamp, record.heardAt) }),
@@ -243,14 +248,17 @@ const viewOf = (
   }
   if (record.kind === "arm") {
     const t = record.arm
+    const polled = newer !== undefined && newer[Field.kind] === 0 ? newer : undefined
     return {
       kind: "arm",
       ...common,
       ...(t === undefined ? {} : { reportedSafety: { servoReady: t.servoReady, tpMode: t.tpMode } }),
-      position: t === undefined
+      position: polled !== undefined
+        ? { x: polled[Field.x], y: polled[Field.y], z: polled[Field.z], w: polled[Field.w], p: polled[Field.p], r: polled[Field.r] }
+        : t === undefined
         ? { x: 0, y: 0, z: 0, w: 0, p: 0, r: 0 }
         : { x: t.position.X, y: t.position.Y, z: t.position.Z, w: t.position.W, p: t.position.P, r: t.position.R },
-      joints: t === undefined ? [] : jointList(t.joints),
+      joints: polled !== undefined ? jointList(ArmSample.jointsOf(polled)) : t === undefined ? [] : jointList(t.joints),
       ...(base === undefined ? {} : { base })
     }
   }

@@ -112,7 +112,8 @@ const arms = (options: FleetTreeOptions) =>
                 hub: options.hub,
                 latches: options.latches,
                 // A lost or refused session is the arm's status: the link reconnects with its own backoff.
-                reconnect: options.linkBackoff
+                reconnect: options.linkBackoff,
+                samples: armSlot(options.samples, robot.id)
               }),
               { restart: "permanent", via: Registry.via(options.registry, key), mailbox: { capacity: 1_000 } }
             )
@@ -122,6 +123,12 @@ const arms = (options: FleetTreeOptions) =>
       }),
     receive: (state) => state
   })
+
+/** Where an arm's link writes its polls: its slot, for the life of the process. */
+const armSlot = (samples: SampleColumns.Directory, robot: string) => {
+  const slot = samples.assign(robot)
+  return slot === undefined ? undefined : { columns: samples.columns, slot }
+}
 
 /** Whether the fleet knows an AGV: heard of it before (the roster, above the tree) or latched it. */
 const knownAgv = (options: FleetTreeOptions) => (robot: string): boolean =>

@@ -10,8 +10,8 @@
  *
  * `phases` runs them in the loop's own process (`ControlLoop.make`), from telemetry events only;
  * `workerPhases` runs them on the loop's worker thread (`ControlLoop.makeWorker`), which reads
- * the fleet's sample columns itself (AGVs' visualizations never cross the hub) and, for what
- * still comes as events (arms, AGVs' states), a sink on the main thread writes each robot's
+ * the fleet's sample columns itself (AGVs' visualizations and arms' polls never cross the hub)
+ * and, for what still comes as events (AGVs' states), a sink on the main thread writes each robot's
  * latest sample to memory shared with the worker (`makeFeed`); the worker reads both at its
  * tick, and its alarms come back to be published here.
  *
@@ -100,7 +100,15 @@ export const workerPhases = (
           (unwatch) => Effect.sync(unwatch)
         )
       }
-      yield* subscribe(hub, owner, makeFeed((naming) => port.send(naming)))
+      // An arm with a slot is read from the columns; its status events would only feed a second guard.
+      const feed = makeFeed((naming) => port.send(naming))
+      yield* subscribe(
+        hub,
+        owner,
+        samples === undefined ? feed : (robot, sample) => {
+          if (sample.kind !== "arm" || samples.slotOf(robot) === undefined) feed(robot, sample)
+        }
+      )
       return (alarm: LinkEvent.Alarm) => LinkEvent.unsafePublish(hub, alarm)
     })
 })

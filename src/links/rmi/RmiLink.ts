@@ -3,7 +3,10 @@
  *
  * - It connects as soon as it starts (FRC_Connect on the connect port, the session port,
  *   FRC_Initialize), then polls status, cartesian position and joint angles at `pollHz`
- *   (10–125) and publishes each reading as an `ArmTelemetry` {@link LinkEvent}.
+ *   (10–125). With a slot in the fleet's sample columns (`samples`), each reading is written
+ *   there by the poll itself ({@link ArmSample}: position, joints, clock, status), and the actor
+ *   and the hub hear an `ArmTelemetry` {@link LinkEvent} only when the arm's status changes
+ *   (program status, servo, pendant, override, moving); without one, every reading is published.
  * - Motion goes through the client's instruction window: consecutive SequenceIDs, at most 8
  *   instructions outstanding on the controller, the rest queued in the link.
  * - A lost connection, a refused handshake, a protocol error (garbage, a reply nobody asked for,
@@ -45,8 +48,10 @@ import * as ExitReason from "../../actors/ExitReason.js"
 import type * as PubSub from "../../actors/PubSub.js"
 import * as Backoff from "../../supervisors/Backoff.js"
 import * as LinkEvent from "../LinkEvent.js"
+import * as SampleColumns from "../SampleColumns.js"
 import * as StopLatch from "../StopLatch.js"
 import * as Watchdog from "../Watchdog.js"
+import * as ArmSample from "./ArmSample.js"
 import * as RmiClient from "./RmiClient.js"
 import type { RmiCommandError, RmiInstructionError } from "./RmiError.js"
 import type * as RmiPacket from "./RmiPacket.js"
@@ -78,6 +83,8 @@ export interface RmiLinkOptions {
    * doubling to 10 s (± 20 %), from the start again after a session that lasted `resetAfter`.
    */
   readonly reconnect?: Backoff.Backoff | undefined
+  /** The arm's slot in the fleet's sample columns, where its polls are written; none: each poll is an event. */
+  readonly samples?: ArmSample.ArmSlot | undefined
 }
 
 /** The default delays between sessions: 200 ms doubling to 10 s. */
@@ -266,26 +273,32 @@ const session = (
       Deferred.unsafeDone(silent, Exit.fail(new RmiLinkSilent({ robot: options.id, silentForMillis }))))
     self.unsafeTellUrgent(new Connected(client, number))
 
+    const samples = options.samples
+    let told: LinkEvent.ArmTelemetry | undefined
     const poll = Effect.gen(function*() {
       const status = yield* client.readStatus
       const cartesian = yield* client.readCartesianPosition
       const joints = yield* client.readJointAngles
       watchdog.heard()
-      self.unsafeTell(
-        new Polled({
-          _tag: "ArmTelemetry",
-          robot: options.id,
-          at: Date.now(),
-          programStatus: programStatus(status.ProgramStatus),
-          servoReady: status.ServoReady === 1,
-          tpMode: status.TPMode === 1,
-          override: status.Override,
-          moving: status.RMIMotionStatus !== 0,
-          position: cartesian.Position,
-          joints: joints.JointAngle,
-          timeTag: cartesian.TimeTag
-        }, number)
-      )
+      const reading: LinkEvent.ArmTelemetry = {
+        _tag: "ArmTelemetry",
+        robot: options.id,
+        at: Date.now(),
+        programStatus: programStatus(status.ProgramStatus),
+        servoReady: status.ServoReady === 1,
+        tpMode: status.TPMode === 1,
+        override: status.Override,
+        moving: status.RMIMotionStatus !== 0,
+        position: cartesian.Position,
+        joints: joints.JointAngle,
+        timeTag: cartesian.TimeTag
+      }
+      if (samples !== undefined) {
+        ArmSample.write(samples, reading)
+        if (!ArmSample.statusChanged(told, reading)) return
+      }
+      told = reading
+      self.unsafeTell(new Polled(reading, number))
     }).pipe(Effect.catchAll(() => Effect.void)) // a refusal or a timeout: the watchdog judges silence
     yield* Effect.forkScoped(Effect.repeat(poll, Schedule.fixed(period)))
 
@@ -333,8 +346,12 @@ const sessions = (
 const notConnected = (options: RmiLinkOptions) => Exit.fail(new RmiNotConnected({ robot: options.id }))
 
 /** The behaviour of one arm's link; see the module documentation. */
-export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, State> =>
-  Actor.make<RmiLinkMessage, State>({
+export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, State> => {
+  const scratch = new Float64Array(SampleColumns.fieldCount)
+  /** The latest status event with the latest sample's position: the arm as it is now. */
+  const current = (last: LinkEvent.ArmTelemetry | undefined) =>
+    last === undefined || options.samples === undefined ? last : ArmSample.current(options.samples, last, scratch)
+  return Actor.make<RmiLinkMessage, State>({
     name: "rmi_link",
     init: (ctx) =>
       Effect.map(FiberSet.makeRuntime<never, unknown, unknown>(), (run) => {
@@ -452,7 +469,7 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
             stopped: latch !== undefined,
             cancelledReplies: client === undefined ? 0 : Effect.runSync(client.cancelledReplies),
             pending: client === undefined ? { sent: 0, queued: 0 } : Effect.runSync(client.pending),
-            last: state.last,
+            last: current(state.last),
             sessions: state.sessions,
             lost: state.lost,
             reason: client === undefined ? state.reason : undefined
@@ -472,7 +489,7 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
               }
               : { _tag: "LinkUp", robot: options.id, kind: "arm", at: Date.now() }
           )
-          if (state.last !== undefined && client !== undefined) LinkEvent.unsafePublish(options.hub, state.last)
+          if (state.last !== undefined && client !== undefined) LinkEvent.unsafePublish(options.hub, current(state.last)!)
           return state
         case "Connected":
           state.client = message.client
@@ -532,6 +549,7 @@ export const make = (options: RmiLinkOptions): Actor.Behaviour<RmiLinkMessage, S
         at: Date.now()
       })
   })
+}
 
 const operations: Record<Operation, (client: RmiClient.RmiClient) => Effect.Effect<void, RmiCommandError>> = {
   Pause: (client) => Effect.asVoid(client.command({ Command: "FRC_Pause" })),

@@ -6,10 +6,13 @@
  *   through the write gate, and acknowledges them once committed;
  * - keeps a batch that failed because the file is unavailable and retries it;
  * - deletes rows older than the retention, in small transactions;
- * - checkpoints the WAL, so the event loop's connection never has to.
+ * - checkpoints the WAL, so the event loop's connection never has to;
+ * - runs the samplers it is given (`TelemetryLog.sample`): modules that make rows here, at their
+ *   own rate, from memory shared with the event loop, so those rows never cross it.
  */
 import Database from "better-sqlite3"
 import * as ParentPort from "../../node/ParentPort.js"
+import type { TelemetrySampler } from "../TelemetryLog.js"
 import type { BatchMessage, RingColumns } from "./telemetryBatch.js"
 import { withWorkerGate } from "./writeGateCells.js"
 
@@ -36,7 +39,13 @@ export interface TelemetryWorkerProtocol {
     /** Primary SQLite codes of a file that is unavailable (retried), not of a bad row. */
     readonly unavailableCodes: ReadonlyArray<string>
   }
-  readonly in: BatchMessage | { readonly type: "prune"; readonly id: number } | { readonly type: "close" }
+  readonly in:
+    | BatchMessage
+    | { readonly type: "prune"; readonly id: number }
+    | { readonly type: "close" }
+    | { readonly type: "sampler"; readonly id: number; readonly module: string; readonly config: unknown; readonly hz: number }
+    | { readonly type: "samplerInput"; readonly id: number; readonly input: unknown }
+    | { readonly type: "samplerStop"; readonly id: number }
   readonly out:
     | { readonly type: "ready" }
     | { readonly type: "committed"; readonly seq: number; readonly rows: number }
@@ -44,6 +53,8 @@ export interface TelemetryWorkerProtocol {
     | ({ readonly type: "rejected"; readonly seq: number; readonly rows: number } & SqliteFailure)
     | { readonly type: "pruned"; readonly id: number; readonly deleted: number }
     | ({ readonly type: "pruneFailed"; readonly id: number } & SqliteFailure)
+    | { readonly type: "sampled"; readonly committed: number; readonly dropped: number }
+    | { readonly type: "samplerFailed"; readonly id: number; readonly error: string }
 }
 
 const parent = ParentPort.make<TelemetryWorkerProtocol>()
@@ -182,8 +193,66 @@ const housekeeping = [
   setInterval(() => prune().catch(() => {}), retentionIntervalMillis)
 ]
 
+/** A sampler module's instance, once imported; inputs that came before wait for it. */
+interface Running {
+  instance: TelemetrySampler | undefined
+  readonly early: Array<unknown>
+  timer: ReturnType<typeof setInterval> | undefined
+}
+const samplers = new Map<number, Running>()
+
+/** One sampler's rows of now, committed in one transaction through the gate. */
+const sampleRows = db.transaction((instance: TelemetrySampler) => {
+  let rows = 0
+  instance.sample((robotName, when, kindName, px, py, ptheta, payload) => {
+    insert.run(robotName, when, kindName, orNull(px), orNull(py), orNull(ptheta), payload ?? null)
+    rows++
+  })
+  return rows
+})
+
+const runSampler = (instance: TelemetrySampler) => {
+  try {
+    const rows = withWorkerGate(cells, () => sampleRows.immediate(instance))
+    if (rows > 0) parent.post({ type: "sampled", committed: rows, dropped: 0 })
+  } catch (error) {
+    // Samples are taken again at the next turn: what this one held is counted and let go.
+    parent.post({ type: "sampled", committed: 0, dropped: 1 })
+    if (isUnavailable(error)) parent.post({ type: "failed", ...describe(error) })
+  }
+}
+
+const startSampler = (id: number, module: string, config: unknown, hz: number) => {
+  const running: Running = { instance: undefined, early: [], timer: undefined }
+  samplers.set(id, running)
+  import(module).then(
+    (loaded: { readonly sampler: (config: unknown) => TelemetrySampler }) => {
+      if (samplers.get(id) !== running) return
+      const instance = loaded.sampler(config)
+      for (const input of running.early.splice(0)) instance.onInput(input)
+      running.instance = instance
+      running.timer = setInterval(() => runSampler(instance), Math.max(1, Math.round(1000 / hz)))
+    },
+    (error) => parent.post({ type: "samplerFailed", id, error: String(error) })
+  )
+}
+
 parent.onMessage((message) => {
   switch (message.type) {
+    case "sampler":
+      return startSampler(message.id, message.module, message.config, message.hz)
+    case "samplerInput": {
+      const running = samplers.get(message.id)
+      if (running === undefined) return
+      if (running.instance === undefined) running.early.push(message.input)
+      else running.instance.onInput(message.input)
+      return
+    }
+    case "samplerStop": {
+      clearInterval(samplers.get(message.id)?.timer)
+      samplers.delete(message.id)
+      return
+    }
     case "batch":
       pending.push(receive(message))
       return schedule(0)
@@ -194,6 +263,7 @@ parent.onMessage((message) => {
       )
     case "close":
       housekeeping.forEach(clearInterval)
+      for (const running of samplers.values()) clearInterval(running.timer)
       db.close()
       // In a worker, exit ends this thread only; a pending drain or prune is dropped with it.
       return process.exit(0)

@@ -2,7 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Queue, Stream } from "effect"
 import { ExitReason, PubSub, TestKit } from "../../../src/actors/index.js"
 import * as LinkEvent from "../../../src/links/LinkEvent.js"
+import * as SampleColumns from "../../../src/links/SampleColumns.js"
 import { ErrorId } from "../../../src/links/rmi/RmiErrorCode.js"
+import * as ArmSample from "../../../src/links/rmi/ArmSample.js"
 import * as RmiLink from "../../../src/links/rmi/RmiLink.js"
 import * as RmiPacket from "../../../src/links/rmi/RmiPacket.js"
 import * as RmiSimulator from "../../../src/links/rmi/RmiSimulator.js"
@@ -47,6 +49,37 @@ describe("RmiLink", () => {
       expect(yield* sim.stats).toMatchObject({ connectionsAccepted: 2, sessionsOpened: 1 })
       const info = yield* arm.ask(RmiLink.getInfo)
       expect(info).toMatchObject({ connected: true, stopped: false, pending: { sent: 0, queued: 0 } })
+    }))
+
+  it.scopedLive("with a slot in the sample columns, polls are written there and only status changes are events", () =>
+    Effect.gen(function*() {
+      const { events, options, system } = yield* setup()
+      const samples = SampleColumns.makeDirectory(2)
+      const slot = samples.assign("arm-1")!
+      const arm = yield* system.spawn(RmiLink.make({ ...options, samples: { columns: samples.columns, slot } }), {
+        name: "robot:arm-1"
+      })
+      yield* next(events, "LinkUp")
+      const first = yield* next(events, "ArmTelemetry")
+      const before = SampleColumns.version(samples.columns, slot)
+      yield* Effect.sleep("500 millis") // ~25 polls at 50 Hz
+      expect((SampleColumns.version(samples.columns, slot) - before) / 2).toBeGreaterThanOrEqual(10)
+      const sample = new Float64Array(SampleColumns.fieldCount)
+      SampleColumns.read(samples.columns, slot, sample)
+      expect(ArmSample.positionOf(sample)).toMatchObject({ X: 500, Y: 0, Z: 300 })
+      expect(sample[SampleColumns.Field.kind]).toBe(0)
+      // The arm stood still: no second event, though it was polled all along.
+      expect([...(yield* Queue.takeAll(events))].filter((e) => e._tag === "ArmTelemetry")).toEqual([])
+
+      // A motion is a status change (moving): an event, carrying the position of that poll.
+      yield* arm.ask(RmiLink.instruct(nudge(50, 200)))
+      const moved = [...(yield* Queue.takeAll(events))]
+      expect(moved.some((e) => e._tag === "ArmTelemetry" && e.moving)).toBe(true)
+      // What the link says of the arm is the latest sample, not its latest event.
+      yield* Effect.sleep("100 millis")
+      const info = yield* arm.ask(RmiLink.getInfo)
+      expect(info.last?.at).toBeGreaterThan(first.at)
+      expect(info.last?.position.X).toBeCloseTo(550, 0)
     }))
 
   it.scopedLive("keeps at most 8 instructions outstanding with consecutive SequenceIDs, queueing the rest", () =>
