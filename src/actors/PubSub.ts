@@ -113,7 +113,9 @@ export const make = (options?: {
     if (options?.backplane !== undefined) {
       const attachment = yield* options.backplane.subscribe({
         onMessage: (incoming) => {
-          if (incoming.origin !== hub.nodeId) Effect.runFork(deliverLocal(hub, incoming.topic, incoming.message, undefined))
+          if (incoming.origin === hub.nodeId) return
+          const offered = offerNow(hub, incoming.topic, incoming.message, undefined)
+          if (offered.blocked !== undefined) Effect.runFork(waitForRoom(offered.blocked, incoming.message))
         },
         onResync: (signal) => runResyncHandlers(hub, signal)
       })
