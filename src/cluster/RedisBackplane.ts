@@ -12,9 +12,9 @@
  *   topic. An origin heard for the first time (or starting again from 1) starts its numbering
  *   without a gap. A broadcast whose remote copy could not be sent still takes its number, so
  *   the other nodes notice.
- * - **Resync**: a gap, or the subscribing connection coming back after a drop (it subscribes its
- *   channels again, since what was published meanwhile is lost), raises a resync signal of the
- *   topic here and, on a channel every node always listens to (`<prefix>:bp-resync`), on every
+ * - **Resync**: a gap, the subscribing connection coming back after a drop (it subscribes its
+ *   channels again, since what was published meanwhile is lost), or the publishing one coming
+ *   back after remote copies were dropped, raises a resync signal of the topic here and, on a channel every node always listens to (`<prefix>:bp-resync`), on every
  *   other node: each node's resync handlers of the topic then broadcast what they hold of it.
  *   Signals of one topic raised within `resyncCoalesceMs` are raised once.
  * - **Never in the way**: `publish` returns at once and never fails. While Redis is down, or
@@ -124,6 +124,8 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, never, Sco
     /** Resync signals waiting for the coalescing window, and requests waiting for the publisher. */
     const pendingLocal = new Map<string, Backplane.ResyncReason>()
     const pendingRemote = new Map<string, Backplane.ResyncReason>()
+    /** Topics whose remote copies were dropped while the publishing connection was down. */
+    const droppedWhileDown = new Set<string>()
     let timer: ReturnType<typeof setTimeout> | undefined
     let closed = false
 
@@ -224,7 +226,13 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, never, Sco
         if (again) for (const topic of topics) if (watched.has(topic)) raise(topic, "reconnect")
       }, noop)
     })
-    publisher.on("ready", flushRemote)
+    let publisherEverReady = false
+    publisher.on("ready", () => {
+      if (publisherEverReady) for (const topic of droppedWhileDown) raise(topic, "reconnect")
+      publisherEverReady = true
+      droppedWhileDown.clear()
+      flushRemote()
+    })
 
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
@@ -264,6 +272,7 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, never, Sco
           topics.set(message.topic, seq)
           if (closed || publisher.status !== "ready" || counters.inFlight >= maxInFlight) {
             counters.publishDropped++
+            if (publisher.status !== "ready") droppedWhileDown.add(message.topic)
             return
           }
           let bytes: Buffer
@@ -282,6 +291,7 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, never, Sco
             () => {
               counters.inFlight--
               counters.publishDropped++
+              droppedWhileDown.add(message.topic)
             }
           )
         }),

@@ -171,6 +171,28 @@ describe("RedisBackplane", () => {
       expect([stats.reconnects, stats.gaps]).toEqual([1, 0])
     }), { timeout: 20_000 })
 
+  it.scoped("a publishing connection that dropped and came back raises a resync of what it could not send", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const raw = yield* rawConnection(server)
+      const a = yield* node(server, "a")
+      const b = yield* node(server, "b")
+      yield* PubSub.subscribeQueue(b.hub, "fleet")
+      const resyncsB = yield* resyncs(b.hub, "fleet")
+      yield* awaitSubscribers(raw, b.backplane.channel("fleet"), 1)
+      yield* awaitSubscribers(raw, "fleetvisor:bp-resync", 2)
+      yield* TestKit.awaitUntil(Effect.map(a.backplane.stats, (s) => s.connected))
+      const clients = yield* Effect.promise(() => raw.client("LIST") as Promise<string>)
+      const id = /id=(\d+) .*name=fleetvisor-bp-pub-a /.exec(clients)?.[1]
+      expect(id).toBeDefined()
+      yield* Effect.promise(() => raw.client("KILL", "ID", id!))
+      yield* PubSub.broadcast(a.hub, "fleet", "lost")
+      yield* TestKit.awaitUntil(Effect.sync(() => resyncsB.length === 1), { timeoutMillis: 10_000 })
+      expect(resyncsB).toEqual([Backplane.resyncSignal("fleet", "reconnect")])
+      expect((yield* a.backplane.stats).publishDropped).toBe(1)
+      expect((yield* b.backplane.stats).reconnects).toBe(0)
+    }))
+
   it.scoped("a hung Redis: remote copies beyond maxInFlight are dropped, local delivery is not; receivers see the gap", () =>
     Effect.gen(function*() {
       const server = yield* redisServer
