@@ -55,7 +55,12 @@ export interface PubSub {
   /** @internal */
   attachment: Attachment | undefined
   /** @internal */
-  readonly resyncHandlers: Map<string, Set<(signal: Resync) => Effect.Effect<void>>>
+  readonly resyncHandlers: Map<string, Set<ResyncHandler>>
+}
+
+/** One registration of {@link onResync} (an object of its own, so that one function may be registered twice). */
+interface ResyncHandler {
+  readonly run: (signal: Resync) => Effect.Effect<void>
 }
 
 /** A subscriber's buffer and policy. */
@@ -314,7 +319,7 @@ const offerWhenRoom = (sub: Sub, message: unknown): Effect.Effect<void> =>
 
 const runResyncHandlers = (hub: PubSub, signal: Resync): void => {
   const handlers = hub.resyncHandlers.get(signal.topic)
-  if (handlers !== undefined) for (const handler of handlers) Effect.runFork(handler(signal))
+  if (handlers !== undefined) for (const handler of handlers) Effect.runFork(handler.run(signal))
 }
 
 /**
@@ -330,17 +335,19 @@ export const onResync = (
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
+      const registration: ResyncHandler = { run: handler }
       let handlers = hub.resyncHandlers.get(topic)
       if (handlers === undefined) hub.resyncHandlers.set(topic, handlers = new Set())
-      handlers.add(handler)
+      handlers.add(registration)
+      return registration
     }),
-    () =>
+    (registration) =>
       Effect.sync(() => {
         const handlers = hub.resyncHandlers.get(topic)
-        handlers?.delete(handler)
+        handlers?.delete(registration)
         if (handlers?.size === 0) hub.resyncHandlers.delete(topic)
       })
-  )
+  ).pipe(Effect.asVoid)
 
 /**
  * Asks for `topic`'s state whole: the resync handlers of every node (this one's included) run
