@@ -171,6 +171,26 @@ describe("RedisBackplane", () => {
       expect([stats.reconnects, stats.gaps]).toEqual([1, 0])
     }), { timeout: 20_000 })
 
+  it.scoped("a node starts while Redis is down: it neither waits nor fails, and joins when Redis comes", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      yield* Effect.promise(server.stop)
+      const a = yield* node(server, "a")
+      const b = yield* node(server, "b")
+      const atA = yield* PubSub.subscribeQueue<number>(a.hub, "fleet")
+      const atB = yield* PubSub.subscribeQueue<number>(b.hub, "fleet")
+      expect(yield* PubSub.broadcast(a.hub, "fleet", 1)).toBe(1)
+      expect(yield* Queue.take(atA)).toBe(1)
+      expect(yield* a.backplane.stats).toMatchObject({ connected: false, publishDropped: 1 })
+      yield* Effect.promise(server.start)
+      const raw = yield* rawConnection(server)
+      yield* awaitSubscribers(raw, a.backplane.channel("fleet"), 2)
+      yield* TestKit.awaitUntil(Effect.map(a.backplane.stats, (s) => s.connected))
+      yield* PubSub.broadcast(a.hub, "fleet", 2)
+      expect(yield* Queue.take(atB)).toBe(2)
+      expect((yield* b.backplane.stats).reconnects).toBe(0)
+    }))
+
   it.scoped("a publishing connection that dropped and came back raises a resync of what it could not send", () =>
     Effect.gen(function*() {
       const server = yield* redisServer
