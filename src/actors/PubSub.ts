@@ -15,7 +15,10 @@
  * A subscription vanishes when its actor exits (the hub watches the actor),
  * or when the scope of a queue subscription closes. Wrap a payload in
  * `Encoded` to encode it once for all subscribers. Hubs on several nodes share
- * broadcasts through a `Backplane`.
+ * broadcasts through a `Backplane`: a hub watches a topic on it while the topic
+ * has local subscribers, and hands its resync signals (messages on a topic may
+ * have been lost) to the handlers registered with {@link onResync}, which
+ * answer by broadcasting what they hold of the topic whole.
  *
  * ```ts
  * const hub = yield* PubSub.make()
@@ -29,7 +32,7 @@ import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type { ActorRef } from "./ActorRef.js"
-import type { Backplane } from "./Backplane.js"
+import { type Attachment, type Backplane, type Resync, resyncSignal } from "./Backplane.js"
 import type { ActorCell } from "./internal/cell.js"
 import { ActorSub, type HubCounters, type Overflow, QueueSub, type Sink, type Sub, SinkSub } from "./internal/subscription.js"
 
@@ -49,6 +52,15 @@ export interface PubSub {
   readonly counters: HubCounters & { published: number }
   /** @internal */
   readonly backplane: Backplane | undefined
+  /** @internal */
+  attachment: Attachment | undefined
+  /** @internal */
+  readonly resyncHandlers: Map<string, Set<ResyncHandler>>
+}
+
+/** One registration of {@link onResync} (an object of its own, so that one function may be registered twice). */
+interface ResyncHandler {
+  readonly run: (signal: Resync) => Effect.Effect<void>
 }
 
 /** A subscriber's buffer and policy. */
@@ -99,12 +111,21 @@ export const make = (options?: {
       nodeId: options?.nodeId ?? `node-${Math.random().toString(36).slice(2, 10)}`,
       topics: new Map(),
       counters: { published: 0, delivered: 0, dropped: 0, disconnected: 0 },
-      backplane: options?.backplane
+      backplane: options?.backplane,
+      attachment: undefined,
+      resyncHandlers: new Map()
     }
     if (options?.backplane !== undefined) {
-      yield* options.backplane.subscribe((incoming) => {
-        if (incoming.origin !== hub.nodeId) Effect.runFork(deliverLocal(hub, incoming.topic, incoming.message, undefined))
+      const attachment = yield* options.backplane.subscribe({
+        onMessage: (incoming) => {
+          if (incoming.origin === hub.nodeId) return
+          const offered = offerNow(hub, incoming.topic, incoming.message, undefined)
+          if (offered.blocked !== undefined) Effect.runFork(waitForRoom(offered.blocked, incoming.message))
+        },
+        onResync: (signal) => runResyncHandlers(hub, signal)
       })
+      hub.attachment = attachment
+      yield* Effect.addFinalizer(() => Effect.sync(() => (hub.attachment = undefined)))
     }
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
@@ -119,6 +140,7 @@ const attach = (hub: PubSub, sub: Sub): void => {
   if (subs === undefined) {
     subs = []
     hub.topics.set(sub.topic, subs)
+    hub.attachment?.watch(sub.topic)
   }
   sub.index = subs.length
   subs.push(sub)
@@ -132,7 +154,10 @@ const detacher = (hub: PubSub) => (sub: Sub): void => {
     subs[sub.index] = last
     last.index = sub.index
   }
-  if (subs.length === 0) hub.topics.delete(sub.topic)
+  if (subs.length === 0) {
+    hub.topics.delete(sub.topic)
+    hub.attachment?.unwatch(sub.topic)
+  }
 }
 
 const handle = (sub: Sub): Subscription => ({
@@ -291,6 +316,47 @@ const offerWhenRoom = (sub: Sub, message: unknown): Effect.Effect<void> =>
     const result = sub.offer(message)
     return result === "full" ? offerWhenRoom(sub, message) : Effect.void
   })
+
+const runResyncHandlers = (hub: PubSub, signal: Resync): void => {
+  const handlers = hub.resyncHandlers.get(signal.topic)
+  if (handlers !== undefined) for (const handler of handlers) Effect.runFork(handler.run(signal))
+}
+
+/**
+ * Registers, while the scope is open, who answers when messages on `topic` may have been lost
+ * here or on another node (a gap, a reconnect, a request): typically the holder of the topic's
+ * state, which broadcasts it whole. Needs no subscription to the topic, and runs on every node
+ * that registered one, so each sends the part it holds.
+ */
+export const onResync = (
+  hub: PubSub,
+  topic: string,
+  handler: (signal: Resync) => Effect.Effect<void>
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const registration: ResyncHandler = { run: handler }
+      let handlers = hub.resyncHandlers.get(topic)
+      if (handlers === undefined) hub.resyncHandlers.set(topic, handlers = new Set())
+      handlers.add(registration)
+      return registration
+    }),
+    (registration) =>
+      Effect.sync(() => {
+        const handlers = hub.resyncHandlers.get(topic)
+        handlers?.delete(registration)
+        if (handlers?.size === 0) hub.resyncHandlers.delete(topic)
+      })
+  ).pipe(Effect.asVoid)
+
+/**
+ * Asks for `topic`'s state whole: the resync handlers of every node (this one's included) run
+ * with reason `requested`. A new subscriber asks so, to start from a snapshot.
+ */
+export const resync = (hub: PubSub, topic: string): Effect.Effect<void> =>
+  hub.backplane === undefined
+    ? Effect.sync(() => runResyncHandlers(hub, resyncSignal(topic, "requested")))
+    : hub.backplane.resync(topic)
 
 /** The hub's counters now. */
 export const stats = (hub: PubSub): Effect.Effect<Stats> =>

@@ -140,4 +140,51 @@ describe("PubSub", () => {
       yield* TestKit.tick
       expect(yield* Queue.size(atEast)).toBe(0)
     }))
+
+  it.scoped("a hub watches a topic on the backplane while it has local subscribers, and only then hears it", () =>
+    Effect.gen(function*() {
+      const system = yield* TestKit.system()
+      const backplane = Backplane.memory()
+      const east = yield* PubSub.make({ nodeId: "east", backplane })
+      const west = yield* PubSub.make({ nodeId: "west", backplane })
+      expect(backplane.watchers("fleet")).toBe(0)
+      const seen: Array<unknown> = []
+      const a = yield* system.spawn(listener(seen), { name: "a" })
+      const b = yield* system.spawn(listener([]), { name: "b" })
+      const subA = yield* PubSub.subscribe(west, "fleet", a)
+      yield* PubSub.subscribe(west, "fleet", b)
+      expect(backplane.watchers("fleet")).toBe(1)
+      yield* PubSub.broadcast(east, "fleet", 1)
+      yield* TestKit.awaitUntil(Effect.sync(() => seen.length === 1))
+      yield* subA.unsubscribe
+      expect(backplane.watchers("fleet")).toBe(1)
+      yield* system.stop(b)
+      yield* TestKit.awaitUntil(Effect.sync(() => backplane.watchers("fleet") === 0))
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* PubSub.subscribeQueue(east, "fleet")
+        expect(backplane.watchers("fleet")).toBe(1)
+      }))
+      expect(backplane.watchers("fleet")).toBe(0)
+    }))
+
+  it.scoped("resync signals reach the handlers of their topic on every hub, with their reason", () =>
+    Effect.gen(function*() {
+      const backplane = Backplane.memory()
+      const east = yield* PubSub.make({ nodeId: "east", backplane })
+      const west = yield* PubSub.make({ nodeId: "west", backplane })
+      const signals: Array<string> = []
+      yield* PubSub.onResync(east, "fleet", (s) => Effect.sync(() => signals.push(`east ${s.topic} ${s.reason}`)))
+      yield* PubSub.onResync(west, "fleet", (s) => Effect.sync(() => signals.push(`west ${s.topic} ${s.reason}`)))
+      yield* Effect.scoped(PubSub.onResync(west, "canvas", () => Effect.sync(() => signals.push("canvas, gone"))))
+      backplane.signal(Backplane.resyncSignal("fleet", "gap"))
+      backplane.signal(Backplane.resyncSignal("canvas", "gap"))
+      yield* PubSub.resync(west, "fleet")
+      yield* TestKit.awaitUntil(Effect.sync(() => signals.length === 4))
+      expect(signals.sort()).toEqual(["east fleet gap", "east fleet requested", "west fleet gap", "west fleet requested"])
+      const alone = yield* PubSub.make()
+      let asked = 0
+      yield* PubSub.onResync(alone, "fleet", () => Effect.sync(() => asked++))
+      yield* PubSub.resync(alone, "fleet")
+      yield* TestKit.awaitUntil(Effect.sync(() => asked === 1))
+    }))
 })
