@@ -3,7 +3,8 @@
  *
  * A chunk of a streaming RPC travels as `{ _tag: "Chunk", requestId, values }`. When one item
  * goes to thousands of subscribers, only `requestId` differs between their frames, so the values
- * are schema-encoded once and serialized at most once per wire format (lazily, on first use);
+ * are schema-encoded once (not at all when they are their own encoding: {@link encodesAsIs}) and
+ * serialized at most once per wire format (lazily, on first use);
  * each subscriber's frame is a fixed head, its request id, and that shared tail. The frame is
  * byte for byte the one @effect/rpc's RpcServer would have encoded for that subscriber.
  *
@@ -14,6 +15,7 @@ import * as RpcSchema from "@effect/rpc/RpcSchema"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type * as SchemaAST from "effect/SchemaAST"
 import type { WireFormat } from "./Subprotocol.js"
 import * as WireCodec from "./WireCodec.js"
 
@@ -27,12 +29,44 @@ export interface SharedFrame {
 
 const chunkEncoders = new WeakMap<Rpc.Any, (values: ReadonlyArray<unknown>) => ReadonlyArray<unknown>>()
 
+/**
+ * Whether values of `ast` are their own encoding: no transformation (a date as a number, say)
+ * and no declaration anywhere inside, only structs, arrays, unions, literals and refinements of
+ * them. Such values go out as they are, unchecked: the schema's refinements check what clients
+ * send, while what the server streams is built by its typed code (the fleet's views, 30 times a
+ * second, would otherwise spend more time in the check than in the encoding).
+ */
+export const encodesAsIs = (ast: SchemaAST.AST, seen: Set<SchemaAST.AST> = new Set()): boolean => {
+  if (seen.has(ast)) return true
+  seen.add(ast)
+  switch (ast._tag) {
+    case "Transformation":
+    case "Declaration":
+      return false
+    case "Refinement":
+      return encodesAsIs(ast.from, seen)
+    case "Suspend":
+      return encodesAsIs(ast.f(), seen)
+    case "Union":
+      return ast.types.every((member) => encodesAsIs(member, seen))
+    case "TupleType":
+      return ast.elements.every((element) => encodesAsIs(element.type, seen)) &&
+        ast.rest.every((rest) => encodesAsIs(rest.type, seen))
+    case "TypeLiteral":
+      return ast.propertySignatures.every((property) => encodesAsIs(property.type, seen)) &&
+        ast.indexSignatures.every((index) => encodesAsIs(index.type, seen))
+    default:
+      return true
+  }
+}
+
 const chunkEncoder = (rpc: Rpc.Any) => {
   let encode = chunkEncoders.get(rpc)
   if (encode === undefined) {
     const schemas = RpcSchema.getStreamSchemas((rpc as unknown as Rpc.AnyWithProps).successSchema.ast)
     if (Option.isNone(schemas)) throw new TypeError(`${rpc._tag} is not a streaming RPC`)
-    encode = Schema.encodeSync(Schema.Array(schemas.value.success as Schema.Schema<unknown, unknown>))
+    const items = Schema.Array(schemas.value.success as Schema.Schema<unknown, unknown>)
+    encode = encodesAsIs(items.ast) ? (values) => values : Schema.encodeSync(items)
     chunkEncoders.set(rpc, encode)
   }
   return encode

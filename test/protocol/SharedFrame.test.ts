@@ -7,6 +7,7 @@ import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { CanvasEvent, CanvasJoin, packPixels, Snapshot, Updates } from "../../src/protocol/CanvasRpcs.js"
+import { FleetEvent, FleetSubscribe, FleetUpdate, Lease } from "../../src/protocol/FleetRpcs.js"
 import * as RpcBridge from "../../src/protocol/RpcBridge.js"
 import * as SharedFrame from "../../src/protocol/SharedFrame.js"
 import * as Subprotocol from "../../src/protocol/Subprotocol.js"
@@ -28,7 +29,36 @@ const normallyEncoded = (wire: Subprotocol.WireFormat, requestId: string) =>
 
 const bytesOf = (frame: string | Uint8Array) => Buffer.from(typeof frame === "string" ? Buffer.from(frame) : frame)
 
+const view = {
+  kind: "agv" as const,
+  id: "KIT/0001",
+  alarms: [{ code: "LOW-BATTERY", level: "warning" as const, message: "12 %" }],
+  status: "online" as const,
+  connection: "online" as const,
+  safety: "normal" as const,
+  updatedAt: 1_700_000_000_123,
+  pose: { x: 1.5, y: -2, theta: 0.25 },
+  poseKnown: true,
+  order: { orderId: "o-1", nodes: [{ nodeId: "n1", sequenceId: 0, released: true, x: 1, y: 2 }], edges: [] }
+}
+
 describe("SharedFrame", () => {
+  it("sends values that are their own encoding as they are, byte for byte what RpcServer would send", () => {
+    const update = FleetUpdate.make({ tick: 7, robots: [view] })
+    expect(SharedFrame.encodesAsIs(Schema.Array(FleetEvent).ast)).toBe(true)
+    for (const wire of ["json", "msgpack"] as const) {
+      const expected = WireCodec.of(wire).encode({ _tag: "Chunk", requestId: "3", values: Schema.encodeSync(Schema.Array(FleetEvent))([update]) })
+      expect(bytesOf(SharedFrame.chunkFrame(SharedFrame.encodeOnce(FleetSubscribe, [update]), wire, "3"))).toEqual(bytesOf(expected))
+    }
+  })
+
+  it("encodes what has a transformation anywhere inside: bytes as base64, a date as a number, a member of a union", () => {
+    expect(SharedFrame.encodesAsIs(Schema.Array(CanvasEvent).ast)).toBe(false)
+    expect(SharedFrame.encodesAsIs(Lease.ast)).toBe(false)
+    expect(SharedFrame.encodesAsIs(Schema.Union(Schema.Number, Schema.Struct({ a: Schema.NumberFromString })).ast)).toBe(false)
+    expect(SharedFrame.encodesAsIs(Schema.Struct({ n: Schema.Int, s: Schema.optional(Schema.String) }).ast)).toBe(true)
+  })
+
   for (const wire of ["json", "msgpack"] as const) {
     it(`splices a request id into a ${wire} chunk, byte for byte as RpcServer encodes it`, () => {
       const frame = SharedFrame.encodeOnce(CanvasJoin, values)
