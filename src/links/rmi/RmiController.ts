@@ -135,6 +135,19 @@ export class RmiController {
   }
 
   /**
+   * Robot time until {@link advance} has something to do: 0 when replies are owed or an
+   * instruction waits to start, the rest of the running motion at the current override, and
+   * undefined when nothing moves (nothing to wait for).
+   */
+  untilNextEvent(): number | undefined {
+    if (this.owed.length > 0) return 0
+    if (this.program !== "running") return undefined
+    if (this.running === undefined) return this.queue.length > 0 ? 0 : undefined
+    if (this.override <= 0) return undefined
+    return ((this.running.motion.durationMs - this.running.elapsedMs) * 100) / this.override
+  }
+
+  /**
    * Raises a system fault: the program pauses, the error is logged for FRC_ReadError, and
    * the unsolicited packet names the instruction at fault (the running one by default).
    */

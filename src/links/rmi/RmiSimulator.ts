@@ -21,7 +21,7 @@
  * connection.
  */
 import * as net from "node:net"
-import { Clock, Data, Duration, Effect, FiberSet, Schedule, Scope } from "effect"
+import { Clock, Data, Duration, Effect, FiberSet, Queue, Schedule, Scope } from "effect"
 import * as ErrorCode from "./RmiErrorCode.js"
 import * as LineSocket from "./LineSocket.js"
 import { RmiController, type ControllerSnapshot, type ControllerStats } from "./RmiController.js"
@@ -39,7 +39,13 @@ export interface RmiSimulatorOptions {
   readonly timeScale?: number
   /** A session without any packet for this long gets FRC_Terminate; default 60 minutes, the controller's default. */
   readonly idleTimeout?: Duration.DurationInput
-  /** How often the robot's position is updated; default 8 ms, the rate of the manual's polling example. */
+  /**
+   * Updates the robot's position on a fixed period (e.g. 8 ms, the rate of the manual's polling
+   * example) instead of when it matters. By default the simulator sleeps until something is due
+   * (a motion's end, a stall's end, the idle timeout) and brings the robot up to the moment of
+   * each packet it reads, so a simulator nobody moves costs nothing and one that moves wakes
+   * only when asked or when a motion ends.
+   */
   readonly tickInterval?: Duration.DurationInput
   /** Longest accepted line in bytes; default 64 KiB. */
   readonly maxLineLength?: number
@@ -156,6 +162,7 @@ export const make = (options?: RmiSimulatorOptions): Effect.Effect<RmiSimulator,
       Effect.gen(function*() {
         for (;;) {
           const [lines, done] = yield* current.connection.lines.takeAll
+          step(yield* Clock.currentTimeMillis)
           for (const line of lines) {
             current.lastPacketAt = yield* Clock.currentTimeMillis
             const request = RmiPacket.decodeRequest(line)
@@ -171,6 +178,7 @@ export const make = (options?: RmiSimulatorOptions): Effect.Effect<RmiSimulator,
               refuse(current.connection, alreadyConnected("Communication", "FRC_Connect"))
             }
           }
+          wakeIfSooner(yield* Clock.currentTimeMillis)
           if (done) return
         }
       })
@@ -233,10 +241,10 @@ export const make = (options?: RmiSimulatorOptions): Effect.Effect<RmiSimulator,
     }
 
     let lastTick = yield* Clock.currentTimeMillis
-    const tick = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const finished = controller.advance((now - lastTick) * timeScale)
-      lastTick = now
+    /** Brings the robot up to `now`: sends the replies of what finished, ends a stall that is over, terminates an idle session. */
+    const step = (now: number) => {
+      const finished = controller.advance(Math.max(0, now - lastTick) * timeScale)
+      lastTick = Math.max(lastTick, now)
       const current = session
       if (current === undefined) return
       for (const reply of finished) send(current, reply)
@@ -246,11 +254,42 @@ export const make = (options?: RmiSimulatorOptions): Effect.Effect<RmiSimulator,
         current.held = []
       }
       if (now - current.lastPacketAt > idleTimeout) terminate(current)
-    })
-    yield* tick.pipe(
-      Effect.repeat(Schedule.spaced(options?.tickInterval ?? Duration.millis(8))),
-      Effect.forkScoped
-    )
+    }
+    /** When `step` next has something to do, wall-clock ms. */
+    const nextDue = (now: number) => {
+      let due = now + 1_000
+      const motion = controller.untilNextEvent()
+      if (motion !== undefined) due = Math.min(due, now + motion / timeScale)
+      const current = session
+      if (current !== undefined) {
+        if (current.stalledUntil > 0) due = Math.min(due, current.stalledUntil)
+        due = Math.min(due, current.lastPacketAt + idleTimeout + 1)
+      }
+      return due
+    }
+    // A packet read may start a motion or a stall: it wakes the loop when that makes it due sooner.
+    const wake = yield* Queue.sliding<void>(1)
+    let sleepingUntil = Infinity
+    const wakeIfSooner = (now: number) => {
+      if (nextDue(now) < sleepingUntil) wake.unsafeOffer(undefined)
+    }
+    if (options?.tickInterval !== undefined) {
+      yield* Effect.sync(() => step(Date.now())).pipe(
+        Effect.repeat(Schedule.spaced(options.tickInterval)),
+        Effect.forkScoped
+      )
+    } else {
+      yield* Effect.gen(function*() {
+        for (;;) {
+          const now = yield* Clock.currentTimeMillis
+          step(now)
+          const wait = Math.max(1, Math.ceil(nextDue(now) - now))
+          sleepingUntil = now + wait
+          yield* Effect.raceFirst(Effect.sleep(Duration.millis(wait)), Queue.take(wake))
+          sleepingUntil = Infinity
+        }
+      }).pipe(Effect.forkScoped)
+    }
 
     const withSession = (f: (current: Session) => void | Effect.Effect<void>): Effect.Effect<void> =>
       Effect.suspend(() => {
@@ -264,6 +303,7 @@ export const make = (options?: RmiSimulatorOptions): Effect.Effect<RmiSimulator,
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           withSession((current) => {
             current.stalledUntil = now + Duration.toMillis(duration)
+            wakeIfSooner(now)
           })),
       sendGarbage: withSession((current) => current.connection.write("\u0000\u00ff}{ not a packet\r\n")),
       sendInPieces: (packet, pieceSize = 1) =>
@@ -287,7 +327,11 @@ export const make = (options?: RmiSimulatorOptions): Effect.Effect<RmiSimulator,
       host,
       port,
       sessionPort,
-      snapshot: Effect.sync(() => ({ ...controller.snapshot(), connected: session !== undefined })),
+      snapshot: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          step(now)
+          return { ...controller.snapshot(), connected: session !== undefined }
+        })),
       stats: Effect.sync(() => ({ ...controller.stats(), ...counters })),
       faults
     }
