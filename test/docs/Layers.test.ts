@@ -21,8 +21,9 @@ const allowed: Record<string, ReadonlyArray<string>> = {
   links: ["actors", "supervisors", "node", "protocol", "store"],
   http: ["actors", "supervisors", "node", "protocol", "store", "client"],
   apps: ["actors", "supervisors", "node", "protocol", "store", "links", "http"],
-  cli: ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps", "main.ts"],
-  "main.ts": ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps"]
+  cluster: ["actors"],
+  cli: ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps", "cluster", "main.ts"],
+  "main.ts": ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps", "cluster"]
 }
 
 const modules = (dir: string): Array<string> =>
