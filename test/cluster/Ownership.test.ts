@@ -1,0 +1,85 @@
+/**
+ * Robot ownership on a Redis of the test's own, three nodes in this process, a 1 s TTL. Every
+ * test samples each node's own `owns` every 20 ms: at no sample may two nodes claim one robot.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Rendezvous from "../../src/cluster/Rendezvous.js"
+import { claimants, eventually, redisServer, robotIds, startNode, type TestNode, ttl, watchClaims } from "./fixtures.js"
+
+const robots = robotIds(30)
+
+/** Every robot claimed by exactly its rendezvous winner among `nodes`. */
+const placedOn = (nodes: ReadonlyArray<TestNode>) => () =>
+  robots.every((robot) => {
+    const who = claimants(nodes, robot)
+    return who.length === 1 && who[0] === Rendezvous.ownerOf(robot, nodes.map((node) => node.id))
+  })
+
+const elapsedSince = (start: number) => Date.now() - start
+
+describe("Ownership", () => {
+  it.scopedLive("three nodes, 30 robots: each robot has one owner, its rendezvous winner, with a token", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const nodes = yield* Effect.forEach(["n1", "n2", "n3"], (id) => startNode(server, id, robots))
+      const claims = yield* watchClaims(nodes, robots)
+      yield* eventually("every robot on its rendezvous winner", placedOn(nodes), ttl + 4_000)
+      const tokens = robots.map((robot) => nodes.find((node) => node.ownership.owns(robot))!.ownership.tokenOf(robot)!)
+      expect(new Set(tokens.map((token) => token.counter)).size).toBe(robots.length)
+      expect(tokens.every((token) => token.epoch === 1)).toBe(true)
+      // Renewed many times over, and still where they were.
+      yield* Effect.sleep(ttl * 2)
+      expect(placedOn(nodes)()).toBe(true)
+      for (const node of nodes) {
+        const counts = node.ownership.counts()
+        expect(counts.acquisitions).toBe(node.ownership.owned().length)
+        expect(counts.lost).toBe(0)
+        expect(counts.renewals).toBeGreaterThan(3)
+      }
+      expect(claims.doubles).toEqual([])
+      expect(claims.samples()).toBeGreaterThan(50)
+    }))
+
+  it.scopedLive("a node that dies without releasing: its robots run on the others within TTL + 2 s, never two owners", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const nodes = yield* Effect.forEach(["n1", "n2", "n3"], (id) => startNode(server, id, robots, { crashOnStop: true }))
+      const claims = yield* watchClaims(nodes, robots)
+      yield* eventually("placed", placedOn(nodes), ttl + 4_000)
+      const [n1, n2, n3] = nodes
+      const orphans = n2.ownership.owned()
+      expect(orphans.length).toBeGreaterThan(0)
+      const others = [n1.ownership.owned(), n3.ownership.owned()]
+      const crashed = Date.now()
+      yield* n2.stop
+      yield* eventually("n2's robots on n1 and n3", placedOn([n1, n3]), ttl + 2_000)
+      const failover = elapsedSince(crashed)
+      console.log(`fail-over after a crash, TTL ${ttl} ms: ${failover} ms`)
+      // Sticky: the robots of the survivors did not move.
+      expect([n1.ownership.owned().filter((r) => others[0].includes(r)), n3.ownership.owned().filter((r) => others[1].includes(r))])
+        .toEqual(others)
+      expect(n1.ownership.counts().handovers + n3.ownership.counts().handovers).toBe(orphans.length)
+      expect(claims.doubles).toEqual([])
+    }))
+
+  it.scopedLive("a drain hands the node's robots over within 1 s", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const nodes = yield* Effect.forEach(["n1", "n2", "n3"], (id) => startNode(server, id, robots))
+      const claims = yield* watchClaims(nodes, robots)
+      yield* eventually("placed", placedOn(nodes), ttl + 4_000)
+      const [n1, n2, n3] = nodes
+      const drained = n3.ownership.owned()
+      const started = Date.now()
+      yield* n3.ownership.drain
+      expect(n3.ownership.owned()).toEqual([])
+      expect(n3.ownership.counts().released).toBe(drained.length)
+      yield* eventually("n3's robots on n1 and n2", placedOn([n1, n2]), 1_000)
+      console.log(`hand-over after a drain of ${drained.length} robots: ${elapsedSince(started)} ms`)
+      // A draining node takes nothing back.
+      yield* Effect.sleep(ttl)
+      expect(n3.ownership.owned()).toEqual([])
+      expect(claims.doubles).toEqual([])
+    }))
+})
