@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as FencingToken from "../../src/cluster/FencingToken.js"
 import * as Rendezvous from "../../src/cluster/Rendezvous.js"
 import { claimants, eventually, redisServer, robotIds, startNode, type TestNode, ttl, watchClaims } from "./fixtures.js"
 
@@ -80,6 +81,48 @@ describe("Ownership", () => {
       // A draining node takes nothing back.
       yield* Effect.sleep(ttl)
       expect(n3.ownership.owned()).toEqual([])
+      expect(claims.doubles).toEqual([])
+    }))
+
+  it.scopedLive("Redis restarts empty: no robot goes to a new owner during grace; the owners re-write their leases with newer tokens", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const nodes = yield* Effect.forEach(["n1", "n2", "n3"], (id) => startNode(server, id, robots, { crashOnStop: true }))
+      yield* eventually("placed", placedOn(nodes), ttl + 4_000)
+      const [n1, n2, n3] = nodes
+      const before = new Map(robots.map((robot) => {
+        const owner = nodes.find((node) => node.ownership.owns(robot))!
+        return [robot, { owner: owner.id, token: owner.ownership.tokenOf(robot)! }] as const
+      }))
+      const newest = [...before.values()].map((b) => b.token).reduce((a, b) => (FencingToken.isNewer(a, b) ? a : b))
+      // n3 dies just before: its robots are free when Redis comes back, and only grace keeps them so.
+      const orphans = n3.ownership.owned()
+      yield* n3.stop
+      const claims = yield* watchClaims(nodes, robots)
+      yield* Effect.promise(server.restart)
+      const back = Date.now()
+      yield* eventually("every robot on n1 or n2", placedOn([n1, n2]), ttl + 3_000)
+      console.log(`after an empty Redis restart, every robot owned again ${elapsedSince(back)} ms after Redis was back`)
+      yield* Effect.sleep(60) // the sampler's next round, so that it saw every claim
+
+      for (const robot of robots) {
+        if (orphans.includes(robot)) {
+          const firstClaims = ["n1", "n2"].flatMap((id) => claims.firstClaim.get(`${id}/${robot}`) ?? [])
+          expect(firstClaims.length).toBe(1)
+          expect(firstClaims[0] - back).toBeGreaterThanOrEqual(ttl - 100)
+          continue
+        }
+        const owner = nodes.find((node) => node.id === before.get(robot)!.owner)!
+        expect(owner.ownership.owns(robot)).toBe(true)
+        const token = owner.ownership.tokenOf(robot)!
+        expect(token.epoch).toBe(2)
+        expect(FencingToken.isNewer(token, newest)).toBe(true)
+      }
+      const counts = [n1, n2].map((node) => node.ownership.counts())
+      expect(counts[0].rewrites + counts[1].rewrites).toBe(robots.length - orphans.length)
+      expect(counts[0].graceRefusals + counts[1].graceRefusals).toBeGreaterThan(0)
+      expect(counts[0].lost + counts[1].lost).toBe(0)
+      expect(nodes.reduce((sum, node) => sum + node.ownership.counts().epochsStarted, 0)).toBe(2)
       expect(claims.doubles).toEqual([])
     }))
 })
