@@ -179,7 +179,10 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
     yield* Effect.ignore(heartbeat)
     yield* Effect.ignore(refresh)
     yield* Effect.forkScoped(every(Math.max(1, Math.floor(ttl / 3)), heartbeat))
-    yield* Effect.forkScoped(every(options.pollInterval ?? 250, refresh))
+    // A node that finds itself missing (Redis restarted empty) writes its heartbeat at once.
+    const poll = Effect.flatMap(refresh, (members) =>
+      members.some((member) => member.id === node) ? Effect.void : Effect.zipRight(heartbeat, refresh))
+    yield* Effect.forkScoped(every(options.pollInterval ?? 250, poll))
     if (options.leaveOnClose ?? true) {
       yield* Effect.addFinalizer(() =>
         Effect.ignore(RedisConnection.command("leave", () => redis.multi().del(ownKey).zrem(setKey, node).exec()))

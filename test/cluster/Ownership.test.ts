@@ -6,7 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as FencingToken from "../../src/cluster/FencingToken.js"
 import * as Rendezvous from "../../src/cluster/Rendezvous.js"
-import { claimants, eventually, redisServer, robotIds, startNode, type TestNode, ttl, watchClaims } from "./fixtures.js"
+import { claimants, eventually, margin, redisServer, robotIds, startNode, type TestNode, ttl, watchClaims } from "./fixtures.js"
 
 const robots = robotIds(30)
 
@@ -123,6 +123,28 @@ describe("Ownership", () => {
       expect(counts[0].graceRefusals + counts[1].graceRefusals).toBeGreaterThan(0)
       expect(counts[0].lost + counts[1].lost).toBe(0)
       expect(nodes.reduce((sum, node) => sum + node.ownership.counts().epochsStarted, 0)).toBe(2)
+      expect(claims.doubles).toEqual([])
+    }))
+
+  it.scopedLive("Redis paused: every owner stops claiming by its own deadline; when Redis answers again the robots are owned again", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const nodes = yield* Effect.forEach(["n1", "n2", "n3"], (id) => startNode(server, id, robots))
+      yield* eventually("placed", placedOn(nodes), ttl + 4_000)
+      const claims = yield* watchClaims(nodes, robots)
+      server.pause()
+      const paused = Date.now()
+      yield* eventually("nobody claims anything", () => robots.every((robot) => claimants(nodes, robot).length === 0), ttl)
+      const silent = Date.now() - paused
+      console.log(`Redis paused: every claim ended ${silent} ms later (TTL ${ttl} ms, margin ${margin} ms)`)
+      expect(silent).toBeLessThanOrEqual(ttl - margin + 100)
+      yield* Effect.sleep(ttl)
+      expect(robots.every((robot) => claimants(nodes, robot).length === 0)).toBe(true)
+      expect(nodes.every((node) => node.ownership.counts().redisErrors > 0)).toBe(true)
+      server.resume()
+      const resumed = Date.now()
+      yield* eventually("placed again", placedOn(nodes), ttl + 2_000)
+      console.log(`Redis resumed: every robot owned again ${elapsedSince(resumed)} ms later`)
       expect(claims.doubles).toEqual([])
     }))
 })
