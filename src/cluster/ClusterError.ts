@@ -24,3 +24,12 @@ export class InvalidNodeId extends Data.TaggedError("InvalidNodeId")<{
     return `invalid node id ${JSON.stringify(this.node)}: it must be non-empty and contain no "|"`
   }
 }
+
+/** Settings that cannot work, such as a margin not smaller than the TTL. */
+export class InvalidSettings extends Data.TaggedError("InvalidSettings")<{
+  readonly reason: string
+}> {
+  override get message() {
+    return `invalid cluster settings: ${this.reason}`
+  }
+}

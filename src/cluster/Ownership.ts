@@ -34,7 +34,7 @@ import * as PubSub from "effect/PubSub"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Redis } from "ioredis"
-import type { RedisUnavailable } from "./ClusterError.js"
+import { InvalidSettings, type RedisUnavailable } from "./ClusterError.js"
 import * as FencingToken from "./FencingToken.js"
 import * as Membership from "./Membership.js"
 import * as RedisConnection from "./RedisConnection.js"
@@ -125,6 +125,8 @@ export interface Ownership {
   readonly node: string
   /** Whether this node owns `robot` now, by its own deadline: may it command the robot. */
   readonly owns: (robot: string) => boolean
+  /** Who holds each of `robots` now, read from Redis (robots without a lease are left out). */
+  readonly owners: (robots: Iterable<string>) => Effect.Effect<ReadonlyMap<string, FencingToken.LeaseValue>, RedisUnavailable>
   /** How many ms this node still owns `robot` by its own deadline without another renewal; 0 when it does not. */
   readonly remaining: (robot: string) => number
   /** The fencing token of `robot`'s lease while this node owns it. */
@@ -260,10 +262,10 @@ interface Lease {
 
 /**
  * Takes part in ownership until the scope closes: starts (or finds) the epoch, then every poll
- * renews leases when due and acquires the robots this node wins. Never fails: with Redis down
- * it keeps trying.
+ * renews leases when due and acquires the robots this node wins. It fails only on settings that
+ * cannot work; with Redis down it starts anyway and keeps trying.
  */
-export const make = (options: Options): Effect.Effect<Ownership, never, Scope.Scope> =>
+export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings, Scope.Scope> =>
   Effect.gen(function*() {
     const { redis, membership } = options
     const node = membership.node
@@ -271,6 +273,11 @@ export const make = (options: Options): Effect.Effect<Ownership, never, Scope.Sc
     const margin = options.margin ?? 500
     const pollInterval = options.pollInterval ?? 250
     const renewInterval = options.renewInterval ?? Math.max(1, Math.floor(ttl / 3))
+    if (!(margin >= 0 && margin < ttl && renewInterval > 0 && renewInterval < ttl - margin && pollInterval > 0)) {
+      return yield* Effect.fail(
+        new InvalidSettings({ reason: `need 0 ≤ margin < TTL and 0 < renew interval < TTL − margin (TTL ${ttl}, margin ${margin}, renew ${renewInterval})` })
+      )
+    }
     const prefix = options.prefix ?? Membership.defaultPrefix
     const remember = options.remember ?? inMemory()
     const keys = clusterKeys(prefix)
@@ -423,7 +430,7 @@ export const make = (options: Options): Effect.Effect<Ownership, never, Scope.Sc
           const [status, value, extra] = reply[i + 1] as [string, string, string | number]
           if (status === "ok" || status === "ours") {
             const lease = leaseOf(value, sentAt + ttl - margin)
-            if (lease === undefined || !managed.has(robot) || closing) return
+            if (lease === undefined) return
             held.set(robot, lease)
             known.delete(robot)
             counts.acquisitions++
@@ -516,13 +523,31 @@ export const make = (options: Options): Effect.Effect<Ownership, never, Scope.Sc
       tokenOf: (robot) => current(robot)?.token,
       owned: () => [...held.keys()].filter((robot) => current(robot) !== undefined),
       epoch: () => epoch,
+      owners: (robots) =>
+        Effect.suspend(() => {
+          const list = [...robots]
+          if (list.length === 0) return Effect.succeed(new Map())
+          return RedisConnection.command("owners", () => redis.mget(list.map((robot) => ownerKey(prefix, robot)))).pipe(
+            Effect.map((values) => {
+              const found = new Map<string, FencingToken.LeaseValue>()
+              values.forEach((value, i) => {
+                const lease = value == null ? undefined : FencingToken.parseLease(value)
+                if (lease !== undefined) found.set(list[i], lease)
+              })
+              return found
+            })
+          )
+        }),
       manage: (robots) => Effect.sync(() => {
         for (const robot of robots) managed.add(robot)
       }),
       unmanage: (robots) =>
         lock.withPermits(1)(Effect.suspend(() => {
           const list = [...robots]
-          for (const robot of list) managed.delete(robot)
+          for (const robot of list) {
+            managed.delete(robot)
+            known.delete(robot)
+          }
           return release(list)
         })),
       drain: lock.withPermits(1)(Effect.gen(function*() {

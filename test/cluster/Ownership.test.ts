@@ -5,8 +5,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as FencingToken from "../../src/cluster/FencingToken.js"
+import * as Membership from "../../src/cluster/Membership.js"
+import * as Ownership from "../../src/cluster/Ownership.js"
 import * as Rendezvous from "../../src/cluster/Rendezvous.js"
-import { claimants, eventually, margin, redisServer, robotIds, startNode, type TestNode, ttl, watchClaims } from "./fixtures.js"
+import { claimants, connect, eventually, margin, redisServer, robotIds, startNode, type TestNode, ttl, watchClaims } from "./fixtures.js"
 
 const robots = robotIds(30)
 
@@ -29,6 +31,10 @@ describe("Ownership", () => {
       const tokens = robots.map((robot) => nodes.find((node) => node.ownership.owns(robot))!.ownership.tokenOf(robot)!)
       expect(new Set(tokens.map((token) => token.counter)).size).toBe(robots.length)
       expect(tokens.every((token) => token.epoch === 1)).toBe(true)
+      const owners = yield* nodes[0].ownership.owners([...robots, "not-a-robot"])
+      expect(robots.map((robot) => owners.get(robot)?.node)).toEqual(robots.map((robot) => claimants(nodes, robot)[0]))
+      expect(robots.map((robot) => owners.get(robot)?.token)).toEqual(tokens)
+      expect(owners.has("not-a-robot")).toBe(false)
       // Renewed many times over, and still where they were.
       yield* Effect.sleep(ttl * 2)
       expect(placedOn(nodes)()).toBe(true)
@@ -146,5 +152,16 @@ describe("Ownership", () => {
       yield* eventually("placed again", placedOn(nodes), ttl + 2_000)
       console.log(`Redis resumed: every robot owned again ${elapsedSince(resumed)} ms later`)
       expect(claims.doubles).toEqual([])
+    }))
+
+  it.scopedLive("refuses settings under which an owner could not keep its claim between renewals", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const redis = yield* connect(server)
+      const membership = yield* Membership.make({ redis, node: "n1", protocol: 1 })
+      for (const settings of [{ ttl: 1_000, margin: 1_000 }, { ttl: 1_000, margin: 300, renewInterval: 700 }]) {
+        const refused = yield* Effect.flip(Ownership.make({ redis, membership, ...settings }))
+        expect(refused._tag).toBe("InvalidSettings")
+      }
     }))
 })
