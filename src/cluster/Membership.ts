@@ -14,7 +14,9 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
@@ -84,6 +86,9 @@ export interface Membership {
   /** The counters so far. */
   readonly counts: () => Counts
 }
+
+/** This node's membership as a service. */
+export const Membership: Context.Tag<Membership, Membership> = Context.GenericTag<Membership>("fleetvisor/cluster/Membership")
 
 /** The default key prefix: one Redis Cluster hash tag for every key of the cluster. */
 export const defaultPrefix = "{fleetvisor}"
@@ -204,3 +209,9 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
       counts: () => ({ ...counts })
     } satisfies Membership
   })
+
+/** A layer joining the membership over the cluster's connection for the lifetime of the layer. */
+export const layer = (
+  options: Omit<Options, "redis">
+): Layer.Layer<Membership, InvalidNodeId, RedisConnection.ClusterRedis> =>
+  Layer.scoped(Membership, Effect.flatMap(RedisConnection.ClusterRedis, (redis) => make({ ...options, redis })))

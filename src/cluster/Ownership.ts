@@ -29,7 +29,9 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as PubSub from "effect/PubSub"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -148,6 +150,9 @@ export interface Ownership {
   /** The counters so far. */
   readonly counts: () => Counts
 }
+
+/** This node's ownership as a service. */
+export const Ownership: Context.Tag<Ownership, Ownership> = Context.GenericTag<Ownership>("fleetvisor/cluster/Ownership")
 
 /** The lease key of `robot`. */
 export const ownerKey = (prefix: string, robot: string) => `${prefix}:owner:${robot}`
@@ -560,3 +565,16 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       counts: () => ({ ...counts })
     } satisfies Ownership
   })
+
+/** A layer taking part in ownership over the cluster's connection and this node's membership. */
+export const layer = (
+  options: Omit<Options, "redis" | "membership">
+): Layer.Layer<Ownership, InvalidSettings, RedisConnection.ClusterRedis | Membership.Membership> =>
+  Layer.scoped(
+    Ownership,
+    Effect.gen(function*() {
+      const redis = yield* RedisConnection.ClusterRedis
+      const membership = yield* Membership.Membership
+      return yield* make({ ...options, redis, membership })
+    })
+  )

@@ -9,7 +9,9 @@
  * @since 0.1.0
  */
 import { createHash } from "node:crypto"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { RedisUnavailable } from "./ClusterError.js"
@@ -48,6 +50,18 @@ export const connect = (url: string, options: ConnectOptions = {}): Effect.Effec
     }),
     (redis) => Effect.sync(() => redis.disconnect())
   )
+
+/** The cluster's Redis connection as a service. */
+export const ClusterRedis: Context.Tag<ClusterRedis, Redis> = Context.GenericTag<ClusterRedis, Redis>("fleetvisor/cluster/ClusterRedis")
+
+/** The key of {@link ClusterRedis}. */
+export interface ClusterRedis {
+  readonly _: unique symbol
+}
+
+/** A layer connecting to `url` (see {@link connect}) for the lifetime of the layer. */
+export const layer = (url: string, options?: ConnectOptions): Layer.Layer<ClusterRedis> =>
+  Layer.scoped(ClusterRedis, connect(url, options))
 
 /** A Lua script, sent by its SHA-1 and loaded again when Redis lost it (`NOSCRIPT`). */
 export interface Script {

@@ -3,10 +3,11 @@
  * test samples each node's own `owns` every 20 ms: at no sample may two nodes claim one robot.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Context, Effect, Layer } from "effect"
 import * as FencingToken from "../../src/cluster/FencingToken.js"
 import * as Membership from "../../src/cluster/Membership.js"
 import * as Ownership from "../../src/cluster/Ownership.js"
+import * as RedisConnection from "../../src/cluster/RedisConnection.js"
 import * as Rendezvous from "../../src/cluster/Rendezvous.js"
 import { claimants, connect, eventually, margin, redisServer, robotIds, startNode, type TestNode, ttl, watchClaims } from "./fixtures.js"
 
@@ -163,5 +164,21 @@ describe("Ownership", () => {
         const refused = yield* Effect.flip(Ownership.make({ redis, membership, ...settings }))
         expect(refused._tag).toBe("InvalidSettings")
       }
+    }))
+
+  it.scopedLive("as layers: a node alone takes every robot it manages", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const node = Ownership.layer({ robots: ["a", "b"], ttl, margin, pollInterval: 100 }).pipe(
+        Layer.provideMerge(Membership.layer({ node: "solo", protocol: 1, ttl, pollInterval: 50 })),
+        Layer.provide(RedisConnection.layer(server.url, { commandTimeout: 300 }))
+      )
+      const context = yield* Layer.build(node)
+      const ownership = Context.get(context, Ownership.Ownership)
+      expect(Context.get(context, Membership.Membership).node).toBe("solo")
+      yield* eventually("both robots owned", () => ownership.owned().length === 2, ttl + 3_000)
+      yield* ownership.unmanage(["a"])
+      expect(ownership.owned()).toEqual(["b"])
+      expect(ownership.counts().released).toBe(1)
     }))
 })
