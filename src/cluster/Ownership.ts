@@ -325,9 +325,9 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
 
     const ensureEpoch = counted(Effect.gen(function*() {
       const run = yield* RedisConnection.runId(redis)
-      const known = Math.max(epoch, yield* remember.load)
+      const greatest = Math.max(epoch, yield* remember.load)
       const [current, started] = (yield* RedisConnection.run(redis, "epoch", epochScript, [keys[0], keys[1]], [
-        known,
+        greatest,
         run,
         ttl
       ])) as [number, number]
