@@ -15,7 +15,8 @@
  *   a lease is only ever taken when the key is gone. When a node dies its leases expire and the
  *   winners among the others take them at their next poll (every 250 ms by default). A drain
  *   announces itself in the membership, then releases every lease (deleted only where the value
- *   is still the node's), so that the others take the robots at once.
+ *   is still the node's), so that the others take the robots at once. A robot its winner leaves
+ *   without an owner (it does not manage it) is taken by another node after `fallbackAfter`.
  * - **Redis lost its memory.** A new `run_id` (seen at each reconnection) or a missing epoch key
  *   (`<prefix>:epoch`) starts a new epoch: one greater than the greatest known (in Redis, and in
  *   the node's `remember` store), with the grace key `<prefix>:grace` for one TTL. During grace no
@@ -73,6 +74,12 @@ export interface Options {
   readonly pollInterval?: number
   /** How often leases are renewed, ms (default TTL/3). */
   readonly renewInterval?: number
+  /**
+   * A robot that stayed without an owner this long, its rendezvous winner not taking it (the
+   * winner does not manage it, say), is taken by any node that manages it, ms (default 3 × TTL;
+   * 0: never). Free robots are looked for every third of this.
+   */
+  readonly fallbackAfter?: number
   /** The keys' prefix with its hash tag (default `{fleetvisor}`; the membership's must be the same). */
   readonly prefix?: string
   /** Where the greatest epoch seen is kept (default {@link inMemory}). */
@@ -278,6 +285,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     const margin = options.margin ?? 500
     const pollInterval = options.pollInterval ?? 250
     const renewInterval = options.renewInterval ?? Math.max(1, Math.floor(ttl / 3))
+    const fallbackAfter = options.fallbackAfter ?? 3 * ttl
     if (!(margin >= 0 && margin < ttl && renewInterval > 0 && renewInterval < ttl - margin && pollInterval > 0)) {
       return yield* Effect.fail(
         new InvalidSettings({ reason: `need 0 ≤ margin < TTL and 0 < renew interval < TTL − margin (TTL ${ttl}, margin ${margin}, renew ${renewInterval})` })
@@ -297,6 +305,9 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     let closing = false
     let reconnected = false
     let nextRenewal = 0
+    /** Robots this node does not win that it found without an owner: since when (monotonic ms). */
+    const freeSince = new Map<string, number>()
+    let nextProbe = 0
     const counts = {
       acquisitions: 0,
       handovers: 0,
@@ -395,9 +406,9 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       }
     }))
 
-    /** The robots this node wins among the live nodes that do not drain, holds not, and may find free. */
-    const due = (): Array<string> => {
-      if (closing || membership.isDraining() || managed.size === 0) return []
+    /** The live nodes that do not drain, when this node is one of them. */
+    const placing = (): { readonly candidates: Array<string>; readonly liveOwners: Set<string> } | undefined => {
+      if (closing || membership.isDraining() || managed.size === 0) return undefined
       const live = membership.unsafeLive()
       const candidates: Array<string> = []
       const liveOwners = new Set<string>()
@@ -406,11 +417,26 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
         candidates.push(member.id)
         liveOwners.add(member.id)
       }
-      if (!liveOwners.has(node)) return []
+      return liveOwners.has(node) ? { candidates, liveOwners } : undefined
+    }
+
+    /**
+     * The robots this node holds not and may find free: those it wins among the live nodes that
+     * do not drain, and those the others left without an owner for `fallbackAfter`.
+     */
+    const due = (): Array<string> => {
+      const nodes = placing()
+      if (nodes === undefined) return []
+      const { candidates, liveOwners } = nodes
       const now = performance.now()
       const found: Array<string> = []
       for (const robot of managed) {
-        if (held.has(robot) || Rendezvous.ownerOf(robot, candidates) !== node) continue
+        if (held.has(robot)) continue
+        if (Rendezvous.ownerOf(robot, candidates) !== node) {
+          const since = freeSince.get(robot)
+          if (fallbackAfter > 0 && since !== undefined && now - since >= fallbackAfter) found.push(robot)
+          continue
+        }
         const other = known.get(robot)
         if (other !== undefined && liveOwners.has(other.owner) && now < other.askAgainAt) continue
         found.push(robot)
@@ -438,6 +464,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
             if (lease === undefined) return
             held.set(robot, lease)
             known.delete(robot)
+            freeSince.delete(robot)
             counts.acquisitions++
             const previous = status === "ok" && extra !== "" && extra !== node ? String(extra) : undefined
             if (previous !== undefined) counts.handovers++
@@ -445,6 +472,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
           } else if (status === "held") {
             const owner = FencingToken.parseLease(value)?.node ?? ""
             known.set(robot, { owner, askAgainAt: performance.now() + Math.max(0, Number(extra)) })
+            freeSince.delete(robot)
           } else if (status === "grace") {
             counts.graceRefusals++
           }
@@ -464,6 +492,22 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       }
     }))
 
+    /** Notes which robots this node does not win are without an owner, and since when. */
+    const probe = counted(Effect.gen(function*() {
+      const nodes = placing()
+      if (nodes === undefined) return
+      const robots = [...managed].filter((robot) => !held.has(robot) && Rendezvous.ownerOf(robot, nodes.candidates) !== node)
+      const probed = new Set(robots)
+      for (const robot of freeSince.keys()) if (!probed.has(robot)) freeSince.delete(robot)
+      if (robots.length === 0) return
+      const seenAt = performance.now()
+      const values = yield* RedisConnection.command("probe", () => redis.mget(robots.map((robot) => ownerKey(prefix, robot))))
+      robots.forEach((robot, i) => {
+        if (values[i] != null) freeSince.delete(robot)
+        else if (!freeSince.has(robot)) freeSince.set(robot, seenAt)
+      })
+    }))
+
     const round = lock.withPermits(1)(Effect.gen(function*() {
       if (reconnected) {
         reconnected = false
@@ -475,6 +519,10 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
         yield* Effect.catchAll(renew, () => Effect.sync(() => void (nextRenewal = 0)))
       }
       yield* Effect.ignore(acquire)
+      if (fallbackAfter > 0 && performance.now() >= nextProbe) {
+        nextProbe = performance.now() + fallbackAfter / 3
+        yield* Effect.ignore(probe)
+      }
     }))
 
     /** Stops claiming `robots` at once, then deletes their leases where they are still this node's. */

@@ -181,4 +181,22 @@ describe("Ownership", () => {
       expect(ownership.owned()).toEqual(["b"])
       expect(ownership.counts().released).toBe(1)
     }))
+
+  it.scopedLive("a robot its winner does not manage is taken by another node after fallbackAfter", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const fallbackAfter = 1_500
+      const n1 = yield* startNode(server, "n1", robots, { fallbackAfter })
+      const n2 = yield* startNode(server, "n2", [], { fallbackAfter })
+      const claims = yield* watchClaims([n1, n2], robots)
+      const started = Date.now()
+      const leftOver = robots.filter((robot) => Rendezvous.ownerOf(robot, ["n1", "n2"]) === "n2")
+      expect(leftOver.length).toBeGreaterThan(5)
+      yield* eventually("n1 owns the robots it wins", () => robots.every((robot) => leftOver.includes(robot) || n1.ownership.owns(robot)), ttl + 3_000)
+      expect(leftOver.filter((robot) => n1.ownership.owns(robot))).toEqual([])
+      yield* eventually("n1 owns every robot", () => robots.every((robot) => n1.ownership.owns(robot)), ttl + fallbackAfter + 2_000)
+      yield* Effect.sleep(60)
+      for (const robot of leftOver) expect(claims.firstClaim.get(`n1/${robot}`)! - started).toBeGreaterThanOrEqual(fallbackAfter)
+      expect(claims.doubles).toEqual([])
+    }))
 })

@@ -44,7 +44,7 @@ export const startNode = (
   server: RedisServer,
   id: string,
   robots: ReadonlyArray<string>,
-  options: { readonly crashOnStop?: boolean; readonly remember?: Ownership.EpochMemory } = {}
+  options: { readonly crashOnStop?: boolean; readonly remember?: Ownership.EpochMemory; readonly fallbackAfter?: number } = {}
 ) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
@@ -63,7 +63,8 @@ export const startNode = (
         margin,
         pollInterval: 100,
         releaseOnClose: leave,
-        ...(options.remember ? { remember: options.remember } : {})
+        ...(options.remember ? { remember: options.remember } : {}),
+        ...(options.fallbackAfter !== undefined ? { fallbackAfter: options.fallbackAfter } : {})
       })
       return { membership, ownership }
     }).pipe(Scope.extend(scope))
