@@ -199,4 +199,30 @@ describe("Ownership", () => {
       for (const robot of leftOver) expect(claims.firstClaim.get(`n1/${robot}`)! - started).toBeGreaterThanOrEqual(fallbackAfter)
       expect(claims.doubles).toEqual([])
     }))
+
+  it.scopedLive("epochs: above the remembered one and one written for another Redis run; none on a reconnect to the same run", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const admin = yield* connect(server)
+      yield* Effect.promise(() => admin.hset("{fleetvisor}:epoch", "epoch", 3, "run", "an-older-run"))
+      const saved: Array<number> = []
+      const remember: Ownership.EpochMemory = { load: Effect.succeed(7), save: (epoch) => Effect.sync(() => void saved.push(epoch)) }
+      const n1 = yield* startNode(server, "n1", robots.slice(0, 5), { remember })
+      expect(n1.ownership.epoch()).toBe(8)
+      expect(saved).toEqual([8])
+      yield* eventually("owned", () => n1.ownership.owned().length === 5, ttl + 3_000)
+      expect(n1.ownership.tokenOf("robot-0")!.epoch).toBe(8)
+
+      // Redis drops every connection; the node reconnects to the same run: no new epoch, no grace, nothing lost.
+      const clients = () => Effect.promise(async () => Array.from(String(await admin.call("CLIENT", "LIST")).match(/^id=\d+/gm) ?? []))
+      const before = yield* clients()
+      yield* Effect.promise(() => admin.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"))
+      yield* Effect.sleep(ttl)
+      const after = yield* clients()
+      expect(after.filter((id) => before.includes(id))).toHaveLength(1) // only the test's own
+      expect(n1.ownership.counts().epochsStarted).toBe(1)
+      expect(n1.ownership.counts().lost).toBe(0)
+      expect(n1.ownership.owned().length).toBe(5)
+      expect(yield* Effect.promise(() => admin.exists("{fleetvisor}:grace"))).toBe(0)
+    }))
 })
