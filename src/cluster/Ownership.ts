@@ -75,6 +75,12 @@ export interface Options {
   /** How often leases are renewed, ms (default TTL/3). */
   readonly renewInterval?: number
   /**
+   * After Redis failed a command (this node's or its membership's), no robot is acquired for this
+   * long, ms (default 1,000): the nodes' heartbeats may have expired meanwhile, and a node that
+   * placed robots on a partial view of the others would keep them there (leases are sticky).
+   */
+  readonly settle?: number
+  /**
    * A robot that stayed without an owner this long, its rendezvous winner not taking it (the
    * winner does not manage it, say), is taken by any node that manages it, ms (default 3 × TTL;
    * 0: never). Free robots are looked for every third of this.
@@ -286,6 +292,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     const pollInterval = options.pollInterval ?? 250
     const renewInterval = options.renewInterval ?? Math.max(1, Math.floor(ttl / 3))
     const fallbackAfter = options.fallbackAfter ?? 3 * ttl
+    const settle = options.settle ?? 1_000
     if (!(margin >= 0 && margin < ttl && renewInterval > 0 && renewInterval < ttl - margin && pollInterval > 0)) {
       return yield* Effect.fail(
         new InvalidSettings({ reason: `need 0 ≤ margin < TTL and 0 < renew interval < TTL − margin (TTL ${ttl}, margin ${margin}, renew ${renewInterval})` })
@@ -305,9 +312,15 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     let closing = false
     let reconnected = false
     let nextRenewal = 0
-    /** Robots this node does not win that it found without an owner: since when (monotonic ms). */
+    /**
+     * Robots this node does not win that every probe found without an owner: since when
+     * (monotonic ms). Forgotten when Redis fails, since a probe missed may have seen them owned.
+     */
     const freeSince = new Map<string, number>()
     let nextProbe = 0
+    /** When Redis last failed a command of this node's (monotonic ms). */
+    let troubleAt = -Infinity
+    let membershipErrors = membership.counts().redisErrors
     const counts = {
       acquisitions: 0,
       handovers: 0,
@@ -325,7 +338,12 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     yield* Effect.addFinalizer(() => Effect.sync(() => redis.off("ready", onReady)))
 
     const counted = <A, R>(effect: Effect.Effect<A, RedisUnavailable, R>) =>
-      Effect.tapError(effect, () => Effect.sync(() => counts.redisErrors++))
+      Effect.tapError(effect, () =>
+        Effect.sync(() => {
+          counts.redisErrors++
+          troubleAt = performance.now()
+          freeSince.clear()
+        }))
     const publish = (changes: Array<Change>) => changes.length === 0 ? Effect.void : PubSub.publishAll(hub, changes)
     const leaseOf = (value: string, until: number): Lease | undefined => {
       const parsed = FencingToken.parseLease(value)
@@ -409,6 +427,13 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     /** The live nodes that do not drain, when this node is one of them. */
     const placing = (): { readonly candidates: Array<string>; readonly liveOwners: Set<string> } | undefined => {
       if (closing || membership.isDraining() || managed.size === 0) return undefined
+      const errors = membership.counts().redisErrors
+      if (errors !== membershipErrors) {
+        membershipErrors = errors
+        troubleAt = performance.now()
+        freeSince.clear()
+      }
+      if (performance.now() - troubleAt < settle) return undefined
       const live = membership.unsafeLive()
       const candidates: Array<string> = []
       const liveOwners = new Set<string>()

@@ -62,6 +62,7 @@ export const startNode = (
         ttl,
         margin,
         pollInterval: 100,
+        settle: 500,
         releaseOnClose: leave,
         ...(options.remember ? { remember: options.remember } : {}),
         ...(options.fallbackAfter !== undefined ? { fallbackAfter: options.fallbackAfter } : {})

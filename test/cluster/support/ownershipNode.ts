@@ -20,7 +20,7 @@ const margin = Number(marginText)
 const program = Effect.scoped(Effect.gen(function*() {
   const redis = yield* RedisConnection.connect(url, { commandTimeout: 300, maxReconnectDelay: 100 })
   const membership = yield* Membership.make({ redis, node, protocol: 1, ttl, pollInterval: 50 })
-  const ownership = yield* Ownership.make({ redis, membership, robots, ttl, margin, pollInterval: 100 })
+  const ownership = yield* Ownership.make({ redis, membership, robots, ttl, margin, pollInterval: 100, settle: 500 })
   return yield* Effect.forever(Effect.zipRight(
     Effect.sync(() => {
       const now = Date.now()
