@@ -17,6 +17,8 @@
  *   announces itself in the membership, then releases every lease (deleted only where the value
  *   is still the node's), so that the others take the robots at once. A robot its winner leaves
  *   without an owner (it does not manage it) is taken by another node after `fallbackAfter`.
+ *   For `settle` after Redis failed a command, a node acquires nothing, so that no robot is
+ *   placed on a partial view of the nodes while their heartbeats come back.
  * - **Redis lost its memory.** A new `run_id` (seen at each reconnection) or a missing epoch key
  *   (`<prefix>:epoch`) starts a new epoch: one greater than the greatest known (in Redis, and in
  *   the node's `remember` store), with the grace key `<prefix>:grace` for one TTL. During grace no
