@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Scope, Stream } from "effect"
 import * as Membership from "../../src/cluster/Membership.js"
 import { connect, eventually, redisServer } from "./fixtures.js"
 
@@ -11,6 +11,8 @@ describe("Membership", () => {
       const server = yield* redisServer
       const redis = yield* connect(server)
       const a = yield* Membership.make({ redis, node: "a", protocol: 3, ttl: 900, pollInterval: 50 })
+      const views: Array<string> = []
+      yield* Effect.forkScoped(Stream.runForEach(a.changes, (view) => Effect.sync(() => void views.push(view.map((m) => m.id + (m.draining ? "*" : "")).join()))))
       const bScope = yield* Scope.make()
       yield* Membership.make({ redis: yield* connect(server), node: "b", protocol: 4, ttl: 900, pollInterval: 50 }).pipe(Scope.extend(bScope))
       const cScope = yield* Scope.make()
@@ -31,6 +33,7 @@ describe("Membership", () => {
       yield* eventually("c expired", () => ids(a).join() === "a", 2_000)
       expect(Date.now() - crashed).toBeGreaterThan(200)
       expect(a.counts().changes).toBeGreaterThanOrEqual(4)
+      expect(views.slice(views.indexOf("a,b,c"))).toEqual(["a,b,c", "a,b,c*", "a,c*", "a"])
     }))
 
   it.scopedLive("keeps its last view while Redis is down and joins again when it is back, empty", () =>

@@ -3,7 +3,7 @@
  * test samples each node's own `owns` every 20 ms: at no sample may two nodes claim one robot.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Stream } from "effect"
 import * as FencingToken from "../../src/cluster/FencingToken.js"
 import * as Membership from "../../src/cluster/Membership.js"
 import * as Ownership from "../../src/cluster/Ownership.js"
@@ -79,12 +79,21 @@ describe("Ownership", () => {
       yield* eventually("placed", placedOn(nodes), ttl + 4_000)
       const [n1, n2, n3] = nodes
       const drained = n3.ownership.owned()
+      const seen: Array<Ownership.Change> = []
+      for (const node of nodes) yield* Effect.forkScoped(Stream.runForEach(node.ownership.changes, (change) => Effect.sync(() => void seen.push(change))))
+      yield* Effect.sleep(50)
       const started = Date.now()
       yield* n3.ownership.drain
       expect(n3.ownership.owned()).toEqual([])
       expect(n3.ownership.counts().released).toBe(drained.length)
       yield* eventually("n3's robots on n1 and n2", placedOn([n1, n2]), 1_000)
       console.log(`hand-over after a drain of ${drained.length} robots: ${elapsedSince(started)} ms`)
+      yield* Effect.sleep(60)
+      expect(seen.filter((c) => c._tag === "Released").map((c) => c.robot).sort()).toEqual([...drained].sort())
+      const acquired = seen.filter((c) => c._tag === "Acquired")
+      expect(acquired.map((c) => c.robot).sort()).toEqual([...drained].sort())
+      expect(acquired.every((c) => c._tag === "Acquired" && c.previous === "n3")).toBe(true)
+      expect(n1.ownership.counts().handovers + n2.ownership.counts().handovers).toBe(drained.length)
       // A draining node takes nothing back.
       yield* Effect.sleep(ttl)
       expect(n3.ownership.owned()).toEqual([])
