@@ -22,8 +22,8 @@ const allowed: Record<string, ReadonlyArray<string>> = {
   http: ["actors", "supervisors", "node", "protocol", "store", "client"],
   apps: ["actors", "supervisors", "node", "protocol", "store", "links", "http"],
   cluster: ["actors"],
-  cli: ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps", "main.ts"],
-  "main.ts": ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps"]
+  cli: ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps", "cluster", "main.ts"],
+  "main.ts": ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps", "cluster"]
 }
 
 const modules = (dir: string): Array<string> =>
