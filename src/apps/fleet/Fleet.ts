@@ -602,7 +602,8 @@ export const makeUnstarted = (
           const latched = movesRobot.has(command._tag) ? stopped(robot) : undefined
           if (latched !== undefined) return yield* latched
           const link = linkOf(robot)
-          if (link === undefined) return yield* new RobotOffline({ robot })
+          // A node whose claim on the robot ended (its own deadline) sends nothing, even before its link is stopped.
+          if (link === undefined || options.placement?.owns(robot) === false) return yield* new RobotOffline({ robot })
           if (kind === "arm") yield* onArm(robot, link, command)
           else yield* onAgv(robot, link, command)
           if (command._tag === "Reset") yield* persist([robot])
