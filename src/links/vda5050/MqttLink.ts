@@ -222,7 +222,12 @@ class IngestStarted {
 }
 class Discovered {
   readonly _tag = "Discovered"
-  constructor(readonly key: string, readonly exit: Exit.Exit<ActorRef<AgvLink.AgvLinkMessage>, unknown>) {}
+  constructor(
+    readonly key: string,
+    readonly exit: Exit.Exit<ActorRef<AgvLink.AgvLinkMessage>, unknown>,
+    /** Started because `placement` gave this node the AGV, not on a first message. */
+    readonly placed: boolean
+  ) {}
 }
 class Failed {
   readonly _tag = "Failed"
@@ -502,16 +507,19 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     }
     const refusal = admit(state, identity, true)
     if (refusal !== undefined) return refuseAgv(state, identity, refusal)
-    startLink(state, self, identity, [received], known(robot))
+    startLink(state, self, identity, received, known(robot))
     return undefined
   }
 
-  /** Starts the link of `identity` with `held` to deliver once it runs (see `Discovered`). */
+  /**
+   * Starts the link of `identity`, delivering `first` and what arrives meanwhile once it runs (see
+   * `Discovered`); without `first`, because `placement` gave this node the AGV.
+   */
   const startLink = (
     state: State,
     self: ActorRef<MqttLinkMessage>,
     identity: AgvIdentity,
-    held: Array<AgvLink.Received>,
+    first: AgvLink.Received | undefined,
     isKnown: boolean
   ) => {
     const key = agvKey(identity)
@@ -520,12 +528,12 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     const thread = threads === 0 ? undefined : state.ingest[partitionOf(robot)]
     // By name, the link starts once its thread hears the AGV (or after a while without an answer: a broker that lost the SUBSCRIBE).
     const heard = thread === undefined ? Effect.void : Effect.ignore(Effect.timeout(thread.assign(robot, slot), "5 seconds"))
-    state.starting.set(key, held)
+    state.starting.set(key, first === undefined ? [] : [first])
     state.links.add(key)
     state.run(
       Effect.tap(
         Effect.exit(Effect.zipRight(heard, options.startAgv(identity, outboxOf(self, identity), isKnown))),
-        (exit) => self.unsafeTellUrgent(new Discovered(key, exit))
+        (exit) => self.unsafeTellUrgent(new Discovered(key, exit, first === undefined))
       )
     )
   }
@@ -562,7 +570,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
       if (state.links.size >= maxAgvs) return state
     }
     state.placedLinks++
-    startLink(state, self, identity, [], true)
+    startLink(state, self, identity, undefined, true)
     return state
   }
 
@@ -676,7 +684,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
               state
             )
           }
-          state.discovered++
+          if (!message.placed) state.discovered++
           const identity = identityOf(message.key.slice("agv:".length))!
           if (placement !== undefined && !placement.owns(AgvLink.robotId(identity))) {
             displace(state, identity)

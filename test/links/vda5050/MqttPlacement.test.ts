@@ -60,7 +60,7 @@ describe("MqttLink with a placement", () => {
       set("fleetvisor/sim-0001", true)
       yield* eventually(links, (keys) => keys.length === 1, "2 seconds")
       expect(yield* links).toEqual(["agv:fleetvisor/sim-0001"])
-      expect(yield* mqtt.ask(MqttLink.getStats)).toMatchObject({ placedLinks: 1, displacedLinks: 0 })
+      expect(yield* mqtt.ask(MqttLink.getStats)).toMatchObject({ placedLinks: 1, displacedLinks: 0, discovered: 0 })
 
       // Taken away: its link stops, and its next messages start nothing.
       set("fleetvisor/sim-0001", false)
