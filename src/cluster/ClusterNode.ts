@@ -72,7 +72,7 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
         if (change._tag === "Rewritten") return
         for (const listener of listeners) listener(change.robot, change._tag === "Acquired")
       })))
-    // The fork subscribes to the changes before any robot can be acquired.
+    // Lets the fork subscribe before the tree starts; what a watcher starts from is `owned()` anyway.
     yield* Effect.yieldNow()
     return {
       node: options.nodeId,
