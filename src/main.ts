@@ -32,6 +32,10 @@
  * the telemetry log), the database closes, and the process exits 0. If that takes longer than
  * `SHUTDOWN_TIMEOUT` the process exits 1; a second signal exits at once.
  *
+ * With `REDIS_URL`, the node is one of several sharing the fleet (`cluster/ClusterNode.ts`): it
+ * joins the membership as `NODE_ID`, and each robot's link runs on the one node that owns it
+ * (the fleet's `Placement`); `/admin/cluster` shows what this node runs, `/metrics` the leases.
+ *
  * SIGHUP reloads: the TLS certificate and key (`TLS_CERT_FILE`) are read again and served to new
  * handshakes on both ports; open connections stay. A reload that fails keeps the certificate in use.
  *
@@ -50,6 +54,7 @@ import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
+import * as Prometheus from "prom-client"
 import * as fs from "node:fs"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
@@ -63,6 +68,8 @@ import * as CanvasFeature from "./apps/canvas/CanvasFeature.js"
 import * as FleetFeature from "./apps/fleet/FleetFeature.js"
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
+import * as ClusterConfig from "./cluster/ClusterConfig.js"
+import * as ClusterNode from "./cluster/ClusterNode.js"
 import * as Setting from "./node/Setting.js"
 import * as Authenticator from "./http/Authenticator.js"
 import * as Foxglove from "./http/Foxglove.js"
@@ -96,7 +103,8 @@ const serverVersion = (): string => {
 export const allSettings: ReadonlyArray<Setting.Setting<unknown>> = [
   ...ServiceConfig.settings,
   ...CanvasConfig.settings,
-  ...FleetConfig.settings
+  ...FleetConfig.settings,
+  ...ClusterConfig.settings
 ]
 
 /** The node's configuration: the service's, and the canvas's and the fleet's when they run. */
@@ -111,7 +119,8 @@ export const config = Config.all({
     FleetConfig.enabled,
     FleetConfig.config,
     (enabled, settings) => (enabled ? Option.some(settings) : Option.none())
-  )
+  ),
+  cluster: ClusterConfig.config
 })
 
 /** The innermost reason of a failed start: through `InitFailed`s down to the error that began it. */
@@ -126,6 +135,29 @@ const rootCause = (cause: Cause.Cause<unknown>): string => {
     if (error instanceof Error) return error.message
     return error === undefined ? Cause.pretty(current) : String(error)
   }
+}
+
+/** Registers the cluster's metrics in `registry`, read from `cluster` at scrape time. */
+const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterNode.ClusterNode) => {
+  const gauge = (name: string, help: string, value: () => number) =>
+    new Prometheus.Gauge({ name, help, registers: [registry], collect() { this.set(value()) } })
+  const counter = (name: string, help: string, value: (counts: ReturnType<typeof cluster.ownership.counts>) => number) =>
+    new Prometheus.Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(value(cluster.ownership.counts()))
+      }
+    })
+  gauge("fleetvisor_cluster_owned_robots", "Robots whose lease this node holds (their links run here).", () => cluster.owned().length)
+  gauge("fleetvisor_cluster_live_nodes", "Live nodes as this node last polled them.", () => cluster.membership.unsafeLive().length)
+  counter("fleetvisor_cluster_lease_acquisitions_total", "Robot leases granted to this node.", (c) => c.acquisitions)
+  counter("fleetvisor_cluster_lease_handovers_total", "Leases this node took from another node.", (c) => c.handovers)
+  counter("fleetvisor_cluster_lease_renewals_total", "Lease renewal batches Redis answered.", (c) => c.renewals)
+  counter("fleetvisor_cluster_leases_lost_total", "Leases this node lost (taken, gone, or lapsed while Redis was silent).", (c) => c.lost)
+  counter("fleetvisor_cluster_redis_errors_total", "Ownership commands Redis did not answer.", (c) => c.redisErrors)
 }
 
 /** A started service. */
@@ -144,6 +176,8 @@ export interface Service {
   readonly canvas: Option.Option<Canvas.Canvas["Type"]>
   /** The fleet, when the node runs it. */
   readonly fleet: Option.Option<FleetApp.FleetService>
+  /** This node in its cluster, with `REDIS_URL`. */
+  readonly cluster: Option.Option<ClusterNode.ClusterNode>
   /** Waits until the actor tree stops by itself (it gave up restarting). */
   readonly crashed: Effect.Effect<void>
   /** The graceful shutdown, up to the database's close (which the scope does). */
@@ -156,12 +190,13 @@ export interface Service {
  * Starts the service; it runs until `shutdown`, and closing the scope closes the database (and
  * stops the demo's simulators). `canvasSettings` of `None` runs it without the canvas;
  * `fleetSettings` of `None` (the default here; `main` reads them from the environment) without
- * the fleet.
+ * the fleet. `clusterSettings` with a Redis joins a cluster (none by default: a single node).
  */
 export const start = (
   config: ServiceConfig.ServiceConfig,
   canvasSettings: Option.Option<CanvasConfig.CanvasSettings> = Option.some(CanvasConfig.defaults),
-  fleetSettings: Option.Option<FleetApp.FleetSettings> = Option.none()
+  fleetSettings: Option.Option<FleetApp.FleetSettings> = Option.none(),
+  clusterSettings: ClusterConfig.ClusterSettings | undefined = undefined
 ) =>
   Effect.gen(function*() {
     const notifier = SdNotify.make()
@@ -169,7 +204,15 @@ export const start = (
     const certificate = Option.getOrUndefined(
       yield* Effect.transposeOption(Option.map(config.tls, TlsFiles.make))
     )
-    const node = os.hostname()
+    // Before the tree: the fleet's links start only where their robots are owned.
+    const cluster = clusterSettings === undefined || Option.isNone(clusterSettings.redisUrl)
+      ? undefined
+      : yield* ClusterNode.start({
+        redisUrl: clusterSettings.redisUrl.value,
+        nodeId: clusterSettings.nodeId,
+        ttl: clusterSettings.leaseTtlMs
+      })
+    const node = cluster?.node ?? os.hostname()
     // The database, when a feature keeps anything in it: the gateway alone needs none.
     const store = Option.isSome(canvasSettings) || Option.isSome(fleetSettings)
       ? Option.some(
@@ -185,6 +228,7 @@ export const start = (
       Gateway.limitsOf(config, Option.isSome(fleetSettings) ? Foxglove.defaultMaxConnections : undefined)
     )
     const metrics = yield* GatewayMetrics.make(system, () => Gateway.sessionsOf(registries))
+    if (cluster !== undefined) registerClusterMetrics(metrics.registry, cluster)
     // Who may connect (AUTH); a token file or key that cannot be read stops the start.
     const auth = config.auth.mode === "none"
       ? Authenticator.none
@@ -206,7 +250,8 @@ export const start = (
       auth,
       metrics,
       foxglove: registries.connections.foxglove,
-      draining: () => draining
+      draining: () => draining,
+      placement: cluster
     }), FleetFeature.off)
     // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
     const features = [fleet.feature, canvas.feature]
@@ -244,6 +289,7 @@ export const start = (
         sessions: Effect.sync(() => Option.isSome(Gateway.sessionsOf(registries)) ? undefined : "sessions supervisor not running"),
         ...storeParts.readiness
       },
+      cluster: cluster?.view,
       features: running
     })
 
@@ -274,7 +320,8 @@ export const start = (
       port: address.port,
       // The gateway alone opens no database.
       database: Option.isSome(store) ? ServiceConfig.databaseFile(config) : "none",
-      auth: auth.mode
+      auth: auth.mode,
+      node: cluster === undefined ? "alone" : cluster.node
     })
     yield* notifier.notify("READY=1", `STATUS=Listening on ${address.address}:${address.port}`, `MAINPID=${process.pid}`)
     yield* SdNotify.watchdog(notifier, () => rootRef.isAlive())
@@ -299,6 +346,7 @@ export const start = (
       auth,
       canvas: canvas.canvas,
       fleet: fleet.fleet,
+      cluster: Option.fromNullable(cluster),
       crashed: Effect.flatMap(system.awaitExit(rootRef), (reason) =>
         Effect.logError(`the actor tree stopped (${ExitReason.format(reason)}); shutting down`)),
       shutdown,
@@ -315,10 +363,11 @@ export const run = (
   canvas: Option.Option<CanvasConfig.CanvasSettings>,
   stop: Effect.Effect<void>,
   fleet: Option.Option<FleetApp.FleetSettings> = Option.none(),
-  reloads: Stream.Stream<void> = Stream.never
+  reloads: Stream.Stream<void> = Stream.never,
+  cluster?: ClusterConfig.ClusterSettings
 ) =>
   Effect.scoped(Effect.gen(function*() {
-    const service = yield* start(config, canvas, fleet)
+    const service = yield* start(config, canvas, fleet, cluster)
     yield* Effect.forkScoped(Stream.runForEach(reloads, () => service.reload))
     yield* Effect.raceFirst(stop, service.crashed)
     yield* service.shutdown
@@ -342,7 +391,7 @@ export const main = async (argv: ReadonlyArray<string> = process.argv.slice(2)):
     process.stderr.write(`fleetvisor: invalid configuration\n${loaded.left.map((line) => `  ${line}`).join("\n")}\n`)
     return 78
   }
-  const { canvas, fleet, service } = loaded.right
+  const { canvas, cluster, fleet, service } = loaded.right
 
   const stopped = Deferred.unsafeMake<void>(undefined as never)
   let signals = 0
@@ -366,14 +415,21 @@ export const main = async (argv: ReadonlyArray<string> = process.argv.slice(2)):
   process.on("SIGHUP", () => void Queue.unsafeOffer(hangups, undefined))
 
   const exit = await Effect.runPromiseExit(
-    run(service, canvas, Deferred.await(stopped), fleet, Stream.fromQueue(hangups)).pipe(
+    run(service, canvas, Deferred.await(stopped), fleet, Stream.fromQueue(hangups), cluster).pipe(
       Effect.provide(Logger.json),
       Effect.provide(Logger.minimumLogLevel(service.logLevel))
     )
   )
   if (Exit.isSuccess(exit)) return 0
   process.stderr.write(`fleetvisor: ${rootCause(exit.cause)}\n`)
-  const configurationError = new Set(["CanvasShapeMismatch", "TlsFilesInvalid", "AuthSetupFailed", "OfficialSchemasInvalid"])
+  const configurationError = new Set([
+    "CanvasShapeMismatch",
+    "TlsFilesInvalid",
+    "AuthSetupFailed",
+    "OfficialSchemasInvalid",
+    "InvalidNodeId",
+    "InvalidSettings"
+  ])
   return Option.exists(Cause.failureOption(exit.cause), (error) => configurationError.has((error as { _tag?: string })._tag ?? ""))
     ? 78
     : 1

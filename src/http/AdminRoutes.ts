@@ -48,6 +48,8 @@ export interface AdminOptions {
   readonly checkedByListener?: boolean | undefined
   /** How often the stream looks for changes. Default: 500 ms. */
   readonly streamIntervalMs?: number | undefined
+  /** The node's view of the cluster (its id, the live nodes, the robots it runs), served at `/admin/cluster`; none on a single node. */
+  readonly cluster?: (() => unknown) | undefined
 }
 
 const loopback = (address: string | undefined): boolean =>
@@ -125,6 +127,11 @@ export const routes = (options: AdminOptions): ReadonlyArray<Route.Route> => {
         }
       })
     }, { eventStream: true, access: "admin" }),
+    Route.make("GET", "/admin/cluster", (request, response) => {
+      if (!allowed(request, response)) return
+      if (options.cluster === undefined) Route.json(response, 404, { error: "this node is alone (REDIS_URL is not set)" })
+      else Route.json(response, 200, options.cluster())
+    }, { access: "admin" }),
     StaticFiles.route("/admin", options.pageDirectory)
   ]
 }

@@ -26,6 +26,8 @@ export interface NodeRoutesOptions {
   readonly metrics: GatewayMetrics
   /** The node's own readiness checks; the features' are added. */
   readonly readiness: Readonly<Record<string, HealthRoutes.ReadinessCheck>>
+  /** The node's view of the cluster, at `/admin/cluster` (see `AdminRoutes`); none on a single node. */
+  readonly cluster?: (() => unknown) | undefined
   /** The features that run (their routes, readiness checks and pages). */
   readonly features: ReadonlyArray<Pick<Feature.Feature<unknown>, "routes" | "readiness" | "home">>
 }
@@ -44,7 +46,8 @@ export const make = (options: NodeRoutesOptions): ReadonlyArray<Route.Route> => 
       node: options.node,
       token: config.adminToken,
       checkedByListener: auth.mode !== "none",
-      pageDirectory: `${PageBundle.packageRoot}/web/admin`
+      pageDirectory: `${PageBundle.packageRoot}/web/admin`,
+      cluster: options.cluster
     }),
     ...LoginRoutes.routes({
       auth,

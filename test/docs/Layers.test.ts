@@ -21,7 +21,7 @@ const allowed: Record<string, ReadonlyArray<string>> = {
   links: ["actors", "supervisors", "node", "protocol", "store"],
   http: ["actors", "supervisors", "node", "protocol", "store", "client"],
   apps: ["actors", "supervisors", "node", "protocol", "store", "links", "http"],
-  cluster: ["actors"],
+  cluster: ["actors", "node"],
   cli: ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps", "cluster", "main.ts"],
   "main.ts": ["actors", "supervisors", "node", "protocol", "store", "client", "links", "http", "apps", "cluster"]
 }

@@ -30,6 +30,7 @@ import { ActorSystem } from "../../actors/ActorSystem.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import * as Placement from "../../links/Placement.js"
 import * as SampleColumns from "../../links/SampleColumns.js"
 import * as RmiLink from "../../links/rmi/RmiLink.js"
 import * as RmiPacket from "../../links/rmi/RmiPacket.js"
@@ -168,6 +169,8 @@ export interface FleetOptions {
   readonly telemetryLog?: TelemetryLog["Type"] | undefined
   /** Backoff of robot link restarts (tests shorten it). */
   readonly linkBackoff?: Backoff | undefined
+  /** Which robots this node runs, when several nodes share the fleet; default: every one. */
+  readonly placement?: Placement.Placement | undefined
 }
 
 const kernelErrors = new Set(["AskTimeout", "ActorStopped", "MailboxFull"])
@@ -528,7 +531,8 @@ export const makeUnstarted = (
         linkBackoff: options.linkBackoff,
         telemetryLog: options.telemetryLog,
         stopChannel,
-        officialSchemas
+        officialSchemas,
+        placement: options.placement
       })
     )
 
@@ -598,7 +602,8 @@ export const makeUnstarted = (
           const latched = movesRobot.has(command._tag) ? stopped(robot) : undefined
           if (latched !== undefined) return yield* latched
           const link = linkOf(robot)
-          if (link === undefined) return yield* new RobotOffline({ robot })
+          // A node whose claim on the robot ended (its own deadline) sends nothing, even before its link is stopped.
+          if (link === undefined || options.placement?.owns(robot) === false) return yield* new RobotOffline({ robot })
           if (kind === "arm") yield* onArm(robot, link, command)
           else yield* onAgv(robot, link, command)
           if (command._tag === "Reset") yield* persist([robot])
@@ -615,13 +620,14 @@ const stores = Effect.gen(function*() {
   return {
     auditLog: Option.getOrUndefined(yield* Effect.serviceOption(AuditLog)),
     latchStore: Option.getOrUndefined(yield* Effect.serviceOption(StopLatchStore)),
-    telemetryLog: Option.getOrUndefined(yield* Effect.serviceOption(TelemetryLog))
+    telemetryLog: Option.getOrUndefined(yield* Effect.serviceOption(TelemetryLog)),
+    placement: Option.getOrUndefined(yield* Effect.serviceOption(Placement.Placement))
   }
 })
 
 /**
  * The fleet's service without its subtree started (see {@link makeUnstarted}): the node starts
- * `child` under its root supervisor. Uses `AuditLog`, `StopLatchStore` and `TelemetryLog` when present.
+ * `child` under its root supervisor. Uses `AuditLog`, `StopLatchStore`, `TelemetryLog` and `Placement` when present.
  */
 export const layerUnstarted: Layer.Layer<
   Fleet,

@@ -29,6 +29,7 @@ import * as ServiceConfig from "../../http/ServiceConfig.js"
 import * as TelemetryRoutes from "../../http/TelemetryRoutes.js"
 import type { TlsCertificate } from "../../http/TlsFiles.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import * as Placement from "../../links/Placement.js"
 import * as TelemetryReader from "../../store/TelemetryReader.js"
 import * as Demo from "./Demo.js"
 import { Fleet, FleetHub, type FleetService, layerUnstarted } from "./Fleet.js"
@@ -51,6 +52,8 @@ export interface Node {
   readonly foxglove: Connections.Connections<FoxgloveConnection.ConnectionMessage> | undefined
   /** Whether the node is shutting down (upgrades are then refused). */
   readonly draining: () => boolean
+  /** Which robots this node runs, when several nodes share the fleet; none: every one. */
+  readonly placement?: Placement.Placement | undefined
 }
 
 /**
@@ -85,11 +88,12 @@ const stopChannelAccess = (
  * The demo's simulators start here and stop with the scope; the `fleet` subtree is the caller's
  * to start.
  */
-const startFleet = (settings: FleetSettings) =>
+const startFleet = (settings: FleetSettings, placement: Placement.Placement | undefined) =>
   Effect.gen(function*() {
     const resolved = settings.demo ? yield* Demo.start(settings) : settings
+    const fleet = placement === undefined ? layerUnstarted : layerUnstarted.pipe(Layer.provide(Layer.succeed(Placement.Placement, placement)))
     const context = yield* Layer.build(
-      layerUnstarted.pipe(Layer.provide(Layer.mergeAll(Layer.succeed(FleetConfig, resolved), FleetHub.layer)))
+      fleet.pipe(Layer.provide(Layer.mergeAll(Layer.succeed(FleetConfig, resolved), FleetHub.layer)))
     )
     const service = Context.get(context, Fleet)
     if (resolved.demo) {
@@ -134,7 +138,7 @@ export const make = (
             tls: certificate,
             access: auth.mode === "none" ? undefined : stopChannelAccess(auth, metrics)
           }
-        })
+        }, node.placement)
         FleetMetrics.register(metrics.registry, fleet)
         const reader = yield* TelemetryReader.make({ filename: ServiceConfig.databaseFile(config) })
         // Foxglove Studio and Lichtblick see the fleet at /foxglove (read-only).

@@ -5,7 +5,7 @@
  * fleet (rest_for_one)
  * ├─ links (dynamic)            robot:<id> per arm, agv:<manufacturer>/<serial> per AGV
  * ├─ mqtt                       the VDA 5050 broker connection (when a broker is configured)
- * ├─ arms                       starts the configured arms' links under links
+ * ├─ arms                       starts the configured arms' links under links (the owned ones, with a placement)
  * ├─ stop                       the stop channel, on a thread of its own (when FLEET_STOP_PORT is set)
  * ├─ control                    the fixed 100 Hz control loop (the speed guard), on a worker thread
  * ├─ telemetry                  records telemetry in the TelemetryLog (when one is provided)
@@ -22,10 +22,15 @@
  * Every child is registered in the fleet's registry under its name, and every robot link under
  * `robot:<id>` or `agv:<manufacturer>/<serial>`; every link reads the fleet's latch table.
  *
+ * With a `placement` (several nodes share the fleet), a robot's link runs only on the node that
+ * owns it: `arms` manages every configured arm and starts or stops their links as they are given
+ * to this node or taken away, and `mqtt` does so for the AGVs it hears.
+ *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import * as Actor from "../../actors/Actor.js"
 import type { ActorRef } from "../../actors/ActorRef.js"
 import * as PubSub from "../../actors/PubSub.js"
@@ -33,6 +38,7 @@ import * as Registry from "../../actors/Registry.js"
 import * as RmiLink from "../../links/rmi/RmiLink.js"
 import * as AgvLink from "../../links/vda5050/AgvLink.js"
 import * as MqttLink from "../../links/vda5050/MqttLink.js"
+import type * as Placement from "../../links/Placement.js"
 import type * as OfficialSchemas from "../../links/vda5050/OfficialSchemas.js"
 import * as Backoff from "../../supervisors/Backoff.js"
 import * as ChildSpec from "../../supervisors/ChildSpec.js"
@@ -76,6 +82,8 @@ export interface FleetTreeOptions {
   readonly onLeaseLost: FleetState.FleetStateOptions["onLeaseLost"]
   /** The official schemas `mqtt` checks AGV messages against, loaded from `settings.vda5050Schemas`. */
   readonly officialSchemas?: OfficialSchemas.OfficialSchemas | undefined
+  /** Which robots this node runs, when several nodes share the fleet; default: every one. */
+  readonly placement?: Placement.Placement | undefined
 }
 
 /** The PubSub topic of the control loop's metrics, once a second. */
@@ -91,38 +99,73 @@ export const links = (registry: Registry.Registry<string, any>): Effect.Effect<D
     onSome: (ref) => Effect.succeed(ref as DynamicSupervisor.DynamicSupervisorRef)
   }))
 
-/** Starts the configured arms' links under `links`; restarted with it, so they come back too. */
-const arms = (options: FleetTreeOptions) =>
-  Actor.make<unknown, null>({
+/** `placement` gave this node an arm or took one away. */
+class ArmPlaced {
+  readonly _tag = "ArmPlaced"
+  constructor(readonly robot: string, readonly owned: boolean) {}
+}
+
+/** Stops the link registered under `key`, if it runs. */
+const stopLink = (registry: Registry.Registry<string, any>, key: string): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const link = Registry.unsafeWhereis(registry, key)
+    if (link === undefined) return
+    yield* DynamicSupervisor.terminateChild(yield* links(registry), link as ActorRef<never>)
+  }).pipe(Effect.catchAll(() => Effect.void))
+
+/**
+ * Starts the configured arms' links under `links`; restarted with it, so they come back too.
+ * With a placement, only the arms this node owns, following what it is given and loses.
+ */
+const arms = (options: FleetTreeOptions) => {
+  const configured = new Map(options.settings.rmiRobots.map((robot) => [robot.id, robot]))
+  const placement = options.placement
+  const start = (robot: FleetTreeOptions["settings"]["rmiRobots"][number]) =>
+    Effect.gen(function*() {
+      const key = linkKey(robot.id)
+      if (Registry.unsafeWhereis(options.registry, key) !== undefined) return
+      yield* DynamicSupervisor.startChild(
+        yield* links(options.registry),
+        ChildSpec.make(
+          key,
+          RmiLink.make({
+            id: robot.id,
+            host: robot.host,
+            port: robot.port,
+            pollHz: options.settings.pollHz,
+            hub: options.hub,
+            latches: options.latches,
+            // A lost or refused session is the arm's status: the link reconnects with its own backoff.
+            reconnect: options.linkBackoff,
+            samples: armSlot(options.samples, robot.id)
+          }),
+          { restart: "permanent", via: Registry.via(options.registry, key), mailbox: { capacity: 1_000 } }
+        )
+      ).pipe(Effect.catchAll((error) => Effect.logWarning(`could not start the link of ${robot.id}`, error)))
+    })
+  return Actor.make<ArmPlaced, null>({
     name: "arms",
-    init: () =>
+    init: (ctx) =>
       Effect.gen(function*() {
-        const supervisor = yield* links(options.registry)
-        for (const robot of options.settings.rmiRobots) {
-          const key = linkKey(robot.id)
-          yield* DynamicSupervisor.startChild(
-            supervisor,
-            ChildSpec.make(
-              key,
-              RmiLink.make({
-                id: robot.id,
-                host: robot.host,
-                port: robot.port,
-                pollHz: options.settings.pollHz,
-                hub: options.hub,
-                latches: options.latches,
-                // A lost or refused session is the arm's status: the link reconnects with its own backoff.
-                reconnect: options.linkBackoff,
-                samples: armSlot(options.samples, robot.id)
-              }),
-              { restart: "permanent", via: Registry.via(options.registry, key), mailbox: { capacity: 1_000 } }
-            )
-          ).pipe(Effect.catchAll((error) => Effect.logWarning(`could not start the link of ${robot.id}`, error)))
+        if (placement === undefined) {
+          for (const robot of configured.values()) yield* start(robot)
+          return null
         }
+        const unwatch = placement.watch((robot, owned) => {
+          if (configured.has(robot)) ctx.self.unsafeTellUrgent(new ArmPlaced(robot, owned))
+        })
+        yield* Scope.addFinalizer(ctx.scope, Effect.sync(unwatch))
+        yield* placement.manage(configured.keys())
+        for (const robot of configured.values()) if (placement.owns(robot.id)) yield* start(robot)
         return null
       }),
-    receive: (state) => state
+    receive: (state, message) => {
+      const robot = configured.get(message.robot)!
+      if (!message.owned) return Effect.as(stopLink(options.registry, linkKey(robot.id)), state)
+      return placement!.owns(robot.id) ? Effect.as(start(robot), state) : state
+    }
   })
+}
 
 /** Where an arm's link writes its polls: its slot, for the life of the process. */
 const armSlot = (samples: SampleColumns.Directory, robot: string) => {
@@ -189,6 +232,8 @@ export const make = (options: FleetTreeOptions) => {
             registry,
             samples: options.samples,
             startAgv: startAgv(options),
+            placement: options.placement,
+            stopAgv: (identity) => stopLink(registry, MqttLink.agvKey(identity)),
             admission: {
               maxAgvs: settings.maxAgvs,
               perSecond: settings.agvDiscoveryRate,

@@ -25,6 +25,12 @@
  *   costs a topic parse per message), counted by reason (`cap`, `rate`, `manufacturer`, `name`)
  *   and logged sampled (one line per reason per 10 s, then a count); the AGV's next message
  *   asks again.
+ * - Placement (`placement`, when several nodes share the fleet): an AGV's link runs only on the
+ *   node that owns it. A message of an AGV this node does not own is dropped and counted
+ *   ({@link MqttLinkStats.notOwned}); the first one (once admitted) makes the node manage the AGV,
+ *   so that it may be given it. An AGV given to this node gets its link at once, without waiting
+ *   for its next message or the discovery rate; an AGV taken away has its link stopped at once
+ *   (`stopAgv`).
  * - Logs never carry a whole topic or payload: excerpts of 200 characters, and the repeated
  *   warnings (invalid messages, refusals, failed publishes) sampled ({@link LogSampler}).
  * - Samples bypass the actors: with the fleet's sample columns (`samples`), each AGV gets a slot
@@ -60,6 +66,7 @@ import type { ActorRef, Reply } from "../../actors/ActorRef.js"
 import * as LogSampler from "../../actors/LogSampler.js"
 import * as Registry from "../../actors/Registry.js"
 import * as BrokerSecurity from "../mqtt/BrokerSecurity.js"
+import type * as Placement from "../Placement.js"
 import * as MqttConnection from "../mqtt/MqttConnection.js"
 import * as SampleColumns from "../SampleColumns.js"
 import * as AgvLink from "./AgvLink.js"
@@ -104,6 +111,10 @@ export interface MqttLinkOptions {
   ) => Effect.Effect<ActorRef<AgvLink.AgvLinkMessage>, unknown>
   /** Which AGVs get a link; default: every one (no cap, no rate, no allow-list). */
   readonly admission?: Admission | undefined
+  /** Which AGVs this node runs, when several nodes share the fleet; default: every one. */
+  readonly placement?: Placement.Placement | undefined
+  /** Stops the link of an AGV `placement` took away (registered under {@link agvKey}); needed with `placement`. */
+  readonly stopAgv?: ((identity: AgvIdentity) => Effect.Effect<void>) | undefined
   /** Credentials and TLS files of the broker, for this connection and the ingest thread's. */
   readonly security?: BrokerSecurity.BrokerSecurity | undefined
   /** The fleet's sample columns: AGVs get a slot there when their link starts, and their samples go there. */
@@ -162,6 +173,12 @@ export interface MqttLinkStats {
   readonly refused: Readonly<Record<RefusalReason, number>>
   /** AGV links this connection started or routes to, starting ones included. */
   readonly agvLinks: number
+  /** Messages of AGVs without a link here that another node runs (`placement`), dropped. */
+  readonly notOwned: number
+  /** AGV links started because `placement` gave this node their AGV. */
+  readonly placedLinks: number
+  /** AGV links stopped because `placement` took their AGV away. */
+  readonly displacedLinks: number
   readonly published: number
   /** Messages that could not be published (no connection, or the publish failed). */
   readonly publishFailed: number
@@ -205,15 +222,33 @@ class IngestStarted {
 }
 class Discovered {
   readonly _tag = "Discovered"
-  constructor(readonly key: string, readonly exit: Exit.Exit<ActorRef<AgvLink.AgvLinkMessage>, unknown>) {}
+  constructor(
+    readonly key: string,
+    readonly exit: Exit.Exit<ActorRef<AgvLink.AgvLinkMessage>, unknown>,
+    /** Started because `placement` gave this node the AGV, not on a first message. */
+    readonly placed: boolean
+  ) {}
 }
 class Failed {
   readonly _tag = "Failed"
   constructor(readonly error: MqttConnection.MqttError | IngestThread.IngestThreadFailed) {}
 }
+class Placed {
+  readonly _tag = "Placed"
+  constructor(readonly robot: string, readonly owned: boolean) {}
+}
 
 /** What the broker connection accepts. The messages other than `Publish` and `GetStats` are its own. */
-export type MqttLinkMessage = Publish | GetStats | Connected | Incoming | Checked | IngestStarted | Discovered | Failed
+export type MqttLinkMessage =
+  | Publish
+  | GetStats
+  | Connected
+  | Incoming
+  | Checked
+  | IngestStarted
+  | Discovered
+  | Failed
+  | Placed
 
 /** A `GetStats` message for `ask`. */
 export const getStats = (reply: Reply<MqttLinkStats>): MqttLinkMessage => ({ _tag: "GetStats", reply })
@@ -236,6 +271,9 @@ interface State {
   readonly invalidByTopic: Record<string, number>
   lastInvalid: { readonly topic: string; readonly reason: string } | undefined
   discovered: number
+  notOwned: number
+  placedLinks: number
+  displacedLinks: number
   published: number
   publishFailed: number
   /** Registry keys of the AGV links started (or found) by this connection, starting ones included. */
@@ -287,6 +325,9 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
   let lastConnectFailure: string | undefined
   const where = BrokerSecurity.redactUrl(options.url)
   let warnedInline = false
+  const placement = options.placement
+  /** The AGVs handed to `placement.manage`; kept across restarts of this actor, as the placement keeps them. */
+  const managed = new Set<string>()
 
   const threads = options.ingestThread === true ? Math.max(1, options.ingestThreads ?? 1) : 0
   /** What this actor's own connection subscribes to. */
@@ -362,6 +403,8 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
       if (identity.manufacturer.length > maxNameLength || identity.serialNumber.length > maxNameLength) return "name"
       const key = agvKey(identity)
       if (state.starting.has(key) || Registry.unsafeLookup(options.registry, key).length > 0) return undefined
+      // Dropped by `route` without a refusal: it runs on another node.
+      if (placement !== undefined && managed.has(AgvLink.robotId(identity))) return undefined
       return admit(state, identity, false)
     },
     official: options.officialSchemas?.validate
@@ -451,22 +494,84 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     if (topic === "connection" && (message as MessageCodec.MessageOf<"connection">).connectionState !== "ONLINE") {
       return undefined
     }
+    const robot = AgvLink.robotId(identity)
+    if (placement !== undefined && !placement.owns(robot)) {
+      if (!managed.has(robot)) {
+        const refusal = admit(state, identity, true)
+        if (refusal !== undefined) return refuseAgv(state, identity, refusal)
+        managed.add(robot)
+        state.run(placement.manage([robot]))
+      }
+      state.notOwned++
+      return undefined
+    }
     const refusal = admit(state, identity, true)
     if (refusal !== undefined) return refuseAgv(state, identity, refusal)
+    startLink(state, self, identity, received, known(robot))
+    return undefined
+  }
+
+  /**
+   * Starts the link of `identity`, delivering `first` and what arrives meanwhile once it runs (see
+   * `Discovered`); without `first`, because `placement` gave this node the AGV.
+   */
+  const startLink = (
+    state: State,
+    self: ActorRef<MqttLinkMessage>,
+    identity: AgvIdentity,
+    first: AgvLink.Received | undefined,
+    isKnown: boolean
+  ) => {
+    const key = agvKey(identity)
     const robot = AgvLink.robotId(identity)
     const slot = options.samples?.assign(robot) ?? -1
     const thread = threads === 0 ? undefined : state.ingest[partitionOf(robot)]
     // By name, the link starts once its thread hears the AGV (or after a while without an answer: a broker that lost the SUBSCRIBE).
     const heard = thread === undefined ? Effect.void : Effect.ignore(Effect.timeout(thread.assign(robot, slot), "5 seconds"))
-    state.starting.set(key, [received])
+    state.starting.set(key, first === undefined ? [] : [first])
     state.links.add(key)
     state.run(
       Effect.tap(
-        Effect.exit(Effect.zipRight(heard, options.startAgv(identity, outboxOf(self, identity), known(robot)))),
-        (exit) => self.unsafeTellUrgent(new Discovered(key, exit))
+        Effect.exit(Effect.zipRight(heard, options.startAgv(identity, outboxOf(self, identity), isKnown))),
+        (exit) => self.unsafeTellUrgent(new Discovered(key, exit, first === undefined))
       )
     )
-    return undefined
+  }
+
+  /** The AGV of a robot id (`manufacturer/serialNumber`, split at the first `/`); undefined for an arm's. */
+  const identityOf = (robot: string): AgvIdentity | undefined => {
+    const slash = robot.indexOf("/")
+    return slash <= 0 ? undefined : { manufacturer: robot.slice(0, slash), serialNumber: robot.slice(slash + 1) }
+  }
+
+  /** Stops the link of an AGV this node no longer owns. */
+  const displace = (state: State, identity: AgvIdentity) => {
+    if (options.stopAgv === undefined) return
+    state.displacedLinks++
+    state.links.delete(agvKey(identity))
+    state.run(options.stopAgv(identity))
+  }
+
+  /** `placement` gave this node an AGV (its link starts, admitted as known) or took one away (its link stops). */
+  const placed = (state: State, self: ActorRef<MqttLinkMessage>, { owned, robot }: Placed): Step => {
+    const identity = identityOf(robot)
+    if (identity === undefined) return state
+    const key = agvKey(identity)
+    const running = Registry.unsafeLookup(options.registry, key).length > 0
+    if (!owned) {
+      // One still starting is stopped once it runs (`Discovered`).
+      if (running) displace(state, identity)
+      return state
+    }
+    if (running || state.starting.has(key) || !placement!.owns(robot)) return state
+    if (manufacturers !== undefined && !manufacturers.has(identity.manufacturer)) return state
+    if (!always(robot) && state.links.size >= maxAgvs) {
+      prune(state)
+      if (state.links.size >= maxAgvs) return state
+    }
+    state.placedLinks++
+    startLink(state, self, identity, undefined, true)
+    return state
   }
 
   /** Writes a sample into its AGV's slot (on this actor's thread, without an ingest thread); true when it need not be routed too. */
@@ -490,8 +595,17 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
   return Actor.make<MqttLinkMessage, State>({
     name: "mqtt_link",
     init: (ctx) =>
-      Effect.map(FiberSet.makeRuntime<never, unknown, unknown>(), (run) => {
+      Effect.gen(function*() {
+        const run = yield* FiberSet.makeRuntime<never, unknown, unknown>()
         run(session(ctx.self, ctx.scope))
+        if (placement !== undefined) {
+          const unwatch = placement.watch((robot, owned) =>
+            owned ? ctx.self.unsafeTell(new Placed(robot, true)) : ctx.self.unsafeTellUrgent(new Placed(robot, false))
+          )
+          yield* Scope.addFinalizer(ctx.scope, Effect.sync(unwatch))
+          // Given while this actor was not running (a restart): their links start now if they are not running.
+          for (const robot of placement.owned()) ctx.self.unsafeTell(new Placed(robot, true))
+        }
         return current = {
           run,
           connection: undefined,
@@ -504,6 +618,9 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
           invalidByTopic: {},
           lastInvalid: undefined,
           discovered: 0,
+          notOwned: 0,
+          placedLinks: 0,
+          displacedLinks: 0,
           published: 0,
           publishFailed: 0,
           links: new Set(),
@@ -567,7 +684,12 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
               state
             )
           }
-          state.discovered++
+          if (!message.placed) state.discovered++
+          const identity = identityOf(message.key.slice("agv:".length))!
+          if (placement !== undefined && !placement.owns(AgvLink.robotId(identity))) {
+            displace(state, identity)
+            return state
+          }
           for (const received of held) message.exit.value.unsafeTell(received)
           return state
         }
@@ -606,6 +728,9 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             discovered: state.discovered,
             refused: { ...state.refused },
             agvLinks: state.links.size,
+            notOwned: state.notOwned,
+            placedLinks: state.placedLinks,
+            displacedLinks: state.displacedLinks,
             published: state.published,
             publishFailed: state.publishFailed,
             ingestDropped: sum(state.ingest, (t) => t.dropped()),
@@ -619,6 +744,8 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
           return state
         case "Failed":
           return Effect.fail(message.error)
+        case "Placed":
+          return placed(state, ctx.self, message)
       }
     }
   })

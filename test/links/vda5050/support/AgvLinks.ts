@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import type { ActorSystem } from "../../../../src/actors/ActorSystem.js"
 import type * as PubSub from "../../../../src/actors/PubSub.js"
 import * as Registry from "../../../../src/actors/Registry.js"
+import type * as Placement from "../../../../src/links/Placement.js"
 import type * as SampleColumns from "../../../../src/links/SampleColumns.js"
 import * as AgvLink from "../../../../src/links/vda5050/AgvLink.js"
 import * as MqttLink from "../../../../src/links/vda5050/MqttLink.js"
@@ -34,6 +35,8 @@ export const start = (options: {
   readonly samples?: SampleColumns.Directory | undefined
   /** Hears each link started, and whether the fleet knew its AGV. */
   readonly onStart?: ((robot: string, known: boolean) => void) | undefined
+  /** Which AGVs this node runs (`MqttLink`'s `placement`); links it takes away are terminated under `links`. */
+  readonly placement?: Placement.Placement | undefined
 }) =>
   Effect.gen(function*() {
     const { hub, registry, system } = options
@@ -48,6 +51,10 @@ export const start = (options: {
         registry,
         admission: options.admission,
         samples: options.samples,
+        placement: options.placement,
+        stopAgv: (identity) =>
+          Effect.ignore(Effect.flatMap(Registry.whereis(registry, MqttLink.agvKey(identity)), (ref) =>
+            ref._tag === "None" ? Effect.void : DynamicSupervisor.terminateChild(links, ref.value))),
         startAgv: (identity, outbox, known) => {
           options.onStart?.(AgvLink.robotId(identity), known)
           const probation = options.admission !== undefined && !known

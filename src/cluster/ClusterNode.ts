@@ -1,0 +1,97 @@
+/**
+ * This node as a member of a cluster: its Redis connection, its membership and its robot
+ * ownership, built for the life of a scope, with what the service needs of them: which robots
+ * it runs (`owns`, `owned`, `manage`, `watch`, the shape of the links layer's `Placement`), its
+ * view for the admin API and its counters for metrics.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { InvalidNodeId, InvalidSettings } from "./ClusterError.js"
+import * as Membership from "./Membership.js"
+import * as Ownership from "./Ownership.js"
+import * as RedisConnection from "./RedisConnection.js"
+
+/** The node-to-node protocol version this build speaks. */
+export const protocol = 1
+
+/** How this node joins. */
+export interface ClusterNodeOptions {
+  readonly redisUrl: string
+  readonly nodeId: string
+  /** Heartbeat and lease TTL, ms. */
+  readonly ttl: number
+}
+
+/** What an operator sees of the cluster from this node (`/admin/cluster`). */
+export interface ClusterView {
+  readonly node: string
+  readonly live: ReadonlyArray<{ readonly id: string; readonly draining: boolean }>
+  /** The robots this node runs now, sorted. */
+  readonly owned: ReadonlyArray<string>
+  readonly epoch: number
+  readonly ownership: Ownership.Counts
+  readonly membership: Membership.Counts
+}
+
+/** This node in the cluster. */
+export interface ClusterNode {
+  readonly node: string
+  readonly ownership: Ownership.Ownership
+  readonly membership: Membership.Membership
+  readonly owns: (robot: string) => boolean
+  readonly owned: () => ReadonlyArray<string>
+  readonly manage: (robots: Iterable<string>) => Effect.Effect<void>
+  /** Calls `listener` with `true` on each robot acquired and `false` on each lost or released; returns what stops it. */
+  readonly watch: (listener: (robot: string, owned: boolean) => void) => () => void
+  readonly view: () => ClusterView
+}
+
+/**
+ * Joins the cluster: connects to Redis (without waiting for it: a node starts while Redis is
+ * down), joins the membership and takes part in ownership until the scope closes, when it
+ * releases its leases and leaves.
+ */
+export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, InvalidNodeId | InvalidSettings, Scope.Scope> =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(
+      Ownership.layer({ ttl: options.ttl }).pipe(
+        Layer.provideMerge(Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl })),
+        Layer.provideMerge(RedisConnection.layer(options.redisUrl))
+      )
+    )
+    const ownership = Context.get(context, Ownership.Ownership)
+    const membership = Context.get(context, Membership.Membership)
+    const listeners = new Set<(robot: string, owned: boolean) => void>()
+    yield* Effect.forkScoped(Stream.runForEach(ownership.changes, (change) =>
+      Effect.sync(() => {
+        if (change._tag === "Rewritten") return
+        for (const listener of listeners) listener(change.robot, change._tag === "Acquired")
+      })))
+    // Lets the fork subscribe before the tree starts; what a watcher starts from is `owned()` anyway.
+    yield* Effect.yieldNow()
+    return {
+      node: options.nodeId,
+      ownership,
+      membership,
+      owns: ownership.owns,
+      owned: ownership.owned,
+      manage: ownership.manage,
+      watch: (listener) => {
+        listeners.add(listener)
+        return () => void listeners.delete(listener)
+      },
+      view: () => ({
+        node: options.nodeId,
+        live: membership.unsafeLive().map((member) => ({ id: member.id, draining: member.draining })),
+        owned: [...ownership.owned()].sort(),
+        epoch: ownership.epoch(),
+        ownership: ownership.counts(),
+        membership: membership.counts()
+      })
+    } satisfies ClusterNode
+  })
