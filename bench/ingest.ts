@@ -243,7 +243,9 @@ const main = async () => {
       telemetryLog: {
         appended: after.telemetry.appended - before.telemetry.appended,
         committed: after.telemetry.committed - before.telemetry.committed,
-        dropped: after.telemetry.dropped - before.telemetry.dropped
+        dropped: after.telemetry.dropped - before.telemetry.dropped,
+        // Rows the log's worker made itself from the sample columns (poses), off the main thread.
+        sampled: (after.telemetry.sampled ?? 0) - (before.telemetry.sampled ?? 0)
       },
       service: {
         eventLoopUtilization: round(serviceLoop.active / (serviceLoop.active + serviceLoop.idle), 3),
