@@ -214,6 +214,17 @@ describe("two nodes on one Redis", () => {
       for (const { ms, robot } of board.latencies) (runsOn[i].has(`agv:${robot}`) ? ownedLatency : remoteLatency).push(ms)
     })
     expect(remoteLatency.length).toBeGreaterThan(0)
+    // Each node's backplane counters are on /metrics.
+    const backplane: Array<Record<string, number>> = []
+    for (const service of nodes) {
+      const text = await (await fetch(`${service.url}/metrics`)).text()
+      const counters: Record<string, number> = {}
+      for (const match of text.matchAll(/^fleetvisor_backplane_(\w+) (\S+)$/gm)) counters[match[1]] = Number(match[2])
+      expect(counters.published_total).toBeGreaterThan(0)
+      expect(counters.received_total).toBeGreaterThan(0)
+      expect(counters.connected).toBe(1)
+      backplane.push(counters)
+    }
     // Each arm controller has one client, its owner's; none was refused a second one.
     await until("both arms connected", 10_000, async () =>
       (await Promise.all(arms.map((arm) => Effect.runPromise(arm.snapshot)))).every((s) => s.connected))
@@ -250,7 +261,8 @@ describe("two nodes on one Redis", () => {
     process.stdout.write(
       `[two nodes] ${samples} samples, 0 duplicates; AGV timestamp → dashboard frame: on the node that runs it ` +
         `${figures(ownedLatency)}, on the other ${figures(remoteLatency)}; after kill -9: every link on the survivor in ` +
-        `${failover} ms, every robot online on the open dashboard in ${shown} ms, in a new one in ${listed} ms (TTL ${ttl} ms)\n`
+        `${failover} ms, every robot online on the open dashboard in ${shown} ms, in a new one in ${listed} ms (TTL ${ttl} ms); ` +
+        `backplane ${backplane.map((c) => JSON.stringify(c)).join(" ")}\n`
     )
   }, 90_000)
 })
