@@ -3,8 +3,8 @@
  * by hand: every node shows every robot once (its own view where it runs the robot, the owner's
  * otherwise), another node's view reaches its subscribers as an update of its own consecutive
  * ticks, a handed-over robot ends up shown from its new owner, a node that left has its robots
- * shown disconnected, a node that starts gets everyone's views whole, and link events never
- * cross.
+ * shown disconnected, a node that starts gets everyone's views whole, a gap makes every node send
+ * its robots whole, and link events never cross.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -129,6 +129,17 @@ describe("fleet/state across nodes", () => {
       yield* b.drive("KIT/0003", 4)
       yield* until(c.state, (robots) => poseX(robots.get("KIT/0003")) === 4 && robots.get("KIT/0003")?.connection === "online")
       expect((yield* c.state).robots.length).toBe(3)
+
+      // A gap anywhere: every node sends what it runs whole.
+      const heard = yield* PubSub.subscribeQueue<NodeViews.NodeViews>(c.hub, NodeViews.Topic)
+      backplane.signal(Backplane.resyncSignal(NodeViews.Topic, "gap"))
+      const full = new Map<string, ReadonlyArray<string>>()
+      while (!full.has("a") || !full.has("b")) {
+        const message = yield* Queue.take(heard).pipe(Effect.timeout("3 seconds"))
+        if (message.full) full.set(message.node, message.robots.map((robot) => robot.id).sort())
+      }
+      expect(full.get("b")).toEqual(["KIT/0001", "KIT/0002", "KIT/0003"])
+      expect(full.get("a")).toEqual(["KIT/0003"])
     }))
 
   it("a message heard on the nodes' topic is checked before use", () => {
