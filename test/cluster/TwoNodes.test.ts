@@ -4,7 +4,7 @@
  * client). Every robot's link runs on exactly one node (read from each node's actor tree, sampled
  * while both run), both nodes run some, and no arm controller ever refused a second client.
  * A dashboard on each node (`FleetSubscribe` over WebSocket) gets every robot of both nodes, the
- * other node's AGVs moving, in ticks that only grow; the latency from an AGV's visualization
+ * other node's AGVs moving, in ticks that only grow, and so does each node's `/stream` snapshot; the latency from an AGV's visualization
  * timestamp to the dashboard's frame is printed for the robots the node runs and for the others.
  * Then one node is killed with SIGKILL: the other runs every robot's link within TTL + 2 s, and
  * its dashboard shows every robot online, each once.
@@ -120,6 +120,25 @@ const dashboard = (service: ServiceProcess): Dashboard => {
   return { robots, ticks, snapshots, poses, latencies, fiber }
 }
 
+/** The robots of the first event (the snapshot) of `service`'s `GET /stream`. */
+const sseSnapshot = async (service: ServiceProcess): Promise<ReadonlyArray<RobotView>> => {
+  const controller = new AbortController()
+  const response = await fetch(`${service.url}/stream`, { signal: controller.signal })
+  const reader = response.body!.getReader()
+  let text = ""
+  try {
+    while (!text.includes("\n\n")) {
+      const { done, value } = await reader.read()
+      if (done) break
+      text += new TextDecoder().decode(value)
+    }
+  } finally {
+    controller.abort()
+  }
+  const data = text.split("\n\n")[0].split("\n").find((line) => line.startsWith("data: "))!
+  return (JSON.parse(data.slice("data: ".length)) as { readonly robots: ReadonlyArray<RobotView> }).robots
+}
+
 /** The `q` quantile of `values`, ms. */
 const quantile = (values: ReadonlyArray<number>, q: number) => {
   const sorted = [...values].sort((x, y) => x - y)
@@ -214,6 +233,8 @@ describe("two nodes on one Redis", () => {
       for (const { ms, robot } of board.latencies) (runsOn[i].has(`agv:${robot}`) ? ownedLatency : remoteLatency).push(ms)
     })
     expect(remoteLatency.length).toBeGreaterThan(0)
+    // The event stream of each node starts with every robot, once.
+    for (const service of nodes) expect((await sseSnapshot(service)).map((robot) => robot.id).sort()).toEqual([...ids].sort())
     // Each node's backplane counters are on /metrics.
     const backplane: Array<Record<string, number>> = []
     for (const service of nodes) {
