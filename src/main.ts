@@ -33,8 +33,10 @@
  * `SHUTDOWN_TIMEOUT` the process exits 1; a second signal exits at once.
  *
  * With `REDIS_URL`, the node is one of several sharing the fleet (`cluster/ClusterNode.ts`): it
- * joins the membership as `NODE_ID`, and each robot's link runs on the one node that owns it
- * (the fleet's `Placement`); `/admin/cluster` shows what this node runs, `/metrics` the leases.
+ * joins the membership as `NODE_ID`, each robot's link runs on the one node that owns it
+ * (the fleet's `Placement`), and the fleet's hub shares the nodes' views on the node's Redis
+ * backplane, so every dashboard sees every robot; `/admin/cluster` shows what this node runs,
+ * `/metrics` the leases and the backplane.
  *
  * SIGHUP reloads: the TLS certificate and key (`TLS_CERT_FILE`) are read again and served to new
  * handshakes on both ports; open connections stay. A reload that fails keeps the certificate in use.
@@ -70,6 +72,7 @@ import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
 import * as ClusterConfig from "./cluster/ClusterConfig.js"
 import * as ClusterNode from "./cluster/ClusterNode.js"
+import type * as RedisBackplane from "./cluster/RedisBackplane.js"
 import * as Setting from "./node/Setting.js"
 import * as Authenticator from "./http/Authenticator.js"
 import * as Foxglove from "./http/Foxglove.js"
@@ -137,7 +140,7 @@ const rootCause = (cause: Cause.Cause<unknown>): string => {
   }
 }
 
-/** Registers the cluster's metrics in `registry`, read from `cluster` at scrape time. */
+/** Registers the cluster's metrics (membership, ownership, backplane) in `registry`, read from `cluster` at scrape time. */
 const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterNode.ClusterNode) => {
   const gauge = (name: string, help: string, value: () => number) =>
     new Prometheus.Gauge({ name, help, registers: [registry], collect() { this.set(value()) } })
@@ -158,6 +161,26 @@ const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterN
   counter("fleetvisor_cluster_lease_renewals_total", "Lease renewal batches Redis answered.", (c) => c.renewals)
   counter("fleetvisor_cluster_leases_lost_total", "Leases this node lost (taken, gone, or lapsed while Redis was silent).", (c) => c.lost)
   counter("fleetvisor_cluster_redis_errors_total", "Ownership commands Redis did not answer.", (c) => c.redisErrors)
+  const backplaneCounter = (name: string, help: string, value: (stats: RedisBackplane.Stats) => number) =>
+    new Prometheus.Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset()
+        this.inc(value(cluster.backplane.unsafeStats()))
+      }
+    })
+  backplaneCounter("fleetvisor_backplane_published_total", "Frames this node published on the backplane that Redis accepted.", (s) => s.published)
+  backplaneCounter(
+    "fleetvisor_backplane_publish_dropped_total",
+    "Broadcasts whose copy to the other nodes was dropped (Redis down, too many in flight).",
+    (s) => s.publishDropped
+  )
+  backplaneCounter("fleetvisor_backplane_received_total", "Frames of other nodes handed to this node's hubs.", (s) => s.received)
+  backplaneCounter("fleetvisor_backplane_gaps_total", "Skips in another node's numbering of its frames.", (s) => s.gaps)
+  backplaneCounter("fleetvisor_backplane_resyncs_total", "Resyncs this node raised (gaps, reconnects, its own requests).", (s) => s.resyncs)
+  gauge("fleetvisor_backplane_connected", "1 while both backplane connections to Redis are up.", () => (cluster.backplane.unsafeStats().connected ? 1 : 0))
 }
 
 /** A started service. */
@@ -251,7 +274,8 @@ export const start = (
       metrics,
       foxglove: registries.connections.foxglove,
       draining: () => draining,
-      placement: cluster
+      placement: cluster,
+      backplane: cluster?.backplane
     }), FleetFeature.off)
     // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
     const features = [fleet.feature, canvas.feature]

@@ -18,7 +18,8 @@
  * broadcasts through a `Backplane`: a hub watches a topic on it while the topic
  * has local subscribers, and hands its resync signals (messages on a topic may
  * have been lost) to the handlers registered with {@link onResync}, which
- * answer by broadcasting what they hold of the topic whole.
+ * answer by broadcasting what they hold of the topic whole. A hub may share
+ * only some topics (`shares`): the others stay on their node.
  *
  * ```ts
  * const hub = yield* PubSub.make()
@@ -52,6 +53,8 @@ export interface PubSub {
   readonly counters: HubCounters & { published: number }
   /** @internal */
   readonly backplane: Backplane | undefined
+  /** @internal */
+  readonly shares: (topic: string) => boolean
   /** @internal */
   attachment: Attachment | undefined
   /** @internal */
@@ -97,13 +100,18 @@ export interface Stats {
 const defaultBufferSize = 1024
 const defaultOverflow: Overflow = "sliding"
 
+const everyTopic = () => true
+
 /**
  * Creates a hub. With a backplane, broadcasts also go to the hubs of other
- * nodes, and theirs come here, while the scope is open.
+ * nodes, and theirs come here, while the scope is open: those of every topic,
+ * or of the topics `shares` accepts (the others never leave this node, and the
+ * hub never watches them on the backplane).
  */
 export const make = (options?: {
   readonly nodeId?: string | undefined
   readonly backplane?: Backplane | undefined
+  readonly shares?: ((topic: string) => boolean) | undefined
 }): Effect.Effect<PubSub, never, Scope.Scope> =>
   Effect.gen(function*() {
     const hub: PubSub = {
@@ -112,13 +120,14 @@ export const make = (options?: {
       topics: new Map(),
       counters: { published: 0, delivered: 0, dropped: 0, disconnected: 0 },
       backplane: options?.backplane,
+      shares: options?.shares ?? everyTopic,
       attachment: undefined,
       resyncHandlers: new Map()
     }
     if (options?.backplane !== undefined) {
       const attachment = yield* options.backplane.subscribe({
         onMessage: (incoming) => {
-          if (incoming.origin === hub.nodeId) return
+          if (incoming.origin === hub.nodeId || !hub.shares(incoming.topic)) return
           const offered = offerNow(hub, incoming.topic, incoming.message, undefined)
           if (offered.blocked !== undefined) Effect.runFork(waitForRoom(offered.blocked, incoming.message))
         },
@@ -140,7 +149,7 @@ const attach = (hub: PubSub, sub: Sub): void => {
   if (subs === undefined) {
     subs = []
     hub.topics.set(sub.topic, subs)
-    hub.attachment?.watch(sub.topic)
+    if (hub.shares(sub.topic)) hub.attachment?.watch(sub.topic)
   }
   sub.index = subs.length
   subs.push(sub)
@@ -156,7 +165,7 @@ const detacher = (hub: PubSub) => (sub: Sub): void => {
   }
   if (subs.length === 0) {
     hub.topics.delete(sub.topic)
-    hub.attachment?.unwatch(sub.topic)
+    if (hub.shares(sub.topic)) hub.attachment?.unwatch(sub.topic)
   }
 }
 
@@ -264,13 +273,13 @@ export const broadcastFrom = (
 export const unsafeBroadcast = (hub: PubSub, topic: string, message: unknown): number => {
   const offered = offerNow(hub, topic, message, undefined)
   if (offered.blocked !== undefined) Effect.runFork(waitForRoom(offered.blocked, message))
-  if (hub.backplane !== undefined) Effect.runFork(hub.backplane.publish({ origin: hub.nodeId, topic, message }))
+  if (hub.backplane !== undefined && hub.shares(topic)) Effect.runFork(hub.backplane.publish({ origin: hub.nodeId, topic, message }))
   return offered.delivered
 }
 
 const publish = (hub: PubSub, topic: string, message: unknown, from: ActorRef<never> | undefined) => {
   const local = deliverLocal(hub, topic, message, from)
-  if (hub.backplane === undefined) return local
+  if (hub.backplane === undefined || !hub.shares(topic)) return local
   return Effect.zipLeft(local, hub.backplane.publish({ origin: hub.nodeId, topic, message }))
 }
 

@@ -42,7 +42,7 @@ const declared = Setting.group("Cluster", {
     config: Config.string,
     unset: "(none)",
     help:
-      "The Redis several nodes share a fleet through, e.g. `redis://10.0.0.9:6379`: each robot's link then runs on exactly one node ([cluster.md](cluster.md#running-several-nodes-what-works-today)). None: a single node that runs every robot."
+      "The Redis several nodes share a fleet through, e.g. `redis://10.0.0.9:6379`: each robot's link then runs on exactly one node and every node's dashboards see every robot ([cluster.md](cluster.md#running-several-nodes-what-works-today)). None: a single node that runs every robot."
   }),
   nodeId: Setting.optional("NODE_ID", {
     config: nodeId,

@@ -1,7 +1,8 @@
 /**
- * This node as a member of a cluster: its Redis connection, its membership and its robot
- * ownership, built for the life of a scope, with what the service needs of them: which robots
- * it runs (`owns`, `owned`, `manage`, `watch`, the shape of the links layer's `Placement`), its
+ * This node as a member of a cluster: its Redis connection, its membership, its robot
+ * ownership and its PubSub backplane, built for the life of a scope, with what the service needs
+ * of them: which robots it runs and which nodes are live (`owns`, `owned`, `manage`, `watch`,
+ * `isLive`, the shape of the links layer's `Placement`), the backplane for the fleet's hub, its
  * view for the admin API and its counters for metrics.
  *
  * @since 0.1.0
@@ -14,6 +15,7 @@ import * as Stream from "effect/Stream"
 import type { InvalidNodeId, InvalidSettings } from "./ClusterError.js"
 import * as Membership from "./Membership.js"
 import * as Ownership from "./Ownership.js"
+import * as RedisBackplane from "./RedisBackplane.js"
 import * as RedisConnection from "./RedisConnection.js"
 
 /** The node-to-node protocol version this build speaks. */
@@ -43,18 +45,22 @@ export interface ClusterNode {
   readonly node: string
   readonly ownership: Ownership.Ownership
   readonly membership: Membership.Membership
+  /** The PubSub backplane of this node (its node id is `node`), with its counters. */
+  readonly backplane: RedisBackplane.RedisBackplane
   readonly owns: (robot: string) => boolean
   readonly owned: () => ReadonlyArray<string>
   readonly manage: (robots: Iterable<string>) => Effect.Effect<void>
   /** Calls `listener` with `true` on each robot acquired and `false` on each lost or released; returns what stops it. */
   readonly watch: (listener: (robot: string, owned: boolean) => void) => () => void
+  /** Whether `node` is in the live set this node last read. */
+  readonly isLive: (node: string) => boolean
   readonly view: () => ClusterView
 }
 
 /**
  * Joins the cluster: connects to Redis (without waiting for it: a node starts while Redis is
- * down), joins the membership and takes part in ownership until the scope closes, when it
- * releases its leases and leaves.
+ * down), joins the membership, takes part in ownership and opens its backplane until the scope
+ * closes, when it releases its leases and leaves.
  */
 export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, InvalidNodeId | InvalidSettings, Scope.Scope> =>
   Effect.gen(function*() {
@@ -66,6 +72,7 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
     )
     const ownership = Context.get(context, Ownership.Ownership)
     const membership = Context.get(context, Membership.Membership)
+    const backplane = yield* RedisBackplane.make({ url: options.redisUrl, nodeId: options.nodeId })
     const listeners = new Set<(robot: string, owned: boolean) => void>()
     yield* Effect.forkScoped(Stream.runForEach(ownership.changes, (change) =>
       Effect.sync(() => {
@@ -78,6 +85,7 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
       node: options.nodeId,
       ownership,
       membership,
+      backplane,
       owns: ownership.owns,
       owned: ownership.owned,
       manage: ownership.manage,
@@ -85,6 +93,7 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
         listeners.add(listener)
         return () => void listeners.delete(listener)
       },
+      isLive: (node) => membership.unsafeLive().some((member) => member.id === node),
       view: () => ({
         node: options.nodeId,
         live: membership.unsafeLive().map((member) => ({ id: member.id, draining: member.draining })),

@@ -26,6 +26,11 @@ export interface Placement {
    * listener hands them on (to an actor's mailbox) and returns.
    */
   readonly watch: (listener: (robot: string, owned: boolean) => void) => () => void
+  /**
+   * Whether node `node` is a live member now, so that what it said of its robots still holds;
+   * absent: every node is.
+   */
+  readonly isLive?: ((node: string) => boolean) | undefined
 }
 
 

@@ -167,6 +167,26 @@ describe("PubSub", () => {
       expect(backplane.watchers("fleet")).toBe(0)
     }))
 
+  it.scoped("a hub that shares some topics keeps the others on its node, and never watches them", () =>
+    Effect.gen(function*() {
+      const backplane = Backplane.memory()
+      const shares = (topic: string) => topic === "views"
+      const east = yield* PubSub.make({ nodeId: "east", backplane, shares })
+      const west = yield* PubSub.make({ nodeId: "west", backplane, shares })
+      const views = yield* PubSub.subscribeQueue<string>(west, "views")
+      const samples = yield* PubSub.subscribeQueue<string>(west, "samples")
+      const localSamples = yield* PubSub.subscribeQueue<string>(east, "samples")
+      expect(backplane.watchers("views")).toBe(1)
+      expect(backplane.watchers("samples")).toBe(0)
+      yield* PubSub.broadcast(east, "samples", "raw")
+      PubSub.unsafeBroadcast(east, "samples", "raw again")
+      yield* PubSub.broadcast(east, "views", "view")
+      expect(yield* Queue.take(views)).toBe("view")
+      expect(yield* Queue.takeAll(localSamples)).toEqual(Chunk.make("raw", "raw again"))
+      yield* TestKit.tick
+      expect(yield* Queue.size(samples)).toBe(0)
+    }))
+
   it.scoped("resync signals reach the handlers of their topic on every hub, with their reason", () =>
     Effect.gen(function*() {
       const backplane = Backplane.memory()

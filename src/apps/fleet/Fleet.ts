@@ -27,6 +27,7 @@ import type * as Scope from "effect/Scope"
 import type { AlreadyRegistered, InitFailed } from "../../actors/ActorError.js"
 import type { ActorRef, Reply } from "../../actors/ActorRef.js"
 import { ActorSystem } from "../../actors/ActorSystem.js"
+import type * as Backplane from "../../actors/Backplane.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
@@ -64,6 +65,7 @@ import * as CommandLimits from "./CommandLimits.js"
 import { armLimitsOf, FleetConfig, type FleetSettings } from "./FleetConfig.js"
 import * as ControlLoop from "./ControlLoop.js"
 import * as FleetState from "./FleetState.js"
+import * as NodeViews from "./NodeViews.js"
 import * as FleetTree from "./FleetTree.js"
 import * as Leases from "./Leases.js"
 import * as StopChannel from "./StopChannel.js"
@@ -83,6 +85,12 @@ export interface Caller {
 export class FleetHub extends Context.Tag("fleetvisor/apps/fleet/FleetHub")<FleetHub, PubSub.PubSub>() {
   /** A hub of the fleet's own. */
   static readonly layer: Layer.Layer<FleetHub> = Layer.scoped(FleetHub, PubSub.make())
+  /**
+   * A hub of the fleet's own that shares the nodes' views (`NodeViews.Topic`, only that topic) with
+   * the other nodes on `backplane`; `nodeId` is this node's cluster id, the backplane's too.
+   */
+  static readonly shared = (backplane: Backplane.Backplane, nodeId: string): Layer.Layer<FleetHub> =>
+    Layer.scoped(FleetHub, PubSub.make({ nodeId, backplane, shares: NodeViews.shares }))
 }
 
 /** What a command can fail with. */

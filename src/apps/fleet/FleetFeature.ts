@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { IncomingMessage } from "node:http"
+import type * as Backplane from "../../actors/Backplane.js"
 import * as Registry from "../../actors/Registry.js"
 import * as Authenticator from "../../http/Authenticator.js"
 import type * as Connections from "../../http/Connections.js"
@@ -54,6 +55,8 @@ export interface Node {
   readonly draining: () => boolean
   /** Which robots this node runs, when several nodes share the fleet; none: every one. */
   readonly placement?: Placement.Placement | undefined
+  /** Where the nodes' views cross between nodes, with a `placement` (its node id is the placement's). */
+  readonly backplane?: Backplane.Backplane | undefined
 }
 
 /**
@@ -88,12 +91,17 @@ const stopChannelAccess = (
  * The demo's simulators start here and stop with the scope; the `fleet` subtree is the caller's
  * to start.
  */
-const startFleet = (settings: FleetSettings, placement: Placement.Placement | undefined) =>
+const startFleet = (
+  settings: FleetSettings,
+  placement: Placement.Placement | undefined,
+  backplane: Backplane.Backplane | undefined
+) =>
   Effect.gen(function*() {
     const resolved = settings.demo ? yield* Demo.start(settings) : settings
     const fleet = placement === undefined ? layerUnstarted : layerUnstarted.pipe(Layer.provide(Layer.succeed(Placement.Placement, placement)))
+    const hub = placement === undefined || backplane === undefined ? FleetHub.layer : FleetHub.shared(backplane, placement.node)
     const context = yield* Layer.build(
-      fleet.pipe(Layer.provide(Layer.mergeAll(Layer.succeed(FleetConfig, resolved), FleetHub.layer)))
+      fleet.pipe(Layer.provide(Layer.mergeAll(Layer.succeed(FleetConfig, resolved), hub)))
     )
     const service = Context.get(context, Fleet)
     if (resolved.demo) {
@@ -138,7 +146,7 @@ export const make = (
             tls: certificate,
             access: auth.mode === "none" ? undefined : stopChannelAccess(auth, metrics)
           }
-        }, node.placement)
+        }, node.placement, node.backplane)
         FleetMetrics.register(metrics.registry, fleet)
         const reader = yield* TelemetryReader.make({ filename: ServiceConfig.databaseFile(config) })
         // Foxglove Studio and Lichtblick see the fleet at /foxglove (read-only).

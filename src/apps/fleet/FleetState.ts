@@ -19,6 +19,13 @@
  *   announce itself ({@link LinkEvent.Announce}), so within a moment every live robot is
  *   online and commandable again.
  *
+ * With a placement (several nodes share the fleet, `NodeViews.ts`), it shares the views of the
+ * robots this node runs with the other nodes at each tick, answers resyncs with all of them, and
+ * asks for the others' when it starts. It keeps the latest view of every robot another node
+ * runs: `GetState` and the snapshots list every robot of the cluster once, and a view from
+ * another node goes to this node's subscribers as soon as it arrives, as an update of this
+ * node's own numbering (one tick more), so a subscriber's ticks stay one sequence.
+ *
  * Leases: one session holds a robot at a time, until its TTL passes, it releases it, or the
  * session actor dies (the lease ends by a monitor's `Down`, not by anyone remembering). A lease
  * that ends by its TTL or its holder's death is reported to `onLeaseLost` (the fleet pauses the
@@ -39,6 +46,7 @@ import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
 import type { MonitorRef } from "../../actors/Signal.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
+import type * as Placement from "../../links/Placement.js"
 import * as ArmSample from "../../links/rmi/ArmSample.js"
 import * as SampleColumns from "../../links/SampleColumns.js"
 import type { Latch } from "../../links/StopLatch.js"
@@ -53,6 +61,7 @@ import {
   UnknownRobot
 } from "../../protocol/FleetRpcs.js"
 import * as Leases from "./Leases.js"
+import * as NodeViews from "./NodeViews.js"
 import type { StopLatches } from "./StopLatches.js"
 
 export type { Holder } from "./Leases.js"
@@ -119,8 +128,28 @@ class Flush {
   readonly _tag = "Flush"
 }
 
-/** What the actor accepts: requests, and the link events it subscribes to. */
-export type FleetStateMessage = Acquire | Renew | Release | Authorize | GetState | Flush | LinkEvent.LinkEvent
+/** A resync asked for the views of every robot this node runs. */
+class Resend {
+  readonly _tag = "Resend"
+}
+
+/** Something heard on the nodes' topic that is not a `NodeViews`. */
+class Malformed {
+  readonly _tag = "Malformed"
+}
+
+/** What the actor accepts: requests, the link events it subscribes to, and other nodes' views. */
+export type FleetStateMessage =
+  | Acquire
+  | Renew
+  | Release
+  | Authorize
+  | GetState
+  | Flush
+  | Resend
+  | Malformed
+  | NodeViews.NodeViews
+  | LinkEvent.LinkEvent
 
 /** Options of the actor. */
 export interface FleetStateOptions {
@@ -145,6 +174,8 @@ export interface FleetStateOptions {
   readonly updateHz?: number | undefined
   /** The fleet's sample columns, swept at each tick. */
   readonly samples?: SampleColumns.Directory | undefined
+  /** Which robots this node runs, when several nodes share the fleet: their views are shared with the others. */
+  readonly placement?: Placement.Placement | undefined
 }
 
 type AlarmView = { code: string; level: "warning" | "fatal"; message: string }
@@ -175,6 +206,12 @@ interface State {
   /** AGVs whose view already shows `STOP-UNCONFIRMED`. */
   readonly overdue: Set<string>
   tick: number
+  /** The views other nodes sent of the robots they run. */
+  readonly remote: NodeViews.RemoteViews
+  /** The robots the other nodes were last told this node runs. */
+  readonly shared: Set<string>
+  /** The nodes heard from since this actor started. */
+  readonly heard: Set<string>
 }
 
 const jointList = (joints: LinkEvent.ArmTelemetry["joints"]): Array<number> =>
@@ -320,6 +357,9 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
   const bounds = options.ttlBounds ?? defaultTtlBounds
 
   const scratch = new Float64Array(SampleColumns.fieldCount)
+  const placement = options.placement
+  const runs = (robot: string) => placement === undefined || placement.owns(robot)
+  const isLive = (node: string) => placement?.isLive?.(node) ?? true
 
   /** The robot's latest sample, read into a scratch array good until the next call; undefined when it has none. */
   const sampleOf = (record: RobotRecord): Float64Array | undefined => {
@@ -345,6 +385,46 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
   /** The view of the robot now. */
   const view = (record: RobotRecord, now: number): RobotView =>
     viewOf(record, leases.get(record.id), latches.get(record.id), now, options.armBases?.get(record.id), sampleOf(record))
+
+  /** What this node shows of the robot: its own view where it runs it, or where no other node sent one. */
+  const shown = (state: State, robot: string, now: number): RobotView | undefined => {
+    const local = state.robots.get(robot)
+    if (local !== undefined && runs(robot)) return view(local, now)
+    return state.remote.view(robot) ?? (local === undefined ? undefined : view(local, now))
+  }
+
+  /** Broadcasts an update of this node's numbering to its subscribers. */
+  const publishUpdate = (state: State, robots: Array<RobotView>): Effect.Effect<number> => {
+    state.tick++
+    const update: typeof FleetUpdate.Type = { _tag: "FleetUpdate", tick: state.tick, robots }
+    return PubSub.broadcast(options.hub, ViewsTopic, Encoded.make(update))
+  }
+
+  /** Tells the other nodes about the robots this node runs. */
+  const share = (
+    ctx: Actor.ActorContext<FleetStateMessage>,
+    full: boolean,
+    robots: Array<RobotView>,
+    released: Array<string>
+  ): Effect.Effect<number> => {
+    const message: NodeViews.NodeViews = { _tag: "NodeViews", node: placement!.node, full, robots, released }
+    return PubSub.broadcastFrom(options.hub, ctx.self, NodeViews.Topic, message)
+  }
+
+  /** Another node's views: kept, and handed to this node's subscribers at once. */
+  const onNodeViews = (state: State, message: NodeViews.NodeViews, now: number): Effect.Effect<unknown> => {
+    if (placement === undefined || message.node === placement.node) return Effect.void
+    // A node first heard in the middle of its sequence: ask for every node's views whole.
+    const ask = !state.heard.has(message.node) && !message.full ? PubSub.resync(options.hub, NodeViews.Topic) : Effect.void
+    state.heard.add(message.node)
+    const robots: Array<RobotView> = []
+    for (const robot of state.remote.apply(message)) {
+      if (state.robots.has(robot) && runs(robot)) continue
+      const shownView = shown(state, robot, now)
+      if (shownView !== undefined) robots.push(shownView)
+    }
+    return robots.length === 0 ? ask : Effect.zipRight(ask, publishUpdate(state, robots))
+  }
 
   const checkTtl = (ttlMs: number): InvalidRequest | undefined =>
     Number.isInteger(ttlMs) && ttlMs >= bounds.min && ttlMs <= bounds.max
@@ -505,11 +585,12 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
         if (!r.connected) return message.reply.fail(new RobotOffline({ robot }))
         return message.reply.succeed({ robot, kind: r.kind })
       }
-      case "GetState":
-        return message.reply.succeed({
-          tick: state.tick,
-          robots: [...state.robots.values()].map((r) => view(r, now))
-        })
+      case "GetState": {
+        const robots: Array<RobotView> = []
+        for (const robot of state.robots.keys()) robots.push(shown(state, robot, now)!)
+        for (const robot of state.remote.robots()) if (!state.robots.has(robot)) robots.push(state.remote.view(robot)!)
+        return message.reply.succeed({ tick: state.tick, robots })
+      }
     }
   }
 
@@ -521,7 +602,25 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
         yield* Effect.forkScoped(
           Effect.repeat(Effect.sync(() => ctx.self.unsafeTellUrgent(new Flush())), Schedule.fixed(period))
         )
-        const state: State = { robots: new Map(), dirty: new Set(), monitors: new Map(), overdue: new Set(), tick: 0 }
+        if (placement !== undefined) {
+          yield* PubSub.subscribe(options.hub, NodeViews.Topic, ctx.self, {
+            bufferSize: 8192,
+            overflow: "sliding",
+            map: (message) => (NodeViews.isNodeViews(message) ? message : new Malformed())
+          })
+          yield* PubSub.onResync(options.hub, NodeViews.Topic, () => Effect.sync(() => void ctx.self.unsafeTell(new Resend())))
+          yield* PubSub.resync(options.hub, NodeViews.Topic)
+        }
+        const state: State = {
+          robots: new Map(),
+          dirty: new Set(),
+          monitors: new Map(),
+          overdue: new Set(),
+          tick: 0,
+          remote: new NodeViews.RemoteViews(),
+          shared: new Set(),
+          heard: new Set()
+        }
         for (const arm of options.arms) state.robots.set(arm, newRecord(arm, "arm"))
         for (const [robot, kind] of roster) state.robots.set(robot, newRecord(robot, kind))
         for (const latch of latches.all()) {
@@ -567,17 +666,53 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
             if (!overdue(latches.get(robot), now)) state.overdue.delete(robot)
           }
           sweep(state)
+          const released: Array<string> = []
+          if (placement !== undefined) {
+            for (const robot of state.remote.leave(isLive)) state.dirty.add(robot)
+            for (const robot of state.shared) {
+              if (placement.owns(robot)) continue
+              state.shared.delete(robot)
+              released.push(robot)
+              state.dirty.add(robot)
+            }
+          }
           if (state.dirty.size === 0) return state
-          state.tick++
           const robots: Array<RobotView> = []
+          const mine: Array<RobotView> = []
           for (const id of state.dirty) {
             const r = state.robots.get(id)
-            if (r !== undefined) robots.push(view(r, now))
+            if (r !== undefined && runs(id)) {
+              const own = view(r, now)
+              robots.push(own)
+              if (placement !== undefined) {
+                mine.push(own)
+                state.shared.add(id)
+              }
+            } else {
+              const other = shown(state, id, now)
+              if (other !== undefined) robots.push(other)
+            }
           }
           state.dirty.clear()
-          const update: typeof FleetUpdate.Type = { _tag: "FleetUpdate", tick: state.tick, robots }
-          return Effect.as(PubSub.broadcast(options.hub, ViewsTopic, Encoded.make(update)), state)
+          const local = robots.length === 0 ? Effect.void : publishUpdate(state, robots)
+          if (mine.length === 0 && released.length === 0) return Effect.as(local, state)
+          return Effect.as(Effect.zipRight(local, share(ctx, false, mine, released)), state)
         }
+        case "Resend": {
+          if (placement === undefined) return state
+          const robots: Array<RobotView> = []
+          state.shared.clear()
+          for (const [id, r] of state.robots) {
+            if (!placement.owns(id)) continue
+            robots.push(view(r, now))
+            state.shared.add(id)
+          }
+          return Effect.as(share(ctx, true, robots, []), state)
+        }
+        case "NodeViews":
+          return Effect.as(onNodeViews(state, message, now), state)
+        case "Malformed":
+          return state
         default:
           return onLink(state, message)
       }

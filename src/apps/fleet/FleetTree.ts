@@ -24,7 +24,8 @@
  *
  * With a `placement` (several nodes share the fleet), a robot's link runs only on the node that
  * owns it: `arms` manages every configured arm and starts or stops their links as they are given
- * to this node or taken away, and `mqtt` does so for the AGVs it hears.
+ * to this node or taken away, and `mqtt` does so for the AGVs it hears; `state` shares the views
+ * of the robots this node runs with the other nodes and keeps theirs (`NodeViews.ts`).
  *
  * @since 0.1.0
  */
@@ -297,7 +298,8 @@ export const make = (options: FleetTreeOptions) => {
           registry,
           samples: options.samples,
           ttlBounds: options.ttlBounds,
-          onLeaseLost: options.onLeaseLost
+          onLeaseLost: options.onLeaseLost,
+          placement: options.placement
         }),
         { via: Registry.via(registry, "state") }
       )
