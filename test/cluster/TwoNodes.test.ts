@@ -159,18 +159,9 @@ const until = async (what: string, timeoutMs: number, f: () => Promise<boolean>)
 describe("two nodes on one Redis", () => {
   it("run each robot's link on exactly one node, and the survivor runs them all within TTL + 2 s of a kill -9", async () => {
     const prefix = FleetProbe.uniquePrefix()
-    const { agvs, arms } = await Effect.runPromise(
-      Effect.gen(function*() {
-        const arms = [yield* RmiSimulator.make({ port: 0, timeScale: 5 }), yield* RmiSimulator.make({ port: 0, timeScale: 5 })]
-        const agvs = yield* AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 6, stateIntervalMs: 1_000 })
-        return { agvs, arms }
-      }).pipe(Scope.extend(scope))
+    const arms = await Effect.runPromise(
+      Effect.all([RmiSimulator.make({ port: 0, timeScale: 5 }), RmiSimulator.make({ port: 0, timeScale: 5 })]).pipe(Scope.extend(scope))
     )
-    const expected = new Set([
-      ...agvs.agvs.map((agv) => `agv:${agv.manufacturer}/${agv.serialNumber}`),
-      "robot:arm-1",
-      "robot:arm-2"
-    ])
     const env = {
       CANVAS: "off",
       FLEET_DEMO: "off",
@@ -186,6 +177,24 @@ describe("two nodes on one Redis", () => {
     ])
     running.push(...nodes)
     const [a, b] = nodes
+    // Placement is sticky: robots that appear while one node is alone stay on it. The AGVs speak
+    // once both nodes see each other, so rendezvous shares them out (the arms, configured, go to
+    // whichever node was first).
+    await until("both nodes live on both", 20_000, async () => {
+      const views = await Promise.all(nodes.map(async (node) => {
+        const response = await fetch(`${node.url}/admin/cluster`)
+        return response.ok ? ((await response.json()) as { readonly live: ReadonlyArray<unknown> }).live.length : 0
+      }))
+      return views.every((live) => live === 2)
+    })
+    const agvs = await Effect.runPromise(
+      AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 6, stateIntervalMs: 1_000 }).pipe(Scope.extend(scope))
+    )
+    const expected = new Set([
+      ...agvs.agvs.map((agv) => `agv:${agv.manufacturer}/${agv.serialNumber}`),
+      "robot:arm-1",
+      "robot:arm-2"
+    ])
     const boards = [dashboard(a), dashboard(b)]
 
     // Every robot runs somewhere, on one node only.
