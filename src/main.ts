@@ -251,7 +251,8 @@ export const start = (
       metrics,
       foxglove: registries.connections.foxglove,
       draining: () => draining,
-      placement: cluster
+      placement: cluster,
+      latchExchange: cluster?.latches
     }), FleetFeature.off)
     // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
     const features = [fleet.feature, canvas.feature]

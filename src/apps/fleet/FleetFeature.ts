@@ -37,6 +37,7 @@ import { FleetConfig, type FleetSettings } from "./FleetConfig.js"
 import { AccessPolicy, layer as handlersLayer } from "./FleetHandlers.js"
 import * as FleetMetrics from "./FleetMetrics.js"
 import type { StopChannelAccess } from "./StopChannel.js"
+import * as StopLatches from "./StopLatches.js"
 
 /** The RPC handlers the fleet feature provides, on or off. */
 export type Handlers = Layer.Layer.Success<typeof EmptyFleet.emptyFleet>
@@ -54,6 +55,8 @@ export interface Node {
   readonly draining: () => boolean
   /** Which robots this node runs, when several nodes share the fleet; none: every one. */
   readonly placement?: Placement.Placement | undefined
+  /** The cluster-wide stop latches, when several nodes share the fleet. */
+  readonly latchExchange?: StopLatches.Exchange | undefined
 }
 
 /**
@@ -88,10 +91,11 @@ const stopChannelAccess = (
  * The demo's simulators start here and stop with the scope; the `fleet` subtree is the caller's
  * to start.
  */
-const startFleet = (settings: FleetSettings, placement: Placement.Placement | undefined) =>
+const startFleet = (settings: FleetSettings, placement: Placement.Placement | undefined, exchange: StopLatches.Exchange | undefined) =>
   Effect.gen(function*() {
     const resolved = settings.demo ? yield* Demo.start(settings) : settings
-    const fleet = placement === undefined ? layerUnstarted : layerUnstarted.pipe(Layer.provide(Layer.succeed(Placement.Placement, placement)))
+    const placed = placement === undefined ? layerUnstarted : layerUnstarted.pipe(Layer.provide(Layer.succeed(Placement.Placement, placement)))
+    const fleet = exchange === undefined ? placed : placed.pipe(Layer.provide(Layer.succeed(StopLatches.Exchange, exchange)))
     const context = yield* Layer.build(
       fleet.pipe(Layer.provide(Layer.mergeAll(Layer.succeed(FleetConfig, resolved), FleetHub.layer)))
     )
@@ -138,7 +142,7 @@ export const make = (
             tls: certificate,
             access: auth.mode === "none" ? undefined : stopChannelAccess(auth, metrics)
           }
-        }, node.placement)
+        }, node.placement, node.latchExchange)
         FleetMetrics.register(metrics.registry, fleet)
         const reader = yield* TelemetryReader.make({ filename: ServiceConfig.databaseFile(config) })
         // Foxglove Studio and Lichtblick see the fleet at /foxglove (read-only).
