@@ -1,6 +1,6 @@
 /**
  * An AGV's emergency stop from any node (issue #16): two service processes share 6 simulated
- * AGVs through a Redis of the test's own (TTL 1 s) and the run's Mosquitto. A stop sent to the
+ * AGVs through a Redis of the test's own (TTL 3 s) and the run's Mosquitto. A stop sent to the
  * node that does not run the AGV's link goes straight to the broker (a raw subscriber sees the
  * `instantActions`), the AGV's headerIds keep increasing across both nodes' messages, the AGV
  * shows latched on both nodes, and an order on its owner is refused until a Reset there (which
@@ -125,7 +125,8 @@ describe("an AGV's emergency stop from any node", () => {
         FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
         FLEET_MQTT_PREFIX: prefix,
         REDIS_URL: redis.url,
-        CLUSTER_LEASE_TTL_MS: "1000"
+        // Long enough that no lease lapses on a loaded machine: nothing here measures a fail-over.
+        CLUSTER_LEASE_TTL_MS: "3000"
       }
       const nodes = await Promise.all([startProcess({ ...env, NODE_ID: "node-a" }), startProcess({ ...env, NODE_ID: "node-b" })])
       running.push(...nodes)

@@ -383,8 +383,9 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
     if (cancelId === undefined || state.ownStops.has(cancelId)) return
     const existing = state.latches.get(robot)
     if (existing?.cancelActions.has(cancelId) === true) return
+    // Latched already (here, by this node's stop channel, or through the cluster): that latch stays, with its author.
     const by = existing?.by ?? "another node"
-    const latch = (state.latches.adopt ?? state.latches.latch)(robot, "agv", by)
+    const latch = existing ?? (state.latches.adopt ?? state.latches.latch)(robot, "agv", by)
     if (latch.confirmed) {
       latch.confirmed = false
       latch.unconfirmedSince = Date.now()
