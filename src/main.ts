@@ -275,7 +275,8 @@ export const start = (
       foxglove: registries.connections.foxglove,
       draining: () => draining,
       placement: cluster,
-      backplane: cluster?.backplane
+      backplane: cluster?.backplane,
+      latchExchange: cluster?.latches
     }), FleetFeature.off)
     // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
     const features = [fleet.feature, canvas.feature]

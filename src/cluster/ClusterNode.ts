@@ -3,7 +3,8 @@
  * ownership and its PubSub backplane, built for the life of a scope, with what the service needs
  * of them: which robots it runs and which nodes are live (`owns`, `owned`, `manage`, `watch`,
  * `isLive`, the shape of the links layer's `Placement`), the backplane for the fleet's hub, its
- * view for the admin API and its counters for metrics.
+ * view for the admin API and its counters for metrics, and the cluster-wide stop latches
+ * ({@link ClusterLatches}): a robot acquired has its latch read before anyone is told.
  *
  * @since 0.1.0
  */
@@ -13,6 +14,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { InvalidNodeId, InvalidSettings } from "./ClusterError.js"
+import * as ClusterLatches from "./ClusterLatches.js"
 import * as Membership from "./Membership.js"
 import * as Ownership from "./Ownership.js"
 import * as RedisBackplane from "./RedisBackplane.js"
@@ -47,6 +49,8 @@ export interface ClusterNode {
   readonly membership: Membership.Membership
   /** The PubSub backplane of this node (its node id is `node`), with its counters. */
   readonly backplane: RedisBackplane.RedisBackplane
+  /** The emergency-stop latches every node shares. */
+  readonly latches: ClusterLatches.ClusterLatches
   readonly owns: (robot: string) => boolean
   readonly owned: () => ReadonlyArray<string>
   readonly manage: (robots: Iterable<string>) => Effect.Effect<void>
@@ -73,10 +77,17 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
     const ownership = Context.get(context, Ownership.Ownership)
     const membership = Context.get(context, Membership.Membership)
     const backplane = yield* RedisBackplane.make({ url: options.redisUrl, nodeId: options.nodeId })
+    const latches = yield* ClusterLatches.make({
+      redis: Context.get(context, RedisConnection.ClusterRedis),
+      url: options.redisUrl,
+      node: options.nodeId
+    })
     const listeners = new Set<(robot: string, owned: boolean) => void>()
     yield* Effect.forkScoped(Stream.runForEach(ownership.changes, (change) =>
-      Effect.sync(() => {
+      Effect.gen(function*() {
         if (change._tag === "Rewritten") return
+        // The new owner knows the robot's latch before its link may start.
+        if (change._tag === "Acquired") yield* latches.refresh(change.robot)
         for (const listener of listeners) listener(change.robot, change._tag === "Acquired")
       })))
     // Lets the fork subscribe before the tree starts; what a watcher starts from is `owned()` anyway.
@@ -86,6 +97,7 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
       ownership,
       membership,
       backplane,
+      latches,
       owns: ownership.owns,
       owned: ownership.owned,
       manage: ownership.manage,

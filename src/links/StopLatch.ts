@@ -37,6 +37,11 @@ export interface Latches {
   readonly get: (robot: string) => Latch | undefined
   /** Latches the robot now, or returns the latch it already has. */
   readonly latch: (robot: string, kind: RobotKind, by: string) => Latch
+  /**
+   * As `latch`, for a stop another sender published (another node): nobody waits on it to make
+   * the latch durable, so the table's owner does (default: `latch`).
+   */
+  readonly adopt?: ((robot: string, kind: RobotKind, by: string) => Latch) | undefined
   /** Clears the robot's latch: an operator's Reset succeeded. */
   readonly clear: (robot: string) => void
 }

@@ -14,7 +14,10 @@
  *   with who sent it and how it ended: acquire, renew, release, lost leases, commands, stops.
  * - The emergency stop needs no lease: it latches the robot, goes straight to the link's urgent
  *   lane (FRC_Abort for arms, startPause + cancelOrder for AGVs), then commits the latch to
- *   SQLite and answers which robots it reached and which it could only latch.
+ *   SQLite and answers which robots it reached and which it could only latch. With several
+ *   nodes, an AGV whose link runs on another node is stopped from here all the same: its stop
+ *   goes straight to the broker (`fleet/mqtt`), and its latch reaches the other nodes through
+ *   the `latchExchange` (Redis) without the stop waiting for it.
  *
  * @since 0.1.0
  */
@@ -40,6 +43,7 @@ import * as AgvLink from "../../links/vda5050/AgvLink.js"
 import * as MqttLink from "../../links/vda5050/MqttLink.js"
 import * as OfficialSchemas from "../../links/vda5050/OfficialSchemas.js"
 import * as Order from "../../links/vda5050/Order.js"
+import * as HeardHeaderIds from "../../links/vda5050/HeardHeaderIds.js"
 import * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
 import {
   CommandNotSupported,
@@ -179,6 +183,8 @@ export interface FleetOptions {
   readonly linkBackoff?: Backoff | undefined
   /** Which robots this node runs, when several nodes share the fleet; default: every one. */
   readonly placement?: Placement.Placement | undefined
+  /** The cluster-wide latches, when several nodes share the fleet. */
+  readonly latchExchange?: StopLatches.Exchange | undefined
 }
 
 const kernelErrors = new Set(["AskTimeout", "ActorStopped", "MailboxFull"])
@@ -229,13 +235,30 @@ export const makeUnstarted = (
     }
     const registry = Registry.unsafeMake<string, any>({ keys: "unique" })
     const shared = settings.stopPort === undefined ? undefined : SharedHeaderIds.make()
-    const latches = yield* StopLatches.make({ store: options.latchStore, shared })
+    const latches = yield* StopLatches.make({ store: options.latchStore, shared, mirror: options.latchExchange })
+    const heard = HeardHeaderIds.make()
     const leases = Leases.make()
     const roster = new Map<string, LinkEvent.RobotKind>(settings.rmiRobots.map((robot) => [robot.id, "arm"]))
     for (const latch of latches.all()) roster.set(latch.robot, latch.kind)
     // A slot per robot for the process's life: room for the cap of AGV links, every arm, and AGVs let go and back.
     const samples = SampleColumns.makeDirectory(2 * settings.maxAgvs + settings.rmiRobots.length)
     const counters = { stops: 0, latchWriteFailures: 0 }
+    if (options.latchExchange !== undefined) {
+      yield* options.latchExchange.attach({
+        all: () => latches.all().map(({ by, kind, robot, since }) => ({ robot, kind, since, by })),
+        remote: (robot, row) => {
+          if (!latches.remote(robot, row)) return
+          const kind = row?.kind ?? roster.get(robot) ?? (robot.includes("/") ? "agv" : "arm")
+          if (!roster.has(robot)) roster.set(robot, kind)
+          LinkEvent.unsafePublish(
+            hub,
+            row === undefined
+              ? { _tag: "Cleared", robot, kind, at: Date.now() }
+              : { _tag: "EmergencyStopped", robot, kind, at: Date.now(), by: row.by }
+          )
+        }
+      })
+    }
     const ttlBounds = { min: FleetState.defaultTtlBounds.min, max: Math.max(FleetState.defaultTtlBounds.max, settings.leaseTtlMs) }
 
     const stateActor = Registry.whereis(registry, "state").pipe(
@@ -424,11 +447,31 @@ export const makeUnstarted = (
     }
 
     const kindOf = (robot: string): LinkEvent.RobotKind | undefined =>
-      roster.get(robot) ?? latches.get(robot)?.kind ?? (linkOf(robot) === undefined ? undefined : robot.includes("/") ? "agv" : "arm")
+      roster.get(robot) ?? latches.get(robot)?.kind ??
+        (linkOf(robot) !== undefined ? (robot.includes("/") ? "agv" : "arm") : heard.has(robot) ? "agv" : undefined)
 
-    /** Every robot a stop of all must latch: those heard of, and those whose link runs. */
+    /**
+     * Publishes the stop of an AGV whose link does not run here straight to the broker through
+     * `fleet/mqtt` (another node runs it): no lock, no Redis. Resolves with whether it was written.
+     */
+    const stopElsewhere = (robot: string): Effect.Effect<boolean> => {
+      const mqtt = Registry.unsafeWhereis(registry, "mqtt") as ActorRef<MqttLink.MqttLinkMessage> | undefined
+      const slash = robot.indexOf("/")
+      if (mqtt === undefined || slash <= 0) return Effect.succeed(false)
+      const identity = { manufacturer: robot.slice(0, slash), serialNumber: robot.slice(slash + 1) }
+      return mqtt.ask(MqttLink.publishStop(identity), { urgent: true, timeout: stopAnswerTimeout }).pipe(
+        Effect.map(({ cancelId, written }) => {
+          if (cancelId !== undefined) latches.get(robot)?.cancelActions.add(cancelId)
+          return written
+        }),
+        Effect.orElseSucceed(() => false)
+      )
+    }
+
+    /** Every robot a stop of all must latch: those heard of (here, or on the broker with several nodes), and those whose link runs. */
     const everyRobot = (): Map<string, LinkEvent.RobotKind> => {
       const robots = new Map(roster)
+      if (options.placement !== undefined) for (const robot of heard.robots()) if (!robots.has(robot)) robots.set(robot, "agv")
       for (const entry of Registry.all(registry)) {
         if (entry.key.startsWith("robot:")) robots.set(entry.key.slice("robot:".length), "arm")
         else if (entry.key.startsWith("agv:")) robots.set(entry.key.slice("agv:".length), "agv")
@@ -441,7 +484,7 @@ export const makeUnstarted = (
       const link = linkOf(robot)
       if (link === undefined) {
         LinkEvent.unsafePublish(hub, { _tag: "EmergencyStopped", robot, kind, at: Date.now(), by: who })
-        return Effect.succeed(false)
+        return options.placement !== undefined && kind === "agv" ? stopElsewhere(robot) : Effect.succeed(false)
       }
       const asked: Effect.Effect<StopOutcome, unknown> = kind === "arm"
         ? (link as ActorRef<RmiLink.RmiLinkMessage>).ask(RmiLink.emergencyStopBy(who), { urgent: true, timeout: stopAnswerTimeout })
@@ -540,7 +583,8 @@ export const makeUnstarted = (
         telemetryLog: options.telemetryLog,
         stopChannel,
         officialSchemas,
-        placement: options.placement
+        placement: options.placement,
+        heard
       })
     )
 
@@ -629,13 +673,14 @@ const stores = Effect.gen(function*() {
     auditLog: Option.getOrUndefined(yield* Effect.serviceOption(AuditLog)),
     latchStore: Option.getOrUndefined(yield* Effect.serviceOption(StopLatchStore)),
     telemetryLog: Option.getOrUndefined(yield* Effect.serviceOption(TelemetryLog)),
-    placement: Option.getOrUndefined(yield* Effect.serviceOption(Placement.Placement))
+    placement: Option.getOrUndefined(yield* Effect.serviceOption(Placement.Placement)),
+    latchExchange: Option.getOrUndefined(yield* Effect.serviceOption(StopLatches.Exchange))
   }
 })
 
 /**
  * The fleet's service without its subtree started (see {@link makeUnstarted}): the node starts
- * `child` under its root supervisor. Uses `AuditLog`, `StopLatchStore`, `TelemetryLog` and `Placement` when present.
+ * `child` under its root supervisor. Uses `AuditLog`, `StopLatchStore`, `TelemetryLog`, `Placement` and `StopLatches.Exchange` when present.
  */
 export const layerUnstarted: Layer.Layer<
   Fleet,

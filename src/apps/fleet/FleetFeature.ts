@@ -38,6 +38,7 @@ import { FleetConfig, type FleetSettings } from "./FleetConfig.js"
 import { AccessPolicy, layer as handlersLayer } from "./FleetHandlers.js"
 import * as FleetMetrics from "./FleetMetrics.js"
 import type { StopChannelAccess } from "./StopChannel.js"
+import * as StopLatches from "./StopLatches.js"
 
 /** The RPC handlers the fleet feature provides, on or off. */
 export type Handlers = Layer.Layer.Success<typeof EmptyFleet.emptyFleet>
@@ -57,6 +58,8 @@ export interface Node {
   readonly placement?: Placement.Placement | undefined
   /** Where the nodes' views cross between nodes, with a `placement` (its node id is the placement's). */
   readonly backplane?: Backplane.Backplane | undefined
+  /** The cluster-wide stop latches, when several nodes share the fleet. */
+  readonly latchExchange?: StopLatches.Exchange | undefined
 }
 
 /**
@@ -94,11 +97,13 @@ const stopChannelAccess = (
 const startFleet = (
   settings: FleetSettings,
   placement: Placement.Placement | undefined,
-  backplane: Backplane.Backplane | undefined
+  backplane: Backplane.Backplane | undefined,
+  exchange: StopLatches.Exchange | undefined
 ) =>
   Effect.gen(function*() {
     const resolved = settings.demo ? yield* Demo.start(settings) : settings
-    const fleet = placement === undefined ? layerUnstarted : layerUnstarted.pipe(Layer.provide(Layer.succeed(Placement.Placement, placement)))
+    const placed = placement === undefined ? layerUnstarted : layerUnstarted.pipe(Layer.provide(Layer.succeed(Placement.Placement, placement)))
+    const fleet = exchange === undefined ? placed : placed.pipe(Layer.provide(Layer.succeed(StopLatches.Exchange, exchange)))
     const hub = placement === undefined || backplane === undefined ? FleetHub.layer : FleetHub.shared(backplane, placement.node)
     const context = yield* Layer.build(
       fleet.pipe(Layer.provide(Layer.mergeAll(Layer.succeed(FleetConfig, resolved), hub)))
@@ -146,7 +151,7 @@ export const make = (
             tls: certificate,
             access: auth.mode === "none" ? undefined : stopChannelAccess(auth, metrics)
           }
-        }, node.placement, node.backplane)
+        }, node.placement, node.backplane, node.latchExchange)
         FleetMetrics.register(metrics.registry, fleet)
         const reader = yield* TelemetryReader.make({ filename: ServiceConfig.databaseFile(config) })
         // Foxglove Studio and Lichtblick see the fleet at /foxglove (read-only).

@@ -38,6 +38,7 @@ import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
 import * as RmiLink from "../../links/rmi/RmiLink.js"
 import * as AgvLink from "../../links/vda5050/AgvLink.js"
+import type * as HeardHeaderIds from "../../links/vda5050/HeardHeaderIds.js"
 import * as MqttLink from "../../links/vda5050/MqttLink.js"
 import type * as Placement from "../../links/Placement.js"
 import type * as OfficialSchemas from "../../links/vda5050/OfficialSchemas.js"
@@ -85,6 +86,8 @@ export interface FleetTreeOptions {
   readonly officialSchemas?: OfficialSchemas.OfficialSchemas | undefined
   /** Which robots this node runs, when several nodes share the fleet; default: every one. */
   readonly placement?: Placement.Placement | undefined
+  /** The `instantActions` headerIds heard on the broker, kept above the tree. */
+  readonly heard?: HeardHeaderIds.HeardHeaderIds | undefined
 }
 
 /** The PubSub topic of the control loop's metrics, once a second. */
@@ -192,6 +195,7 @@ const startAgv = (options: FleetTreeOptions) =>
           hub: options.hub,
           grace: options.settings.agvGraceMs,
           shared: options.stopChannel?.table.slotOf(identity),
+          instantActionsAfter: options.heard?.last(AgvLink.robotId(identity)),
           latches: options.latches,
           // An AGV the fleet did not know is not listed until it reports (a state or a visualization).
           probation: !known,
@@ -234,6 +238,8 @@ export const make = (options: FleetTreeOptions) => {
             samples: options.samples,
             startAgv: startAgv(options),
             placement: options.placement,
+            heard: options.heard,
+            senderTag: options.placement === undefined ? undefined : `${options.placement.node}-`,
             stopAgv: (identity) => stopLink(registry, MqttLink.agvKey(identity)),
             admission: {
               maxAgvs: settings.maxAgvs,

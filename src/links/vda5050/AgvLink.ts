@@ -32,6 +32,11 @@
  *   `cancelOrder` actions FINISHED or FAILED). A link started for a latched AGV that is not
  *   confirmed (after a restart of the process, say) sends the stop at once. {@link ResetStop}
  *   clears a confirmed latch and sends `stopPause`.
+ * - Other senders: every `instantActions` message on the AGV's topic comes back through the
+ *   broker; the link continues its headerIds after any another sender used (another node, which
+ *   may stop any AGV), starting after `instantActionsAfter`, and a stop it did not send (a
+ *   `startPause` with a `cancelOrder`) latches the AGV as its own stop would (`adopt`): it
+ *   refuses motion until a Reset and watches for the AGV's confirmation, resending the stop.
  * - Samples: with a slot in the fleet's sample columns (`samples`), the AGV's `visualization`s
  *   go there, not to this actor. The link asks for the next one as a message whenever it must
  *   hear the AGV (at start, when it goes down or falls silent), its watchdog counts a sample as
@@ -65,6 +70,7 @@ import * as HeaderIds from "./HeaderIds.js"
 import * as MessageCodec from "./MessageCodec.js"
 import type { OrderBody } from "./Order.js"
 import type * as SharedHeaderIds from "./SharedHeaderIds.js"
+import * as StopMessage from "./StopMessage.js"
 import type { State as AgvState } from "./State.js"
 import type { TopicName } from "./Topic.js"
 import type { Visualization } from "./Visualization.js"
@@ -99,6 +105,8 @@ export interface AgvLinkOptions {
   readonly shared?: SharedHeaderIds.Slot | undefined
   /** The fleet's emergency-stop latches; default: a table of this link's own, in memory. */
   readonly latches?: StopLatch.Latches | undefined
+  /** The last `instantActions` headerId another sender used on the AGV's topic: the link's ids start after it. */
+  readonly instantActionsAfter?: number | undefined
   /** How often an unconfirmed stop is sent again; default 500 ms. */
   readonly stopResend?: Duration.DurationInput | undefined
   /**
@@ -286,6 +294,8 @@ interface State {
   readonly latches: StopLatch.Latches
   /** Sends an unconfirmed stop again, while it runs. */
   resend: Fiber.RuntimeFiber<void> | undefined
+  /** The `cancelOrder` ids of the stops this link (or the stop channel's thread, for it) sent, the latest {@link maxCancelActions}. */
+  readonly ownStops: Set<string>
   connection: ConnectionState | "UNKNOWN"
   up: boolean
   /** Whether the link publishes what it hears (see `probation`). */
@@ -354,7 +364,38 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
     const sent = sendActions(state, ["startPause", "cancelOrder"], true)
     if (Either.isLeft(sent)) return false
     rememberCancel(latch, sent.right[1])
+    rememberOwn(state, sent.right[1])
     return true
+  }
+
+  const rememberOwn = (state: State, actionId: string) => {
+    state.ownStops.add(actionId)
+    if (state.ownStops.size > maxCancelActions) state.ownStops.delete(state.ownStops.values().next().value!)
+  }
+
+  /**
+   * Another sender's `instantActions`: continue after its headerId; latch the AGV if it is a stop
+   * this link did not send, and resend it until the AGV confirms it.
+   */
+  const onInstantActions = (state: State, message: MessageCodec.MessageOf<"instantActions">) => {
+    state.ids.advance("instantActions", message.headerId)
+    const cancelId = StopMessage.cancelIdOf(message)
+    if (cancelId === undefined || state.ownStops.has(cancelId)) return
+    const existing = state.latches.get(robot)
+    if (existing?.cancelActions.has(cancelId) === true) return
+    // Latched already (here, by this node's stop channel, or through the cluster): that latch stays, with its author.
+    const by = existing?.by ?? "another node"
+    const latch = existing ?? (state.latches.adopt ?? state.latches.latch)(robot, "agv", by)
+    if (latch.confirmed) {
+      latch.confirmed = false
+      latch.unconfirmedSince = Date.now()
+    }
+    rememberCancel(latch, cancelId)
+    list(state)
+    if (existing === undefined) publish(state, { _tag: "EmergencyStopped", robot, kind: "agv", at: Date.now(), by })
+    // A stop just went out: the next resend is a period after it, not beside another sender's next stop.
+    stopWatching(state)
+    watchStop(state)
   }
 
   const rememberCancel = (latch: StopLatch.Latch, actionId: string) => {
@@ -484,6 +525,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           watchdog,
           latches: options.latches ?? StopLatch.memory(),
           resend: undefined,
+          ownStops: new Set(),
           connection: "UNKNOWN",
           up: false,
           listed: options.probation !== true,
@@ -499,6 +541,7 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           received: 0,
           currentOrder: undefined
         }
+        if (options.instantActionsAfter !== undefined) state.ids.advance("instantActions", options.instantActionsAfter)
         // A latched AGV that has not confirmed its stop (the process restarted, say) is stopped again first.
         const latch = state.latches.get(robot)
         if (latch !== undefined && !latch.confirmed) {
@@ -515,6 +558,12 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
     receive: (state, message, ctx) => {
       switch (message._tag) {
         case "Received": {
+          // What the fleet's nodes send to the AGV comes back through the broker: not a word of the AGV's.
+          if (message.topic === "instantActions") {
+            onInstantActions(state, message.message as MessageCodec.MessageOf<"instantActions">)
+            return state
+          }
+          if (message.topic === "order") return state
           state.received++
           state.watchdog.heard()
           switch (message.topic) {
@@ -596,7 +645,12 @@ export const make = (options: AgvLinkOptions): Actor.Behaviour<AgvLinkMessage, S
           }
           let sent = true
           if (message.published === undefined) sent = sendStop(state, latch)
-          else for (const id of message.published) rememberCancel(latch, id)
+          else {
+            for (const id of message.published) {
+              rememberCancel(latch, id)
+              rememberOwn(state, id)
+            }
+          }
           publish(state, { _tag: "EmergencyStopped", robot, kind: "agv", at: Date.now(), by })
           watchStop(state)
           message.reply?.succeed({ reached: sent && online(state), dropped: 0 })

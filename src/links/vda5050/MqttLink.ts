@@ -42,6 +42,9 @@
  * - Outbound: AGV links hand their messages to this actor's outbox; it publishes them with
  *   the QoS and retain flag of the specification's table. An emergency stop's message uses
  *   the urgent lane and overtakes whatever is queued.
+ * - Stops without a link ({@link PublishStop}): with `heard`, every `instantActions` headerId
+ *   routed here is remembered per AGV, so a stop this node publishes for an AGV whose link runs
+ *   on another node continues the AGV's sequence.
  *
  * The connection is opened after `init`, so the actor starts even while the broker is down.
  * A broker that is unreachable or refuses the connection (credentials, TLS: see
@@ -71,10 +74,12 @@ import * as MqttConnection from "../mqtt/MqttConnection.js"
 import * as SampleColumns from "../SampleColumns.js"
 import * as AgvLink from "./AgvLink.js"
 import type { AgvIdentity } from "./Header.js"
+import * as HeardHeaderIds from "./HeardHeaderIds.js"
 import * as Inbound from "./Inbound.js"
 import * as IngestThread from "./IngestThread.js"
 import type * as MessageCodec from "./MessageCodec.js"
 import type * as OfficialSchemas from "./OfficialSchemas.js"
+import * as StopMessage from "./StopMessage.js"
 import * as Topic from "./Topic.js"
 import * as VisualizationSample from "./VisualizationSample.js"
 
@@ -113,6 +118,10 @@ export interface MqttLinkOptions {
   readonly admission?: Admission | undefined
   /** Which AGVs this node runs, when several nodes share the fleet; default: every one. */
   readonly placement?: Placement.Placement | undefined
+  /** The `instantActions` headerIds heard, kept above this actor (see {@link PublishStop}). */
+  readonly heard?: HeardHeaderIds.HeardHeaderIds | undefined
+  /** Makes the action ids of the stops this actor publishes unique among senders (the node's id). */
+  readonly senderTag?: string | undefined
   /** Stops the link of an AGV `placement` took away (registered under {@link agvKey}); needed with `placement`. */
   readonly stopAgv?: ((identity: AgvIdentity) => Effect.Effect<void>) | undefined
   /** Credentials and TLS files of the broker, for this connection and the ingest thread's. */
@@ -198,6 +207,30 @@ export class Publish {
   constructor(readonly topic: string, readonly payload: string, readonly delivery: Topic.Delivery) {}
 }
 
+/** What {@link PublishStop} answers: whether the broker connection took the stop, and its `cancelOrder` id. */
+export interface PublishedStop {
+  readonly written: boolean
+  readonly cancelId: string | undefined
+}
+
+/**
+ * Publishes the emergency stop of an AGV whose link does not run here (another node runs it),
+ * with the headerId after the last one heard on its `instantActions` topic; send it on the
+ * urgent lane. Answers once the connection wrote it (or could not).
+ */
+export interface PublishStop {
+  readonly _tag: "PublishStop"
+  readonly identity: AgvIdentity
+  readonly reply: Reply<PublishedStop>
+}
+
+/** A `PublishStop` message for `ask` with `{ urgent: true }`. */
+export const publishStop = (identity: AgvIdentity) => (reply: Reply<PublishedStop>): MqttLinkMessage => ({
+  _tag: "PublishStop",
+  identity,
+  reply
+})
+
 /** Asks for {@link MqttLinkStats}. */
 export interface GetStats {
   readonly _tag: "GetStats"
@@ -241,6 +274,7 @@ class Placed {
 /** What the broker connection accepts. The messages other than `Publish` and `GetStats` are its own. */
 export type MqttLinkMessage =
   | Publish
+  | PublishStop
   | GetStats
   | Connected
   | Incoming
@@ -328,6 +362,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
   const placement = options.placement
   /** The AGVs handed to `placement.manage`; kept across restarts of this actor, as the placement keeps them. */
   const managed = new Set<string>()
+  const heard = options.heard
 
   const threads = options.ingestThread === true ? Math.max(1, options.ingestThreads ?? 1) : 0
   /** What this actor's own connection subscribes to. */
@@ -478,6 +513,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     { identity, message, topic }: Inbound.Valid
   ): Effect.Effect<void> | undefined => {
     const key = agvKey(identity)
+    if (topic === "instantActions") heard?.heard(AgvLink.robotId(identity), (message as MessageCodec.MessageOf<"instantActions">).headerId)
     const received = new AgvLink.Received(topic, message)
     const link = Registry.unsafeLookup(options.registry, key)[0]
     if (link !== undefined) {
@@ -500,6 +536,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         const refusal = admit(state, identity, true)
         if (refusal !== undefined) return refuseAgv(state, identity, refusal)
         managed.add(robot)
+        heard?.heard(robot)
         state.run(placement.manage([robot]))
       }
       state.notOwned++
@@ -712,6 +749,34 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
                   )
                 )
               )
+            )
+          )
+          return state
+        }
+        case "PublishStop": {
+          const connection = state.connection
+          const robot = AgvLink.robotId(message.identity)
+          const stop = StopMessage.encode(message.identity, heard?.next(robot) ?? 0, Date.now(), options.senderTag ?? "n")
+          if (connection === undefined || stop.payload._tag === "Left") {
+            state.publishFailed++
+            message.reply.succeed({ written: false, cancelId: undefined })
+            return state
+          }
+          state.published++
+          const reply = message.reply
+          state.run(
+            connection.publish(Topic.format({ ...message.identity, topic: "instantActions" }, prefix), stop.payload.right, Topic.delivery.instantActions).pipe(
+              Effect.matchEffect({
+                onSuccess: () => Effect.sync(() => reply.succeed({ written: true, cancelId: stop.cancelId })),
+                onFailure: (error) =>
+                  Effect.zipRight(
+                    Effect.sync(() => {
+                      state.publishFailed++
+                      reply.succeed({ written: false, cancelId: undefined })
+                    }),
+                    sampler.warning("publish", "messages to AGVs that could not be published", `could not publish the stop of ${LogSampler.excerpt(robot)}: ${LogSampler.excerpt(error.message)}`)
+                  )
+              })
             )
           )
           return state

@@ -96,7 +96,17 @@ export const make = (capacity = 65_536): SharedHeaderIds => {
       const slot = entry.slot
       const local = HeaderIds.unsafeMake()
       return {
-        ids: { next: (topic) => (topic === "instantActions" ? Atomics.add(counters, slot, 1) : local.next(topic)) },
+        ids: {
+          next: (topic) => (topic === "instantActions" ? Atomics.add(counters, slot, 1) : local.next(topic)),
+          advance: (topic, id) => {
+            if (topic !== "instantActions") return local.advance(topic, id)
+            const wanted = HeaderIds.after(id)
+            for (;;) {
+              const next = Atomics.load(counters, slot)
+              if (!HeaderIds.isAfter(wanted, next) || Atomics.compareExchange(counters, slot, next, wanted) === next) return
+            }
+          }
+        },
         setLive: (on) => void Atomics.store(live, slot, on ? 1 : 0)
       }
     },
