@@ -386,11 +386,27 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
   const view = (record: RobotRecord, now: number): RobotView =>
     viewOf(record, leases.get(record.id), latches.get(record.id), now, options.armBases?.get(record.id), sampleOf(record))
 
+  /**
+   * Another node's view of the robot, stopped if this node holds a latch of it: a stop sent from
+   * here shows here at once, also while Redis (and the other node's views) cannot reach us.
+   */
+  const remoteView = (state: State, robot: string): RobotView | undefined => {
+    const remote = state.remote.view(robot)
+    const latch = latches.get(robot)
+    if (remote === undefined || latch === undefined || remote.stop !== undefined) return remote
+    return {
+      ...remote,
+      status: "estop",
+      safety: "stopped",
+      stop: { since: latch.since, by: latch.by, confirmed: latch.confirmed }
+    }
+  }
+
   /** What this node shows of the robot: its own view where it runs it, or where no other node sent one. */
   const shown = (state: State, robot: string, now: number): RobotView | undefined => {
     const local = state.robots.get(robot)
     if (local !== undefined && runs(robot)) return view(local, now)
-    return state.remote.view(robot) ?? (local === undefined ? undefined : view(local, now))
+    return remoteView(state, robot) ?? (local === undefined ? undefined : view(local, now))
   }
 
   /** Broadcasts an update of this node's numbering to its subscribers. */
@@ -588,7 +604,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
       case "GetState": {
         const robots: Array<RobotView> = []
         for (const robot of state.robots.keys()) robots.push(shown(state, robot, now)!)
-        for (const robot of state.remote.robots()) if (!state.robots.has(robot)) robots.push(state.remote.view(robot)!)
+        for (const robot of state.remote.robots()) if (!state.robots.has(robot)) robots.push(remoteView(state, robot)!)
         return message.reply.succeed({ tick: state.tick, robots })
       }
     }
