@@ -73,6 +73,7 @@ import * as FleetConfig from "./apps/fleet/FleetConfig.js"
 import * as ClusterConfig from "./cluster/ClusterConfig.js"
 import * as ClusterNode from "./cluster/ClusterNode.js"
 import type * as RedisBackplane from "./cluster/RedisBackplane.js"
+import * as ScrapedMetric from "./node/ScrapedMetric.js"
 import * as Setting from "./node/Setting.js"
 import * as Authenticator from "./http/Authenticator.js"
 import * as Foxglove from "./http/Foxglove.js"
@@ -142,18 +143,11 @@ const rootCause = (cause: Cause.Cause<unknown>): string => {
 
 /** Registers the cluster's metrics (membership, ownership, backplane) in `registry`, read from `cluster` at scrape time. */
 const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterNode.ClusterNode) => {
-  const gauge = (name: string, help: string, value: () => number) =>
-    new Prometheus.Gauge({ name, help, registers: [registry], collect() { this.set(value()) } })
+  const gauge = (name: string, help: string, read: () => number) => ScrapedMetric.gauge(registry, name, help, read)
   const counter = (name: string, help: string, value: (counts: ReturnType<typeof cluster.ownership.counts>) => number) =>
-    new Prometheus.Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset()
-        this.inc(value(cluster.ownership.counts()))
-      }
-    })
+    ScrapedMetric.counter(registry, name, help, () => value(cluster.ownership.counts()))
+  const backplaneCounter = (name: string, help: string, value: (stats: RedisBackplane.Stats) => number) =>
+    ScrapedMetric.counter(registry, name, help, () => value(cluster.backplane.unsafeStats()))
   gauge("fleetvisor_cluster_owned_robots", "Robots whose lease this node holds (their links run here).", () => cluster.owned().length)
   gauge("fleetvisor_cluster_live_nodes", "Live nodes as this node last polled them.", () => cluster.membership.unsafeLive().length)
   counter("fleetvisor_cluster_lease_acquisitions_total", "Robot leases granted to this node.", (c) => c.acquisitions)
@@ -161,16 +155,6 @@ const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterN
   counter("fleetvisor_cluster_lease_renewals_total", "Lease renewal batches Redis answered.", (c) => c.renewals)
   counter("fleetvisor_cluster_leases_lost_total", "Leases this node lost (taken, gone, or lapsed while Redis was silent).", (c) => c.lost)
   counter("fleetvisor_cluster_redis_errors_total", "Ownership commands Redis did not answer.", (c) => c.redisErrors)
-  const backplaneCounter = (name: string, help: string, value: (stats: RedisBackplane.Stats) => number) =>
-    new Prometheus.Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset()
-        this.inc(value(cluster.backplane.unsafeStats()))
-      }
-    })
   backplaneCounter("fleetvisor_backplane_published_total", "Frames this node published on the backplane that Redis accepted.", (s) => s.published)
   backplaneCounter(
     "fleetvisor_backplane_publish_dropped_total",

@@ -18,6 +18,7 @@ import type * as Authenticator from "./Authenticator.js"
 import type { ActorNode } from "../actors/Inspection.js"
 import * as DynamicSupervisor from "../supervisors/DynamicSupervisor.js"
 import * as Rejection from "../protocol/Rejection.js"
+import * as ScrapedMetric from "../node/ScrapedMetric.js"
 
 /**
  * Why a client frame, or one request of it, was rejected (label `reason` of
@@ -165,16 +166,7 @@ export const make = (
       text: Effect.promise(() => registry.metrics())
     }
 
-    const trafficCounter = (name: string, help: string, read: () => number) =>
-      new Prometheus.Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset()
-          this.inc(read())
-        }
-      })
+    const trafficCounter = (name: string, help: string, read: () => number) => ScrapedMetric.counter(registry, name, help, read)
     trafficCounter("fleetvisor_ws_frames_received_total", "WebSocket frames received from clients.", () => traffic.framesIn)
     trafficCounter("fleetvisor_ws_received_bytes_total", "Payload bytes received from clients.", () => traffic.bytesIn)
     trafficCounter(
@@ -270,15 +262,7 @@ export const make = (
         this.set(stats().actors)
       }
     })
-    new Prometheus.Counter({
-      name: "fleetvisor_dead_letters_total",
-      help: "Messages that could not be delivered to an actor.",
-      registers: [registry],
-      collect() {
-        this.reset()
-        this.inc(stats().deadLetters)
-      }
-    })
+    ScrapedMetric.counter(registry, "fleetvisor_dead_letters_total", "Messages that could not be delivered to an actor.", () => stats().deadLetters)
     new Prometheus.Gauge({
       name: "fleetvisor_mailbox_depth",
       help: "Messages waiting in an actor's mailbox, by actor (sessions: fleetvisor_session_mailbox_*).",
