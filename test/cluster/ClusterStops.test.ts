@@ -15,12 +15,12 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Mqtt from "mqtt"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { ActorNode } from "../../src/actors/Inspection.js"
 import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
 import { type RedisServer, startRedis } from "../support/RedisServer.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
+import { agvLinksOf, until } from "./support/Cluster.js"
 
 let redis: RedisServer
 beforeAll(async () => {
@@ -33,30 +33,6 @@ afterAll(async () => {
   await Effect.runPromise(Scope.close(scope, Exit.void))
   await redis?.stop()
 })
-
-/** The AGV links running on a node, by robot id. */
-const agvLinksOf = async (service: ServiceProcess): Promise<Set<string>> => {
-  const tree = (await (await fetch(`${service.url}/admin/actors`)).json()) as { readonly actors: ReadonlyArray<ActorNode> }
-  const found = new Set<string>()
-  const walk = (nodes: ReadonlyArray<ActorNode>) => {
-    for (const node of nodes) {
-      if (node.id !== null && node.status === "running" && node.name.startsWith("agv:")) found.add(node.name.slice(4))
-      walk(node.children)
-    }
-  }
-  walk(tree.actors)
-  return found
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-const until = async (what: string, timeoutMs: number, f: () => Promise<boolean>) => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
 
 /** Runs `f` with a client of `service`'s gateway (one session). */
 const withClient = <A, E>(

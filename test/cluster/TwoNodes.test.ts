@@ -16,7 +16,6 @@ import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import type { ActorNode } from "../../src/actors/Inspection.js"
 import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
 import type { RobotView } from "../../src/protocol/FleetRpcs.js"
 import * as RmiSimulator from "../../src/links/rmi/RmiSimulator.js"
@@ -24,6 +23,7 @@ import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
 import { type RedisServer, startRedis } from "../support/RedisServer.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
+import { linksOf, sleep, until } from "./support/Cluster.js"
 
 const ttl = 1_000
 
@@ -38,21 +38,6 @@ afterAll(async () => {
   await Effect.runPromise(Scope.close(scope, Exit.void))
   await redis?.stop()
 })
-
-/** The robot links running on a node: the `agv:` and `robot:` actors of its tree. */
-const linksOf = async (service: ServiceProcess): Promise<Set<string>> => {
-  const response = await fetch(`${service.url}/admin/actors`)
-  const tree = (await response.json()) as { readonly actors: ReadonlyArray<ActorNode> }
-  const found = new Set<string>()
-  const walk = (nodes: ReadonlyArray<ActorNode>) => {
-    for (const node of nodes) {
-      if (node.id !== null && node.status === "running" && /^(agv|robot):/.test(node.name)) found.add(node.name)
-      walk(node.children)
-    }
-  }
-  walk(tree.actors)
-  return found
-}
 
 /** Resolves once `service`'s fleet view lists every robot of `ids` with a live connection (a snapshot listing one twice fails). */
 const online = (service: ServiceProcess, ids: ReadonlyArray<string>) =>
@@ -143,17 +128,6 @@ const sseSnapshot = async (service: ServiceProcess): Promise<ReadonlyArray<Robot
 const quantile = (values: ReadonlyArray<number>, q: number) => {
   const sorted = [...values].sort((x, y) => x - y)
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Polls `f` every 50 ms until it holds; fails after `timeoutMs`. */
-const until = async (what: string, timeoutMs: number, f: () => Promise<boolean>) => {
-  const deadline = Date.now() + timeoutMs
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
 }
 
 describe("two nodes on one Redis", () => {
