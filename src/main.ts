@@ -298,7 +298,14 @@ export const start = (
         sessions: Effect.sync(() => Option.isSome(Gateway.sessionsOf(registries)) ? undefined : "sessions supervisor not running"),
         ...storeParts.readiness
       },
-      cluster: cluster?.view,
+      cluster: cluster === undefined ? undefined : {
+        view: cluster.view,
+        drain: () =>
+          Effect.runPromise(cluster.ownership.drain.pipe(
+            Effect.as(undefined),
+            Effect.catchAll((error) => Effect.succeed(error.message))
+          ))
+      },
       features: running
     })
 

@@ -28,6 +28,19 @@ import * as ServerSentEvents from "./ServerSentEvents.js"
 import * as StaticFiles from "./StaticFiles.js"
 
 /** The body of `/admin/actors`. */
+/** What the admin routes need of this node's cluster. */
+export interface ClusterAdmin {
+  /** The node's view of the cluster: its id, the live nodes, the robots it runs, its counts. */
+  readonly view: () => unknown
+  /**
+   * Hands every robot this node runs to the other nodes and takes no more (a drain before
+   * maintenance); resolves with why Redis could not be told, or undefined once it was.
+   */
+  readonly drain: () => Promise<string | undefined>
+}
+
+const alone = { error: "this node is alone (REDIS_URL is not set)" }
+
 export interface ActorTree {
   /** The node's name. */
   readonly node: string
@@ -48,8 +61,8 @@ export interface AdminOptions {
   readonly checkedByListener?: boolean | undefined
   /** How often the stream looks for changes. Default: 500 ms. */
   readonly streamIntervalMs?: number | undefined
-  /** The node's view of the cluster (its id, the live nodes, the robots it runs), served at `/admin/cluster`; none on a single node. */
-  readonly cluster?: (() => unknown) | undefined
+  /** This node's part in a cluster, at `/admin/cluster`; none on a single node. */
+  readonly cluster?: ClusterAdmin | undefined
 }
 
 const loopback = (address: string | undefined): boolean =>
@@ -129,8 +142,16 @@ export const routes = (options: AdminOptions): ReadonlyArray<Route.Route> => {
     }, { eventStream: true, access: "admin" }),
     Route.make("GET", "/admin/cluster", (request, response) => {
       if (!allowed(request, response)) return
-      if (options.cluster === undefined) Route.json(response, 404, { error: "this node is alone (REDIS_URL is not set)" })
-      else Route.json(response, 200, options.cluster())
+      if (options.cluster === undefined) Route.json(response, 404, alone)
+      else Route.json(response, 200, options.cluster.view())
+    }, { access: "admin" }),
+    Route.make("POST", "/admin/cluster/drain", async (request, response) => {
+      if (!allowed(request, response)) return
+      const cluster = options.cluster
+      if (cluster === undefined) return Route.json(response, 404, alone)
+      const failure = await cluster.drain()
+      if (failure === undefined) Route.json(response, 200, cluster.view())
+      else Route.json(response, 503, { error: `the drain could not reach Redis: ${failure}` })
     }, { access: "admin" }),
     StaticFiles.route("/admin", options.pageDirectory)
   ]

@@ -26,8 +26,8 @@ export interface NodeRoutesOptions {
   readonly metrics: GatewayMetrics
   /** The node's own readiness checks; the features' are added. */
   readonly readiness: Readonly<Record<string, HealthRoutes.ReadinessCheck>>
-  /** The node's view of the cluster, at `/admin/cluster` (see `AdminRoutes`); none on a single node. */
-  readonly cluster?: (() => unknown) | undefined
+  /** This node's part in a cluster, at `/admin/cluster` (see `AdminRoutes`); none on a single node. */
+  readonly cluster?: AdminRoutes.ClusterAdmin | undefined
   /** The features that run (their routes, readiness checks and pages). */
   readonly features: ReadonlyArray<Pick<Feature.Feature<unknown>, "routes" | "readiness" | "home">>
 }
