@@ -1,5 +1,7 @@
 /**
- * `fleetvisor inspect`: prints the actor tree of a running service, as the tests render it.
+ * `fleetvisor inspect`: prints the actor tree of a running service, as the tests render it, and,
+ * when the service is one node of a cluster (`REDIS_URL`), which node it is, the live nodes and
+ * the robots it runs.
  *
  * ```text
  * $ npx fleetvisor inspect --url http://127.0.0.1:8080
@@ -47,5 +49,36 @@ export const inspect = async (options: InspectOptions): Promise<string> => {
   if (response.status === 403) throw new InspectError(`${endpoint}: 403, ${(await response.json()).error}`)
   if (!response.ok) throw new InspectError(`${endpoint}: HTTP ${response.status}`)
   const tree = (await response.json()) as ActorTree
-  return options.json === true ? JSON.stringify(tree, null, 2) : Inspection.render(tree.actors)
+  if (options.json === true) return JSON.stringify(tree, null, 2)
+  const cluster = await clusterOf(options)
+  return cluster === undefined ? Inspection.render(tree.actors) : `${Inspection.render(tree.actors)}\n${renderCluster(cluster)}`
 }
+
+/** What `/admin/cluster` says of a node in a cluster. */
+interface ClusterView {
+  readonly node: string
+  readonly epoch: number
+  readonly live: ReadonlyArray<{ readonly id: string; readonly draining: boolean }>
+  readonly owned: ReadonlyArray<string>
+}
+
+/** The node's part in a cluster, or undefined on a single node (404) or when it cannot be read. */
+const clusterOf = async (options: InspectOptions): Promise<ClusterView | undefined> => {
+  try {
+    const response = await fetch(new URL("/admin/cluster", options.url), {
+      headers: options.token === undefined ? {} : { authorization: `Bearer ${options.token}` },
+      signal: AbortSignal.timeout(10_000)
+    })
+    return response.ok ? ((await response.json()) as ClusterView) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Which node this is, the live nodes, and the robots this node runs. */
+const renderCluster = (cluster: ClusterView): string =>
+  [
+    `cluster: this node ${cluster.node}, epoch ${cluster.epoch}`,
+    `live nodes: ${cluster.live.map((member) => (member.draining ? `${member.id} (draining)` : member.id)).join(", ")}`,
+    `runs ${cluster.owned.length} robots${cluster.owned.length === 0 ? "" : `: ${cluster.owned.join(", ")}`}`
+  ].join("\n")

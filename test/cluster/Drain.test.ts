@@ -5,6 +5,8 @@
  * robot running on both nodes at any sample on the way; the drained node takes no robot back.
  */
 import * as Effect from "effect/Effect"
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -14,6 +16,8 @@ import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
 import { type RedisServer, startRedis } from "../support/RedisServer.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
 import { linksOf, sleep, until } from "./support/Cluster.js"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
 
 let redis: RedisServer
 beforeAll(async () => {
@@ -85,6 +89,13 @@ describe("draining a node", () => {
     expect(view.owned).toEqual([])
     await sleep(500)
     expect(await linksOf(first)).toEqual(new Set())
+    // `fleetvisor inspect` says which node runs what.
+    const inspected = await new Promise<string>((resolve, reject) =>
+      execFile("npx", ["--no-install", "fleetvisor", "inspect", "--url", second.url], { cwd: root, timeout: 30_000 }, (error, stdout) =>
+        error === null ? resolve(stdout) : reject(error)))
+    expect(inspected).toMatch(/^cluster: this node node-b, epoch \d+$/m)
+    expect(inspected).toMatch(/^live nodes: node-a \(draining\), node-b$/m)
+    expect(inspected).toContain(`runs ${expected.size} robots: `)
     // The arm's controller had a session from each node, one after the other.
     expect((await Effect.runPromise(arm.stats)).sessionsOpened).toBeGreaterThanOrEqual(2)
   }, 60_000)
