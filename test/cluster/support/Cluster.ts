@@ -5,9 +5,13 @@
 import type { ActorNode } from "../../../src/actors/Inspection.js"
 import type { ServiceProcess } from "../../service/support/ServiceProcess.js"
 
-/** The robot links running on a node: the names of its running `agv:` and `robot:` actors. */
-export const linksOf = async (service: ServiceProcess): Promise<Set<string>> => {
-  const tree = (await (await fetch(`${service.url}/admin/actors`)).json()) as { readonly actors: ReadonlyArray<ActorNode> }
+/**
+ * The robot links running on a node: the names of its running `agv:` and `robot:` actors. Fails
+ * when the node does not answer within `timeoutMs` (a paused node never answers).
+ */
+export const linksOf = async (service: ServiceProcess, timeoutMs = 10_000): Promise<Set<string>> => {
+  const response = await fetch(`${service.url}/admin/actors`, { signal: AbortSignal.timeout(timeoutMs) })
+  const tree = (await response.json()) as { readonly actors: ReadonlyArray<ActorNode> }
   const found = new Set<string>()
   const walk = (nodes: ReadonlyArray<ActorNode>) => {
     for (const node of nodes) {
@@ -22,6 +26,26 @@ export const linksOf = async (service: ServiceProcess): Promise<Set<string>> => 
 /** The AGV links running on a node, by robot id. */
 export const agvLinksOf = async (service: ServiceProcess): Promise<Set<string>> =>
   new Set([...(await linksOf(service))].filter((name) => name.startsWith("agv:")).map((name) => name.slice("agv:".length)))
+
+/** A node of a test cluster, by name. */
+export interface NamedNode {
+  readonly name: string
+  readonly service: ServiceProcess
+}
+
+/** Which nodes run each robot's link (`agv:…`, `robot:…`), from one concurrent read of every node's tree. */
+export const placementOf = async (nodes: ReadonlyArray<NamedNode>, timeoutMs?: number): Promise<Map<string, Array<string>>> => {
+  const trees = await Promise.all(nodes.map((node) => linksOf(node.service, timeoutMs)))
+  const placement = new Map<string, Array<string>>()
+  trees.forEach((links, i) => {
+    for (const link of links) placement.set(link, [...(placement.get(link) ?? []), nodes[i]!.name])
+  })
+  return placement
+}
+
+/** Whether each of `expected` runs on exactly one of the nodes read, and nothing else runs. */
+export const eachOnce = (placement: ReadonlyMap<string, ReadonlyArray<string>>, expected: ReadonlySet<string>) =>
+  placement.size === expected.size && [...expected].every((link) => placement.get(link)?.length === 1)
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
