@@ -9,30 +9,19 @@
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Mqtt from "mqtt"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
-import { type RedisServer, startRedis } from "../support/RedisServer.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
-import { agvLinksOf, until } from "./support/Cluster.js"
+import { clusterFixture, agvLinksOf, until } from "./support/Cluster.js"
 
-let redis: RedisServer
-beforeAll(async () => {
-  redis = await startRedis()
-})
-const running: Array<ServiceProcess> = []
-const scope = Effect.runSync(Scope.make())
-afterAll(async () => {
-  await Promise.all(running.splice(0).map((service) => service.dispose()))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  await redis?.stop()
-})
+const cluster = clusterFixture()
+const { running, scope } = cluster
 
 /** Runs `f` with a client of `service`'s gateway (one session). */
 const withClient = <A, E>(
@@ -100,7 +89,7 @@ describe("an AGV's emergency stop from any node", () => {
         FLEET_DEMO: "off",
         FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
         FLEET_MQTT_PREFIX: prefix,
-        REDIS_URL: redis.url,
+        REDIS_URL: cluster.redis.url,
         // Long enough that no lease lapses on a loaded machine: nothing here measures a fail-over.
         CLUSTER_LEASE_TTL_MS: "3000"
       }
@@ -173,7 +162,7 @@ describe("an AGV's emergency stop from any node", () => {
       expect(sequence.slice(lastOfB + 1).some((h) => h.types.includes("stateRequest"))).toBe(true)
 
       // Redis stopped: a stop from b still reaches the AGV, whoever runs its link now.
-      await redis.stop()
+      await cluster.redis.stop()
       const count = heard.length
       const withoutRedis = await withClient(b, (client) => client.rpc.FleetEmergencyStop({ robot: other }))
       await until("the stop without Redis at the subscriber", 2_000, async () =>

@@ -7,29 +7,18 @@
 import * as Effect from "effect/Effect"
 import { execFile } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import * as RmiSimulator from "../../src/links/rmi/RmiSimulator.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
-import { type RedisServer, startRedis } from "../support/RedisServer.js"
-import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
-import { linksOf, sleep, until } from "./support/Cluster.js"
+import { startProcess } from "../service/support/ServiceProcess.js"
+import { clusterFixture, linksOf, sleep, until } from "./support/Cluster.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
-let redis: RedisServer
-beforeAll(async () => {
-  redis = await startRedis()
-})
-const running: Array<ServiceProcess> = []
-const scope = Effect.runSync(Scope.make())
-afterAll(async () => {
-  await Promise.all(running.splice(0).map((service) => service.dispose()))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  await redis?.stop()
-})
+const cluster = clusterFixture()
+const { running, scope } = cluster
 
 describe("draining a node", () => {
   it("hands every robot it runs to the other node, none run twice on the way", async () => {
@@ -41,7 +30,7 @@ describe("draining a node", () => {
       FLEET_RMI_ROBOTS: `arm-1=127.0.0.1:${arm.port}`,
       FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
       FLEET_MQTT_PREFIX: prefix,
-      REDIS_URL: redis.url,
+      REDIS_URL: cluster.redis.url,
       CLUSTER_LEASE_TTL_MS: "2000"
     }
     // The first node alone takes every robot (placement is sticky); the second joins after.

@@ -11,33 +11,22 @@
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
 import type { RobotView } from "../../src/protocol/FleetRpcs.js"
 import * as RmiSimulator from "../../src/links/rmi/RmiSimulator.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
-import { type RedisServer, startRedis } from "../support/RedisServer.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
-import { linksOf, sleep, until } from "./support/Cluster.js"
+import { clusterFixture, linksOf, sleep, until } from "./support/Cluster.js"
 
 const ttl = 1_000
 
-let redis: RedisServer
-beforeAll(async () => {
-  redis = await startRedis()
-})
-const running: Array<ServiceProcess> = []
-const scope = Effect.runSync(Scope.make())
-afterAll(async () => {
-  await Promise.all(running.splice(0).map((service) => service.dispose()))
-  await Effect.runPromise(Scope.close(scope, Exit.void))
-  await redis?.stop()
-})
+const cluster = clusterFixture()
+const { running, scope } = cluster
 
 /** Resolves once `service`'s fleet view lists every robot of `ids` with a live connection (a snapshot listing one twice fails). */
 const online = (service: ServiceProcess, ids: ReadonlyArray<string>) =>
@@ -142,7 +131,7 @@ describe("two nodes on one Redis", () => {
       FLEET_RMI_ROBOTS: arms.map((arm, i) => `arm-${i + 1}=127.0.0.1:${arm.port}`).join(","),
       FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
       FLEET_MQTT_PREFIX: prefix,
-      REDIS_URL: redis.url,
+      REDIS_URL: cluster.redis.url,
       CLUSTER_LEASE_TTL_MS: String(ttl)
     }
     const nodes = await Promise.all([

@@ -1,9 +1,14 @@
 /**
- * What the cluster's process tests share: the robot links a service process runs (read from its
- * actor tree), and waiting on a condition with a deadline.
+ * What the cluster's process tests share: a Redis and the processes of a test file, the robot
+ * links a service process runs (read from its actor tree), and waiting with a deadline.
  */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import { afterAll, beforeAll } from "vitest"
 import type { ActorNode } from "../../../src/actors/Inspection.js"
 import type { ServiceProcess } from "../../service/support/ServiceProcess.js"
+import { type RedisServer, startRedis } from "../../support/RedisServer.js"
 
 /**
  * The robot links running on a node: the names of its running `agv:` and `robot:` actors. Fails
@@ -55,5 +60,32 @@ export const until = async (what: string, timeoutMs: number, f: () => Promise<bo
   while (!(await f())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await sleep(50)
+  }
+}
+
+/**
+ * A test file's cluster, set up by calling this at its top: a Redis of its own started before its
+ * tests, and the service processes (`running`) and simulators (in `scope`) its tests start, all
+ * stopped after them.
+ */
+export const clusterFixture = () => {
+  let redis: RedisServer | undefined
+  const running: Array<ServiceProcess> = []
+  const scope = Effect.runSync(Scope.make())
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    await Promise.all(running.splice(0).map((service) => service.dispose()))
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await redis?.stop()
+  })
+  return {
+    /** The Redis, once the tests run. */
+    get redis(): RedisServer {
+      return redis!
+    },
+    running,
+    scope
   }
 }
