@@ -28,6 +28,16 @@ const node = (server: RedisServer, nodeId: string, options?: Partial<RedisBackpl
     return { backplane, hub }
   })
 
+/** A Redis of the test's own, a plain connection to it, and two nodes on it, `a` and `b`. */
+const twoNodes = (optionsOfA?: Partial<RedisBackplane.Options>) =>
+  Effect.gen(function*() {
+    const server = yield* redisServer
+    const raw = yield* rawConnection(server)
+    const a = yield* node(server, "a", optionsOfA)
+    const b = yield* node(server, "b")
+    return { server, raw, a, b }
+  })
+
 const subscribersOf = (raw: Redis, channel: string) =>
   Effect.promise(async () => Number(((await raw.pubsub("NUMSUB", channel)) as Array<unknown>)[1]))
 
@@ -94,10 +104,7 @@ describe("RedisBackplane", () => {
 
   it.scoped("a gap in an origin's numbering is counted and raises a resync here and on the other nodes", () =>
     Effect.gen(function*() {
-      const server = yield* redisServer
-      const raw = yield* rawConnection(server)
-      const a = yield* node(server, "a")
-      const b = yield* node(server, "b")
+      const { a, b, raw } = yield* twoNodes()
       const atB = yield* PubSub.subscribeQueue<string>(b.hub, "fleet")
       const [resyncsA, resyncsB] = [yield* resyncs(a.hub, "fleet"), yield* resyncs(b.hub, "fleet")]
       const channel = b.backplane.channel("fleet")
@@ -124,10 +131,7 @@ describe("RedisBackplane", () => {
 
   it.scoped("a subscriber's own request for a topic's state reaches the handlers of every node", () =>
     Effect.gen(function*() {
-      const server = yield* redisServer
-      const raw = yield* rawConnection(server)
-      const a = yield* node(server, "a")
-      const b = yield* node(server, "b")
+      const { a, b, raw } = yield* twoNodes()
       const [resyncsA, resyncsB] = [yield* resyncs(a.hub, "fleet"), yield* resyncs(b.hub, "fleet")]
       yield* awaitSubscribers(raw, "fleetvisor:bp-resync", 2)
       yield* PubSub.resync(b.hub, "fleet")
@@ -142,10 +146,7 @@ describe("RedisBackplane", () => {
 
   it.scoped("Redis restarting empty: local delivery goes on while it is down; then resubscribed, resync, frames flow", () =>
     Effect.gen(function*() {
-      const server = yield* redisServer
-      const raw = yield* rawConnection(server)
-      const a = yield* node(server, "a")
-      const b = yield* node(server, "b")
+      const { a, b, raw, server } = yield* twoNodes()
       const atA = yield* PubSub.subscribeQueue<number>(a.hub, "fleet")
       const atB = yield* PubSub.subscribeQueue<number>(b.hub, "fleet")
       const resyncsB = yield* resyncs(b.hub, "fleet")
@@ -193,10 +194,7 @@ describe("RedisBackplane", () => {
 
   it.scoped("a publishing connection that dropped and came back raises a resync of what it could not send", () =>
     Effect.gen(function*() {
-      const server = yield* redisServer
-      const raw = yield* rawConnection(server)
-      const a = yield* node(server, "a")
-      const b = yield* node(server, "b")
+      const { a, b, raw } = yield* twoNodes()
       yield* PubSub.subscribeQueue(b.hub, "fleet")
       const resyncsB = yield* resyncs(b.hub, "fleet")
       yield* awaitSubscribers(raw, b.backplane.channel("fleet"), 1)
@@ -215,10 +213,7 @@ describe("RedisBackplane", () => {
 
   it.scoped("a hung Redis: remote copies beyond maxInFlight are dropped, local delivery is not; receivers see the gap", () =>
     Effect.gen(function*() {
-      const server = yield* redisServer
-      const raw = yield* rawConnection(server)
-      const a = yield* node(server, "a", { maxInFlight: 10 })
-      const b = yield* node(server, "b")
+      const { a, b, raw, server } = yield* twoNodes({ maxInFlight: 10 })
       const atA = yield* PubSub.subscribeQueue<number>(a.hub, "fleet", { bufferSize: 100 })
       const atB = yield* PubSub.subscribeQueue<number>(b.hub, "fleet", { bufferSize: 100 })
       const resyncsB = yield* resyncs(b.hub, "fleet")
@@ -249,10 +244,7 @@ describe("RedisBackplane", () => {
 
   it.scoped("garbage and frames of a newer major version are counted and dropped; the node keeps working", () =>
     Effect.gen(function*() {
-      const server = yield* redisServer
-      const raw = yield* rawConnection(server)
-      const a = yield* node(server, "a")
-      const b = yield* node(server, "b")
+      const { a, b, raw } = yield* twoNodes()
       const atB = yield* PubSub.subscribeQueue<string>(b.hub, "fleet")
       const channel = b.backplane.channel("fleet")
       yield* awaitSubscribers(raw, channel, 1)
