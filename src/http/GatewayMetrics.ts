@@ -254,14 +254,7 @@ export const make = (
       }
     })
     const stats = () => Effect.runSync(system.stats)
-    new Prometheus.Gauge({
-      name: "fleetvisor_actors",
-      help: "Actors alive.",
-      registers: [registry],
-      collect() {
-        this.set(stats().actors)
-      }
-    })
+    ScrapedMetric.gauge(registry, "fleetvisor_actors", "Actors alive.", () => stats().actors)
     ScrapedMetric.counter(registry, "fleetvisor_dead_letters_total", "Messages that could not be delivered to an actor.", () => stats().deadLetters)
     new Prometheus.Gauge({
       name: "fleetvisor_mailbox_depth",
