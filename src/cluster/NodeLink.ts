@@ -111,6 +111,9 @@ export interface Options {
 /** The default longest frame: 1 MiB. */
 export const defaultMaxFrameBytes = 1024 * 1024
 
+/** Past this many bytes waiting in a connection's send buffer, requests to its node are refused (`NodeDown`, not sent). */
+const maxBuffered = 8 * 1024 * 1024
+
 /** Plain counters, for metrics. */
 export interface Counts {
   /** Requests written to another node's connection. */
@@ -623,6 +626,10 @@ export const make = (options: Options): Effect.Effect<NodeLink, ListenFailed, Sc
           return resume(Effect.fail(new Remote.NodeDown({ node, reason: "its connection closed before the request was sent" })))
         }
         if (remaining <= 0) return resume(Effect.fail(new Remote.NodeDown({ node, reason: `not connected within ${options.timeoutMillis} ms` })))
+        // A peer that reads nothing (hung, partitioned) must not pile up requests here without end.
+        if (connection.socket.writableLength > maxBuffered) {
+          return resume(Effect.fail(new Remote.NodeDown({ node, reason: `it reads nothing: ${connection.socket.writableLength} bytes wait to be sent` })))
+        }
         const id = ++sequence
         let bytes: Buffer
         try {
