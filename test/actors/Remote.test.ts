@@ -76,13 +76,9 @@ describe("Remote", () => {
       let started = yield* Deferred.make<void>()
       yield* Remote.serve(net.transport("b"), Move, () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never))
       const move = Remote.ref(a, "b", Move)
-      const begun = Date.now()
       const timeout = yield* Effect.flip(move.ask({ robot: "agv-1", x: 1, token: 1n }, { timeout: "150 millis" }))
-      const waited = Date.now() - begun
-      expect(timeout).toMatchObject({ _tag: "RemoteTimeout", node: "b", service: "test/move", timeoutMillis: 150 })
+      expect(timeout).toMatchObject({ _tag: "RemoteTimeout", node: "b", service: "test/move", timeoutMillis: 150, reason: "no reply within 150 ms" })
       expect(timeout.message).toContain("outcome unknown")
-      expect(waited).toBeGreaterThanOrEqual(140)
-      expect(waited).toBeLessThan(1_000)
 
       // Delivered, then the node drops: the outcome is unknown, so it is not NodeDown.
       started = yield* Deferred.make<void>()
@@ -90,7 +86,7 @@ describe("Remote", () => {
       yield* Deferred.await(started)
       net.down("b")
       const dropped = yield* Effect.flip(asked.await.pipe(Effect.flatten))
-      expect(dropped._tag).toBe("RemoteTimeout")
+      expect(dropped).toMatchObject({ _tag: "RemoteTimeout", reason: "the node went down after the request was delivered" })
     }))
 
   it.scopedLive("a request that does not decode is a Defect and counted, and the handler is not called", () =>

@@ -137,12 +137,10 @@ describe("NodeLink", () => {
       expect(yield* echo.ask("first")).toBe("first")
       const asked = yield* Effect.fork(echo.ask("hang", { timeout: "10 seconds" }))
       yield* Deferred.await(started)
-      const begun = Date.now()
       b.unsafeDropConnections()
       const failure = yield* Effect.flip(Effect.flatten(Fiber.await(asked)))
       expect(failure).toMatchObject({ _tag: "RemoteTimeout", node: "b", service: "test/echo", timeoutMillis: 10_000 })
       expect(failure._tag === "RemoteTimeout" && failure.reason).toContain("dropped after the request was sent")
-      expect(Date.now() - begun).toBeLessThan(2_000)
       // Not retried: the next request opens a new connection.
       expect(yield* echo.ask("again")).toBe("again")
       expect(a.counts().connectionsOpened).toBe(2)
@@ -234,9 +232,9 @@ describe("NodeLink", () => {
       yield* Effect.forkScoped(Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) =>
         Effect.ignore(Remote.ref(a, "b", Echo).ask(`move ${i}`, { timeout: "30 seconds" })), { concurrency: "unbounded" }))
       yield* eventually("50 handlers blocked", () => blocked === 50)
-      const begun = performance.now()
-      expect(yield* Remote.ref(a, "b", Stop).ask("arm-1", { urgent: true, timeout: "1 second" })).toBe("stopped arm-1")
-      expect(performance.now() - begun).toBeLessThan(500)
+      // The blocked handlers never finish: an urgent request queued behind them would never be answered.
+      expect(yield* Remote.ref(a, "b", Stop).ask("arm-1", { urgent: true, timeout: "10 seconds" })).toBe("stopped arm-1")
+      expect(b.counts().requestsServed).toBe(1)
     }))
 
   it.scopedLive("with a shared secret: the same secret talks, another or none is refused on both sides", () =>
