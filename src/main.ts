@@ -72,6 +72,7 @@ import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
 import * as ClusterConfig from "./cluster/ClusterConfig.js"
 import * as ClusterNode from "./cluster/ClusterNode.js"
+import type * as NodeLink from "./cluster/NodeLink.js"
 import type * as RedisBackplane from "./cluster/RedisBackplane.js"
 import * as ScrapedMetric from "./node/ScrapedMetric.js"
 import * as Setting from "./node/Setting.js"
@@ -141,7 +142,7 @@ const rootCause = (cause: Cause.Cause<unknown>): string => {
   }
 }
 
-/** Registers the cluster's metrics (membership, ownership, backplane) in `registry`, read from `cluster` at scrape time. */
+/** Registers the cluster's metrics (membership, ownership, backplane, node link) in `registry`, read from `cluster` at scrape time. */
 const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterNode.ClusterNode) => {
   const gauge = (name: string, help: string, read: () => number) => ScrapedMetric.gauge(registry, name, help, read)
   const counter = (name: string, help: string, value: (counts: ReturnType<typeof cluster.ownership.counts>) => number) =>
@@ -165,6 +166,26 @@ const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterN
   backplaneCounter("fleetvisor_backplane_gaps_total", "Skips in another node's numbering of its frames.", (s) => s.gaps)
   backplaneCounter("fleetvisor_backplane_resyncs_total", "Resyncs this node raised (gaps, reconnects, its own requests).", (s) => s.resyncs)
   gauge("fleetvisor_backplane_connected", "1 while both backplane connections to Redis are up.", () => (cluster.backplane.unsafeStats().connected ? 1 : 0))
+  const link = (name: string, help: string, value: (counts: NodeLink.Counts) => number) =>
+    ScrapedMetric.counter(registry, name, help, () => value(cluster.link.counts()))
+  link("fleetvisor_cluster_link_requests_sent_total", "Requests this node sent to other nodes over its node links.", (c) => c.requestsSent)
+  link("fleetvisor_cluster_link_requests_served_total", "Requests of other nodes this node answered.", (c) => c.requestsServed)
+  ScrapedMetric.labeledCounter(
+    registry,
+    "fleetvisor_cluster_link_failures_total",
+    "Requests of this node to others (or itself) that failed, by error: NodeDown (nothing sent), RemoteTimeout (outcome unknown), IncompatibleNode, RemoteDefect.",
+    "error",
+    () => cluster.link.counts().failures
+  )
+  link("fleetvisor_cluster_link_connections_opened_total", "Node-link connections this node opened to others.", (c) => c.connectionsOpened)
+  link("fleetvisor_cluster_link_connections_accepted_total", "Connections to this node's link port.", (c) => c.connectionsAccepted)
+  gauge("fleetvisor_cluster_link_connections", "Node-link connections open now, both directions.", () => cluster.link.counts().connectionsOpen)
+  link("fleetvisor_cluster_link_bad_frames_total", "Node-link connections closed for a frame this node could not read.", (c) => c.badFrames)
+  link(
+    "fleetvisor_cluster_link_refused_hellos_total",
+    "Peers this node refused in the hello (versions that do not overlap, a wrong secret, no hello in time).",
+    (c) => c.refusedHellos
+  )
 }
 
 /** A started service. */
@@ -217,7 +238,13 @@ export const start = (
       : yield* ClusterNode.start({
         redisUrl: clusterSettings.redisUrl.value,
         nodeId: clusterSettings.nodeId,
-        ttl: clusterSettings.leaseTtlMs
+        ttl: clusterSettings.leaseTtlMs,
+        link: {
+          port: clusterSettings.port,
+          bind: clusterSettings.bind,
+          advertise: clusterSettings.advertise,
+          secretFile: Option.getOrUndefined(clusterSettings.secretFile)
+        }
       })
     const node = cluster?.node ?? os.hostname()
     // The database, when a feature keeps anything in it: the gateway alone needs none.

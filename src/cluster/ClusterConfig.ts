@@ -1,6 +1,6 @@
 /**
  * The settings that make a node one of several sharing a fleet through Redis: `REDIS_URL` (none:
- * a single node, no Redis), `NODE_ID` and the lease TTL. Each is declared once here (`Setting`),
+ * a single node, no Redis), `NODE_ID`, the lease TTL, and where the node link listens. Each is declared once here (`Setting`),
  * for `--help`, the flags and the settings table of docs/service.md.
  *
  * @since 0.1.0
@@ -21,6 +21,14 @@ export interface ClusterSettings {
   readonly nodeId: string
   /** A robot lease's TTL, ms: how long a dead node's robots wait for another node. */
   readonly leaseTtlMs: number
+  /** The node link's TCP port (0: a free one chosen at start). */
+  readonly port: number
+  /** The interface the node link listens on. */
+  readonly bind: string
+  /** The host the other nodes reach this one at. */
+  readonly advertise: string
+  /** A file holding the cluster's shared secret, if any. */
+  readonly secretFile: Option.Option<string>
 }
 
 const nodeId = (name: string) =>
@@ -34,6 +42,20 @@ const ttl = (name: string) =>
   Config.integer(name).pipe(
     Config.mapOrFail((n) =>
       n >= 1_000 && n <= 60_000 ? Either.right(n) : Either.left(ConfigError.InvalidData([], `${n} must be between 1000 and 60000`))
+    )
+  )
+
+const port = (name: string) =>
+  Config.integer(name).pipe(
+    Config.mapOrFail((n) =>
+      n >= 0 && n <= 65_535 ? Either.right(n) : Either.left(ConfigError.InvalidData([], `${n} must be a TCP port (0–65535)`))
+    )
+  )
+
+const host = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((h) =>
+      h.length > 0 && !/[\s/]/.test(h) ? Either.right(h) : Either.left(ConfigError.InvalidData([], `"${h}" must be a host name or address`))
     )
   )
 
@@ -54,6 +76,29 @@ const declared = Setting.group("Cluster", {
     default: "5000",
     help:
       "A robot lease's TTL in ms (1000–60000): a node that dies has its robots run elsewhere within about this plus 2 s; renewed every third of it."
+  }),
+  port: Setting.make("CLUSTER_PORT", {
+    config: port,
+    default: "0",
+    shown: "`0` (a free port)",
+    help:
+      "The TCP port of this node's link to the other nodes (remote commands and stops, [cluster.md](cluster.md#node-links)); 0: a free port chosen at start, announced through Redis. Set one to open it in a firewall."
+  }),
+  bind: Setting.make("CLUSTER_BIND", {
+    config: host,
+    default: "0.0.0.0",
+    help: "The interface the node link listens on: `0.0.0.0` (every IPv4 interface), a host's address, or `::` for IPv6 as well."
+  }),
+  advertise: Setting.optional("CLUSTER_ADVERTISE", {
+    config: host,
+    unset: "the hostname",
+    help: "The host name or address the other nodes reach this node's link at, announced with the port in its heartbeat."
+  }),
+  secretFile: Setting.optional("CLUSTER_SECRET_FILE", {
+    config: Config.string,
+    unset: "(none)",
+    help:
+      "A file (readable only by the service) holding a secret of at least 16 bytes shared by every node: a peer that does not prove it knows it is refused. None: any peer that reaches the port is trusted."
   })
 })
 
@@ -64,5 +109,9 @@ export const settings: ReadonlyArray<Setting.Setting<unknown>> = Object.values(d
 export const config: Config.Config<ClusterSettings> = Config.all({
   redisUrl: declared.redisUrl.config,
   nodeId: Config.map(declared.nodeId.config, Option.getOrElse(() => `${os.hostname()}-${process.pid}`)),
-  leaseTtlMs: declared.leaseTtlMs.config
+  leaseTtlMs: declared.leaseTtlMs.config,
+  port: declared.port.config,
+  bind: declared.bind.config,
+  advertise: Config.map(declared.advertise.config, Option.getOrElse(() => os.hostname())),
+  secretFile: declared.secretFile.config
 })

@@ -33,3 +33,14 @@ export class InvalidSettings extends Data.TaggedError("InvalidSettings")<{
     return `invalid cluster settings: ${this.reason}`
   }
 }
+
+/** The node link could not listen (the port is taken, the address is not this host's, …). */
+export class ListenFailed extends Data.TaggedError("ListenFailed")<{
+  readonly bind: string
+  readonly port: number
+  readonly reason: string
+}> {
+  override get message() {
+    return `the node link cannot listen on ${this.bind}:${this.port}: ${this.reason}`
+  }
+}

@@ -3,8 +3,9 @@
  * ownership and its PubSub backplane, built for the life of a scope, with what the service needs
  * of them: which robots it runs and which nodes are live (`owns`, `owned`, `manage`, `watch`,
  * `isLive`, the shape of the links layer's `Placement`), the backplane for the fleet's hub, its
- * view for the admin API and its counters for metrics, and the cluster-wide stop latches
- * ({@link ClusterLatches}): a robot acquired has its latch read before anyone is told.
+ * view for the admin API and its counters for metrics, the cluster-wide stop latches
+ * ({@link ClusterLatches}): a robot acquired has its latch read before anyone is told, and the
+ * direct link to the other nodes that remote refs travel over (`transport`, {@link NodeLink}).
  *
  * @since 0.1.0
  */
@@ -13,15 +14,18 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { InvalidNodeId, InvalidSettings } from "./ClusterError.js"
+import type { Remote } from "../actors/index.js"
+import type { InvalidNodeId, InvalidSettings, ListenFailed } from "./ClusterError.js"
 import * as ClusterLatches from "./ClusterLatches.js"
 import * as Membership from "./Membership.js"
+import * as NodeLink from "./NodeLink.js"
+import * as NodeProtocol from "./NodeProtocol.js"
 import * as Ownership from "./Ownership.js"
 import * as RedisBackplane from "./RedisBackplane.js"
 import * as RedisConnection from "./RedisConnection.js"
 
-/** The node-to-node protocol version this build speaks. */
-export const protocol = 1
+/** The node-to-node protocol version this build speaks (its newest; see {@link NodeProtocol}). */
+export const protocol = NodeProtocol.max
 
 /** How this node joins. */
 export interface ClusterNodeOptions {
@@ -29,6 +33,14 @@ export interface ClusterNodeOptions {
   readonly nodeId: string
   /** Heartbeat and lease TTL, ms. */
   readonly ttl: number
+  /** Where the node link listens and what it announces (defaults: a free port on every interface, the hostname). */
+  readonly link?: {
+    readonly port?: number | undefined
+    readonly bind?: string | undefined
+    readonly advertise?: string | undefined
+    /** The file of the cluster's shared secret (`CLUSTER_SECRET_FILE`). */
+    readonly secretFile?: string | undefined
+  } | undefined
 }
 
 /** What an operator sees of the cluster from this node (`/admin/cluster`). */
@@ -40,6 +52,8 @@ export interface ClusterView {
   readonly epoch: number
   readonly ownership: Ownership.Counts
   readonly membership: Membership.Counts
+  /** Where this node's link listens, and its counters. */
+  readonly link: { readonly address: string } & NodeLink.Counts
 }
 
 /** This node in the cluster. */
@@ -51,6 +65,10 @@ export interface ClusterNode {
   readonly backplane: RedisBackplane.RedisBackplane
   /** The emergency-stop latches every node shares. */
   readonly latches: ClusterLatches.ClusterLatches
+  /** How this node's remote refs reach the other nodes (its node link). */
+  readonly transport: Remote.Transport
+  /** This node's link to the others: its address and counters. */
+  readonly link: NodeLink.NodeLink
   readonly owns: (robot: string) => boolean
   readonly owned: () => ReadonlyArray<string>
   readonly manage: (robots: Iterable<string>) => Effect.Effect<void>
@@ -62,20 +80,36 @@ export interface ClusterNode {
 }
 
 /**
- * Joins the cluster: connects to Redis (without waiting for it: a node starts while Redis is
- * down), joins the membership, takes part in ownership and opens its backplane until the scope
- * closes, when it releases its leases and leaves.
+ * Joins the cluster: starts listening for the other nodes (its node link, whose address the
+ * first heartbeat announces), connects to Redis (without waiting for it: a node starts while
+ * Redis is down), joins the membership, takes part in ownership and opens its backplane until
+ * the scope closes, when it releases its leases and leaves.
  */
-export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, InvalidNodeId | InvalidSettings, Scope.Scope> =>
+export const start = (
+  options: ClusterNodeOptions
+): Effect.Effect<ClusterNode, InvalidNodeId | InvalidSettings | ListenFailed, Scope.Scope> =>
   Effect.gen(function*() {
+    const secretFile = options.link?.secretFile
+    const secret = secretFile === undefined ? undefined : yield* NodeLink.readSecret(secretFile)
+    let joined: Membership.Membership | undefined
+    const link = yield* NodeLink.make({
+      node: options.nodeId,
+      peers: NodeLink.fromMembership(() => joined),
+      port: options.link?.port,
+      bind: options.link?.bind,
+      advertise: options.link?.advertise,
+      secret
+    })
+    yield* Effect.logInfo(`node link listening, announced as ${link.address}${secret === undefined ? " (no cluster secret)" : ""}`)
     const context = yield* Layer.build(
       Ownership.layer({ ttl: options.ttl }).pipe(
-        Layer.provideMerge(Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl })),
+        Layer.provideMerge(Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl, address: link.address })),
         Layer.provideMerge(RedisConnection.layer(options.redisUrl))
       )
     )
     const ownership = Context.get(context, Ownership.Ownership)
     const membership = Context.get(context, Membership.Membership)
+    joined = membership
     const backplane = yield* RedisBackplane.make({ url: options.redisUrl, nodeId: options.nodeId })
     const latches = yield* ClusterLatches.make({
       redis: Context.get(context, RedisConnection.ClusterRedis),
@@ -98,6 +132,8 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
       membership,
       backplane,
       latches,
+      transport: link,
+      link,
       owns: ownership.owns,
       owned: ownership.owned,
       manage: ownership.manage,
@@ -112,7 +148,8 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
         owned: [...ownership.owned()].sort(),
         epoch: ownership.epoch(),
         ownership: ownership.counts(),
-        membership: membership.counts()
+        membership: membership.counts(),
+        link: { address: link.address, ...link.counts() }
       })
     } satisfies ClusterNode
   })

@@ -2,7 +2,7 @@
  * Which nodes of the cluster are alive, followed through Redis.
  *
  * Each node writes a heartbeat key `<prefix>:node:<id>` (JSON: its protocol version, whether it
- * drains, when it started) with a TTL, every TTL/3, and puts itself in the sorted set
+ * drains, when it started, where its node link listens) with a TTL, every TTL/3, and puts itself in the sorted set
  * `<prefix>:nodes` scored by when that heartbeat expires (Redis's own clock, so that the nodes'
  * clocks never matter). Every node polls the set: members whose score passed are pruned, and a
  * member is live while its heartbeat key exists. A node that stops (crash, SIGSTOP, lost network)
@@ -33,6 +33,8 @@ export interface Member {
   readonly draining: boolean
   /** When it started, ms since the epoch (its clock). */
   readonly startedAt: number
+  /** Where its node link listens, `host:port` (see `NodeLink`); absent for a node without one. */
+  readonly address?: string | undefined
 }
 
 /** How a node takes part in the membership. */
@@ -43,6 +45,8 @@ export interface Options {
   readonly node: string
   /** The node-to-node protocol version this node speaks. */
   readonly protocol: number
+  /** Where this node's node link listens, `host:port`, announced to the others. */
+  readonly address?: string | undefined
   /** How long a heartbeat lives, ms (default 5,000); it is written every TTL/3. */
   readonly ttl?: number
   /** How often the live nodes are read, ms (default 250). */
@@ -125,7 +129,8 @@ const every = <A, E>(millis: number, effect: Effect.Effect<A, E>) =>
 
 const sameView = (a: ReadonlyArray<Member>, b: ReadonlyArray<Member>) =>
   a.length === b.length &&
-  a.every((m, i) => m.id === b[i].id && m.draining === b[i].draining && m.protocol === b[i].protocol)
+  a.every((m, i) => m.id === b[i].id && m.draining === b[i].draining && m.protocol === b[i].protocol &&
+    m.address === b[i].address)
 
 /**
  * Joins the membership: writes the first heartbeat and reads the live nodes (both only tried:
@@ -152,7 +157,7 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
       RedisConnection.run(redis, "heartbeat", heartbeatScript, [ownKey, setKey], [
         node,
         ttl,
-        JSON.stringify({ protocol, draining, startedAt })
+        JSON.stringify({ protocol, draining, startedAt, ...(options.address === undefined ? {} : { address: options.address }) })
       ])
     ).pipe(Effect.tap(() => Effect.sync(() => counts.heartbeats++)), Effect.asVoid))
 
@@ -166,7 +171,13 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
         if (value == null) return
         try {
           const info = JSON.parse(value) as Partial<Member>
-          members.push({ id, protocol: Number(info.protocol ?? 0), draining: info.draining === true, startedAt: Number(info.startedAt ?? 0) })
+          members.push({
+            id,
+            protocol: Number(info.protocol ?? 0),
+            draining: info.draining === true,
+            startedAt: Number(info.startedAt ?? 0),
+            ...(typeof info.address === "string" ? { address: info.address } : {})
+          })
         } catch {
           members.push({ id, protocol: 0, draining: false, startedAt: 0 })
         }

@@ -28,3 +28,22 @@ export const gauge = (registry: Prometheus.Registry, name: string, help: string,
       this.set(read())
     }
   })
+
+/** A counter with one label whose values at each scrape are `read()`: label value → running total. */
+export const labeledCounter = (
+  registry: Prometheus.Registry,
+  name: string,
+  help: string,
+  label: string,
+  read: () => Readonly<Record<string, number>>
+): Prometheus.Counter<string> =>
+  new Prometheus.Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [registry],
+    collect() {
+      this.reset()
+      for (const [value, total] of Object.entries(read())) this.inc({ [label]: value }, total)
+    }
+  })

@@ -182,8 +182,10 @@ describe("two nodes on one Redis", () => {
       readonly node: string
       readonly live: ReadonlyArray<{ readonly id: string }>
       readonly owned: ReadonlyArray<string>
+      readonly link: { readonly address: string }
     }
     expect(view.node).toBe("node-a")
+    expect(view.link.address).toMatch(/^127\.0\.0\.1:\d+$/)
     expect(view.live.map((member) => member.id)).toEqual(["node-a", "node-b"])
     expect(view.owned.map((robot) => (robot.includes("/") ? `agv:${robot}` : `robot:${robot}`)).sort()).toEqual([...onA].sort())
 
@@ -217,6 +219,9 @@ describe("two nodes on one Redis", () => {
       expect(counters.received_total).toBeGreaterThan(0)
       expect(counters.connected).toBe(1)
       backplane.push(counters)
+      // The node link's, too (no remote request yet).
+      expect(text).toMatch(/^fleetvisor_cluster_link_failures_total\{error="NodeDown"\} 0$/m)
+      expect(text).toMatch(/^fleetvisor_cluster_link_requests_sent_total 0$/m)
     }
     // Each arm controller has one client, its owner's; none was refused a second one.
     await until("both arms connected", 10_000, async () =>

@@ -42,7 +42,8 @@ export const startProcess = async (
   const args = options.args ?? []
   const child = spawn(process.execPath, [...(options.entry ?? ["--import", "tsx", "src/main.ts"]), ...args], {
     cwd: root,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, ...env },
+    // With REDIS_URL, the node link listens on loopback too, and says so to the other nodes.
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", CLUSTER_BIND: "127.0.0.1", CLUSTER_ADVERTISE: "127.0.0.1", DATA_DIR: dataDir, ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   const stdout: Array<string> = []
