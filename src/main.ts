@@ -70,9 +70,11 @@ import * as CanvasFeature from "./apps/canvas/CanvasFeature.js"
 import * as FleetFeature from "./apps/fleet/FleetFeature.js"
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
+import * as SharedLeases from "./apps/fleet/SharedLeases.js"
 import * as ClusterConfig from "./cluster/ClusterConfig.js"
 import * as ClusterNode from "./cluster/ClusterNode.js"
 import type * as NodeLink from "./cluster/NodeLink.js"
+import type * as ControlLeases from "./cluster/ControlLeases.js"
 import type * as RedisBackplane from "./cluster/RedisBackplane.js"
 import * as ScrapedMetric from "./node/ScrapedMetric.js"
 import * as Setting from "./node/Setting.js"
@@ -142,7 +144,19 @@ const rootCause = (cause: Cause.Cause<unknown>): string => {
   }
 }
 
-/** Registers the cluster's metrics (membership, ownership, backplane, node link) in `registry`, read from `cluster` at scrape time. */
+/** The fleet's shared control leases over the cluster's (Redis) ones. */
+const sharedLeasesOf = (leases: ControlLeases.ControlLeases): SharedLeases.SharedLeases => {
+  const unavailable = (error: { readonly message: string }) => new SharedLeases.SharedLeasesUnavailable({ reason: error.message })
+  return {
+    node: leases.node,
+    acquire: (robot, holder, ttlMs) => Effect.mapError(leases.acquire(robot, holder, ttlMs), unavailable),
+    renew: (robot, session, ttlMs) => Effect.mapError(leases.renew(robot, session, ttlMs), unavailable),
+    release: leases.release,
+    attach: leases.attach
+  }
+}
+
+/** Registers the cluster's metrics (membership, ownership, backplane, node link, control leases) in `registry`, read from `cluster` at scrape time. */
 const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterNode.ClusterNode) => {
   const gauge = (name: string, help: string, read: () => number) => ScrapedMetric.gauge(registry, name, help, read)
   const counter = (name: string, help: string, value: (counts: ReturnType<typeof cluster.ownership.counts>) => number) =>
@@ -156,6 +170,12 @@ const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterN
   counter("fleetvisor_cluster_lease_renewals_total", "Lease renewal batches Redis answered.", (c) => c.renewals)
   counter("fleetvisor_cluster_leases_lost_total", "Leases this node lost (taken, gone, or lapsed while Redis was silent).", (c) => c.lost)
   counter("fleetvisor_cluster_redis_errors_total", "Ownership commands Redis did not answer.", (c) => c.redisErrors)
+  const control = (name: string, help: string, value: (counts: ControlLeases.Counts) => number) =>
+    ScrapedMetric.counter(registry, name, help, () => value(cluster.controlLeases.counts()))
+  control("fleetvisor_cluster_control_leases_granted_total", "Control leases Redis granted to this node's sessions.", (c) => c.granted)
+  control("fleetvisor_cluster_control_leases_held_total", "Control leases refused here because a session (of any node) held the robot.", (c) => c.held)
+  control("fleetvisor_cluster_control_leases_swept_total", "Control leases of departed nodes this node deleted.", (c) => c.swept)
+  control("fleetvisor_cluster_control_leases_rewritten_total", "Control leases written again after Redis came back empty.", (c) => c.rewritten)
   backplaneCounter("fleetvisor_backplane_published_total", "Frames this node published on the backplane that Redis accepted.", (s) => s.published)
   backplaneCounter(
     "fleetvisor_backplane_publish_dropped_total",
@@ -287,7 +307,12 @@ export const start = (
       draining: () => draining,
       placement: cluster,
       backplane: cluster?.backplane,
-      latchExchange: cluster?.latches
+      latchExchange: cluster?.latches,
+      sharedLeases: cluster === undefined ? undefined : sharedLeasesOf(cluster.controlLeases),
+      peers: cluster === undefined ? undefined : {
+        transport: cluster.transport,
+        others: () => cluster.membership.unsafeLive().map((member) => member.id).filter((id) => id !== cluster.node)
+      }
     }), FleetFeature.off)
     // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
     const features = [fleet.feature, canvas.feature]

@@ -17,6 +17,8 @@ import * as Stream from "effect/Stream"
 import type { Remote } from "../actors/index.js"
 import type { InvalidNodeId, InvalidSettings, ListenFailed } from "./ClusterError.js"
 import * as ClusterLatches from "./ClusterLatches.js"
+import * as ControlLeases from "./ControlLeases.js"
+import * as FencingToken from "./FencingToken.js"
 import * as Membership from "./Membership.js"
 import * as NodeLink from "./NodeLink.js"
 import * as NodeProtocol from "./NodeProtocol.js"
@@ -69,6 +71,8 @@ export interface ClusterNode {
   readonly transport: Remote.Transport
   /** This node's link to the others: its address and counters. */
   readonly link: NodeLink.NodeLink
+  /** The control leases every node shares: which session of which node may command a robot. */
+  readonly controlLeases: ControlLeases.ControlLeases
   readonly owns: (robot: string) => boolean
   readonly owned: () => ReadonlyArray<string>
   readonly manage: (robots: Iterable<string>) => Effect.Effect<void>
@@ -76,6 +80,8 @@ export interface ClusterNode {
   readonly watch: (listener: (robot: string, owned: boolean) => void) => () => void
   /** Whether `node` is in the live set this node last read. */
   readonly isLive: (node: string) => boolean
+  /** This node's lease token on `robot` (`epoch.counter`) while it runs it. */
+  readonly tokenOf: (robot: string) => string | undefined
   readonly view: () => ClusterView
 }
 
@@ -116,6 +122,11 @@ export const start = (
       url: options.redisUrl,
       node: options.nodeId
     })
+    const controlLeases = yield* ControlLeases.make({
+      redis: Context.get(context, RedisConnection.ClusterRedis),
+      node: options.nodeId,
+      membership
+    })
     const listeners = new Set<(robot: string, owned: boolean) => void>()
     yield* Effect.forkScoped(Stream.runForEach(ownership.changes, (change) =>
       Effect.gen(function*() {
@@ -134,6 +145,7 @@ export const start = (
       latches,
       transport: link,
       link,
+      controlLeases,
       owns: ownership.owns,
       owned: ownership.owned,
       manage: ownership.manage,
@@ -142,6 +154,10 @@ export const start = (
         return () => void listeners.delete(listener)
       },
       isLive: (node) => membership.unsafeLive().some((member) => member.id === node),
+      tokenOf: (robot) => {
+        const token = ownership.owns(robot) ? ownership.tokenOf(robot) : undefined
+        return token === undefined ? undefined : FencingToken.format(token)
+      },
       view: () => ({
         node: options.nodeId,
         live: membership.unsafeLive().map((member) => ({ id: member.id, draining: member.draining })),

@@ -31,6 +31,11 @@ export interface Placement {
    * absent: every node is.
    */
   readonly isLive?: ((node: string) => boolean) | undefined
+  /**
+   * The fencing token (`epoch.counter`) of this node's lease on `robot` while it runs it: a
+   * command another node sends carries it, and is refused here when it is not the current one.
+   */
+  readonly tokenOf?: ((robot: string) => string | undefined) | undefined
 }
 
 

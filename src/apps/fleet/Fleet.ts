@@ -33,6 +33,7 @@ import { ActorSystem } from "../../actors/ActorSystem.js"
 import type * as Backplane from "../../actors/Backplane.js"
 import * as PubSub from "../../actors/PubSub.js"
 import * as Registry from "../../actors/Registry.js"
+import * as Remote from "../../actors/Remote.js"
 import * as LinkEvent from "../../links/LinkEvent.js"
 import * as Placement from "../../links/Placement.js"
 import * as SampleColumns from "../../links/SampleColumns.js"
@@ -48,10 +49,10 @@ import * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
 import {
   CommandNotSupported,
   CommandRefused,
-  type ControlHeld,
-  type InvalidRequest,
+  ControlHeld,
+  InvalidRequest,
   type Lease,
-  type NotController,
+  NotController,
   RobotOffline,
   type RobotCommand,
   RobotStopped,
@@ -71,7 +72,9 @@ import * as ControlLoop from "./ControlLoop.js"
 import * as FleetState from "./FleetState.js"
 import * as NodeViews from "./NodeViews.js"
 import * as FleetTree from "./FleetTree.js"
+import * as FleetRemote from "./FleetRemote.js"
 import * as Leases from "./Leases.js"
+import * as SharedLeases from "./SharedLeases.js"
 import * as StopChannel from "./StopChannel.js"
 import * as StopLatches from "./StopLatches.js"
 
@@ -132,7 +135,12 @@ export interface FleetService {
     ttlMs?: number
   ) => Effect.Effect<Lease, NotController | UnknownRobot | InvalidRequest>
   readonly release: (robot: string, holder: Leases.Holder) => Effect.Effect<void, NotController | UnknownRobot>
-  /** Sends a command to a robot whose lease `holder` has; resolves once the link took it. */
+  /**
+   * Sends a command to a robot whose lease `holder` has; resolves once the link took it. With
+   * several nodes, a robot another node runs gets it through that node (`FleetRemote`): a command
+   * whose answer does not come back in time fails with `CommandRefused` code `outcomeUnknown`,
+   * and is never sent again.
+   */
   readonly command: (robot: string, holder: Leases.Holder, command: RobotCommand) => Effect.Effect<void, CommandError>
   /**
    * Stops and latches one robot, or every robot known when `robot` is omitted; needs no lease
@@ -144,6 +152,11 @@ export interface FleetService {
   readonly stats: Effect.Effect<FleetStats>
   /** The stop channel's port and counters, when `stopPort` is configured. */
   readonly stopChannel: StopChannel.StopChannelStatus | undefined
+  /**
+   * Answers the other nodes' commands and stops for the robots this node runs until the scope
+   * closes (with `peers`; nothing without).
+   */
+  readonly serveRemote: Effect.Effect<void, never, Scope.Scope>
 }
 
 /** What the fleet's parts measure of themselves; a part that is not running (or not configured) is absent. */
@@ -185,6 +198,10 @@ export interface FleetOptions {
   readonly placement?: Placement.Placement | undefined
   /** The cluster-wide latches, when several nodes share the fleet. */
   readonly latchExchange?: StopLatches.Exchange | undefined
+  /** The cluster-wide control leases, when several nodes share the fleet. */
+  readonly sharedLeases?: SharedLeases.SharedLeases | undefined
+  /** The other nodes, asked to command and stop the robots they run, when several nodes share the fleet. */
+  readonly peers?: FleetRemote.Peers | undefined
 }
 
 const kernelErrors = new Set(["AskTimeout", "ActorStopped", "MailboxFull"])
@@ -256,6 +273,23 @@ export const makeUnstarted = (
               ? { _tag: "Cleared", robot, kind, at: Date.now() }
               : { _tag: "EmergencyStopped", robot, kind, at: Date.now(), by: row.by }
           )
+        }
+      })
+    }
+    if (options.sharedLeases !== undefined) {
+      yield* options.sharedLeases.attach({
+        all: () => {
+          const now = Date.now()
+          return [...leases.values()].map((lease) => ({
+            robot: lease.robot,
+            holder: { session: lease.holder.session, user: lease.holder.user },
+            remainingMs: lease.expiresAt - now
+          }))
+        },
+        lost: (robot, session) => {
+          const lease = leases.get(robot)
+          // Another session took it while Redis had lost it: it ends here at once.
+          if (lease !== undefined && lease.holder.session === session) lease.expiresAt = 0
         }
       })
     }
@@ -439,6 +473,78 @@ export const makeUnstarted = (
 
     const ttl = (ttlMs: number | undefined) => ttlMs ?? settings.leaseTtlMs
 
+    /** Runs a command on the link of a robot this node runs (its lease checked by the caller). */
+    const runHere = (robot: string, kind: LinkEvent.RobotKind, command: RobotCommand) =>
+      Effect.gen(function*() {
+        const link = linkOf(robot)
+        // A node whose claim on the robot ended (its own deadline) sends nothing, even before its link is stopped.
+        if (link === undefined || options.placement?.owns(robot) === false) return yield* new RobotOffline({ robot })
+        if (kind === "arm") yield* onArm(robot, link, command)
+        else yield* onAgv(robot, link, command)
+        if (command._tag === "Reset") yield* persist([robot])
+      })
+
+    /** How long a command to a robot another node runs waits for that node's answer. */
+    const remoteCommandTimeout = "10 seconds"
+
+    /**
+     * Sends a command to the node that runs the robot, with that node's lease token: once, never
+     * again. No answer in time is `outcomeUnknown`: the robot may or may not have taken it.
+     */
+    const commandElsewhere = (
+      owner: { readonly node: string; readonly token: string | undefined },
+      holder: Leases.Holder,
+      robot: string,
+      command: RobotCommand
+    ): Effect.Effect<void, RobotOffline | CommandNotSupported | CommandRefused | RobotStopped> => {
+      const peers = options.peers
+      if (peers === undefined) return Effect.fail(new RobotOffline({ robot }))
+      const refused = (code: string, reason: string) => new CommandRefused({ robot, command: command._tag, code, reason })
+      return Remote.ref(peers.transport, owner.node, FleetRemote.RemoteCommand).ask({
+        robot,
+        ...(owner.token === undefined ? {} : { token: owner.token }),
+        holder: { session: holder.session, user: holder.user, ...(holder.role === undefined ? {} : { role: holder.role }) },
+        command
+      }, { timeout: remoteCommandTimeout }).pipe(
+        Effect.catchTags({
+          NodeDown: () => Effect.fail(new RobotOffline({ robot })),
+          RemoteTimeout: (error) =>
+            Effect.fail(refused(
+              "outcomeUnknown",
+              `node ${owner.node}, which runs ${robot}, did not answer within ${error.timeoutMillis} ms: the command may or may not have been carried out, and it is not sent again`
+            )),
+          IncompatibleNode: (error) =>
+            Effect.fail(refused("incompatibleNode", `node ${owner.node} speaks node protocol ${error.theirs}, this node ${error.ours.min}–${error.ours.max}`)),
+          RemoteDefect: (error) => Effect.fail(refused("remoteDefect", `node ${owner.node} failed: ${error.message}`))
+        })
+      )
+    }
+
+    /** Runs another node's command for a robot this node runs, if the lease token it carries is this node's. */
+    const commandFromPeer = (request: FleetRemote.CommandRequest, from: string) => {
+      const { command, robot } = request
+      const who: Caller = { user: request.holder.user, role: request.holder.role, session: `${from}/${request.holder.session}` }
+      return Effect.gen(function*() {
+        const token = options.placement?.tokenOf?.(robot)
+        if (options.placement?.owns(robot) !== true || linkOf(robot) === undefined) return yield* new RobotOffline({ robot })
+        if (request.token !== undefined && token !== undefined && request.token !== token) {
+          return yield* new CommandRefused({
+            robot,
+            command: command._tag,
+            code: "staleOwner",
+            reason: `the command was meant for lease ${request.token}; this node holds ${robot} under lease ${token}`
+          })
+        }
+        const invalid = CommandLimits.check(command, armLimitsOf(settings, robot))
+        if (invalid !== undefined) {
+          return yield* new CommandRefused({ robot, command: command._tag, code: "validationError", reason: invalid.reason })
+        }
+        const latched = movesRobot.has(command._tag) ? stopped(robot) : undefined
+        if (latched !== undefined) return yield* latched
+        yield* runHere(robot, kindOf(robot) ?? (robot.includes("/") ? "agv" : "arm"), command)
+      }).pipe(audit(who, robot, command._tag, { ...command, from }))
+    }
+
     /** Asks the actor registered as `key`, on its urgent lane (its mailbox may be long), if it runs and answers within a second. */
     const askPart = <A>(key: string, message: (reply: Reply<A>) => unknown): Effect.Effect<A | undefined> => {
       const ref = Registry.unsafeWhereis(registry, key) as ActorRef<unknown> | undefined
@@ -468,6 +574,25 @@ export const makeUnstarted = (
       )
     }
 
+    /**
+     * Sends the stop of an arm whose link does not run here to every other live node at once, on
+     * the node link's urgent lane (not through Redis): the one that runs it stops it, the others
+     * only latch it. Resolves with whether one of them reached the arm.
+     */
+    const stopArmElsewhere = (robot: string, who: string): Effect.Effect<boolean> => {
+      const peers = options.peers
+      if (peers === undefined) return Effect.succeed(false)
+      return Effect.forEach(
+        peers.others(),
+        (node) =>
+          Remote.ref(peers.transport, node, FleetRemote.RemoteStop).ask({ robot, by: who }, { urgent: true, timeout: stopAnswerTimeout }).pipe(
+            Effect.map(({ reached }) => reached),
+            Effect.orElseSucceed(() => false)
+          ),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.map((answers) => answers.some((reached) => reached)))
+    }
+
     /** Every robot a stop of all must latch: those heard of (here, or on the broker with several nodes), and those whose link runs. */
     const everyRobot = (): Map<string, LinkEvent.RobotKind> => {
       const robots = new Map(roster)
@@ -484,7 +609,8 @@ export const makeUnstarted = (
       const link = linkOf(robot)
       if (link === undefined) {
         LinkEvent.unsafePublish(hub, { _tag: "EmergencyStopped", robot, kind, at: Date.now(), by: who })
-        return options.placement !== undefined && kind === "agv" ? stopElsewhere(robot) : Effect.succeed(false)
+        if (options.placement === undefined) return Effect.succeed(false)
+        return kind === "agv" ? stopElsewhere(robot) : stopArmElsewhere(robot, who)
       }
       const asked: Effect.Effect<StopOutcome, unknown> = kind === "arm"
         ? (link as ActorRef<RmiLink.RmiLinkMessage>).ask(RmiLink.emergencyStopBy(who), { urgent: true, timeout: stopAnswerTimeout })
@@ -579,6 +705,9 @@ export const makeUnstarted = (
         samples,
         ttlBounds,
         onLeaseLost,
+        onLeaseEnded: options.sharedLeases === undefined
+          ? undefined
+          : (lease) => void Effect.runFork(options.sharedLeases!.release(lease.robot, lease.holder.session)),
         linkBackoff: options.linkBackoff,
         telemetryLog: options.telemetryLog,
         stopChannel,
@@ -621,31 +750,51 @@ export const makeUnstarted = (
       viewsTopic: FleetState.ViewsTopic,
       latches,
       state: ask<FleetState.FleetView, never>((reply) => ({ _tag: "GetState", reply })),
-      acquire: (robot, holder, ttlMs) =>
-        ask<Lease, ControlHeld | UnknownRobot | InvalidRequest>((reply) => ({
+      acquire: (robot, holder, ttlMs) => {
+        const local = ask<Lease, ControlHeld | UnknownRobot | InvalidRequest>((reply) => ({
           _tag: "Acquire",
           robot,
           holder,
           ttlMs: ttl(ttlMs),
           reply
-        })).pipe(audit(holder, robot, "Acquire", { ttlMs: ttl(ttlMs) })),
-      renew: (robot, holder, ttlMs) =>
-        ask<Lease, NotController | UnknownRobot | InvalidRequest>((reply) => ({
+        }))
+        const shared = options.sharedLeases
+        return (shared === undefined ? local : Effect.gen(function*() {
+          const grant = yield* shared.acquire(robot, holder, ttl(ttlMs)).pipe(
+            Effect.mapError((error) => new InvalidRequest({ field: "robot", reason: error.message }))
+          )
+          if (grant._tag === "Held") return yield* new ControlHeld({ robot, holder: grant.user })
+          return yield* Effect.tapError(local, () => shared.release(robot, holder.session))
+        })).pipe(audit(holder, robot, "Acquire", { ttlMs: ttl(ttlMs) }))
+      },
+      renew: (robot, holder, ttlMs) => {
+        const local = ask<Lease, NotController | UnknownRobot | InvalidRequest>((reply) => ({
           _tag: "Renew",
           robot,
           holder,
           ttlMs: ttl(ttlMs),
           reply
-        })).pipe(audit(holder, robot, "Renew", { ttlMs: ttl(ttlMs) })),
+        }))
+        const shared = options.sharedLeases
+        return (shared === undefined ? local : Effect.gen(function*() {
+          // Redis away: the lease goes on here until its own end; a renewal Redis refuses ends it.
+          const held = yield* shared.renew(robot, holder.session, ttl(ttlMs)).pipe(Effect.orElseSucceed(() => true))
+          if (held) return yield* local
+          yield* Effect.ignore(ask<void, NotController | UnknownRobot>((reply) => ({ _tag: "Release", robot, holder, reply })))
+          return yield* new NotController({ robot })
+        })).pipe(audit(holder, robot, "Renew", { ttlMs: ttl(ttlMs) }))
+      },
       release: (robot, holder) =>
         ask<void, NotController | UnknownRobot>((reply) => ({ _tag: "Release", robot, holder, reply })).pipe(
+          // Free for the other nodes' sessions before the answer (it is also freed when the table ends it).
+          Effect.tap(() => options.sharedLeases?.release(robot, holder.session) ?? Effect.void),
           audit(holder, robot, "Release", {})
         ),
       command: (robot, holder, command) =>
         Effect.gen(function*() {
           const invalid = CommandLimits.check(command, armLimitsOf(settings, robot))
           if (invalid !== undefined) return yield* invalid
-          const { kind } = yield* ask<FleetState.Authorized, NotController | UnknownRobot | RobotOffline>((reply) => ({
+          const { kind, owner } = yield* ask<FleetState.Authorized, NotController | UnknownRobot | RobotOffline>((reply) => ({
             _tag: "Authorize",
             robot,
             holder,
@@ -653,17 +802,32 @@ export const makeUnstarted = (
           }))
           const latched = movesRobot.has(command._tag) ? stopped(robot) : undefined
           if (latched !== undefined) return yield* latched
-          const link = linkOf(robot)
-          // A node whose claim on the robot ended (its own deadline) sends nothing, even before its link is stopped.
-          if (link === undefined || options.placement?.owns(robot) === false) return yield* new RobotOffline({ robot })
-          if (kind === "arm") yield* onArm(robot, link, command)
-          else yield* onAgv(robot, link, command)
-          if (command._tag === "Reset") yield* persist([robot])
+          if (owner !== undefined) return yield* commandElsewhere(owner, holder, robot, command)
+          return yield* runHere(robot, kind, command)
         }).pipe(audit(holder, robot, command._tag, command)),
       emergencyStop: (robot, who) =>
         stopRobots(robot, [], typeof who === "string" ? who : who.user).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
       stats,
-      stopChannel: stopChannel?.status
+      stopChannel: stopChannel?.status,
+      serveRemote: options.peers === undefined ? Effect.void : Effect.gen(function*() {
+        const { transport } = options.peers!
+        yield* Remote.serve(transport, FleetRemote.RemoteCommand, commandFromPeer)
+        yield* Remote.serve(transport, FleetRemote.RemoteStop, ({ by, robot }, from) => {
+          const kind = kindOf(robot) ?? (robot.includes("/") ? "agv" : "arm")
+          // The node that runs it stops it; the others latch it, and send it nowhere else.
+          const here = linkOf(robot) !== undefined
+            ? stopRobots(robot, [], by).pipe(Effect.map((report) => ({ reached: report.reached.includes(robot) })))
+            : Effect.sync(() => {
+              latches.latch(robot, kind, by)
+              counters.stops++
+              LinkEvent.unsafePublish(hub, { _tag: "EmergencyStopped", robot, kind, at: Date.now(), by })
+            }).pipe(Effect.zipRight(persist([robot])), Effect.as({ reached: false }))
+          return here.pipe(
+            Effect.orElseSucceed(() => ({ reached: false })),
+            audit(by, robot, "EmergencyStop", { via: `node ${from}` })
+          )
+        })
+      })
     } satisfies FleetService
   })
 
@@ -674,7 +838,9 @@ const stores = Effect.gen(function*() {
     latchStore: Option.getOrUndefined(yield* Effect.serviceOption(StopLatchStore)),
     telemetryLog: Option.getOrUndefined(yield* Effect.serviceOption(TelemetryLog)),
     placement: Option.getOrUndefined(yield* Effect.serviceOption(Placement.Placement)),
-    latchExchange: Option.getOrUndefined(yield* Effect.serviceOption(StopLatches.Exchange))
+    latchExchange: Option.getOrUndefined(yield* Effect.serviceOption(StopLatches.Exchange)),
+    sharedLeases: Option.getOrUndefined(yield* Effect.serviceOption(SharedLeases.SharedLeases)),
+    peers: Option.getOrUndefined(yield* Effect.serviceOption(FleetRemote.Peers))
   }
 })
 

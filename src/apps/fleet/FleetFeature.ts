@@ -33,6 +33,8 @@ import * as LinkEvent from "../../links/LinkEvent.js"
 import * as Placement from "../../links/Placement.js"
 import * as TelemetryReader from "../../store/TelemetryReader.js"
 import * as Demo from "./Demo.js"
+import * as FleetRemote from "./FleetRemote.js"
+import * as SharedLeases from "./SharedLeases.js"
 import { Fleet, FleetHub, type FleetService, layerUnstarted } from "./Fleet.js"
 import { FleetConfig, type FleetSettings } from "./FleetConfig.js"
 import { AccessPolicy, layer as handlersLayer } from "./FleetHandlers.js"
@@ -60,6 +62,10 @@ export interface Node {
   readonly backplane?: Backplane.Backplane | undefined
   /** The cluster-wide stop latches, when several nodes share the fleet. */
   readonly latchExchange?: StopLatches.Exchange | undefined
+  /** The cluster-wide control leases, when several nodes share the fleet. */
+  readonly sharedLeases?: SharedLeases.SharedLeases | undefined
+  /** The other nodes, for commands and stops of the robots they run. */
+  readonly peers?: FleetRemote.Peers | undefined
 }
 
 /**
@@ -94,16 +100,19 @@ const stopChannelAccess = (
  * The demo's simulators start here and stop with the scope; the `fleet` subtree is the caller's
  * to start.
  */
-const startFleet = (
-  settings: FleetSettings,
-  placement: Placement.Placement | undefined,
-  backplane: Backplane.Backplane | undefined,
-  exchange: StopLatches.Exchange | undefined
-) =>
+const startFleet = (settings: FleetSettings, node: Node) =>
   Effect.gen(function*() {
+    const { backplane, latchExchange, peers, placement, sharedLeases } = node
     const resolved = settings.demo ? yield* Demo.start(settings) : settings
-    const placed = placement === undefined ? layerUnstarted : layerUnstarted.pipe(Layer.provide(Layer.succeed(Placement.Placement, placement)))
-    const fleet = exchange === undefined ? placed : placed.pipe(Layer.provide(Layer.succeed(StopLatches.Exchange, exchange)))
+    const fleet = layerUnstarted.pipe(
+      Layer.provide(Context.empty().pipe(
+        (context) => placement === undefined ? context : Context.add(context, Placement.Placement, placement),
+        (context) => latchExchange === undefined ? context : Context.add(context, StopLatches.Exchange, latchExchange),
+        (context) => sharedLeases === undefined ? context : Context.add(context, SharedLeases.SharedLeases, sharedLeases),
+        (context) => peers === undefined ? context : Context.add(context, FleetRemote.Peers, peers),
+        Layer.succeedContext
+      ))
+    )
     const hub = placement === undefined || backplane === undefined ? FleetHub.layer : FleetHub.shared(backplane, placement.node)
     const context = yield* Layer.build(
       fleet.pipe(Layer.provide(Layer.mergeAll(Layer.succeed(FleetConfig, resolved), hub)))
@@ -151,8 +160,9 @@ export const make = (
             tls: certificate,
             access: auth.mode === "none" ? undefined : stopChannelAccess(auth, metrics)
           }
-        }, node.placement, node.backplane, node.latchExchange)
+        }, node)
         FleetMetrics.register(metrics.registry, fleet)
+        yield* fleet.serveRemote
         const reader = yield* TelemetryReader.make({ filename: ServiceConfig.databaseFile(config) })
         // Foxglove Studio and Lichtblick see the fleet at /foxglove (read-only).
         const foxglove = node.foxglove === undefined ? undefined : yield* Foxglove.make(

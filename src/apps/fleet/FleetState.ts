@@ -82,6 +82,8 @@ export interface FleetView {
 export interface Authorized {
   readonly robot: string
   readonly kind: LinkEvent.RobotKind
+  /** The node that runs the robot when another node does, with its lease token if it told it. */
+  readonly owner?: { readonly node: string; readonly token: string | undefined } | undefined
 }
 
 /** Takes a lease. */
@@ -168,6 +170,8 @@ export interface FleetStateOptions {
   readonly registry?: Registry.Registry<string, any> | undefined
   /** The least and most `ttlMs` a lease may be given for; default 1 s to 10 min. */
   readonly ttlBounds?: { readonly min: number; readonly max: number } | undefined
+  /** Told when any lease ends: released, expired, or its holder gone. */
+  readonly onLeaseEnded?: ((lease: Leases.LeaseRecord) => void) | undefined
   /** Told when a lease ends by its TTL or by its holder's death (not by a release). */
   readonly onLeaseLost?: ((lease: Leases.LeaseRecord, kind: LinkEvent.RobotKind, why: Leases.LeaseLost) => void) | undefined
   /** View updates per second; default 30. */
@@ -212,6 +216,10 @@ interface State {
   readonly shared: Set<string>
   /** The nodes heard from since this actor started. */
   readonly heard: Set<string>
+  /** The lease token last sent to the other nodes for each robot this node runs. */
+  readonly sentTokens: Map<string, string>
+  /** The control leases of this node's sessions last told the other nodes (`robot user` lines, sorted). */
+  sentHolders: string
 }
 
 const jointList = (joints: LinkEvent.ArmTelemetry["joints"]): Array<number> =>
@@ -383,17 +391,32 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
   }
 
   /** The view of the robot now. */
-  const view = (record: RobotRecord, now: number): RobotView =>
-    viewOf(record, leases.get(record.id), latches.get(record.id), now, options.armBases?.get(record.id), sampleOf(record))
+  const view = (record: RobotRecord, now: number, remote?: NodeViews.RemoteViews): RobotView => {
+    const own = viewOf(record, leases.get(record.id), latches.get(record.id), now, options.armBases?.get(record.id), sampleOf(record))
+    const holder = own.controlledBy === undefined ? remote?.holderOf(record.id) : undefined
+    return holder === undefined ? own : { ...own, controlledBy: holder }
+  }
+
+  /** This node's sessions' control leases, as told to the other nodes. */
+  const holdersOf = (now: number): Record<string, string> => {
+    const held: Record<string, string> = {}
+    for (const [robot, lease] of leases) if (lease.expiresAt > now) held[robot] = lease.holder.user
+    return held
+  }
+  const holdersKey = (held: Record<string, string>) => Object.entries(held).map(([robot, user]) => `${robot} ${user}`).sort().join("\n")
 
   /**
    * Another node's view of the robot, stopped if this node holds a latch of it: a stop sent from
    * here shows here at once, also while Redis (and the other node's views) cannot reach us.
    */
-  const remoteView = (state: State, robot: string): RobotView | undefined => {
-    const remote = state.remote.view(robot)
+  const remoteView = (state: State, robot: string, now = Date.now()): RobotView | undefined => {
+    let remote = state.remote.view(robot)
+    if (remote === undefined) return undefined
+    // A session of this node holds the robot: the node that runs it does not know whose lease it is.
+    const holder = Leases.live(leases, robot, now)?.holder.user ?? state.remote.holderOf(robot)
+    if (holder !== undefined && remote.controlledBy === undefined) remote = { ...remote, controlledBy: holder }
     const latch = latches.get(robot)
-    if (remote === undefined || latch === undefined || remote.stop !== undefined) return remote
+    if (latch === undefined || remote.stop !== undefined) return remote
     return {
       ...remote,
       status: "estop",
@@ -402,11 +425,14 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
     }
   }
 
+  /** Whether the robot is known here: it has a record, or another node sent its view. */
+  const known = (state: State, robot: string) => state.robots.has(robot) || state.remote.view(robot) !== undefined
+
   /** What this node shows of the robot: its own view where it runs it, or where no other node sent one. */
   const shown = (state: State, robot: string, now: number): RobotView | undefined => {
     const local = state.robots.get(robot)
-    if (local !== undefined && runs(robot)) return view(local, now)
-    return remoteView(state, robot) ?? (local === undefined ? undefined : view(local, now))
+    if (local !== undefined && runs(robot)) return view(local, now, state.remote)
+    return remoteView(state, robot, now) ?? (local === undefined ? undefined : view(local, now, state.remote))
   }
 
   /** Broadcasts an update of this node's numbering to its subscribers. */
@@ -418,12 +444,30 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
 
   /** Tells the other nodes about the robots this node runs. */
   const share = (
+    state: State,
     ctx: Actor.ActorContext<FleetStateMessage>,
     full: boolean,
     robots: Array<RobotView>,
-    released: Array<string>
+    released: Array<string>,
+    holders?: Record<string, string>
   ): Effect.Effect<number> => {
-    const message: NodeViews.NodeViews = { _tag: "NodeViews", node: placement!.node, full, robots, released }
+    let tokens: Record<string, string> | undefined
+    for (const { id } of robots) {
+      const token = placement!.tokenOf?.(id)
+      if (token === undefined || (!full && state.sentTokens.get(id) === token)) continue
+      state.sentTokens.set(id, token)
+      ;(tokens ??= {})[id] = token
+    }
+    for (const robot of released) state.sentTokens.delete(robot)
+    const message: NodeViews.NodeViews = {
+      _tag: "NodeViews",
+      node: placement!.node,
+      full,
+      robots,
+      released,
+      ...(tokens === undefined ? {} : { tokens }),
+      ...(holders === undefined ? {} : { holders })
+    }
     return PubSub.broadcastFrom(options.hub, ctx.self, NodeViews.Topic, message)
   }
 
@@ -542,6 +586,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
       ctx.demonitor(monitor)
       state.monitors.delete(session)
     }
+    options.onLeaseEnded?.(lease)
     if (why !== undefined) options.onLeaseLost?.(lease, roster.get(robot) ?? "arm", why)
   }
 
@@ -556,7 +601,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
         const { holder, robot } = message
         const invalid = checkTtl(message.ttlMs)
         if (invalid !== undefined) return message.reply.fail(invalid)
-        if (!state.robots.has(robot)) return message.reply.fail(new UnknownRobot({ robot }))
+        if (!known(state, robot)) return message.reply.fail(new UnknownRobot({ robot }))
         const current = Leases.live(leases, robot, now)
         if (current !== undefined && current.holder.session !== holder.session) {
           return message.reply.fail(new ControlHeld({ robot, holder: current.holder.user }))
@@ -572,7 +617,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
         const { holder, robot } = message
         const invalid = checkTtl(message.ttlMs)
         if (invalid !== undefined) return message.reply.fail(invalid)
-        if (!state.robots.has(robot)) return message.reply.fail(new UnknownRobot({ robot }))
+        if (!known(state, robot)) return message.reply.fail(new UnknownRobot({ robot }))
         const lease = Leases.live(leases, robot, now)
         if (lease === undefined || lease.holder.session !== holder.session) {
           return message.reply.fail(new NotController({ robot }))
@@ -582,7 +627,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
       }
       case "Release": {
         const { holder, robot } = message
-        if (!state.robots.has(robot)) return message.reply.fail(new UnknownRobot({ robot }))
+        if (!known(state, robot)) return message.reply.fail(new UnknownRobot({ robot }))
         const lease = Leases.live(leases, robot, now)
         if (lease === undefined || lease.holder.session !== holder.session) {
           return message.reply.fail(new NotController({ robot }))
@@ -593,13 +638,22 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
       case "Authorize": {
         const { holder, robot } = message
         const r = state.robots.get(robot)
-        if (r === undefined) return message.reply.fail(new UnknownRobot({ robot }))
+        if (!known(state, robot)) return message.reply.fail(new UnknownRobot({ robot }))
         const lease = Leases.live(leases, robot, now)
         if (lease === undefined || lease.holder.session !== holder.session) {
           return message.reply.fail(new NotController({ robot }))
         }
-        if (!r.connected) return message.reply.fail(new RobotOffline({ robot }))
-        return message.reply.succeed({ robot, kind: r.kind })
+        if (r !== undefined && runs(robot)) {
+          if (!r.connected) return message.reply.fail(new RobotOffline({ robot }))
+          return message.reply.succeed({ robot, kind: r.kind })
+        }
+        // Another node runs it: its views say whether it is online there.
+        const owner = state.remote.owner(robot)
+        const remote = state.remote.view(robot)
+        if (owner === undefined || remote === undefined || remote.connection !== "online") {
+          return message.reply.fail(new RobotOffline({ robot }))
+        }
+        return message.reply.succeed({ robot, kind: remote.kind, owner })
       }
       case "GetState": {
         const robots: Array<RobotView> = []
@@ -635,7 +689,9 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
           tick: 0,
           remote: new NodeViews.RemoteViews(),
           shared: new Set(),
-          heard: new Set()
+          heard: new Set(),
+          sentTokens: new Map(),
+          sentHolders: ""
         }
         for (const arm of options.arms) state.robots.set(arm, newRecord(arm, "arm"))
         for (const [robot, kind] of roster) state.robots.set(robot, newRecord(robot, kind))
@@ -683,7 +739,14 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
           }
           sweep(state)
           const released: Array<string> = []
+          let holders: Record<string, string> | undefined
           if (placement !== undefined) {
+            const held = holdersOf(now)
+            const key = holdersKey(held)
+            if (key !== state.sentHolders) {
+              state.sentHolders = key
+              holders = held
+            }
             for (const robot of state.remote.leave(isLive)) state.dirty.add(robot)
             for (const robot of state.shared) {
               if (placement.owns(robot)) continue
@@ -692,13 +755,13 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
               state.dirty.add(robot)
             }
           }
-          if (state.dirty.size === 0) return state
+          if (state.dirty.size === 0 && holders === undefined) return state
           const robots: Array<RobotView> = []
           const mine: Array<RobotView> = []
           for (const id of state.dirty) {
             const r = state.robots.get(id)
             if (r !== undefined && runs(id)) {
-              const own = view(r, now)
+              const own = view(r, now, state.remote)
               robots.push(own)
               if (placement !== undefined) {
                 mine.push(own)
@@ -711,8 +774,8 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
           }
           state.dirty.clear()
           const local = robots.length === 0 ? Effect.void : publishUpdate(state, robots)
-          if (mine.length === 0 && released.length === 0) return Effect.as(local, state)
-          return Effect.as(Effect.zipRight(local, share(ctx, false, mine, released)), state)
+          if (mine.length === 0 && released.length === 0 && holders === undefined) return Effect.as(local, state)
+          return Effect.as(Effect.zipRight(local, share(state, ctx, false, mine, released, holders)), state)
         }
         case "Resend": {
           if (placement === undefined) return state
@@ -720,10 +783,12 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
           state.shared.clear()
           for (const [id, r] of state.robots) {
             if (!placement.owns(id)) continue
-            robots.push(view(r, now))
+            robots.push(view(r, now, state.remote))
             state.shared.add(id)
           }
-          return Effect.as(share(ctx, true, robots, []), state)
+          const holders = holdersOf(now)
+          state.sentHolders = holdersKey(holders)
+          return Effect.as(share(state, ctx, true, robots, [], holders), state)
         }
         case "NodeViews":
           return Effect.as(onNodeViews(state, message, now), state)

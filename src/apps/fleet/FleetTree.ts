@@ -82,6 +82,8 @@ export interface FleetTreeOptions {
   readonly ttlBounds: { readonly min: number; readonly max: number }
   /** Told when a lease ends by its TTL or its holder's death. */
   readonly onLeaseLost: FleetState.FleetStateOptions["onLeaseLost"]
+  /** Told when any lease ends (the cluster's shared lease is then released). */
+  readonly onLeaseEnded?: FleetState.FleetStateOptions["onLeaseEnded"]
   /** The official schemas `mqtt` checks AGV messages against, loaded from `settings.vda5050Schemas`. */
   readonly officialSchemas?: OfficialSchemas.OfficialSchemas | undefined
   /** Which robots this node runs, when several nodes share the fleet; default: every one. */
@@ -305,6 +307,7 @@ export const make = (options: FleetTreeOptions) => {
           samples: options.samples,
           ttlBounds: options.ttlBounds,
           onLeaseLost: options.onLeaseLost,
+          onLeaseEnded: options.onLeaseEnded,
           placement: options.placement
         }),
         { via: Registry.via(registry, "state") }

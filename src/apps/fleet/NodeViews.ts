@@ -33,7 +33,23 @@ export interface NodeViews {
   readonly robots: ReadonlyArray<RobotView>
   /** Robots the node stopped running since its previous broadcast. */
   readonly released: ReadonlyArray<string>
+  /**
+   * The fencing tokens (`epoch.counter`) of the node's leases on robots listed in `robots`, where
+   * they are new to this broadcast (every one when `full`): what a command sent to the node
+   * carries, so that it acts only on the lease the sender knew. Absent from older nodes.
+   */
+  readonly tokens?: Readonly<Record<string, string>> | undefined
+  /**
+   * Every robot a session of the node holds the control lease of, with its user, when that changed
+   * since the node's previous broadcast (and when `full`): the other nodes show who controls a
+   * robot, whichever node the session is on. Absent: unchanged (or an older node).
+   */
+  readonly holders?: Readonly<Record<string, string>> | undefined
 }
+
+const isStringRecord = (value: unknown) =>
+  value === undefined ||
+  (typeof value === "object" && value !== null && Object.values(value).every((item) => typeof item === "string"))
 
 /** Whether a message heard on {@link Topic} is a {@link NodeViews} (another node's bytes are checked before use). */
 export const isNodeViews = (message: unknown): message is NodeViews => {
@@ -42,7 +58,8 @@ export const isNodeViews = (message: unknown): message is NodeViews => {
   return m._tag === "NodeViews" && typeof m.node === "string" && typeof m.full === "boolean" &&
     Array.isArray(m.robots) && Array.isArray(m.released) &&
     m.robots.every((view) => typeof view === "object" && view !== null && typeof (view as { id?: unknown }).id === "string") &&
-    m.released.every((robot) => typeof robot === "string")
+    m.released.every((robot) => typeof robot === "string") &&
+    isStringRecord(m.tokens) && isStringRecord(m.holders)
 }
 
 /** How a view looks once its sender no longer runs the robot: disconnected, as a lost link. */
@@ -55,6 +72,8 @@ const orphaned = (view: RobotView): RobotView => ({
 interface Entry {
   readonly origin: string
   readonly view: RobotView
+  /** The origin's lease token for the robot, when it sent one. */
+  readonly token: string | undefined
   /** Its origin no longer runs the robot. */
   orphan: boolean
 }
@@ -62,6 +81,8 @@ interface Entry {
 /** The latest view of each robot other nodes sent, with its origin. */
 export class RemoteViews {
   readonly #entries = new Map<string, Entry>()
+  /** The control leases each other node's sessions hold: node → robot → user. */
+  readonly #holders = new Map<string, ReadonlyMap<string, string>>()
   /** Nodes seen live: only those can leave (a node this one has not seen live yet may simply be new to its view). */
   readonly #seenLive = new Set<string>()
 
@@ -69,7 +90,9 @@ export class RemoteViews {
   apply(message: NodeViews): Array<string> {
     const changed: Array<string> = []
     for (const view of message.robots) {
-      this.#entries.set(view.id, { origin: message.node, view, orphan: false })
+      const before = this.#entries.get(view.id)
+      const token = message.tokens?.[view.id] ?? (before?.origin === message.node ? before.token : undefined)
+      this.#entries.set(view.id, { origin: message.node, view, token, orphan: false })
       changed.push(view.id)
     }
     const drop = (robot: string) => {
@@ -79,6 +102,14 @@ export class RemoteViews {
       changed.push(robot)
     }
     for (const robot of message.released) drop(robot)
+    if (message.holders !== undefined) {
+      const before = this.#holders.get(message.node) ?? new Map<string, string>()
+      const after = new Map(Object.entries(message.holders))
+      for (const robot of new Set([...before.keys(), ...after.keys()])) {
+        if (before.get(robot) !== after.get(robot)) changed.push(robot)
+      }
+      this.#holders.set(message.node, after)
+    }
     if (message.full) {
       const listed = new Set(message.robots.map((view) => view.id))
       for (const robot of this.#entries.keys()) if (!listed.has(robot)) drop(robot)
@@ -102,6 +133,15 @@ export class RemoteViews {
       entry.orphan = true
       changed.push(robot)
     }
+    for (const [node, held] of this.#holders) {
+      if (isLive(node)) {
+        this.#seenLive.add(node)
+        continue
+      }
+      if (!this.#seenLive.has(node)) continue
+      this.#holders.delete(node)
+      changed.push(...held.keys())
+    }
     return changed
   }
 
@@ -109,6 +149,21 @@ export class RemoteViews {
   view(robot: string): RobotView | undefined {
     const entry = this.#entries.get(robot)
     return entry === undefined ? undefined : entry.orphan ? orphaned(entry.view) : entry.view
+  }
+
+  /** The node that runs the robot, as its views say, and its lease token if it sent one; none once orphaned. */
+  owner(robot: string): { readonly node: string; readonly token: string | undefined } | undefined {
+    const entry = this.#entries.get(robot)
+    return entry === undefined || entry.orphan ? undefined : { node: entry.origin, token: entry.token }
+  }
+
+  /** The user of another node's session that holds the robot's control lease, if one does. */
+  holderOf(robot: string): string | undefined {
+    for (const held of this.#holders.values()) {
+      const user = held.get(robot)
+      if (user !== undefined) return user
+    }
+    return undefined
   }
 
   /** Every robot another node sent a view of. */
