@@ -43,6 +43,7 @@ import * as AgvLink from "../../links/vda5050/AgvLink.js"
 import * as MqttLink from "../../links/vda5050/MqttLink.js"
 import * as OfficialSchemas from "../../links/vda5050/OfficialSchemas.js"
 import * as Order from "../../links/vda5050/Order.js"
+import * as OrderId from "../../links/vda5050/OrderId.js"
 import * as HeardHeaderIds from "../../links/vda5050/HeardHeaderIds.js"
 import * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
 import {
@@ -419,7 +420,7 @@ export const makeUnstarted = (
           return send(AgvLink.resetStop)
         case "SendOrder": {
           const { orderUpdateId: _, ...body } = Order.fromPath({
-            orderId: `fleetvisor-${Date.now().toString(36)}`,
+            orderId: OrderId.make(options.placement?.node, Date.now()),
             path: command.nodes.map((node) => ({
               nodeId: node.nodeId,
               nodePosition: {
