@@ -217,7 +217,8 @@ export const start = (
       : yield* ClusterNode.start({
         redisUrl: clusterSettings.redisUrl.value,
         nodeId: clusterSettings.nodeId,
-        ttl: clusterSettings.leaseTtlMs
+        ttl: clusterSettings.leaseTtlMs,
+        publicUrl: Option.getOrUndefined(clusterSettings.publicUrl)
       })
     const node = cluster?.node ?? os.hostname()
     // The database, when a feature keeps anything in it: the gateway alone needs none.
@@ -260,7 +261,8 @@ export const start = (
       draining: () => draining,
       placement: cluster,
       backplane: cluster?.backplane,
-      latchExchange: cluster?.latches
+      latchExchange: cluster?.latches,
+      peers: cluster?.peers
     }), FleetFeature.off)
     // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
     const features = [fleet.feature, canvas.feature]

@@ -21,6 +21,8 @@ export interface ClusterSettings {
   readonly nodeId: string
   /** A robot lease's TTL, ms: how long a dead node's robots wait for another node. */
   readonly leaseTtlMs: number
+  /** The URL browsers reach this node at directly, announced to the others; none: dashboards send no stop here from another node. */
+  readonly publicUrl: Option.Option<string>
 }
 
 const nodeId = (name: string) =>
@@ -35,6 +37,16 @@ const ttl = (name: string) =>
     Config.mapOrFail((n) =>
       n >= 1_000 && n <= 60_000 ? Either.right(n) : Either.left(ConfigError.InvalidData([], `${n} must be between 1000 and 60000`))
     )
+  )
+
+const publicUrl = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((url) => {
+      const parsed = URL.canParse(url) ? new URL(url) : undefined
+      return parsed !== undefined && (parsed.protocol === "http:" || parsed.protocol === "https:")
+        ? Either.right(url.replace(/\/+$/, ""))
+        : Either.left(ConfigError.InvalidData([], `"${url}" must be an http:// or https:// URL`))
+    })
   )
 
 const declared = Setting.group("Cluster", {
@@ -54,6 +66,12 @@ const declared = Setting.group("Cluster", {
     default: "5000",
     help:
       "A robot lease's TTL in ms (1000–60000): a node that dies has its robots run elsewhere within about this plus 2 s; renewed every third of it."
+  }),
+  publicUrl: Setting.optional("CLUSTER_PUBLIC_URL", {
+    config: publicUrl,
+    unset: "(none)",
+    help:
+      "The URL browsers reach this node at directly, e.g. `https://fleet.plant.example/nodes/fleet-a` (a path of the proxy, so that the login cookie goes along): announced to the other nodes, whose dashboards send each emergency stop here too ([cluster.md](cluster.md#the-dashboard-sends-a-stop-to-two-nodes)). None: no dashboard of another node sends its stops here."
   })
 })
 
@@ -64,5 +82,6 @@ export const settings: ReadonlyArray<Setting.Setting<unknown>> = Object.values(d
 export const config: Config.Config<ClusterSettings> = Config.all({
   redisUrl: declared.redisUrl.config,
   nodeId: Config.map(declared.nodeId.config, Option.getOrElse(() => `${os.hostname()}-${process.pid}`)),
-  leaseTtlMs: declared.leaseTtlMs.config
+  leaseTtlMs: declared.leaseTtlMs.config,
+  publicUrl: declared.publicUrl.config
 })

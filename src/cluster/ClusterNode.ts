@@ -29,12 +29,14 @@ export interface ClusterNodeOptions {
   readonly nodeId: string
   /** Heartbeat and lease TTL, ms. */
   readonly ttl: number
+  /** The URL browsers reach this node at directly (`CLUSTER_PUBLIC_URL`), announced to the others. */
+  readonly publicUrl?: string | undefined
 }
 
 /** What an operator sees of the cluster from this node (`/admin/cluster`). */
 export interface ClusterView {
   readonly node: string
-  readonly live: ReadonlyArray<{ readonly id: string; readonly draining: boolean }>
+  readonly live: ReadonlyArray<{ readonly id: string; readonly draining: boolean; readonly publicUrl?: string | undefined }>
   /** The robots this node runs now, sorted. */
   readonly owned: ReadonlyArray<string>
   readonly epoch: number
@@ -58,6 +60,8 @@ export interface ClusterNode {
   readonly watch: (listener: (robot: string, owned: boolean) => void) => () => void
   /** Whether `node` is in the live set this node last read. */
   readonly isLive: (node: string) => boolean
+  /** The other live nodes that do not drain and announce a public URL, as this node last read them. */
+  readonly peers: () => ReadonlyArray<{ readonly id: string; readonly url: string }>
   readonly view: () => ClusterView
 }
 
@@ -70,7 +74,7 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
   Effect.gen(function*() {
     const context = yield* Layer.build(
       Ownership.layer({ ttl: options.ttl }).pipe(
-        Layer.provideMerge(Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl })),
+        Layer.provideMerge(Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl, publicUrl: options.publicUrl })),
         Layer.provideMerge(RedisConnection.layer(options.redisUrl))
       )
     )
@@ -106,9 +110,17 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
         return () => void listeners.delete(listener)
       },
       isLive: (node) => membership.unsafeLive().some((member) => member.id === node),
+      peers: () =>
+        membership.unsafeLive().flatMap((member) =>
+          member.id === options.nodeId || member.draining || member.publicUrl === undefined ? [] : [{ id: member.id, url: member.publicUrl }]
+        ),
       view: () => ({
         node: options.nodeId,
-        live: membership.unsafeLive().map((member) => ({ id: member.id, draining: member.draining })),
+        live: membership.unsafeLive().map((member) => ({
+          id: member.id,
+          draining: member.draining,
+          ...(member.publicUrl === undefined ? {} : { publicUrl: member.publicUrl })
+        })),
         owned: [...ownership.owned()].sort(),
         epoch: ownership.epoch(),
         ownership: ownership.counts(),

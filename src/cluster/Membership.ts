@@ -2,7 +2,7 @@
  * Which nodes of the cluster are alive, followed through Redis.
  *
  * Each node writes a heartbeat key `<prefix>:node:<id>` (JSON: its protocol version, whether it
- * drains, when it started) with a TTL, every TTL/3, and puts itself in the sorted set
+ * drains, when it started, the URL browsers reach it at when it has one) with a TTL, every TTL/3, and puts itself in the sorted set
  * `<prefix>:nodes` scored by when that heartbeat expires (Redis's own clock, so that the nodes'
  * clocks never matter). Every node polls the set: members whose score passed are pruned, and a
  * member is live while its heartbeat key exists. A node that stops (crash, SIGSTOP, lost network)
@@ -33,6 +33,8 @@ export interface Member {
   readonly draining: boolean
   /** When it started, ms since the epoch (its clock). */
   readonly startedAt: number
+  /** The URL browsers reach it at directly (`CLUSTER_PUBLIC_URL`), when it announces one. */
+  readonly publicUrl?: string | undefined
 }
 
 /** How a node takes part in the membership. */
@@ -51,6 +53,8 @@ export interface Options {
   readonly prefix?: string
   /** Whether closing the scope removes the heartbeat at once (default true); false leaves it to expire, as a crash would. */
   readonly leaveOnClose?: boolean
+  /** The URL browsers reach this node at directly, announced in its heartbeat (none: not announced). */
+  readonly publicUrl?: string | undefined
 }
 
 /** Plain counters, for metrics. */
@@ -125,7 +129,7 @@ const every = <A, E>(millis: number, effect: Effect.Effect<A, E>) =>
 
 const sameView = (a: ReadonlyArray<Member>, b: ReadonlyArray<Member>) =>
   a.length === b.length &&
-  a.every((m, i) => m.id === b[i].id && m.draining === b[i].draining && m.protocol === b[i].protocol)
+  a.every((m, i) => m.id === b[i].id && m.draining === b[i].draining && m.protocol === b[i].protocol && m.publicUrl === b[i].publicUrl)
 
 /**
  * Joins the membership: writes the first heartbeat and reads the live nodes (both only tried:
@@ -138,6 +142,7 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
     const ttl = options.ttl ?? 5_000
     const prefix = options.prefix ?? defaultPrefix
     const startedAt = Date.now()
+    const publicUrl = options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }
     const ownKey = nodeKey(prefix, node)
     const setKey = nodesKey(prefix)
     let draining = false
@@ -152,7 +157,7 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
       RedisConnection.run(redis, "heartbeat", heartbeatScript, [ownKey, setKey], [
         node,
         ttl,
-        JSON.stringify({ protocol, draining, startedAt })
+        JSON.stringify({ protocol, draining, startedAt, ...publicUrl })
       ])
     ).pipe(Effect.tap(() => Effect.sync(() => counts.heartbeats++)), Effect.asVoid))
 
@@ -166,7 +171,13 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
         if (value == null) return
         try {
           const info = JSON.parse(value) as Partial<Member>
-          members.push({ id, protocol: Number(info.protocol ?? 0), draining: info.draining === true, startedAt: Number(info.startedAt ?? 0) })
+          members.push({
+            id,
+            protocol: Number(info.protocol ?? 0),
+            draining: info.draining === true,
+            startedAt: Number(info.startedAt ?? 0),
+            ...(typeof info.publicUrl === "string" ? { publicUrl: info.publicUrl } : {})
+          })
         } catch {
           members.push({ id, protocol: 0, draining: false, startedAt: 0 })
         }
