@@ -139,8 +139,14 @@ export interface FleetService {
    * Stops and latches one robot, or every robot known when `robot` is omitted; needs no lease
    * (the gateway checks `STOP_ROLE`). Resolves once the latches are committed, with which robots
    * the stop reached. `who` is the user's name, or the caller with their role and session.
+   * `copyOf` names the node a dashboard sent the same stop to first: the audit log records this
+   * one as its copy (a robot already latched keeps its first latch).
    */
-  readonly emergencyStop: (robot: string | undefined, who: string | Caller) => Effect.Effect<StopReport, UnknownRobot>
+  readonly emergencyStop: (
+    robot: string | undefined,
+    who: string | Caller,
+    copyOf?: string | undefined
+  ) => Effect.Effect<StopReport, UnknownRobot>
   /** What the fleet's parts measure of themselves, for `/metrics` and benchmarks. */
   readonly stats: Effect.Effect<FleetStats>
   /** The stop channel's port and counters, when `stopPort` is configured. */
@@ -661,8 +667,10 @@ export const makeUnstarted = (
           else yield* onAgv(robot, link, command)
           if (command._tag === "Reset") yield* persist([robot])
         }).pipe(audit(holder, robot, command._tag, command)),
-      emergencyStop: (robot, who) =>
-        stopRobots(robot, [], typeof who === "string" ? who : who.user).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
+      emergencyStop: (robot, who, copyOf) =>
+        stopRobots(robot, [], typeof who === "string" ? who : who.user).pipe(
+          audit(who, robot ?? "*", "EmergencyStop", copyOf === undefined ? {} : { copyOf })
+        ),
       stats,
       stopChannel: stopChannel?.status
     } satisfies FleetService
