@@ -5,13 +5,16 @@
  * AGVs. Each node's `/fleet/nodes` names itself and the other with its public URL. A stop sent to
  * both nodes at once (the second marked `copyOf`) reaches the AGV from both, latches it once on
  * each node (one row, the cluster's copy in Redis is one of the two) and is audited on both, the
- * copy as such. With Redis stopped, a stop sent to both nodes still reaches the AGV from each.
+ * copy as such. The fleet page (Debian's chromium) does the same: its stop button sends the stop
+ * to its node and a copy to the other. With Redis stopped, a stop sent to both nodes still
+ * reaches the AGV from each.
  */
 import Sqlite from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import { Redis } from "ioredis"
 import * as Scope from "effect/Scope"
 import * as path from "node:path"
+import { chromium } from "playwright-core"
 import { describe, expect, it } from "vitest"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
@@ -60,7 +63,9 @@ describe("the dashboard's stop sent to two nodes", () => {
       FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
       FLEET_MQTT_PREFIX: prefix,
       REDIS_URL: cluster.redis.url,
-      CLUSTER_LEASE_TTL_MS: "3000"
+      CLUSTER_LEASE_TTL_MS: "3000",
+      // The page of one node opens its stop's copy on the other (another origin: another port).
+      ALLOWED_ORIGINS: ports.map((port) => `http://127.0.0.1:${port}`).join(",")
     }
     const [a, b] = await Promise.all(names.map((name, i) =>
       startProcess({ ...env, NODE_ID: name, PORT: String(ports[i]), CLUSTER_PUBLIC_URL: `http://127.0.0.1:${ports[i]}/` })
@@ -120,6 +125,29 @@ describe("the dashboard's stop sent to two nodes", () => {
     await until("both stops audited", 5_000, async () => recordsOf(a, robot).stops.length === 1 && recordsOf(b, robot).stops.length === 1)
     expect(recordsOf(a, robot).stops.map((row) => [JSON.parse(row.params), row.result])).toEqual([[{}, "ok"]])
     expect(recordsOf(b, robot).stops.map((row) => [JSON.parse(row.params), row.result])).toEqual([[{ copyOf: "node-a" }, "ok"]])
+
+    // The page does the same: a stop pressed on a's dashboard goes to a, and its copy to b.
+    const pressed = ids[2]!
+    const chrome = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] })
+    try {
+      const page = await chrome.newPage({ viewport: { width: 1280, height: 800 } })
+      await page.goto(`${a.url}/fleet/`)
+      await page.waitForFunction(() => document.body.dataset.connection === "Open")
+      await page.waitForFunction(() => (window as any).fleetvisorFleet.peer() === "node-b")
+      await page.click(`#robots tr[data-id="${pressed}"]`)
+      await page.waitForSelector("#detail:not([hidden])")
+      await page.click("#estop-one")
+      await page.waitForFunction((robot) => document.querySelector("#message")?.textContent === `Stopped ${robot}`, pressed)
+      await page.waitForFunction(() => document.body.dataset.peerStop === "ok:node-b")
+      expect(await page.evaluate(() => document.body.dataset.stopPath)).toBe("gateway")
+    } finally {
+      await chrome.close()
+    }
+    await until("the pressed stop audited on both nodes", 5_000, async () =>
+      recordsOf(a, pressed).stops.length === 1 && recordsOf(b, pressed).stops.length === 1)
+    expect(recordsOf(a, pressed).stops.map((row) => JSON.parse(row.params))).toEqual([{}])
+    expect(recordsOf(b, pressed).stops.map((row) => JSON.parse(row.params))).toEqual([{ copyOf: "node-a" }])
+    await until("the pressed AGV paused", 5_000, async () => (await Effect.runPromise(sim.agvs[2]!.state)).paused === true)
 
     // Redis stopped: each copy still goes out.
     await cluster.redis.stop()

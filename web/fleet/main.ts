@@ -451,7 +451,9 @@ window.addEventListener("keydown", (event) => {
   /** What the map drew last: each robot's place in CSS pixels, and the canvas's size. */
   map: () => map.frame(),
   /** The events panel's lines, newest first. */
-  events: () => events.lines()
+  events: () => events.lines(),
+  /** The node each stop's copy goes to (`peerStop.ts`), if any. */
+  peer: () => peerStop.peer()
 }
 
 runtime.runFork(connection)
