@@ -1,13 +1,14 @@
 /**
  * The dashboard sends a stop to two nodes (issue #16), from the server's side and with the Node
  * client doing what the page does (`web/fleet/peerStop.ts`): two service processes, each with a
- * `CLUSTER_PUBLIC_URL`, a Redis of the test's own (TTL 3 s), the run's Mosquitto, 3 simulated
+ * `CLUSTER_PUBLIC_URL`, a Redis of the test's own (TTL 3 s), the run's Mosquitto, 4 simulated
  * AGVs. Each node's `/fleet/nodes` names itself and the other with its public URL. A stop sent to
  * both nodes at once (the second marked `copyOf`) reaches the AGV from both, latches it once on
  * each node (one row, the cluster's copy in Redis is one of the two) and is audited on both, the
  * copy as such. The fleet page (Debian's chromium) does the same: its stop button sends the stop
  * to its node and a copy to the other. With Redis stopped, a stop sent to both nodes still
- * reaches the AGV from each.
+ * reaches the AGV from each; with Redis stopped and the page's own node killed, the page's stop
+ * button still stops an AGV, through its copy.
  */
 import Sqlite from "better-sqlite3"
 import * as Effect from "effect/Effect"
@@ -52,7 +53,7 @@ describe("the dashboard's stop sent to two nodes", () => {
   it("is announced, reaches the AGV from both, latches once, is audited as a copy, and goes out without Redis", async () => {
     const prefix = FleetProbe.uniquePrefix()
     const sim = await Effect.runPromise(
-      AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 3, stateIntervalMs: 500 }).pipe(Scope.extend(scope))
+      AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 4, stateIntervalMs: 500 }).pipe(Scope.extend(scope))
     )
     const ids = sim.agvs.map((agv) => `${agv.manufacturer}/${agv.serialNumber}`)
     const ports = [await freePort(), await freePort()]
@@ -134,27 +135,40 @@ describe("the dashboard's stop sent to two nodes", () => {
       await page.goto(`${a.url}/fleet/`)
       await page.waitForFunction(() => document.body.dataset.connection === "Open")
       await page.waitForFunction(() => (window as any).fleetvisorFleet.peer() === "node-b")
-      await page.click(`#robots tr[data-id="${pressed}"]`)
-      await page.waitForSelector("#detail:not([hidden])")
-      await page.click("#estop-one")
-      await page.waitForFunction((robot) => document.querySelector("#message")?.textContent === `Stopped ${robot}`, pressed)
-      await page.waitForFunction(() => document.body.dataset.peerStop === "ok:node-b")
+      const press = async (robot: string) => {
+        await page.click(`#robots tr[data-id="${robot}"]`)
+        await page.waitForSelector("#detail:not([hidden])")
+        await page.click("#estop-one")
+        await page.waitForFunction((robot) => document.querySelector("#message")?.textContent === `Stopped ${robot}`, robot)
+        await page.waitForFunction(() => document.body.dataset.peerStop === "ok:node-b")
+      }
+      await press(pressed)
       expect(await page.evaluate(() => document.body.dataset.stopPath)).toBe("gateway")
+      await until("the pressed stop audited on both nodes", 5_000, async () =>
+        recordsOf(a, pressed).stops.length === 1 && recordsOf(b, pressed).stops.length === 1)
+      expect(recordsOf(a, pressed).stops.map((row) => JSON.parse(row.params))).toEqual([{}])
+      expect(recordsOf(b, pressed).stops.map((row) => JSON.parse(row.params))).toEqual([{ copyOf: "node-a" }])
+      await until("the pressed AGV paused", 5_000, async () => (await Effect.runPromise(sim.agvs[2]!.state)).paused === true)
+
+      // Redis stopped: each copy still goes out.
+      await cluster.redis.stop()
+      const other = ids[1]!
+      const withoutRedis = await stopOnBoth(b, "node-b", a, other)
+      expect(withoutRedis.map((report) => report?.reached)).toEqual([[other], [other]])
+      await until("the second AGV paused", 5_000, async () => (await Effect.runPromise(sim.agvs[1]!.state)).paused === true)
+
+      // Redis stopped and the page's own node killed: the page's stop still goes out, through its copy.
+      a.child.kill("SIGKILL")
+      await a.exited
+      const last = ids[3]!
+      const before = recordsOf(b, last).stops.length
+      await press(last)
+      await until("the last AGV paused", 5_000, async () => (await Effect.runPromise(sim.agvs[3]!.state)).paused === true)
+      await until("the last stop audited on b", 5_000, async () => recordsOf(b, last).stops.length === before + 1)
+      expect(JSON.parse(recordsOf(b, last).stops.at(-1)!.params)).toEqual({ copyOf: "node-a" })
     } finally {
       await chrome.close()
     }
-    await until("the pressed stop audited on both nodes", 5_000, async () =>
-      recordsOf(a, pressed).stops.length === 1 && recordsOf(b, pressed).stops.length === 1)
-    expect(recordsOf(a, pressed).stops.map((row) => JSON.parse(row.params))).toEqual([{}])
-    expect(recordsOf(b, pressed).stops.map((row) => JSON.parse(row.params))).toEqual([{ copyOf: "node-a" }])
-    await until("the pressed AGV paused", 5_000, async () => (await Effect.runPromise(sim.agvs[2]!.state)).paused === true)
-
-    // Redis stopped: each copy still goes out.
-    await cluster.redis.stop()
-    const other = ids[1]!
-    const withoutRedis = await stopOnBoth(b, "node-b", a, other)
-    expect(withoutRedis.map((report) => report?.reached)).toEqual([[other], [other]])
-    await until("the second AGV paused", 5_000, async () => (await Effect.runPromise(sim.agvs[1]!.state)).paused === true)
     process.stdout.write(
       `[dashboard stops] one stop sent to two nodes: reached from both; latched on a at ${onA.since}, on b at ${onB.since} ` +
         `(${Math.abs(onA.since - onB.since)} ms apart), Redis kept ${inRedis.since}; audited on a ${JSON.stringify(recordsOf(a, robot).stops)}, on b ${JSON.stringify(recordsOf(b, robot).stops)}\n`

@@ -357,10 +357,11 @@ const notePeer = (answer: PeerStop.PeerAnswer) => {
 /**
  * Stops over the stop channel when it answers, else as the RPC; `body.dataset.stopPath` says which
  * went. A copy goes to another node at the same time (`peerStop.ts`); when this node's own path
- * fails, the page reports the copy's answer.
+ * fails, or gives no answer within 2 s while a copy went out, the page reports the copy's answer.
  */
 const emergencyStop = (robot: string | undefined) =>
   Effect.gen(function*() {
+    const copied = peerStop.peer() !== undefined
     const copy = peerStop.stop(robot).then((answer) => {
       notePeer(answer)
       return answer
@@ -373,7 +374,10 @@ const emergencyStop = (robot: string | undefined) =>
     } else {
       document.body.dataset.stopPath = "gateway"
       const client = yield* FleetvisorClient
-      exit = yield* Effect.exit(client.rpc.FleetEmergencyStop(robot === undefined ? {} : { robot }))
+      const stop = client.rpc.FleetEmergencyStop(robot === undefined ? {} : { robot })
+      exit = yield* Effect.exit(
+        copied ? stop.pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => ({ _tag: "NoAnswer" }) })) : stop
+      )
     }
     if (Exit.isFailure(exit)) {
       const peer = yield* Effect.promise(() => copy)
