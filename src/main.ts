@@ -264,7 +264,8 @@ export const start = (
           bind: clusterSettings.bind,
           advertise: clusterSettings.advertise,
           secretFile: Option.getOrUndefined(clusterSettings.secretFile)
-        }
+        },
+        publicUrl: Option.getOrUndefined(clusterSettings.publicUrl)
       })
     const node = cluster?.node ?? os.hostname()
     // The database, when a feature keeps anything in it: the gateway alone needs none.
@@ -312,7 +313,8 @@ export const start = (
       peers: cluster === undefined ? undefined : {
         transport: cluster.transport,
         others: () => cluster.membership.unsafeLive().map((member) => member.id).filter((id) => id !== cluster.node)
-      }
+      },
+      publicPeers: cluster?.publicPeers
     }), FleetFeature.off)
     // In the order of DESIGN.md's tree: the fleet's subtree before the canvas's.
     const features = [fleet.feature, canvas.feature]

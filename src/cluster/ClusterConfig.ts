@@ -29,6 +29,8 @@ export interface ClusterSettings {
   readonly advertise: string
   /** A file holding the cluster's shared secret, if any. */
   readonly secretFile: Option.Option<string>
+  /** The URL browsers reach this node at directly, announced to the others; none: dashboards send no stop here from another node. */
+  readonly publicUrl: Option.Option<string>
 }
 
 const nodeId = (name: string) =>
@@ -57,6 +59,16 @@ const host = (name: string) =>
     Config.mapOrFail((h) =>
       h.length > 0 && !/[\s/]/.test(h) ? Either.right(h) : Either.left(ConfigError.InvalidData([], `"${h}" must be a host name or address`))
     )
+  )
+
+const publicUrl = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((url) => {
+      const parsed = URL.canParse(url) ? new URL(url) : undefined
+      return parsed !== undefined && (parsed.protocol === "http:" || parsed.protocol === "https:")
+        ? Either.right(url.replace(/\/+$/, ""))
+        : Either.left(ConfigError.InvalidData([], `"${url}" must be an http:// or https:// URL`))
+    })
   )
 
 const declared = Setting.group("Cluster", {
@@ -99,6 +111,12 @@ const declared = Setting.group("Cluster", {
     unset: "(none)",
     help:
       "A file (readable only by the service) holding a secret of at least 16 bytes shared by every node: a peer that does not prove it knows it is refused. None: any peer that reaches the port is trusted."
+  }),
+  publicUrl: Setting.optional("CLUSTER_PUBLIC_URL", {
+    config: publicUrl,
+    unset: "(none)",
+    help:
+      "The URL browsers reach this node at directly, e.g. `https://fleet.plant.example/nodes/fleet-a` (a path of the proxy, so that the login cookie goes along): announced to the other nodes, whose dashboards send each emergency stop here too ([cluster.md](cluster.md#the-dashboard-sends-a-stop-to-two-nodes)). None: no dashboard of another node sends its stops here."
   })
 })
 
@@ -113,5 +131,6 @@ export const config: Config.Config<ClusterSettings> = Config.all({
   port: declared.port.config,
   bind: declared.bind.config,
   advertise: Config.map(declared.advertise.config, Option.getOrElse(() => os.hostname())),
-  secretFile: declared.secretFile.config
+  secretFile: declared.secretFile.config,
+  publicUrl: declared.publicUrl.config
 })

@@ -43,12 +43,14 @@ export interface ClusterNodeOptions {
     /** The file of the cluster's shared secret (`CLUSTER_SECRET_FILE`). */
     readonly secretFile?: string | undefined
   } | undefined
+  /** The URL browsers reach this node at directly (`CLUSTER_PUBLIC_URL`), announced to the others. */
+  readonly publicUrl?: string | undefined
 }
 
 /** What an operator sees of the cluster from this node (`/admin/cluster`). */
 export interface ClusterView {
   readonly node: string
-  readonly live: ReadonlyArray<{ readonly id: string; readonly draining: boolean }>
+  readonly live: ReadonlyArray<{ readonly id: string; readonly draining: boolean; readonly publicUrl?: string | undefined }>
   /** The robots this node runs now, sorted. */
   readonly owned: ReadonlyArray<string>
   readonly epoch: number
@@ -82,6 +84,8 @@ export interface ClusterNode {
   readonly isLive: (node: string) => boolean
   /** This node's lease token on `robot` (`epoch.counter`) while it runs it. */
   readonly tokenOf: (robot: string) => string | undefined
+  /** The other live nodes that do not drain and announce a public URL, as this node last read them. */
+  readonly publicPeers: () => ReadonlyArray<{ readonly id: string; readonly url: string }>
   readonly view: () => ClusterView
 }
 
@@ -109,7 +113,9 @@ export const start = (
     yield* Effect.logInfo(`node link listening, announced as ${link.address}${secret === undefined ? " (no cluster secret)" : ""}`)
     const context = yield* Layer.build(
       Ownership.layer({ ttl: options.ttl }).pipe(
-        Layer.provideMerge(Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl, address: link.address })),
+        Layer.provideMerge(
+          Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl, address: link.address, publicUrl: options.publicUrl })
+        ),
         Layer.provideMerge(RedisConnection.layer(options.redisUrl))
       )
     )
@@ -158,9 +164,17 @@ export const start = (
         const token = ownership.owns(robot) ? ownership.tokenOf(robot) : undefined
         return token === undefined ? undefined : FencingToken.format(token)
       },
+      publicPeers: () =>
+        membership.unsafeLive().flatMap((member) =>
+          member.id === options.nodeId || member.draining || member.publicUrl === undefined ? [] : [{ id: member.id, url: member.publicUrl }]
+        ),
       view: () => ({
         node: options.nodeId,
-        live: membership.unsafeLive().map((member) => ({ id: member.id, draining: member.draining })),
+        live: membership.unsafeLive().map((member) => ({
+          id: member.id,
+          draining: member.draining,
+          ...(member.publicUrl === undefined ? {} : { publicUrl: member.publicUrl })
+        })),
         owned: [...ownership.owned()].sort(),
         epoch: ownership.epoch(),
         ownership: ownership.counts(),

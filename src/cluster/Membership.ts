@@ -2,7 +2,7 @@
  * Which nodes of the cluster are alive, followed through Redis.
  *
  * Each node writes a heartbeat key `<prefix>:node:<id>` (JSON: its protocol version, whether it
- * drains, when it started, where its node link listens) with a TTL, every TTL/3, and puts itself in the sorted set
+ * drains, when it started, where its node link listens, the URL browsers reach it at when it has one) with a TTL, every TTL/3, and puts itself in the sorted set
  * `<prefix>:nodes` scored by when that heartbeat expires (Redis's own clock, so that the nodes'
  * clocks never matter). Every node polls the set: members whose score passed are pruned, and a
  * member is live while its heartbeat key exists. A node that stops (crash, SIGSTOP, lost network)
@@ -35,6 +35,8 @@ export interface Member {
   readonly startedAt: number
   /** Where its node link listens, `host:port` (see `NodeLink`); absent for a node without one. */
   readonly address?: string | undefined
+  /** The URL browsers reach it at directly (`CLUSTER_PUBLIC_URL`), when it announces one. */
+  readonly publicUrl?: string | undefined
 }
 
 /** How a node takes part in the membership. */
@@ -55,6 +57,8 @@ export interface Options {
   readonly prefix?: string
   /** Whether closing the scope removes the heartbeat at once (default true); false leaves it to expire, as a crash would. */
   readonly leaveOnClose?: boolean
+  /** The URL browsers reach this node at directly, announced in its heartbeat (none: not announced). */
+  readonly publicUrl?: string | undefined
 }
 
 /** Plain counters, for metrics. */
@@ -130,7 +134,7 @@ const every = <A, E>(millis: number, effect: Effect.Effect<A, E>) =>
 const sameView = (a: ReadonlyArray<Member>, b: ReadonlyArray<Member>) =>
   a.length === b.length &&
   a.every((m, i) => m.id === b[i].id && m.draining === b[i].draining && m.protocol === b[i].protocol &&
-    m.address === b[i].address)
+    m.address === b[i].address && m.publicUrl === b[i].publicUrl)
 
 /**
  * Joins the membership: writes the first heartbeat and reads the live nodes (both only tried:
@@ -143,6 +147,7 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
     const ttl = options.ttl ?? 5_000
     const prefix = options.prefix ?? defaultPrefix
     const startedAt = Date.now()
+    const publicUrl = options.publicUrl === undefined ? {} : { publicUrl: options.publicUrl }
     const ownKey = nodeKey(prefix, node)
     const setKey = nodesKey(prefix)
     let draining = false
@@ -157,7 +162,7 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
       RedisConnection.run(redis, "heartbeat", heartbeatScript, [ownKey, setKey], [
         node,
         ttl,
-        JSON.stringify({ protocol, draining, startedAt, ...(options.address === undefined ? {} : { address: options.address }) })
+        JSON.stringify({ protocol, draining, startedAt, ...(options.address === undefined ? {} : { address: options.address }), ...publicUrl })
       ])
     ).pipe(Effect.tap(() => Effect.sync(() => counts.heartbeats++)), Effect.asVoid))
 
@@ -176,7 +181,8 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
             protocol: Number(info.protocol ?? 0),
             draining: info.draining === true,
             startedAt: Number(info.startedAt ?? 0),
-            ...(typeof info.address === "string" ? { address: info.address } : {})
+            ...(typeof info.address === "string" ? { address: info.address } : {}),
+            ...(typeof info.publicUrl === "string" ? { publicUrl: info.publicUrl } : {})
           })
         } catch {
           members.push({ id, protocol: 0, draining: false, startedAt: 0 })

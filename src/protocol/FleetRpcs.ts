@@ -408,7 +408,14 @@ export const FleetCommand = Rpc.make("FleetCommand", {
  * a v1 server sent none) says which robots the stop reached and which it only latched.
  */
 export const FleetEmergencyStop = Rpc.make("FleetEmergencyStop", {
-  payload: { robot: Schema.optional(RobotId) },
+  payload: {
+    robot: Schema.optional(RobotId),
+    /**
+     * Set on a dashboard's second copy of a stop: the node that got the first (added after v1
+     * froze; older servers ignore it). The stop is done all the same, and recorded as a copy.
+     */
+    copyOf: Schema.optional(Schema.String)
+  },
   success: Schema.UndefinedOr(StopReport),
   error: Schema.Union(UnknownRobot, Unauthorized, Forbidden)
 })

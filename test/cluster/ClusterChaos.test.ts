@@ -14,9 +14,21 @@
  * robot's link runs on exactly one live node again within TTL + 2 s, and the dashboard open on
  * each live node since the start (`FleetSubscribe`) shows every robot online with AGV samples
  * taken after the fault. The latch outlives Redis's memory: back in Redis, shown `stopped` on
- * every node. One overlap is tolerated and counted apart: the resumed node's lag (`resumeLagMs`). `CHAOS_ROUNDS` (default 1) sets the rounds: `npm run chaos:cluster` runs 50.
+ * every node.
+ *
+ * The simulators check for duplicate owners themselves: an arm's controller refuses a second
+ * client, and the AGV simulator counts orders of two nodes that reach one AGV within one lease
+ * period (TTL). Throughout, an orderer sends each AGV an order through every live node, once a
+ * second (a session per node and round: `FleetAcquire`, then `FleetCommand` `SendOrder`): a node
+ * that does not run the AGV refuses (`RobotOffline`, `UnknownRobot`), so every node that believes
+ * it runs the AGV sends it an order at about the same instant, and two such nodes are flagged.
+ * Since a lawful handover only keeps the old owner's last order a lease margin before the new
+ * owner's first, the orderer falls silent for one TTL before each fault that moves robots (kill,
+ * SIGSTOP, Redis) and orders again right after it; it stays silent through the Redis round, whose
+ * Reset takes the AGV's control lease. One overlap is tolerated and counted apart: the resumed node's lag (`resumeLagMs`). `CHAOS_ROUNDS` (default 1) sets the rounds: `npm run chaos:cluster` runs 50.
  */
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
@@ -28,6 +40,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as ErrorCode from "../../src/links/rmi/RmiErrorCode.js"
 import * as RmiSimulator from "../../src/links/rmi/RmiSimulator.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
+import type * as SimMap from "../../src/links/vda5050/SimMap.js"
 import { uniquePrefix } from "../links/vda5050/support/FleetProbe.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
 import { type MosquittoServer, startMosquitto } from "../support/MosquittoServer.js"
@@ -84,6 +97,56 @@ afterAll(async () => {
   await redis?.stop()
 })
 
+/** Sends each AGV an order through every node `nodes()` gives, once a second, until `stop`; silent between `quiet` and `resume`. */
+const startOrderer = (nodes: () => ReadonlyArray<ServiceProcess>, agvs: ReadonlyArray<string>, map: SimMap.SimMap) => {
+  const answers: Record<string, number> = {}
+  let running = true
+  let silent = false
+  let inFlight: Promise<unknown> = Promise.resolve()
+  let n = 0
+  const orderAll = (service: ServiceProcess) =>
+    withClient(service, (client) =>
+      Effect.forEach(agvs, (robot) => {
+        const target = map.nodes[n++ % map.nodes.length]!
+        return client.rpc.FleetAcquire({ robot }).pipe(
+          Effect.zipRight(client.rpc.FleetCommand({
+            robot,
+            command: { _tag: "SendOrder", nodes: [{ nodeId: target.nodeId, x: target.x, y: target.y, mapId: map.mapId }] }
+          })),
+          Effect.either,
+          Effect.map((result) => {
+            const answer = Either.isRight(result) ? "ok" : (result.left as { _tag?: string })._tag ?? "error"
+            answers[answer] = (answers[answer] ?? 0) + 1
+          })
+        )
+      }, { concurrency: "unbounded" }).pipe(Effect.timeout("3 seconds"))).catch(() => {
+        answers.unanswered = (answers.unanswered ?? 0) + 1
+      })
+  const loop = (async () => {
+    while (running) {
+      if (!silent) {
+        inFlight = Promise.all(nodes().map(orderAll))
+        await inFlight
+      }
+      await sleep(1_000)
+    }
+  })()
+  return {
+    answers,
+    /** Stops ordering; resolves once the last order sent is one lease period old. */
+    quiet: async () => {
+      silent = true
+      await inFlight
+      await sleep(ttl)
+    },
+    resume: () => void (silent = false),
+    stop: async () => {
+      running = false
+      await loop
+    }
+  }
+}
+
 const up = (): Array<Node> => cluster.filter((node) => node.state === "up")
 const named = (nodes: ReadonlyArray<Node>): Array<NamedNode> => nodes.map(({ name, service }) => ({ name, service }))
 
@@ -120,7 +183,7 @@ describe("a cluster of three nodes under chaos", () => {
     // The AGVs speak once every node sees the others, so rendezvous shares them out (placement is sticky).
     await untilLive(3)
     const sim = await Effect.runPromise(
-      AgvSimulator.make({ brokerUrl: broker.url, prefix, count: 6, stateIntervalMs: 1_000 }).pipe(Scope.extend(scope))
+      AgvSimulator.make({ brokerUrl: broker.url, prefix, count: 6, stateIntervalMs: 1_000, leasePeriodMs: ttl }).pipe(Scope.extend(scope))
     )
     const agvIds = sim.agvs.map((agv) => `${agv.manufacturer}/${agv.serialNumber}`)
     const ids = [...agvIds, ...arms.map((_, i) => `arm-${i + 1}`)]
@@ -169,10 +232,12 @@ describe("a cluster of three nodes under chaos", () => {
     await until("every arm connected", 15_000, armsConnected)
     await dashboardsCaughtUp("start", Date.now())
     const watchdog = startWatchdog(() => named(up()))
+    const orderer = startOrderer(() => up().map((node) => node.service), agvIds, sim.map)
     await sleep(1_000)
 
     /** kill -9 of the busiest node: the others run its robots; then it starts again with the same id and data. */
     const killOne = async (round: number) => {
+      await orderer.quiet()
       const victim = await busiest()
       const before = await refused()
       watchdog.mark(`round ${round}: kill -9 ${victim.name}`)
@@ -180,6 +245,7 @@ describe("a cluster of three nodes under chaos", () => {
       const at = Date.now()
       victim.service.child.kill("SIGKILL")
       await victim.service.exited
+      orderer.resume()
       figures.kill.push(await everyRobotOnce(`kill -9 ${victim.name}`, at))
       await until("every arm connected after the kill", 10_000, armsConnected)
       figures.killViews.push(await dashboardsCaughtUp(`kill -9 ${victim.name}`, at))
@@ -196,6 +262,7 @@ describe("a cluster of three nodes under chaos", () => {
 
     /** SIGSTOP of the busiest node for 2 × TTL: the others run its robots, its AGVs move; after SIGCONT it runs none of them. */
     const pauseOne = async (round: number) => {
+      await orderer.quiet()
       const victim = await busiest()
       const ran = await linksOf(victim.service)
       const itsArms = new Set(arms.map((_, i) => i).filter((i) => ran.has(`robot:arm-${i + 1}`)))
@@ -205,6 +272,7 @@ describe("a cluster of three nodes under chaos", () => {
       victim.state = "paused"
       const at = Date.now()
       victim.service.child.kill("SIGSTOP")
+      orderer.resume()
       figures.pause.push(await everyRobotOnce(`SIGSTOP ${victim.name}`, at))
       // While it sleeps its AGVs move on the other nodes' dashboards (its arms wait: it still holds their sessions).
       await dashboardsCaughtUp(`SIGSTOP ${victim.name}`, at, itsAgvs, at + bound + 1_000 - Date.now())
@@ -230,6 +298,7 @@ describe("a cluster of three nodes under chaos", () => {
 
     /** Redis restarted empty with an AGV latched: no handover, the latch back in Redis and shown on every node. */
     const restartRedis = async (round: number) => {
+      await orderer.quiet()
       const robot = agvIds[(round - 1) % agvIds.length]!
       const owner = (await placementOf(named(up()))).get(`agv:${robot}`)![0]!
       const stopper = up().find((node) => node.name !== owner)!
@@ -274,6 +343,7 @@ describe("a cluster of three nodes under chaos", () => {
         }))
       await until("the latch cleared on every dashboard", 10_000, async () =>
         up().every((node) => node.board.robots.get(robot)?.safety !== "stopped"))
+      orderer.resume()
     }
 
     /** The broker restarted: the links stay, every node's view of every AGV recovers. */
@@ -295,6 +365,7 @@ describe("a cluster of three nodes under chaos", () => {
         await restartRedis(round)
         await restartBroker(round)
         expect(watchdog.duplicates.filter((duplicate) => !isResumeLag(duplicate))).toEqual([])
+        expect(await Effect.runPromise(sim.duplicateOwners)).toEqual([])
         expect(unexplainedRefusals).toEqual([])
         expect(cluster.flatMap((node) => node.board.problems)).toEqual([])
         // Every dashboard open on a node that was not killed kept its session.
@@ -304,7 +375,13 @@ describe("a cluster of three nodes under chaos", () => {
       await sleep(500)
     } finally {
       await watchdog.stop()
+      await orderer.stop()
     }
+    // The AGVs' own check: orders went out through every node during the rounds, and no AGV had two owners.
+    const ordersBy = new Map<string, number>()
+    for (const agv of sim.agvs) for (const [node, n] of await Effect.runPromise(agv.ordersBy)) ordersBy.set(node, (ordersBy.get(node) ?? 0) + n)
+    expect(await Effect.runPromise(sim.duplicateOwners)).toEqual([])
+    expect(ordersBy.size).toBeGreaterThan(1)
     const lags = watchdog.duplicates.filter(isResumeLag)
     expect(watchdog.duplicates.length).toBe(lags.length)
     expect(watchdog.samples()).toBeGreaterThan(rounds * 50)
@@ -317,7 +394,9 @@ describe("a cluster of three nodes under chaos", () => {
         `SIGSTOP ${range(figures.pause)} (after SIGCONT ${range(figures.resume)}, arms reconnected ${range(figures.resumeArms)} after it, ` +
         `${figures.pauseRefusals.join("/")} refused reconnects while paused, ${figures.pausedBoardsReopened} paused node's dashboards reopened); Redis restarted ${range(figures.redis)}, ` +
         `${figures.redisGaps} of ${figures.redisSamples} samples in grace with a robot running nowhere ` +
-        `(dashboards ${range(figures.redisViews)}); broker restarted ${range(figures.broker)} (dashboards ${range(figures.brokerViews)})\n`
+        `(dashboards ${range(figures.redisViews)}); broker restarted ${range(figures.broker)} (dashboards ${range(figures.brokerViews)}); ` +
+        `AGV orders: ${[...ordersBy].map(([node, n]) => `${n} by ${node}`).join(", ")}, answers ${JSON.stringify(orderer.answers)}, ` +
+        `0 duplicate owners flagged by the AGVs (lease period ${ttl} ms)\n`
     )
   }, 120_000 + rounds * 90_000)
 })

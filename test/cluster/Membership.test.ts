@@ -50,6 +50,23 @@ describe("Membership", () => {
       yield* eventually("both again after Redis came back empty", () => ids(a).join() === "a,b", 3_000)
     }))
 
+  it.scopedLive("announces the public URL a node has, and none for a node without", () =>
+    Effect.gen(function*() {
+      const server = yield* redisServer
+      const a = yield* Membership.make({ redis: yield* connect(server), node: "a", protocol: 1, ttl: 900, pollInterval: 50 })
+      yield* Membership.make({
+        redis: yield* connect(server),
+        node: "b",
+        protocol: 1,
+        ttl: 900,
+        pollInterval: 50,
+        publicUrl: "https://fleet.plant.example/nodes/b"
+      })
+      yield* eventually("a sees b", () => ids(a).join() === "a,b")
+      expect(a.unsafeLive().map((m) => [m.id, m.publicUrl])).toEqual([["a", undefined], ["b", "https://fleet.plant.example/nodes/b"]])
+      expect("publicUrl" in a.unsafeLive()[0]).toBe(false)
+    }))
+
   it.effect("refuses an id with a | in it", () =>
     Effect.gen(function*() {
       const failure = yield* Effect.flip(Effect.scoped(Membership.make({ redis: undefined as never, node: "a|b", protocol: 1 })))

@@ -13,7 +13,8 @@
  * The robots come from `FleetSubscribe` (a snapshot, then conflated updates); the lease is
  * renewed at half its remaining time while held, and the page forgets it when the server says it
  * is gone. An emergency stop needs no lease; it goes over the stop channel when the service runs
- * one (`stopChannel.ts`), else as the `FleetEmergencyStop` RPC.
+ * one (`stopChannel.ts`), else as the `FleetEmergencyStop` RPC; in a cluster a copy goes to another
+ * node at the same time (`peerStop.ts`).
  *
  * @since 0.1.0
  */
@@ -32,6 +33,7 @@ import * as Events from "./events.js"
 import * as List from "./list.js"
 import * as FleetMap from "./map.js"
 import * as Plots from "./plots.js"
+import * as PeerStop from "./peerStop.js"
 import * as StopChannel from "./stopChannel.js"
 import { axesOf, connectionOf, explain, latchText, reportedOf, safetyOf, timeOf, type Tone } from "./words.js"
 
@@ -322,6 +324,7 @@ const release = Effect.gen(function*() {
 
 /** Where emergency stops go first when the service runs a stop channel. */
 const stopChannel = StopChannel.connect()
+const peerStop = PeerStop.connect()
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
 
@@ -346,21 +349,40 @@ const stopOutcome = (robot: string | undefined, stopReport: StopReport | undefin
     : [`${stopped}; ${latchedOnly.length} latched without a live link: ${latchedOnly.join(", ")}`, "warn"]
 }
 
-/** Stops over the stop channel when it answers, else as the RPC; `body.dataset.stopPath` says which went. */
+/** Says what became of a stop's copy to another node: `body.dataset.peerStop` (`none`, `ok:<node>`, `failed:<node>`). */
+const notePeer = (answer: PeerStop.PeerAnswer) => {
+  document.body.dataset.peerStop = !answer.sent ? "none" : `${answer.ok ? "ok" : "failed"}:${answer.node}`
+}
+
+/**
+ * Stops over the stop channel when it answers, else as the RPC; `body.dataset.stopPath` says which
+ * went. A copy goes to another node at the same time (`peerStop.ts`); when this node's own path
+ * fails, or gives no answer within 2 s while a copy went out, the page reports the copy's answer.
+ */
 const emergencyStop = (robot: string | undefined) =>
   Effect.gen(function*() {
+    const copied = peerStop.peer() !== undefined
+    const copy = peerStop.stop(robot).then((answer) => {
+      notePeer(answer)
+      return answer
+    })
     const answer = yield* Effect.promise(() => stopChannel.stop(robot))
+    let exit: Exit.Exit<StopReport | undefined, { readonly _tag: string }>
     if (answer !== undefined) {
       document.body.dataset.stopPath = "channel"
-      return yield* report(
-        answer.ok ? Exit.succeed(answer.report) : Exit.fail(answer.error),
-        (stopReport) => stopOutcome(robot, stopReport),
-        robot
+      exit = answer.ok ? Exit.succeed(answer.report) : Exit.fail(answer.error)
+    } else {
+      document.body.dataset.stopPath = "gateway"
+      const client = yield* FleetvisorClient
+      const stop = client.rpc.FleetEmergencyStop(robot === undefined ? {} : { robot })
+      exit = yield* Effect.exit(
+        copied ? stop.pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => ({ _tag: "NoAnswer" }) })) : stop
       )
     }
-    document.body.dataset.stopPath = "gateway"
-    const client = yield* FleetvisorClient
-    const exit = yield* Effect.exit(client.rpc.FleetEmergencyStop(robot === undefined ? {} : { robot }))
+    if (Exit.isFailure(exit)) {
+      const peer = yield* Effect.promise(() => copy)
+      if (peer.sent && peer.ok) exit = Exit.succeed(peer.report)
+    }
     yield* report(exit, (stopReport) => stopOutcome(robot, stopReport), robot)
   })
 
@@ -433,7 +455,9 @@ window.addEventListener("keydown", (event) => {
   /** What the map drew last: each robot's place in CSS pixels, and the canvas's size. */
   map: () => map.frame(),
   /** The events panel's lines, newest first. */
-  events: () => events.lines()
+  events: () => events.lines(),
+  /** The node each stop's copy goes to (`peerStop.ts`), if any. */
+  peer: () => peerStop.peer()
 }
 
 runtime.runFork(connection)

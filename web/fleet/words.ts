@@ -138,6 +138,8 @@ export const explain = (error: { readonly _tag: string }): string => {
       const { message } = error as { readonly message?: string }
       return `No answer from the server: the connection failed${message ? ` (${message})` : ""}; the command may not have arrived. Check the robot's state before sending it again`
     }
+    case "NoAnswer":
+      return "No answer from the server within 2 s: the stop may not have arrived. Check the robot's state"
     default:
       return `Refused: ${error._tag}`
   }

@@ -44,6 +44,7 @@ import * as AgvLink from "../../links/vda5050/AgvLink.js"
 import * as MqttLink from "../../links/vda5050/MqttLink.js"
 import * as OfficialSchemas from "../../links/vda5050/OfficialSchemas.js"
 import * as Order from "../../links/vda5050/Order.js"
+import * as OrderId from "../../links/vda5050/OrderId.js"
 import * as HeardHeaderIds from "../../links/vda5050/HeardHeaderIds.js"
 import * as SharedHeaderIds from "../../links/vda5050/SharedHeaderIds.js"
 import {
@@ -146,8 +147,14 @@ export interface FleetService {
    * Stops and latches one robot, or every robot known when `robot` is omitted; needs no lease
    * (the gateway checks `STOP_ROLE`). Resolves once the latches are committed, with which robots
    * the stop reached. `who` is the user's name, or the caller with their role and session.
+   * `copyOf` names the node a dashboard sent the same stop to first: the audit log records this
+   * one as its copy (a robot already latched keeps its first latch).
    */
-  readonly emergencyStop: (robot: string | undefined, who: string | Caller) => Effect.Effect<StopReport, UnknownRobot>
+  readonly emergencyStop: (
+    robot: string | undefined,
+    who: string | Caller,
+    copyOf?: string | undefined
+  ) => Effect.Effect<StopReport, UnknownRobot>
   /** What the fleet's parts measure of themselves, for `/metrics` and benchmarks. */
   readonly stats: Effect.Effect<FleetStats>
   /** The stop channel's port and counters, when `stopPort` is configured. */
@@ -453,7 +460,7 @@ export const makeUnstarted = (
           return send(AgvLink.resetStop)
         case "SendOrder": {
           const { orderUpdateId: _, ...body } = Order.fromPath({
-            orderId: `fleetvisor-${Date.now().toString(36)}`,
+            orderId: OrderId.make(options.placement?.node, Date.now()),
             path: command.nodes.map((node) => ({
               nodeId: node.nodeId,
               nodePosition: {
@@ -805,8 +812,10 @@ export const makeUnstarted = (
           if (owner !== undefined) return yield* commandElsewhere(owner, holder, robot, command)
           return yield* runHere(robot, kind, command)
         }).pipe(audit(holder, robot, command._tag, command)),
-      emergencyStop: (robot, who) =>
-        stopRobots(robot, [], typeof who === "string" ? who : who.user).pipe(audit(who, robot ?? "*", "EmergencyStop", {})),
+      emergencyStop: (robot, who, copyOf) =>
+        stopRobots(robot, [], typeof who === "string" ? who : who.user).pipe(
+          audit(who, robot ?? "*", "EmergencyStop", copyOf === undefined ? {} : { copyOf })
+        ),
       stats,
       stopChannel: stopChannel?.status,
       serveRemote: options.peers === undefined ? Effect.void : Effect.gen(function*() {

@@ -3,7 +3,7 @@
  * `root` (with the demo's simulators when nothing real is configured), the fleet's RPC handlers
  * with their role checks, the dashboard at `/fleet/`, the event streams (`/stream`), the
  * telemetry reads behind the plots (`/api/telemetry`), where the stop channel listens
- * (`/fleet/stop-channel`), Foxglove at `/foxglove`, its metrics and a readiness check. Off
+ * (`/fleet/stop-channel`), the other nodes a dashboard also sends its stops to (`/fleet/nodes`), Foxglove at `/foxglove`, its metrics and a readiness check. Off
  * (`FLEET=off`), its handlers answer from an empty fleet.
  *
  * @since 0.1.0
@@ -66,6 +66,8 @@ export interface Node {
   readonly sharedLeases?: SharedLeases.SharedLeases | undefined
   /** The other nodes, for commands and stops of the robots they run. */
   readonly peers?: FleetRemote.Peers | undefined
+  /** The other live nodes browsers can reach directly (`CLUSTER_PUBLIC_URL`), when several nodes share the fleet. */
+  readonly publicPeers?: (() => ReadonlyArray<{ readonly id: string; readonly url: string }>) | undefined
 }
 
 /**
@@ -125,13 +127,17 @@ const startFleet = (settings: FleetSettings, node: Node) =>
   })
 
 /** The routes of a running fleet. */
-const routes = (fleet: FleetService, reader: TelemetryReader.TelemetryReader): ReadonlyArray<Route.Route> => [
+const routes = (fleet: FleetService, reader: TelemetryReader.TelemetryReader, node: Node): ReadonlyArray<Route.Route> => [
   ...FleetStream.routes(fleet),
   // Where the dashboard sends emergency stops when the stop channel runs (its host is the page's).
   Route.make("GET", "/fleet/stop-channel", (_, response) => {
     const port = fleet.stopChannel?.port()
     if (port === undefined) Route.json(response, 404, { error: "the stop channel is off (FLEET_STOP_PORT)" })
     else Route.json(response, 200, { port, protocol: "fleetvisor.stop.v1" })
+  }),
+  // The other nodes the dashboard sends a second copy of each stop to (none on a single node).
+  Route.make("GET", "/fleet/nodes", (_, response) => {
+    Route.json(response, 200, { node: node.placement?.node ?? null, peers: node.publicPeers?.() ?? [] })
   }),
   ...PageBundle.routes(PageBundle.packageRoot, "fleet"),
   // The dashboard's plots read the telemetry log on a thread of their own.
@@ -186,7 +192,7 @@ export const make = (
               onRefused: (error) => metrics.authRefused(error._tag === "Forbidden" ? "forbidden" : "expired", "rpc")
             }))
           ),
-          routes: routes(fleet, reader),
+          routes: routes(fleet, reader, node),
           upgrades: foxglove === undefined
             ? []
             : [["/foxglove", (request, socket, head, opened) => foxglove.handleUpgrade(request, socket, head, opened)]],

@@ -166,8 +166,8 @@ export const layer = FleetRpcs.toLayer(
         guarded(clientId, "operator", (holder) => fleet.release(robot, holder)),
       FleetCommand: ({ command, robot }, { clientId }) =>
         guarded(clientId, "operator", (holder) => fleet.command(robot, holder, command)),
-      FleetEmergencyStop: ({ robot }, { clientId }) =>
-        guarded(clientId, stopRole, (holder) => fleet.emergencyStop(robot, holder))
+      FleetEmergencyStop: ({ copyOf, robot }, { clientId }) =>
+        guarded(clientId, stopRole, (holder) => fleet.emergencyStop(robot, holder, copyOf))
     }
   })
 )

@@ -8,6 +8,11 @@
  * and factsheetRequest, and says OFFLINE when the scope closes. Faults are injected per AGV:
  * {@link SimulatedAgv.kill}, {@link SimulatedAgv.goOffline}, {@link SimulatedAgv.publishRaw}.
  *
+ * It also checks that one node commands it at a time (issue #16): each order fleetvisor sends
+ * names its node ({@link OrderId}); an order that arrives less than `leasePeriodMs` after an order
+ * of another node counts a {@link DuplicateOwner} (logged as a warning, listed in
+ * {@link AgvSimulator.duplicateOwners}).
+ *
  * @example
  * ```ts
  * const sim = yield* AgvSimulator.make({ brokerUrl: "mqtt://127.0.0.1:1883", count: 3 })
@@ -30,6 +35,7 @@ import * as Header from "./Header.js"
 import * as HeaderIds from "./HeaderIds.js"
 import * as Vehicle from "./internal/vehicle.js"
 import * as MessageCodec from "./MessageCodec.js"
+import * as OrderId from "./OrderId.js"
 import * as SimMap from "./SimMap.js"
 import type { State } from "./State.js"
 import * as Topic from "./Topic.js"
@@ -57,6 +63,26 @@ export interface AgvSimulatorOptions {
   readonly speed?: number
   /** Whether AGVs drive loops of the map on their own until their first order; defaults to true. */
   readonly patrol?: boolean
+  /**
+   * Orders of two nodes closer than this, ms, count a duplicate owner; defaults to 5,000, the
+   * cluster's default lease TTL. A lawful handover only guarantees the lease margin (500 ms)
+   * between the old owner's last order and the new owner's first (the old one may order until its
+   * own deadline, TTL − margin), so a check with a whole TTL sends no order for one period before
+   * it moves robots on purpose (as the cluster's chaos test does).
+   */
+  readonly leasePeriodMs?: number
+}
+
+/** Orders from two nodes that reached one AGV within one lease period: two nodes commanded it as owners. */
+export interface DuplicateOwner {
+  /** `manufacturer/serialNumber`. */
+  readonly agv: string
+  /** The node of the earlier order, then the node of the later one. */
+  readonly nodes: readonly [string, string]
+  /** How far apart the two orders arrived, ms. */
+  readonly apartMs: number
+  /** When the later one arrived, ms since the epoch. */
+  readonly at: number
 }
 
 /** One simulated AGV, to inspect and to mistreat. */
@@ -78,6 +104,8 @@ export interface SimulatedAgv extends Header.AgvIdentity {
     topic: Topic.TopicName,
     payload: string | Uint8Array
   ) => Effect.Effect<void, MqttConnection.MqttError>
+  /** How many orders each node sent this AGV (read from their orderIds); orders without a node are not counted. */
+  readonly ordersBy: Effect.Effect<ReadonlyMap<string, number>>
 }
 
 /** A running simulated fleet. */
@@ -85,6 +113,8 @@ export interface AgvSimulator {
   readonly prefix: string
   readonly map: SimMap.SimMap
   readonly agvs: ReadonlyArray<SimulatedAgv>
+  /** Every duplicate owner seen so far, in order of arrival; there must be none. */
+  readonly duplicateOwners: Effect.Effect<ReadonlyArray<DuplicateOwner>>
 }
 
 interface Config {
@@ -100,6 +130,7 @@ interface Config {
   readonly speed: number
   readonly patrol: boolean
   readonly instance: string
+  readonly leasePeriodMs: number
 }
 
 const TURN_RATE = Math.PI / 2
@@ -148,7 +179,8 @@ const startAgv = (
   config: Config,
   map: SimMap.SimMap,
   index: number,
-  startNode: number
+  startNode: number,
+  duplicates: Array<DuplicateOwner>
 ): Effect.Effect<{ readonly handle: SimulatedAgv; readonly tick: Effect.Effect<void> }, MqttConnection.MqttError, Scope.Scope> =>
   Effect.gen(function* () {
     const agv: Header.AgvIdentity = {
@@ -189,6 +221,24 @@ const startAgv = (
       yield* send("state", Vehicle.toState(yield* Ref.get(vehicle)))
     })
 
+    /** Each node's latest order (arrival, ms since the epoch) and count. */
+    const senders = new Map<string, { at: number; count: number }>()
+    const checkSender = (orderId: string) =>
+      Effect.gen(function* () {
+        const node = OrderId.senderOf(orderId)
+        if (node === undefined) return
+        const now = yield* Clock.currentTimeMillis
+        for (const [other, { at }] of senders) {
+          if (other === node || now - at >= config.leasePeriodMs) continue
+          const duplicate: DuplicateOwner = { agv: `${agv.manufacturer}/${agv.serialNumber}`, nodes: [other, node], apartMs: now - at, at: now }
+          duplicates.push(duplicate)
+          yield* Effect.logWarning(
+            `${clientId}: duplicate owner: an order of ${node} ${duplicate.apartMs} ms after one of ${other} (lease period ${config.leasePeriodMs} ms)`
+          )
+        }
+        senders.set(node, { at: now, count: (senders.get(node)?.count ?? 0) + 1 })
+      })
+
     const onMessage = (topicName: string, payload: Uint8Array) =>
       Effect.gen(function* () {
         const parsed = Topic.parse(topicName, config.prefix)
@@ -201,6 +251,7 @@ const startAgv = (
           yield* Ref.update(vehicle, (v) => Vehicle.rejectMessage(v, name, decoded.left.message))
         } else if (name === "order") {
           const order = decoded.right as MessageCodec.MessageOf<"order">
+          yield* checkSender(order.orderId)
           yield* Ref.update(vehicle, (v) => Vehicle.acceptOrder(v, order, map))
         } else {
           const { actions } = decoded.right as MessageCodec.MessageOf<"instantActions">
@@ -256,7 +307,8 @@ const startAgv = (
       kill: connection.drop,
       goOffline,
       reconnect: connection.reconnect,
-      publishRaw: (name, payload) => connection.publish(topic(name), payload, Topic.delivery[name])
+      publishRaw: (name, payload) => connection.publish(topic(name), payload, Topic.delivery[name]),
+      ordersBy: Effect.sync(() => new Map([...senders].map(([node, { count }]) => [node, count])))
     }
     return { handle, tick }
   })
@@ -278,18 +330,25 @@ export const make = (options: AgvSimulatorOptions): Effect.Effect<AgvSimulator, 
       stateIntervalMs: options.stateIntervalMs ?? 30_000,
       speed: options.speed ?? 1,
       patrol: options.patrol ?? true,
-      instance: randomBytes(3).toString("hex")
+      instance: randomBytes(3).toString("hex"),
+      leasePeriodMs: options.leasePeriodMs ?? 5_000
     }
     if (!Topic.isValidSerialNumber(`${config.serialPrefix}0001`)) {
       return yield* Effect.dieMessage(`serialPrefix "${config.serialPrefix}" must use only A-Z a-z 0-9 _ . : -`)
     }
     const map = SimMap.make(options.mapSeed ?? 1)
+    const duplicates: Array<DuplicateOwner> = []
     const started = yield* Effect.forEach(
       Array.from({ length: options.count }, (_, i) => i),
-      (index) => startAgv(config, map, index, Math.floor((index * map.nodes.length) / options.count)),
+      (index) => startAgv(config, map, index, Math.floor((index * map.nodes.length) / options.count), duplicates),
       { concurrency: 16 }
     )
     const tickAll = Effect.forEach(started, (agv) => agv.tick, { concurrency: "unbounded", discard: true })
     yield* Effect.forkScoped(Effect.repeat(tickAll, Schedule.fixed(config.tickMs)))
-    return { prefix: config.prefix, map, agvs: started.map((agv) => agv.handle) }
+    return {
+      prefix: config.prefix,
+      map,
+      agvs: started.map((agv) => agv.handle),
+      duplicateOwners: Effect.sync(() => [...duplicates])
+    }
   })

@@ -3,7 +3,9 @@
  *
  *     npx tsx src/links/vda5050/sim-cli.ts --broker mqtt://127.0.0.1:1883 --count 5 --hz 10
  *
- * Without --broker it starts an embedded broker on 127.0.0.1:18830 and prints its URL.
+ * Without --broker it starts an embedded broker on 127.0.0.1:18830 and prints its URL. An order
+ * of one node less than --lease-period ms (default 5000) after another node's is logged as a
+ * duplicate owner.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import * as Effect from "effect/Effect"
@@ -19,7 +21,8 @@ const { values } = parseArgs({
     prefix: { type: "string", default: Topic.DEFAULT_PREFIX },
     hz: { type: "string", default: "10" },
     manufacturer: { type: "string", default: "fleetvisor" },
-    seed: { type: "string", default: "1" }
+    seed: { type: "string", default: "1" },
+    "lease-period": { type: "string", default: "5000" }
   }
 })
 
@@ -31,11 +34,12 @@ const program = Effect.gen(function* () {
     manufacturer: values.manufacturer,
     count: Number(values.count),
     visualizationHz: Number(values.hz),
-    mapSeed: Number(values.seed)
+    mapSeed: Number(values.seed),
+    leasePeriodMs: Number(values["lease-period"])
   })
   yield* Effect.log(
     `${sim.agvs.length} AGVs on ${brokerUrl} (map ${sim.map.mapId}, ${sim.map.nodes.length} nodes); ` +
-      `subscribe to ${Topic.subscriptionFilter(sim.prefix)}`
+      `subscribe to ${Topic.subscriptionFilter(sim.prefix)}; orders of two nodes within ${values["lease-period"]} ms are logged as duplicate owners`
   )
   return yield* Effect.never
 })

@@ -5,6 +5,7 @@ import type { Action } from "../../../src/links/vda5050/Action.js"
 import * as AgvSimulator from "../../../src/links/vda5050/AgvSimulator.js"
 import type { MessageOf } from "../../../src/links/vda5050/MessageCodec.js"
 import * as Order from "../../../src/links/vda5050/Order.js"
+import * as OrderId from "../../../src/links/vda5050/OrderId.js"
 import type { TopicName } from "../../../src/links/vda5050/Topic.js"
 import * as FleetProbe from "./support/FleetProbe.js"
 import { officialSchema, violations } from "./support/officialSchemas.js"
@@ -234,6 +235,40 @@ describe("AgvSimulator on Mosquitto", () => {
 
       yield* probe.send(agv, "order", Order.fromPath({ orderId: "nowhere", path: [{ nodeId: "X99" }] }))
       yield* probe.waitFor(agv.serialNumber, "state", (s) => s.errors.some((e) => e.errorType === "noRouteError"))
+    })
+  )
+
+  it.scopedLive("flags orders from two nodes within one lease period, not orders a period apart nor one node's", () =>
+    Effect.gen(function* () {
+      const leasePeriodMs = 1_000
+      const { agv, probe, sim } = yield* fleet({ patrol: false, visualizationHz: 0, leasePeriodMs })
+      yield* probe.waitFor(agv.serialNumber, "state")
+      let n = 0
+      /** Sends an order as `node` would (its orderId names it) and waits for the AGV's state that follows it. */
+      const orderFrom = (node: string | undefined) =>
+        Effect.gen(function* () {
+          const orderId = OrderId.make(node, Date.now() + n++)
+          const at = probe.log.length - 1
+          yield* probe.send(agv, "order", Order.fromPath({ orderId, path: [{ nodeId: sim.map.nodes[n % sim.map.nodes.length].nodeId }] }))
+          yield* probe.waitFor(agv.serialNumber, "state", (s) => s.orderId === orderId, at)
+        })
+
+      // One node, then a single node's order (no node named): no duplicate.
+      yield* orderFrom("node-a")
+      yield* orderFrom("node-a")
+      yield* orderFrom(undefined)
+      expect(yield* sim.duplicateOwners).toEqual([])
+      // Another node within the period: flagged, naming both.
+      yield* orderFrom("node-b")
+      const flagged = yield* sim.duplicateOwners
+      expect(flagged.map((d) => [d.agv, d.nodes])).toEqual([[`fleetvisor/${agv.serialNumber}`, ["node-a", "node-b"]]])
+      expect(flagged[0].apartMs).toBeLessThan(leasePeriodMs)
+      // A period later (a handover after the lease lapsed): not flagged.
+      yield* Effect.sleep(leasePeriodMs + 200)
+      yield* orderFrom("node-c")
+      yield* orderFrom("node-c")
+      expect((yield* sim.duplicateOwners).length).toBe(1)
+      expect(Object.fromEntries(yield* agv.ordersBy)).toEqual({ "node-a": 2, "node-b": 1, "node-c": 2 })
     })
   )
 })
