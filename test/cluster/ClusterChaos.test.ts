@@ -19,9 +19,11 @@
  * The simulators check for duplicate owners themselves: an arm's controller refuses a second
  * client, and the AGV simulator counts orders of two nodes that reach one AGV within one lease
  * period (TTL). Throughout, an orderer sends each AGV an order through every live node, once a
- * second (a session per node and round: `FleetAcquire`, then `FleetCommand` `SendOrder`): a node
- * that does not run the AGV refuses (`RobotOffline`, `UnknownRobot`), so every node that believes
- * it runs the AGV sends it an order at about the same instant, and two such nodes are flagged.
+ * second (a session per node and round: `FleetAcquire`, then `FleetCommand` `SendOrder`): one
+ * session of the round holds each AGV's control lease (the others are answered `ControlHeld`),
+ * and its node runs the order where it believes the AGV runs (itself, or the owner its views name,
+ * over the node link), so a node that wrongly believes it runs an AGV sends it orders beside the
+ * real owner's, and the AGV flags the two.
  * Since a lawful handover only keeps the old owner's last order a lease margin before the new
  * owner's first, the orderer falls silent for one TTL before each fault that moves robots (kill,
  * SIGSTOP, Redis) and orders again right after it; it stays silent through the Redis round, whose
