@@ -127,7 +127,7 @@ const openDashboards = async (nodes: ReadonlyArray<ServiceProcess>) => {
   for (let i = 0; i < nodes.length; i++) {
     const sessions = Math.floor(dashboards / nodes.length) + (i < dashboards % nodes.length ? 1 : 0)
     const wsUrl = `${nodes[i]!.url.replace(/^http/, "ws")}/ws`
-    const child = spawnChild<object, any>(path.join(here, "lib/dashboards.ts"), [wsUrl, String(sessions), String(Math.ceil(probes / nodes.length))], false)
+    const child = spawnChild<object, any>(path.join(here, "lib/dashboards.ts"), [wsUrl, String(sessions), String(Math.ceil(probes / nodes.length)), "views"], false)
     await child.request({ op: "open" })
     screens.push(child)
   }

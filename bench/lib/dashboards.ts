@@ -8,7 +8,7 @@
  * times a second is real work, so only the probes do it.
  *
  * The probes also count sequence gaps (a `FleetUpdate` whose tick is not the previous one + 1)
- * and keep each robot's latest status, for the cluster benchmark.
+ * and, with a fifth argument `views`, keep each robot's latest status, for the cluster benchmark.
  *
  * Requests over IPC: `{ op: "open" }` → once every session has its snapshot; `{ op: "reset" }`
  * starts a measurement window; `{ op: "report" }` answers with the window's figures;
@@ -21,6 +21,8 @@ import { performance } from "node:perf_hooks"
 import { WebSocket } from "ws"
 
 const [url, sessionCount, probeCount] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4])]
+/** Keep each robot's latest status on the probes (a fifth argument `views`), for `online`. */
+const keepViews = process.argv[5] === "views"
 
 /** Latencies in 0.1 ms buckets up to 10 s; the last bucket holds anything later. */
 const bucketMs = 0.1
@@ -101,7 +103,7 @@ const openOne = (index: number) =>
             tick = value.tick
           }
           for (const robot of value.robots) {
-            views.set(robot.id, { status: robot.status, updatedAt: robot.updatedAt ?? 0 })
+            if (keepViews) views.set(robot.id, { status: robot.status, updatedAt: robot.updatedAt ?? 0 })
             if (value._tag === "FleetUpdate" && robot.updatedAt !== undefined && (only === undefined || only.has(robot.id))) {
               record(arrived - robot.updatedAt)
             }
