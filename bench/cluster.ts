@@ -35,6 +35,7 @@
  * - fail-over after `kill -9` against TTL + 2 s;
  * - stop over the stop channel with Redis stopped: p99 to the broker's subscriber, delivered share.
  */
+import * as mqtt from "mqtt"
 import * as os from "node:os"
 import * as path from "node:path"
 import { WebSocket } from "ws"
@@ -121,6 +122,28 @@ const nodeEnv = (brokerUrl: string) => ({
   FLEET_MQTT_INGEST_THREAD: process.env.FLEET_MQTT_INGEST_THREAD ?? "on"
 })
 
+/**
+ * Starts a service process; tries again (three times in all) when one does not become ready (on a
+ * loaded machine a thread may not start in time, and the node exits).
+ */
+const startNode = async (env: Record<string, string>): Promise<ServiceProcess> => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startProcess(env)
+    } catch (error) {
+      if (attempt === 3) throw error
+      step(`a node did not start (${String(error).split("\n")[0]}); again`)
+    }
+  }
+}
+
+/** Clears the AGVs' retained `connection` messages, so that nodes started next hear of them only when they connect again. */
+const forgetAgvs = async (brokerUrl: string, ids: ReadonlyArray<string>) => {
+  const client = await mqtt.connectAsync(brokerUrl, { clientId: "bench-cluster-clear" })
+  await Promise.all(ids.map((id) => client.publishAsync(`${prefix}/${id}/connection`, "", { qos: 1, retain: true })))
+  await client.endAsync()
+}
+
 /** The dashboards of each node: a child process each, `sessions` of them spread evenly, the probes too. */
 const openDashboards = async (nodes: ReadonlyArray<ServiceProcess>) => {
   const screens: Array<Child<object, any>> = []
@@ -150,10 +173,12 @@ const measure = async (nodes: ReadonlyArray<ServiceProcess>, screens: ReadonlyAr
   await sleep(warmupSeconds * 1000)
   await Promise.all(screens.map((screen) => screen.request({ op: "reset" })))
   const cpu0 = cpuOf(nodes)
+  const perNode0 = nodes.map((node) => cpuMsOfPid(node.child.pid!))
   const received0 = await receivedBy(nodes)
   const at0 = performance.now()
   await sleep(loadedSeconds * 1000)
   const cpu1 = cpuOf(nodes)
+  const perNode1 = nodes.map((node) => cpuMsOfPid(node.child.pid!))
   const received1 = await receivedBy(nodes)
   const elapsed = (performance.now() - at0) / 1000
   const views = await Promise.all(screens.map((screen) => screen.request({ op: "report" })))
@@ -166,11 +191,13 @@ const measure = async (nodes: ReadonlyArray<ServiceProcess>, screens: ReadonlyAr
     figures: {
       idleCpuPercentOfCore: round(idleCpuMsPerSecond / 10, 1),
       loadedCpuPercentOfCore: round(loadedCpuMs / elapsed / 10, 1),
+      loadedCpuPercentOfCorePerNode: perNode1.map((ms, i) => round((ms - perNode0[i]!) / elapsed / 10, 1)),
       messagesReceived: messages,
       messagesPerSecond: Math.round(messages / elapsed),
       cpuPerMessageUs: round(perMessageUs, 2),
-      dashboards: views.map(({ latencySamples, maxMs, p50Ms, p99Ms, sequenceGaps, sessions }) => ({
+      dashboards: views.map(({ framesPerSecondPerSession, latencySamples, maxMs, p50Ms, p99Ms, sequenceGaps, sessions }) => ({
         sessions,
+        framesPerSecondPerSession,
         latencySamples,
         p50Ms,
         p99Ms,
@@ -208,7 +235,7 @@ const main = async () => {
 
     // 1. One node.
     step("one node")
-    const single = await startProcess(nodeEnv(broker.url))
+    const single = await startNode(nodeEnv(broker.url))
     services.push(single)
     await until("every AGV's link on the single node", 120_000, () => eachOnce([single], ids))
     const singleScreens = await openDashboards([single])
@@ -222,11 +249,19 @@ const main = async () => {
     await single.dispose()
     services.splice(services.indexOf(single), 1)
 
-    // 2. Three nodes.
+    // 2. Three nodes, all live before the AGVs connect again, so that the robots spread over them
+    // (placement is sticky: a node alone when it hears of the AGVs would take them all).
     step("three nodes")
+    await load.request({ op: "stop" })
+    await forgetAgvs(broker.url, ids)
     const cluster = await Promise.all(Array.from({ length: nodeCount }, (_, i) =>
-      startProcess({ ...nodeEnv(broker.url), REDIS_URL: redis.url, NODE_ID: `bench-${i + 1}`, CLUSTER_LEASE_TTL_MS: String(ttlMs) })))
+      startNode({ ...nodeEnv(broker.url), REDIS_URL: redis.url, NODE_ID: `bench-${i + 1}`, CLUSTER_LEASE_TTL_MS: String(ttlMs) })))
     services.push(...cluster)
+    await until("the three nodes live in each other's view", 60_000, async () => {
+      const views = await Promise.all(cluster.map(async (node) => (await (await fetch(`${node.url}/admin/cluster`)).json()) as { live: ReadonlyArray<unknown> }))
+      return views.every((view) => view.live.length === nodeCount)
+    })
+    await load.request({ op: "connect" })
     await until("every AGV's link on exactly one of three nodes", 120_000, () => eachOnce(cluster, ids))
     const owned = await Promise.all(cluster.map(agvLinks))
     const screens = await openDashboards(cluster)
