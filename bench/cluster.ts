@@ -4,7 +4,7 @@
  * the benchmark's own (spare ports of 127.0.0.1).
  *
  *   npm run -s bench:cluster                  → one JSON object on stdout (about 5 minutes)
- *   BENCH_QUICK=1 npm run -s bench:cluster    → a small run to check it works (about a minute)
+ *   BENCH_QUICK=1 npm run -s bench:cluster    → a small run to check it works (about three minutes)
  *
  * Load: `CLUSTER_ROBOTS` (300; quick 30) AGVs (`lib/agvLoad.ts`: ONLINE retained, one state, then a
  * `visualization` each at `CLUSTER_HZ` (10) over at most 50 connections) and `CLUSTER_DASHBOARDS`
@@ -15,9 +15,9 @@
  * Phases, each node a real service process (`src/main.ts`, ingest thread on, stop channel on):
  * 1. one node (no Redis): `CLUSTER_IDLE_SECONDS` (15; quick 3) with the AGVs connected and silent,
  *    then `CLUSTER_SECONDS` (60; quick 8) of load after a warm-up;
- * 2. three nodes (`REDIS_URL`, lease TTL `CLUSTER_LEASE_TTL_MS`, 2,000 ms), started together so the
- *    robots spread over them: the same idle and loaded windows, latency measured only on robots
- *    the dashboard's node does not run;
+ * 2. three nodes (`REDIS_URL`, lease TTL `CLUSTER_LEASE_TTL_MS`, 2,000 ms), all live before the
+ *    AGVs connect again (their retained `connection` cleared) so the robots spread over them: the
+ *    same idle and loaded windows, latency measured only on robots the dashboard's node does not run;
  * 3. `kill -9` of the node running the most robots, the load still on: time until every robot's
  *    link runs on exactly one survivor (their actor trees, every 50 ms), and until every probe
  *    dashboard on the survivors shows every robot online with a message made after the kill;
