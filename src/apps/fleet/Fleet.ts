@@ -260,7 +260,8 @@ export const makeUnstarted = (
     const registry = Registry.unsafeMake<string, any>({ keys: "unique" })
     const shared = settings.stopPort === undefined ? undefined : SharedHeaderIds.make()
     const latches = yield* StopLatches.make({ store: options.latchStore, shared, mirror: options.latchExchange })
-    const heard = HeardHeaderIds.make()
+    // With several nodes, the stop channel's thread stops any AGV heard of, in the sequence of the ids heard.
+    const heard = HeardHeaderIds.make(options.placement === undefined ? undefined : shared)
     const leases = Leases.make()
     const roster = new Map<string, LinkEvent.RobotKind>(settings.rmiRobots.map((robot) => [robot.id, "arm"]))
     for (const latch of latches.all()) roster.set(latch.robot, latch.kind)
@@ -687,6 +688,8 @@ export const makeUnstarted = (
               const link = linkOf(robot) as ActorRef<AgvLink.AgvLinkMessage> | undefined
               const sent = published[robot] ?? []
               if (link === undefined || !link.unsafeTellUrgent({ _tag: "EmergencyStop", by: who, published: sent })) {
+                // Another node runs its link (or nobody does yet): a link started here later knows the stop it watches for.
+                for (const cancelId of sent) latches.get(robot)?.cancelActions.add(cancelId)
                 LinkEvent.unsafePublish(hub, { _tag: "EmergencyStopped", robot, kind: "agv", at: Date.now(), by: who })
               }
             }

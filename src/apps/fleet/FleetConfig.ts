@@ -245,7 +245,7 @@ const declared = Setting.group("Fleet", {
     config: bounded(1, 16),
     default: "1",
     help:
-      "With `FLEET_MQTT_INGEST_THREAD=on`, how many ingest threads. One subscribes to the whole prefix; with more, each AGV is given to one thread (by a hash of its id), which subscribes to its topics by name, and AGVs are discovered by their `connection` message (which VDA 5050 requires them to publish) ([links.md](links.md#samples-and-events))."
+      "With `FLEET_MQTT_INGEST_THREAD=on`, how many ingest threads. One subscribes to the whole prefix (with `REDIS_URL`, to the topics of the AGVs its node runs, by name); with more, each AGV is given to one thread (by a hash of its id), which subscribes to its topics by name, and AGVs are discovered by their `connection` message (which VDA 5050 requires them to publish) ([links.md](links.md#samples-and-events))."
   }),
   vda5050Schemas: Setting.optional("FLEET_VDA5050_SCHEMAS", {
     config: Config.string,

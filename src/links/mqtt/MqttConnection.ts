@@ -73,7 +73,7 @@ export const MqttEvent = Data.taggedEnum<MqttEvent>()
 
 /** A connect, publish or subscribe that failed. */
 export class MqttError extends Data.TaggedError("MqttError")<{
-  readonly operation: "connect" | "publish" | "subscribe"
+  readonly operation: "connect" | "publish" | "subscribe" | "unsubscribe"
   readonly cause: unknown
 }> {
   override get message() {
@@ -93,6 +93,8 @@ export interface MqttConnection {
     options: { readonly qos: 0 | 1 | 2; readonly retain: boolean }
   ) => Effect.Effect<void, MqttError>
   readonly subscribe: (filters: ReadonlyArray<string>, qos: 0 | 1 | 2) => Effect.Effect<void, MqttError>
+  /** Ends subscriptions; completes once the broker acknowledged (UNSUBACK). */
+  readonly unsubscribe: (filters: ReadonlyArray<string>) => Effect.Effect<void, MqttError>
   /** Leaves in an orderly way (DISCONNECT): the broker discards the last will. */
   readonly end: Effect.Effect<void>
   /** Drops the TCP connection without DISCONNECT, as a crash or a cut cable would: the broker publishes the last will. */
@@ -204,6 +206,10 @@ export const connect = (options: MqttConnectionOptions): Effect.Effect<MqttConne
       subscribe: (filters, qos) =>
         Effect.async<void, MqttError>((resume) => {
           client.subscribe([...filters], { qos }, callback(resume, (cause) => new MqttError({ operation: "subscribe", cause })))
+        }),
+      unsubscribe: (filters) =>
+        Effect.async<void, MqttError>((resume) => {
+          client.unsubscribe([...filters], callback(resume, (cause) => new MqttError({ operation: "unsubscribe", cause })))
         }),
       end: endClient(client, false),
       drop: endClient(client, true),

@@ -5,9 +5,16 @@
  * per topic: a node that publishes a stop for an AGV whose link it does not run takes the id
  * after the last one heard, and a link started here (the node was given the AGV) begins after it.
  *
+ * Given the node's `SharedHeaderIds` (the stop channel's table), the table writes through to it:
+ * each AGV heard of is marked there, its shared counter moves past every id heard, and `next`
+ * takes the id from that counter, so the stop channel's thread can stop any AGV heard of, in the
+ * same sequence as this node's other senders.
+ *
  * @since 0.1.0
  */
+import type { AgvIdentity } from "./Header.js"
 import * as HeaderIds from "./HeaderIds.js"
+import type * as SharedHeaderIds from "./SharedHeaderIds.js"
 
 /** The table; see the module documentation. */
 export interface HeardHeaderIds {
@@ -23,10 +30,21 @@ export interface HeardHeaderIds {
   readonly robots: () => Iterable<string>
 }
 
-/** An empty table. */
-export const make = (): HeardHeaderIds => {
+/** The AGV of a robot id (`manufacturer/serialNumber`, split at the first `/`). */
+const identityOf = (robot: string): AgvIdentity => {
+  const slash = robot.indexOf("/")
+  return { manufacturer: robot.slice(0, slash), serialNumber: robot.slice(slash + 1) }
+}
+
+/** An empty table, writing through to `shared` when given (see the module documentation). */
+export const make = (shared?: SharedHeaderIds.SharedHeaderIds): HeardHeaderIds => {
   const ids = new Map<string, number | undefined>()
   const heard = (robot: string, headerId?: number) => {
+    if (shared !== undefined) {
+      const identity = identityOf(robot)
+      shared.setHeard(identity)
+      if (headerId !== undefined) shared.advance(identity, headerId)
+    }
     const last = ids.get(robot)
     if (headerId === undefined) {
       if (!ids.has(robot)) ids.set(robot, undefined)
@@ -37,7 +55,7 @@ export const make = (): HeardHeaderIds => {
     last: (robot) => ids.get(robot),
     next: (robot) => {
       const last = ids.get(robot)
-      const id = last === undefined ? 0 : HeaderIds.after(last)
+      const id = shared !== undefined ? shared.take(identityOf(robot)) : last === undefined ? 0 : HeaderIds.after(last)
       ids.set(robot, id)
       return id
     },

@@ -57,8 +57,10 @@ export interface IngestThreadOptions {
   /** The fleet's sample columns, where the thread writes the samples of AGVs it is told the slot of. */
   readonly columns?: SampleColumns.SampleColumns | undefined
   /**
-   * One of several threads: subscribe to the topics of the AGVs assigned to it, by name, instead
-   * of to the whole prefix, and leave `connection` messages to the main thread. Default false.
+   * Subscribe to the topics of the AGVs assigned to it, by name (`AgvSubscriptions`), instead of
+   * to the whole prefix: one of several threads, or a node of several that hears only the AGVs it
+   * runs; the main thread's connection then hears every AGV's `connection` and `instantActions`.
+   * Default false.
    */
   readonly byName?: boolean | undefined
 }
@@ -74,6 +76,8 @@ export interface IngestThread {
    * completes once the thread hears it (by name: once its subscription is acknowledged).
    */
   readonly assign: (robot: string, slot: number) => Effect.Effect<void>
+  /** Takes an AGV back: by name, its topics are unsubscribed (its slot stays known). */
+  readonly unassign: (robot: string) => void
   /** Messages written to the sample columns and not posted. */
   readonly sampled: () => number
   /** Samples whose headerId did not follow their AGV's previous one. */
@@ -152,6 +156,12 @@ export const start = (options: IngestThreadOptions): Effect.Effect<IngestThread,
           }
           return Deferred.await(waiting)
         }),
+      unassign: (robot) => {
+        thread.post({ type: "unassign", robot })
+        const waiting = subscribing.get(robot)
+        subscribing.delete(robot)
+        if (waiting !== undefined) Deferred.unsafeDone(waiting, Effect.void)
+      },
       sampled: () => Atomics.load(counters, Counters.Counter.sampled),
       gaps: () => Atomics.load(counters, Counters.Counter.gaps)
     }

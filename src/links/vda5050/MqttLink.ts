@@ -1,7 +1,8 @@
 /**
  * The fleet's connection to the MQTT broker (`fleet/mqtt`): one actor that owns an mqtt.js
- * client in its scope, subscribes to every AGV under a prefix (`uagv/v2/+/+/#` by default),
- * and routes what arrives to the AGV links.
+ * client in its scope, subscribes to every AGV under a prefix (`uagv/v2/+/+/#` by default; by
+ * name with a placement or several ingest threads, below), and routes what arrives to the AGV
+ * links.
  *
  * - Every message is checked before anything else sees it: the topic must be a VDA 5050
  *   topic under the prefix, the payload must decode with the message schema of its topic
@@ -26,7 +27,12 @@
  *   and logged sampled (one line per reason per 10 s, then a count); the AGV's next message
  *   asks again.
  * - Placement (`placement`, when several nodes share the fleet): an AGV's link runs only on the
- *   node that owns it. A message of an AGV this node does not own is dropped and counted
+ *   node that owns it, and only that node hears the AGV's `state`, `visualization` and
+ *   `factsheet`: they are subscribed by name (`AgvSubscriptions`) when the node is given the AGV
+ *   (on the ingest thread with `ingestThread`, else on this actor's connection) and unsubscribed
+ *   when it loses it; the link starts once the broker acknowledged them. Every node hears every
+ *   AGV's `connection` (retained: a node that starts late learns of the AGVs already there) and
+ *   `instantActions`. A message of an AGV this node does not own is dropped and counted
  *   ({@link MqttLinkStats.notOwned}); the first one (once admitted) makes the node manage the AGV,
  *   so that it may be given it. An AGV given to this node gets its link at once, without waiting
  *   for its next message or the discovery rate; an AGV taken away has its link stopped at once
@@ -73,6 +79,7 @@ import type * as Placement from "../Placement.js"
 import * as MqttConnection from "../mqtt/MqttConnection.js"
 import * as SampleColumns from "../SampleColumns.js"
 import * as AgvLink from "./AgvLink.js"
+import * as AgvSubscriptions from "./AgvSubscriptions.js"
 import type { AgvIdentity } from "./Header.js"
 import * as HeardHeaderIds from "./HeardHeaderIds.js"
 import * as Inbound from "./Inbound.js"
@@ -99,10 +106,10 @@ export interface MqttLinkOptions {
    */
   readonly ingestThread?: boolean | undefined
   /**
-   * With `ingestThread`, how many threads (default 1). One subscribes to the whole prefix; with
-   * more, each AGV is given to one of them (by a hash of its id) when it is discovered, the thread
-   * subscribes to that AGV's topics by name, and this actor subscribes to the `connection` topic of
-   * every AGV, where discovery then happens.
+   * With `ingestThread`, how many threads (default 1). One subscribes to the whole prefix (by name
+   * with a placement); with more, each AGV is given to one of them (by a hash of its id) when its
+   * link starts, the thread subscribes to that AGV's topics by name, and this actor subscribes to
+   * the `connection` and `instantActions` topics of every AGV, where discovery then happens.
    */
   readonly ingestThreads?: number | undefined
   /**
@@ -293,6 +300,8 @@ type Step = State | Effect.Effect<State>
 interface State {
   readonly run: <A, E>(effect: Effect.Effect<A, E>) => Fiber.RuntimeFiber<A, E>
   connection: MqttConnection.MqttConnection | undefined
+  /** The AGVs this actor's own connection hears by name (with a placement and no ingest thread). */
+  readonly own: AgvSubscriptions.AgvSubscriptions | undefined
   /** The ingest threads, by partition; an entry is undefined until its thread started. */
   readonly ingest: Array<IngestThread.IngestThread | undefined>
   /** Messages of AGVs whose link is starting. */
@@ -365,8 +374,10 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
   const heard = options.heard
 
   const threads = options.ingestThread === true ? Math.max(1, options.ingestThreads ?? 1) : 0
-  /** What this actor's own connection subscribes to. */
-  const ownFilters = threads === 0 ? [filter] : threads === 1 ? [] : [`${prefix}/+/+/connection`]
+  /** Whether AGVs' topics are subscribed by name (`AgvSubscriptions`): each node its own AGVs, each thread its own. */
+  const byName = placement !== undefined || threads > 1
+  /** What this actor's own connection subscribes to with wildcards. */
+  const ownFilters = byName ? AgvSubscriptions.sharedFilters(prefix) : threads === 0 ? [filter] : []
   /** The ingest thread of an AGV: always the same one, whatever the order of discovery. */
   const partitionOf = (robot: string): number => threads <= 1 ? 0 : hash(robot) % threads
 
@@ -405,7 +416,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             officialSchemas: options.officialSchemas?.folder,
             clientId: threads === 1 ? `${clientId}-ingest` : `${clientId}-ingest-${partition}`,
             columns: options.samples?.columns,
-            byName: threads > 1,
+            byName,
             onBatch: (items) => self.unsafeTell(new Checked(items, partition)),
             onFailure: (failure) => self.unsafeTellUrgent(new Failed(failure))
           }),
@@ -562,9 +573,8 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     const key = agvKey(identity)
     const robot = AgvLink.robotId(identity)
     const slot = options.samples?.assign(robot) ?? -1
-    const thread = threads === 0 ? undefined : state.ingest[partitionOf(robot)]
-    // By name, the link starts once its thread hears the AGV (or after a while without an answer: a broker that lost the SUBSCRIBE).
-    const heard = thread === undefined ? Effect.void : Effect.ignore(Effect.timeout(thread.assign(robot, slot), "5 seconds"))
+    // By name, the link starts once the AGV can be heard (or after a while without an answer: a broker that lost the SUBSCRIBE).
+    const heard = Effect.ignore(Effect.timeout(hear(state, robot, slot), "5 seconds"))
     state.starting.set(key, first === undefined ? [] : [first])
     state.links.add(key)
     state.run(
@@ -573,6 +583,22 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         (exit) => self.unsafeTellUrgent(new Discovered(key, exit, first === undefined))
       )
     )
+  }
+
+  /**
+   * Gives `robot` (and its sample slot) to its ingest thread, or subscribes its topics on this
+   * actor's connection (by name); completes once the broker acknowledged a subscription by name.
+   */
+  const hear = (state: State, robot: string, slot: number): Effect.Effect<void> => {
+    if (threads > 0) return state.ingest[partitionOf(robot)]?.assign(robot, slot) ?? Effect.void
+    const own = state.own
+    return own === undefined ? Effect.void : Effect.async<void>((resume) => own.add(robot, () => resume(Effect.void)))
+  }
+
+  /** Ends the subscriptions by name of an AGV this node no longer runs. */
+  const unhear = (state: State, robot: string) => {
+    if (threads > 0) state.ingest[partitionOf(robot)]?.unassign(robot)
+    else state.own?.remove(robot)
   }
 
   /** The AGV of a robot id (`manufacturer/serialNumber`, split at the first `/`); undefined for an arm's. */
@@ -596,11 +622,17 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
     const key = agvKey(identity)
     const running = Registry.unsafeLookup(options.registry, key).length > 0
     if (!owned) {
+      if (!placement!.owns(robot)) unhear(state, robot)
       // One still starting is stopped once it runs (`Discovered`).
       if (running) displace(state, identity)
       return state
     }
-    if (running || state.starting.has(key) || !placement!.owns(robot)) return state
+    if (!placement!.owns(robot) || state.starting.has(key)) return state
+    // Running since before this actor restarted: its topics are subscribed again.
+    if (running) {
+      state.run(hear(state, robot, options.samples?.slotOf(robot) ?? -1))
+      return state
+    }
     if (manufacturers !== undefined && !manufacturers.has(identity.manufacturer)) return state
     if (!always(robot) && state.links.size >= maxAgvs) {
       prune(state)
@@ -645,6 +677,14 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
         }
         return current = {
           run,
+          own: byName && threads === 0
+            ? AgvSubscriptions.make(prefix, (effect) => void run(effect), (robots, error) =>
+              void run(sampler.warning(
+                "subscribe",
+                "AGV subscriptions by name that failed",
+                `could not (un)subscribe the topics of ${LogSampler.excerpt(robots.join(", "))}: ${LogSampler.excerpt(error.message)}`
+              )))
+            : undefined,
           connection: undefined,
           ingest: Array.from({ length: threads }, () => undefined),
           starting: new Map(),
@@ -699,7 +739,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
             if (entry.key.startsWith("agv:")) robots.add(entry.key.slice("agv:".length))
           }
           for (const robot of robots) {
-            if (partitionOf(robot) === message.partition) {
+            if (partitionOf(robot) === message.partition && (placement === undefined || placement.owns(robot))) {
               state.run(message.thread.assign(robot, options.samples?.slotOf(robot) ?? -1))
             }
           }
@@ -806,6 +846,7 @@ export const make = (options: MqttLinkOptions): Actor.Behaviour<MqttLinkMessage,
           return state
         case "Connected":
           state.connection = message.connection
+          state.own?.attach(message.connection)
           return state
         case "Failed":
           return Effect.fail(message.error)

@@ -3,9 +3,12 @@
  * sender on another thread (the fleet's stop channel) continues each AGV's sequence instead of
  * starting its own. One slot per AGV, handed out on first use and kept for the node's life:
  * a counter (`Atomics.add`, wrapping after the uint32 maximum as the specification's ids do),
- * a flag saying whether the AGV's link is running, and a flag saying whether an emergency stop
- * latched the AGV: the stop channel's thread sets it as it publishes a stop, so the main
- * thread refuses the AGV's next order even before it hears of that stop.
+ * a flag saying whether the AGV's link is running, a flag saying whether an emergency stop
+ * latched the AGV (the stop channel's thread sets it as it publishes a stop, so the main
+ * thread refuses the AGV's next order even before it hears of that stop), and a flag saying
+ * whether the AGV was heard of on the broker while several nodes share the fleet, so that its
+ * stop may go straight to the broker whichever node runs its link (`HeardHeaderIds` writes it,
+ * and moves the counter past every id heard on the AGV's `instantActions` topic).
  *
  * The table is a `SharedArrayBuffer` plus the slot of each robot; the other thread gets the
  * buffer once and each `(robot, slot)` pair as it is handed out (see {@link SharedHeaderIds.onSlot}).
@@ -33,7 +36,7 @@ export interface Slot {
 
 /** The table: the buffer to share, and the slots handed out. */
 export interface SharedHeaderIds {
-  /** Counters at `[slot]`, live flags at `[capacity + slot]`, latch flags at `[2 × capacity + slot]`, as `Int32Array`/`Uint32Array` views. */
+  /** Counters at `[slot]`, live flags at `[capacity + slot]`, latch flags at `[2 × capacity + slot]`, heard flags at `[3 × capacity + slot]`. */
   readonly buffer: SharedArrayBuffer
   readonly capacity: number
   /** Every slot handed out so far. */
@@ -44,6 +47,12 @@ export interface SharedHeaderIds {
   readonly latched: (robot: string) => boolean
   /** Sets or clears the AGV's latch flag, handing out its slot if it has none yet. */
   readonly setLatched: (identity: AgvIdentity, on: boolean) => void
+  /** Marks the AGV heard of on the broker (several nodes: its stop may go out without its link here). */
+  readonly setHeard: (identity: AgvIdentity) => void
+  /** Moves the AGV's `instantActions` counter past `headerId` (heard from another sender); never back. */
+  readonly advance: (identity: AgvIdentity, headerId: number) => void
+  /** Takes the AGV's next `instantActions` headerId. */
+  readonly take: (identity: AgvIdentity) => number
   /** Called with each new slot (one listener: the stop channel). */
   onSlot: ((slot: SlotAssigned) => void) | undefined
 }
@@ -53,19 +62,30 @@ export interface Columns {
   readonly counters: Uint32Array
   readonly live: Int32Array
   readonly latches: Int32Array
+  readonly heard: Int32Array
 }
 
 /** The columns of a table's `buffer` of `capacity` slots. */
 export const columns = (buffer: SharedArrayBuffer, capacity: number): Columns => ({
   counters: new Uint32Array(buffer, 0, capacity),
   live: new Int32Array(buffer, capacity * Uint32Array.BYTES_PER_ELEMENT, capacity),
-  latches: new Int32Array(buffer, 2 * capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
+  latches: new Int32Array(buffer, 2 * capacity * Uint32Array.BYTES_PER_ELEMENT, capacity),
+  heard: new Int32Array(buffer, 3 * capacity * Uint32Array.BYTES_PER_ELEMENT, capacity)
 })
 
-/** A table for up to `capacity` AGVs (default 65,536: 768 KB). */
+/** Moves counter `slot` past `id`, never back (a compare-and-swap loop: another thread may take ids meanwhile). */
+const advanceSlot = (counters: Uint32Array, slot: number, id: number) => {
+  const wanted = HeaderIds.after(id)
+  for (;;) {
+    const next = Atomics.load(counters, slot)
+    if (!HeaderIds.isAfter(wanted, next) || Atomics.compareExchange(counters, slot, next, wanted) === next) return
+  }
+}
+
+/** A table for up to `capacity` AGVs (default 65,536: 1 MB). */
 export const make = (capacity = 65_536): SharedHeaderIds => {
-  const buffer = new SharedArrayBuffer(capacity * 3 * Uint32Array.BYTES_PER_ELEMENT)
-  const { counters, latches, live } = columns(buffer, capacity)
+  const buffer = new SharedArrayBuffer(capacity * 4 * Uint32Array.BYTES_PER_ELEMENT)
+  const { counters, heard, latches, live } = columns(buffer, capacity)
   const assigned = new Map<string, SlotAssigned>()
   const assign = (identity: AgvIdentity): SlotAssigned | undefined => {
     const robot = `${identity.manufacturer}/${identity.serialNumber}`
@@ -90,6 +110,18 @@ export const make = (capacity = 65_536): SharedHeaderIds => {
       const entry = assign(identity)
       if (entry !== undefined) Atomics.store(latches, entry.slot, on ? 1 : 0)
     },
+    setHeard: (identity) => {
+      const entry = assign(identity)
+      if (entry !== undefined) Atomics.store(heard, entry.slot, 1)
+    },
+    advance: (identity, headerId) => {
+      const entry = assign(identity)
+      if (entry !== undefined) advanceSlot(counters, entry.slot, headerId)
+    },
+    take: (identity) => {
+      const entry = assign(identity)
+      return entry === undefined ? 0 : Atomics.add(counters, entry.slot, 1)
+    },
     slotOf: (identity) => {
       const entry = assign(identity)
       if (entry === undefined) return undefined
@@ -98,14 +130,7 @@ export const make = (capacity = 65_536): SharedHeaderIds => {
       return {
         ids: {
           next: (topic) => (topic === "instantActions" ? Atomics.add(counters, slot, 1) : local.next(topic)),
-          advance: (topic, id) => {
-            if (topic !== "instantActions") return local.advance(topic, id)
-            const wanted = HeaderIds.after(id)
-            for (;;) {
-              const next = Atomics.load(counters, slot)
-              if (!HeaderIds.isAfter(wanted, next) || Atomics.compareExchange(counters, slot, next, wanted) === next) return
-            }
-          }
+          advance: (topic, id) => (topic === "instantActions" ? advanceSlot(counters, slot, id) : local.advance(topic, id))
         },
         setLive: (on) => void Atomics.store(live, slot, on ? 1 : 0)
       }

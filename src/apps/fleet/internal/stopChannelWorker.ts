@@ -12,8 +12,9 @@
  *        writtenAt: when this thread wrote the stop to the broker
  *   ← { "id": same, "ok": false, "error": { "_tag": "UnknownRobot" | "BadRequest" | …, … } }
  *
- * A live AGV (its link runs: the shared table's flag) is stopped here: its latch flag in the
- * shared table is set (so the main thread refuses its next order even before it hears of the
+ * A live AGV (its link runs: the shared table's flag), or, with several nodes, an AGV heard of
+ * on the broker (the table's heard flag: its link may run on another node) is stopped here: its
+ * latch flag in the shared table is set (so the main thread refuses its next order even before it hears of the
  * stop), then `instantActions` with `startPause` and `cancelOrder`, its headerId taken from the
  * shared counter, is published on this thread's connection (encoded by `MessageCodec`, on the
  * topic `Topic.format` names). Everything else (arms, whose TCP connection the main thread
@@ -77,7 +78,7 @@ const {
   realtimePriority,
   tls
 } = parent.data
-const { counters, latches, live } = SharedHeaderIds.columns(parent.data.table, capacity)
+const { counters, heard, latches, live } = SharedHeaderIds.columns(parent.data.table, capacity)
 const stats = new Float64Array(parent.data.stats)
 const hostCheck: HostCheck.HostCheckOptions = { listenHost: host, allowedHosts }
 
@@ -179,11 +180,12 @@ const reportStopped = (stopped: ReadonlyArray<{ readonly agv: Agv; readonly canc
     })
   )
 
-const isLive = (agv: Agv) => Atomics.load(live, agv.slot) === 1
+/** Whether this thread may stop the AGV through the broker: its link runs here, or it was heard of there (several nodes). */
+const reachable = (agv: Agv) => Atomics.load(live, agv.slot) === 1 || Atomics.load(heard, agv.slot) === 1
 
-const liveAgv = (robot: string) => {
+const reachableAgv = (robot: string) => {
   const agv = agvs.get(robot)
-  return agv !== undefined && isLive(agv) ? agv : undefined
+  return agv !== undefined && reachable(agv) ? agv : undefined
 }
 
 /**
@@ -193,7 +195,7 @@ const liveAgv = (robot: string) => {
 const stop = async (robot: string | undefined, who: string): Promise<Answer> => {
   const now = Date.now()
   if (robot !== undefined) {
-    const agv = broker.connected ? liveAgv(robot) : undefined
+    const agv = broker.connected ? reachableAgv(robot) : undefined
     if (agv === undefined) return forward(robot, [], who)
     const published = await publishStop(agv, now)
     if ("failed" in published) {
@@ -207,7 +209,7 @@ const stop = async (robot: string | undefined, who: string): Promise<Answer> => 
       : { error }
   }
   if (!broker.connected) return forward(undefined, [], who)
-  const targets = [...agvs.values()].filter(isLive)
+  const targets = [...agvs.values()].filter(reachable)
   const outcomes = await Promise.all(targets.map((agv) => publishStop(agv, now)))
   const stopped = targets.flatMap((agv, i) => {
     const outcome = outcomes[i]

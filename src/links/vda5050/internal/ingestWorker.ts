@@ -1,6 +1,6 @@
 /**
  * The ingest thread's module (started by `IngestThread` with `WorkerThread.run`): subscribes to
- * the prefix on a connection of its own, checks each message (`Inbound.makeChecker`, with the
+ * the prefix (or, `byName`, to its AGVs' topics: `AgvSubscriptions`) on a connection of its own, checks each message (`Inbound.makeChecker`, with the
  * official schemas when their folder is given: the thread loads them itself) and posts
  * them to the main thread in batches of at most `batchSize`, at least one per turn of this
  * thread's event loop. Messages beyond `maxInFlight` (posted and not yet taken by the main
@@ -14,11 +14,11 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
-import * as Queue from "effect/Queue"
 import * as ParentPort from "../../../node/ParentPort.js"
 import type * as BrokerSecurity from "../../mqtt/BrokerSecurity.js"
 import * as MqttConnection from "../../mqtt/MqttConnection.js"
 import * as SampleColumns from "../../SampleColumns.js"
+import * as AgvSubscriptions from "../AgvSubscriptions.js"
 import * as Inbound from "../Inbound.js"
 import * as OfficialSchemas from "../OfficialSchemas.js"
 import * as Topic from "../Topic.js"
@@ -41,23 +41,30 @@ export interface IngestWorkerData {
   /** The fleet's sample columns, when it keeps samples there. */
   readonly columns: SampleColumns.SharedColumns | undefined
   /**
-   * Subscribe to each assigned AGV's topics by name (one of several threads, each with its own
-   * AGVs) instead of to the whole prefix; `connection` messages are then left to the main thread.
+   * Subscribe to each assigned AGV's topics by name (`AgvSubscriptions`: one of several threads,
+   * each with its own AGVs, or one of several nodes, each with the AGVs it runs) instead of to the
+   * whole prefix; the main thread then hears every AGV's `connection` and `instantActions`.
    */
   readonly byName: boolean
 }
 
-/** An AGV given to this thread (`<manufacturer>/<serialNumber>`), and its slot in the sample columns (-1: none); never taken back. */
+/** An AGV given to this thread (`<manufacturer>/<serialNumber>`), and its slot in the sample columns (-1: none). */
 export interface Assign {
   readonly type: "assign"
   readonly robot: string
   readonly slot: number
 }
 
+/** An AGV taken back (by name: its topics unsubscribed); its slot stays, as the sample columns keep it. */
+export interface Unassign {
+  readonly type: "unassign"
+  readonly robot: string
+}
+
 /** The thread's messages: it takes AGVs' slots; it posts its state, its batches and its log lines. */
 export interface IngestWorkerProtocol {
   readonly data: IngestWorkerData
-  readonly in: Assign
+  readonly in: Assign | Unassign
   readonly out:
     | { readonly type: "ready" }
     /** The thread's subscription to an assigned AGV's topics is in place (its SUBACK came), by name only. */
@@ -81,24 +88,17 @@ const run = (
   const counters = new Int32Array(buffer)
   const columns = shared === undefined ? undefined : SampleColumns.fromShared(shared)
   const slots = new Map<string, number>()
-  const assigned = new Set<string>()
-  let connection: MqttConnection.MqttConnection | undefined
-  /** AGVs assigned before the connection was up, subscribed once it is. */
-  const unsubscribed: Array<string> = []
-  const subscribe = (conn: MqttConnection.MqttConnection, robot: string) =>
-    Effect.runFork(conn.subscribe([`${prefix}/${robot}/+`], 0).pipe(
-      Effect.match({
-        onSuccess: () => port.post({ type: "subscribed", robot }),
-        onFailure: (error) => port.post({ type: "log", level: "Warning", message: `could not subscribe to ${robot}: ${error.message}` })
-      })
-    ))
-  port.onMessage(({ robot, slot }) => {
+  const subscriptions = AgvSubscriptions.make(
+    prefix,
+    (effect) => void Effect.runFork(effect),
+    (robots, error) =>
+      port.post({ type: "log", level: "Warning", message: `could not (un)subscribe ${robots.length} AGVs' topics: ${error.message}` })
+  )
+  port.onMessage((message) => {
+    if (message.type === "unassign") return subscriptions.remove(message.robot)
+    const { robot, slot } = message
     if (slot >= 0) slots.set(robot, slot)
-    if (!byName) return
-    if (assigned.has(robot)) return port.post({ type: "subscribed", robot })
-    assigned.add(robot)
-    if (connection === undefined) unsubscribed.push(robot)
-    else subscribe(connection, robot)
+    if (byName) subscriptions.add(robot, () => port.post({ type: "subscribed", robot }))
   })
 
   const counts: VisualizationSample.SampleCounts = {
@@ -126,7 +126,7 @@ const run = (
   const onMessage = (topic: string, payload: Uint8Array) => {
     const checked = check(topic, payload)
     if (checked === undefined) return
-    if (checked._tag === "Valid" && (sampled(checked) || (byName && checked.topic === "connection"))) return
+    if (checked._tag === "Valid" && sampled(checked)) return
     if (Atomics.load(counters, Counter.inFlight) + batch.length >= maxInFlight) {
       Atomics.add(counters, Counter.dropped, 1)
       return
@@ -143,18 +143,11 @@ const run = (
     Effect.scoped(
       Effect.gen(function*() {
         const conn = yield* MqttConnection.connect({ url, clientId, security, onMessage })
-        /** What this thread subscribes to: the whole prefix, or its AGVs' topics. */
-        const filters = () => byName ? [...assigned].map((robot) => `${prefix}/${robot}/+`) : [filter]
-        if (!byName) yield* conn.subscribe(filters(), 0)
-        connection = conn
-        for (const robot of unsubscribed.splice(0)) subscribe(conn, robot)
+        if (byName) subscriptions.attach(conn)
+        else yield* conn.subscribe([filter], 0)
         port.post({ type: "ready" })
-        yield* Effect.forever(
-          Effect.flatMap(Queue.take(conn.events), (event) => {
-            const again = filters()
-            return event._tag === "Connected" && again.length > 0 ? Effect.ignore(conn.subscribe(again, 0)) : Effect.void
-          })
-        )
+        // mqtt.js subscribes again by itself after a reconnect.
+        yield* Effect.never
       })
     ).pipe(
       Effect.catchAll((error) => Effect.sync(() => port.post({ type: "failed", error: error.message }))),
