@@ -130,6 +130,11 @@ class Flush {
   readonly _tag = "Flush"
 }
 
+/** The end of a tick's gathering: what was gathered goes to this node's dashboards as one frame. */
+class Gathered {
+  readonly _tag = "Gathered"
+}
+
 /** A resync asked for the views of every robot this node runs. */
 class Resend {
   readonly _tag = "Resend"
@@ -148,6 +153,7 @@ export type FleetStateMessage =
   | Authorize
   | GetState
   | Flush
+  | Gathered
   | Resend
   | Malformed
   | NodeViews.NodeViews
@@ -180,6 +186,13 @@ export interface FleetStateOptions {
   readonly samples?: SampleColumns.Directory | undefined
   /** Which robots this node runs, when several nodes share the fleet: their views are shared with the others. */
   readonly placement?: Placement.Placement | undefined
+  /**
+   * With a placement, how long after each tick the node gathers the other nodes' views of the
+   * same tick (every node ticks on the same wall-clock grid) before sending its dashboards one
+   * frame of all, ms; default 5. Views arriving later go out at once, each in a frame of its own.
+   * 0: every node's views in frames of their own, as they arrive.
+   */
+  readonly gatherMs?: number | undefined
 }
 
 type AlarmView = { code: string; level: "warning" | "fatal"; message: string }
@@ -220,6 +233,8 @@ interface State {
   readonly sentTokens: Map<string, string>
   /** The control leases of this node's sessions last told the other nodes (`robot user` lines, sorted). */
   sentHolders: string
+  /** The views of this tick's frame while it gathers the other nodes' (see `gatherMs`). */
+  gathering: Map<string, RobotView> | undefined
 }
 
 const jointList = (joints: LinkEvent.ArmTelemetry["joints"]): Array<number> =>
@@ -442,6 +457,22 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
     return PubSub.broadcast(options.hub, ViewsTopic, Encoded.make(update))
   }
 
+  const gatherMs = placement === undefined ? 0 : Math.max(0, options.gatherMs ?? 5)
+
+  /**
+   * This tick's frame to this node's dashboards: at once on a single node; with a placement, after
+   * `gatherMs`, with the other nodes' views of the same tick that arrived meanwhile.
+   */
+  const gather = (state: State, ctx: Actor.ActorContext<FleetStateMessage>, robots: Array<RobotView>): Effect.Effect<unknown> => {
+    if (gatherMs === 0) return robots.length === 0 ? Effect.void : publishUpdate(state, robots)
+    if (state.gathering === undefined) {
+      state.gathering = new Map()
+      setTimeout(() => ctx.self.unsafeTellUrgent(new Gathered()), gatherMs)
+    }
+    for (const view of robots) state.gathering.set(view.id, view)
+    return Effect.void
+  }
+
   /** Tells the other nodes about the robots this node runs. */
   const share = (
     state: State,
@@ -482,6 +513,10 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
       if (state.robots.has(robot) && runs(robot)) continue
       const shownView = shown(state, robot, now)
       if (shownView !== undefined) robots.push(shownView)
+    }
+    if (state.gathering !== undefined) {
+      for (const view of robots) state.gathering.set(view.id, view)
+      return ask
     }
     return robots.length === 0 ? ask : Effect.zipRight(ask, publishUpdate(state, robots))
   }
@@ -669,8 +704,11 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
     init: (ctx) =>
       Effect.gen(function*() {
         yield* PubSub.subscribe(options.hub, LinkEvent.FleetTopic, ctx.self, { bufferSize: 8192, overflow: "sliding" })
+        // With several nodes, every node ticks on the same wall-clock grid, so their views of a tick arrive together.
+        const periodMs = Duration.toMillis(period)
+        const align = placement === undefined ? Effect.void : Effect.sleep(Duration.millis(periodMs - (Date.now() % periodMs)))
         yield* Effect.forkScoped(
-          Effect.repeat(Effect.sync(() => ctx.self.unsafeTellUrgent(new Flush())), Schedule.fixed(period))
+          Effect.zipRight(align, Effect.repeat(Effect.sync(() => ctx.self.unsafeTellUrgent(new Flush())), Schedule.fixed(period)))
         )
         if (placement !== undefined) {
           yield* PubSub.subscribe(options.hub, NodeViews.Topic, ctx.self, {
@@ -691,7 +729,8 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
           shared: new Set(),
           heard: new Set(),
           sentTokens: new Map(),
-          sentHolders: ""
+          sentHolders: "",
+          gathering: undefined
         }
         for (const arm of options.arms) state.robots.set(arm, newRecord(arm, "arm"))
         for (const [robot, kind] of roster) state.robots.set(robot, newRecord(robot, kind))
@@ -755,7 +794,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
               state.dirty.add(robot)
             }
           }
-          if (state.dirty.size === 0 && holders === undefined) return state
+          if (state.dirty.size === 0 && holders === undefined) return Effect.as(gather(state, ctx, []), state)
           const robots: Array<RobotView> = []
           const mine: Array<RobotView> = []
           for (const id of state.dirty) {
@@ -773,9 +812,14 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
             }
           }
           state.dirty.clear()
-          const local = robots.length === 0 ? Effect.void : publishUpdate(state, robots)
+          const local = gather(state, ctx, robots)
           if (mine.length === 0 && released.length === 0 && holders === undefined) return Effect.as(local, state)
           return Effect.as(Effect.zipRight(local, share(state, ctx, false, mine, released, holders)), state)
+        }
+        case "Gathered": {
+          const gathered = state.gathering
+          state.gathering = undefined
+          return gathered === undefined || gathered.size === 0 ? state : Effect.as(publishUpdate(state, [...gathered.values()]), state)
         }
         case "Resend": {
           if (placement === undefined) return state

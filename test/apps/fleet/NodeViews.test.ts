@@ -2,7 +2,8 @@
  * Several nodes' `fleet/state` actors joined by an in-memory backplane, each with a placement set
  * by hand: every node shows every robot once (its own view where it runs the robot, the owner's
  * otherwise), another node's view reaches its subscribers as an update of its own consecutive
- * ticks, a handed-over robot ends up shown from its new owner, a node that left has its robots
+ * ticks, a tick's frame carries every node's views of that tick (the nodes tick together and
+ * gather for a few ms), a handed-over robot ends up shown from its new owner, a node that left has its robots
  * shown disconnected, a node that starts gets everyone's views whole, a gap makes every node send
  * its robots whole, and link events never cross.
  */
@@ -140,6 +141,30 @@ describe("fleet/state across nodes", () => {
       }
       expect(full.get("b")).toEqual(["KIT/0001", "KIT/0002", "KIT/0003"])
       expect(full.get("a")).toEqual(["KIT/0003"])
+    }))
+
+  it.scopedLive("a tick's frame carries every node's views of that tick: the nodes tick together and gather", () =>
+    Effect.gen(function*() {
+      live.clear()
+      const backplane = Backplane.memory()
+      const a = yield* node(backplane, "a")
+      const b = yield* node(backplane, "b")
+      a.owned.add("KIT/0001")
+      b.owned.add("KIT/0002")
+      yield* until(b.state, () => true)
+      yield* Queue.takeAll(b.updates)
+      // Both robots move at every tick for half a second.
+      for (let i = 0; i < 25; i++) {
+        yield* a.drive("KIT/0001", i)
+        yield* b.drive("KIT/0002", i)
+        yield* Effect.sleep("20 millis")
+      }
+      yield* until(b.state, (robots) => poseX(robots.get("KIT/0001")) === 24 && poseX(robots.get("KIT/0002")) === 24)
+      const frames = [...(yield* Queue.takeAll(b.updates))].map((update) => update.value.robots.map((robot) => robot.id))
+      const both = frames.filter((ids) => ids.includes("KIT/0001") && ids.includes("KIT/0002"))
+      // Without gathering, a's views would reach b's dashboards in frames of their own, never beside b's.
+      expect(both.length).toBeGreaterThan(0)
+      process.stdout.write(`[node views] ${frames.length} frames at b over 25 ticks of both nodes, ${both.length} with both nodes' robots\n`)
     }))
 
   it("a message heard on the nodes' topic is checked before use", () => {
