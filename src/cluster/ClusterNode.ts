@@ -19,6 +19,7 @@ import * as Membership from "./Membership.js"
 import * as Ownership from "./Ownership.js"
 import * as RedisBackplane from "./RedisBackplane.js"
 import * as RedisConnection from "./RedisConnection.js"
+import * as Singleton from "./Singleton.js"
 
 /** The node-to-node protocol version this build speaks. */
 export const protocol = 1
@@ -59,6 +60,8 @@ export interface ClusterNode {
   /** Whether `node` is in the live set this node last read. */
   readonly isLive: (node: string) => boolean
   readonly view: () => ClusterView
+  /** Takes part in holding the singleton `name` (the canvas's board) until the scope closes, with this node's TTL. */
+  readonly singleton: (name: string) => Effect.Effect<Singleton.Singleton, InvalidSettings, Scope.Scope>
 }
 
 /**
@@ -113,6 +116,8 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
         epoch: ownership.epoch(),
         ownership: ownership.counts(),
         membership: membership.counts()
-      })
+      }),
+      singleton: (name) =>
+        Singleton.make({ redis: Context.get(context, RedisConnection.ClusterRedis), membership, name, ttl: options.ttl })
     } satisfies ClusterNode
   })
