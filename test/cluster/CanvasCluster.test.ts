@@ -212,13 +212,16 @@ describe("the canvas on three nodes", () => {
     // The new owner's board has every pixel painted before, and painting goes on from both survivors.
     const survivorPainters = survivors.map((node) => painters[nodes.indexOf(node)])
     expect(hasAll(storedBoard(next.service).pixels, painted)).toBe(true)
+    let firstPlaced: number | undefined
     for (const [i, p] of survivorPainters.entries()) {
       for (let x = 0; x < 4; x++) {
         const result = await placeUntilPlaced(p, 20 + x, 20 + i, 5 + x)
         expect(result._tag).toBe("Placed")
+        firstPlaced ??= Date.now() - killedAt
         painted.push([20 + x, 20 + i, 5 + x])
       }
     }
+    console.log(`canvas board: the first pixel after the kill was answered Placed ${firstPlaced} ms after it`)
     await until("the survivors' painters seeing every pixel", 10_000, async () =>
       survivorPainters.every((p) => hasAll(p.board, painted)))
     await until("the survivors' SQLite holding every pixel", 10_000, async () =>
