@@ -5,7 +5,8 @@
  * (`CanvasJoin` over WebSocket), and every node's SQLite file holds every acknowledged pixel (the
  * owner's board, the others' replicas). Bad placements sent to a node that does not hold the board
  * are refused there and never reach the owner. Then the owner is killed with SIGKILL: another
- * node holds the board within TTL + 2 s, with every pixel painted before, and painting goes on.
+ * node holds the board within TTL + 2 s, with every pixel painted before, and painting goes on;
+ * the killed node, started again on its stale file, catches up with the board and stays a replica.
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import Sqlite from "better-sqlite3"
@@ -230,6 +231,16 @@ describe("the canvas on three nodes", () => {
     // Their streams followed one numbering throughout (no frame missed, none from the dead owner out of turn).
     for (const p of survivorPainters) expect(p.gaps).toEqual([])
     expect(new Set(survivorPainters.map((p) => p.seq())).size).toBe(1)
-    await Promise.all(painters.filter((p) => survivorPainters.includes(p)).map((p) => p.close()))
+
+    // The killed node starts again on its own file, which missed what was painted since: it
+    // catches up from the owner's whole board, and does not take the board back (sticky).
+    expect(hasAll(storedBoard(owner.service).pixels, painted)).toBe(false)
+    const restarted = await startProcess({ ...env, NODE_ID: owner.name }, { dataDir: owner.service.dataDir })
+    running.push(restarted)
+    await until("the restarted node's SQLite catching up", 10_000, async () => hasAll(storedBoard(restarted).pixels, painted))
+    const late = await painter(restarted)
+    await until("a painter of the restarted node seeing every pixel", 10_000, async () => hasAll(late.board, painted))
+    expect(await holders([...survivors, { name: owner.name, service: restarted }])).toEqual([next.name])
+    await Promise.all([...survivorPainters, late].map((p) => p.close()))
   }, 120_000)
 })

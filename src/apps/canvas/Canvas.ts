@@ -104,6 +104,8 @@ export type CanvasMessage =
   | { readonly _tag: "Resend" }
   /** The wait for replicas ahead of this node's board is over. */
   | { readonly _tag: "TakeoverDone"; readonly token: BoardToken }
+  /** Time to ask again for the owner's whole board, if none came since this node started. */
+  | { readonly _tag: "AskWhole" }
 
 /** The PubSub topic of the board's frames (on this node; with several nodes the owner's cross on `BoardMessages.BoardTopic`). */
 export const topic = "canvas"
@@ -113,6 +115,9 @@ export const forwardTimeout = Duration.seconds(3)
 
 /** How long a node given the board waits for replicas ahead of its own before it writes. */
 export const takeoverWait = Duration.millis(500)
+
+/** When a node that started asks again for the owner's whole board, if none came (after each wait, in turn). */
+const askAgain = [Duration.seconds(1), Duration.seconds(3), Duration.seconds(5)]
 
 /** Who is told a placement's outcome: the local placer, or the entry node of a forwarded one. */
 interface Answerer {
@@ -155,6 +160,8 @@ interface ClusterState {
   answers: Array<BoardMessages.Answer>
   /** Since when (epoch ms) this node, acting as the owner, has found its claim over by its deadline. */
   unsureSince: number | undefined
+  /** Whether an owner's whole board reached this node since it started (or it took the board over). */
+  caughtUp: boolean
 }
 
 interface State {
@@ -571,6 +578,7 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
           ? resign(state, ctx.self)
           : Effect.void
         cluster.newest = message.token
+        cluster.caughtUp = true
         return Effect.zipRight(lost, adopt(state, message.pixels, message.seq, message.cooldowns))
       }
       case "Claim": {
@@ -641,6 +649,7 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
       owner.best = undefined
       if (best !== undefined && best.seq > state.seq) yield* adopt(state, best.pixels, best.seq, best.cooldowns)
       owner.ready = true
+      state.cluster!.caughtUp = true
       yield* sendWhole(state, ctx.self)
       yield* Effect.annotateLogs(Effect.logInfo("canvas: this node holds the board"), {
         seq: state.seq,
@@ -688,8 +697,11 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
           const stop = cluster.watch((owned) => ctx.self.unsafeTell({ _tag: "Owner", owned }))
           yield* Effect.addFinalizer(() => Effect.sync(stop))
           if (cluster.owns()) ctx.self.unsafeTell({ _tag: "Owner", owned: true })
-          // The board as the owner has it now, whatever this node's file missed.
+          // The board as the owner has it now, whatever this node's file missed; asked again later
+          // when no answer came (Redis not connected yet, or the answer crossed the subscription).
           yield* PubSub.resync(env.hub, BoardMessages.BoardTopic)
+          yield* Effect.forkScoped(Effect.forEach(askAgain, (wait) =>
+            Effect.delay(Effect.sync(() => ctx.self.unsafeTell({ _tag: "AskWhole" })), wait), { discard: true }))
         }
         env.started(ctx.self)
         return {
@@ -702,7 +714,7 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
           prunedSize: lastPlaced.size,
           cluster: cluster === undefined
             ? undefined
-            : { newest: undefined, owner: undefined, forwarded: new Map(), nextId: 1, answers: [], unsureSince: undefined }
+            : { newest: undefined, owner: undefined, forwarded: new Map(), nextId: 1, answers: [], unsureSince: undefined, caughtUp: false }
         } satisfies State
       }),
     receive: (state, message, ctx) => {
@@ -790,6 +802,10 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
           return Effect.as(sendWhole(state, ctx.self), state)
         case "TakeoverDone":
           return takenOver(state, message.token, ctx)
+        case "AskWhole":
+          return state.cluster === undefined || state.cluster.caughtUp || roleOf(state) !== "entry"
+            ? state
+            : Effect.as(PubSub.resync(env.hub, BoardMessages.BoardTopic), state)
       }
     },
     // A graceful stop commits what was queued, so no accepted placement goes unanswered.
