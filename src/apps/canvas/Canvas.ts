@@ -248,9 +248,6 @@ interface Environment {
   readonly stats: CanvasStats
 }
 
-/** The recent users' last placements, as sent with a whole board. */
-const cooldownsOf = (state: State): Array<readonly [string, number]> => [...state.lastPlaced]
-
 /** Sends the owner's answers that wait, in a tick without pixels. */
 const sendAnswers = (env: Environment, state: State, self: ActorRef<never>) => {
   const cluster = state.cluster
@@ -359,6 +356,12 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
   const inBounds = (x: number, y: number) =>
     Number.isInteger(x) && Number.isInteger(y) && x >= 0 && y >= 0 && x < width && y < height
   const validColor = (color: number) => Number.isInteger(color) && color >= 0 && color < palette.length
+
+  /** The users whose cooldown still runs, with their last placement, as sent with a whole board. */
+  const cooldownsOf = (state: State): Array<readonly [string, number]> => {
+    const now = env.clock.unsafeCurrentTimeMillis()
+    return [...state.lastPlaced].filter(([, at]) => at + cooldownMs > now)
+  }
 
   /** Arms the tick that commits what is queued (and sends the owner's answers). */
   const armFlush = (state: State, ctx: Actor.ActorContext<CanvasMessage>) => {
@@ -533,7 +536,8 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
       return Effect.as(Effect.zipRight(lost, PubSub.resync(env.hub, BoardMessages.BoardTopic)), state)
     }
     const placed = unpackPixels(message.pixels)
-    if (placed.some((p) => !inBounds(p.x, p.y) || p.color >= 256)) {
+    // The nodes share one palette; a pixel this node cannot store is not taken.
+    if (placed.some((p) => !inBounds(p.x, p.y) || !validColor(p.color))) {
       stats.malformed++
       return Effect.as(lost, state)
     }
@@ -545,6 +549,7 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
     state.seq = message.seq
     state.snapshot = undefined
     stats.relayedTicks++
+    if (state.lastPlaced.size > state.prunedSize * 2 + 1024) forgetCooledDown(state, env.clock, cooldownMs)
     const relay = PubSub.broadcast(env.hub, topic, new CanvasFrame(Updates.make({ seq: message.seq, pixels: message.pixels })))
     // The replica's file follows the board; one that cannot follow is written whole.
     const write = env.store.placeBatch(pixels).pipe(
