@@ -131,6 +131,8 @@ interface Pending {
   /** The user's previous placement, restored if the commit fails. */
   readonly previous: number | undefined
   readonly reply: Answerer
+  /** Forwarded by another node: every node acting as the owner heard it, so only a commit answers it. */
+  readonly remote: boolean
 }
 
 /** A placement this node forwarded to the owner, waiting for its answer. */
@@ -226,6 +228,9 @@ const newStats = (): CanvasStats => ({
   takeovers: 0,
   malformed: 0
 })
+
+/** A random first number for this incarnation's forwarded placements, so that a late answer to a previous one matches none. */
+const firstId = () => 1 + Math.floor(Math.random() * 2 ** 40)
 
 /** Forgets the users whose cooldown is over, so the map holds recent users only. */
 const forgetCooledDown = (state: State, clock: Clock.Clock, cooldownMs: number): void => {
@@ -414,9 +419,11 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
     cluster.owner = undefined
     const batch = state.pending
     state.pending = []
-    for (const { pixel, previous, reply } of batch) {
+    for (const { pixel, previous, remote, reply } of batch) {
       giveBack(state, pixel.user, pixel.at, previous)
-      reply.fail(new Unavailable({ reason: "the board moved to another node: place the pixel again" }))
+      // A forwarded placement was heard by the new owner too, which may commit it: this node says
+      // nothing, and the entry node hears the new owner (or tells its painter the outcome is unknown).
+      if (!remote) reply.fail(new Unavailable({ reason: "the board moved to another node: place the pixel again" }))
     }
     return placements.unsubscribe.pipe(
       Effect.zipRight(sendAnswers(env, state, self)),
@@ -454,7 +461,8 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
     ctx: Actor.ActorContext<CanvasMessage>,
     placement: { readonly user: string; readonly x: number; readonly y: number; readonly color: number },
     reply: Answerer,
-    ready: boolean
+    ready: boolean,
+    remote = false
   ) => {
     const { color, user, x, y } = placement
     const now = env.clock.unsafeCurrentTimeMillis()
@@ -464,7 +472,7 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
       return state.cluster !== undefined && state.cluster.answers.length > 0 && ready ? armFlush(state, ctx) : state
     }
     state.lastPlaced.set(user, now)
-    state.pending.push({ pixel: { x, y, color, user, at: now }, previous, reply })
+    state.pending.push({ pixel: { x, y, color, user, at: now }, previous, reply, remote })
     return ready ? armFlush(state, ctx) : state
   }
 
@@ -719,7 +727,7 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
           prunedSize: lastPlaced.size,
           cluster: cluster === undefined
             ? undefined
-            : { newest: undefined, owner: undefined, forwarded: new Map(), nextId: 1, answers: [], unsureSince: undefined, caughtUp: false }
+            : { newest: undefined, owner: undefined, forwarded: new Map(), nextId: firstId(), answers: [], unsureSince: undefined, caughtUp: false }
         } satisfies State
       }),
     receive: (state, message, ctx) => {
@@ -742,7 +750,8 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
         }
         case "Forwarded": {
           const role = roleOf(state)
-          if (role !== "owner" && role !== "claiming") {
+          // Only a claim that holds now answers for the board: another node may hold it already.
+          if ((role !== "owner" && role !== "claiming") || !env.cluster!.owns()) {
             stats.forwardsIgnored++
             return state
           }
@@ -751,7 +760,7 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
           const reply = remoteAnswerer(state.cluster!, node, id)
           if (!inBounds(x, y)) reply.fail(new OutOfBounds())
           else if (!validColor(color)) reply.fail(new InvalidColor())
-          else return queue(state, ctx, message.forward, reply, role === "owner")
+          else return queue(state, ctx, message.forward, reply, role === "owner", true)
           return role === "owner" ? armFlush(state, ctx) : state
         }
         case "Flush": {
@@ -824,9 +833,9 @@ const behaviour = (env: Environment): Actor.Behaviour<CanvasMessage, State> => {
       if (batch.length === 0) return Effect.void
       const role = roleOf(state)
       if (role === "alone" || (role === "owner" && env.cluster!.owns())) return commit(env, state, batch, cooldownMs, ctx.self)
-      for (const { pixel, previous, reply } of batch) {
+      for (const { pixel, previous, remote, reply } of batch) {
         giveBack(state, pixel.user, pixel.at, previous)
-        reply.fail(new Unavailable({ reason: "the canvas stopped" }))
+        if (!remote) reply.fail(new Unavailable({ reason: "the canvas stopped" }))
       }
       return sendAnswers(env, state, ctx.self)
     }
