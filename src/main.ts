@@ -208,6 +208,22 @@ const registerClusterMetrics = (registry: Prometheus.Registry, cluster: ClusterN
   )
 }
 
+/** Registers the shared canvas's metrics (who writes the board, forwarding, relaying), read at scrape time. */
+const registerCanvasMetrics = (registry: Prometheus.Registry, canvas: Canvas.Canvas["Type"]) => {
+  const counter = (name: string, help: string, value: (stats: Canvas.CanvasStats) => number) =>
+    ScrapedMetric.counter(registry, name, help, () => value(canvas.stats()))
+  ScrapedMetric.gauge(registry, "fleetvisor_canvas_board_owner", "1 while this node holds the canvas board's lease (it writes the board).", () =>
+    canvas.owns() ? 1 : 0)
+  counter("fleetvisor_canvas_refused_at_entry_total", "Placements refused by this node's checks of bounds and colour.", (s) => s.refusedAtEntry)
+  counter("fleetvisor_canvas_forwarded_total", "Placements this node forwarded to the board's owner.", (s) => s.forwarded)
+  counter("fleetvisor_canvas_forward_timeouts_total", "Forwarded placements the owner did not answer in time.", (s) => s.forwardTimeouts)
+  counter("fleetvisor_canvas_forwards_received_total", "Other nodes' placements this node received as the board's owner.", (s) => s.forwardsReceived)
+  counter("fleetvisor_canvas_relayed_ticks_total", "The owner's ticks this node applied to its replica and relayed.", (s) => s.relayedTicks)
+  counter("fleetvisor_canvas_gaps_total", "Ticks that did not follow this node's board (a whole board was asked for).", (s) => s.gaps)
+  counter("fleetvisor_canvas_boards_adopted_total", "Whole boards this node took from another node.", (s) => s.adopted)
+  counter("fleetvisor_canvas_takeovers_total", "Times this node was given the board.", (s) => s.takeovers)
+}
+
 /** A started service. */
 export interface Service {
   readonly config: ServiceConfig.ServiceConfig
@@ -298,7 +314,19 @@ export const start = (
         onNone: () => Effect.succeed(off),
         onSome: (context) => effect.pipe(Effect.provide(context), Effect.provideService(ActorSystem.ActorSystem, system))
       })
-    const canvas = yield* withStore(CanvasFeature.make(canvasSettings), CanvasFeature.off)
+    // With several nodes the board is a singleton: one node writes it, the others forward and replicate.
+    const board = cluster === undefined || Option.isNone(canvasSettings) ? undefined : yield* cluster.singleton("canvas")
+    const canvas = yield* withStore(
+      CanvasFeature.make(canvasSettings, cluster === undefined || board === undefined ? undefined : {
+        node: cluster.node,
+        backplane: cluster.backplane,
+        owns: board.owns,
+        token: board.token,
+        watch: board.watch
+      }),
+      CanvasFeature.off
+    )
+    if (board !== undefined && Option.isSome(canvas.canvas)) registerCanvasMetrics(metrics.registry, canvas.canvas.value)
     const fleet = yield* withStore(FleetFeature.make(fleetSettings, {
       config,
       certificate,
@@ -356,6 +384,7 @@ export const start = (
         view: cluster.view,
         drain: () =>
           Effect.runPromise(cluster.ownership.drain.pipe(
+            Effect.zipRight(board?.release ?? Effect.void),
             Effect.as(undefined),
             Effect.catchAll((error) => Effect.succeed(error.message))
           ))

@@ -25,6 +25,7 @@ import * as NodeProtocol from "./NodeProtocol.js"
 import * as Ownership from "./Ownership.js"
 import * as RedisBackplane from "./RedisBackplane.js"
 import * as RedisConnection from "./RedisConnection.js"
+import * as Singleton from "./Singleton.js"
 
 /** The node-to-node protocol version this build speaks (its newest; see {@link NodeProtocol}). */
 export const protocol = NodeProtocol.max
@@ -87,6 +88,8 @@ export interface ClusterNode {
   /** The other live nodes that do not drain and announce a public URL, as this node last read them. */
   readonly publicPeers: () => ReadonlyArray<{ readonly id: string; readonly url: string }>
   readonly view: () => ClusterView
+  /** Takes part in holding the singleton `name` (the canvas's board) until the scope closes, with this node's TTL. */
+  readonly singleton: (name: string) => Effect.Effect<Singleton.Singleton, InvalidSettings, Scope.Scope>
 }
 
 /**
@@ -180,6 +183,8 @@ export const start = (
         ownership: ownership.counts(),
         membership: membership.counts(),
         link: { address: link.address, ...link.counts() }
-      })
+      }),
+      singleton: (name) =>
+        Singleton.make({ redis: Context.get(context, RedisConnection.ClusterRedis), membership, name, ttl: options.ttl })
     } satisfies ClusterNode
   })

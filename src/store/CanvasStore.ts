@@ -72,6 +72,16 @@ export class CanvasStore extends Context.Tag("fleetvisor/store/CanvasStore")<Can
   readonly placeBatch: (pixels: ReadonlyArray<Pixel>) => Effect.Effect<number, StoreUnavailable>
   /** Each user whose last placement is at or after `since` (epoch ms), with that time. */
   readonly cooldowns: (since: number) => Effect.Effect<ReadonlyMap<string, number>, StoreUnavailable>
+  /**
+   * Replaces the whole board and its version in one transaction, and takes in users' last
+   * placements (later times win): a replica adopting the board another node sent. A board of
+   * another size is a defect.
+   */
+  readonly replace: (board: {
+    readonly pixels: Uint8Array
+    readonly version: number
+    readonly cooldowns: ReadonlyArray<readonly [string, number]>
+  }) => Effect.Effect<void, StoreUnavailable>
 }>() {}
 
 /** Default board: 1000×1000 pixels, 16 colours (the r/place shape). */
@@ -134,6 +144,27 @@ export const layer = (
           return row.version
         })
 
+      const upsertCooldowns = (cooldowns: ReadonlyArray<readonly [string, number]>) =>
+        cooldowns.length === 0 ? Effect.void : sql`
+          INSERT INTO canvas_cooldowns (user, last_at)
+          SELECT value ->> 0, value ->> 1 FROM json_each(${JSON.stringify(cooldowns)}) WHERE true
+          ON CONFLICT (user) DO UPDATE SET last_at = max(last_at, excluded.last_at)`.pipe(Effect.asVoid)
+
+      const chunks = Math.ceil(height / rowsPerChunk)
+      const replaceBoard = (pixels: Uint8Array, to: number, cooldowns: ReadonlyArray<readonly [string, number]>) =>
+        Effect.gen(function*() {
+          // 200 bands a statement keeps within SQLite's bound on parameters.
+          for (let first = 0; first < chunks; first += 200) {
+            const rows = Array.from({ length: Math.min(200, chunks - first) }, (_, i) => ({
+              chunk: first + i,
+              pixels: pixels.slice((first + i) * chunkSize, (first + i) * chunkSize + chunkLength(first + i))
+            }))
+            yield* sql`INSERT INTO canvas_chunks ${sql.insert(rows)} ON CONFLICT (chunk) DO UPDATE SET pixels = excluded.pixels`
+          }
+          yield* upsertCooldowns(cooldowns)
+          yield* sql`UPDATE canvas SET version = ${to} WHERE id = 1`
+        })
+
       const version = sql<{ version: number }>`SELECT version FROM canvas WHERE id = 1`.pipe(
         Effect.map(([row]) => row.version)
       )
@@ -156,7 +187,11 @@ export const layer = (
           database.read(sql<{ user: string; last_at: number }>`
             SELECT user, last_at FROM canvas_cooldowns WHERE last_at >= ${since}`).pipe(
             Effect.map((rows) => new Map(rows.map((row) => [row.user, row.last_at])))
-          )
+          ),
+        replace: ({ cooldowns, pixels, version: to }) =>
+          pixels.length !== width * height || !Number.isSafeInteger(to) || to < 0
+            ? Effect.dieMessage(`a board of ${pixels.length} pixels at version ${to} cannot replace a ${width}×${height} board`)
+            : database.write(replaceBoard(pixels, to, cooldowns))
       }
     })
   )

@@ -53,6 +53,26 @@ describe("CanvasStore", () => {
       )
     }))
 
+  it.scoped("replace writes a whole board (every band, the last one short) and its version, and takes in later cooldowns", () =>
+    Effect.gen(function*() {
+      const filename = path.join(yield* tempDirectory, "canvas.db")
+      // 1000 wide: 4 rows a band, so 250 bands, more than one statement's worth.
+      const board = new Uint8Array(1000 * 1002)
+      for (let i = 0; i < board.length; i++) board[i] = i % 7
+      yield* withCanvas(filename, { width: 1000, height: 1002, palette: 8 })((canvas) =>
+        Effect.gen(function*() {
+          yield* canvas.placeBatch([pixel(0, 0, 5, "ada", 500), pixel(1, 0, 5, "bob", 900)])
+          yield* canvas.replace({ pixels: board, version: 77, cooldowns: [["ada", 700], ["bob", 800], ["cy", 600]] })
+        })
+      )
+      const reopened = yield* withCanvas(filename, { width: 1000, height: 1002, palette: 8 })((canvas) =>
+        Effect.all([canvas.load, canvas.cooldowns(0)])
+      )
+      expect(reopened[0].version).toBe(77)
+      expect(Buffer.compare(reopened[0].pixels, board)).toBe(0)
+      expect(reopened[1]).toEqual(new Map([["ada", 700], ["bob", 900], ["cy", 600]]))
+    }))
+
   it.scoped("a board is reopened only with its own size; the palette may grow", () =>
     Effect.gen(function*() {
       const filename = path.join(yield* tempDirectory, "canvas.db")

@@ -19,6 +19,7 @@ import * as Route from "../../http/Route.js"
 import * as ServerSentEvents from "../../http/ServerSentEvents.js"
 import type { CanvasStore } from "../../store/CanvasStore.js"
 import * as Canvas from "./Canvas.js"
+import * as CanvasCluster from "./CanvasCluster.js"
 import * as CanvasConfig from "./CanvasConfig.js"
 import * as CanvasHandlers from "./CanvasHandlers.js"
 import * as CanvasStream from "./CanvasStream.js"
@@ -57,15 +58,22 @@ export interface CanvasFeature {
 /** The canvas feature of a node that does not run the canvas: its handlers answer `Unavailable`. */
 export const off: CanvasFeature = { feature: Feature.off("canvas", CanvasUnavailable.layer), canvas: Option.none() }
 
-/** The canvas feature over its settings (`None`: off). */
+/**
+ * The canvas feature over its settings (`None`: off). With a `cluster` (several nodes), the board
+ * is one across them: written by the node that holds its lease, replicated on the others.
+ */
 export const make = (
-  settings: Option.Option<CanvasConfig.CanvasSettings>
+  settings: Option.Option<CanvasConfig.CanvasSettings>,
+  cluster?: CanvasCluster.CanvasCluster | undefined
 ): Effect.Effect<CanvasFeature, never, Scope.Scope | CanvasStore | ActorSystem> =>
   Option.match(settings, {
     onNone: () => Effect.succeed(off),
     onSome: (settings) =>
       Effect.map(
-        Layer.build(Canvas.layerUnstarted).pipe(Effect.provideService(CanvasConfig.CanvasConfig, settings)),
+        Layer.build(Canvas.layerUnstarted).pipe(
+          Effect.provideService(CanvasConfig.CanvasConfig, settings),
+          cluster === undefined ? (effect) => effect : Effect.provideService(CanvasCluster.CanvasCluster, cluster)
+        ),
         (context): CanvasFeature => {
           const canvas = Context.get(context, Canvas.Canvas)
           const feature: Feature.Feature<Handlers> = {

@@ -26,6 +26,10 @@
  * //                     Canvas>), with CanvasStream.headers as response headers. Write it with the
  * //                     response's backpressure (wait for 'drain'), so a slow reader stays bounded.
  * //
+ * // With several nodes, CanvasFeature.make(settings, cluster) gives the canvas a CanvasCluster (the
+ * //                     board's lease and the backplane, built by src/main.ts from ClusterNode.singleton):
+ * //                     one board across the nodes (docs/cluster.md#the-canvas-on-several-nodes).
+ * //
  * // The page: web/canvas/index.html at /canvas/ (or /), and `bundle("web/canvas/main.ts")` from
  * //                     src/http/PageBundle.ts as main.js next to it (text/javascript).
  * const settings = yield* CanvasConfig.config
@@ -43,7 +47,9 @@
  *
  * @since 0.1.0
  */
+export * as BoardMessages from "./BoardMessages.js"
 export * as Canvas from "./Canvas.js"
+export * as CanvasCluster from "./CanvasCluster.js"
 export * as CanvasConfig from "./CanvasConfig.js"
 export * as CanvasFrame from "./CanvasFrame.js"
 export * as CanvasHandlers from "./CanvasHandlers.js"
