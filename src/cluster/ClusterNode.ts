@@ -17,6 +17,7 @@ import type { InvalidNodeId, InvalidSettings } from "./ClusterError.js"
 import * as ClusterLatches from "./ClusterLatches.js"
 import * as Membership from "./Membership.js"
 import * as Ownership from "./Ownership.js"
+import * as RedisAddress from "./RedisAddress.js"
 import * as RedisBackplane from "./RedisBackplane.js"
 import * as RedisConnection from "./RedisConnection.js"
 
@@ -25,6 +26,7 @@ export const protocol = 1
 
 /** How this node joins. */
 export interface ClusterNodeOptions {
+  /** `REDIS_URL`: one Redis, a managed one over TLS, or Sentinels (see {@link RedisAddress}). */
   readonly redisUrl: string
   readonly nodeId: string
   /** Heartbeat and lease TTL, ms. */
@@ -68,18 +70,21 @@ export interface ClusterNode {
  */
 export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, InvalidNodeId | InvalidSettings, Scope.Scope> =>
   Effect.gen(function*() {
+    // One reading of the URL for every connection; a URL that cannot work stops the start here.
+    const address = yield* RedisConnection.address(options.redisUrl)
+    yield* Effect.logInfo(`cluster: node ${options.nodeId} joins through ${RedisAddress.describe(address)}`)
     const context = yield* Layer.build(
       Ownership.layer({ ttl: options.ttl }).pipe(
         Layer.provideMerge(Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl })),
-        Layer.provideMerge(RedisConnection.layer(options.redisUrl))
+        Layer.provideMerge(RedisConnection.layer(address))
       )
     )
     const ownership = Context.get(context, Ownership.Ownership)
     const membership = Context.get(context, Membership.Membership)
-    const backplane = yield* RedisBackplane.make({ url: options.redisUrl, nodeId: options.nodeId })
+    const backplane = yield* RedisBackplane.make({ url: address, nodeId: options.nodeId })
     const latches = yield* ClusterLatches.make({
       redis: Context.get(context, RedisConnection.ClusterRedis),
-      url: options.redisUrl,
+      url: address,
       node: options.nodeId
     })
     const listeners = new Set<(robot: string, owned: boolean) => void>()

@@ -33,14 +33,16 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
 import type { Backplane } from "../actors/index.js"
 import * as BackplaneFrame from "./BackplaneFrame.js"
+import type { InvalidSettings } from "./ClusterError.js"
+import * as RedisAddress from "./RedisAddress.js"
+import * as RedisConnection from "./RedisConnection.js"
 
 /** How to reach Redis and how much to hold. */
 export interface Options {
-  /** `redis://host:port`. */
-  readonly url: string
+  /** `redis://host:port`, any `REDIS_URL` form (Sentinel too), or an address read already. */
+  readonly url: RedisConnection.Target
   /** This node's name in its resync requests (default: random); give it the hub's `nodeId`. */
   readonly nodeId?: string | undefined
   /** Channels are named `<prefix>:bp:<topic>` (default prefix: `fleetvisor`). */
@@ -91,9 +93,13 @@ export interface RedisBackplane extends Backplane.Backplane {
 
 const noop = () => {}
 
-/** Connects to Redis in the background (never waits for it, never fails) while the scope is open. */
-export const make = (options: Options): Effect.Effect<RedisBackplane, never, Scope.Scope> =>
+/**
+ * Connects to Redis in the background (never waits for it, never fails once started) while the
+ * scope is open; only a URL that cannot work fails, at once.
+ */
+export const make = (options: Options): Effect.Effect<RedisBackplane, InvalidSettings, Scope.Scope> =>
   Effect.gen(function*() {
+    const address = yield* RedisConnection.address(options.url)
     const nodeId = options.nodeId ?? `node-${Math.random().toString(36).slice(2, 10)}`
     const prefix = `${options.prefix ?? "fleetvisor"}:bp:`
     const resyncChannel = `${options.prefix ?? "fleetvisor"}:bp-resync`
@@ -132,7 +138,7 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, never, Sco
     const connect = (role: string) =>
       Effect.acquireRelease(
         Effect.sync(() => {
-          const redis = new Redis(options.url, {
+          const redis = RedisAddress.open(address, {
             connectionName: `fleetvisor-bp-${role}-${nodeId}`,
             enableOfflineQueue: false,
             maxRetriesPerRequest: 0,

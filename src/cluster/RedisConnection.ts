@@ -11,10 +11,12 @@
 import { createHash } from "node:crypto"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
-import { RedisUnavailable } from "./ClusterError.js"
+import type { Redis } from "ioredis"
+import { type InvalidSettings, RedisUnavailable } from "./ClusterError.js"
+import * as RedisAddress from "./RedisAddress.js"
 
 /** How a cluster connection behaves. */
 export interface ConnectOptions {
@@ -26,15 +28,24 @@ export interface ConnectOptions {
   readonly maxReconnectDelay?: number
 }
 
+/** Where to connect: a parsed address, or a `REDIS_URL` read with {@link RedisAddress.parse}. */
+export type Target = RedisAddress.RedisAddress | string
+
+/** The address of `target`; a URL that cannot work fails with `InvalidSettings`. */
+export const address = (target: Target): Effect.Effect<RedisAddress.RedisAddress, InvalidSettings> =>
+  typeof target === "string" ? Either.match(RedisAddress.parse(target), { onLeft: Effect.fail, onRight: Effect.succeed }) : Effect.succeed(target)
+
 /**
- * A connection to `url`, closed with its scope. It does not fail when Redis is down: it keeps
- * reconnecting, and each command fails with `RedisUnavailable` until Redis answers.
+ * A connection to `target` (one Redis, or the master its Sentinels name), closed with its scope.
+ * It does not fail when Redis is down: it keeps reconnecting (through Sentinel, to whichever
+ * master the Sentinels name then), and each command fails with `RedisUnavailable` until Redis
+ * answers.
  */
-export const connect = (url: string, options: ConnectOptions = {}): Effect.Effect<Redis, never, Scope.Scope> =>
-  Effect.acquireRelease(
+export const connect = (target: Target, options: ConnectOptions = {}): Effect.Effect<Redis, InvalidSettings, Scope.Scope> =>
+  Effect.flatMap(address(target), (where) => Effect.acquireRelease(
     Effect.promise(async () => {
       const maxDelay = options.maxReconnectDelay ?? 500
-      const redis = new Redis(url, {
+      const redis = RedisAddress.open(where, {
         lazyConnect: true,
         enableOfflineQueue: false,
         autoResendUnfulfilledCommands: false,
@@ -49,7 +60,7 @@ export const connect = (url: string, options: ConnectOptions = {}): Effect.Effec
       return redis
     }),
     (redis) => Effect.sync(() => redis.disconnect())
-  )
+  ))
 
 /** The cluster's Redis connection as a service. */
 export const ClusterRedis: Context.Tag<ClusterRedis, Redis> = Context.GenericTag<ClusterRedis, Redis>("fleetvisor/cluster/ClusterRedis")
@@ -59,9 +70,9 @@ export interface ClusterRedis {
   readonly _: unique symbol
 }
 
-/** A layer connecting to `url` (see {@link connect}) for the lifetime of the layer. */
-export const layer = (url: string, options?: ConnectOptions): Layer.Layer<ClusterRedis> =>
-  Layer.scoped(ClusterRedis, connect(url, options))
+/** A layer connecting to `target` (see {@link connect}) for the lifetime of the layer. */
+export const layer = (target: Target, options?: ConnectOptions): Layer.Layer<ClusterRedis, InvalidSettings> =>
+  Layer.scoped(ClusterRedis, connect(target, options))
 
 /** A Lua script, sent by its SHA-1 and loaded again when Redis lost it (`NOSCRIPT`). */
 export interface Script {
