@@ -537,15 +537,17 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
 
     const round = lock.withPermits(1)(Effect.gen(function*() {
       if (reconnected) {
+        // Until the new connection's run_id is checked, this node acquires nothing there (a
+        // promoted replica may lack renewals its old master never passed on): tried every round.
         reconnected = false
-        yield* Effect.ignore(ensureEpoch)
+        yield* Effect.catchAll(ensureEpoch, () => Effect.sync(() => void (reconnected = true)))
       }
       yield* dropStale
       if (performance.now() >= nextRenewal) {
         nextRenewal = performance.now() + renewInterval
         yield* Effect.catchAll(renew, () => Effect.sync(() => void (nextRenewal = 0)))
       }
-      yield* Effect.ignore(acquire)
+      if (!reconnected) yield* Effect.ignore(acquire)
       if (fallbackAfter > 0 && performance.now() >= nextProbe) {
         nextProbe = performance.now() + fallbackAfter / 3
         yield* Effect.ignore(probe)

@@ -211,9 +211,15 @@ export const describe = (address: RedisAddress): string =>
 
 /** A new ioredis client for `address` with the caller's own connection `options`. */
 export const open = (address: RedisAddress, options: RedisOptions): Redis => {
-  if (address._tag === "Direct") return new Redis(address.url, options)
+  const common: RedisOptions = {
+    // A connection that finds itself on a replica (a managed Redis's endpoint or a Sentinel master
+    // demoted under it) reconnects, to wherever the address leads now; the command is not re-sent.
+    reconnectOnError: (error) => error.message.startsWith("READONLY") ? 1 : false,
+    ...options
+  }
+  if (address._tag === "Direct") return new Redis(address.url, common)
   return new Redis({
-    ...options,
+    ...common,
     sentinels: address.sentinels.map(({ host, port }) => ({ host, port })),
     name: address.name,
     db: address.db,
@@ -223,7 +229,7 @@ export const open = (address: RedisAddress, options: RedisOptions): Redis => {
     ...(address.sentinelPassword === undefined ? {} : { sentinelPassword: address.sentinelPassword }),
     ...(address.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
     // Ask the Sentinels again soon, whatever the caller's own pace: a failover is when it matters.
-    sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1_000),
-    failoverDetector: true
+    // Not ioredis's `failoverDetector` (see `SentinelWatch`, which the cluster's connections use).
+    sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1_000)
   })
 }

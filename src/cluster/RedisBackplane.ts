@@ -36,7 +36,6 @@ import type * as Scope from "effect/Scope"
 import type { Backplane } from "../actors/index.js"
 import * as BackplaneFrame from "./BackplaneFrame.js"
 import type { InvalidSettings } from "./ClusterError.js"
-import * as RedisAddress from "./RedisAddress.js"
 import * as RedisConnection from "./RedisConnection.js"
 
 /** How to reach Redis and how much to hold. */
@@ -136,21 +135,14 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, InvalidSet
     let closed = false
 
     const connect = (role: string) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          const redis = RedisAddress.open(address, {
-            connectionName: `fleetvisor-bp-${role}-${nodeId}`,
-            enableOfflineQueue: false,
-            maxRetriesPerRequest: 0,
-            autoResubscribe: false,
-            autoResendUnfulfilledCommands: false,
-            retryStrategy: (times) => Math.min(times * 50, maxDelay)
-          })
-          redis.on("error", noop)
-          return redis
-        }),
-        (redis) => Effect.sync(() => redis.disconnect())
-      )
+      RedisConnection.open(address, {
+        connectionName: `fleetvisor-bp-${role}-${nodeId}`,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        autoResubscribe: false,
+        autoResendUnfulfilledCommands: false,
+        retryStrategy: (times) => Math.min(times * 50, maxDelay)
+      })
     const publisher = yield* connect("pub")
     const subscriber = yield* connect("sub")
 
