@@ -134,7 +134,9 @@ describe("Redis with Sentinel", () => {
           }, 20_000)
           const promoted = Date.now() - at
           yield* eventually("both nodes' heartbeats after the failover", () =>
-            nodes.every((node) => node.timeline.beatsAfter(at + promoted) > 0), 10_000)
+            nodes.every((node) => node.timeline.beatsAfter(at + promoted) > 0), 10_000).pipe(
+              Effect.tapDefect(() => Effect.sync(() => console.log("the nodes' connections (status, port, membership counts):", nodes.map((node) => [node.redis.status, node.redis.stream?.remotePort, node.membership.counts()]))))
+            )
           yield* until("both nodes live on the new master", async () =>
             (await onNew.zrange("{fleetvisor}:nodes", 0, -1)).join(",") === "n1,n2", 10_000)
           // Renewed there: each node's leases back near the full TTL on the new master.
