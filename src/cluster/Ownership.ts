@@ -124,8 +124,12 @@ export interface Counts {
   readonly renewedLeases: number
   /** Leases re-written with a new epoch's token after Redis lost its memory. */
   readonly rewrites: number
-  /** Leases found taken or gone, or given up after Redis stayed silent past their expiry. */
+  /** Leases reported `Lost`: their deadline passed, or they were found taken or gone. */
   readonly lost: number
+  /** Of `lost`, those reported at their own deadline, before any word from Redis. */
+  readonly lapsed: number
+  /** Lapsed leases a late renewal restored (`Acquired` again). */
+  readonly restored: number
   /** Leases given back (drain, unmanage, close). */
   readonly released: number
   /** Acquisitions Redis refused because an epoch's grace period was running. */
@@ -278,6 +282,8 @@ interface Lease {
   readonly token: FencingToken.FencingToken
   /** This node's monotonic deadline (`performance.now()`), past which it no longer claims the robot. */
   until: number
+  /** `Lost` was reported when the deadline passed; the lease is kept in case a late renewal restores it. */
+  lapsed: boolean
 }
 
 /**
@@ -330,6 +336,8 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       renewedLeases: 0,
       rewrites: 0,
       lost: 0,
+      lapsed: 0,
+      restored: 0,
       released: 0,
       graceRefusals: 0,
       epochsStarted: 0,
@@ -349,7 +357,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     const publish = (changes: Array<Change>) => changes.length === 0 ? Effect.void : PubSub.publishAll(hub, changes)
     const leaseOf = (value: string, until: number): Lease | undefined => {
       const parsed = FencingToken.parseLease(value)
-      return parsed === undefined ? undefined : { value, token: parsed.token, until }
+      return parsed === undefined ? undefined : { value, token: parsed.token, until, lapsed: false }
     }
     const seeEpoch = (seen: number) =>
       seen > epoch ? Effect.zipRight(Effect.sync(() => void (epoch = seen)), remember.save(seen)) : Effect.void
@@ -373,12 +381,40 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       for (const [robot, lease] of held) {
         if (now > lease.until + margin + ttl) {
           held.delete(robot)
+          if (lease.lapsed) continue
           counts.lost++
           changes.push({ _tag: "Lost", robot })
         }
       }
       return publish(changes)
     })
+
+    /**
+     * Reports `Lost` for each lease whose deadline has passed, at that deadline: its robot's link
+     * must stop when the claim ends, not when Redis answers (a paused node's timers fire first
+     * thing when it wakes). The lease stays held, so that a renewal Redis still grants restores
+     * it (`Acquired` again); a renewal that finds it gone reports nothing more.
+     */
+    const lapse = Effect.suspend(() => {
+      const now = performance.now()
+      const changes: Array<Change> = []
+      for (const [robot, lease] of held) {
+        if (lease.lapsed || now < lease.until) continue
+        lease.lapsed = true
+        counts.lost++
+        counts.lapsed++
+        changes.push({ _tag: "Lost", robot })
+      }
+      return publish(changes)
+    })
+
+    /** How long until the next deadline of a lease not yet lapsed, ms (at most `pollInterval`). */
+    const untilNextDeadline = () => {
+      let next = pollInterval
+      const now = performance.now()
+      for (const lease of held.values()) if (!lease.lapsed) next = Math.min(next, lease.until - now)
+      return Math.max(0, next)
+    }
 
     const renewOnce = Effect.gen(function*() {
       const leases = [...held]
@@ -400,17 +436,29 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       leases.forEach(([robot, lease], i) => {
         const status = reply[i + 1]
         if (held.get(robot) !== lease) return
+        const until = sentAt + ttl - margin
         if (status === "ok") {
-          lease.until = sentAt + ttl - margin
+          lease.until = until
           counts.renewedLeases++
+          if (lease.lapsed && performance.now() < until) {
+            // Its deadline passed before this answer, but Redis renewed it in time: the robot is ours again.
+            lease.lapsed = false
+            counts.restored++
+            changes.push({ _tag: "Acquired", robot, token: lease.token, previous: undefined })
+          }
         } else if (status.startsWith("rw:")) {
-          const next = leaseOf(status.slice(3), sentAt + ttl - margin)
+          const next = leaseOf(status.slice(3), until)
           if (next === undefined) return
           held.set(robot, next)
           counts.rewrites++
-          changes.push({ _tag: "Rewritten", robot, token: next.token })
+          if (!lease.lapsed) changes.push({ _tag: "Rewritten", robot, token: next.token })
+          else if (performance.now() < until) {
+            counts.restored++
+            changes.push({ _tag: "Acquired", robot, token: next.token, previous: undefined })
+          } else next.lapsed = true
         } else {
           held.delete(robot)
+          if (lease.lapsed) return
           counts.lost++
           changes.push({ _tag: "Lost", robot })
         }
@@ -566,7 +614,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
         }
         if (leases.length === 0) return
         counts.released += leases.length
-        yield* publish(leases.map(([robot]) => ({ _tag: "Released", robot }) as const))
+        yield* publish(leases.filter(([, lease]) => !lease.lapsed).map(([robot]) => ({ _tag: "Released", robot }) as const))
         yield* counted(RedisConnection.run(
           redis,
           "release",
@@ -579,6 +627,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     reconnected = false
     yield* Effect.ignore(ensureEpoch)
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(round, Effect.sleep(pollInterval))))
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.suspend(() => Effect.sleep(untilNextDeadline())), lapse)))
     if (options.releaseOnClose ?? true) {
       yield* Effect.addFinalizer(() =>
         lock.withPermits(1)(Effect.suspend(() => {
