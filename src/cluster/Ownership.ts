@@ -70,11 +70,11 @@ export interface Options {
   readonly robots?: Iterable<string>
   /** A lease's TTL, ms (default 5,000). */
   readonly ttl?: number
-  /** How long before TTL after a request the owner stops claiming, ms (default 500). */
+  /** How long before TTL after a request the owner stops claiming, ms (default 500, at most TTL/5). */
   readonly margin?: number
   /** How often robots without an owner are looked for, ms (default 250). */
   readonly pollInterval?: number
-  /** How often leases are renewed, ms (default TTL/3). */
+  /** How often leases are renewed, ms (default TTL/3, at most (TTL − margin)/2). */
   readonly renewInterval?: number
   /**
    * After Redis failed a command (this node's or its membership's), no robot is acquired for this
@@ -296,9 +296,13 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     const { redis, membership } = options
     const node = membership.node
     const ttl = options.ttl ?? 5_000
-    const margin = options.margin ?? 500
+    // Redis expires a key TTL after it received the request, later than it was sent: the margin
+    // covers only clock-rate differences, so short TTLs keep most of their claim (TTL 1 s: 800 ms).
+    const margin = options.margin ?? Math.min(500, Math.floor(ttl / 5))
     const pollInterval = options.pollInterval ?? 250
-    const renewInterval = options.renewInterval ?? Math.max(1, Math.floor(ttl / 3))
+    // At most half the claim's length, so that a renewal late by a scheduling hiccup still comes
+    // before the deadline (TTL 1 s, margin 500 ms: every 250 ms, not 333).
+    const renewInterval = options.renewInterval ?? Math.max(1, Math.floor(Math.min(ttl / 3, (ttl - margin) / 2)))
     const fallbackAfter = options.fallbackAfter ?? 3 * ttl
     const settle = options.settle ?? 1_000
     if (!(margin >= 0 && margin < ttl && renewInterval > 0 && renewInterval < ttl - margin && pollInterval > 0)) {
@@ -584,6 +588,8 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     }))
 
     const round = lock.withPermits(1)(Effect.gen(function*() {
+      // First, whichever timer a woken node runs first: claims whose deadline passed are lost.
+      yield* lapse
       if (reconnected) {
         // Until the new connection's run_id is checked, this node acquires nothing there (a
         // promoted replica may lack renewals its old master never passed on): tried every round.
@@ -626,7 +632,13 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
 
     reconnected = false
     yield* Effect.ignore(ensureEpoch)
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(round, Effect.sleep(pollInterval))))
+    // Until the next poll, or the next renewal when it is due sooner: a claim must not end for
+    // want of a round (a renewal that failed is retried at the next poll).
+    const pause = Effect.suspend(() => {
+      const now = performance.now()
+      return Effect.sleep(nextRenewal > now ? Math.min(pollInterval, nextRenewal - now) : pollInterval)
+    })
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(round, pause)))
     yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.suspend(() => Effect.sleep(untilNextDeadline())), lapse)))
     if (options.releaseOnClose ?? true) {
       yield* Effect.addFinalizer(() =>
