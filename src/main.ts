@@ -217,7 +217,8 @@ export const start = (
       : yield* ClusterNode.start({
         redisUrl: clusterSettings.redisUrl.value,
         nodeId: clusterSettings.nodeId,
-        ttl: clusterSettings.leaseTtlMs
+        ttl: clusterSettings.leaseTtlMs,
+        supervised: true
       })
     const node = cluster?.node ?? os.hostname()
     // The database, when a feature keeps anything in it: the gateway alone needs none.
@@ -309,9 +310,20 @@ export const start = (
       features: running
     })
 
+    // The cluster's loops first, so that robots are owned (and links placed) as the fleet starts;
+    // their state stays in `cluster`, above the tree, so a restart of theirs releases nothing.
+    const clusterChildren = cluster === undefined ? [] : [
+      ChildSpec.make("cluster", Supervisor.make({
+        strategy: "one_for_one",
+        maxRestarts: 10,
+        period: "60 seconds",
+        children: cluster.children.map((child) => ChildSpec.make(child.id, child.behaviour))
+      }))
+    ]
     const tree = Supervisor.make({
       strategy: "one_for_one",
       children: [
+        ...clusterChildren,
         ...storeParts.children,
         ...running.flatMap((feature) => feature.children),
         Gateway.childSpec({

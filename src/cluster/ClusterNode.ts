@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as ClusterActors from "./ClusterActors.js"
 import type { InvalidNodeId, InvalidSettings } from "./ClusterError.js"
 import * as ClusterLatches from "./ClusterLatches.js"
 import * as Membership from "./Membership.js"
@@ -31,6 +32,11 @@ export interface ClusterNodeOptions {
   readonly nodeId: string
   /** Heartbeat and lease TTL, ms. */
   readonly ttl: number
+  /**
+   * Whether the loops of membership, ownership and the backplane run as the actors of a `cluster`
+   * subtree ({@link ClusterNode.children}) instead of fibers of this scope (default false).
+   */
+  readonly supervised?: boolean | undefined
 }
 
 /** What an operator sees of the cluster from this node (`/admin/cluster`). */
@@ -60,6 +66,8 @@ export interface ClusterNode {
   readonly watch: (listener: (robot: string, owned: boolean) => void) => () => void
   /** Whether `node` is in the live set this node last read. */
   readonly isLive: (node: string) => boolean
+  /** With `supervised`, the actors that run the loops, for a `cluster` supervisor (see `ClusterActors`); else none. */
+  readonly children: ReturnType<typeof ClusterActors.children>
   readonly view: () => ClusterView
 }
 
@@ -72,16 +80,17 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
   Effect.gen(function*() {
     // One reading of the URL for every connection; a URL that cannot work stops the start here.
     const address = yield* RedisConnection.address(options.redisUrl)
+    const supervised = options.supervised ?? false
     yield* Effect.logInfo(`cluster: node ${options.nodeId} joins through ${RedisAddress.describe(address)}`)
     const context = yield* Layer.build(
-      Ownership.layer({ ttl: options.ttl }).pipe(
-        Layer.provideMerge(Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl })),
+      Ownership.layer({ ttl: options.ttl, runLoop: !supervised }).pipe(
+        Layer.provideMerge(Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl, runLoop: !supervised })),
         Layer.provideMerge(RedisConnection.layer(address))
       )
     )
     const ownership = Context.get(context, Ownership.Ownership)
     const membership = Context.get(context, Membership.Membership)
-    const backplane = yield* RedisBackplane.make({ url: address, nodeId: options.nodeId })
+    const backplane = yield* RedisBackplane.make({ url: address, nodeId: options.nodeId, runLoop: !supervised })
     const latches = yield* ClusterLatches.make({
       redis: Context.get(context, RedisConnection.ClusterRedis),
       url: address,
@@ -111,6 +120,7 @@ export const start = (options: ClusterNodeOptions): Effect.Effect<ClusterNode, I
         return () => void listeners.delete(listener)
       },
       isLive: (node) => membership.unsafeLive().some((member) => member.id === node),
+      children: supervised ? ClusterActors.children({ membership, ownership, backplane }) : [],
       view: () => ({
         node: options.nodeId,
         live: membership.unsafeLive().map((member) => ({ id: member.id, draining: member.draining })),

@@ -51,6 +51,12 @@ export interface Options {
   readonly prefix?: string
   /** Whether closing the scope removes the heartbeat at once (default true); false leaves it to expire, as a crash would. */
   readonly leaveOnClose?: boolean
+  /**
+   * Whether `make` runs {@link Membership.loop} itself until the scope closes (default true); with
+   * false the caller runs it (an actor of the `cluster` subtree), and running it again after an
+   * interruption goes on from this object's view and counts.
+   */
+  readonly runLoop?: boolean
 }
 
 /** Plain counters, for metrics. */
@@ -85,6 +91,8 @@ export interface Membership {
   readonly isDraining: () => boolean
   /** The counters so far. */
   readonly counts: () => Counts
+  /** The heartbeats (every TTL/3) and the polls of the live nodes, forever; interrupting it leaves nothing. */
+  readonly loop: Effect.Effect<never>
 }
 
 /** This node's membership as a service. */
@@ -183,11 +191,14 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
 
     yield* Effect.ignore(heartbeat)
     yield* Effect.ignore(refresh)
-    yield* Effect.forkScoped(every(Math.max(1, Math.floor(ttl / 3)), heartbeat))
     // A node that finds itself missing (Redis restarted empty) writes its heartbeat at once.
     const poll = Effect.flatMap(refresh, (members) =>
       members.some((member) => member.id === node) ? Effect.void : Effect.zipRight(heartbeat, refresh))
-    yield* Effect.forkScoped(every(options.pollInterval ?? 250, poll))
+    const loop: Effect.Effect<never> = Effect.zipRight(
+      Effect.forkScoped(every(Math.max(1, Math.floor(ttl / 3)), heartbeat)),
+      every(options.pollInterval ?? 250, poll)
+    ).pipe(Effect.scoped)
+    if (options.runLoop ?? true) yield* Effect.forkScoped(loop)
     if (options.leaveOnClose ?? true) {
       yield* Effect.addFinalizer(() =>
         Effect.ignore(RedisConnection.command("leave", () => redis.multi().del(ownKey).zrem(setKey, node).exec()))
@@ -206,7 +217,8 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
         return heartbeat
       }).pipe(Effect.zipRight(Effect.ignore(refresh))),
       isDraining: () => draining,
-      counts: () => ({ ...counts })
+      counts: () => ({ ...counts }),
+      loop
     } satisfies Membership
   })
 

@@ -97,6 +97,12 @@ export interface Options {
    * expire, as a crash would, and `owns` keeps answering from the deadlines.
    */
   readonly releaseOnClose?: boolean
+  /**
+   * Whether `make` runs {@link Ownership.loop} itself until the scope closes (default true). With
+   * false the caller runs it (an actor of the `cluster` subtree): the leases, deadlines and counts
+   * stay in this object, so a loop that is interrupted and run again goes on from them.
+   */
+  readonly runLoop?: boolean
 }
 
 /** What happened to one of this node's leases. */
@@ -164,6 +170,11 @@ export interface Ownership {
   readonly drain: Effect.Effect<void, RedisUnavailable>
   /** Runs one round (renewals when due, then acquisitions) now. */
   readonly poll: Effect.Effect<void>
+  /**
+   * The rounds (every poll interval, or sooner when a renewal is due) and the deadline timer,
+   * forever. Interrupting it releases nothing; running it again goes on from this object's leases.
+   */
+  readonly loop: Effect.Effect<never>
   /** What happens to this node's leases, from now on. */
   readonly changes: Stream.Stream<Change>
   /** The counters so far. */
@@ -638,8 +649,11 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       const now = performance.now()
       return Effect.sleep(nextRenewal > now ? Math.min(pollInterval, nextRenewal - now) : pollInterval)
     })
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(round, pause)))
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.suspend(() => Effect.sleep(untilNextDeadline())), lapse)))
+    const loop: Effect.Effect<never> = Effect.zipRight(
+      Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.suspend(() => Effect.sleep(untilNextDeadline())), lapse))),
+      Effect.forever(Effect.zipRight(round, pause))
+    ).pipe(Effect.scoped)
+    if (options.runLoop ?? true) yield* Effect.forkScoped(loop)
     if (options.releaseOnClose ?? true) {
       yield* Effect.addFinalizer(() =>
         lock.withPermits(1)(Effect.suspend(() => {
@@ -699,6 +713,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
         if (announced._tag === "Left") return yield* Effect.fail(announced.left)
       })),
       poll: round,
+      loop,
       changes: Stream.fromPubSub(hub),
       counts: () => ({ ...counts })
     } satisfies Ownership

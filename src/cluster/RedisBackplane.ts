@@ -48,6 +48,11 @@ export interface Options {
   readonly prefix?: string | undefined
   /** Frames written and not yet answered by Redis beyond which remote copies are dropped (default 10,000). */
   readonly maxInFlight?: number | undefined
+  /**
+   * Whether `make` runs {@link RedisBackplane.listen} itself until the scope closes (default
+   * true); with false the caller runs it (an actor of the `cluster` subtree).
+   */
+  readonly runLoop?: boolean | undefined
   /** Longest wait between two reconnection attempts, ms (default 1,000). */
   readonly maxReconnectDelayMs?: number | undefined
   /** Resync signals of one topic within this window are raised once, ms (default 20). */
@@ -88,6 +93,11 @@ export interface RedisBackplane extends Backplane.Backplane {
   readonly unsafeStats: () => Stats
   /** The Redis channel of `topic`. */
   readonly channel: (topic: string) => string
+  /**
+   * Hands the subscribing connection's frames to the hubs, forever. Interrupted, frames are not
+   * heard (the connections stay); run again, it raises a `reconnect` resync of every watched topic.
+   */
+  readonly listen: Effect.Effect<never>
 }
 
 const noop = () => {}
@@ -206,11 +216,25 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, InvalidSet
       signalLocal(decoded.frame.topic, decoded.frame.reason)
     }
 
-    subscriber.on("messageBuffer", (channelBytes: Buffer, bytes: Buffer) => {
+    const onFrame = (channelBytes: Buffer, bytes: Buffer) => {
       const channelName = channelBytes.toString()
       if (channelName === resyncChannel) onResyncFrame(bytes)
       else if (channelName.startsWith(prefix)) onMessageFrame(channelName, bytes)
-    })
+    }
+    let listenedBefore = false
+    const listen: Effect.Effect<never> = Effect.acquireRelease(
+      Effect.sync(() => {
+        subscriber.on("messageBuffer", onFrame)
+        // Frames that came while nobody listened are lost: every watched topic is resynced.
+        if (listenedBefore && !closed) {
+          expected.clear()
+          for (const topic of watched.keys()) raise(topic, "reconnect")
+        }
+        listenedBefore = true
+      }),
+      () => Effect.sync(() => void subscriber.off("messageBuffer", onFrame))
+    ).pipe(Effect.zipRight(Effect.never), Effect.scoped)
+    if (options.runLoop ?? true) yield* Effect.forkScoped(listen)
     let everReady = false
     subscriber.on("ready", () => {
       const again = everReady
@@ -308,6 +332,7 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, InvalidSet
       resync: (topic) => Effect.sync(() => raise(topic, "requested")),
       stats: Effect.sync(unsafeStats),
       unsafeStats,
-      channel
+      channel,
+      listen
     }
   })
