@@ -9,7 +9,9 @@
  * - **The owner's own deadline.** Before each acquire or renewal the node notes its monotonic
  *   clock; the lease is its until that instant + TTL − margin. {@link Ownership.owns} answers from
  *   that deadline alone, so a node that is paused, partitioned or cut from Redis stops claiming
- *   its robots by itself, before Redis can expire the key and grant it to another node.
+ *   its robots by itself, before Redis can expire the key and grant it to another node. Its end
+ *   is reported (`Lost`) at that deadline by a timer, not when Redis answers; a late renewal that
+ *   Redis still granted brings the robot back (`Acquired`).
  * - **Placement.** A robot without an owner is acquired only by its rendezvous winner among the
  *   live nodes that do not drain; a robot whose owner is alive stays where it is (sticky), since
  *   a lease is only ever taken when the key is gone. When a node dies its leases expire and the
