@@ -281,7 +281,8 @@ export const start = (
           advertise: clusterSettings.advertise,
           secretFile: Option.getOrUndefined(clusterSettings.secretFile)
         },
-        publicUrl: Option.getOrUndefined(clusterSettings.publicUrl)
+        publicUrl: Option.getOrUndefined(clusterSettings.publicUrl),
+        supervised: true
       })
     const node = cluster?.node ?? os.hostname()
     // The database, when a feature keeps anything in it: the gateway alone needs none.
@@ -392,9 +393,20 @@ export const start = (
       features: running
     })
 
+    // The cluster's loops first, so that robots are owned (and links placed) as the fleet starts;
+    // their state stays in `cluster`, above the tree, so a restart of theirs releases nothing.
+    const clusterChildren = cluster === undefined ? [] : [
+      ChildSpec.make("cluster", Supervisor.make({
+        strategy: "one_for_one",
+        maxRestarts: 10,
+        period: "60 seconds",
+        children: cluster.children.map((child) => ChildSpec.make(child.id, child.behaviour))
+      }))
+    ]
     const tree = Supervisor.make({
       strategy: "one_for_one",
       children: [
+        ...clusterChildren,
         ...storeParts.children,
         ...running.flatMap((feature) => feature.children),
         Gateway.childSpec({

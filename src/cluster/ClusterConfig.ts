@@ -12,6 +12,7 @@ import * as Option from "effect/Option"
 import * as os from "node:os"
 import * as Setting from "../node/Setting.js"
 import * as Membership from "./Membership.js"
+import * as RedisAddress from "./RedisAddress.js"
 
 /** How this node takes part in a cluster. */
 export interface ClusterSettings {
@@ -37,6 +38,17 @@ const nodeId = (name: string) =>
   Config.string(name).pipe(
     Config.mapOrFail((id) =>
       Membership.validNodeId(id) ? Either.right(id) : Either.left(ConfigError.InvalidData([], `"${id}" must be non-empty, without "|"`))
+    )
+  )
+
+/** A `REDIS_URL` that {@link RedisAddress.parse} reads; the error redacts any password. */
+const redisUrl = (name: string) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((url) =>
+      Either.match(RedisAddress.parse(url), {
+        onLeft: (error) => Either.left(ConfigError.InvalidData([], error.reason)),
+        onRight: () => Either.right(url)
+      })
     )
   )
 
@@ -73,10 +85,10 @@ const publicUrl = (name: string) =>
 
 const declared = Setting.group("Cluster", {
   redisUrl: Setting.optional("REDIS_URL", {
-    config: Config.string,
+    config: redisUrl,
     unset: "(none)",
     help:
-      "The Redis several nodes share a fleet through, e.g. `redis://10.0.0.9:6379`: each robot's link then runs on exactly one node and every node's dashboards see every robot ([cluster.md](cluster.md#running-several-nodes-what-works-today)). None: a single node that runs every robot."
+      "The Redis several nodes share a fleet through, e.g. `redis://10.0.0.9:6379`, `rediss://…` (TLS, a managed Redis) or `redis+sentinel://10.0.0.9:26379,10.0.0.10:26379/mymaster` (Sentinel): each robot's link then runs on exactly one node and every node's dashboards see every robot ([cluster.md](cluster.md#running-several-nodes-what-works-today), [Sentinel](cluster.md#redis-with-sentinel-or-a-managed-redis)). None: a single node that runs every robot."
   }),
   nodeId: Setting.optional("NODE_ID", {
     config: nodeId,

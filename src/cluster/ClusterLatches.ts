@@ -24,6 +24,7 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Redis } from "ioredis"
+import type { InvalidSettings } from "./ClusterError.js"
 import * as RedisConnection from "./RedisConnection.js"
 
 /** One latched robot, as the cluster keeps it. */
@@ -47,8 +48,8 @@ export interface LocalLatches {
 export interface ClusterLatchesOptions {
   /** The node's command connection (its `ready` events start a catch-up). */
   readonly redis: Redis
-  /** Where a subscribing connection of this module's own connects. */
-  readonly url: string
+  /** Where a subscribing connection of this module's own connects (as `RedisConnection.connect`). */
+  readonly url: RedisConnection.Target
   readonly node: string
   /** The key prefix, a Redis Cluster hash tag; default `{fleetvisor}`. */
   readonly prefix?: string | undefined
@@ -94,7 +95,7 @@ const decode = (text: string | null | undefined): LatchRecord | undefined => {
 }
 
 /** The cluster's latches over `redis`, until the scope closes. */
-export const make = (options: ClusterLatchesOptions): Effect.Effect<ClusterLatches, never, Scope.Scope> =>
+export const make = (options: ClusterLatchesOptions): Effect.Effect<ClusterLatches, InvalidSettings, Scope.Scope> =>
   Effect.gen(function*() {
     const prefix = options.prefix ?? "{fleetvisor}"
     const key = `${prefix}:latches`

@@ -15,6 +15,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Remote } from "../actors/index.js"
+import * as ClusterActors from "./ClusterActors.js"
 import type { InvalidNodeId, InvalidSettings, ListenFailed } from "./ClusterError.js"
 import * as ClusterLatches from "./ClusterLatches.js"
 import * as ControlLeases from "./ControlLeases.js"
@@ -23,6 +24,7 @@ import * as Membership from "./Membership.js"
 import * as NodeLink from "./NodeLink.js"
 import * as NodeProtocol from "./NodeProtocol.js"
 import * as Ownership from "./Ownership.js"
+import * as RedisAddress from "./RedisAddress.js"
 import * as RedisBackplane from "./RedisBackplane.js"
 import * as RedisConnection from "./RedisConnection.js"
 import * as Singleton from "./Singleton.js"
@@ -32,6 +34,7 @@ export const protocol = NodeProtocol.max
 
 /** How this node joins. */
 export interface ClusterNodeOptions {
+  /** `REDIS_URL`: one Redis, a managed one over TLS, or Sentinels (see {@link RedisAddress}). */
   readonly redisUrl: string
   readonly nodeId: string
   /** Heartbeat and lease TTL, ms. */
@@ -46,6 +49,11 @@ export interface ClusterNodeOptions {
   } | undefined
   /** The URL browsers reach this node at directly (`CLUSTER_PUBLIC_URL`), announced to the others. */
   readonly publicUrl?: string | undefined
+  /**
+   * Whether the loops of membership, ownership and the backplane run as the actors of a `cluster`
+   * subtree ({@link ClusterNode.children}) instead of fibers of this scope (default false).
+   */
+  readonly supervised?: boolean | undefined
 }
 
 /** What an operator sees of the cluster from this node (`/admin/cluster`). */
@@ -87,6 +95,8 @@ export interface ClusterNode {
   readonly tokenOf: (robot: string) => string | undefined
   /** The other live nodes that do not drain and announce a public URL, as this node last read them. */
   readonly publicPeers: () => ReadonlyArray<{ readonly id: string; readonly url: string }>
+  /** With `supervised`, the actors that run the loops, for a `cluster` supervisor (see `ClusterActors`); else none. */
+  readonly children: ReturnType<typeof ClusterActors.children>
   readonly view: () => ClusterView
   /** Takes part in holding the singleton `name` (the canvas's board) until the scope closes, with this node's TTL. */
   readonly singleton: (name: string) => Effect.Effect<Singleton.Singleton, InvalidSettings, Scope.Scope>
@@ -102,6 +112,10 @@ export const start = (
   options: ClusterNodeOptions
 ): Effect.Effect<ClusterNode, InvalidNodeId | InvalidSettings | ListenFailed, Scope.Scope> =>
   Effect.gen(function*() {
+    // One reading of the URL for every connection; a URL that cannot work stops the start here.
+    const address = yield* RedisConnection.address(options.redisUrl)
+    const supervised = options.supervised ?? false
+    yield* Effect.logInfo(`cluster: node ${options.nodeId} joins through ${RedisAddress.describe(address)}`)
     const secretFile = options.link?.secretFile
     const secret = secretFile === undefined ? undefined : yield* NodeLink.readSecret(secretFile)
     let joined: Membership.Membership | undefined
@@ -115,20 +129,27 @@ export const start = (
     })
     yield* Effect.logInfo(`node link listening, announced as ${link.address}${secret === undefined ? " (no cluster secret)" : ""}`)
     const context = yield* Layer.build(
-      Ownership.layer({ ttl: options.ttl }).pipe(
+      Ownership.layer({ ttl: options.ttl, runLoop: !supervised }).pipe(
         Layer.provideMerge(
-          Membership.layer({ node: options.nodeId, protocol, ttl: options.ttl, address: link.address, publicUrl: options.publicUrl })
+          Membership.layer({
+            node: options.nodeId,
+            protocol,
+            ttl: options.ttl,
+            address: link.address,
+            publicUrl: options.publicUrl,
+            runLoop: !supervised
+          })
         ),
-        Layer.provideMerge(RedisConnection.layer(options.redisUrl))
+        Layer.provideMerge(RedisConnection.layer(address))
       )
     )
     const ownership = Context.get(context, Ownership.Ownership)
     const membership = Context.get(context, Membership.Membership)
     joined = membership
-    const backplane = yield* RedisBackplane.make({ url: options.redisUrl, nodeId: options.nodeId })
+    const backplane = yield* RedisBackplane.make({ url: address, nodeId: options.nodeId, runLoop: !supervised })
     const latches = yield* ClusterLatches.make({
       redis: Context.get(context, RedisConnection.ClusterRedis),
-      url: options.redisUrl,
+      url: address,
       node: options.nodeId
     })
     const controlLeases = yield* ControlLeases.make({
@@ -171,6 +192,7 @@ export const start = (
         membership.unsafeLive().flatMap((member) =>
           member.id === options.nodeId || member.draining || member.publicUrl === undefined ? [] : [{ id: member.id, url: member.publicUrl }]
         ),
+      children: supervised ? ClusterActors.children({ membership, ownership, backplane }) : [],
       view: () => ({
         node: options.nodeId,
         live: membership.unsafeLive().map((member) => ({

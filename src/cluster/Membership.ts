@@ -59,6 +59,12 @@ export interface Options {
   readonly leaveOnClose?: boolean
   /** The URL browsers reach this node at directly, announced in its heartbeat (none: not announced). */
   readonly publicUrl?: string | undefined
+  /**
+   * Whether `make` runs {@link Membership.loop} itself until the scope closes (default true); with
+   * false the caller runs it (an actor of the `cluster` subtree), and running it again after an
+   * interruption goes on from this object's view and counts.
+   */
+  readonly runLoop?: boolean
 }
 
 /** Plain counters, for metrics. */
@@ -93,6 +99,8 @@ export interface Membership {
   readonly isDraining: () => boolean
   /** The counters so far. */
   readonly counts: () => Counts
+  /** The heartbeats (every TTL/3) and the polls of the live nodes, forever; interrupting it leaves nothing. */
+  readonly loop: Effect.Effect<never>
 }
 
 /** This node's membership as a service. */
@@ -200,11 +208,14 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
 
     yield* Effect.ignore(heartbeat)
     yield* Effect.ignore(refresh)
-    yield* Effect.forkScoped(every(Math.max(1, Math.floor(ttl / 3)), heartbeat))
     // A node that finds itself missing (Redis restarted empty) writes its heartbeat at once.
     const poll = Effect.flatMap(refresh, (members) =>
       members.some((member) => member.id === node) ? Effect.void : Effect.zipRight(heartbeat, refresh))
-    yield* Effect.forkScoped(every(options.pollInterval ?? 250, poll))
+    const loop: Effect.Effect<never> = Effect.zipRight(
+      Effect.forkScoped(every(Math.max(1, Math.floor(ttl / 3)), heartbeat)),
+      every(options.pollInterval ?? 250, poll)
+    ).pipe(Effect.scoped)
+    if (options.runLoop ?? true) yield* Effect.forkScoped(loop)
     if (options.leaveOnClose ?? true) {
       yield* Effect.addFinalizer(() =>
         Effect.ignore(RedisConnection.command("leave", () => redis.multi().del(ownKey).zrem(setKey, node).exec()))
@@ -223,7 +234,8 @@ export const make = (options: Options): Effect.Effect<Membership, InvalidNodeId,
         return heartbeat
       }).pipe(Effect.zipRight(Effect.ignore(refresh))),
       isDraining: () => draining,
-      counts: () => ({ ...counts })
+      counts: () => ({ ...counts }),
+      loop
     } satisfies Membership
   })
 

@@ -9,7 +9,9 @@
  * - **The owner's own deadline.** Before each acquire or renewal the node notes its monotonic
  *   clock; the lease is its until that instant + TTL − margin. {@link Ownership.owns} answers from
  *   that deadline alone, so a node that is paused, partitioned or cut from Redis stops claiming
- *   its robots by itself, before Redis can expire the key and grant it to another node.
+ *   its robots by itself, before Redis can expire the key and grant it to another node. Its end
+ *   is reported (`Lost`) at that deadline by a timer, not when Redis answers; a late renewal that
+ *   Redis still granted brings the robot back (`Acquired`).
  * - **Placement.** A robot without an owner is acquired only by its rendezvous winner among the
  *   live nodes that do not drain; a robot whose owner is alive stays where it is (sticky), since
  *   a lease is only ever taken when the key is gone. When a node dies its leases expire and the
@@ -70,11 +72,11 @@ export interface Options {
   readonly robots?: Iterable<string>
   /** A lease's TTL, ms (default 5,000). */
   readonly ttl?: number
-  /** How long before TTL after a request the owner stops claiming, ms (default 500). */
+  /** How long before TTL after a request the owner stops claiming, ms (default 500, at most TTL/5). */
   readonly margin?: number
   /** How often robots without an owner are looked for, ms (default 250). */
   readonly pollInterval?: number
-  /** How often leases are renewed, ms (default TTL/3). */
+  /** How often leases are renewed, ms (default TTL/3, at most (TTL − margin)/2). */
   readonly renewInterval?: number
   /**
    * After Redis failed a command (this node's or its membership's), no robot is acquired for this
@@ -97,6 +99,12 @@ export interface Options {
    * expire, as a crash would, and `owns` keeps answering from the deadlines.
    */
   readonly releaseOnClose?: boolean
+  /**
+   * Whether `make` runs {@link Ownership.loop} itself until the scope closes (default true). With
+   * false the caller runs it (an actor of the `cluster` subtree): the leases, deadlines and counts
+   * stay in this object, so a loop that is interrupted and run again goes on from them.
+   */
+  readonly runLoop?: boolean
 }
 
 /** What happened to one of this node's leases. */
@@ -124,8 +132,12 @@ export interface Counts {
   readonly renewedLeases: number
   /** Leases re-written with a new epoch's token after Redis lost its memory. */
   readonly rewrites: number
-  /** Leases found taken or gone, or given up after Redis stayed silent past their expiry. */
+  /** Leases reported `Lost`: their deadline passed, or they were found taken or gone. */
   readonly lost: number
+  /** Of `lost`, those reported at their own deadline, before any word from Redis. */
+  readonly lapsed: number
+  /** Lapsed leases a late renewal restored (`Acquired` again). */
+  readonly restored: number
   /** Leases given back (drain, unmanage, close). */
   readonly released: number
   /** Acquisitions Redis refused because an epoch's grace period was running. */
@@ -160,6 +172,11 @@ export interface Ownership {
   readonly drain: Effect.Effect<void, RedisUnavailable>
   /** Runs one round (renewals when due, then acquisitions) now. */
   readonly poll: Effect.Effect<void>
+  /**
+   * The rounds (every poll interval, or sooner when a renewal is due) and the deadline timer,
+   * forever. Interrupting it releases nothing; running it again goes on from this object's leases.
+   */
+  readonly loop: Effect.Effect<never>
   /** What happens to this node's leases, from now on. */
   readonly changes: Stream.Stream<Change>
   /** The counters so far. */
@@ -278,6 +295,8 @@ interface Lease {
   readonly token: FencingToken.FencingToken
   /** This node's monotonic deadline (`performance.now()`), past which it no longer claims the robot. */
   until: number
+  /** `Lost` was reported when the deadline passed; the lease is kept in case a late renewal restores it. */
+  lapsed: boolean
 }
 
 /**
@@ -290,9 +309,13 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     const { redis, membership } = options
     const node = membership.node
     const ttl = options.ttl ?? 5_000
-    const margin = options.margin ?? 500
+    // Redis expires a key TTL after it received the request, later than it was sent: the margin
+    // covers only clock-rate differences, so short TTLs keep most of their claim (TTL 1 s: 800 ms).
+    const margin = options.margin ?? Math.min(500, Math.floor(ttl / 5))
     const pollInterval = options.pollInterval ?? 250
-    const renewInterval = options.renewInterval ?? Math.max(1, Math.floor(ttl / 3))
+    // At most half the claim's length, so that a renewal late by a scheduling hiccup still comes
+    // before the deadline (TTL 1 s, margin 500 ms: every 250 ms, not 333).
+    const renewInterval = options.renewInterval ?? Math.max(1, Math.floor(Math.min(ttl / 3, (ttl - margin) / 2)))
     const fallbackAfter = options.fallbackAfter ?? 3 * ttl
     const settle = options.settle ?? 1_000
     if (!(margin >= 0 && margin < ttl && renewInterval > 0 && renewInterval < ttl - margin && pollInterval > 0)) {
@@ -330,6 +353,8 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       renewedLeases: 0,
       rewrites: 0,
       lost: 0,
+      lapsed: 0,
+      restored: 0,
       released: 0,
       graceRefusals: 0,
       epochsStarted: 0,
@@ -349,7 +374,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     const publish = (changes: Array<Change>) => changes.length === 0 ? Effect.void : PubSub.publishAll(hub, changes)
     const leaseOf = (value: string, until: number): Lease | undefined => {
       const parsed = FencingToken.parseLease(value)
-      return parsed === undefined ? undefined : { value, token: parsed.token, until }
+      return parsed === undefined ? undefined : { value, token: parsed.token, until, lapsed: false }
     }
     const seeEpoch = (seen: number) =>
       seen > epoch ? Effect.zipRight(Effect.sync(() => void (epoch = seen)), remember.save(seen)) : Effect.void
@@ -373,12 +398,40 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       for (const [robot, lease] of held) {
         if (now > lease.until + margin + ttl) {
           held.delete(robot)
+          if (lease.lapsed) continue
           counts.lost++
           changes.push({ _tag: "Lost", robot })
         }
       }
       return publish(changes)
     })
+
+    /**
+     * Reports `Lost` for each lease whose deadline has passed, at that deadline: its robot's link
+     * must stop when the claim ends, not when Redis answers (a paused node's timers fire first
+     * thing when it wakes). The lease stays held, so that a renewal Redis still grants restores
+     * it (`Acquired` again); a renewal that finds it gone reports nothing more.
+     */
+    const lapse = Effect.suspend(() => {
+      const now = performance.now()
+      const changes: Array<Change> = []
+      for (const [robot, lease] of held) {
+        if (lease.lapsed || now < lease.until) continue
+        lease.lapsed = true
+        counts.lost++
+        counts.lapsed++
+        changes.push({ _tag: "Lost", robot })
+      }
+      return publish(changes)
+    })
+
+    /** How long until the next deadline of a lease not yet lapsed, ms (at most `pollInterval`). */
+    const untilNextDeadline = () => {
+      let next = pollInterval
+      const now = performance.now()
+      for (const lease of held.values()) if (!lease.lapsed) next = Math.min(next, lease.until - now)
+      return Math.max(0, next)
+    }
 
     const renewOnce = Effect.gen(function*() {
       const leases = [...held]
@@ -400,17 +453,29 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
       leases.forEach(([robot, lease], i) => {
         const status = reply[i + 1]
         if (held.get(robot) !== lease) return
+        const until = sentAt + ttl - margin
         if (status === "ok") {
-          lease.until = sentAt + ttl - margin
+          lease.until = until
           counts.renewedLeases++
+          if (lease.lapsed && performance.now() < until) {
+            // Its deadline passed before this answer, but Redis renewed it in time: the robot is ours again.
+            lease.lapsed = false
+            counts.restored++
+            changes.push({ _tag: "Acquired", robot, token: lease.token, previous: undefined })
+          }
         } else if (status.startsWith("rw:")) {
-          const next = leaseOf(status.slice(3), sentAt + ttl - margin)
+          const next = leaseOf(status.slice(3), until)
           if (next === undefined) return
           held.set(robot, next)
           counts.rewrites++
-          changes.push({ _tag: "Rewritten", robot, token: next.token })
+          if (!lease.lapsed) changes.push({ _tag: "Rewritten", robot, token: next.token })
+          else if (performance.now() < until) {
+            counts.restored++
+            changes.push({ _tag: "Acquired", robot, token: next.token, previous: undefined })
+          } else next.lapsed = true
         } else {
           held.delete(robot)
+          if (lease.lapsed) return
           counts.lost++
           changes.push({ _tag: "Lost", robot })
         }
@@ -536,16 +601,20 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
     }))
 
     const round = lock.withPermits(1)(Effect.gen(function*() {
+      // First, whichever timer a woken node runs first: claims whose deadline passed are lost.
+      yield* lapse
       if (reconnected) {
+        // Until the new connection's run_id is checked, this node acquires nothing there (a
+        // promoted replica may lack renewals its old master never passed on): tried every round.
         reconnected = false
-        yield* Effect.ignore(ensureEpoch)
+        yield* Effect.catchAll(ensureEpoch, () => Effect.sync(() => void (reconnected = true)))
       }
       yield* dropStale
       if (performance.now() >= nextRenewal) {
         nextRenewal = performance.now() + renewInterval
         yield* Effect.catchAll(renew, () => Effect.sync(() => void (nextRenewal = 0)))
       }
-      yield* Effect.ignore(acquire)
+      if (!reconnected) yield* Effect.ignore(acquire)
       if (fallbackAfter > 0 && performance.now() >= nextProbe) {
         nextProbe = performance.now() + fallbackAfter / 3
         yield* Effect.ignore(probe)
@@ -564,7 +633,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
         }
         if (leases.length === 0) return
         counts.released += leases.length
-        yield* publish(leases.map(([robot]) => ({ _tag: "Released", robot }) as const))
+        yield* publish(leases.filter(([, lease]) => !lease.lapsed).map(([robot]) => ({ _tag: "Released", robot }) as const))
         yield* counted(RedisConnection.run(
           redis,
           "release",
@@ -576,7 +645,17 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
 
     reconnected = false
     yield* Effect.ignore(ensureEpoch)
-    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(round, Effect.sleep(pollInterval))))
+    // Until the next poll, or the next renewal when it is due sooner: a claim must not end for
+    // want of a round (a renewal that failed is retried at the next poll).
+    const pause = Effect.suspend(() => {
+      const now = performance.now()
+      return Effect.sleep(nextRenewal > now ? Math.min(pollInterval, nextRenewal - now) : pollInterval)
+    })
+    const loop: Effect.Effect<never> = Effect.zipRight(
+      Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.suspend(() => Effect.sleep(untilNextDeadline())), lapse))),
+      Effect.forever(Effect.zipRight(round, pause))
+    ).pipe(Effect.scoped)
+    if (options.runLoop ?? true) yield* Effect.forkScoped(loop)
     if (options.releaseOnClose ?? true) {
       yield* Effect.addFinalizer(() =>
         lock.withPermits(1)(Effect.suspend(() => {
@@ -636,6 +715,7 @@ export const make = (options: Options): Effect.Effect<Ownership, InvalidSettings
         if (announced._tag === "Left") return yield* Effect.fail(announced.left)
       })),
       poll: round,
+      loop,
       changes: Stream.fromPubSub(hub),
       counts: () => ({ ...counts })
     } satisfies Ownership

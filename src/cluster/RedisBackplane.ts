@@ -33,20 +33,26 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
 import type { Backplane } from "../actors/index.js"
 import * as BackplaneFrame from "./BackplaneFrame.js"
+import type { InvalidSettings } from "./ClusterError.js"
+import * as RedisConnection from "./RedisConnection.js"
 
 /** How to reach Redis and how much to hold. */
 export interface Options {
-  /** `redis://host:port`. */
-  readonly url: string
+  /** `redis://host:port`, any `REDIS_URL` form (Sentinel too), or an address read already. */
+  readonly url: RedisConnection.Target
   /** This node's name in its resync requests (default: random); give it the hub's `nodeId`. */
   readonly nodeId?: string | undefined
   /** Channels are named `<prefix>:bp:<topic>` (default prefix: `fleetvisor`). */
   readonly prefix?: string | undefined
   /** Frames written and not yet answered by Redis beyond which remote copies are dropped (default 10,000). */
   readonly maxInFlight?: number | undefined
+  /**
+   * Whether `make` runs {@link RedisBackplane.listen} itself until the scope closes (default
+   * true); with false the caller runs it (an actor of the `cluster` subtree).
+   */
+  readonly runLoop?: boolean | undefined
   /** Longest wait between two reconnection attempts, ms (default 1,000). */
   readonly maxReconnectDelayMs?: number | undefined
   /** Resync signals of one topic within this window are raised once, ms (default 20). */
@@ -87,13 +93,22 @@ export interface RedisBackplane extends Backplane.Backplane {
   readonly unsafeStats: () => Stats
   /** The Redis channel of `topic`. */
   readonly channel: (topic: string) => string
+  /**
+   * Hands the subscribing connection's frames to the hubs, forever. Interrupted, frames are not
+   * heard (the connections stay); run again, it raises a `reconnect` resync of every watched topic.
+   */
+  readonly listen: Effect.Effect<never>
 }
 
 const noop = () => {}
 
-/** Connects to Redis in the background (never waits for it, never fails) while the scope is open. */
-export const make = (options: Options): Effect.Effect<RedisBackplane, never, Scope.Scope> =>
+/**
+ * Connects to Redis in the background (never waits for it, never fails once started) while the
+ * scope is open; only a URL that cannot work fails, at once.
+ */
+export const make = (options: Options): Effect.Effect<RedisBackplane, InvalidSettings, Scope.Scope> =>
   Effect.gen(function*() {
+    const address = yield* RedisConnection.address(options.url)
     const nodeId = options.nodeId ?? `node-${Math.random().toString(36).slice(2, 10)}`
     const prefix = `${options.prefix ?? "fleetvisor"}:bp:`
     const resyncChannel = `${options.prefix ?? "fleetvisor"}:bp-resync`
@@ -130,21 +145,14 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, never, Sco
     let closed = false
 
     const connect = (role: string) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          const redis = new Redis(options.url, {
-            connectionName: `fleetvisor-bp-${role}-${nodeId}`,
-            enableOfflineQueue: false,
-            maxRetriesPerRequest: 0,
-            autoResubscribe: false,
-            autoResendUnfulfilledCommands: false,
-            retryStrategy: (times) => Math.min(times * 50, maxDelay)
-          })
-          redis.on("error", noop)
-          return redis
-        }),
-        (redis) => Effect.sync(() => redis.disconnect())
-      )
+      RedisConnection.open(address, {
+        connectionName: `fleetvisor-bp-${role}-${nodeId}`,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        autoResubscribe: false,
+        autoResendUnfulfilledCommands: false,
+        retryStrategy: (times) => Math.min(times * 50, maxDelay)
+      })
     const publisher = yield* connect("pub")
     const subscriber = yield* connect("sub")
 
@@ -208,11 +216,25 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, never, Sco
       signalLocal(decoded.frame.topic, decoded.frame.reason)
     }
 
-    subscriber.on("messageBuffer", (channelBytes: Buffer, bytes: Buffer) => {
+    const onFrame = (channelBytes: Buffer, bytes: Buffer) => {
       const channelName = channelBytes.toString()
       if (channelName === resyncChannel) onResyncFrame(bytes)
       else if (channelName.startsWith(prefix)) onMessageFrame(channelName, bytes)
-    })
+    }
+    let listenedBefore = false
+    const listen: Effect.Effect<never> = Effect.acquireRelease(
+      Effect.sync(() => {
+        subscriber.on("messageBuffer", onFrame)
+        // Frames that came while nobody listened are lost: every watched topic is resynced.
+        if (listenedBefore && !closed) {
+          expected.clear()
+          for (const topic of watched.keys()) raise(topic, "reconnect")
+        }
+        listenedBefore = true
+      }),
+      () => Effect.sync(() => void subscriber.off("messageBuffer", onFrame))
+    ).pipe(Effect.zipRight(Effect.never), Effect.scoped)
+    if (options.runLoop ?? true) yield* Effect.forkScoped(listen)
     let everReady = false
     subscriber.on("ready", () => {
       const again = everReady
@@ -310,6 +332,7 @@ export const make = (options: Options): Effect.Effect<RedisBackplane, never, Sco
       resync: (topic) => Effect.sync(() => raise(topic, "requested")),
       stats: Effect.sync(unsafeStats),
       unsafeStats,
-      channel
+      channel,
+      listen
     }
   })

@@ -11,10 +11,13 @@
 import { createHash } from "node:crypto"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
-import { RedisUnavailable } from "./ClusterError.js"
+import type { Redis, RedisOptions } from "ioredis"
+import { type InvalidSettings, RedisUnavailable } from "./ClusterError.js"
+import * as RedisAddress from "./RedisAddress.js"
+import * as SentinelWatch from "./SentinelWatch.js"
 
 /** How a cluster connection behaves. */
 export interface ConnectOptions {
@@ -26,30 +29,52 @@ export interface ConnectOptions {
   readonly maxReconnectDelay?: number
 }
 
+/** Where to connect: a parsed address, or a `REDIS_URL` read with {@link RedisAddress.parse}. */
+export type Target = RedisAddress.RedisAddress | string
+
+/** The address of `target`; a URL that cannot work fails with `InvalidSettings`. */
+export const address = (target: Target): Effect.Effect<RedisAddress.RedisAddress, InvalidSettings> =>
+  typeof target === "string" ? Either.match(RedisAddress.parse(target), { onLeft: Effect.fail, onRight: Effect.succeed }) : Effect.succeed(target)
+
 /**
- * A connection to `url`, closed with its scope. It does not fail when Redis is down: it keeps
- * reconnecting, and each command fails with `RedisUnavailable` until Redis answers.
+ * An ioredis client for `address` with the caller's connection `options`, closed with the scope;
+ * through Sentinel it also leaves its master as soon as the Sentinels switch to another
+ * ({@link SentinelWatch.follow}). Every connection of the cluster is made here.
  */
-export const connect = (url: string, options: ConnectOptions = {}): Effect.Effect<Redis, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.promise(async () => {
-      const maxDelay = options.maxReconnectDelay ?? 500
-      const redis = new Redis(url, {
-        lazyConnect: true,
-        enableOfflineQueue: false,
-        autoResendUnfulfilledCommands: false,
-        maxRetriesPerRequest: 0,
-        commandTimeout: options.commandTimeout ?? 1_000,
-        connectTimeout: 2_000,
-        retryStrategy: (times) => Math.min(50 * times, maxDelay)
-      })
-      redis.on("error", () => {})
+export const open = (address: RedisAddress.RedisAddress, options: RedisOptions): Effect.Effect<Redis, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const redis = yield* Effect.acquireRelease(
+      Effect.sync(() => RedisAddress.open(address, options).on("error", () => {})),
+      (redis) => Effect.sync(() => redis.disconnect())
+    )
+    if (address._tag === "Sentinel") yield* SentinelWatch.follow(address, redis)
+    return redis
+  })
+
+/**
+ * A connection to `target` (one Redis, or the master its Sentinels name), closed with its scope.
+ * It does not fail when Redis is down: it keeps reconnecting (through Sentinel, to whichever
+ * master the Sentinels name then), and each command fails with `RedisUnavailable` until Redis
+ * answers.
+ */
+export const connect = (target: Target, options: ConnectOptions = {}): Effect.Effect<Redis, InvalidSettings, Scope.Scope> =>
+  Effect.gen(function*() {
+    const maxDelay = options.maxReconnectDelay ?? 500
+    const redis = yield* open(yield* address(target), {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: options.commandTimeout ?? 1_000,
+      connectTimeout: 2_000,
+      retryStrategy: (times) => Math.min(50 * times, maxDelay)
+    })
+    yield* Effect.promise(async () => {
       const ready = redis.connect().catch(() => {})
       await Promise.race([ready, new Promise((resolve) => setTimeout(resolve, options.connectWait ?? 2_000))])
-      return redis
-    }),
-    (redis) => Effect.sync(() => redis.disconnect())
-  )
+    })
+    return redis
+  })
 
 /** The cluster's Redis connection as a service. */
 export const ClusterRedis: Context.Tag<ClusterRedis, Redis> = Context.GenericTag<ClusterRedis, Redis>("fleetvisor/cluster/ClusterRedis")
@@ -59,9 +84,9 @@ export interface ClusterRedis {
   readonly _: unique symbol
 }
 
-/** A layer connecting to `url` (see {@link connect}) for the lifetime of the layer. */
-export const layer = (url: string, options?: ConnectOptions): Layer.Layer<ClusterRedis> =>
-  Layer.scoped(ClusterRedis, connect(url, options))
+/** A layer connecting to `target` (see {@link connect}) for the lifetime of the layer. */
+export const layer = (target: Target, options?: ConnectOptions): Layer.Layer<ClusterRedis, InvalidSettings> =>
+  Layer.scoped(ClusterRedis, connect(target, options))
 
 /** A Lua script, sent by its SHA-1 and loaded again when Redis lost it (`NOSCRIPT`). */
 export interface Script {

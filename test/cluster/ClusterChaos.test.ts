@@ -56,9 +56,9 @@ const ttl = 2_000
 const bound = ttl + 2_000
 const rounds = Math.max(1, Number(process.env.CHAOS_ROUNDS ?? "1"))
 /**
- * A known gap, not hidden: a node resumed by SIGCONT still runs the links it no longer owns until
- * its ownership round reports them lost (a local check, or its renewal's answer from Redis) and
- * they are terminated: seen for arms, 0–2 samples, up to a few tens of ms after SIGCONT. Its claim
+ * A known gap, not hidden: a node resumed by SIGCONT reports its expired claims lost first thing
+ * (a timer at each claim's deadline), but an arm's link takes a moment to stop (its session's
+ * FRC_Disconnect, links stopped one after another): seen for arms, 0–2 samples, 19–417 ms after SIGCONT. Its claim
  * ended by its own deadline long before (the fleet refuses commands from then on), and an arm's
  * controller still has only the resumed node's session (the new owner's are refused, counted).
  * Such overlaps, within this long after SIGCONT and involving the resumed node, are counted and

@@ -16,6 +16,10 @@ const root = fileURLToPath(new URL("../..", import.meta.url))
 interface Line {
   readonly t: number
   readonly claims: Record<string, number>
+  readonly counts?: { readonly lost: number; readonly lapsed: number }
+  /** A change of the child's ownership instead of its claims. */
+  readonly change?: string
+  readonly robot?: string
 }
 
 /** The child node, killed when the scope closes; its lines as they come. */
@@ -46,7 +50,8 @@ describe("a paused node", () => {
       const server = yield* redisServer
       const { child, lines } = yield* childNode(server.url)
       // Alone at first, the child takes every robot; the others join after and leave them (sticky).
-      yield* eventually("the child owns every robot", () => Object.keys(lines.at(-1)?.claims ?? {}).length === robots.length, 15_000)
+      const claimLines = () => lines.filter((line) => line.change === undefined)
+      yield* eventually("the child owns every robot", () => Object.keys(claimLines().at(-1)?.claims ?? {}).length === robots.length, 15_000)
       const nodes = yield* Effect.forEach(["n1", "n2"], (id) => startNode(server, id, robots))
       const acquiredAt = new Map<string, number>()
       for (const node of nodes) {
@@ -66,18 +71,24 @@ describe("a paused node", () => {
       expect(acquiredAt.size).toBe(robots.length)
       const failover = Math.max(...acquiredAt.values()) - stoppedAt
       expect(failover).toBeLessThanOrEqual(ttl + 2_000)
-      yield* eventually("the child speaks again", () => (lines.at(-1)?.t ?? 0) > resumedAt + 300, 3_000)
+      yield* eventually("the child speaks again", () => (claimLines().at(-1)?.t ?? 0) > resumedAt + 300, 3_000)
 
       const lastClaim = new Map<string, number>()
-      for (const line of lines) {
+      for (const line of claimLines()) {
         for (const [robot, until] of Object.entries(line.claims)) lastClaim.set(robot, Math.max(lastClaim.get(robot) ?? 0, until))
       }
       const gaps = robots.map((robot) => acquiredAt.get(robot)! - lastClaim.get(robot)!)
       console.log(`paused node: fail-over ${failover} ms after SIGSTOP (TTL ${ttl} ms); acquisitions came ${Math.round(Math.min(...gaps))}–${Math.round(Math.max(...gaps))} ms after the paused node's own deadline`)
       expect(Math.min(...gaps)).toBeGreaterThanOrEqual(0)
-      const after = lines.filter((line) => line.t >= resumedAt)
+      const after = claimLines().filter((line) => line.t >= resumedAt)
       expect(after.length).toBeGreaterThan(5)
       expect(after.filter((line) => Object.keys(line.claims).length > 0)).toEqual([])
+      // Woken, it reported each robot lost once, at its deadline (its first timers), before any answer from Redis.
+      const lost = lines.filter((line) => line.change === "Lost" && line.t >= resumedAt)
+      expect(lost.map((line) => line.robot).sort()).toEqual([...robots].sort())
+      expect(lines.filter((line) => line.change !== undefined && line.change !== "Acquired" && line.change !== "Lost")).toEqual([])
+      expect(after.at(-1)!.counts).toEqual({ lost: robots.length, lapsed: robots.length })
+      console.log(`paused node: woken, it reported its ${robots.length} robots lost ${Math.min(...lost.map((line) => line.t - resumedAt))}–${Math.max(...lost.map((line) => line.t - resumedAt))} ms after SIGCONT (the test's clock)`)
       expect(robots.filter((robot) => nodes.filter((node) => node.ownership.owns(robot)).length !== 1)).toEqual([])
     }), 30_000)
 })

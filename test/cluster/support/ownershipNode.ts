@@ -5,9 +5,10 @@
  *
  * Every 20 ms it writes a line `{"t": <ms since the epoch>, "claims": {<robot>: <ms since the
  * epoch until which it claims the robot>}}`, computed from its own `owns` deadline, so that the
- * test can compare its claims with other nodes' acquisitions on the same clock.
+ * test can compare its claims with other nodes' acquisitions on the same clock, and its counts
+ * (`lost`, `lapsed`); and a line `{"t": …, "change": <tag>, "robot": <robot>}` at each change of its ownership.
  */
-import { Effect } from "effect"
+import { Effect, Stream } from "effect"
 import * as Membership from "../../../src/cluster/Membership.js"
 import * as Ownership from "../../../src/cluster/Ownership.js"
 import * as RedisConnection from "../../../src/cluster/RedisConnection.js"
@@ -21,6 +22,8 @@ const program = Effect.scoped(Effect.gen(function*() {
   const redis = yield* RedisConnection.connect(url, { commandTimeout: 300, maxReconnectDelay: 100 })
   const membership = yield* Membership.make({ redis, node, protocol: 1, ttl, pollInterval: 50 })
   const ownership = yield* Ownership.make({ redis, membership, robots, ttl, margin, pollInterval: 100, settle: 500 })
+  yield* Effect.forkScoped(Stream.runForEach(ownership.changes, (change) =>
+    Effect.sync(() => void process.stdout.write(`${JSON.stringify({ t: Date.now(), change: change._tag, robot: change.robot })}\n`))))
   return yield* Effect.forever(Effect.zipRight(
     Effect.sync(() => {
       const now = Date.now()
@@ -29,7 +32,8 @@ const program = Effect.scoped(Effect.gen(function*() {
         const left = ownership.remaining(robot)
         if (left > 0) claims[robot] = now + left
       }
-      process.stdout.write(`${JSON.stringify({ t: now, claims })}\n`)
+      const { lost, lapsed } = ownership.counts()
+      process.stdout.write(`${JSON.stringify({ t: now, claims, counts: { lost, lapsed } })}\n`)
     }),
     Effect.sleep(20)
   ))
