@@ -10,7 +10,6 @@
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
-import * as Mqtt from "mqtt"
 import { describe, expect, it } from "vitest"
 import WebSocket from "ws"
 import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
@@ -18,16 +17,10 @@ import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
 import { agvLinksOf, clusterFixture, until } from "./support/Cluster.js"
+import { listenInstantActions } from "./support/InstantActions.js"
 
 const cluster = clusterFixture()
 const { running, scope } = cluster
-
-interface Heard {
-  readonly robot: string
-  readonly headerId: number
-  readonly types: ReadonlyArray<string>
-  readonly cancelId: string | undefined
-}
 
 /** Sends one stop of `robot` on `service`'s stop channel; resolves with the channel's answer. */
 const stopOverChannel = async (service: ServiceProcess, robot: string): Promise<Record<string, unknown>> => {
@@ -49,23 +42,7 @@ describe("the stop channel across nodes", () => {
     const sim = await Effect.runPromise(
       AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 4, stateIntervalMs: 500 }).pipe(Scope.extend(scope))
     )
-    const heard: Array<Heard> = []
-    const subscriber = await Mqtt.connectAsync(FleetProbe.MOSQUITTO_URL)
-    subscriber.on("message", (_, payload) => {
-      const message = JSON.parse(payload.toString()) as {
-        headerId: number
-        manufacturer: string
-        serialNumber: string
-        actions: ReadonlyArray<{ actionType: string; actionId: string }>
-      }
-      heard.push({
-        robot: `${message.manufacturer}/${message.serialNumber}`,
-        headerId: message.headerId,
-        types: message.actions.map((action) => action.actionType),
-        cancelId: message.actions.find((action) => action.actionType === "cancelOrder")?.actionId
-      })
-    })
-    await subscriber.subscribeAsync(`${prefix}/+/+/instantActions`)
+    const { close, heard } = await listenInstantActions(FleetProbe.MOSQUITTO_URL, prefix)
     try {
       const ids = sim.agvs.map((agv) => `${agv.manufacturer}/${agv.serialNumber}`)
       const env = {
@@ -118,7 +95,7 @@ describe("the stop channel across nodes", () => {
           `${stats.split("\n").filter((line) => line.startsWith("fleetvisor_stop_channel_published")).join(" ")}\n`
       )
     } finally {
-      await subscriber.endAsync()
+      await close()
     }
   }, 60_000)
 })

@@ -7,32 +7,20 @@
  * clears the latch on the other node too). With Redis stopped, a stop from the non-owner still
  * reaches the AGV.
  */
-import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Mqtt from "mqtt"
 import { describe, expect, it } from "vitest"
-import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
+import { type Heard, listenInstantActions } from "./support/InstantActions.js"
+import { withClient } from "./support/Dashboards.js"
 import { clusterFixture, agvLinksOf, until } from "./support/Cluster.js"
 
 const cluster = clusterFixture()
 const { running, scope } = cluster
-
-/** Runs `f` with a client of `service`'s gateway (one session). */
-const withClient = <A, E>(
-  service: ServiceProcess,
-  f: (client: FleetvisorClient.FleetvisorClient["Type"]) => Effect.Effect<A, E>
-): Promise<A> =>
-  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const client = yield* FleetvisorClient.make({ url: `${service.url.replace(/^http/, "ws")}/ws`, wire: "msgpack", disableTracing: true })
-    yield* client.ready
-    return yield* f(client)
-  })).pipe(Effect.provide(NodeSocket.layerWebSocketConstructor)))
 
 /** Resolves once `service`'s fleet view shows `robot` with `safety` (`stopped` while latched). */
 const safetyOn = (service: ServiceProcess, robot: string, test: (safety: string | undefined) => boolean) =>
@@ -48,14 +36,6 @@ const safetyOn = (service: ServiceProcess, robot: string, test: (safety: string 
       Effect.timeout("10 seconds")
     ))
 
-interface Heard {
-  readonly robot: string
-  readonly headerId: number
-  readonly types: ReadonlyArray<string>
-  readonly cancelId: string | undefined
-  readonly at: number
-}
-
 const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 
 describe("an AGV's emergency stop from any node", () => {
@@ -64,24 +44,7 @@ describe("an AGV's emergency stop from any node", () => {
     const sim = await Effect.runPromise(
       AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 6, stateIntervalMs: 500 }).pipe(Scope.extend(scope))
     )
-    const heard: Array<Heard> = []
-    const subscriber = await Mqtt.connectAsync(FleetProbe.MOSQUITTO_URL)
-    subscriber.on("message", (_, payload) => {
-      const message = JSON.parse(payload.toString()) as {
-        headerId: number
-        manufacturer: string
-        serialNumber: string
-        actions: ReadonlyArray<{ actionType: string; actionId: string }>
-      }
-      heard.push({
-        robot: `${message.manufacturer}/${message.serialNumber}`,
-        headerId: message.headerId,
-        types: message.actions.map((action) => action.actionType),
-        cancelId: message.actions.find((action) => action.actionType === "cancelOrder")?.actionId,
-        at: performance.now()
-      })
-    })
-    await subscriber.subscribeAsync(`${prefix}/+/+/instantActions`)
+    const { close, heard } = await listenInstantActions(FleetProbe.MOSQUITTO_URL, prefix)
     try {
       const ids = sim.agvs.map((agv) => `${agv.manufacturer}/${agv.serialNumber}`)
       const env = {
@@ -177,7 +140,7 @@ describe("an AGV's emergency stop from any node", () => {
           `headerIds ${sequence.map((h) => h.headerId).join(",")}\n`
       )
     } finally {
-      await subscriber.endAsync()
+      await close()
     }
   }, 60_000)
 })
