@@ -165,9 +165,17 @@ const arms = (options: FleetTreeOptions) => {
         for (const robot of configured.values()) if (placement.owns(robot.id)) yield* start(robot)
         return null
       }),
-    receive: (state, message) => {
+    receive: (state, message, ctx) => {
       const robot = configured.get(message.robot)!
-      if (!message.owned) return Effect.as(stopLink(options.registry, linkKey(robot.id)), state)
+      if (!message.owned) {
+        // Each lost arm's link stops on its own fiber (its session says FRC_Disconnect first), so
+        // that a node losing several arms lets go of them together; given back meanwhile, it starts again.
+        const stop = Effect.zipRight(
+          stopLink(options.registry, linkKey(robot.id)),
+          Effect.sync(() => placement!.owns(robot.id) && ctx.self.unsafeTellUrgent(new ArmPlaced(robot.id, true)))
+        )
+        return Effect.as(Effect.forkIn(stop, ctx.scope), state)
+      }
       return placement!.owns(robot.id) ? Effect.as(start(robot), state) : state
     }
   })
