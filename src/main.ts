@@ -70,7 +70,6 @@ import * as CanvasFeature from "./apps/canvas/CanvasFeature.js"
 import * as FleetFeature from "./apps/fleet/FleetFeature.js"
 import * as FleetApp from "./apps/fleet/index.js"
 import * as FleetConfig from "./apps/fleet/FleetConfig.js"
-import * as SharedLeases from "./apps/fleet/SharedLeases.js"
 import * as ClusterConfig from "./cluster/ClusterConfig.js"
 import * as ClusterNode from "./cluster/ClusterNode.js"
 import type * as NodeLink from "./cluster/NodeLink.js"
@@ -141,18 +140,6 @@ const rootCause = (cause: Cause.Cause<unknown>): string => {
     }
     if (error instanceof Error) return error.message
     return error === undefined ? Cause.pretty(current) : String(error)
-  }
-}
-
-/** The fleet's shared control leases over the cluster's (Redis) ones. */
-const sharedLeasesOf = (leases: ControlLeases.ControlLeases): SharedLeases.SharedLeases => {
-  const unavailable = (error: { readonly message: string }) => new SharedLeases.SharedLeasesUnavailable({ reason: error.message })
-  return {
-    node: leases.node,
-    acquire: (robot, holder, ttlMs) => Effect.mapError(leases.acquire(robot, holder, ttlMs), unavailable),
-    renew: (robot, session, ttlMs) => Effect.mapError(leases.renew(robot, session, ttlMs), unavailable),
-    release: leases.release,
-    attach: leases.attach
   }
 }
 
@@ -338,7 +325,7 @@ export const start = (
       placement: cluster,
       backplane: cluster?.backplane,
       latchExchange: cluster?.latches,
-      sharedLeases: cluster === undefined ? undefined : sharedLeasesOf(cluster.controlLeases),
+      sharedLeases: cluster?.controlLeases,
       peers: cluster === undefined ? undefined : {
         transport: cluster.transport,
         others: () => cluster.membership.unsafeLive().map((member) => member.id).filter((id) => id !== cluster.node)

@@ -771,7 +771,7 @@ export const makeUnstarted = (
         const shared = options.sharedLeases
         return (shared === undefined ? local : Effect.gen(function*() {
           const grant = yield* shared.acquire(robot, holder, ttl(ttlMs)).pipe(
-            Effect.mapError((error) => new InvalidRequest({ field: "robot", reason: error.message }))
+            Effect.mapError((error) => new InvalidRequest({ field: "robot", reason: `control leases are unavailable: ${error.message}` }))
           )
           if (grant._tag === "Held") return yield* new ControlHeld({ robot, holder: grant.user })
           return yield* Effect.tapError(local, () => shared.release(robot, holder.session))

@@ -11,7 +11,6 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 
 /** Who holds a shared lease: a session of some node, and its user. */
@@ -26,13 +25,9 @@ export type Grant =
   /** Another session holds it: `node` runs that session, `user` is its user. */
   | { readonly _tag: "Held"; readonly node: string; readonly user: string }
 
-/** The shared leases could not be read or written (their store does not answer). */
-export class SharedLeasesUnavailable extends Data.TaggedError("SharedLeasesUnavailable")<{
-  readonly reason: string
-}> {
-  override get message() {
-    return `control leases are unavailable: ${this.reason}`
-  }
+/** The shared leases could not be read or written: their store does not answer (the cluster's `RedisUnavailable`). */
+export interface SharedLeasesUnavailable {
+  readonly message: string
 }
 
 /** A lease of this node's table, as the shared leases are told it again after their store lost it. */

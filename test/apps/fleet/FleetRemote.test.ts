@@ -15,7 +15,6 @@ import type { ActorRef } from "../../../src/actors/ActorRef.js"
 import * as Fleet from "../../../src/apps/fleet/Fleet.js"
 import * as FleetConfig from "../../../src/apps/fleet/FleetConfig.js"
 import * as NodeViews from "../../../src/apps/fleet/NodeViews.js"
-import * as SharedLeases from "../../../src/apps/fleet/SharedLeases.js"
 import * as ControlLeases from "../../../src/cluster/ControlLeases.js"
 import type * as Placement from "../../../src/links/Placement.js"
 import * as RmiSimulator from "../../../src/links/rmi/RmiSimulator.js"
@@ -36,17 +35,6 @@ const fixed = (node: string, robots: ReadonlyArray<string>): Placement.Placement
   tokenOf: (robot) => (robots.includes(robot) ? "1.7" : undefined)
 })
 
-/** The fleet's shared leases over the cluster's Redis ones, as the service wires them. */
-const shared = (leases: ControlLeases.ControlLeases): SharedLeases.SharedLeases => ({
-  node: leases.node,
-  acquire: (robot, holder, ttl) =>
-    Effect.mapError(leases.acquire(robot, holder, ttl), (e) => new SharedLeasesUnavailable({ reason: e.message })),
-  renew: (robot, session, ttl) =>
-    Effect.mapError(leases.renew(robot, session, ttl), (e) => new SharedLeasesUnavailable({ reason: e.message })),
-  release: leases.release,
-  attach: leases.attach
-})
-const { SharedLeasesUnavailable } = SharedLeases
 
 describe("a fleet of two nodes", () => {
   it.scopedLive("commands and stops a robot the other node runs, under one cluster-wide lease", () =>
@@ -63,7 +51,7 @@ describe("a fleet of two nodes", () => {
             hub: yield* PubSub.make({ nodeId: id, backplane, shares: NodeViews.shares }),
             system,
             placement: fixed(id, runs),
-            sharedLeases: shared(yield* ControlLeases.make({ redis: yield* connect(redis), node: id })),
+            sharedLeases: yield* ControlLeases.make({ redis: yield* connect(redis), node: id }),
             peers: { transport: network.transport(id), others: () => ["a", "b"].filter((other) => other !== id) },
             linkBackoff: Backoff.exponential({ min: "100 millis", max: "1 second" })
           })
