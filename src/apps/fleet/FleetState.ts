@@ -510,7 +510,11 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
     state.heard.add(message.node)
     const robots: Array<RobotView> = []
     for (const robot of state.remote.apply(message)) {
-      if (state.robots.has(robot) && runs(robot)) continue
+      // Its own robot: who holds it changed on that node; this node's view says so at its next tick.
+      if (state.robots.has(robot) && runs(robot)) {
+        state.dirty.add(robot)
+        continue
+      }
       const shownView = shown(state, robot, now)
       if (shownView !== undefined) robots.push(shownView)
     }

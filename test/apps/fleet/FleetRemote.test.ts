@@ -117,5 +117,11 @@ describe("a fleet of two nodes", () => {
       yield* a.fleet.release("arm-1", alice)
       yield* b.fleet.acquire("arm-1", bob)
       yield* eventually(Effect.all([controller(a.fleet), controller(b.fleet)]), ([onA, onB]) => onA === "bob" && onB === "bob")
+      // Held from a and let go there: b, which runs the arm, shows nobody again.
+      yield* b.fleet.release("arm-1", bob)
+      yield* a.fleet.acquire("arm-1", alice)
+      yield* eventually(controller(b.fleet), (onB) => onB === "alice")
+      yield* a.fleet.release("arm-1", alice)
+      yield* eventually(Effect.all([controller(a.fleet), controller(b.fleet)]), ([onA, onB]) => onA === undefined && onB === undefined)
     }), { timeout: 30_000 })
 })

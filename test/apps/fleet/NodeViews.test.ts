@@ -25,7 +25,7 @@ type Update = Encoded<typeof FleetUpdate.Type>
 const live = new Set<string>()
 
 /** One node: its hub on the shared backplane, a hand placement, and its `fleet/state`. */
-const node = (backplane: Backplane.Backplane, id: string) =>
+const node = (backplane: Backplane.Backplane, id: string, gatherMs?: number) =>
   Effect.gen(function*() {
     const system = yield* TestKit.system()
     const hub = yield* PubSub.make({ nodeId: id, backplane, shares: NodeViews.shares })
@@ -39,15 +39,17 @@ const node = (backplane: Backplane.Backplane, id: string) =>
       isLive: (other) => live.has(other)
     }
     const updates = yield* PubSub.subscribeQueue<Update>(hub, FleetState.ViewsTopic, { bufferSize: 4096 })
+    const leases = Leases.make()
     const ref = yield* system.spawn(
       FleetState.make({
         hub,
         arms: [],
-        leases: Leases.make(),
+        leases,
         latches: yield* StopLatches.make({}),
         roster: new Map(),
         placement,
-        updateHz: 50
+        updateHz: 50,
+        gatherMs
       }),
       { name: "state" }
     )
@@ -67,7 +69,7 @@ const node = (backplane: Backplane.Backplane, id: string) =>
           } as unknown as LinkEvent.AgvTelemetry["visualization"]
         })
       })
-    return { hub, owned, updates, state, drive }
+    return { hub, owned, updates, state, drive, leases }
   })
 
 const byId = (robots: ReadonlyArray<RobotView>) => {
@@ -147,8 +149,9 @@ describe("fleet/state across nodes", () => {
     Effect.gen(function*() {
       live.clear()
       const backplane = Backplane.memory()
-      const a = yield* node(backplane, "a")
-      const b = yield* node(backplane, "b")
+      // A window of 15 ms (of a 20 ms tick), wide enough for a loaded machine's scheduling.
+      const a = yield* node(backplane, "a", 15)
+      const b = yield* node(backplane, "b", 15)
       a.owned.add("KIT/0001")
       b.owned.add("KIT/0002")
       yield* until(b.state, () => true)
@@ -165,6 +168,31 @@ describe("fleet/state across nodes", () => {
       // Without gathering, a's views would reach b's dashboards in frames of their own, never beside b's.
       expect(both.length).toBeGreaterThan(0)
       process.stdout.write(`[node views] ${frames.length} frames at b over 25 ticks of both nodes, ${both.length} with both nodes' robots\n`)
+    }))
+
+  it.scopedLive("who controls a robot crosses nodes: the node that runs it tells its dashboards, also while the robot is still", () =>
+    Effect.gen(function*() {
+      live.clear()
+      const backplane = Backplane.memory()
+      const a = yield* node(backplane, "a")
+      const b = yield* node(backplane, "b")
+      a.owned.add("KIT/0001")
+      yield* a.drive("KIT/0001", 1)
+      yield* until(b.state, (robots) => poseX(robots.get("KIT/0001")) === 1)
+      /** Resolves once a frame of a's dashboards shows the robot controlled by `user` (fails after 3 s). */
+      const shownOnA = (user: string | undefined) =>
+        Effect.gen(function*() {
+          while (true) {
+            const update = yield* Queue.take(a.updates)
+            const view = update.value.robots.find((robot) => robot.id === "KIT/0001")
+            if (view !== undefined && view.controlledBy === user) return
+          }
+        }).pipe(Effect.timeout("3 seconds"))
+      // A session of b takes the robot a runs; a's dashboards show it without the robot moving.
+      b.leases.set("KIT/0001", { robot: "KIT/0001", holder: { session: "s1", user: "bob" }, expiresAt: Date.now() + 60_000 })
+      yield* shownOnA("bob")
+      b.leases.delete("KIT/0001")
+      yield* shownOnA(undefined)
     }))
 
   it("a message heard on the nodes' topic is checked before use", () => {
