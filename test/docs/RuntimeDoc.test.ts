@@ -12,8 +12,8 @@ const root = fileURLToPath(new URL("../..", import.meta.url))
  */
 const context = `
 import { it } from "@effect/vitest"
-import { Effect } from "effect"
-import { Actor, ActorRef, ActorSystem, Encoded, ExitReason, PubSub, Registry, TestKit } from "fleetvisor/actors"
+import { Effect, Schema } from "effect"
+import { Actor, ActorRef, ActorSystem, Encoded, ExitReason, PubSub, Registry, Remote, TestKit } from "fleetvisor/actors"
 import { Backoff, ChildSpec, DynamicSupervisor, Supervisor } from "fleetvisor/supervisors"
 
 type SessionMsg = { readonly _tag: "Frame"; readonly data: string }
@@ -34,7 +34,7 @@ declare const rooms: Registry.Registry<string, SessionMsg>
 declare const msg: SessionMsg
 declare const update: unknown
 declare const frame: Uint8Array
-void [Actor, ActorRef, ActorSystem, Encoded, ExitReason, PubSub, Registry, TestKit, Backoff, ChildSpec, DynamicSupervisor, Supervisor, it]
+void [Actor, ActorRef, ActorSystem, Encoded, ExitReason, PubSub, Registry, Remote, Schema, TestKit, Backoff, ChildSpec, DynamicSupervisor, Supervisor, it]
 `
 
 /** The \`\`\`ts blocks of a markdown file. */
