@@ -16,7 +16,7 @@ import * as FleetvisorClient from "../../src/client/FleetvisorClient.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
-import { agvLinksOf, clusterFixture, until } from "./support/Cluster.js"
+import { agvLinksOf, agvNodeEnv, clusterFixture, until, untilEachAgvOnOne } from "./support/Cluster.js"
 import { listenInstantActions } from "./support/InstantActions.js"
 
 const cluster = clusterFixture()
@@ -45,22 +45,10 @@ describe("the stop channel across nodes", () => {
     const { close, heard } = await listenInstantActions(FleetProbe.MOSQUITTO_URL, prefix)
     try {
       const ids = sim.agvs.map((agv) => `${agv.manufacturer}/${agv.serialNumber}`)
-      const env = {
-        CANVAS: "off",
-        FLEET_DEMO: "off",
-        FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
-        FLEET_MQTT_PREFIX: prefix,
-        FLEET_STOP_PORT: "0",
-        REDIS_URL: cluster.redis.url,
-        // Long enough that no lease lapses on a loaded machine before Redis is stopped.
-        CLUSTER_LEASE_TTL_MS: "3000"
-      }
+      const env = agvNodeEnv(cluster.redis.url, prefix, { FLEET_STOP_PORT: "0" })
       const nodes = await Promise.all([startProcess({ ...env, NODE_ID: "node-a" }), startProcess({ ...env, NODE_ID: "node-b" })])
       running.push(...nodes)
-      await until("every AGV's link on exactly one node", 20_000, async () => {
-        const [onFirst, onSecond] = await Promise.all(nodes.map(agvLinksOf))
-        return ids.every((id) => onFirst!.has(id) !== onSecond!.has(id))
-      })
+      await untilEachAgvOnOne(nodes, ids, 20_000)
       // `owner` runs `robot`'s link, `other` does not.
       const onFirst = await agvLinksOf(nodes[0]!)
       const robot = ids.find((id) => onFirst.has(id)) ?? ids[0]!

@@ -17,7 +17,7 @@ import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
 import { type ServiceProcess, startProcess } from "../service/support/ServiceProcess.js"
 import { type Heard, listenInstantActions } from "./support/InstantActions.js"
 import { withClient } from "./support/Dashboards.js"
-import { clusterFixture, agvLinksOf, until } from "./support/Cluster.js"
+import { agvLinksOf, agvNodeEnv, clusterFixture, until, untilEachAgvOnOne } from "./support/Cluster.js"
 
 const cluster = clusterFixture()
 const { running, scope } = cluster
@@ -47,21 +47,10 @@ describe("an AGV's emergency stop from any node", () => {
     const { close, heard } = await listenInstantActions(FleetProbe.MOSQUITTO_URL, prefix)
     try {
       const ids = sim.agvs.map((agv) => `${agv.manufacturer}/${agv.serialNumber}`)
-      const env = {
-        CANVAS: "off",
-        FLEET_DEMO: "off",
-        FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
-        FLEET_MQTT_PREFIX: prefix,
-        REDIS_URL: cluster.redis.url,
-        // Long enough that no lease lapses on a loaded machine: nothing here measures a fail-over.
-        CLUSTER_LEASE_TTL_MS: "3000"
-      }
+      const env = agvNodeEnv(cluster.redis.url, prefix)
       const nodes = await Promise.all([startProcess({ ...env, NODE_ID: "node-a" }), startProcess({ ...env, NODE_ID: "node-b" })])
       running.push(...nodes)
-      await until("every AGV's link on exactly one node", 20_000, async () => {
-        const [onFirst, onSecond] = await Promise.all(nodes.map(agvLinksOf))
-        return ids.every((id) => onFirst!.has(id) !== onSecond!.has(id))
-      })
+      await untilEachAgvOnOne(nodes, ids, 20_000)
       // a runs `robot`'s link, b does not.
       const onFirst = await agvLinksOf(nodes[0]!)
       const robot = ids.find((id) => onFirst.has(id)) ?? ids[0]!

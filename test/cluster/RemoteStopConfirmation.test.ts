@@ -15,7 +15,7 @@ import type { RobotView } from "../../src/protocol/FleetRpcs.js"
 import * as AgvSimulator from "../../src/links/vda5050/AgvSimulator.js"
 import * as FleetProbe from "../links/vda5050/support/FleetProbe.js"
 import { startProcess } from "../service/support/ServiceProcess.js"
-import { agvLinksOf, clusterFixture, sleep, until } from "./support/Cluster.js"
+import { agvLinksOf, agvNodeEnv, clusterFixture, sleep, until, untilEachAgvOnOne } from "./support/Cluster.js"
 import { openDashboard, untilView, withClient } from "./support/Dashboards.js"
 
 const cluster = clusterFixture()
@@ -30,20 +30,10 @@ describe("a stop sent to a node that does not run the AGV", () => {
       AgvSimulator.make({ brokerUrl: FleetProbe.MOSQUITTO_URL, prefix, count: 4, stateIntervalMs: 500 }).pipe(Scope.extend(scope))
     )
     const ids = sim.agvs.map((agv) => `${agv.manufacturer}/${agv.serialNumber}`)
-    const env = {
-      CANVAS: "off",
-      FLEET_DEMO: "off",
-      FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
-      FLEET_MQTT_PREFIX: prefix,
-      REDIS_URL: cluster.redis.url,
-      CLUSTER_LEASE_TTL_MS: "3000"
-    }
+    const env = agvNodeEnv(cluster.redis.url, prefix)
     const nodes = await Promise.all([startProcess({ ...env, NODE_ID: "node-a" }), startProcess({ ...env, NODE_ID: "node-b" })])
     running.push(...nodes)
-    await until("every AGV's link on exactly one node", 30_000, async () => {
-      const [onFirst, onSecond] = await Promise.all(nodes.map(agvLinksOf))
-      return ids.every((id) => onFirst!.has(id) !== onSecond!.has(id))
-    })
+    await untilEachAgvOnOne(nodes, ids, 30_000)
     // b runs `robot`'s link, a does not (placement is sticky: the first node up may run every AGV).
     const robot = ids[0]!
     const [a, b] = (await agvLinksOf(nodes[0]!)).has(robot) ? [nodes[1]!, nodes[0]!] : [nodes[0]!, nodes[1]!]

@@ -9,6 +9,7 @@ import { afterAll, beforeAll } from "vitest"
 import type { ActorNode } from "../../../src/actors/Inspection.js"
 import type { ServiceProcess } from "../../service/support/ServiceProcess.js"
 import { type RedisServer, startRedis } from "../../support/RedisServer.js"
+import * as FleetProbe from "../../links/vda5050/support/FleetProbe.js"
 
 /**
  * The robot links running on a node: the names of its running `agv:` and `robot:` actors. Fails
@@ -27,6 +28,28 @@ export const linksOf = async (service: ServiceProcess, timeoutMs = 10_000): Prom
   walk(tree.actors)
   return found
 }
+
+/**
+ * The environment of a service process of a test cluster on the run's Mosquitto under `prefix`:
+ * no canvas, no demo fleet, a lease TTL of 3 s (long enough that no lease lapses on a loaded
+ * machine: these tests measure no fail-over), and `extra`.
+ */
+export const agvNodeEnv = (redisUrl: string, prefix: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  CANVAS: "off",
+  FLEET_DEMO: "off",
+  FLEET_MQTT_URL: FleetProbe.MOSQUITTO_URL,
+  FLEET_MQTT_PREFIX: prefix,
+  REDIS_URL: redisUrl,
+  CLUSTER_LEASE_TTL_MS: "3000",
+  ...extra
+})
+
+/** Resolves once each AGV of `ids` has its link on exactly one of `nodes`; fails after `timeoutMs`. */
+export const untilEachAgvOnOne = (nodes: ReadonlyArray<ServiceProcess>, ids: ReadonlyArray<string>, timeoutMs = 20_000) =>
+  until("every AGV's link on exactly one node", timeoutMs, async () => {
+    const links = await Promise.all(nodes.map(agvLinksOf))
+    return ids.every((id) => links.filter((onNode) => onNode.has(id)).length === 1)
+  })
 
 /** The AGV links running on a node, by robot id. */
 export const agvLinksOf = async (service: ServiceProcess): Promise<Set<string>> =>
