@@ -770,6 +770,9 @@ export const makeUnstarted = (
         }))
         const shared = options.sharedLeases
         return (shared === undefined ? local : Effect.gen(function*() {
+          // An impossible length is refused here, as on a single node, before Redis is asked.
+          const invalid = FleetState.checkLeaseTtl(ttlBounds, ttl(ttlMs))
+          if (invalid !== undefined) return yield* invalid
           const grant = yield* shared.acquire(robot, holder, ttl(ttlMs)).pipe(
             Effect.mapError((error) => new InvalidRequest({ field: "robot", reason: `control leases are unavailable: ${error.message}` }))
           )
@@ -787,6 +790,8 @@ export const makeUnstarted = (
         }))
         const shared = options.sharedLeases
         return (shared === undefined ? local : Effect.gen(function*() {
+          const invalid = FleetState.checkLeaseTtl(ttlBounds, ttl(ttlMs))
+          if (invalid !== undefined) return yield* invalid
           // Redis away: the lease goes on here until its own end; a renewal Redis refuses ends it.
           const held = yield* shared.renew(robot, holder.session, ttl(ttlMs)).pipe(Effect.orElseSucceed(() => true))
           if (held) return yield* local

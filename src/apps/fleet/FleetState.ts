@@ -373,6 +373,15 @@ const leaseOf = (lease: Leases.LeaseRecord): Lease => ({
 /** The default bounds of a lease's `ttlMs`: 1 second to 10 minutes. */
 export const defaultTtlBounds = { min: 1_000, max: 600_000 } as const
 
+/** Why `ttlMs` cannot be a lease's length within `bounds`; `undefined` when it can. */
+export const checkLeaseTtl = (
+  bounds: { readonly min: number; readonly max: number },
+  ttlMs: number
+): InvalidRequest | undefined =>
+  Number.isInteger(ttlMs) && ttlMs >= bounds.min && ttlMs <= bounds.max
+    ? undefined
+    : new InvalidRequest({ field: "ttlMs", reason: `a lease lasts ${bounds.min} to ${bounds.max} ms, not ${ttlMs}` })
+
 /** The actor's behaviour; see the module documentation. */
 export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMessage, State> => {
   const period = Duration.millis(1000 / (options.updateHz ?? 30))
@@ -525,10 +534,7 @@ export const make = (options: FleetStateOptions): Actor.Behaviour<FleetStateMess
     return robots.length === 0 ? ask : Effect.zipRight(ask, publishUpdate(state, robots))
   }
 
-  const checkTtl = (ttlMs: number): InvalidRequest | undefined =>
-    Number.isInteger(ttlMs) && ttlMs >= bounds.min && ttlMs <= bounds.max
-      ? undefined
-      : new InvalidRequest({ field: "ttlMs", reason: `a lease lasts ${bounds.min} to ${bounds.max} ms, not ${ttlMs}` })
+  const checkTtl = (ttlMs: number) => checkLeaseTtl(bounds, ttlMs)
 
   const record = (state: State, robot: string, kind: LinkEvent.RobotKind): RobotRecord => {
     let r = state.robots.get(robot)

@@ -46,19 +46,20 @@ describe("a fleet of two nodes", () => {
       const node = (id: string, runs: ReadonlyArray<string>) =>
         Effect.gen(function*() {
           const system = yield* TestKit.system()
+          const leases = yield* ControlLeases.make({ redis: yield* connect(redis), node: id })
           const fleet = yield* Fleet.make({
             settings: FleetConfig.make({ rmiRobots: [{ id: "arm-1", host: "127.0.0.1", port: sim.port }], pollHz: 25 }),
             hub: yield* PubSub.make({ nodeId: id, backplane, shares: NodeViews.shares }),
             system,
             placement: fixed(id, runs),
-            sharedLeases: yield* ControlLeases.make({ redis: yield* connect(redis), node: id }),
+            sharedLeases: leases,
             peers: { transport: network.transport(id), others: () => ["a", "b"].filter((other) => other !== id) },
             linkBackoff: Backoff.exponential({ min: "100 millis", max: "1 second" })
           })
           yield* fleet.serveRemote
           const session = (name: string) =>
             Effect.map(system.spawn(idle, { name: `session:${name}` }), (ref) => ({ session: name, user: name, ref: ref as ActorRef<never> }))
-          return { fleet, session, system }
+          return { fleet, session, system, leases }
         })
       const a = yield* node("a", [])
       const b = yield* node("b", ["arm-1"])
@@ -70,6 +71,11 @@ describe("a fleet of two nodes", () => {
       // One lease for the cluster: alice on a holds it, bob on b cannot take it.
       const alice = yield* a.session("alice")
       const bob = yield* b.session("bob")
+      // Absurd lease lengths are refused as on a single node, before Redis is asked.
+      for (const ttlMs of [-5, 0, Number.NaN, 1e15, 1.5e3 + 0.5]) {
+        expect(yield* Effect.flip(a.fleet.acquire("arm-1", alice, ttlMs))).toMatchObject({ _tag: "InvalidRequest", field: "ttlMs" })
+      }
+      expect(a.leases.counts()).toMatchObject({ granted: 0, held: 0, redisErrors: 0 })
       yield* a.fleet.acquire("arm-1", alice)
       const held = yield* Effect.flip(b.fleet.acquire("arm-1", bob))
       expect(held).toMatchObject({ _tag: "ControlHeld", holder: "alice" })
